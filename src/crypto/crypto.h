@@ -1,0 +1,170 @@
+// crypto: the only place cce4long touches cryptographic primitives. Thin,
+// typed wrappers over OpenSSL 3 (no home-made primitives): AES-256-GCM,
+// HKDF-SHA256, SHA-2, Ed25519, ECDH (X25519, P-256), a CSPRNG, constant-time
+// comparison, and SecretBytes for key material.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace cce::crypto {
+
+using Bytes = std::vector<uint8_t>;
+using ByteSpan = std::span<const uint8_t>;
+
+inline ByteSpan AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Key material. The buffer is mlock'd (best effort: a failed mlock is counted
+// in MlockFailures() but not fatal, as RLIMIT_MEMLOCK may be small), excluded
+// from core dumps, and wiped with OPENSSL_cleanse on destruction. Not
+// copyable; there is deliberately no operator<< or ToString.
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  explicit SecretBytes(size_t size);  // zero-filled
+  static SecretBytes CopyOf(ByteSpan bytes);
+  ~SecretBytes();
+  SecretBytes(SecretBytes&& other) noexcept;
+  SecretBytes& operator=(SecretBytes&& other) noexcept;
+  SecretBytes(const SecretBytes&) = delete;
+  SecretBytes& operator=(const SecretBytes&) = delete;
+
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::span<uint8_t> span() { return {data_, size_}; }
+  ByteSpan span() const { return {data_, size_}; }
+
+  static size_t MlockFailures();
+
+ private:
+  void Wipe();
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// CSPRNG (OpenSSL RAND_bytes, seeded by the kernel).
+Status RandomBytes(std::span<uint8_t> out);
+StatusOr<SecretBytes> RandomSecret(size_t size);
+
+// Compares in time independent of the contents (length may leak).
+bool ConstantTimeEquals(ByteSpan a, ByteSpan b);
+
+using Sha256Digest = std::array<uint8_t, 32>;
+using Sha384Digest = std::array<uint8_t, 48>;
+using Sha512Digest = std::array<uint8_t, 64>;
+Sha256Digest Sha256(ByteSpan data);
+Sha384Digest Sha384(ByteSpan data);
+Sha512Digest Sha512(ByteSpan data);
+
+// Incremental SHA-256.
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  ~Sha256Hasher();
+  Sha256Hasher(const Sha256Hasher&) = delete;
+  Sha256Hasher& operator=(const Sha256Hasher&) = delete;
+  void Update(ByteSpan data);
+  Sha256Digest Finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// HKDF-SHA256 (RFC 5869) extract-and-expand into out (at most 255*32 bytes).
+Status HkdfSha256(ByteSpan ikm, ByteSpan salt, ByteSpan info, std::span<uint8_t> out);
+
+// AES-256-GCM with a 96-bit nonce and 128-bit tag. One object holds one key
+// schedule and is not thread-safe: give each thread its own (cheap to make).
+class Aes256Gcm {
+ public:
+  static constexpr size_t kKeySize = 32;
+  static constexpr size_t kNonceSize = 12;
+  static constexpr size_t kTagSize = 16;
+
+  static StatusOr<Aes256Gcm> Create(ByteSpan key);
+  Aes256Gcm(Aes256Gcm&&) noexcept;
+  Aes256Gcm& operator=(Aes256Gcm&&) noexcept;
+  ~Aes256Gcm();
+
+  // out must hold plaintext.size() + kTagSize bytes: ciphertext then tag.
+  // out may alias plaintext exactly (in-place).
+  Status Seal(ByteSpan nonce, ByteSpan aad, ByteSpan plaintext, std::span<uint8_t> out);
+  // sealed is ciphertext||tag; out must hold sealed.size() - kTagSize bytes.
+  // Returns kDataLoss if the tag does not verify; out is then zeroed.
+  Status Open(ByteSpan nonce, ByteSpan aad, ByteSpan sealed, std::span<uint8_t> out);
+
+ private:
+  struct Impl;
+  explicit Aes256Gcm(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Ed25519 (RFC 8032, pure).
+class Ed25519PrivateKey {
+ public:
+  static constexpr size_t kSeedSize = 32;
+  static constexpr size_t kPublicKeySize = 32;
+  static constexpr size_t kSignatureSize = 64;
+
+  static StatusOr<Ed25519PrivateKey> Generate();
+  static StatusOr<Ed25519PrivateKey> FromSeed(ByteSpan seed);
+  Ed25519PrivateKey(Ed25519PrivateKey&&) noexcept;
+  Ed25519PrivateKey& operator=(Ed25519PrivateKey&&) noexcept;
+  ~Ed25519PrivateKey();
+
+  std::array<uint8_t, kPublicKeySize> PublicKey() const;
+  StatusOr<SecretBytes> Seed() const;
+  StatusOr<std::array<uint8_t, kSignatureSize>> Sign(ByteSpan message) const;
+
+ private:
+  struct Impl;
+  explicit Ed25519PrivateKey(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+// Returns true only for a valid signature by public_key over message.
+bool Ed25519Verify(ByteSpan public_key, ByteSpan message, ByteSpan signature);
+
+// Ephemeral-static ECDH. Public keys: X25519 raw 32 bytes; P-256 uncompressed
+// SEC1 point (65 bytes, 0x04||X||Y).
+enum class EcdhCurve { kX25519, kP256 };
+
+class EcdhPrivateKey {
+ public:
+  static StatusOr<EcdhPrivateKey> Generate(EcdhCurve curve);
+  // X25519: 32-byte raw scalar. P-256: 32-byte big-endian scalar.
+  static StatusOr<EcdhPrivateKey> FromPrivateBytes(EcdhCurve curve, ByteSpan priv);
+  EcdhPrivateKey(EcdhPrivateKey&&) noexcept;
+  EcdhPrivateKey& operator=(EcdhPrivateKey&&) noexcept;
+  ~EcdhPrivateKey();
+
+  EcdhCurve curve() const { return curve_; }
+  StatusOr<Bytes> PublicKey() const;
+  // Raw shared secret (X coordinate for P-256). Rejects invalid peer points
+  // and the all-zero X25519 output.
+  StatusOr<SecretBytes> DeriveSharedSecret(ByteSpan peer_public) const;
+
+ private:
+  struct Impl;
+  EcdhPrivateKey(EcdhCurve curve, std::unique_ptr<Impl> impl);
+  EcdhCurve curve_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Hex helpers (lower case). FromHex rejects odd length and non-hex digits.
+std::string ToHex(ByteSpan bytes);
+StatusOr<Bytes> FromHex(std::string_view hex);
+
+}  // namespace cce::crypto
