@@ -1,0 +1,631 @@
+// Whole-dataset operations: encrypt a tree, verify and decrypt a dataset.
+// Work is split into chunks of segments (about 1 MiB each) that a small pool
+// of threads seals or opens in parallel, so one large file uses every core.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "format/format.h"
+#include "format/internal.h"
+
+namespace cce::format {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr size_t kChunkBytes = size_t{1} << 20;
+constexpr size_t kMaxReportedFailures = 20;
+
+unsigned ThreadCount(unsigned requested) {
+  if (requested > 0) return requested;
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 2 : hw;
+}
+
+std::string RandomHexId() {
+  std::array<uint8_t, 16> b{};
+  // RandomBytes only fails if the kernel CSPRNG is unavailable; then abort
+  // rather than produce predictable ids.
+  if (!crypto::RandomBytes(b).ok()) std::abort();
+  return crypto::ToHex(b);
+}
+
+std::string NowRfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// A sibling temporary directory of dst, renamed into place on success and
+// removed on failure: a reader never sees a half-written tree at dst.
+class StagingDir {
+ public:
+  static StatusOr<StagingDir> Create(const std::string& dst) {
+    struct stat st{};
+    if (::lstat(dst.c_str(), &st) == 0) return AlreadyExists(dst + ": already exists; refusing to overwrite");
+    if (errno != ENOENT) return ErrnoStatus(dst, errno);
+    fs::path p(dst);
+    if (p.filename().empty()) p = p.parent_path();
+    fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    StagingDir s;
+    s.dst_ = dst;
+    s.path_ = (parent / ("." + p.filename().string() + ".partial-" + RandomHexId().substr(0, 12))).string();
+    if (::mkdir(s.path_.c_str(), 0700) != 0) return ErrnoStatus("create " + s.path_, errno);
+    s.active_ = true;
+    return s;
+  }
+  StagingDir(StagingDir&& o) noexcept : path_(std::move(o.path_)), dst_(std::move(o.dst_)), active_(o.active_) {
+    o.active_ = false;
+  }
+  StagingDir& operator=(StagingDir&&) = delete;
+  ~StagingDir() {
+    if (active_) {
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+    }
+  }
+  const std::string& path() const { return path_; }
+
+  // Syncs the staged tree and renames it to dst without replacing anything.
+  Status Commit(mode_t final_mode) {
+    UniqueFd dir(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return ErrnoStatus(path_, errno);
+    if (::syncfs(dir.get()) != 0) return ErrnoStatus("syncfs " + path_, errno);
+    if (::fchmod(dir.get(), final_mode) != 0) return ErrnoStatus("chmod " + path_, errno);
+    if (::renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, dst_.c_str(), RENAME_NOREPLACE) != 0) {
+      return ErrnoStatus("rename " + path_ + " to " + dst_, errno);
+    }
+    active_ = false;
+    fs::path parent = fs::path(dst_).parent_path();
+    UniqueFd pfd(::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (pfd.valid()) ::fsync(pfd.get());
+    return Status::Ok();
+  }
+
+ private:
+  StagingDir() = default;
+  std::string path_;
+  std::string dst_;
+  bool active_ = false;
+};
+
+// One file's share of the parallel work. Open() runs before its first chunk
+// and Close() after its last, each exactly once, under the task's mutex.
+class FileTask {
+ public:
+  virtual ~FileTask() = default;
+  virtual uint64_t SegmentCount() const = 0;
+  virtual uint32_t SegmentSize() const = 0;
+  virtual Status Open() = 0;
+  virtual Status Process(uint64_t first, uint64_t count, std::vector<uint8_t>& a,
+                         std::vector<uint8_t>& b) = 0;
+  virtual Status Close() = 0;
+  virtual std::string Name() const = 0;
+
+  std::mutex mu;
+  bool opened = false;        // guarded by mu
+  bool failed = false;        // guarded by mu
+  uint64_t chunks_left = 0;   // guarded by mu
+};
+
+struct Chunk {
+  size_t task;
+  uint64_t first;
+  uint64_t count;
+};
+
+struct RunResult {
+  std::vector<std::pair<size_t, Status>> failures;  // (task index, status), by task order
+};
+
+// Runs every chunk of every task on `threads` threads. With stop_on_error the
+// first failure stops all work (encrypt); otherwise only the failing file's
+// remaining chunks are skipped (verify reports every bad file).
+RunResult RunTasks(std::vector<std::unique_ptr<FileTask>>& tasks, unsigned threads,
+                   bool stop_on_error, const ProgressFn& progress, uint64_t bytes_total) {
+  std::vector<Chunk> chunks;
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    uint64_t n = tasks[t]->SegmentCount();
+    uint64_t per = std::max<uint64_t>(1, kChunkBytes / tasks[t]->SegmentSize());
+    uint64_t count = 0;
+    for (uint64_t s = 0; s < n; s += per, ++count) chunks.push_back({t, s, std::min(per, n - s)});
+    tasks[t]->chunks_left = count;
+  }
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> bytes_done{0};
+  std::atomic<uint64_t> files_done{0};
+  std::mutex fail_mu;
+  RunResult result;  // failures guarded by fail_mu
+
+  auto fail = [&](size_t t, Status s) {
+    std::lock_guard<std::mutex> l(fail_mu);
+    result.failures.emplace_back(t, std::move(s));
+    if (stop_on_error) stop = true;
+  };
+
+  auto worker = [&] {
+    std::vector<uint8_t> a, b;
+    for (;;) {
+      if (stop) return;
+      size_t i = next.fetch_add(1);
+      if (i >= chunks.size()) return;
+      const Chunk& c = chunks[i];
+      FileTask& task = *tasks[c.task];
+      {
+        std::lock_guard<std::mutex> l(task.mu);
+        if (task.failed) continue;
+        if (!task.opened) {
+          Status s = task.Open();
+          task.opened = true;
+          if (!s.ok()) {
+            task.failed = true;
+            fail(c.task, std::move(s));
+            continue;
+          }
+        }
+      }
+      Status s = task.Process(c.first, c.count, a, b);
+      bool last = false;
+      {
+        std::lock_guard<std::mutex> l(task.mu);
+        if (!s.ok()) {
+          if (!task.failed) fail(c.task, std::move(s));
+          task.failed = true;
+        } else if (--task.chunks_left == 0 && !task.failed) {
+          last = true;
+          Status cs = task.Close();
+          if (!cs.ok()) {
+            task.failed = true;
+            fail(c.task, std::move(cs));
+          }
+        }
+      }
+      uint64_t seg = task.SegmentSize();
+      bytes_done += c.count * seg;
+      if (last) ++files_done;
+    }
+  };
+
+  std::vector<std::thread> pool;
+  unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(chunks.size())));
+  for (unsigned i = 0; i < n; ++i) pool.emplace_back(worker);
+  if (progress) {
+    // Poll from this thread; workers never call back into the caller.
+    while (next.load() < chunks.size() && !stop) {
+      progress({std::min(bytes_done.load(), bytes_total), bytes_total, files_done.load(),
+                tasks.size()});
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  for (auto& t : pool) t.join();
+  if (progress) progress({bytes_total, bytes_total, files_done.load(), tasks.size()});
+  std::sort(result.failures.begin(), result.failures.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  return result;
+}
+
+Status FailuresToStatus(const RunResult& r, std::string_view verb) {
+  if (r.failures.empty()) return Status::Ok();
+  std::string m = std::string(verb) + " failed for " + std::to_string(r.failures.size()) +
+                  (r.failures.size() == 1 ? " file" : " files");
+  size_t shown = 0;
+  for (const auto& [t, s] : r.failures) {
+    if (shown++ == kMaxReportedFailures) {
+      m += "\n  ... and " + std::to_string(r.failures.size() - kMaxReportedFailures) + " more";
+      break;
+    }
+    m += "\n  " + s.message();
+  }
+  StatusCode code = r.failures.front().second.code();
+  return {code, m};
+}
+
+// ---- Encryption ----
+
+class EncryptTask : public FileTask {
+ public:
+  EncryptTask(std::string src, std::string obj, std::string rel, uint64_t size,
+              const DatasetKey& key, uint8_t exponent, ManifestEntry* entry)
+      : src_(std::move(src)), obj_(std::move(obj)), rel_(std::move(rel)), size_(size),
+        key_(key), exponent_(exponent), entry_(entry), geometry_{uint32_t{1} << exponent, size} {}
+
+  uint64_t SegmentCount() const override { return geometry_.SegmentCount(); }
+  uint32_t SegmentSize() const override { return geometry_.segment_size; }
+  std::string Name() const override { return rel_; }
+
+  Status Open() override {
+    in_.reset(::open(src_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!in_.valid()) return ErrnoStatus(src_, errno);
+    struct stat st{};
+    if (::fstat(in_.get(), &st) != 0) return ErrnoStatus(src_, errno);
+    if (static_cast<uint64_t>(st.st_size) != size_) {
+      return FailedPrecondition(src_ + ": changed size while encrypting");
+    }
+    ::posix_fadvise(in_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    ASSIGN_OR_RETURN(FileCipher c, FileCipher::ForWriting(key_, FileKind::kData, size_, exponent_));
+    cipher_ = std::make_unique<FileCipher>(std::move(c));
+    out_.reset(::open(obj_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!out_.valid()) return ErrnoStatus(obj_, errno);
+    RETURN_IF_ERROR(PwriteFull(out_.get(), cipher_->header_bytes(), 0));
+    if (::ftruncate(out_.get(), static_cast<off_t>(geometry_.CiphertextSize())) != 0) {
+      return ErrnoStatus(obj_, errno);
+    }
+    entry_->header_sha256 = cipher_->header_digest();
+    return Status::Ok();
+  }
+
+  Status Process(uint64_t first, uint64_t count, std::vector<uint8_t>& plain,
+                 std::vector<uint8_t>& sealed) override {
+    const Geometry& g = geometry_;
+    uint64_t start = first * g.segment_size;
+    uint64_t end = std::min(size_, (first + count) * g.segment_size);
+    plain.resize(end - start);
+    ASSIGN_OR_RETURN(size_t got, PreadFull(in_.get(), plain, start));
+    if (got != plain.size()) return FailedPrecondition(src_ + ": shrank while encrypting");
+    sealed.resize(plain.size() + count * kTagSize);
+    size_t in_off = 0, out_off = 0;
+    for (uint64_t i = first; i < first + count; ++i) {
+      size_t n = g.PlainSegmentSize(i);
+      RETURN_IF_ERROR(cipher_->SealSegment(i, {plain.data() + in_off, n},
+                                           {sealed.data() + out_off, n + kTagSize}));
+      in_off += n;
+      out_off += n + kTagSize;
+    }
+    Status s = PwriteFull(out_.get(), sealed, g.SegmentOffset(first));
+    return s.ok() ? s : s.WithContext(obj_);
+  }
+
+  Status Close() override {
+    in_.reset();
+    out_.reset();
+    cipher_.reset();
+    return Status::Ok();
+  }
+
+ private:
+  std::string src_, obj_, rel_;
+  uint64_t size_;
+  const DatasetKey& key_;
+  uint8_t exponent_;
+  ManifestEntry* entry_;
+  Geometry geometry_;
+  UniqueFd in_, out_;
+  std::unique_ptr<FileCipher> cipher_;
+};
+
+// Lists src as sorted manifest entries (directories and regular files only).
+StatusOr<std::vector<ManifestEntry>> ScanTree(const std::string& src) {
+  std::vector<ManifestEntry> entries;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(src, fs::directory_options::none, ec), end;
+  if (ec) return InvalidArgument(src + ": " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) return InvalidArgument(src + ": " + ec.message());
+    const fs::path& p = it->path();
+    std::string rel = p.lexically_relative(src).generic_string();
+    struct stat st{};
+    if (::lstat(p.c_str(), &st) != 0) return ErrnoStatus(p.string(), errno);
+    Status ps = ValidateRelativePath(rel);
+    if (!ps.ok()) return InvalidArgument(p.string() + ": " + ps.message());
+    ManifestEntry e;
+    e.path = rel;
+    e.mode = st.st_mode & 07777;
+    e.mtime = st.st_mtim.tv_sec;
+    if (S_ISDIR(st.st_mode)) {
+      e.type = ManifestEntry::Type::kDirectory;
+    } else if (S_ISREG(st.st_mode)) {
+      e.type = ManifestEntry::Type::kFile;
+      e.size = static_cast<uint64_t>(st.st_size);
+    } else {
+      return InvalidArgument(p.string() +
+                             ": not a regular file or directory (symlinks and special files "
+                             "are not supported)");
+    }
+    entries.push_back(std::move(e));
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const ManifestEntry& a, const ManifestEntry& b) { return a.path < b.path; });
+  return entries;
+}
+
+Status WriteSealedFile(const std::string& path, const DatasetKey& key, FileKind kind,
+                       std::string_view plaintext, uint8_t exponent) {
+  ASSIGN_OR_RETURN(FileCipher c, FileCipher::ForWriting(key, kind, plaintext.size(), exponent));
+  const Geometry& g = c.geometry();
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoStatus(path, errno);
+  std::vector<uint8_t> out(g.CiphertextSize());
+  std::copy(c.header_bytes().begin(), c.header_bytes().end(), out.begin());
+  auto* in = reinterpret_cast<const uint8_t*>(plaintext.data());
+  for (uint64_t i = 0; i < g.SegmentCount(); ++i) {
+    size_t n = g.PlainSegmentSize(i);
+    RETURN_IF_ERROR(c.SealSegment(i, {in + i * g.segment_size, n},
+                                  {out.data() + g.SegmentOffset(i), n + kTagSize}));
+  }
+  return WriteFull(fd.get(), out);
+}
+
+}  // namespace
+
+StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
+                                 const DatasetKey& key, const EncryptOptions& options) {
+  struct stat st{};
+  if (::stat(src.c_str(), &st) != 0) return ErrnoStatus(src, errno);
+  if (!S_ISDIR(st.st_mode)) return InvalidArgument(src + ": not a directory");
+  if (options.segment_exponent < kMinSegmentExponent ||
+      options.segment_exponent > kMaxSegmentExponent) {
+    return InvalidArgument("segment size exponent " + std::to_string(options.segment_exponent) +
+                           ": expected 12..24");
+  }
+  ASSIGN_OR_RETURN(std::vector<ManifestEntry> entries, ScanTree(src));
+  ASSIGN_OR_RETURN(StagingDir staging, StagingDir::Create(dst));
+  std::string objects = staging.path() + "/" + kObjectsDir;
+  if (::mkdir(objects.c_str(), 0755) != 0) return ErrnoStatus(objects, errno);
+
+  Summary summary;
+  std::vector<std::unique_ptr<FileTask>> tasks;
+  for (ManifestEntry& e : entries) {
+    if (e.type == ManifestEntry::Type::kDirectory) {
+      ++summary.directories;
+      continue;
+    }
+    e.id = RandomHexId();
+    ++summary.files;
+    summary.plaintext_bytes += e.size;
+    tasks.push_back(std::make_unique<EncryptTask>(src + "/" + e.path, objects + "/" + e.id, e.path,
+                                                  e.size, key, options.segment_exponent, &e));
+    summary.ciphertext_bytes += Geometry{uint32_t{1} << options.segment_exponent, e.size}.CiphertextSize();
+  }
+  RunResult r = RunTasks(tasks, ThreadCount(options.threads), /*stop_on_error=*/true,
+                         options.progress, summary.plaintext_bytes);
+  RETURN_IF_ERROR(FailuresToStatus(r, "encrypt"));
+
+  Manifest m;
+  m.dataset_id = options.dataset_id.empty() ? RandomHexId() : options.dataset_id;
+  m.dataset_version = options.dataset_version;
+  m.segment_size = uint32_t{1} << options.segment_exponent;
+  m.created_at = NowRfc3339();
+  m.entries = std::move(entries);
+  std::string json = m.ToJson();
+  // Validate what we are about to seal with the same parser readers use.
+  RETURN_IF_ERROR(Manifest::FromJson(json).status().WithContext("internal: manifest"));
+  // The manifest is written last: a staging dir without it never verifies.
+  RETURN_IF_ERROR(WriteSealedFile(staging.path() + "/" + kManifestName, key, FileKind::kManifest,
+                                  json, options.segment_exponent));
+  RETURN_IF_ERROR(staging.Commit(0755));
+  summary.ciphertext_bytes += Geometry{m.segment_size, json.size()}.CiphertextSize();
+  summary.dataset_id = m.dataset_id;
+  summary.dataset_version = m.dataset_version;
+  return summary;
+}
+
+// ---- Reading ----
+
+StatusOr<OpenedObject> OpenObject(const std::string& dataset_dir, const ManifestEntry& entry,
+                                  const DatasetKey& key) {
+  std::string path = ObjectPath(dataset_dir, entry.id);
+  std::string what = "'" + entry.path + "' (" + kObjectsDir + "/" + entry.id + ")";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return DataLoss(what + ": object missing (deleted or renamed)");
+    return ErrnoStatus(what, errno);
+  }
+  std::array<uint8_t, kHeaderSize> hb{};
+  ASSIGN_OR_RETURN(size_t got, PreadFull(fd.get(), hb, 0));
+  if (got != kHeaderSize) return DataLoss(what + ": shorter than the 68-byte header");
+  if (!crypto::ConstantTimeEquals(crypto::Sha256(hb), entry.header_sha256)) {
+    return DataLoss(what +
+                    ": header digest differs from the manifest (tampered, swapped or rolled back)");
+  }
+  auto cipher = FileCipher::ForReading(key, hb, FileKind::kData);
+  if (!cipher.ok()) return cipher.status().WithContext(what);
+  if (cipher->geometry().plaintext_size != entry.size) {
+    return DataLoss(what + ": header size differs from the manifest");
+  }
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(what, errno);
+  if (static_cast<uint64_t>(st.st_size) != cipher->geometry().CiphertextSize()) {
+    return DataLoss(what + ": " + std::to_string(st.st_size) + " bytes, expected " +
+                    std::to_string(cipher->geometry().CiphertextSize()) +
+                    " (truncated or extended)");
+  }
+  return OpenedObject{std::move(fd), std::move(*cipher)};
+}
+
+Status CheckObjectSet(const std::string& dataset_dir, const Manifest& manifest) {
+  std::map<std::string, const ManifestEntry*> want;
+  for (const auto& e : manifest.entries) {
+    if (e.type == ManifestEntry::Type::kFile) want[e.id] = &e;
+  }
+  std::string objects = dataset_dir + "/" + kObjectsDir;
+  std::error_code ec;
+  std::set<std::string> seen;
+  for (fs::directory_iterator it(objects, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (!want.count(name)) {
+      return DataLoss(std::string(kObjectsDir) + "/" + name +
+                      ": object not named in the manifest (added, renamed, or a foreign "
+                      "manifest)");
+    }
+    seen.insert(name);
+  }
+  if (ec) return DataLoss(objects + ": " + ec.message());
+  for (const auto& [id, e] : want) {
+    if (!seen.count(id)) {
+      return DataLoss("'" + e->path + "' (" + kObjectsDir + "/" + id +
+                      "): object missing (deleted or renamed)");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// Opens and authenticates one file; optionally writes its plaintext.
+class ReadTask : public FileTask {
+ public:
+  ReadTask(const std::string& dir, const ManifestEntry& entry, const DatasetKey& key,
+           std::string out_path)
+      : dir_(dir), entry_(entry), key_(key), out_path_(std::move(out_path)),
+        geometry_{0, entry.size} {}
+
+  void SetSegmentSize(uint32_t s) { geometry_.segment_size = s; }
+  uint64_t SegmentCount() const override { return geometry_.SegmentCount(); }
+  uint32_t SegmentSize() const override { return geometry_.segment_size; }
+  std::string Name() const override { return entry_.path; }
+
+  Status Open() override {
+    ASSIGN_OR_RETURN(OpenedObject o, OpenObject(dir_, entry_, key_));
+    if (o.cipher.geometry().segment_size != geometry_.segment_size) {
+      return DataLoss("'" + entry_.path + "': segment size differs from the manifest");
+    }
+    ::posix_fadvise(o.fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    in_ = std::move(o.fd);
+    cipher_ = std::make_unique<FileCipher>(std::move(o.cipher));
+    if (!out_path_.empty()) {
+      out_.reset(::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (!out_.valid()) return ErrnoStatus(out_path_, errno);
+      if (::ftruncate(out_.get(), static_cast<off_t>(entry_.size)) != 0) {
+        return ErrnoStatus(out_path_, errno);
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Process(uint64_t first, uint64_t count, std::vector<uint8_t>& sealed,
+                 std::vector<uint8_t>& plain) override {
+    const Geometry& g = geometry_;
+    uint64_t plain_start = first * g.segment_size;
+    uint64_t plain_end = std::min(entry_.size, (first + count) * g.segment_size);
+    sealed.resize(plain_end - plain_start + count * kTagSize);
+    plain.resize(plain_end - plain_start);
+    ASSIGN_OR_RETURN(size_t got, PreadFull(in_.get(), sealed, g.SegmentOffset(first)));
+    size_t in_off = 0, out_off = 0;
+    for (uint64_t i = first; i < first + count; ++i) {
+      size_t n = g.PlainSegmentSize(i);
+      if (in_off + n + kTagSize > got) {
+        return DataLoss(Where() + ": segment " + std::to_string(i) + ": truncated");
+      }
+      Status s = cipher_->OpenSegment(i, {sealed.data() + in_off, n + kTagSize},
+                                      {plain.data() + out_off, n});
+      if (!s.ok()) return s.WithContext(Where());
+      in_off += n + kTagSize;
+      out_off += n;
+    }
+    if (out_.valid()) {
+      Status s = PwriteFull(out_.get(), plain, plain_start);
+      if (!s.ok()) return s.WithContext(out_path_);
+    }
+    return Status::Ok();
+  }
+
+  Status Close() override {
+    if (out_.valid()) {
+      if (::fchmod(out_.get(), entry_.mode & 0777) != 0) return ErrnoStatus(out_path_, errno);
+      struct timespec ts[2] = {{entry_.mtime, 0}, {entry_.mtime, 0}};
+      ::futimens(out_.get(), ts);
+    }
+    in_.reset();
+    out_.reset();
+    cipher_.reset();
+    return Status::Ok();
+  }
+
+ private:
+  std::string Where() const { return "'" + entry_.path + "' (" + kObjectsDir + "/" + entry_.id + ")"; }
+  const std::string& dir_;
+  const ManifestEntry& entry_;
+  const DatasetKey& key_;
+  std::string out_path_;
+  Geometry geometry_;
+  UniqueFd in_, out_;
+  std::unique_ptr<FileCipher> cipher_;
+};
+
+Status CheckExpectations(const Manifest& m, const ReadOptions& o, const std::string& dir) {
+  if (o.expect_dataset_id && m.dataset_id != *o.expect_dataset_id) {
+    return DataLoss(dir + ": dataset id '" + m.dataset_id + "', expected '" +
+                    *o.expect_dataset_id + "' (a different dataset was substituted)");
+  }
+  if (o.min_dataset_version && m.dataset_version < *o.min_dataset_version) {
+    return DataLoss(dir + ": dataset version " + std::to_string(m.dataset_version) +
+                    ", expected at least " + std::to_string(*o.min_dataset_version) +
+                    " (rolled back?)");
+  }
+  return Status::Ok();
+}
+
+StatusOr<Summary> ReadDataset(const std::string& src, const std::string& dst,
+                              const DatasetKey& key, const ReadOptions& options) {
+  ASSIGN_OR_RETURN(Manifest m, ReadManifest(src, key));
+  RETURN_IF_ERROR(CheckExpectations(m, options, src));
+  RETURN_IF_ERROR(CheckObjectSet(src, m));
+  std::optional<StagingDir> staging;
+  if (!dst.empty()) {
+    ASSIGN_OR_RETURN(StagingDir s, StagingDir::Create(dst));
+    staging.emplace(std::move(s));
+  }
+  Summary summary;
+  summary.dataset_id = m.dataset_id;
+  summary.dataset_version = m.dataset_version;
+  std::vector<std::unique_ptr<FileTask>> tasks;
+  for (const ManifestEntry& e : m.entries) {
+    std::string out = staging ? staging->path() + "/" + e.path : std::string();
+    if (e.type == ManifestEntry::Type::kDirectory) {
+      ++summary.directories;
+      if (staging && ::mkdir(out.c_str(), 0700) != 0) return ErrnoStatus(out, errno);
+      continue;
+    }
+    ++summary.files;
+    summary.plaintext_bytes += e.size;
+    summary.ciphertext_bytes += Geometry{m.segment_size, e.size}.CiphertextSize();
+    auto t = std::make_unique<ReadTask>(src, e, key, out);
+    t->SetSegmentSize(m.segment_size);
+    tasks.push_back(std::move(t));
+  }
+  RunResult r = RunTasks(tasks, ThreadCount(options.threads), /*stop_on_error=*/!dst.empty(),
+                         options.progress, summary.plaintext_bytes);
+  RETURN_IF_ERROR(FailuresToStatus(r, dst.empty() ? "verify" : "decrypt"));
+  if (staging) {
+    // Directory modes last (in reverse so a read-only parent does not block its children).
+    for (auto it = m.entries.rbegin(); it != m.entries.rend(); ++it) {
+      if (it->type != ManifestEntry::Type::kDirectory) continue;
+      std::string p = staging->path() + "/" + it->path;
+      if (::chmod(p.c_str(), it->mode & 0777) != 0) return ErrnoStatus(p, errno);
+    }
+    RETURN_IF_ERROR(staging->Commit(0755));
+  }
+  return summary;
+}
+
+}  // namespace
+
+StatusOr<Summary> VerifyDataset(const std::string& dir, const DatasetKey& key,
+                                const ReadOptions& options) {
+  return ReadDataset(dir, "", key, options);
+}
+
+StatusOr<Summary> DecryptDataset(const std::string& src, const std::string& dst,
+                                 const DatasetKey& key, const ReadOptions& options) {
+  if (dst.empty()) return InvalidArgument("decrypt: empty destination");
+  return ReadDataset(src, dst, key, options);
+}
+
+}  // namespace cce::format

@@ -215,6 +215,11 @@ StatusOr<Summary> VerifyDataset(const std::string& dir, const DatasetKey& key,
 StatusOr<Summary> DecryptDataset(const std::string& src, const std::string& dst,
                                  const DatasetKey& key, const ReadOptions& options);
 
+// Checks that objects/ holds exactly the manifest's objects: none missing
+// (deleted/renamed) and none extra (added, or the manifest was replaced).
+// Cheap (one directory listing); DecryptFS runs it at mount time.
+Status CheckObjectSet(const std::string& dataset_dir, const Manifest& manifest);
+
 // One file entry's ciphertext object, opened read-only, with its header
 // checked against the manifest entry (digest, size, key id, kind).
 struct OpenedObject {

@@ -1,0 +1,81 @@
+# cce4long front end. A newcomer needs two commands: `make demo` and `make test`.
+# Every target installs what it needs (Debian packages via apt-get) first.
+
+SHELL := /bin/bash
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+CTEST_ARGS ?=
+
+# Debian packages the build, tests, demo and benchmarks need.
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
+  libssl-dev libfuse3-dev fuse3 libgtest-dev libgmock-dev nlohmann-json3-dev \
+  clang clang-format clang-tidy libclang-rt-14-dev \
+  python3 python3-cryptography \
+  gocryptfs fio hyperfine time procps util-linux xxd
+
+.PHONY: all deps build test demo bench lint format asan tsan ubsan clean help
+
+all: build
+
+help:
+	@echo "make demo   - install deps, build, encrypt a sample dataset, mount it, show tamper detection"
+	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse)"
+	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs"
+	@echo "make lint   - clang-format check and clang-tidy"
+	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "deps: all Debian packages present"; fi
+	@if [ -f package.json ]; then \
+	  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then npm ci --no-audit --no-fund; fi; \
+	fi
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j 2 $(CTEST_ARGS)
+
+demo: build
+	./scripts/demo.sh $(BUILD_DIR)/bin
+
+bench: build
+	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
+
+lint: deps $(BUILD_DIR)/build.ninja
+	git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
+	git ls-files 'src/*.cc' 'cmd/*.cc' | grep -v '_test.cc$$' | \
+	  xargs clang-tidy -p $(BUILD_DIR) --quiet --warnings-as-errors='*'
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+define sanitizer_build
+	cmake -S . -B build-$(1) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCCE_SANITIZER=$(2)
+	cmake --build build-$(1) -j $(JOBS)
+	cd build-$(1) && ctest --output-on-failure --timeout 1800 $(CTEST_ARGS)
+endef
+
+asan: deps
+	$(call sanitizer_build,asan,address)
+
+tsan: deps
+	$(call sanitizer_build,tsan,thread)
+
+ubsan: deps
+	$(call sanitizer_build,ubsan,undefined)
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-ubsan

@@ -1,0 +1,301 @@
+#include "cli/cli.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/flags.h"
+#include "cli/progress.h"
+#include "crypto/crypto.h"
+#include "format/format.h"
+
+namespace cce::cli {
+namespace {
+
+using nlohmann::json;
+using Args = std::vector<std::string>;
+
+struct Command {
+  std::vector<std::string> path;  // e.g. {"dataset", "encrypt"}
+  std::string summary;
+  std::function<int(const Args&)> run;
+};
+
+int Fail(const Status& s) {
+  std::cerr << "cce: error: " << s.message() << "\n";
+  return ExitCodeFor(s);
+}
+
+// Parses flags; on --help prints help and returns kExitOk through *exit.
+std::optional<ParsedFlags> ParseOrExit(const FlagParser& parser, const Args& args,
+                                       size_t positional, int* exit) {
+  auto parsed = parser.Parse(args);
+  if (!parsed.ok()) {
+    *exit = Fail(parsed.status());
+    return std::nullopt;
+  }
+  if (parsed->Has("help")) {
+    std::cout << parser.Help();
+    *exit = kExitOk;
+    return std::nullopt;
+  }
+  if (parsed->positional().size() != positional) {
+    *exit = Fail(InvalidArgument("expected " + std::to_string(positional) +
+                                 " argument(s), got " +
+                                 std::to_string(parsed->positional().size()) + " (try --help)"));
+    return std::nullopt;
+  }
+  return std::move(*parsed);
+}
+
+StatusOr<bool> JsonOutput(const ParsedFlags& f) {
+  auto o = f.Get("output");
+  if (!o || *o == "text") return false;
+  if (*o == "json") return true;
+  return InvalidArgument("--output: '" + *o + "': expected 'text' or 'json'");
+}
+
+const FlagSpec kOutputFlag{"output", "FORMAT", "text (default) or json"};
+const FlagSpec kKeyFlag{"key", "FILE", "dataset key file (from `cce key generate`)"};
+const FlagSpec kThreadsFlag{"threads", "N", "worker threads (default: number of CPUs)"};
+
+StatusOr<format::DatasetKey> LoadKey(const ParsedFlags& f) {
+  auto path = f.Get("key");
+  if (!path) return InvalidArgument("--key FILE is required");
+  return format::DatasetKey::LoadFile(*path);
+}
+
+json SummaryJson(const format::Summary& s) {
+  return {{"dataset_id", s.dataset_id},        {"dataset_version", s.dataset_version},
+          {"files", s.files},                  {"directories", s.directories},
+          {"plaintext_bytes", s.plaintext_bytes}, {"ciphertext_bytes", s.ciphertext_bytes}};
+}
+
+// ---- cce key generate ----
+
+int KeyGenerate(const Args& args) {
+  FlagParser p("cce key generate --out FILE [--output json]",
+               "Creates a new random 256-bit dataset key in FILE (mode 0600). Refuses to\n"
+               "overwrite an existing file. Keep the file secret: it decrypts the dataset.",
+               {{"out", "FILE", "where to write the key (must not exist)"}, kOutputFlag});
+  int exit = 0;
+  auto f = ParseOrExit(p, args, 0, &exit);
+  if (!f) return exit;
+  auto json_out = JsonOutput(*f);
+  if (!json_out.ok()) return Fail(json_out.status());
+  auto out = f->Get("out");
+  if (!out) return Fail(InvalidArgument("--out FILE is required"));
+  auto key = format::DatasetKey::Generate();
+  if (!key.ok()) return Fail(key.status());
+  UniqueFd fd(::open(out->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) {
+    if (errno == EEXIST) return Fail(AlreadyExists(*out + ": already exists; refusing to overwrite"));
+    return Fail(ErrnoStatus(*out, errno));
+  }
+  crypto::SecretBytes text = key->EncodeKeyFile();
+  Status s = WriteFull(fd.get(), text.span());
+  if (s.ok() && ::fchmod(fd.get(), 0600) != 0) s = ErrnoStatus(*out, errno);
+  if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoStatus(*out, errno);
+  if (!s.ok()) {
+    ::unlink(out->c_str());  // never leave a partial key behind
+    return Fail(s.WithContext(*out));
+  }
+  std::string id = crypto::ToHex(key->id());
+  if (*json_out) {
+    std::cout << json{{"key_file", *out}, {"key_id", id}}.dump() << "\n";
+  } else {
+    std::cout << "wrote " << *out << " (key id " << id << ")\n";
+  }
+  return kExitOk;
+}
+
+// ---- cce dataset encrypt|decrypt|verify ----
+
+int DatasetEncrypt(const Args& args) {
+  FlagParser p("cce dataset encrypt --key FILE [options] SRC_DIR DST_DIR",
+               "Encrypts the directory tree SRC_DIR into a new encrypted dataset DST_DIR\n"
+               "(which must not exist). Writes to a temporary sibling directory and renames\n"
+               "it into place when complete, so an interrupted run leaves no dataset.",
+               {kKeyFlag, kThreadsFlag,
+                {"segment-exponent", "N", "segment size 2^N bytes, 12..24 (default 16 = 64 KiB)"},
+                {"dataset-id", "ID", "dataset id recorded in the manifest (default: random)"},
+                {"dataset-version", "N", "dataset version recorded in the manifest (default 1)"},
+                kOutputFlag});
+  int exit = 0;
+  auto f = ParseOrExit(p, args, 2, &exit);
+  if (!f) return exit;
+  auto json_out = JsonOutput(*f);
+  if (!json_out.ok()) return Fail(json_out.status());
+  format::EncryptOptions o;
+  auto threads = f->GetUint("threads", 1, 256);
+  auto exponent = f->GetUint("segment-exponent", format::kMinSegmentExponent,
+                             format::kMaxSegmentExponent);
+  auto version = f->GetUint("dataset-version", 1, UINT64_MAX);
+  for (const auto* st : {&threads, &exponent, &version}) {
+    if (!st->ok()) return Fail(st->status());
+  }
+  if (*threads) o.threads = static_cast<unsigned>(**threads);
+  if (*exponent) o.segment_exponent = static_cast<uint8_t>(**exponent);
+  if (*version) o.dataset_version = **version;
+  o.dataset_id = f->Get("dataset-id").value_or("");
+  auto key = LoadKey(*f);
+  if (!key.ok()) return Fail(key.status());
+  ProgressBar bar("encrypt");
+  if (bar.enabled()) {
+    o.progress = [&bar](const format::Progress& pr) {
+      bar.Update(pr.bytes_done, pr.bytes_total, pr.files_done, pr.files_total);
+    };
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto summary = format::EncryptDataset(f->positional()[0], f->positional()[1], *key, o);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!summary.ok()) return Fail(summary.status());
+  if (*json_out) {
+    json j = SummaryJson(*summary);
+    j["seconds"] = secs;
+    j["destination"] = f->positional()[1];
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << "encrypted " << summary->files << " files, " << summary->directories
+              << " directories, " << HumanBytes(summary->plaintext_bytes) << " in " << secs
+              << " s into " << f->positional()[1] << " (dataset " << summary->dataset_id
+              << " version " << summary->dataset_version << ")\n";
+  }
+  return kExitOk;
+}
+
+int DatasetRead(const Args& args, bool decrypt) {
+  std::string usage = decrypt ? "cce dataset decrypt --key FILE [options] SRC_DIR DST_DIR"
+                              : "cce dataset verify --key FILE [options] DIR";
+  std::string summary_text =
+      decrypt ? "Authenticates every byte of the encrypted dataset SRC_DIR and writes the\n"
+                "plaintext tree to a new directory DST_DIR (atomically: nothing at DST_DIR\n"
+                "unless every file authenticated)."
+              : "Authenticates every byte of the encrypted dataset DIR: manifest, every\n"
+                "object's header, every segment. On failure names each bad file and segment\n"
+                "and exits 3.";
+  FlagParser p(usage, summary_text,
+               {kKeyFlag, kThreadsFlag,
+                {"expect-dataset-id", "ID", "fail unless the manifest names this dataset id"},
+                {"min-version", "N", "fail if the dataset version is lower (rollback)"},
+                kOutputFlag});
+  int exit = 0;
+  auto f = ParseOrExit(p, args, decrypt ? 2 : 1, &exit);
+  if (!f) return exit;
+  auto json_out = JsonOutput(*f);
+  if (!json_out.ok()) return Fail(json_out.status());
+  format::ReadOptions o;
+  auto threads = f->GetUint("threads", 1, 256);
+  auto min_version = f->GetUint("min-version", 0, UINT64_MAX);
+  for (const auto* st : {&threads, &min_version}) {
+    if (!st->ok()) return Fail(st->status());
+  }
+  if (*threads) o.threads = static_cast<unsigned>(**threads);
+  if (*min_version) o.min_dataset_version = **min_version;
+  if (auto id = f->Get("expect-dataset-id")) o.expect_dataset_id = *id;
+  auto key = LoadKey(*f);
+  if (!key.ok()) return Fail(key.status());
+  ProgressBar bar(decrypt ? "decrypt" : "verify");
+  if (bar.enabled()) {
+    o.progress = [&bar](const format::Progress& pr) {
+      bar.Update(pr.bytes_done, pr.bytes_total, pr.files_done, pr.files_total);
+    };
+  }
+  const std::string& src = f->positional()[0];
+  auto summary = decrypt ? format::DecryptDataset(src, f->positional()[1], *key, o)
+                         : format::VerifyDataset(src, *key, o);
+  if (!summary.ok()) {
+    if (*json_out) {
+      std::cout << json{{"ok", false}, {"error", summary.status().message()}}.dump() << "\n";
+    }
+    return Fail(summary.status());
+  }
+  if (*json_out) {
+    json j = SummaryJson(*summary);
+    j["ok"] = true;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << (decrypt ? "decrypted " : "verified ") << summary->files << " files, "
+              << HumanBytes(summary->plaintext_bytes) << " (dataset " << summary->dataset_id
+              << " version " << summary->dataset_version << "): all authentic\n";
+  }
+  return kExitOk;
+}
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> kCommands = {
+      {{"key", "generate"}, "create a new random dataset key file", KeyGenerate},
+      {{"dataset", "encrypt"}, "encrypt a directory tree into an encrypted dataset",
+       DatasetEncrypt},
+      {{"dataset", "decrypt"}, "authenticate and decrypt a dataset into a directory",
+       [](const Args& a) { return DatasetRead(a, true); }},
+      {{"dataset", "verify"}, "authenticate every byte of an encrypted dataset",
+       [](const Args& a) { return DatasetRead(a, false); }},
+  };
+  return kCommands;
+}
+
+std::string TopHelp(const std::string& prefix) {
+  std::string h = "Usage: cce " + (prefix.empty() ? std::string("COMMAND") : prefix + " COMMAND") +
+                  " [options]\n\ncce4long: confidential-data compute platform CLI.\n\nCommands:\n";
+  for (const Command& c : Commands()) {
+    std::string name = c.path[0] + " " + c.path[1];
+    if (!prefix.empty() && c.path[0] != prefix) continue;
+    h += "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') + c.summary + "\n";
+  }
+  h += "\nRun `cce COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failure,\n"
+       "2 bad usage or input, 3 authentication failed (tampered data or wrong key).\n";
+  return h;
+}
+
+}  // namespace
+
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return kExitOk;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kAlreadyExists: return kExitUsage;
+    case StatusCode::kDataLoss:
+    case StatusCode::kPermissionDenied: return kExitDataLoss;
+    default: return kExitFailure;
+  }
+}
+
+int RunCce(const Args& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << TopHelp("");
+    return args.empty() ? kExitUsage : kExitOk;
+  }
+  if (args[0] == "--version") {
+    std::cout << "cce 0.1.0\n";
+    return kExitOk;
+  }
+  bool group_known = false;
+  for (const Command& c : Commands()) {
+    if (c.path[0] != args[0]) continue;
+    group_known = true;
+    if (args.size() >= 2 && c.path[1] == args[1]) {
+      return c.run(Args(args.begin() + 2, args.end()));
+    }
+  }
+  if (group_known) {
+    bool help = args.size() >= 2 && (args[1] == "--help" || args[1] == "-h");
+    if (!help) {
+      std::cerr << "cce: error: unknown command '" << args[0]
+                << (args.size() >= 2 ? " " + args[1] : std::string()) << "'\n\n";
+    }
+    (help ? std::cout : std::cerr) << TopHelp(args[0]);
+    return help ? kExitOk : kExitUsage;
+  }
+  std::cerr << "cce: error: unknown command '" << args[0] << "'\n\n" << TopHelp("");
+  return kExitUsage;
+}
+
+}  // namespace cce::cli

@@ -1,0 +1,101 @@
+#include "cli/flags.h"
+
+#include <charconv>
+
+namespace cce::cli {
+
+std::optional<std::string> ParsedFlags::Get(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end() || it->second.empty()) return std::nullopt;
+  return it->second.back();
+}
+
+const std::vector<std::string>& ParsedFlags::All(const std::string& name) const {
+  static const std::vector<std::string> kEmpty;
+  auto it = values_.find(name);
+  return it == values_.end() ? kEmpty : it->second;
+}
+
+StatusOr<std::optional<uint64_t>> ParsedFlags::GetUint(const std::string& name, uint64_t min,
+                                                       uint64_t max) const {
+  auto v = Get(name);
+  if (!v) return std::optional<uint64_t>();
+  uint64_t out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size() || out < min || out > max) {
+    return InvalidArgument("--" + name + ": '" + *v + "': expected an integer in " +
+                           std::to_string(min) + ".." + std::to_string(max));
+  }
+  return std::optional<uint64_t>(out);
+}
+
+FlagParser::FlagParser(std::string usage, std::string summary, std::vector<FlagSpec> flags)
+    : usage_(std::move(usage)), summary_(std::move(summary)), flags_(std::move(flags)) {
+  flags_.push_back({"help", "", "show this help and exit"});
+}
+
+const FlagSpec* FlagParser::Find(const std::string& name) const {
+  for (const FlagSpec& f : flags_) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+StatusOr<ParsedFlags> FlagParser::Parse(const std::vector<std::string>& args) const {
+  ParsedFlags out;
+  bool flags_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (flags_done || a == "-" || a.empty() || a[0] != '-') {
+      out.positional_.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      flags_done = true;
+      continue;
+    }
+    if (a == "-h") {
+      out.values_["help"].push_back("");
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) {
+      return InvalidArgument("unknown option '" + a + "' (try --help)");
+    }
+    std::string name = a.substr(2);
+    std::optional<std::string> value;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    const FlagSpec* spec = Find(name);
+    if (spec == nullptr) return InvalidArgument("unknown option '--" + name + "' (try --help)");
+    if (spec->value_name.empty()) {
+      if (value) return InvalidArgument("--" + name + " takes no value");
+      value = "";
+    } else if (!value) {
+      if (i + 1 >= args.size()) {
+        return InvalidArgument("--" + name + ": missing value " + spec->value_name);
+      }
+      value = args[++i];
+    }
+    auto& slot = out.values_[name];
+    if (!slot.empty() && !spec->repeatable) {
+      return InvalidArgument("--" + name + " given more than once");
+    }
+    slot.push_back(*value);
+  }
+  return out;
+}
+
+std::string FlagParser::Help() const {
+  std::string h = "Usage: " + usage_ + "\n\n" + summary_ + "\n\nOptions:\n";
+  for (const FlagSpec& f : flags_) {
+    std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
+    if (left.size() < 28) left.resize(28, ' ');
+    else left += "\n" + std::string(28, ' ');
+    h += left + f.help + "\n";
+  }
+  return h;
+}
+
+}  // namespace cce::cli
