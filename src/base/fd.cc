@@ -15,7 +15,8 @@ void UniqueFd::reset(int fd) {
 StatusOr<size_t> PreadFull(int fd, std::span<uint8_t> buf, uint64_t offset) {
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus("pread", errno);

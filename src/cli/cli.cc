@@ -46,8 +46,7 @@ std::optional<ParsedFlags> ParseOrExit(const FlagParser& parser, const Args& arg
     return std::nullopt;
   }
   if (parsed->positional().size() != positional) {
-    *exit = Fail(InvalidArgument("expected " + std::to_string(positional) +
-                                 " argument(s), got " +
+    *exit = Fail(InvalidArgument("expected " + std::to_string(positional) + " argument(s), got " +
                                  std::to_string(parsed->positional().size()) + " (try --help)"));
     return std::nullopt;
   }
@@ -72,9 +71,12 @@ StatusOr<format::DatasetKey> LoadKey(const ParsedFlags& f) {
 }
 
 json SummaryJson(const format::Summary& s) {
-  return {{"dataset_id", s.dataset_id},        {"dataset_version", s.dataset_version},
-          {"files", s.files},                  {"directories", s.directories},
-          {"plaintext_bytes", s.plaintext_bytes}, {"ciphertext_bytes", s.ciphertext_bytes}};
+  return {{"dataset_id", s.dataset_id},
+          {"dataset_version", s.dataset_version},
+          {"files", s.files},
+          {"directories", s.directories},
+          {"plaintext_bytes", s.plaintext_bytes},
+          {"ciphertext_bytes", s.ciphertext_bytes}};
 }
 
 // ---- cce key generate ----
@@ -95,7 +97,8 @@ int KeyGenerate(const Args& args) {
   if (!key.ok()) return Fail(key.status());
   UniqueFd fd(::open(out->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) {
-    if (errno == EEXIST) return Fail(AlreadyExists(*out + ": already exists; refusing to overwrite"));
+    if (errno == EEXIST)
+      return Fail(AlreadyExists(*out + ": already exists; refusing to overwrite"));
     return Fail(ErrnoStatus(*out, errno));
   }
   crypto::SecretBytes text = key->EncodeKeyFile();
@@ -122,7 +125,8 @@ int DatasetEncrypt(const Args& args) {
                "Encrypts the directory tree SRC_DIR into a new encrypted dataset DST_DIR\n"
                "(which must not exist). Writes to a temporary sibling directory and renames\n"
                "it into place when complete, so an interrupted run leaves no dataset.",
-               {kKeyFlag, kThreadsFlag,
+               {kKeyFlag,
+                kThreadsFlag,
                 {"segment-exponent", "N", "segment size 2^N bytes, 12..24 (default 16 = 64 KiB)"},
                 {"dataset-id", "ID", "dataset id recorded in the manifest (default: random)"},
                 {"dataset-version", "N", "dataset version recorded in the manifest (default 1)"},
@@ -134,8 +138,8 @@ int DatasetEncrypt(const Args& args) {
   if (!json_out.ok()) return Fail(json_out.status());
   format::EncryptOptions o;
   auto threads = f->GetUint("threads", 1, 256);
-  auto exponent = f->GetUint("segment-exponent", format::kMinSegmentExponent,
-                             format::kMaxSegmentExponent);
+  auto exponent =
+      f->GetUint("segment-exponent", format::kMinSegmentExponent, format::kMaxSegmentExponent);
   auto version = f->GetUint("dataset-version", 1, UINT64_MAX);
   for (const auto* st : {&threads, &exponent, &version}) {
     if (!st->ok()) return Fail(st->status());
@@ -181,7 +185,8 @@ int DatasetRead(const Args& args, bool decrypt) {
                 "object's header, every segment. On failure names each bad file and segment\n"
                 "and exits 3.";
   FlagParser p(usage, summary_text,
-               {kKeyFlag, kThreadsFlag,
+               {kKeyFlag,
+                kThreadsFlag,
                 {"expect-dataset-id", "ID", "fail unless the manifest names this dataset id"},
                 {"min-version", "N", "fail if the dataset version is lower (rollback)"},
                 kOutputFlag});
@@ -231,11 +236,14 @@ int DatasetRead(const Args& args, bool decrypt) {
 const std::vector<Command>& Commands() {
   static const std::vector<Command> kCommands = {
       {{"key", "generate"}, "create a new random dataset key file", KeyGenerate},
-      {{"dataset", "encrypt"}, "encrypt a directory tree into an encrypted dataset",
+      {{"dataset", "encrypt"},
+       "encrypt a directory tree into an encrypted dataset",
        DatasetEncrypt},
-      {{"dataset", "decrypt"}, "authenticate and decrypt a dataset into a directory",
+      {{"dataset", "decrypt"},
+       "authenticate and decrypt a dataset into a directory",
        [](const Args& a) { return DatasetRead(a, true); }},
-      {{"dataset", "verify"}, "authenticate every byte of an encrypted dataset",
+      {{"dataset", "verify"},
+       "authenticate every byte of an encrypted dataset",
        [](const Args& a) { return DatasetRead(a, false); }},
   };
   return kCommands;

@@ -10,9 +10,9 @@
 namespace cce::cli {
 
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;      // runtime failure (I/O, ...)
-inline constexpr int kExitUsage = 2;        // bad flags, arguments or input files
-inline constexpr int kExitDataLoss = 3;     // authentication failed: tampering or wrong key
+inline constexpr int kExitFailure = 1;   // runtime failure (I/O, ...)
+inline constexpr int kExitUsage = 2;     // bad flags, arguments or input files
+inline constexpr int kExitDataLoss = 3;  // authentication failed: tampering or wrong key
 
 int ExitCodeFor(const Status& status);
 

@@ -91,8 +91,10 @@ std::string FlagParser::Help() const {
   std::string h = "Usage: " + usage_ + "\n\n" + summary_ + "\n\nOptions:\n";
   for (const FlagSpec& f : flags_) {
     std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
-    if (left.size() < 28) left.resize(28, ' ');
-    else left += "\n" + std::string(28, ' ');
+    if (left.size() < 28)
+      left.resize(28, ' ');
+    else
+      left += "\n" + std::string(28, ' ');
     h += left + f.help + "\n";
   }
   return h;

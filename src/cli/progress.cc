@@ -20,15 +20,15 @@ std::string HumanBytes(uint64_t bytes) {
 }
 
 ProgressBar::ProgressBar(std::string label)
-    : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1),
+    : label_(std::move(label)),
+      enabled_(::isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()) {}
 
 ProgressBar::~ProgressBar() {
   if (drawn_) std::fputs("\n", stderr);
 }
 
-void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done,
-                         uint64_t files_total) {
+void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done, uint64_t files_total) {
   if (!enabled_) return;
   constexpr int kWidth = 30;
   double frac = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);

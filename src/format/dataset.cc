@@ -57,20 +57,23 @@ std::string NowRfc3339() {
 class StagingDir {
  public:
   static StatusOr<StagingDir> Create(const std::string& dst) {
-    struct stat st{};
-    if (::lstat(dst.c_str(), &st) == 0) return AlreadyExists(dst + ": already exists; refusing to overwrite");
+    struct stat st {};
+    if (::lstat(dst.c_str(), &st) == 0)
+      return AlreadyExists(dst + ": already exists; refusing to overwrite");
     if (errno != ENOENT) return ErrnoStatus(dst, errno);
     fs::path p(dst);
     if (p.filename().empty()) p = p.parent_path();
     fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
     StagingDir s;
     s.dst_ = dst;
-    s.path_ = (parent / ("." + p.filename().string() + ".partial-" + RandomHexId().substr(0, 12))).string();
+    s.path_ = (parent / ("." + p.filename().string() + ".partial-" + RandomHexId().substr(0, 12)))
+                  .string();
     if (::mkdir(s.path_.c_str(), 0700) != 0) return ErrnoStatus("create " + s.path_, errno);
     s.active_ = true;
     return s;
   }
-  StagingDir(StagingDir&& o) noexcept : path_(std::move(o.path_)), dst_(std::move(o.dst_)), active_(o.active_) {
+  StagingDir(StagingDir&& o) noexcept
+      : path_(std::move(o.path_)), dst_(std::move(o.dst_)), active_(o.active_) {
     o.active_ = false;
   }
   StagingDir& operator=(StagingDir&&) = delete;
@@ -119,9 +122,9 @@ class FileTask {
   virtual std::string Name() const = 0;
 
   std::mutex mu;
-  bool opened = false;        // guarded by mu
-  bool failed = false;        // guarded by mu
-  uint64_t chunks_left = 0;   // guarded by mu
+  bool opened = false;       // guarded by mu
+  bool failed = false;       // guarded by mu
+  uint64_t chunks_left = 0;  // guarded by mu
 };
 
 struct Chunk {
@@ -209,8 +212,8 @@ RunResult RunTasks(std::vector<std::unique_ptr<FileTask>>& tasks, unsigned threa
   if (progress) {
     // Poll from this thread; workers never call back into the caller.
     while (next.load() < chunks.size() && !stop) {
-      progress({std::min(bytes_done.load(), bytes_total), bytes_total, files_done.load(),
-                tasks.size()});
+      progress(
+          {std::min(bytes_done.load(), bytes_total), bytes_total, files_done.load(), tasks.size()});
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
@@ -243,8 +246,14 @@ class EncryptTask : public FileTask {
  public:
   EncryptTask(std::string src, std::string obj, std::string rel, uint64_t size,
               const DatasetKey& key, uint8_t exponent, ManifestEntry* entry)
-      : src_(std::move(src)), obj_(std::move(obj)), rel_(std::move(rel)), size_(size),
-        key_(key), exponent_(exponent), entry_(entry), geometry_{uint32_t{1} << exponent, size} {}
+      : src_(std::move(src)),
+        obj_(std::move(obj)),
+        rel_(std::move(rel)),
+        size_(size),
+        key_(key),
+        exponent_(exponent),
+        entry_(entry),
+        geometry_{uint32_t{1} << exponent, size} {}
 
   uint64_t SegmentCount() const override { return geometry_.SegmentCount(); }
   uint32_t SegmentSize() const override { return geometry_.segment_size; }
@@ -253,7 +262,7 @@ class EncryptTask : public FileTask {
   Status Open() override {
     in_.reset(::open(src_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!in_.valid()) return ErrnoStatus(src_, errno);
-    struct stat st{};
+    struct stat st {};
     if (::fstat(in_.get(), &st) != 0) return ErrnoStatus(src_, errno);
     if (static_cast<uint64_t>(st.st_size) != size_) {
       return FailedPrecondition(src_ + ": changed size while encrypting");
@@ -320,7 +329,7 @@ StatusOr<std::vector<ManifestEntry>> ScanTree(const std::string& src) {
     if (ec) return InvalidArgument(src + ": " + ec.message());
     const fs::path& p = it->path();
     std::string rel = p.lexically_relative(src).generic_string();
-    struct stat st{};
+    struct stat st {};
     if (::lstat(p.c_str(), &st) != 0) return ErrnoStatus(p.string(), errno);
     Status ps = ValidateRelativePath(rel);
     if (!ps.ok()) return InvalidArgument(p.string() + ": " + ps.message());
@@ -366,7 +375,7 @@ Status WriteSealedFile(const std::string& path, const DatasetKey& key, FileKind 
 
 StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
                                  const DatasetKey& key, const EncryptOptions& options) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(src.c_str(), &st) != 0) return ErrnoStatus(src, errno);
   if (!S_ISDIR(st.st_mode)) return InvalidArgument(src + ": not a directory");
   if (options.segment_exponent < kMinSegmentExponent ||
@@ -391,7 +400,8 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
     summary.plaintext_bytes += e.size;
     tasks.push_back(std::make_unique<EncryptTask>(src + "/" + e.path, objects + "/" + e.id, e.path,
                                                   e.size, key, options.segment_exponent, &e));
-    summary.ciphertext_bytes += Geometry{uint32_t{1} << options.segment_exponent, e.size}.CiphertextSize();
+    summary.ciphertext_bytes +=
+        Geometry{uint32_t{1} << options.segment_exponent, e.size}.CiphertextSize();
   }
   RunResult r = RunTasks(tasks, ThreadCount(options.threads), /*stop_on_error=*/true,
                          options.progress, summary.plaintext_bytes);
@@ -439,7 +449,7 @@ StatusOr<OpenedObject> OpenObject(const std::string& dataset_dir, const Manifest
   if (cipher->geometry().plaintext_size != entry.size) {
     return DataLoss(what + ": header size differs from the manifest");
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(what, errno);
   if (static_cast<uint64_t>(st.st_size) != cipher->geometry().CiphertextSize()) {
     return DataLoss(what + ": " + std::to_string(st.st_size) + " bytes, expected " +
@@ -483,7 +493,10 @@ class ReadTask : public FileTask {
  public:
   ReadTask(const std::string& dir, const ManifestEntry& entry, const DatasetKey& key,
            std::string out_path)
-      : dir_(dir), entry_(entry), key_(key), out_path_(std::move(out_path)),
+      : dir_(dir),
+        entry_(entry),
+        key_(key),
+        out_path_(std::move(out_path)),
         geometry_{0, entry.size} {}
 
   void SetSegmentSize(uint32_t s) { geometry_.segment_size = s; }
@@ -549,7 +562,9 @@ class ReadTask : public FileTask {
   }
 
  private:
-  std::string Where() const { return "'" + entry_.path + "' (" + kObjectsDir + "/" + entry_.id + ")"; }
+  std::string Where() const {
+    return "'" + entry_.path + "' (" + kObjectsDir + "/" + entry_.id + ")";
+  }
   const std::string& dir_;
   const ManifestEntry& entry_;
   const DatasetKey& key_;
@@ -561,8 +576,8 @@ class ReadTask : public FileTask {
 
 Status CheckExpectations(const Manifest& m, const ReadOptions& o, const std::string& dir) {
   if (o.expect_dataset_id && m.dataset_id != *o.expect_dataset_id) {
-    return DataLoss(dir + ": dataset id '" + m.dataset_id + "', expected '" +
-                    *o.expect_dataset_id + "' (a different dataset was substituted)");
+    return DataLoss(dir + ": dataset id '" + m.dataset_id + "', expected '" + *o.expect_dataset_id +
+                    "' (a different dataset was substituted)");
   }
   if (o.min_dataset_version && m.dataset_version < *o.min_dataset_version) {
     return DataLoss(dir + ": dataset version " + std::to_string(m.dataset_version) +
@@ -572,8 +587,8 @@ Status CheckExpectations(const Manifest& m, const ReadOptions& o, const std::str
   return Status::Ok();
 }
 
-StatusOr<Summary> ReadDataset(const std::string& src, const std::string& dst,
-                              const DatasetKey& key, const ReadOptions& options) {
+StatusOr<Summary> ReadDataset(const std::string& src, const std::string& dst, const DatasetKey& key,
+                              const ReadOptions& options) {
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(src, key));
   RETURN_IF_ERROR(CheckExpectations(m, options, src));
   RETURN_IF_ERROR(CheckObjectSet(src, m));

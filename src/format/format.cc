@@ -1,11 +1,11 @@
 // Key file, file header and per-file segment cipher (docs/format.md §2-§4).
+#include "format/format.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include "format/format.h"
 
 namespace cce::format {
 namespace {
@@ -23,7 +23,9 @@ uint64_t GetU64Le(const uint8_t* p) {
   return v;
 }
 
-std::string SegmentName(uint64_t index) { return "segment " + std::to_string(index); }
+std::string SegmentName(uint64_t index) {
+  return "segment " + std::to_string(index);
+}
 
 }  // namespace
 
@@ -68,8 +70,7 @@ StatusOr<DatasetKey> DatasetKey::ParseKeyFile(std::string_view contents, std::st
               : (c >= 'A' && c <= 'F') ? c - 'A' + 10
                                        : -1;
       if (d < 0) {
-        return InvalidArgument(w + ": byte " +
-                               std::to_string(kKeyFilePrefix.size() + 2 * i + j) +
+        return InvalidArgument(w + ": byte " + std::to_string(kKeyFilePrefix.size() + 2 * i + j) +
                                ": expected a hex digit");
       }
       v = v * 16 + d;
@@ -177,7 +178,8 @@ StatusOr<FileHeader> FileHeader::Parse(ByteSpan b) {
 
 std::array<uint8_t, 12> SegmentNonce(uint64_t index, bool last) {
   std::array<uint8_t, 12> n{};
-  for (int i = 0; i < 8; ++i) n[static_cast<size_t>(i)] = static_cast<uint8_t>(index >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    n[static_cast<size_t>(i)] = static_cast<uint8_t>(index >> (56 - 8 * i));
   n[11] = last ? 1 : 0;
   return n;
 }

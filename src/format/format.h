@@ -29,8 +29,8 @@ inline constexpr size_t kKeySize = 32;
 inline constexpr size_t kKeyIdSize = 16;
 inline constexpr size_t kSaltSize = 32;
 inline constexpr size_t kTagSize = 16;
-inline constexpr uint8_t kMinSegmentExponent = 12;  // 4 KiB
-inline constexpr uint8_t kMaxSegmentExponent = 24;  // 16 MiB
+inline constexpr uint8_t kMinSegmentExponent = 12;      // 4 KiB
+inline constexpr uint8_t kMaxSegmentExponent = 24;      // 16 MiB
 inline constexpr uint8_t kDefaultSegmentExponent = 16;  // 64 KiB
 
 // Names inside an encrypted dataset directory.
@@ -155,7 +155,7 @@ struct Manifest {
   std::string dataset_id;  // 32 hex digits unless given
   uint64_t dataset_version = 1;
   uint32_t segment_size = 0;
-  std::string created_at;  // RFC 3339 UTC
+  std::string created_at;              // RFC 3339 UTC
   std::vector<ManifestEntry> entries;  // sorted by path; directories before their contents
 
   std::string ToJson() const;

@@ -1,17 +1,15 @@
 #include "format/format.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <random>
-
-#include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 namespace cce::format {
 namespace {

@@ -129,7 +129,8 @@ class Fields {
   }
   StatusOr<std::string> String(const std::string& k) const {
     auto it = obj_.find(k);
-    if (it == obj_.end() || !it->is_string()) return DataLoss(where_ + "." + k + ": expected a string");
+    if (it == obj_.end() || !it->is_string())
+      return DataLoss(where_ + "." + k + ": expected a string");
     return it->get<std::string>();
   }
   StatusOr<uint64_t> Unsigned(const std::string& k) const {
@@ -258,7 +259,7 @@ StatusOr<std::string> ReadSealedFile(int fd, const DatasetKey& key, FileKind kin
     return DataLoss(what + ": header byte 60: size " + std::to_string(g.plaintext_size) +
                     " exceeds the manifest limit");
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoStatus(what, errno);
   if (static_cast<uint64_t>(st.st_size) != g.CiphertextSize()) {
     return DataLoss(what + ": " + std::to_string(st.st_size) + " bytes, expected " +

@@ -1,10 +1,9 @@
 // `cce` as a user meets it: help, exit codes, errors that name the problem,
 // JSON output, and the key file's safety properties.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "e2e/harness.h"
@@ -24,7 +23,8 @@ TEST(CceCli, HelpEverywhereAndUsageErrorsExitTwo) {
   EXPECT_EQ(top.exit_code, 0);
   EXPECT_NE(top.out.find("dataset encrypt"), std::string::npos);
   for (std::vector<std::string> cmd : {std::vector<std::string>{"key", "generate"},
-                                       {"dataset", "encrypt"}, {"dataset", "decrypt"},
+                                       {"dataset", "encrypt"},
+                                       {"dataset", "decrypt"},
                                        {"dataset", "verify"}}) {
     cmd.push_back("--help");
     auto r = Cce(cmd);
@@ -47,7 +47,7 @@ TEST(CceCli, KeyGenerateIsPrivateAndNeverOverwrites) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["key_id"].get<std::string>().size(), 32u);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(key.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   std::string before = ReadFile(key);
@@ -78,8 +78,8 @@ TEST(CceCli, EncryptVerifyDecryptWithJsonOutputAndClearErrors) {
   auto v = Cce({"dataset", "verify", "--key", t / "k", "--output", "json", t / "enc"});
   ASSERT_EQ(v.exit_code, 0) << v.err;
   EXPECT_EQ(nlohmann::json::parse(v.out)["ok"], true);
-  auto wrong_id = Cce({"dataset", "verify", "--key", t / "k", "--expect-dataset-id", "other",
-                       t / "enc"});
+  auto wrong_id =
+      Cce({"dataset", "verify", "--key", t / "k", "--expect-dataset-id", "other", t / "enc"});
   EXPECT_EQ(wrong_id.exit_code, 3);
 
   auto d = Cce({"dataset", "decrypt", "--key", t / "k", t / "enc", t / "out"});
@@ -99,8 +99,8 @@ TEST(CceCli, EncryptVerifyDecryptWithJsonOutputAndClearErrors) {
   auto notds = Cce({"dataset", "verify", "--key", t / "k", t / "src"});
   EXPECT_EQ(notds.exit_code, 2);
   EXPECT_NE(notds.err.find("no manifest"), std::string::npos) << notds.err;
-  auto badexp = Cce({"dataset", "encrypt", "--key", t / "k", "--segment-exponent", "40", t / "src",
-                     t / "enc2"});
+  auto badexp = Cce(
+      {"dataset", "encrypt", "--key", t / "k", "--segment-exponent", "40", t / "src", t / "enc2"});
   EXPECT_EQ(badexp.exit_code, 2);
   EXPECT_NE(badexp.err.find("--segment-exponent"), std::string::npos);
   EXPECT_FALSE(fs::exists(t / "enc2"));

@@ -17,7 +17,9 @@ namespace cce::e2e {
 
 namespace fs = std::filesystem;
 
-std::string BinPath(const std::string& name) { return std::string(CCE_BIN_DIR) + "/" + name; }
+std::string BinPath(const std::string& name) {
+  return std::string(CCE_BIN_DIR) + "/" + name;
+}
 
 TempDir::TempDir() {
   std::string tmpl = (fs::temp_directory_path() / "cce-e2e-XXXXXX").string();

@@ -3,6 +3,7 @@
 // writes nothing) and through a cce-decryptfs mount (mount refused, or EIO on
 // the affected file, never wrong bytes).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,8 +11,6 @@
 #include <functional>
 #include <map>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "e2e/harness.h"
 #include "format/format.h"
@@ -23,7 +22,9 @@ namespace fs = std::filesystem;
 constexpr uint64_t kSeg = 4096;  // the datasets here use --segment-exponent 12
 constexpr uint64_t kSealed = kSeg + 16;
 
-uint64_t SegOff(uint64_t i) { return 68 + i * kSealed; }
+uint64_t SegOff(uint64_t i) {
+  return 68 + i * kSealed;
+}
 
 void FlipByte(const std::string& path, uint64_t offset) {
   std::string d = ReadFile(path);
@@ -80,8 +81,8 @@ class TamperMatrix : public ::testing::Test {
     ASSERT_EQ(RunCommand({BinPath("cce"), "key", "generate", "--out", key_}).exit_code, 0);
     ASSERT_EQ(RunCommand({BinPath("cce"), "key", "generate", "--out", other_key_}).exit_code, 0);
     for (const char* name : {"old", "base"}) {  // "old": an earlier encryption, for rollback
-      auto r = RunCommand({BinPath("cce"), "dataset", "encrypt", "--key", key_, "--segment-exponent",
-                    "12", tmp_ / "src", tmp_ / name});
+      auto r = RunCommand({BinPath("cce"), "dataset", "encrypt", "--key", key_,
+                           "--segment-exponent", "12", tmp_ / "src", tmp_ / name});
       ASSERT_EQ(r.exit_code, 0) << r.err;
     }
     auto key = format::DatasetKey::LoadFile(key_);
@@ -157,7 +158,8 @@ TEST_F(TamperMatrix, EveryModificationIsDetectedByVerifyDecryptAndMount) {
       {"header-version", [&](auto& d) { FlipByte(a(d), 8); }, kDigest},
       {"header-size-field", [&](auto& d) { FlipByte(a(d), 60); }, kDigest},
       {"salt", [&](auto& d) { FlipByte(a(d), 40); }, kDigest},
-      {"body", [&](auto& d) { FlipByte(a(d), SegOff(1) + 100); }, "segment 1: authentication failed"},
+      {"body", [&](auto& d) { FlipByte(a(d), SegOff(1) + 100); },
+       "segment 1: authentication failed"},
       {"tag", [&](auto& d) { FlipByte(a(d), SegOff(1) - 1); }, "segment 0: authentication failed"},
       {"last-segment-tag", [&](auto& d) { FlipByte(a(d), SegOff(2) + 1808 + 15); },
        "segment 2: authentication failed"},
