@@ -104,10 +104,13 @@ class [[nodiscard]] StatusOr {
     if (!cce_status_.ok()) return cce_status_; \
   } while (0)
 
+// `lhs` may be a declaration ("int x"), so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \
   ASSIGN_OR_RETURN_IMPL(CCE_CONCAT(cce_statusor_, __LINE__), lhs, expr)

@@ -8,14 +8,14 @@ namespace cce::cli {
 
 std::string HumanBytes(uint64_t bytes) {
   static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
+  auto v = static_cast<double>(bytes);
   int u = 0;
   while (v >= 1024 && u < 4) {
     v /= 1024;
     ++u;
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[u]);
+  (void)std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[u]);
   return buf;
 }
 
@@ -25,7 +25,7 @@ ProgressBar::ProgressBar(std::string label)
       start_(std::chrono::steady_clock::now()) {}
 
 ProgressBar::~ProgressBar() {
-  if (drawn_) std::fputs("\n", stderr);
+  if (drawn_) (void)std::fputs("\n", stderr);
 }
 
 void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done, uint64_t files_total) {
@@ -37,12 +37,12 @@ void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done, uin
   bar.resize(kWidth, '.');
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-  std::fprintf(stderr, "\r%s [%s] %3.0f%%  %s/%s  %llu/%llu files  %s/s   ", label_.c_str(),
+  (void)std::fprintf(stderr, "\r%s [%s] %3.0f%%  %s/%s  %llu/%llu files  %s/s   ", label_.c_str(),
                bar.c_str(), frac * 100, HumanBytes(done).c_str(), HumanBytes(total).c_str(),
                static_cast<unsigned long long>(files_done),
                static_cast<unsigned long long>(files_total),
                HumanBytes(static_cast<uint64_t>(rate)).c_str());
-  std::fflush(stderr);
+  (void)std::fflush(stderr);
   drawn_ = true;
 }
 

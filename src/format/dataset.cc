@@ -48,7 +48,7 @@ std::string NowRfc3339() {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "";
   return buf;
 }
 
@@ -620,10 +620,11 @@ StatusOr<Summary> ReadDataset(const std::string& src, const std::string& dst, co
   RETURN_IF_ERROR(FailuresToStatus(r, dst.empty() ? "verify" : "decrypt"));
   if (staging) {
     // Directory modes last (in reverse so a read-only parent does not block its children).
-    for (auto it = m.entries.rbegin(); it != m.entries.rend(); ++it) {
-      if (it->type != ManifestEntry::Type::kDirectory) continue;
-      std::string p = staging->path() + "/" + it->path;
-      if (::chmod(p.c_str(), it->mode & 0777) != 0) return ErrnoStatus(p, errno);
+    for (size_t i = m.entries.size(); i-- > 0;) {
+      const ManifestEntry& e = m.entries[i];
+      if (e.type != ManifestEntry::Type::kDirectory) continue;
+      std::string p = staging->path() + "/" + e.path;
+      if (::chmod(p.c_str(), e.mode & 0777) != 0) return ErrnoStatus(p, errno);
     }
     RETURN_IF_ERROR(staging->Commit(0755));
   }
