@@ -10,8 +10,9 @@ CTEST_ARGS ?=
 # Debian packages the build, tests, demo and benchmarks need.
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libssl-dev libfuse3-dev fuse3 libgtest-dev libgmock-dev nlohmann-json3-dev \
+  libyaml-cpp-dev libarchive-dev libsqlite3-dev \
   clang clang-format clang-tidy libclang-rt-14-dev \
-  python3 python3-cryptography \
+  python3 python3-cryptography python3-jsonschema \
   gocryptfs fio hyperfine time procps util-linux xxd
 
 .PHONY: all deps build test demo bench lint format asan tsan ubsan clean help
