@@ -775,11 +775,10 @@ std::string DescribeChar(char c) {
 
 }  // namespace
 
-StatusOr<Bytes> FromHex(std::string_view hex) {
-  if (hex.size() % 2 != 0) {
-    return InvalidArgument("hex: odd length " + Sz(hex.size()));
-  }
-  Bytes out(hex.size() / 2);
+namespace {
+
+// Decodes hex into out (hex.size() == 2 * out.size(), checked by callers).
+Status DecodeHexInto(std::string_view hex, std::span<uint8_t> out) {
   for (size_t i = 0; i < hex.size(); ++i) {
     const int v = HexValue(hex[i]);
     if (v < 0) {
@@ -791,6 +790,26 @@ StatusOr<Bytes> FromHex(std::string_view hex) {
       out[i / 2] = static_cast<uint8_t>(out[i / 2] | v);
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<Bytes> FromHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) {
+    return InvalidArgument("hex: odd length " + Sz(hex.size()));
+  }
+  Bytes out(hex.size() / 2);
+  RETURN_IF_ERROR(DecodeHexInto(hex, out));
+  return out;
+}
+
+StatusOr<SecretBytes> SecretFromHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) {
+    return InvalidArgument("hex: odd length " + Sz(hex.size()));
+  }
+  SecretBytes out(hex.size() / 2);
+  RETURN_IF_ERROR(DecodeHexInto(hex, out.span()));
   return out;
 }
 

@@ -166,5 +166,7 @@ class EcdhPrivateKey {
 // Hex helpers (lower case). FromHex rejects odd length and non-hex digits.
 std::string ToHex(ByteSpan bytes);
 StatusOr<Bytes> FromHex(std::string_view hex);
+// As FromHex, decoding straight into locked memory (for keys in text files).
+StatusOr<SecretBytes> SecretFromHex(std::string_view hex);
 
 }  // namespace cce::crypto

@@ -750,3 +750,20 @@ TEST(Ecdh, CurveMismatchIsRejected) {
 
 }  // namespace
 }  // namespace cce::crypto
+
+namespace cce::crypto {
+namespace {
+
+TEST(Hex, SecretFromHexDecodesIntoLockedMemoryAndRejectsBadDigits) {
+  auto s = SecretFromHex("00ff10Ab");
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(s->size(), 4u);
+  EXPECT_EQ(ToHex(s->span()), "00ff10ab");
+  EXPECT_FALSE(SecretFromHex("abc").ok());
+  auto bad = SecretFromHex("00zz");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("offset 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cce::crypto

@@ -60,23 +60,12 @@ StatusOr<DatasetKey> DatasetKey::ParseKeyFile(std::string_view contents, std::st
                            std::to_string(2 * kKeySize) + " hex digits and a newline, found " +
                            std::to_string(hex.size()) + " characters");
   }
-  crypto::SecretBytes raw(kKeySize);
-  for (size_t i = 0; i < kKeySize; ++i) {
-    int v = 0;
-    for (size_t j = 0; j < 2; ++j) {
-      char c = hex[2 * i + j];
-      int d = (c >= '0' && c <= '9')   ? c - '0'
-              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                       : -1;
-      if (d < 0) {
-        return InvalidArgument(w + ": byte " + std::to_string(kKeyFilePrefix.size() + 2 * i + j) +
-                               ": expected a hex digit");
-      }
-      v = v * 16 + d;
-    }
-    raw.data()[i] = static_cast<uint8_t>(v);
+  size_t bad = hex.find_first_not_of("0123456789abcdefABCDEF");
+  if (bad != std::string_view::npos) {
+    return InvalidArgument(w + ": byte " + std::to_string(kKeyFilePrefix.size() + bad) +
+                           ": expected a hex digit");
   }
+  ASSIGN_OR_RETURN(crypto::SecretBytes raw, crypto::SecretFromHex(hex));
   return FromBytes(raw.span());
 }
 
