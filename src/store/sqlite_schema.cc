@@ -1,0 +1,210 @@
+#include "store/sqlite_schema.h"
+
+#include <iterator>
+#include <string>
+
+namespace cce::store::sqlite {
+namespace {
+
+struct Migration {
+  int64_t version;
+  const char* name;
+  const char* sql;
+};
+
+// Append new migrations at the end; never edit one that has shipped.
+// Tables are STRICT (values must match the declared type). The append-only
+// triggers stop accidental UPDATE/DELETE through SQL; they are no defence
+// against someone who can edit the file, which is what the hash chains and
+// signatures are for.
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", R"sql(
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('provider', 'consumer', 'reviewer', 'operator')),
+  token_hash BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+  created_at INTEGER NOT NULL,
+  disabled INTEGER NOT NULL CHECK (disabled IN (0, 1))
+) STRICT;
+
+CREATE TABLE datasets (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  owner_id INTEGER NOT NULL REFERENCES users (id),
+  location TEXT NOT NULL,
+  description TEXT NOT NULL,
+  price TEXT NOT NULL,
+  max_days INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  manifest_dataset_id TEXT NOT NULL,
+  manifest_version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX datasets_by_owner ON datasets (owner_id);
+
+CREATE TABLE rentals (
+  seq INTEGER PRIMARY KEY,
+  dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+  consumer_id INTEGER NOT NULL REFERENCES users (id),
+  start_at INTEGER NOT NULL,
+  end_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  prev_hash BLOB NOT NULL,
+  hash BLOB NOT NULL,
+  signature BLOB NOT NULL
+) STRICT;
+CREATE INDEX rentals_by_consumer ON rentals (consumer_id, dataset_id, seq);
+CREATE INDEX rentals_by_dataset ON rentals (dataset_id, seq);
+
+CREATE TABLE images (
+  name TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  owner_id INTEGER NOT NULL REFERENCES users (id),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (name, tag)
+) STRICT;
+
+CREATE TABLE jobs (
+  job_seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  consumer_id INTEGER NOT NULL REFERENCES users (id),
+  name TEXT NOT NULL,
+  spec_json TEXT NOT NULL,
+  image_digest TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('SUBMITTED', 'AUTHORIZED', 'PROVISIONING', 'ATTESTED',
+      'RUNNING', 'OUTPUT_SUBMITTED', 'RELEASED', 'HELD', 'APPROVED', 'REJECTED', 'FAILED',
+      'CANCELLED')),
+  reason TEXT NOT NULL,
+  idempotency_key TEXT,
+  request_hash BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deadline INTEGER NOT NULL,
+  flags INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX jobs_by_idempotency_key ON jobs (consumer_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_by_consumer ON jobs (consumer_id, job_seq);
+CREATE INDEX jobs_by_state ON jobs (state, job_seq);
+
+CREATE TABLE job_events (
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  seq INTEGER NOT NULL,
+  from_state TEXT,
+  to_state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (job_id, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE job_credentials (
+  id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  issued_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+) STRICT;
+CREATE INDEX job_credentials_by_job ON job_credentials (job_id);
+
+CREATE TABLE outputs (
+  job_id TEXT PRIMARY KEY REFERENCES jobs (id),
+  blob_ref TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  digest TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  gate_verdict TEXT NOT NULL CHECK (gate_verdict IN ('pending', 'release', 'hold')),
+  gate_score REAL NOT NULL,
+  gate_findings_json TEXT NOT NULL,
+  gate_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  object TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny', 'info')),
+  details TEXT NOT NULL,
+  prev_hash BLOB NOT NULL,
+  hash BLOB NOT NULL
+) STRICT;
+CREATE INDEX audit_log_by_object ON audit_log (object, seq);
+
+CREATE TABLE audit_checkpoints (
+  seq INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL,
+  signature BLOB NOT NULL,
+  at INTEGER NOT NULL
+) STRICT;
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+  BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+  BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END;
+CREATE TRIGGER rentals_no_update BEFORE UPDATE ON rentals
+  BEGIN SELECT RAISE(ABORT, 'rentals is append-only'); END;
+CREATE TRIGGER rentals_no_delete BEFORE DELETE ON rentals
+  BEGIN SELECT RAISE(ABORT, 'rentals is append-only'); END;
+CREATE TRIGGER job_events_no_update BEFORE UPDATE ON job_events
+  BEGIN SELECT RAISE(ABORT, 'job_events is append-only'); END;
+CREATE TRIGGER job_events_no_delete BEFORE DELETE ON job_events
+  BEGIN SELECT RAISE(ABORT, 'job_events is append-only'); END;
+)sql"},
+};
+
+Status MigrateInTransaction(Connection& c) {
+  RETURN_IF_ERROR(
+      c.Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL"
+             ") STRICT"));
+  int64_t current = 0;
+  {
+    ASSIGN_OR_RETURN(auto st, c.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) current = st.Int(0);
+  }
+  if (current > LatestSchemaVersion()) {
+    return FailedPrecondition("database schema version " + std::to_string(current) +
+                              " is newer than this binary supports (" +
+                              std::to_string(LatestSchemaVersion()) +
+                              "): upgrade cce-plane before opening it");
+  }
+  for (const Migration& m : kMigrations) {
+    if (m.version <= current) continue;
+    RETURN_IF_ERROR(c.Exec(m.sql).WithContext("migration " + std::to_string(m.version)));
+    // applied_at is informational, the one place the store reads the clock.
+    ASSIGN_OR_RETURN(auto st, c.Prepare("INSERT INTO schema_migrations (version, name, applied_at)"
+                                        " VALUES (?, ?, CAST(strftime('%s', 'now') AS INTEGER))"));
+    st.Bind(m.version).Bind(std::string_view(m.name));
+    RETURN_IF_ERROR(st.Run());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int64_t LatestSchemaVersion() {
+  return std::prev(std::end(kMigrations))->version;
+}
+
+Status Migrate(Connection& c) {
+  // IMMEDIATE: two processes opening a fresh file at once take turns, and the
+  // second sees the first's migrations.
+  RETURN_IF_ERROR(c.Exec("BEGIN IMMEDIATE"));
+  Status s = MigrateInTransaction(c);
+  if (!s.ok()) {
+    if (c.InTransaction()) static_cast<void>(c.Exec("ROLLBACK"));
+    return s;
+  }
+  return c.Exec("COMMIT");
+}
+
+}  // namespace cce::store::sqlite

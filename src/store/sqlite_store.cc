@@ -1,0 +1,1197 @@
+#include "store/sqlite_store.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "base/fd.h"
+#include "store/sqlite_db.h"
+#include "store/sqlite_schema.h"
+
+namespace cce::store {
+
+using sqlite::Connection;
+using sqlite::Stmt;
+
+namespace {
+
+// Column lists, shared by every SELECT of a table so that the Read* row
+// mappers below can address columns by position.
+#define USER_COLS "id, name, role, token_hash, created_at, disabled"
+#define DATASET_COLS                                                                  \
+  "id, name, owner_id, location, description, price, max_days, key_id, wrapped_key, " \
+  "manifest_dataset_id, manifest_version, created_at"
+#define RENTAL_COLS \
+  "seq, dataset_id, consumer_id, start_at, end_at, created_at, prev_hash, hash, signature"
+#define IMAGE_COLS "name, tag, digest, owner_id, created_at"
+#define JOB_COLS                                                                     \
+  "id, consumer_id, name, spec_json, image_digest, state, reason, idempotency_key, " \
+  "request_hash, created_at, updated_at, deadline, flags"
+#define EVENT_COLS "job_id, seq, from_state, to_state, reason, at"
+#define CREDENTIAL_COLS "id, job_id, issued_at, expires_at, used_at"
+#define OUTPUT_COLS                                                        \
+  "job_id, blob_ref, size, digest, created_at, gate_verdict, gate_score, " \
+  "gate_findings_json, gate_at"
+#define AUDIT_COLS "seq, at, actor, action, object, decision, details, prev_hash, hash"
+
+// Input bounds. They keep rows small and every canonical encoding's 4-byte
+// length prefixes far from overflow.
+constexpr size_t kMaxName = 256;
+constexpr size_t kMaxText = 4096;
+constexpr size_t kMaxDocument = size_t{1} << 20;  // spec JSON, audit details, findings
+constexpr int64_t kMaxListLimit = 10000;
+
+std::string Str(int64_t v) {
+  return std::to_string(v);
+}
+
+std::string Quote(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+Status CheckText(std::string_view field, std::string_view value, size_t max, bool required) {
+  if (required && value.empty()) return InvalidArgument(std::string(field) + ": required");
+  if (value.size() > max) {
+    return InvalidArgument(std::string(field) + ": " + Str(static_cast<int64_t>(value.size())) +
+                           " bytes, at most " + Str(static_cast<int64_t>(max)) + " allowed");
+  }
+  return Status::Ok();
+}
+
+bool IsLowerHex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+Status CheckDigest(std::string_view field, std::string_view digest) {
+  constexpr std::string_view kPrefix = "sha256:";
+  if (digest.size() != kPrefix.size() + 64 || digest.substr(0, kPrefix.size()) != kPrefix ||
+      !IsLowerHex(digest.substr(kPrefix.size()))) {
+    return InvalidArgument(std::string(field) + ": " + Quote(digest.substr(0, 80)) +
+                           " is not sha256:<64 lower-case hex digits>");
+  }
+  return Status::Ok();
+}
+
+Status CheckDecimal(std::string_view field, std::string_view s) {
+  const size_t dot = s.find('.');
+  const std::string_view whole = s.substr(0, dot);
+  const std::string_view frac = dot == std::string_view::npos ? "" : s.substr(dot + 1);
+  auto digits = [](std::string_view d) {
+    return !d.empty() &&
+           std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (s.size() > 40 || !digits(whole) || (dot != std::string_view::npos && !digits(frac))) {
+    return InvalidArgument(std::string(field) + ": " + Quote(s.substr(0, 40)) +
+                           " is not a decimal number like 12 or 12.50");
+  }
+  return Status::Ok();
+}
+
+Status CheckLimit(std::string_view what, int64_t limit) {
+  if (limit < 1 || limit > kMaxListLimit) {
+    return InvalidArgument(std::string(what) + ": limit " + Str(limit) + " is outside 1.." +
+                           Str(kMaxListLimit));
+  }
+  return Status::Ok();
+}
+
+Status ValidateAudit(const AuditRecord& r) {
+  RETURN_IF_ERROR(CheckText("audit.actor", r.actor, kMaxText, true));
+  RETURN_IF_ERROR(CheckText("audit.action", r.action, kMaxText, true));
+  RETURN_IF_ERROR(CheckText("audit.object", r.object, kMaxText, false));
+  return CheckText("audit.details_json", r.details_json, kMaxDocument, false);
+}
+
+// A stored row that no longer parses is corruption (or tampering).
+Status Corrupt(std::string_view row, const Status& s) {
+  return DataLoss(std::string(row) + ": " + s.message());
+}
+
+// ---- Row mappers (column order: the *_COLS lists) -------------------------------
+
+StatusOr<User> ReadUser(const Stmt& s) {
+  User u;
+  u.id = s.Int(0);
+  u.name = s.Text(1);
+  const std::string row = "users row " + Str(u.id);
+  auto role = ParseRole(s.Text(2));
+  if (!role.ok()) return Corrupt(row, role.status());
+  u.role = *role;
+  ASSIGN_OR_RETURN(u.token_hash, s.Digest(3, row + " token_hash"));
+  u.created_at = s.Int(4);
+  u.disabled = s.Int(5) != 0;
+  return u;
+}
+
+StatusOr<Dataset> ReadDataset(const Stmt& s) {
+  Dataset d;
+  d.id = s.Int(0);
+  d.name = s.Text(1);
+  d.owner_id = s.Int(2);
+  d.location = s.Text(3);
+  d.description = s.Text(4);
+  d.price = s.Text(5);
+  d.max_days = s.Int(6);
+  d.key_id = s.Text(7);
+  d.wrapped_key = s.Blob(8);
+  d.manifest_dataset_id = s.Text(9);
+  d.manifest_version = s.Int(10);
+  d.created_at = s.Int(11);
+  return d;
+}
+
+StatusOr<Rental> ReadRental(const Stmt& s) {
+  Rental r;
+  r.seq = s.Int(0);
+  const std::string row = "rentals row " + Str(r.seq);
+  r.dataset_id = s.Int(1);
+  r.consumer_id = s.Int(2);
+  r.start = s.Int(3);
+  r.end = s.Int(4);
+  r.created_at = s.Int(5);
+  ASSIGN_OR_RETURN(r.prev_hash, s.Digest(6, row + " prev_hash"));
+  ASSIGN_OR_RETURN(r.hash, s.Digest(7, row + " hash"));
+  r.signature = s.Blob(8);
+  return r;
+}
+
+StatusOr<Image> ReadImage(const Stmt& s) {
+  return Image{s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4)};
+}
+
+StatusOr<Job> ReadJob(const Stmt& s) {
+  Job j;
+  j.id = s.Text(0);
+  const std::string row = "jobs row " + j.id;
+  j.consumer_id = s.Int(1);
+  j.name = s.Text(2);
+  j.spec_json = s.Text(3);
+  j.image_digest = s.Text(4);
+  auto state = ParseJobState(s.Text(5));
+  if (!state.ok()) return Corrupt(row, state.status());
+  j.state = *state;
+  j.reason = s.Text(6);
+  j.idempotency_key = s.IsNull(7) ? "" : s.Text(7);
+  ASSIGN_OR_RETURN(j.request_hash, s.Digest(8, row + " request_hash"));
+  j.created_at = s.Int(9);
+  j.updated_at = s.Int(10);
+  j.deadline = s.Int(11);
+  j.flags = static_cast<uint32_t>(s.Int(12));
+  return j;
+}
+
+StatusOr<JobEvent> ReadEvent(const Stmt& s) {
+  JobEvent e;
+  e.job_id = s.Text(0);
+  e.seq = s.Int(1);
+  const std::string row = "job_events row " + e.job_id + "/" + Str(e.seq);
+  if (!s.IsNull(2)) {
+    auto from = ParseJobState(s.Text(2));
+    if (!from.ok()) return Corrupt(row, from.status());
+    e.from = *from;
+  }
+  auto to = ParseJobState(s.Text(3));
+  if (!to.ok()) return Corrupt(row, to.status());
+  e.to = *to;
+  e.reason = s.Text(4);
+  e.at = s.Int(5);
+  return e;
+}
+
+StatusOr<JobCredential> ReadCredential(const Stmt& s) {
+  JobCredential c;
+  c.id = s.Text(0);
+  c.job_id = s.Text(1);
+  c.issued_at = s.Int(2);
+  c.expires_at = s.Int(3);
+  if (!s.IsNull(4)) c.used_at = s.Int(4);
+  return c;
+}
+
+StatusOr<GateVerdict> ParseVerdict(std::string_view name) {
+  for (GateVerdict v : {GateVerdict::kPending, GateVerdict::kRelease, GateVerdict::kHold}) {
+    if (GateVerdictName(v) == name) return v;
+  }
+  return InvalidArgument("unknown gate verdict " + Quote(name));
+}
+
+StatusOr<Output> ReadOutput(const Stmt& s) {
+  Output o;
+  o.job_id = s.Text(0);
+  o.blob_ref = s.Text(1);
+  o.size = s.Int(2);
+  o.digest = s.Text(3);
+  o.created_at = s.Int(4);
+  auto verdict = ParseVerdict(s.Text(5));
+  if (!verdict.ok()) return Corrupt("outputs row " + o.job_id, verdict.status());
+  o.verdict = *verdict;
+  o.gate_score = s.Real(6);
+  o.gate_findings_json = s.Text(7);
+  o.gate_at = s.Int(8);
+  return o;
+}
+
+StatusOr<AuditEntry> ReadAudit(const Stmt& s) {
+  AuditEntry e;
+  e.seq = s.Int(0);
+  const std::string row = "audit_log row " + Str(e.seq);
+  e.record.at = s.Int(1);
+  e.record.actor = s.Text(2);
+  e.record.action = s.Text(3);
+  e.record.object = s.Text(4);
+  auto decision = ParseAuditDecision(s.Text(5));
+  if (!decision.ok()) return Corrupt(row, decision.status());
+  e.record.decision = *decision;
+  e.record.details_json = s.Text(6);
+  ASSIGN_OR_RETURN(e.prev_hash, s.Digest(7, row + " prev_hash"));
+  ASSIGN_OR_RETURN(e.hash, s.Digest(8, row + " hash"));
+  return e;
+}
+
+StatusOr<AuditCheckpoint> ReadCheckpoint(const Stmt& s) {
+  AuditCheckpoint c;
+  c.seq = s.Int(0);
+  ASSIGN_OR_RETURN(c.hash, s.Digest(1, "audit_checkpoints row " + Str(c.seq) + " hash"));
+  c.signature = s.Blob(2);
+  c.at = s.Int(3);
+  return c;
+}
+
+// The row `st` yields, or kNotFound("<what> not found").
+template <typename T>
+StatusOr<T> One(Stmt& st, StatusOr<T> (*read)(const Stmt&), const std::string& what) {
+  ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return NotFound(what + " not found");
+  return read(st);
+}
+
+template <typename T>
+StatusOr<std::vector<T>> All(Stmt& st, StatusOr<T> (*read)(const Stmt&)) {
+  std::vector<T> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return out;
+    ASSIGN_OR_RETURN(T v, read(st));
+    out.push_back(std::move(v));
+  }
+}
+
+// ---- In-transaction helpers --------------------------------------------------------
+
+StatusOr<bool> Exists(Connection& c, const char* sql, int64_t key) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+  st.Bind(key);
+  return st.Step();
+}
+
+StatusOr<bool> Exists(Connection& c, const char* sql, std::string_view key) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+  st.Bind(key);
+  return st.Step();
+}
+
+Status RequireUser(Connection& c, int64_t id, std::string_view role) {
+  ASSIGN_OR_RETURN(bool found, Exists(c, "SELECT 1 FROM users WHERE id = ?", id));
+  if (!found) return NotFound(std::string(role) + ": user " + Str(id) + " not found");
+  return Status::Ok();
+}
+
+Status RequireJob(Connection& c, std::string_view job_id) {
+  ASSIGN_OR_RETURN(bool found, Exists(c, "SELECT 1 FROM jobs WHERE id = ?", job_id));
+  if (!found) return NotFound("job " + std::string(job_id) + " not found");
+  return Status::Ok();
+}
+
+// Appends `r` after the current head, read inside the transaction (never
+// cached: another process may have appended since our last batch).
+StatusOr<AuditEntry> AppendAuditTx(Connection& c, const AuditRecord& r) {
+  AuditEntry e;
+  e.record = r;
+  e.seq = 1;
+  {
+    ASSIGN_OR_RETURN(Stmt head,
+                     c.Prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"));
+    ASSIGN_OR_RETURN(bool row, head.Step());
+    if (row) {
+      e.seq = head.Int(0) + 1;
+      ASSIGN_OR_RETURN(e.prev_hash, head.Digest(1, "audit_log head hash"));
+    }
+  }
+  e.hash = AuditEntryHash(e.prev_hash, e.seq, r);
+  ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO audit_log (" AUDIT_COLS
+                                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  ins.Bind(e.seq)
+      .Bind(r.at)
+      .Bind(r.actor)
+      .Bind(r.action)
+      .Bind(r.object)
+      .Bind(AuditDecisionName(r.decision))
+      .Bind(r.details_json)
+      .BindBlob(e.prev_hash)
+      .BindBlob(e.hash);
+  RETURN_IF_ERROR(ins.Run().WithContext("audit"));
+  return e;
+}
+
+StatusOr<Job> SelectJob(Connection& c, std::string_view job_id) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " JOB_COLS " FROM jobs WHERE id = ?"));
+  st.Bind(job_id);
+  return One(st, ReadJob, "job " + std::string(job_id));
+}
+
+StatusOr<User> SelectUser(Connection& c, int64_t id) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " USER_COLS " FROM users WHERE id = ?"));
+  st.Bind(id);
+  return One(st, ReadUser, "user " + Str(id));
+}
+
+StatusOr<Output> SelectOutput(Connection& c, std::string_view job_id) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " OUTPUT_COLS " FROM outputs WHERE job_id = ?"));
+  st.Bind(job_id);
+  return One(st, ReadOutput, "output of job " + std::string(job_id));
+}
+
+StatusOr<JobCredential> SelectCredential(Connection& c, std::string_view id) {
+  ASSIGN_OR_RETURN(Stmt st,
+                   c.Prepare("SELECT " CREDENTIAL_COLS " FROM job_credentials WHERE id = ?"));
+  st.Bind(id);
+  return One(st, ReadCredential, "credential " + std::string(id));
+}
+
+// Runs fn, turning an escaping exception (allocation failure, a throwing
+// RentalSigner) into a Status: nothing may unwind through the writer loop.
+Status RunGuarded(const std::function<Status(Connection&)>& fn, Connection& c) {
+  try {
+    return fn(c);
+  } catch (const std::exception& e) {
+    return Internal(std::string("store: unexpected exception: ") + e.what());
+  } catch (...) {
+    return Internal("store: unexpected exception");
+  }
+}
+
+}  // namespace
+
+// ---- Lifecycle ------------------------------------------------------------------
+
+SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(options)) {}
+
+int64_t SqliteStore::LatestSchemaVersion() {
+  return sqlite::LatestSchemaVersion();
+}
+
+StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStoreOptions& options) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore(options));
+  RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+Status SqliteStore::Init() {
+  const std::string& path = options_.path;
+  if (path.empty() || path == ":memory:") {
+    return InvalidArgument("sqlite store: a database file path is required");
+  }
+  if (options_.max_batch < 1 || options_.max_queue < 1 || options_.read_connections < 1 ||
+      options_.checkpoint_frames < 1) {
+    return InvalidArgument(
+        "sqlite store: max_batch, max_queue, read_connections and checkpoint_frames must be "
+        "positive");
+  }
+  // The file holds wrapped keys and token hashes: create it private before
+  // SQLite does (it would use 0644); -wal and -shm inherit its mode.
+  {
+    UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid()) return ErrnoStatus("sqlite store: create " + path, errno);
+  }
+  ASSIGN_OR_RETURN(writer_, Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                             options_.busy_timeout_ms));
+  ASSIGN_OR_RETURN(std::string mode, writer_->QueryText("PRAGMA journal_mode = WAL"));
+  if (mode != "wal") {
+    return FailedPrecondition(path + ": cannot use WAL mode (journal_mode is " + Quote(mode) + ")");
+  }
+  // FULL: WAL commits fsync, so an acknowledged write survives power loss,
+  // not just a crash of this process.
+  RETURN_IF_ERROR(
+      writer_->Exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+                    "PRAGMA journal_size_limit = 67108864"));
+  RETURN_IF_ERROR(sqlite::Migrate(*writer_).WithContext(path));
+
+  // Replacing the WAL hook turns off SQLite's auto-checkpoint, which would
+  // copy pages and fsync the database file inside some batch's COMMIT: the
+  // hook only notes that a checkpoint is due; WriterLoop runs it between
+  // batches. Being the only writer here, that checkpoint completes and the
+  // next transaction restarts the WAL from its beginning, bounding its size.
+  sqlite3_wal_hook(
+      writer_->raw(),
+      [](void* self, sqlite3*, const char*, int frames) -> int {
+        auto* store = static_cast<SqliteStore*>(self);
+        if (frames >= store->options_.checkpoint_frames) store->checkpoint_due_ = true;
+        return SQLITE_OK;
+      },
+      this);
+  for (int i = 0; i < options_.read_connections; ++i) {
+    ASSIGN_OR_RETURN(auto reader,
+                     Connection::Open(path, SQLITE_OPEN_READONLY, options_.busy_timeout_ms));
+    free_readers_.push_back(reader.get());
+    readers_.push_back(std::move(reader));
+  }
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+  return Status::Ok();
+}
+
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    stopping_ = true;
+  }
+  writer_cv_.notify_all();
+  space_cv_.notify_all();
+  if (writer_thread_.joinable()) writer_thread_.join();
+  readers_.clear();
+  writer_.reset();  // the last connection checkpoints the WAL
+}
+
+SqliteWriterStats SqliteStore::WriterStats() const {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return stats_;
+}
+
+// ---- Group commit -------------------------------------------------------------------
+
+Status SqliteStore::Write(const TxnFn& fn) {
+  WriteOp op;
+  op.fn = &fn;
+  std::unique_lock<std::mutex> lock(write_mu_);
+  space_cv_.wait(lock, [&] { return stopping_ || queue_.size() < options_.max_queue; });
+  if (stopping_) return {StatusCode::kUnavailable, "store: closing"};
+  queue_.push_back(&op);
+  writer_cv_.notify_one();
+  done_cv_.wait(lock, [&] { return op.done; });
+  return op.result;
+}
+
+void SqliteStore::WriterLoop() {
+  std::vector<WriteOp*> batch;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(write_mu_);
+      writer_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and every queued op is done
+      const size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    space_cv_.notify_all();
+    ApplyBatch(batch);
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      for (WriteOp* op : batch) op->done = true;
+      ++stats_.transactions;
+      stats_.mutations += batch.size();
+    }
+    done_cv_.notify_all();
+    if (checkpoint_due_) {
+      checkpoint_due_ = false;
+      // PASSIVE never waits for readers; a failure (busy, I/O) leaves the
+      // frames in the WAL, where they are just as durable, for next time.
+      int wal_frames = 0;
+      int copied = 0;
+      sqlite3_wal_checkpoint_v2(writer_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
+                                &copied);
+    }
+  }
+}
+
+// One transaction for the whole batch, one SAVEPOINT per mutation, one
+// commit (one fsync) for all. Results are only handed out after COMMIT, so
+// no caller sees success for a write that is not durable.
+void SqliteStore::ApplyBatch(std::span<WriteOp* const> batch) {
+  Connection& c = *writer_;
+  auto fail_all = [&](const Status& why) {
+    if (c.InTransaction()) static_cast<void>(c.Exec("ROLLBACK"));
+    for (WriteOp* op : batch) {
+      op->result = {why.code() == StatusCode::kOk ? StatusCode::kInternal : why.code(),
+                    "store: write transaction rolled back: " + why.message()};
+    }
+  };
+  Status begin = c.Exec("BEGIN IMMEDIATE");
+  if (!begin.ok()) return fail_all(begin);
+  for (WriteOp* op : batch) {
+    Status savepoint = c.Exec("SAVEPOINT mutation");
+    if (!savepoint.ok()) return fail_all(savepoint);
+    op->result = RunGuarded(*op->fn, c);
+    if (!c.InTransaction()) {
+      // SQLite abandoned the whole transaction (I/O error, disk full): the
+      // batch-mates already applied are gone too.
+      return fail_all(op->result.ok() ? Internal("transaction ended unexpectedly") : op->result);
+    }
+    Status end = op->result.ok() ? c.Exec("RELEASE mutation")
+                                 : c.Exec("ROLLBACK TO mutation; RELEASE mutation");
+    if (!end.ok()) return fail_all(end);
+  }
+  Status commit = c.Exec("COMMIT");
+  if (!commit.ok()) fail_all(commit);
+}
+
+Status SqliteStore::Read(const TxnFn& fn) {
+  Connection* c = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(read_mu_);
+    read_cv_.wait(lock, [&] { return !free_readers_.empty(); });
+    c = free_readers_.back();
+    free_readers_.pop_back();
+  }
+  Status s = RunGuarded(fn, *c);
+  if (c->InTransaction()) static_cast<void>(c->Exec("ROLLBACK"));
+  {
+    std::lock_guard<std::mutex> lock(read_mu_);
+    free_readers_.push_back(c);
+  }
+  read_cv_.notify_one();
+  return s;
+}
+
+template <typename T>
+StatusOr<T> SqliteStore::ReadValue(const std::function<StatusOr<T>(Connection&)>& f) {
+  std::optional<T> out;
+  Status s = Read([&](Connection& c) -> Status {
+    StatusOr<T> r = f(c);
+    if (!r.ok()) return r.status();
+    out.emplace(std::move(r).value());
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return std::move(*out);
+}
+
+// The value is handed out only once the batch has committed.
+template <typename T>
+StatusOr<T> SqliteStore::WriteValue(const std::function<StatusOr<T>(Connection&)>& f) {
+  std::optional<T> out;
+  Status s = Write([&](Connection& c) -> Status {
+    StatusOr<T> r = f(c);
+    if (!r.ok()) return r.status();
+    out.emplace(std::move(r).value());
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return std::move(*out);
+}
+
+// ---- Users -------------------------------------------------------------------------
+
+StatusOr<User> SqliteStore::CreateUser(const User& user, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("user.name", user.name, kMaxName, true));
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<User>([&](Connection& c) -> StatusOr<User> {
+    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM users WHERE name = ?", user.name));
+    if (taken) return AlreadyExists("user " + Quote(user.name) + " already exists");
+    ASSIGN_OR_RETURN(Stmt dup, c.Prepare("SELECT 1 FROM users WHERE token_hash = ?"));
+    dup.BindBlob(user.token_hash);
+    ASSIGN_OR_RETURN(bool token_taken, dup.Step());
+    if (token_taken)
+      return AlreadyExists("user " + Quote(user.name) + ": token hash already in use");
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO users (name, role, token_hash, created_at, "
+                                         "disabled) VALUES (?, ?, ?, ?, ?) RETURNING id"));
+    ins.Bind(user.name)
+        .Bind(RoleName(user.role))
+        .BindBlob(user.token_hash)
+        .Bind(user.created_at)
+        .Bind(int64_t{user.disabled ? 1 : 0});
+    ASSIGN_OR_RETURN(bool row, ins.Step());
+    if (!row) return Internal("users: INSERT returned no id");
+    User out = user;
+    out.id = ins.Int(0);
+    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return out;
+  });
+}
+
+StatusOr<User> SqliteStore::GetUser(int64_t id) {
+  return ReadValue<User>([&](Connection& c) { return SelectUser(c, id); });
+}
+
+StatusOr<User> SqliteStore::GetUserByName(std::string_view name) {
+  return ReadValue<User>([&](Connection& c) -> StatusOr<User> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " USER_COLS " FROM users WHERE name = ?"));
+    st.Bind(name);
+    return One(st, ReadUser, "user " + Quote(name));
+  });
+}
+
+StatusOr<User> SqliteStore::GetUserByTokenHash(const Sha256Digest& token_hash) {
+  return ReadValue<User>([&](Connection& c) -> StatusOr<User> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " USER_COLS " FROM users WHERE token_hash = ?"));
+    st.BindBlob(token_hash);
+    return One(st, ReadUser, "user with this token");
+  });
+}
+
+StatusOr<std::vector<User>> SqliteStore::ListUsers() {
+  return ReadValue<std::vector<User>>([&](Connection& c) -> StatusOr<std::vector<User>> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " USER_COLS " FROM users ORDER BY id"));
+    return All(st, ReadUser);
+  });
+}
+
+Status SqliteStore::SetUserDisabled(int64_t id, bool disabled, const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("UPDATE users SET disabled = ? WHERE id = ?"));
+    st.Bind(int64_t{disabled ? 1 : 0}).Bind(id);
+    RETURN_IF_ERROR(st.Run());
+    if (c.Changes() == 0) return NotFound("user " + Str(id) + " not found");
+    return AppendAuditTx(c, audit).status();
+  });
+}
+
+Status SqliteStore::SetUserTokenHash(int64_t id, const Sha256Digest& token_hash,
+                                     const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(Stmt dup, c.Prepare("SELECT id FROM users WHERE token_hash = ?"));
+    dup.BindBlob(token_hash);
+    ASSIGN_OR_RETURN(bool taken, dup.Step());
+    if (taken) return AlreadyExists("user " + Str(id) + ": token hash already in use");
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("UPDATE users SET token_hash = ? WHERE id = ?"));
+    st.BindBlob(token_hash).Bind(id);
+    RETURN_IF_ERROR(st.Run());
+    if (c.Changes() == 0) return NotFound("user " + Str(id) + " not found");
+    return AppendAuditTx(c, audit).status();
+  });
+}
+
+// ---- Catalog -------------------------------------------------------------------------
+
+StatusOr<Dataset> SqliteStore::CreateDataset(const Dataset& d, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("dataset.name", d.name, kMaxName, true));
+  RETURN_IF_ERROR(CheckText("dataset.location", d.location, kMaxText, true));
+  RETURN_IF_ERROR(CheckText("dataset.description", d.description, kMaxText, false));
+  RETURN_IF_ERROR(CheckDecimal("dataset.price", d.price));
+  if (d.max_days < 0) return InvalidArgument("dataset.max_days: " + Str(d.max_days) + " < 0");
+  if (d.key_id.empty() || d.key_id.size() > 128 || d.key_id.size() % 2 != 0 ||
+      !IsLowerHex(d.key_id)) {
+    return InvalidArgument("dataset.key_id: " + Quote(d.key_id.substr(0, 128)) +
+                           " is not lower-case hex");
+  }
+  if (d.wrapped_key.empty() || d.wrapped_key.size() > kMaxText) {
+    return InvalidArgument("dataset.wrapped_key: must be 1.." + Str(kMaxText) + " bytes");
+  }
+  RETURN_IF_ERROR(CheckText("dataset.manifest_dataset_id", d.manifest_dataset_id, kMaxName, false));
+  if (d.manifest_version < 0) {
+    return InvalidArgument("dataset.manifest_version: " + Str(d.manifest_version) + " < 0");
+  }
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<Dataset>([&](Connection& c) -> StatusOr<Dataset> {
+    RETURN_IF_ERROR(RequireUser(c, d.owner_id, "dataset " + Quote(d.name) + " owner"));
+    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM datasets WHERE name = ?", d.name));
+    if (taken) return AlreadyExists("dataset " + Quote(d.name) + " already exists");
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO datasets (name, owner_id, location, "
+                                         "description, price, max_days, key_id, wrapped_key, "
+                                         "manifest_dataset_id, manifest_version, created_at) "
+                                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"));
+    ins.Bind(d.name)
+        .Bind(d.owner_id)
+        .Bind(d.location)
+        .Bind(d.description)
+        .Bind(d.price)
+        .Bind(d.max_days)
+        .Bind(d.key_id)
+        .BindBlob(d.wrapped_key)
+        .Bind(d.manifest_dataset_id)
+        .Bind(d.manifest_version)
+        .Bind(d.created_at);
+    ASSIGN_OR_RETURN(bool row, ins.Step());
+    if (!row) return Internal("datasets: INSERT returned no id");
+    Dataset out = d;
+    out.id = ins.Int(0);
+    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return out;
+  });
+}
+
+StatusOr<Dataset> SqliteStore::GetDataset(int64_t id) {
+  return ReadValue<Dataset>([&](Connection& c) -> StatusOr<Dataset> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " DATASET_COLS " FROM datasets WHERE id = ?"));
+    st.Bind(id);
+    return One(st, ReadDataset, "dataset " + Str(id));
+  });
+}
+
+StatusOr<Dataset> SqliteStore::GetDatasetByName(std::string_view name) {
+  return ReadValue<Dataset>([&](Connection& c) -> StatusOr<Dataset> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " DATASET_COLS " FROM datasets WHERE name = ?"));
+    st.Bind(name);
+    return One(st, ReadDataset, "dataset " + Quote(name));
+  });
+}
+
+StatusOr<std::vector<Dataset>> SqliteStore::ListDatasets(std::optional<int64_t> owner_id) {
+  return ReadValue<std::vector<Dataset>>([&](Connection& c) -> StatusOr<std::vector<Dataset>> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " DATASET_COLS " FROM datasets"
+                                        " WHERE (?1 IS NULL OR owner_id = ?1) ORDER BY id"));
+    st.Bind(owner_id);
+    return All(st, ReadDataset);
+  });
+}
+
+// ---- Rentals -------------------------------------------------------------------------
+
+StatusOr<Rental> SqliteStore::AppendRental(const Rental& rental, const RentalSigner& signer,
+                                           const AuditRecord& audit) {
+  if (rental.end <= rental.start) {
+    return InvalidArgument("rental: end " + Str(rental.end) + " is not after start " +
+                           Str(rental.start));
+  }
+  if (!signer) return InvalidArgument("rental: a signer is required");
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<Rental>([&](Connection& c) -> StatusOr<Rental> {
+    ASSIGN_OR_RETURN(bool dataset,
+                     Exists(c, "SELECT 1 FROM datasets WHERE id = ?", rental.dataset_id));
+    if (!dataset) return NotFound("rental: dataset " + Str(rental.dataset_id) + " not found");
+    RETURN_IF_ERROR(RequireUser(c, rental.consumer_id, "rental consumer"));
+    Rental r;
+    r.dataset_id = rental.dataset_id;
+    r.consumer_id = rental.consumer_id;
+    r.start = rental.start;
+    r.end = rental.end;
+    r.created_at = rental.created_at;
+    r.seq = 1;
+    {
+      ASSIGN_OR_RETURN(Stmt head,
+                       c.Prepare("SELECT seq, hash FROM rentals ORDER BY seq DESC LIMIT 1"));
+      ASSIGN_OR_RETURN(bool row, head.Step());
+      if (row) {
+        r.seq = head.Int(0) + 1;
+        ASSIGN_OR_RETURN(r.prev_hash, head.Digest(1, "rentals head hash"));
+      }
+    }
+    r.hash = RentalHash(r.prev_hash, r);
+    ASSIGN_OR_RETURN(r.signature, signer(RentalSignatureMessage(r.hash)));
+    if (r.signature.empty()) return Internal("rental: the signer returned an empty signature");
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO rentals (" RENTAL_COLS
+                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    ins.Bind(r.seq)
+        .Bind(r.dataset_id)
+        .Bind(r.consumer_id)
+        .Bind(r.start)
+        .Bind(r.end)
+        .Bind(r.created_at)
+        .BindBlob(r.prev_hash)
+        .BindBlob(r.hash)
+        .BindBlob(r.signature);
+    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return r;
+  });
+}
+
+StatusOr<std::vector<Rental>> SqliteStore::ListRentals(const RentalFilter& f) {
+  RETURN_IF_ERROR(CheckLimit("rentals", f.limit));
+  return ReadValue<std::vector<Rental>>([&](Connection& c) -> StatusOr<std::vector<Rental>> {
+    // One statement per filter shape, so each uses its index.
+    std::string sql = "SELECT " RENTAL_COLS " FROM rentals WHERE seq > ?";
+    if (f.consumer_id) sql += " AND consumer_id = ?";
+    if (f.dataset_id) sql += " AND dataset_id = ?";
+    sql += " ORDER BY seq LIMIT ?";
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+    st.Bind(f.after_seq);
+    if (f.consumer_id) st.Bind(*f.consumer_id);
+    if (f.dataset_id) st.Bind(*f.dataset_id);
+    st.Bind(f.limit);
+    return All(st, ReadRental);
+  });
+}
+
+// ---- Images --------------------------------------------------------------------------
+
+StatusOr<Image> SqliteStore::PutImage(const Image& image, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("image.name", image.name, kMaxName, true));
+  RETURN_IF_ERROR(CheckText("image.tag", image.tag, kMaxName, true));
+  RETURN_IF_ERROR(CheckDigest("image.digest", image.digest));
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  const std::string ref = image.name + ":" + image.tag;
+  return WriteValue<Image>([&](Connection& c) -> StatusOr<Image> {
+    RETURN_IF_ERROR(RequireUser(c, image.owner_id, "image " + ref + " owner"));
+    ASSIGN_OR_RETURN(Stmt cur, c.Prepare("SELECT owner_id FROM images WHERE name = ? AND tag = ?"));
+    cur.Bind(image.name).Bind(image.tag);
+    ASSIGN_OR_RETURN(bool exists, cur.Step());
+    if (exists && cur.Int(0) != image.owner_id) {
+      return PermissionDenied("image " + ref + " belongs to user " + Str(cur.Int(0)));
+    }
+    ASSIGN_OR_RETURN(Stmt put, c.Prepare("INSERT INTO images (" IMAGE_COLS
+                                         ") VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, tag)"
+                                         " DO UPDATE SET digest = excluded.digest,"
+                                         " created_at = excluded.created_at"));
+    put.Bind(image.name)
+        .Bind(image.tag)
+        .Bind(image.digest)
+        .Bind(image.owner_id)
+        .Bind(image.created_at);
+    RETURN_IF_ERROR(put.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return image;
+  });
+}
+
+StatusOr<Image> SqliteStore::GetImage(std::string_view name, std::string_view tag) {
+  return ReadValue<Image>([&](Connection& c) -> StatusOr<Image> {
+    ASSIGN_OR_RETURN(Stmt st,
+                     c.Prepare("SELECT " IMAGE_COLS " FROM images WHERE name = ? AND tag = ?"));
+    st.Bind(name).Bind(tag);
+    return One(st, ReadImage, "image " + std::string(name) + ":" + std::string(tag));
+  });
+}
+
+StatusOr<std::vector<Image>> SqliteStore::ListImages() {
+  return ReadValue<std::vector<Image>>([&](Connection& c) -> StatusOr<std::vector<Image>> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " IMAGE_COLS " FROM images ORDER BY name, tag"));
+    return All(st, ReadImage);
+  });
+}
+
+// ---- Jobs ----------------------------------------------------------------------------
+
+StatusOr<CreateJobResult> SqliteStore::CreateJob(const Job& job, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("job.id", job.id, kMaxName, true));
+  RETURN_IF_ERROR(CheckText("job.name", job.name, kMaxName, false));
+  RETURN_IF_ERROR(CheckText("job.spec_json", job.spec_json, kMaxDocument, true));
+  RETURN_IF_ERROR(CheckDigest("job.image_digest", job.image_digest));
+  RETURN_IF_ERROR(CheckText("job.reason", job.reason, kMaxText, false));
+  RETURN_IF_ERROR(CheckText("job.idempotency_key", job.idempotency_key, kMaxName, false));
+  if (job.state != JobState::kSubmitted) {
+    return InvalidArgument("job " + job.id + ": a new job must be SUBMITTED, not " +
+                           std::string(JobStateName(job.state)));
+  }
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<CreateJobResult>([&](Connection& c) -> StatusOr<CreateJobResult> {
+    if (!job.idempotency_key.empty()) {
+      ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " JOB_COLS " FROM jobs"
+                                          " WHERE consumer_id = ? AND idempotency_key = ?"));
+      st.Bind(job.consumer_id).Bind(job.idempotency_key);
+      ASSIGN_OR_RETURN(bool replay, st.Step());
+      if (replay) {
+        ASSIGN_OR_RETURN(Job existing, ReadJob(st));
+        if (existing.request_hash != job.request_hash) {
+          return AlreadyExists("idempotency key " + Quote(job.idempotency_key) +
+                               " was already used by job " + existing.id +
+                               " with a different request");
+        }
+        return CreateJobResult{std::move(existing), false};
+      }
+    }
+    RETURN_IF_ERROR(RequireUser(c, job.consumer_id, "job " + job.id + " consumer"));
+    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM jobs WHERE id = ?", job.id));
+    if (taken) return AlreadyExists("job " + job.id + " already exists");
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO jobs (" JOB_COLS ") VALUES "
+                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    ins.Bind(job.id)
+        .Bind(job.consumer_id)
+        .Bind(job.name)
+        .Bind(job.spec_json)
+        .Bind(job.image_digest)
+        .Bind(JobStateName(JobState::kSubmitted))
+        .Bind(job.reason);
+    if (job.idempotency_key.empty()) {
+      ins.BindNull();
+    } else {
+      ins.Bind(job.idempotency_key);
+    }
+    ins.BindBlob(job.request_hash)
+        .Bind(job.created_at)
+        .Bind(job.created_at)
+        .Bind(job.deadline)
+        .Bind(int64_t{job.flags});
+    RETURN_IF_ERROR(ins.Run());
+    ASSIGN_OR_RETURN(
+        Stmt ev, c.Prepare("INSERT INTO job_events (" EVENT_COLS ") VALUES (?, 1, NULL, ?, ?, ?)"));
+    ev.Bind(job.id).Bind(JobStateName(JobState::kSubmitted)).Bind(job.reason).Bind(job.created_at);
+    RETURN_IF_ERROR(ev.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    CreateJobResult out{job, true};
+    out.job.updated_at = job.created_at;
+    return out;
+  });
+}
+
+StatusOr<Job> SqliteStore::GetJob(std::string_view job_id) {
+  return ReadValue<Job>([&](Connection& c) { return SelectJob(c, job_id); });
+}
+
+StatusOr<std::vector<Job>> SqliteStore::ListJobs(const JobFilter& f) {
+  RETURN_IF_ERROR(CheckLimit("jobs", f.limit));
+  if (f.offset < 0) return InvalidArgument("jobs: offset " + Str(f.offset) + " < 0");
+  return ReadValue<std::vector<Job>>([&](Connection& c) -> StatusOr<std::vector<Job>> {
+    // One statement per filter shape, so each uses its index.
+    std::string sql = "SELECT " JOB_COLS " FROM jobs WHERE 1";
+    if (f.consumer_id) sql += " AND consumer_id = ?";
+    if (f.state) sql += " AND state = ?";
+    sql += " ORDER BY job_seq DESC LIMIT ? OFFSET ?";
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+    if (f.consumer_id) st.Bind(*f.consumer_id);
+    if (f.state) st.Bind(JobStateName(*f.state));
+    st.Bind(f.limit).Bind(f.offset);
+    return All(st, ReadJob);
+  });
+}
+
+StatusOr<std::vector<Job>> SqliteStore::ListJobsInStates(const std::vector<JobState>& states) {
+  if (states.empty()) return std::vector<Job>{};
+  if (states.size() > kAllJobStates.size()) {
+    return InvalidArgument("jobs: more states than exist");
+  }
+  return ReadValue<std::vector<Job>>([&](Connection& c) -> StatusOr<std::vector<Job>> {
+    std::string sql = "SELECT " JOB_COLS " FROM jobs WHERE state IN (?";
+    for (size_t i = 1; i < states.size(); ++i) sql += ", ?";
+    sql += ") ORDER BY job_seq";
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+    for (JobState s : states) st.Bind(JobStateName(s));
+    return All(st, ReadJob);
+  });
+}
+
+StatusOr<std::vector<JobEvent>> SqliteStore::JobHistory(std::string_view job_id) {
+  return ReadValue<std::vector<JobEvent>>([&](Connection& c) -> StatusOr<std::vector<JobEvent>> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " EVENT_COLS " FROM job_events"
+                                        " WHERE job_id = ? ORDER BY seq"));
+    st.Bind(job_id);
+    ASSIGN_OR_RETURN(auto events, All(st, ReadEvent));
+    if (events.empty()) RETURN_IF_ERROR(RequireJob(c, job_id));
+    return events;
+  });
+}
+
+StatusOr<Job> SqliteStore::TransitionJob(std::string_view job_id, JobState expected_from,
+                                         JobState to, std::string_view reason,
+                                         const AuditRecord& audit) {
+  const std::string id(job_id);
+  const std::string from_name(JobStateName(expected_from));
+  const std::string to_name(JobStateName(to));
+  if (!IsAllowedTransition(expected_from, to)) {
+    return InvalidArgument("job " + id + ": transition " + from_name + " -> " + to_name +
+                           " is not allowed");
+  }
+  RETURN_IF_ERROR(CheckText("transition reason", reason, kMaxText, true));
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<Job>([&](Connection& c) -> StatusOr<Job> {
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE jobs SET state = ?, reason = ?, updated_at = ?"
+                                        " WHERE id = ? AND state = ?"));
+    up.Bind(to_name).Bind(reason).Bind(audit.at).Bind(job_id).Bind(from_name);
+    RETURN_IF_ERROR(up.Run());
+    if (c.Changes() == 0) {
+      ASSIGN_OR_RETURN(Job current, SelectJob(c, job_id));
+      return FailedPrecondition("job " + id + ": expected state " + from_name + ", found " +
+                                std::string(JobStateName(current.state)) + " (cannot move to " +
+                                to_name + ")");
+    }
+    if (to == JobState::kReleased && expected_from == JobState::kOutputSubmitted) {
+      // Fail closed: only a gate "release" verdict lets output out unreviewed.
+      auto output = SelectOutput(c, job_id);
+      if (!output.ok() && output.status().code() != StatusCode::kNotFound) return output.status();
+      if (!output.ok() || output->verdict != GateVerdict::kRelease) {
+        return FailedPrecondition(
+            "job " + id + ": cannot release: the gate verdict is " +
+            (output.ok() ? Quote(GateVerdictName(output->verdict)) : std::string("missing")) +
+            ", not 'release'");
+      }
+    }
+    ASSIGN_OR_RETURN(Stmt ev, c.Prepare("INSERT INTO job_events (" EVENT_COLS ")"
+                                        " SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5"
+                                        " FROM job_events WHERE job_id = ?1"));
+    ev.Bind(job_id).Bind(from_name).Bind(to_name).Bind(reason).Bind(audit.at);
+    RETURN_IF_ERROR(ev.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectJob(c, job_id);
+  });
+}
+
+// ---- Credentials ---------------------------------------------------------------------
+
+Status SqliteStore::IssueCredential(const JobCredential& cred, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("credential.id", cred.id, kMaxName, true));
+  if (cred.expires_at <= cred.issued_at) {
+    return InvalidArgument("credential " + cred.id + ": expires_at " + Str(cred.expires_at) +
+                           " is not after issued_at " + Str(cred.issued_at));
+  }
+  if (cred.used_at)
+    return InvalidArgument("credential " + cred.id + ": a new credential is unused");
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    RETURN_IF_ERROR(RequireJob(c, cred.job_id).WithContext("credential " + cred.id));
+    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM job_credentials WHERE id = ?", cred.id));
+    if (taken) return AlreadyExists("credential " + cred.id + " already exists");
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO job_credentials (" CREDENTIAL_COLS
+                                         ") VALUES (?, ?, ?, ?, NULL)"));
+    ins.Bind(cred.id).Bind(cred.job_id).Bind(cred.issued_at).Bind(cred.expires_at);
+    RETURN_IF_ERROR(ins.Run());
+    return AppendAuditTx(c, audit).status();
+  });
+}
+
+StatusOr<JobCredential> SqliteStore::GetCredential(std::string_view credential_id) {
+  return ReadValue<JobCredential>(
+      [&](Connection& c) { return SelectCredential(c, credential_id); });
+}
+
+StatusOr<JobCredential> SqliteStore::MarkCredentialUsed(std::string_view credential_id, int64_t now,
+                                                        const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  const std::string id(credential_id);
+  return WriteValue<JobCredential>([&](Connection& c) -> StatusOr<JobCredential> {
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE job_credentials SET used_at = ?1 WHERE id = ?2"
+                                        " AND used_at IS NULL AND issued_at <= ?1"
+                                        " AND ?1 < expires_at"));
+    up.Bind(now).Bind(credential_id);
+    RETURN_IF_ERROR(up.Run());
+    if (c.Changes() == 0) {
+      ASSIGN_OR_RETURN(JobCredential cur, SelectCredential(c, credential_id));
+      if (cur.used_at) {
+        return FailedPrecondition("credential " + id + " was already used at " + Str(*cur.used_at));
+      }
+      if (now >= cur.expires_at) {
+        return FailedPrecondition("credential " + id + " expired at " + Str(cur.expires_at));
+      }
+      return FailedPrecondition("credential " + id + " is not valid before " + Str(cur.issued_at));
+    }
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectCredential(c, credential_id);
+  });
+}
+
+// ---- Outputs ---------------------------------------------------------------------------
+
+Status SqliteStore::PutOutput(const Output& o, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("output.blob_ref", o.blob_ref, kMaxText, true));
+  RETURN_IF_ERROR(CheckDigest("output.digest", o.digest));
+  if (o.size < 0) return InvalidArgument("output.size: " + Str(o.size) + " < 0");
+  if (o.verdict != GateVerdict::kPending) {
+    return InvalidArgument("output of job " + o.job_id +
+                           ": a new output is pending; set the verdict with SetGateVerdict");
+  }
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    RETURN_IF_ERROR(RequireJob(c, o.job_id).WithContext("output"));
+    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM outputs WHERE job_id = ?", o.job_id));
+    if (taken) return AlreadyExists("job " + o.job_id + " already has an output");
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO outputs (" OUTPUT_COLS
+                                         ") VALUES (?, ?, ?, ?, ?, 'pending', 0, '', 0)"));
+    ins.Bind(o.job_id).Bind(o.blob_ref).Bind(o.size).Bind(o.digest).Bind(o.created_at);
+    RETURN_IF_ERROR(ins.Run());
+    return AppendAuditTx(c, audit).status();
+  });
+}
+
+StatusOr<Output> SqliteStore::SetGateVerdict(std::string_view job_id, GateVerdict verdict,
+                                             double score, std::string_view findings_json,
+                                             int64_t at, const AuditRecord& audit) {
+  const std::string id(job_id);
+  if (verdict == GateVerdict::kPending) {
+    return InvalidArgument("gate verdict for job " + id + ": must be release or hold");
+  }
+  RETURN_IF_ERROR(CheckText("gate findings", findings_json, kMaxDocument, false));
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<Output>([&](Connection& c) -> StatusOr<Output> {
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE outputs SET gate_verdict = ?, gate_score = ?,"
+                                        " gate_findings_json = ?, gate_at = ?"
+                                        " WHERE job_id = ? AND gate_verdict = 'pending'"));
+    up.Bind(GateVerdictName(verdict)).Bind(score).Bind(findings_json).Bind(at).Bind(job_id);
+    RETURN_IF_ERROR(up.Run());
+    if (c.Changes() == 0) {
+      ASSIGN_OR_RETURN(Output cur, SelectOutput(c, job_id));
+      return FailedPrecondition("output of job " + id + " already has the verdict " +
+                                Quote(GateVerdictName(cur.verdict)));
+    }
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectOutput(c, job_id);
+  });
+}
+
+StatusOr<Output> SqliteStore::GetOutput(std::string_view job_id) {
+  return ReadValue<Output>([&](Connection& c) { return SelectOutput(c, job_id); });
+}
+
+// ---- Audit -----------------------------------------------------------------------------
+
+StatusOr<AuditEntry> SqliteStore::AppendAudit(const AuditRecord& record) {
+  RETURN_IF_ERROR(ValidateAudit(record));
+  return WriteValue<AuditEntry>([&](Connection& c) { return AppendAuditTx(c, record); });
+}
+
+StatusOr<std::vector<AuditEntry>> SqliteStore::ListAudit(const AuditFilter& f) {
+  RETURN_IF_ERROR(CheckLimit("audit", f.limit));
+  return ReadValue<std::vector<AuditEntry>>(
+      [&](Connection& c) -> StatusOr<std::vector<AuditEntry>> {
+        ASSIGN_OR_RETURN(Stmt st, c.Prepare(f.object ? "SELECT " AUDIT_COLS " FROM audit_log"
+                                                       " WHERE object = ? AND seq > ?"
+                                                       " ORDER BY seq LIMIT ?"
+                                                     : "SELECT " AUDIT_COLS " FROM audit_log"
+                                                       " WHERE seq > ? ORDER BY seq LIMIT ?"));
+        if (f.object) st.Bind(*f.object);
+        st.Bind(f.after_seq).Bind(f.limit);
+        return All(st, ReadAudit);
+      });
+}
+
+StatusOr<AuditHead> SqliteStore::GetAuditHead() {
+  return ReadValue<AuditHead>([&](Connection& c) -> StatusOr<AuditHead> {
+    ASSIGN_OR_RETURN(Stmt st,
+                     c.Prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"));
+    ASSIGN_OR_RETURN(bool row, st.Step());
+    AuditHead head;
+    if (row) {
+      head.seq = st.Int(0);
+      ASSIGN_OR_RETURN(head.hash, st.Digest(1, "audit_log head hash"));
+    }
+    return head;
+  });
+}
+
+Status SqliteStore::AddCheckpoint(const AuditCheckpoint& cp) {
+  if (cp.signature.size() != crypto::Ed25519PrivateKey::kSignatureSize) {
+    return InvalidArgument("audit checkpoint: signature must be 64 bytes (Ed25519)");
+  }
+  return Write([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(Stmt entry, c.Prepare("SELECT hash FROM audit_log WHERE seq = ?"));
+    entry.Bind(cp.seq);
+    ASSIGN_OR_RETURN(bool row, entry.Step());
+    if (!row) return NotFound("audit checkpoint: audit entry " + Str(cp.seq) + " not found");
+    ASSIGN_OR_RETURN(Sha256Digest stored, entry.Digest(0, "audit_log hash"));
+    if (stored != cp.hash) {
+      return FailedPrecondition("audit checkpoint: hash does not match audit entry " + Str(cp.seq));
+    }
+    ASSIGN_OR_RETURN(bool exists,
+                     Exists(c, "SELECT 1 FROM audit_checkpoints WHERE seq = ?", cp.seq));
+    if (exists) return Status::Ok();  // already checkpointed at this seq: keep the first
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO audit_checkpoints (seq, hash, signature, at)"
+                                         " VALUES (?, ?, ?, ?)"));
+    ins.Bind(cp.seq).BindBlob(cp.hash).BindBlob(cp.signature).Bind(cp.at);
+    return ins.Run();
+  });
+}
+
+StatusOr<std::vector<AuditCheckpoint>> SqliteStore::ListCheckpoints() {
+  return ReadValue<std::vector<AuditCheckpoint>>(
+      [&](Connection& c) -> StatusOr<std::vector<AuditCheckpoint>> {
+        ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT seq, hash, signature, at FROM audit_checkpoints"
+                                            " ORDER BY seq"));
+        return All(st, ReadCheckpoint);
+      });
+}
+
+StatusOr<int64_t> SqliteStore::SchemaVersion() {
+  return ReadValue<int64_t>([&](Connection& c) -> StatusOr<int64_t> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    ASSIGN_OR_RETURN(bool row, st.Step());
+    return row ? st.Int(0) : int64_t{0};
+  });
+}
+
+}  // namespace cce::store

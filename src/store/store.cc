@@ -1,0 +1,51 @@
+#include "store/store.h"
+
+#include <string>
+
+namespace cce::store {
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kProvider: return "provider";
+    case Role::kConsumer: return "consumer";
+    case Role::kReviewer: return "reviewer";
+    case Role::kOperator: return "operator";
+  }
+  return "unknown";
+}
+
+StatusOr<Role> ParseRole(std::string_view name) {
+  for (Role r : {Role::kProvider, Role::kConsumer, Role::kReviewer, Role::kOperator}) {
+    if (RoleName(r) == name) return r;
+  }
+  return InvalidArgument("unknown role '" + std::string(name) +
+                         "' (expected provider, consumer, reviewer or operator)");
+}
+
+std::string_view GateVerdictName(GateVerdict verdict) {
+  switch (verdict) {
+    case GateVerdict::kPending: return "pending";
+    case GateVerdict::kRelease: return "release";
+    case GateVerdict::kHold: return "hold";
+  }
+  return "unknown";
+}
+
+std::string_view AuditDecisionName(AuditDecision decision) {
+  switch (decision) {
+    case AuditDecision::kAllow: return "allow";
+    case AuditDecision::kDeny: return "deny";
+    case AuditDecision::kInfo: return "info";
+  }
+  return "unknown";
+}
+
+StatusOr<AuditDecision> ParseAuditDecision(std::string_view name) {
+  for (AuditDecision d : {AuditDecision::kAllow, AuditDecision::kDeny, AuditDecision::kInfo}) {
+    if (AuditDecisionName(d) == name) return d;
+  }
+  return InvalidArgument("unknown audit decision '" + std::string(name) +
+                         "' (expected allow, deny or info)");
+}
+
+}  // namespace cce::store

@@ -1,0 +1,377 @@
+// store: the Privacy Plane's persistence. One narrow interface (Store) over
+// users, the dataset catalog, the embedded ledger's rental records, images,
+// jobs with their history, job credentials, outputs and the hash-chained,
+// checkpoint-signed audit log. Backends: SQLite (sqlite_store.h) now,
+// PostgreSQL later; both must pass store_conformance_test.cc.
+//
+// Conventions (docs/store.md has the details):
+// - Times are int64 Unix seconds (UTC) chosen by the caller; the store never
+//   reads the clock, so tests control time.
+// - Every mutating method takes the AuditRecord that describes the decision
+//   and appends it in the SAME transaction: a mutation is never persisted
+//   without its audit entry, nor an audit entry without its mutation. A
+//   mutation that fails persists nothing, not even its audit record; the plane
+//   records the denial with AppendAudit.
+// - Errors: kNotFound (a named row does not exist), kAlreadyExists (unique
+//   name, id or idempotency key taken), kFailedPrecondition (compare-and-set
+//   lost: wrong job state, credential already used, ...), kInvalidArgument
+//   (malformed input, disallowed transition), kUnavailable (database busy or
+//   closing), kDataLoss (a stored row is unreadable), kIo/kInternal otherwise.
+// - All methods are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/crypto.h"
+#include "store/job_state.h"
+
+namespace cce::store {
+
+using crypto::Bytes;
+using crypto::ByteSpan;
+using crypto::Sha256Digest;
+
+// ---- Records -----------------------------------------------------------------
+
+enum class Role { kProvider, kConsumer, kReviewer, kOperator };
+std::string_view RoleName(Role role);  // "provider", ...
+StatusOr<Role> ParseRole(std::string_view name);
+
+struct User {
+  int64_t id = 0;  // assigned by CreateUser
+  std::string name;
+  Role role = Role::kConsumer;
+  Sha256Digest token_hash{};  // SHA-256 of the API token; the token is never stored
+  int64_t created_at = 0;
+  bool disabled = false;
+
+  friend bool operator==(const User&, const User&) = default;
+};
+
+struct Dataset {
+  int64_t id = 0;  // assigned by CreateDataset
+  std::string name;
+  int64_t owner_id = 0;  // a user
+  std::string location;  // URI of the encrypted dataset (file://, s3://, ...)
+  std::string description;
+  std::string price;  // decimal string: digits, optionally '.' and digits
+  int64_t max_days = 0;
+  std::string key_id;  // lower-case hex
+  Bytes wrapped_key;   // the dataset key, already encrypted under the master key
+  std::string manifest_dataset_id;
+  int64_t manifest_version = 0;
+  int64_t created_at = 0;
+
+  friend bool operator==(const Dataset&, const Dataset&) = default;
+};
+
+// One record of the embedded ledger: `consumer_id` may use `dataset_id` during
+// [start, end). Records form a hash chain and each carries the plane's
+// signature over its chain hash (docs/store.md, "Canonical encodings").
+struct Rental {
+  int64_t seq = 0;  // assigned by AppendRental, 1, 2, 3, ...
+  int64_t dataset_id = 0;
+  int64_t consumer_id = 0;
+  int64_t start = 0;
+  int64_t end = 0;
+  int64_t created_at = 0;
+  Sha256Digest prev_hash{};  // assigned: hash of record seq-1 (zeros for seq 1)
+  Sha256Digest hash{};       // assigned: RentalHash(prev_hash, *this)
+  Bytes signature;           // assigned: signer(RentalSignatureMessage(hash))
+
+  friend bool operator==(const Rental&, const Rental&) = default;
+};
+
+struct Image {
+  std::string name;
+  std::string tag;
+  std::string digest;  // "sha256:" + 64 lower-case hex digits
+  int64_t owner_id = 0;
+  int64_t created_at = 0;  // when this tag was (last) pushed
+
+  friend bool operator==(const Image&, const Image&) = default;
+};
+
+enum JobFlag : uint32_t {
+  kJobFlagSimulatedTee = 1u << 0,  // ran with the `sim` quote provider, not real TDX
+};
+
+struct Job {
+  std::string id;  // chosen by the caller, e.g. "job-" + 16 hex digits
+  int64_t consumer_id = 0;
+  std::string name;
+  std::string spec_json;     // canonical spec, stored verbatim
+  std::string image_digest;  // pinned: "sha256:" + 64 hex
+  JobState state = JobState::kSubmitted;
+  std::string reason;           // why the job is in `state`
+  std::string idempotency_key;  // empty: none; else unique per consumer
+  Sha256Digest request_hash{};  // of the request body; compared on key reuse
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  int64_t deadline = 0;
+  uint32_t flags = 0;  // JobFlag bits
+
+  friend bool operator==(const Job&, const Job&) = default;
+};
+
+struct CreateJobResult {
+  Job job;
+  bool created = false;  // false: an idempotent replay returned the existing job
+};
+
+struct JobEvent {
+  std::string job_id;
+  int64_t seq = 0;               // 1 for creation, then 2, 3, ... per job
+  std::optional<JobState> from;  // nullopt for the creation event
+  JobState to = JobState::kSubmitted;
+  std::string reason;
+  int64_t at = 0;
+
+  friend bool operator==(const JobEvent&, const JobEvent&) = default;
+};
+
+struct JobFilter {
+  std::optional<int64_t> consumer_id;
+  std::optional<JobState> state;
+  int64_t limit = 100;  // 1..10000
+  int64_t offset = 0;
+};
+
+struct JobCredential {
+  std::string id;
+  std::string job_id;
+  int64_t issued_at = 0;
+  int64_t expires_at = 0;          // valid while now < expires_at
+  std::optional<int64_t> used_at;  // set once by MarkCredentialUsed
+
+  friend bool operator==(const JobCredential&, const JobCredential&) = default;
+};
+
+enum class GateVerdict { kPending, kRelease, kHold };
+std::string_view GateVerdictName(GateVerdict verdict);  // "pending", "release", "hold"
+
+struct Output {
+  std::string job_id;
+  std::string blob_ref;  // where the (caller-encrypted) bundle rests
+  int64_t size = 0;
+  std::string digest;  // "sha256:" + 64 hex, of the plaintext bundle
+  int64_t created_at = 0;
+  GateVerdict verdict = GateVerdict::kPending;
+  double gate_score = 0;
+  std::string gate_findings_json;
+  int64_t gate_at = 0;
+
+  friend bool operator==(const Output&, const Output&) = default;
+};
+
+enum class AuditDecision { kAllow, kDeny, kInfo };
+std::string_view AuditDecisionName(AuditDecision decision);  // "allow", "deny", "info"
+StatusOr<AuditDecision> ParseAuditDecision(std::string_view name);
+
+// One decision. Strings are stored and hashed byte for byte: pass details as
+// the exact JSON text you want to see again (it is TEXT, never re-serialized).
+struct AuditRecord {
+  int64_t at = 0;
+  std::string actor;   // e.g. "user:alice", "plane"
+  std::string action;  // e.g. "job.submit", "key.release"
+  std::string object;  // e.g. "job:job-0123456789abcdef"
+  AuditDecision decision = AuditDecision::kInfo;
+  std::string details_json = "{}";
+
+  friend bool operator==(const AuditRecord&, const AuditRecord&) = default;
+};
+
+struct AuditEntry {
+  int64_t seq = 0;  // 1, 2, 3, ... assigned by the store
+  AuditRecord record;
+  Sha256Digest prev_hash{};  // hash of entry seq-1; zeros for seq 1
+  Sha256Digest hash{};       // AuditEntryHash(prev_hash, seq, record)
+
+  friend bool operator==(const AuditEntry&, const AuditEntry&) = default;
+};
+
+struct AuditHead {
+  int64_t seq = 0;      // 0 when the log is empty
+  Sha256Digest hash{};  // zeros when the log is empty
+
+  friend bool operator==(const AuditHead&, const AuditHead&) = default;
+};
+
+// The plane's Ed25519 signature over AuditCheckpointMessage(seq, hash, at).
+struct AuditCheckpoint {
+  int64_t seq = 0;
+  Sha256Digest hash{};
+  Bytes signature;
+  int64_t at = 0;
+
+  friend bool operator==(const AuditCheckpoint&, const AuditCheckpoint&) = default;
+};
+
+struct AuditFilter {
+  int64_t after_seq = 0;              // entries with seq > after_seq, ascending
+  int64_t limit = 1000;               // 1..10000
+  std::optional<std::string> object;  // exact match
+};
+
+struct RentalFilter {
+  std::optional<int64_t> consumer_id;
+  std::optional<int64_t> dataset_id;
+  int64_t after_seq = 0;  // records with seq > after_seq, ascending
+  int64_t limit = 1000;   // 1..10000
+};
+
+// Signs a rental record's chain position. Called inside the write
+// transaction (on the store's writer thread, so keep it fast and never call
+// back into the store) with RentalSignatureMessage(hash); returns the
+// signature bytes.
+using RentalSigner = std::function<StatusOr<Bytes>(ByteSpan message)>;
+
+// ---- The interface -----------------------------------------------------------
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Users. GetUserByTokenHash is indexed (it runs on every request) and also
+  // returns disabled users: the caller checks `disabled`.
+  virtual StatusOr<User> CreateUser(const User& user, const AuditRecord& audit) = 0;
+  virtual StatusOr<User> GetUser(int64_t id) = 0;
+  virtual StatusOr<User> GetUserByName(std::string_view name) = 0;
+  virtual StatusOr<User> GetUserByTokenHash(const Sha256Digest& token_hash) = 0;
+  virtual StatusOr<std::vector<User>> ListUsers() = 0;
+  virtual Status SetUserDisabled(int64_t id, bool disabled, const AuditRecord& audit) = 0;
+  virtual Status SetUserTokenHash(int64_t id, const Sha256Digest& token_hash,
+                                  const AuditRecord& audit) = 0;
+
+  // Catalog.
+  virtual StatusOr<Dataset> CreateDataset(const Dataset& dataset, const AuditRecord& audit) = 0;
+  virtual StatusOr<Dataset> GetDataset(int64_t id) = 0;
+  virtual StatusOr<Dataset> GetDatasetByName(std::string_view name) = 0;
+  virtual StatusOr<std::vector<Dataset>> ListDatasets(std::optional<int64_t> owner_id) = 0;
+
+  // Rentals (append-only, hash-chained, signed). Only dataset_id,
+  // consumer_id, start, end and created_at of `rental` are read.
+  virtual StatusOr<Rental> AppendRental(const Rental& rental, const RentalSigner& signer,
+                                        const AuditRecord& audit) = 0;
+  virtual StatusOr<std::vector<Rental>> ListRentals(const RentalFilter& filter) = 0;
+
+  // Images: (name, tag) -> digest. Pushing an existing tag moves it, but
+  // only for the same owner (else kPermissionDenied).
+  virtual StatusOr<Image> PutImage(const Image& image, const AuditRecord& audit) = 0;
+  virtual StatusOr<Image> GetImage(std::string_view name, std::string_view tag) = 0;
+  virtual StatusOr<std::vector<Image>> ListImages() = 0;
+
+  // Jobs. CreateJob requires job.state == SUBMITTED and records history
+  // event 1. With an idempotency key already used by the same consumer: the
+  // same request_hash returns the existing job with created == false and
+  // writes nothing (not even `audit`); a different one is kAlreadyExists.
+  virtual StatusOr<CreateJobResult> CreateJob(const Job& job, const AuditRecord& audit) = 0;
+  virtual StatusOr<Job> GetJob(std::string_view job_id) = 0;
+  // Newest first.
+  virtual StatusOr<std::vector<Job>> ListJobs(const JobFilter& filter) = 0;
+  // Every job in one of `states`, oldest first (crash recovery at start-up).
+  virtual StatusOr<std::vector<Job>> ListJobsInStates(const std::vector<JobState>& states) = 0;
+  virtual StatusOr<std::vector<JobEvent>> JobHistory(std::string_view job_id) = 0;
+  // Atomic compare-and-set: in one transaction, moves the job from
+  // `expected_from` to `to`, sets its reason and updated_at = audit.at,
+  // appends a history event and appends `audit`. A transition that
+  // IsAllowedTransition refuses, or an empty reason, is kInvalidArgument; a job not in
+  // `expected_from` is kFailedPrecondition naming both states. RELEASED from
+  // OUTPUT_SUBMITTED also requires the job's output to carry the gate verdict
+  // "release" (fail closed: no release without a passing gate).
+  virtual StatusOr<Job> TransitionJob(std::string_view job_id, JobState expected_from, JobState to,
+                                      std::string_view reason, const AuditRecord& audit) = 0;
+
+  // Job credentials: single use. MarkCredentialUsed is an atomic CAS that
+  // fails (kFailedPrecondition) if the credential was already used, is
+  // expired at `now`, or is not yet valid.
+  virtual Status IssueCredential(const JobCredential& credential, const AuditRecord& audit) = 0;
+  virtual StatusOr<JobCredential> GetCredential(std::string_view credential_id) = 0;
+  virtual StatusOr<JobCredential> MarkCredentialUsed(std::string_view credential_id, int64_t now,
+                                                     const AuditRecord& audit) = 0;
+
+  // Outputs: one per job, created with verdict kPending; the verdict is set
+  // once (kRelease or kHold) and never changed.
+  virtual Status PutOutput(const Output& output, const AuditRecord& audit) = 0;
+  virtual StatusOr<Output> SetGateVerdict(std::string_view job_id, GateVerdict verdict,
+                                          double score, std::string_view findings_json, int64_t at,
+                                          const AuditRecord& audit) = 0;
+  virtual StatusOr<Output> GetOutput(std::string_view job_id) = 0;
+
+  // Audit log. AppendAudit records a decision that changes no other state.
+  virtual StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) = 0;
+  virtual StatusOr<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) = 0;
+  virtual StatusOr<AuditHead> GetAuditHead() = 0;
+  // Stores a checkpoint; checkpoint.hash must equal the stored hash of entry
+  // checkpoint.seq (else kFailedPrecondition; kNotFound if there is no such
+  // entry). A checkpoint at an already checkpointed seq is a no-op (the first
+  // is kept). The store cannot check the signature (it does not know the
+  // key); VerifyAudit does.
+  virtual Status AddCheckpoint(const AuditCheckpoint& checkpoint) = 0;
+  virtual StatusOr<std::vector<AuditCheckpoint>> ListCheckpoints() = 0;
+
+  // The highest schema migration applied to the database.
+  virtual StatusOr<int64_t> SchemaVersion() = 0;
+};
+
+// ---- Chains: canonical encodings and verification (backend independent) ------
+
+// Canonical encodings (docs/store.md, "Canonical encodings"): integers as
+// 8-byte big-endian two's complement, strings and byte strings as a 4-byte
+// big-endian length then the bytes, each encoding starting with a
+// length-prefixed domain label.
+Bytes EncodeAuditEntry(int64_t seq, const AuditRecord& record);
+// SHA-256(prev_hash || EncodeAuditEntry(seq, record)).
+Sha256Digest AuditEntryHash(const Sha256Digest& prev_hash, int64_t seq, const AuditRecord& record);
+// What the plane signs for a checkpoint.
+Bytes AuditCheckpointMessage(int64_t seq, const Sha256Digest& hash, int64_t at);
+StatusOr<AuditCheckpoint> SignAuditCheckpoint(const crypto::Ed25519PrivateKey& key,
+                                              const AuditHead& head, int64_t at);
+
+Bytes EncodeRental(const Rental& rental);  // reads seq, ids, start, end, created_at
+Sha256Digest RentalHash(const Sha256Digest& prev_hash, const Rental& rental);
+Bytes RentalSignatureMessage(const Sha256Digest& hash);
+
+enum class ChainFailure {
+  kNone,
+  kMissing,             // a seq is absent: a row was deleted
+  kEdited,              // a row's content does not match its hash
+  kReordered,           // a row is not linked to its predecessor
+  kBadSignature,        // a checkpoint / rental signature does not verify
+  kCheckpointMismatch,  // a validly signed checkpoint disagrees with the chain
+  kTruncated,           // a signed checkpoint names entries that are gone
+};
+std::string_view ChainFailureName(ChainFailure failure);
+
+struct ChainReport {
+  ChainFailure failure = ChainFailure::kNone;
+  int64_t first_bad_seq = 0;  // the lowest bad seq, 0 when ok
+  std::string reason;         // names the seq and what is wrong
+  int64_t entries_checked = 0;
+  int64_t checkpoints_checked = 0;
+  AuditHead head;  // last verified entry
+  bool ok() const { return failure == ChainFailure::kNone; }
+};
+
+// Recomputes the audit chain from entry 1 and checks every checkpoint
+// against the chain and `plane_public_key`. Tampering is reported in the
+// ChainReport (the first bad seq); the Status is for failing to read.
+// Entries appended after the last checkpoint are covered by the chain only:
+// deleting them leaves no trace, which is why the plane checkpoints every N
+// entries and at shutdown.
+StatusOr<ChainReport> VerifyAudit(Store& store, ByteSpan plane_public_key);
+// The same over given entries and checkpoints (entries ascending by seq).
+ChainReport VerifyAuditEntries(const std::vector<AuditEntry>& entries,
+                               const std::vector<AuditCheckpoint>& checkpoints,
+                               ByteSpan plane_public_key);
+
+// Recomputes the rental chain and checks every record's signature.
+StatusOr<ChainReport> VerifyRentalChain(Store& store, ByteSpan plane_public_key);
+
+}  // namespace cce::store

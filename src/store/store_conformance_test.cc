@@ -1,0 +1,1472 @@
+// The Store conformance suite: every backend must pass it unchanged. It is a
+// type-parameterized googletest suite over a factory (see
+// sqlite_test_factory.h for the members a factory provides); the bottom of
+// this file instantiates it for SQLite, with group commit and with one
+// transaction per write. A PostgreSQL factory adds one INSTANTIATE line.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "base/fd.h"
+#include "crypto/crypto.h"
+#include "store/sqlite_test_factory.h"
+#include "store/store.h"
+
+namespace cce::store {
+namespace {
+
+using crypto::Ed25519PrivateKey;
+
+// Helpers throw on error: googletest reports the exception as a failure of
+// the test (and SetUp), which keeps the happy paths flat.
+template <typename T>
+T Must(StatusOr<T> r, std::string_view what = "") {
+  if (!r.ok()) throw std::runtime_error(std::string(what) + ": " + r.status().ToString());
+  return std::move(r).value();
+}
+void MustOk(const Status& s, std::string_view what = "") {
+  if (!s.ok()) throw std::runtime_error(std::string(what) + ": " + s.ToString());
+}
+
+Sha256Digest TokenHash(std::string_view token) {
+  return crypto::Sha256(crypto::AsBytes(token));
+}
+
+std::string Digest(char c) {
+  return "sha256:" + std::string(64, c);
+}
+
+AuditRecord Audit(std::string action, std::string object,
+                  AuditDecision decision = AuditDecision::kAllow, int64_t at = 1000) {
+  return {at, "user:test", std::move(action), std::move(object), decision, R"({"why":"test"})"};
+}
+
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+template <typename Factory>
+class StoreConformanceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = Must(factory_.Open(), "open store"); }
+
+  Store& S() { return *store_; }
+  const Factory& F() const { return factory_; }
+  void Reopen() {
+    store_.reset();
+    store_ = Must(factory_.Open(), "reopen store");
+  }
+  std::array<uint8_t, 32> PublicKey() const { return key_.PublicKey(); }
+
+  User AddUser(const std::string& name, Role role = Role::kConsumer) {
+    User u;
+    u.name = name;
+    u.role = role;
+    u.token_hash = TokenHash("token-" + name);
+    u.created_at = 100;
+    return Must(S().CreateUser(u, Audit("user.add", "user:" + name)), "create user " + name);
+  }
+
+  Dataset NewDataset(const std::string& name, int64_t owner) {
+    Dataset d;
+    d.name = name;
+    d.owner_id = owner;
+    d.location = "file:///data/" + name;
+    d.description = "claims 2019-2023";
+    d.price = "12.50";
+    d.max_days = 30;
+    d.key_id = "00112233445566778899aabbccddeeff";
+    d.wrapped_key = {0x00, 0x01, 0x00, 0xff, 0x10};
+    d.manifest_dataset_id = "0123456789abcdef0123456789abcdef";
+    d.manifest_version = 3;
+    d.created_at = 200;
+    return d;
+  }
+  Dataset AddDataset(const std::string& name, int64_t owner) {
+    return Must(S().CreateDataset(NewDataset(name, owner), Audit("dataset.register", name)),
+                "create dataset " + name);
+  }
+
+  static Job NewJob(int64_t consumer, const std::string& id, const std::string& key = "",
+                    std::string_view body = "body") {
+    Job j;
+    j.id = id;
+    j.consumer_id = consumer;
+    j.name = "cohort-stats";
+    j.spec_json = R"({"image":"x","command":["python3"]})";
+    j.image_digest = Digest('a');
+    j.reason = "submitted";
+    j.idempotency_key = key;
+    j.request_hash = crypto::Sha256(crypto::AsBytes(body));
+    j.created_at = 300;
+    j.deadline = 4000;
+    j.flags = kJobFlagSimulatedTee;
+    return j;
+  }
+  Job SubmitJob(int64_t consumer, const std::string& id, const std::string& key = "") {
+    auto r = Must(S().CreateJob(NewJob(consumer, id, key), Audit("job.submit", "job:" + id)),
+                  "create job " + id);
+    return r.job;
+  }
+  Job Move(const std::string& id, JobState from, JobState to) {
+    return Must(S().TransitionJob(id, from, to, "because " + std::string(JobStateName(to)),
+                                  Audit("job.transition", "job:" + id)),
+                "transition " + id);
+  }
+  // Drives a fresh job to OUTPUT_SUBMITTED with a stored output.
+  Job JobWithOutput(int64_t consumer, const std::string& id) {
+    SubmitJob(consumer, id);
+    const JobState path[] = {JobState::kSubmitted,    JobState::kAuthorized,
+                             JobState::kProvisioning, JobState::kAttested,
+                             JobState::kRunning,      JobState::kOutputSubmitted};
+    for (size_t i = 0; i + 1 < std::size(path); ++i) Move(id, path[i], path[i + 1]);
+    Output o;
+    o.job_id = id;
+    o.blob_ref = "outputs/" + id;
+    o.size = 1234;
+    o.digest = Digest('b');
+    o.created_at = 500;
+    MustOk(S().PutOutput(o, Audit("output.submit", "job:" + id)), "put output");
+    return Must(S().GetJob(id));
+  }
+
+  int64_t AuditCount() { return Must(S().GetAuditHead()).seq; }
+  std::vector<AuditEntry> AllAudit() {
+    AuditFilter f;
+    f.limit = 10000;
+    return Must(S().ListAudit(f));
+  }
+  ChainReport VerifyAuditLog() { return Must(VerifyAudit(S(), PublicKey()), "verify audit"); }
+  ChainReport VerifyRentals() {
+    return Must(VerifyRentalChain(S(), PublicKey()), "verify rentals");
+  }
+  void Checkpoint(int64_t at = 5000) {
+    MustOk(S().AddCheckpoint(Must(SignAuditCheckpoint(key_, Must(S().GetAuditHead()), at))),
+           "checkpoint");
+  }
+  // Ten audit entries with checkpoints at 4 and 8.
+  void AuditLogOfTen() {
+    for (int i = 1; i <= 10; ++i) {
+      Must(S().AppendAudit(
+          Audit("action." + std::to_string(i), "object", AuditDecision::kAllow, 1000 + i)));
+      if (i == 4 || i == 8) Checkpoint(2000 + i);
+    }
+  }
+  RentalSigner Signer() {
+    return [this](ByteSpan message) -> StatusOr<Bytes> {
+      ASSIGN_OR_RETURN(auto sig, key_.Sign(message));
+      return Bytes(sig.begin(), sig.end());
+    };
+  }
+  Rental NewRental(int64_t dataset, int64_t consumer, int64_t start = 1000,
+                   int64_t end = 1000 + 86400) {
+    Rental r;
+    r.dataset_id = dataset;
+    r.consumer_id = consumer;
+    r.start = start;
+    r.end = end;
+    r.created_at = 999;
+    return r;
+  }
+  Rental Rent(int64_t dataset, int64_t consumer, int64_t start = 1000) {
+    return Must(S().AppendRental(NewRental(dataset, consumer, start), Signer(),
+                                 Audit("rental.create", "dataset:" + std::to_string(dataset))),
+                "rent");
+  }
+
+  Factory factory_;
+  std::unique_ptr<Store> store_;
+  Ed25519PrivateKey key_ = Must(Ed25519PrivateKey::Generate());
+};
+
+TYPED_TEST_SUITE_P(StoreConformanceTest);
+
+// ==== Users ======================================================================
+
+TYPED_TEST_P(StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash) {
+  User u = this->AddUser("alice", Role::kProvider);
+  EXPECT_GT(u.id, 0);
+  EXPECT_EQ(u.name, "alice");
+  EXPECT_EQ(Must(this->S().GetUser(u.id)), u);
+  EXPECT_EQ(Must(this->S().GetUserByName("alice")), u);
+  EXPECT_EQ(Must(this->S().GetUserByTokenHash(TokenHash("token-alice"))), u);
+  EXPECT_EQ(u.role, Role::kProvider);
+  EXPECT_EQ(u.created_at, 100);
+  EXPECT_FALSE(u.disabled);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsDuplicateUserNameAndTokenHash) {
+  this->AddUser("alice");
+  User dup;
+  dup.name = "alice";
+  dup.token_hash = TokenHash("another");
+  auto r = this->S().CreateUser(dup, Audit("user.add", "user:alice"));
+  EXPECT_EQ(r.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(Contains(r.status().message(), "alice")) << r.status().message();
+  dup.name = "bob";
+  dup.token_hash = TokenHash("token-alice");
+  EXPECT_EQ(this->S().CreateUser(dup, Audit("user.add", "user:bob")).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Must(this->S().ListUsers()).size(), 1u);
+  EXPECT_EQ(this->AuditCount(), 1);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsInvalidUserInputWithoutWriting) {
+  User u;
+  u.token_hash = TokenHash("t");
+  EXPECT_EQ(this->S().CreateUser(u, Audit("user.add", "user:")).status().code(),
+            StatusCode::kInvalidArgument);
+  u.name = "carol";
+  AuditRecord no_actor = Audit("user.add", "user:carol");
+  no_actor.actor.clear();
+  EXPECT_EQ(this->S().CreateUser(u, no_actor).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Must(this->S().ListUsers()).empty());
+  EXPECT_EQ(this->AuditCount(), 0);
+}
+
+TYPED_TEST_P(StoreConformanceTest, UnknownUserIsNotFound) {
+  EXPECT_EQ(this->S().GetUser(42).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->S().GetUserByName("nobody").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->S().GetUserByTokenHash(TokenHash("nope")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->S().SetUserDisabled(42, true, Audit("user.disable", "user:42")).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), 0);
+}
+
+TYPED_TEST_P(StoreConformanceTest, DisablesAndReenablesAUser) {
+  User u = this->AddUser("dave");
+  MustOk(this->S().SetUserDisabled(u.id, true, Audit("user.disable", "user:dave")));
+  EXPECT_TRUE(Must(this->S().GetUserByTokenHash(TokenHash("token-dave"))).disabled);
+  MustOk(this->S().SetUserDisabled(u.id, false, Audit("user.enable", "user:dave")));
+  EXPECT_FALSE(Must(this->S().GetUser(u.id)).disabled);
+  EXPECT_EQ(this->AuditCount(), 3);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RotatesATokenHash) {
+  User u = this->AddUser("erin");
+  User other = this->AddUser("frank");
+  MustOk(this->S().SetUserTokenHash(u.id, TokenHash("new"), Audit("user.rotate", "user:erin")));
+  EXPECT_EQ(this->S().GetUserByTokenHash(TokenHash("token-erin")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(Must(this->S().GetUserByTokenHash(TokenHash("new"))).id, u.id);
+  EXPECT_EQ(this->S()
+                .SetUserTokenHash(u.id, TokenHash("token-frank"), Audit("user.rotate", "user:erin"))
+                .code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Must(this->S().GetUserByTokenHash(TokenHash("token-frank"))).id, other.id);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsUsersInCreationOrder) {
+  this->AddUser("u1");
+  this->AddUser("u2", Role::kReviewer);
+  this->AddUser("u3", Role::kOperator);
+  auto users = Must(this->S().ListUsers());
+  ASSERT_EQ(users.size(), 3u);
+  EXPECT_EQ(users[0].name, "u1");
+  EXPECT_EQ(users[1].role, Role::kReviewer);
+  EXPECT_EQ(users[2].role, Role::kOperator);
+}
+
+// ==== Catalog ====================================================================
+
+TYPED_TEST_P(StoreConformanceTest, CreatesADatasetAndReadsBackEveryField) {
+  User owner = this->AddUser("hospital", Role::kProvider);
+  Dataset want = this->NewDataset("hospital-claims", owner.id);
+  Dataset got = this->AddDataset("hospital-claims", owner.id);
+  EXPECT_GT(got.id, 0);
+  want.id = got.id;
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(Must(this->S().GetDataset(got.id)), want);
+  EXPECT_EQ(Must(this->S().GetDatasetByName("hospital-claims")), want);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsDuplicateDatasetNameAndUnknownOwner) {
+  User owner = this->AddUser("hospital", Role::kProvider);
+  this->AddDataset("claims", owner.id);
+  EXPECT_EQ(this->S()
+                .CreateDataset(this->NewDataset("claims", owner.id), Audit("dataset.register", "x"))
+                .status()
+                .code(),
+            StatusCode::kAlreadyExists);
+  auto r = this->S().CreateDataset(this->NewDataset("other", 999), Audit("dataset.register", "x"));
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(r.status().message(), "999")) << r.status().message();
+  EXPECT_EQ(Must(this->S().ListDatasets(std::nullopt)).size(), 1u);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsMalformedDatasetFields) {
+  User owner = this->AddUser("hospital", Role::kProvider);
+  auto check = [&](const std::string& field, auto mutate) {
+    Dataset d = this->NewDataset("bad", owner.id);
+    mutate(d);
+    auto r = this->S().CreateDataset(d, Audit("dataset.register", "bad"));
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << field;
+    EXPECT_TRUE(Contains(r.status().message(), field)) << r.status().message();
+  };
+  check("price", [](Dataset& d) { d.price = "1,50"; });
+  check("price", [](Dataset& d) { d.price = "-1"; });
+  check("price", [](Dataset& d) { d.price = "1."; });
+  check("price", [](Dataset& d) { d.price = ""; });
+  check("key_id", [](Dataset& d) { d.key_id = "ABCD"; });
+  check("key_id", [](Dataset& d) { d.key_id = "abc"; });
+  check("wrapped_key", [](Dataset& d) { d.wrapped_key.clear(); });
+  check("max_days", [](Dataset& d) { d.max_days = -1; });
+  check("name", [](Dataset& d) { d.name.clear(); });
+  check("location", [](Dataset& d) { d.location.clear(); });
+  EXPECT_TRUE(Must(this->S().ListDatasets(std::nullopt)).empty());
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsDatasetsByOwner) {
+  User a = this->AddUser("a", Role::kProvider);
+  User b = this->AddUser("b", Role::kProvider);
+  this->AddDataset("a1", a.id);
+  this->AddDataset("b1", b.id);
+  this->AddDataset("a2", a.id);
+  auto mine = Must(this->S().ListDatasets(a.id));
+  ASSERT_EQ(mine.size(), 2u);
+  EXPECT_EQ(mine[0].name, "a1");
+  EXPECT_EQ(mine[1].name, "a2");
+  EXPECT_EQ(Must(this->S().ListDatasets(std::nullopt)).size(), 3u);
+  EXPECT_EQ(this->S().GetDataset(77).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->S().GetDatasetByName("zzz").status().code(), StatusCode::kNotFound);
+}
+
+// ==== Rentals ====================================================================
+
+TYPED_TEST_P(StoreConformanceTest, AppendsRentalsAsASignedHashChain) {
+  User owner = this->AddUser("p", Role::kProvider);
+  User c = this->AddUser("c");
+  Dataset d = this->AddDataset("ds", owner.id);
+  Rental r1 = this->Rent(d.id, c.id);
+  Rental r2 = this->Rent(d.id, c.id, 5000);
+  EXPECT_EQ(r1.seq, 1);
+  EXPECT_EQ(r2.seq, 2);
+  EXPECT_EQ(r1.prev_hash, Sha256Digest{});
+  EXPECT_EQ(r2.prev_hash, r1.hash);
+  EXPECT_EQ(r2.hash, RentalHash(r1.hash, r2));
+  EXPECT_TRUE(
+      crypto::Ed25519Verify(this->PublicKey(), RentalSignatureMessage(r2.hash), r2.signature));
+  auto all = Must(this->S().ListRentals({}));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0], r1);
+  EXPECT_EQ(all[1], r2);
+  ChainReport report = this->VerifyRentals();
+  EXPECT_TRUE(report.ok()) << report.reason;
+  EXPECT_EQ(report.entries_checked, 2);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsRentalsByConsumerDatasetAndPage) {
+  User owner = this->AddUser("p", Role::kProvider);
+  User c1 = this->AddUser("c1");
+  User c2 = this->AddUser("c2");
+  Dataset d1 = this->AddDataset("d1", owner.id);
+  Dataset d2 = this->AddDataset("d2", owner.id);
+  this->Rent(d1.id, c1.id);
+  this->Rent(d2.id, c1.id);
+  this->Rent(d1.id, c2.id);
+  this->Rent(d1.id, c1.id, 9000);
+  RentalFilter f;
+  f.consumer_id = c1.id;
+  f.dataset_id = d1.id;
+  auto rentals = Must(this->S().ListRentals(f));
+  ASSERT_EQ(rentals.size(), 2u);
+  EXPECT_EQ(rentals[0].seq, 1);
+  EXPECT_EQ(rentals[1].start, 9000);
+  f = {};
+  f.dataset_id = d1.id;
+  EXPECT_EQ(Must(this->S().ListRentals(f)).size(), 3u);
+  f = {};
+  f.after_seq = 1;
+  f.limit = 2;
+  auto page = Must(this->S().ListRentals(f));
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].seq, 2);
+  f.limit = 0;
+  EXPECT_EQ(this->S().ListRentals(f).status().code(), StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsRentalWithEmptyIntervalOrUnknownReferences) {
+  User owner = this->AddUser("p", Role::kProvider);
+  User c = this->AddUser("c");
+  Dataset d = this->AddDataset("ds", owner.id);
+  const int64_t before = this->AuditCount();
+  auto rent = [&](Rental r) {
+    return this->S().AppendRental(r, this->Signer(), Audit("rental.create", "x")).status().code();
+  };
+  EXPECT_EQ(rent(this->NewRental(d.id, c.id, 100, 100)), StatusCode::kInvalidArgument);
+  EXPECT_EQ(rent(this->NewRental(d.id, c.id, 100, 50)), StatusCode::kInvalidArgument);
+  EXPECT_EQ(rent(this->NewRental(999, c.id)), StatusCode::kNotFound);
+  EXPECT_EQ(rent(this->NewRental(d.id, 999)), StatusCode::kNotFound);
+  EXPECT_EQ(
+      this->S().AppendRental(this->NewRental(d.id, c.id), nullptr, Audit("r", "x")).status().code(),
+      StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Must(this->S().ListRentals({})).empty());
+  EXPECT_EQ(this->AuditCount(), before);
+}
+
+TYPED_TEST_P(StoreConformanceTest, FailingSignerWritesNothing) {
+  User owner = this->AddUser("p", Role::kProvider);
+  User c = this->AddUser("c");
+  Dataset d = this->AddDataset("ds", owner.id);
+  const int64_t before = this->AuditCount();
+  RentalSigner broken = [](ByteSpan) -> StatusOr<Bytes> { return Internal("hsm offline"); };
+  auto r = this->S().AppendRental(this->NewRental(d.id, c.id), broken, Audit("rental.create", "x"));
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+  EXPECT_TRUE(Contains(r.status().message(), "hsm offline"));
+  RentalSigner throwing = [](ByteSpan) -> StatusOr<Bytes> { throw std::runtime_error("boom"); };
+  EXPECT_FALSE(this->S().AppendRental(this->NewRental(d.id, c.id), throwing, Audit("r", "x")).ok());
+  EXPECT_TRUE(Must(this->S().ListRentals({})).empty());
+  EXPECT_EQ(this->AuditCount(), before);
+  EXPECT_EQ(this->Rent(d.id, c.id).seq, 1);  // the store still works
+}
+
+TYPED_TEST_P(StoreConformanceTest, RentalChainDetectsEachEditedColumn) {
+  User owner = this->AddUser("p", Role::kProvider);
+  User c = this->AddUser("c");
+  Dataset d = this->AddDataset("ds", owner.id);
+  for (int i = 0; i < 4; ++i) this->Rent(d.id, c.id, 1000 + i);
+  MustOk(this->F().AllowTampering());
+  const Rental original = Must(this->S().ListRentals({}))[2];
+  const std::vector<std::pair<std::string, ChainFailure>> edits = {
+      {"dataset_id = dataset_id + 1", ChainFailure::kEdited},
+      {"consumer_id = consumer_id + 1", ChainFailure::kEdited},
+      {"start_at = start_at - 86400", ChainFailure::kEdited},
+      {"end_at = end_at + 86400", ChainFailure::kEdited},
+      {"created_at = created_at + 1", ChainFailure::kEdited},
+      {"prev_hash = " + TypeParam::BlobLiteral(Sha256Digest{}), ChainFailure::kEdited},
+      {"hash = " + TypeParam::BlobLiteral(Sha256Digest{}), ChainFailure::kEdited},
+      {"signature = " + TypeParam::BlobLiteral(Bytes(64, 7)), ChainFailure::kBadSignature},
+  };
+  for (const auto& [set, failure] : edits) {
+    MustOk(this->F().ExecSql("UPDATE rentals SET " + set + " WHERE seq = 3"));
+    ChainReport r = this->VerifyRentals();
+    EXPECT_EQ(r.failure, failure) << set << ": " << r.reason;
+    EXPECT_EQ(r.first_bad_seq, 3) << set;
+    MustOk(this->F().ExecSql(
+        "UPDATE rentals SET dataset_id = " + std::to_string(original.dataset_id) +
+        ", consumer_id = " + std::to_string(original.consumer_id) + ", start_at = " +
+        std::to_string(original.start) + ", end_at = " + std::to_string(original.end) +
+        ", created_at = " + std::to_string(original.created_at) +
+        ", prev_hash = " + TypeParam::BlobLiteral(original.prev_hash) +
+        ", hash = " + TypeParam::BlobLiteral(original.hash) +
+        ", signature = " + TypeParam::BlobLiteral(original.signature) + " WHERE seq = 3"));
+    ASSERT_TRUE(this->VerifyRentals().ok()) << "restore after " << set;
+  }
+}
+
+TYPED_TEST_P(StoreConformanceTest, RentalChainDetectsDeletedSwappedAndRewrittenRows) {
+  User owner = this->AddUser("p", Role::kProvider);
+  User c = this->AddUser("c");
+  Dataset d = this->AddDataset("ds", owner.id);
+  for (int i = 0; i < 5; ++i) this->Rent(d.id, c.id, 1000 + i);
+  MustOk(this->F().AllowTampering());
+  MustOk(this->F().ExecSql(
+      "UPDATE rentals SET seq = -4 WHERE seq = 4; UPDATE rentals SET seq = 4 WHERE seq = 3;"
+      "UPDATE rentals SET seq = 3 WHERE seq = -4;"));
+  ChainReport swapped = this->VerifyRentals();
+  EXPECT_EQ(swapped.failure, ChainFailure::kReordered) << swapped.reason;
+  EXPECT_EQ(swapped.first_bad_seq, 3);
+  MustOk(this->F().ExecSql(
+      "UPDATE rentals SET seq = -4 WHERE seq = 4; UPDATE rentals SET seq = 4 WHERE seq = 3;"
+      "UPDATE rentals SET seq = 3 WHERE seq = -4;"));
+  ASSERT_TRUE(this->VerifyRentals().ok());
+
+  // Extend a rental and recompute every hash after it: the signatures, made
+  // with a key the attacker lacks, no longer match.
+  auto rows = Must(this->S().ListRentals({}));
+  rows[1].end += 365 * 86400;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    rows[i].prev_hash = rows[i - 1].hash;
+    rows[i].hash = RentalHash(rows[i].prev_hash, rows[i]);
+    MustOk(this->F().ExecSql("UPDATE rentals SET end_at = " + std::to_string(rows[i].end) +
+                             ", prev_hash = " + TypeParam::BlobLiteral(rows[i].prev_hash) +
+                             ", hash = " + TypeParam::BlobLiteral(rows[i].hash) +
+                             " WHERE seq = " + std::to_string(rows[i].seq)));
+  }
+  ChainReport rewritten = this->VerifyRentals();
+  EXPECT_EQ(rewritten.failure, ChainFailure::kBadSignature) << rewritten.reason;
+  EXPECT_EQ(rewritten.first_bad_seq, 2);
+
+  MustOk(this->F().ExecSql("DELETE FROM rentals WHERE seq = 1"));
+  ChainReport deleted = this->VerifyRentals();
+  EXPECT_EQ(deleted.failure, ChainFailure::kMissing) << deleted.reason;
+  EXPECT_EQ(deleted.first_bad_seq, 1);
+}
+
+// ==== Images =====================================================================
+
+TYPED_TEST_P(StoreConformanceTest, PutsAndResolvesImageTags) {
+  User u = this->AddUser("c");
+  Image img{"stats", "v1", Digest('1'), u.id, 400};
+  EXPECT_EQ(Must(this->S().PutImage(img, Audit("image.push", "image:stats:v1"))), img);
+  EXPECT_EQ(Must(this->S().GetImage("stats", "v1")), img);
+  Image moved{"stats", "v1", Digest('2'), u.id, 401};
+  Must(this->S().PutImage(moved, Audit("image.push", "image:stats:v1")));
+  EXPECT_EQ(Must(this->S().GetImage("stats", "v1")).digest, Digest('2'));
+  Must(this->S().PutImage({"stats", "latest", Digest('2'), u.id, 402}, Audit("image.push", "x")));
+  auto all = Must(this->S().ListImages());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].tag, "latest");
+  EXPECT_EQ(this->S().GetImage("stats", "v9").status().code(), StatusCode::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RefusesToMoveAnotherOwnersTagOrStoreABadDigest) {
+  User a = this->AddUser("a");
+  User b = this->AddUser("b");
+  Must(this->S().PutImage({"stats", "v1", Digest('1'), a.id, 400}, Audit("image.push", "x")));
+  EXPECT_EQ(this->S()
+                .PutImage({"stats", "v1", Digest('3'), b.id, 401}, Audit("image.push", "x"))
+                .status()
+                .code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(Must(this->S().GetImage("stats", "v1")).digest, Digest('1'));
+  for (const std::string& bad : {std::string("sha256:abc"), "sha512:" + std::string(64, 'a'),
+                                 "sha256:" + std::string(64, 'A'), std::string()}) {
+    EXPECT_EQ(this->S().PutImage({"x", "v1", bad, a.id, 1}, Audit("p", "x")).status().code(),
+              StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(this->S()
+                .PutImage({"x", "v1", Digest('1'), 999, 1}, Audit("image.push", "x"))
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+}
+
+// ==== Jobs =======================================================================
+
+TYPED_TEST_P(StoreConformanceTest, CreatesAJobInSubmittedWithItsFirstHistoryEvent) {
+  User c = this->AddUser("c");
+  Job want = this->NewJob(c.id, "job-0000000000000001", "key-1");
+  auto r = Must(this->S().CreateJob(want, Audit("job.submit", "job:job-0000000000000001")));
+  EXPECT_TRUE(r.created);
+  want.updated_at = want.created_at;
+  EXPECT_EQ(r.job, want);
+  EXPECT_EQ(Must(this->S().GetJob(want.id)), want);
+  auto history = Must(this->S().JobHistory(want.id));
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].seq, 1);
+  EXPECT_FALSE(history[0].from.has_value());
+  EXPECT_EQ(history[0].to, JobState::kSubmitted);
+  EXPECT_EQ(history[0].reason, "submitted");
+  EXPECT_EQ(history[0].at, 300);
+  auto audit = this->AllAudit();
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[1].record, Audit("job.submit", "job:job-0000000000000001"));
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsAnInvalidNewJob) {
+  User c = this->AddUser("c");
+  auto code = [&](auto mutate) {
+    Job j = this->NewJob(c.id, "job-1");
+    mutate(j);
+    return this->S().CreateJob(j, Audit("job.submit", "job:job-1")).status().code();
+  };
+  EXPECT_EQ(code([](Job& j) { j.state = JobState::kRunning; }), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](Job& j) { j.id.clear(); }), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](Job& j) { j.image_digest = "latest"; }), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](Job& j) { j.spec_json.clear(); }), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](Job& j) { j.consumer_id = 999; }), StatusCode::kNotFound);
+  EXPECT_EQ(this->S().GetJob("job-1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), 1);
+}
+
+TYPED_TEST_P(StoreConformanceTest, IdempotentReplayReturnsTheExistingJobAndWritesNothing) {
+  User c = this->AddUser("c");
+  Job first = this->SubmitJob(c.id, "job-a", "retry-key");
+  const int64_t audit_before = this->AuditCount();
+  // A retried request: same key and body, a freshly generated job id.
+  auto replay = Must(this->S().CreateJob(this->NewJob(c.id, "job-b", "retry-key"),
+                                         Audit("job.submit", "job:job-b")));
+  EXPECT_FALSE(replay.created);
+  EXPECT_EQ(replay.job, first);
+  EXPECT_EQ(this->S().GetJob("job-b").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), audit_before);
+  EXPECT_EQ(Must(this->S().JobHistory("job-a")).size(), 1u);
+}
+
+TYPED_TEST_P(StoreConformanceTest, IdempotencyKeyReusedWithAnotherBodyIsAlreadyExists) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-a", "k");
+  auto r = this->S().CreateJob(this->NewJob(c.id, "job-b", "k", "another body"),
+                               Audit("job.submit", "job:job-b"));
+  EXPECT_EQ(r.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(Contains(r.status().message(), "job-a")) << r.status().message();
+  EXPECT_EQ(this->S().GetJob("job-b").status().code(), StatusCode::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformanceTest, IdempotencyKeysAreScopedPerConsumer) {
+  User c1 = this->AddUser("c1");
+  User c2 = this->AddUser("c2");
+  EXPECT_TRUE(
+      Must(this->S().CreateJob(this->NewJob(c1.id, "job-1", "k"), Audit("s", "j"))).created);
+  EXPECT_TRUE(
+      Must(this->S().CreateJob(this->NewJob(c2.id, "job-2", "k"), Audit("s", "j"))).created);
+  // Without a key, identical bodies are distinct jobs.
+  EXPECT_TRUE(Must(this->S().CreateJob(this->NewJob(c1.id, "job-3"), Audit("s", "j"))).created);
+  EXPECT_TRUE(Must(this->S().CreateJob(this->NewJob(c1.id, "job-4"), Audit("s", "j"))).created);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsADuplicateJobId) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  auto r = this->S().CreateJob(this->NewJob(c.id, "job-1"), Audit("job.submit", "job:job-1"));
+  EXPECT_EQ(r.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(Must(this->S().JobHistory("job-1")).size(), 1u);
+}
+
+TYPED_TEST_P(StoreConformanceTest, DrivesJobsThroughTheirWholeLifeWithHistory) {
+  User c = this->AddUser("c");
+  // Reviewed path: ... -> HELD -> APPROVED -> RELEASED.
+  this->JobWithOutput(c.id, "job-held");
+  EXPECT_EQ(Must(this->S().SetGateVerdict("job-held", GateVerdict::kHold, 0.9, "[]", 600,
+                                          Audit("gate.verdict", "job:job-held")))
+                .verdict,
+            GateVerdict::kHold);
+  this->Move("job-held", JobState::kOutputSubmitted, JobState::kHeld);
+  this->Move("job-held", JobState::kHeld, JobState::kApproved);
+  Job done = this->Move("job-held", JobState::kApproved, JobState::kReleased);
+  EXPECT_EQ(done.state, JobState::kReleased);
+  EXPECT_EQ(done.reason, "because RELEASED");
+  EXPECT_EQ(done.updated_at, 1000);
+  auto history = Must(this->S().JobHistory("job-held"));
+  const std::vector<JobState> want = {
+      JobState::kSubmitted, JobState::kAuthorized, JobState::kProvisioning,
+      JobState::kAttested,  JobState::kRunning,    JobState::kOutputSubmitted,
+      JobState::kHeld,      JobState::kApproved,   JobState::kReleased};
+  ASSERT_EQ(history.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(history[i].seq, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(history[i].to, want[i]);
+    if (i > 0) {
+      EXPECT_EQ(history[i].from, want[i - 1]);
+      EXPECT_EQ(history[i].reason, "because " + std::string(JobStateName(want[i])));
+    }
+  }
+  // Rejected path, and a cancellation with its reason.
+  this->JobWithOutput(c.id, "job-rejected");
+  this->Move("job-rejected", JobState::kOutputSubmitted, JobState::kHeld);
+  EXPECT_EQ(this->Move("job-rejected", JobState::kHeld, JobState::kRejected).state,
+            JobState::kRejected);
+  this->SubmitJob(c.id, "job-cancelled");
+  Job cancelled =
+      Must(this->S().TransitionJob("job-cancelled", JobState::kSubmitted, JobState::kCancelled,
+                                   "consumer asked", Audit("job.cancel", "job:job-cancelled")));
+  EXPECT_EQ(cancelled.reason, "consumer asked");
+  EXPECT_EQ(Must(this->S().JobHistory("job-cancelled")).back().reason, "consumer asked");
+}
+
+TYPED_TEST_P(StoreConformanceTest, TransitionFromTheWrongStateNamesBothStates) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  this->Move("job-1", JobState::kSubmitted, JobState::kAuthorized);
+  const int64_t audit_before = this->AuditCount();
+  auto r = this->S().TransitionJob("job-1", JobState::kSubmitted, JobState::kAuthorized, "again",
+                                   Audit("job.transition", "job:job-1"));
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(r.status().message(), "SUBMITTED")) << r.status().message();
+  EXPECT_TRUE(Contains(r.status().message(), "AUTHORIZED")) << r.status().message();
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kAuthorized);
+  EXPECT_EQ(Must(this->S().JobHistory("job-1")).size(), 2u);
+  EXPECT_EQ(this->AuditCount(), audit_before);
+}
+
+TYPED_TEST_P(StoreConformanceTest, DisallowedTransitionIsInvalidArgumentAndChangesNothing) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  const int64_t audit_before = this->AuditCount();
+  auto r = this->S().TransitionJob("job-1", JobState::kSubmitted, JobState::kRunning, "skip",
+                                   Audit("job.transition", "job:job-1"));
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(r.status().message(), "SUBMITTED -> RUNNING")) << r.status().message();
+  this->Move("job-1", JobState::kSubmitted, JobState::kFailed);
+  EXPECT_EQ(this->S()
+                .TransitionJob("job-1", JobState::kFailed, JobState::kCancelled, "late",
+                               Audit("job.transition", "job:job-1"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kFailed);
+  EXPECT_EQ(this->AuditCount(), audit_before + 1);
+}
+
+TYPED_TEST_P(StoreConformanceTest, TransitionNeedsAKnownJobAndAReason) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  EXPECT_EQ(this->S()
+                .TransitionJob("job-404", JobState::kSubmitted, JobState::kAuthorized, "r",
+                               Audit("job.transition", "job:job-404"))
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->S()
+                .TransitionJob("job-1", JobState::kSubmitted, JobState::kFailed, "",
+                               Audit("job.transition", "job:job-1"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->S().JobHistory("job-404").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kSubmitted);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ReleaseFromTheGateNeedsAReleaseVerdict) {
+  User c = this->AddUser("c");
+  this->JobWithOutput(c.id, "job-1");
+  auto release = [&] {
+    return this->S().TransitionJob("job-1", JobState::kOutputSubmitted, JobState::kReleased,
+                                   "gate passed", Audit("job.release", "job:job-1"));
+  };
+  auto pending = release();
+  EXPECT_EQ(pending.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(pending.status().message(), "pending")) << pending.status().message();
+  Must(this->S().SetGateVerdict("job-1", GateVerdict::kHold, 0.8, "[]", 600,
+                                Audit("gate.verdict", "job:job-1")));
+  EXPECT_EQ(release().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kOutputSubmitted);
+
+  // A job whose output the gate passed.
+  this->JobWithOutput(c.id, "job-2");
+  Must(this->S().SetGateVerdict("job-2", GateVerdict::kRelease, 0.1, "[]", 600,
+                                Audit("gate.verdict", "job:job-2")));
+  EXPECT_EQ(Must(this->S().TransitionJob("job-2", JobState::kOutputSubmitted, JobState::kReleased,
+                                         "gate passed", Audit("job.release", "job:job-2")))
+                .state,
+            JobState::kReleased);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ConcurrentTransitionsLetExactlyOneWin) {
+  User c = this->AddUser("c");
+  for (int round = 0; round < 5; ++round) {
+    const std::string id = "job-" + std::to_string(round);
+    this->SubmitJob(c.id, id);
+    std::atomic<int> won{0};
+    std::atomic<int> lost{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        // Half authorize, half cancel: one of the sixteen calls wins.
+        const JobState to = t % 2 == 0 ? JobState::kAuthorized : JobState::kCancelled;
+        auto r = this->S().TransitionJob(id, JobState::kSubmitted, to, "race",
+                                         Audit("job.transition", "job:" + id));
+        (r.ok() ? won : lost)++;
+        if (!r.ok() && r.status().code() != StatusCode::kFailedPrecondition) lost += 1000;
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(won.load(), 1);
+    EXPECT_EQ(lost.load(), 7);
+    EXPECT_EQ(Must(this->S().JobHistory(id)).size(), 2u);
+  }
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, FailingAuditInsertRollsBackTheTransition) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  const int64_t audit_before = this->AuditCount();
+  MustOk(this->F().FailAuditInsertsFor("job.authorize"));
+  auto r = this->S().TransitionJob("job-1", JobState::kSubmitted, JobState::kAuthorized,
+                                   "rental ok", Audit("job.authorize", "job:job-1"));
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(), "injected audit failure")) << r.status().message();
+  Job j = Must(this->S().GetJob("job-1"));
+  EXPECT_EQ(j.state, JobState::kSubmitted);
+  EXPECT_EQ(j.reason, "submitted");
+  EXPECT_EQ(Must(this->S().JobHistory("job-1")).size(), 1u);
+  EXPECT_EQ(this->AuditCount(), audit_before);
+  // Likewise for creation: no job without its audit entry.
+  EXPECT_FALSE(
+      this->S().CreateJob(this->NewJob(c.id, "job-2"), Audit("job.authorize", "job:job-2")).ok());
+  EXPECT_EQ(this->S().GetJob("job-2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, FailingMutationsDoNotFailTheirBatchMates) {
+  User c = this->AddUser("c");
+  MustOk(this->F().FailAuditInsertsFor("job.doomed"));
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  std::atomic<int> ok_good{0};
+  std::atomic<int> failed_good{0};
+  std::atomic<int> ok_doomed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const bool doomed = (i + t) % 3 == 0;
+        const std::string id = "job-" + std::to_string(t) + "-" + std::to_string(i);
+        auto r = this->S().CreateJob(this->NewJob(c.id, id),
+                                     Audit(doomed ? "job.doomed" : "job.submit", "job:" + id));
+        if (doomed) {
+          ok_doomed += r.ok() ? 1 : 0;
+        } else {
+          (r.ok() ? ok_good : failed_good)++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed_good.load(), 0);
+  EXPECT_EQ(ok_doomed.load(), 0);
+  JobFilter all;
+  all.limit = 10000;
+  EXPECT_EQ(Must(this->S().ListJobs(all)).size(), static_cast<size_t>(ok_good.load()));
+  EXPECT_EQ(this->AuditCount(), 1 + ok_good.load());
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsJobsWithFiltersAndPaging) {
+  User c1 = this->AddUser("c1");
+  User c2 = this->AddUser("c2");
+  for (int i = 0; i < 5; ++i) this->SubmitJob(c1.id, "job-c1-" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) this->SubmitJob(c2.id, "job-c2-" + std::to_string(i));
+  this->Move("job-c1-1", JobState::kSubmitted, JobState::kAuthorized);
+  this->Move("job-c2-0", JobState::kSubmitted, JobState::kAuthorized);
+  JobFilter f;
+  f.consumer_id = c1.id;
+  auto mine = Must(this->S().ListJobs(f));
+  ASSERT_EQ(mine.size(), 5u);
+  EXPECT_EQ(mine.front().id, "job-c1-4");  // newest first
+  f.state = JobState::kAuthorized;
+  auto authorized = Must(this->S().ListJobs(f));
+  ASSERT_EQ(authorized.size(), 1u);
+  EXPECT_EQ(authorized[0].id, "job-c1-1");
+  f = {};
+  f.state = JobState::kAuthorized;
+  EXPECT_EQ(Must(this->S().ListJobs(f)).size(), 2u);
+  f = {};
+  f.limit = 3;
+  f.offset = 2;
+  auto page = Must(this->S().ListJobs(f));
+  ASSERT_EQ(page.size(), 3u);
+  EXPECT_EQ(page[0].id, "job-c2-0");
+  EXPECT_EQ(page[2].id, "job-c1-3");
+  f.offset = 100;
+  EXPECT_TRUE(Must(this->S().ListJobs(f)).empty());
+  f.offset = -1;
+  EXPECT_EQ(this->S().ListJobs(f).status().code(), StatusCode::kInvalidArgument);
+  f.offset = 0;
+  f.limit = 0;
+  EXPECT_EQ(this->S().ListJobs(f).status().code(), StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsJobsInStatesForRecovery) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  this->SubmitJob(c.id, "job-2");
+  this->SubmitJob(c.id, "job-3");
+  this->Move("job-2", JobState::kSubmitted, JobState::kAuthorized);
+  this->Move("job-2", JobState::kAuthorized, JobState::kProvisioning);
+  this->Move("job-3", JobState::kSubmitted, JobState::kCancelled);
+  std::vector<JobState> live;
+  for (JobState s : kAllJobStates) {
+    if (!IsFinalState(s)) live.push_back(s);
+  }
+  auto jobs = Must(this->S().ListJobsInStates(live));
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, "job-1");  // oldest first
+  EXPECT_EQ(jobs[1].state, JobState::kProvisioning);
+  EXPECT_TRUE(Must(this->S().ListJobsInStates({})).empty());
+  EXPECT_EQ(Must(this->S().ListJobsInStates({JobState::kCancelled})).size(), 1u);
+}
+
+// ==== Credentials ================================================================
+
+TYPED_TEST_P(StoreConformanceTest, CredentialIsSingleUse) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 2000, std::nullopt},
+                                   Audit("credential.issue", "job:job-1")));
+  EXPECT_EQ(Must(this->S().GetCredential("cred-1")),
+            (JobCredential{"cred-1", "job-1", 1000, 2000, std::nullopt}));
+  JobCredential used =
+      Must(this->S().MarkCredentialUsed("cred-1", 1500, Audit("credential.use", "job:job-1")));
+  EXPECT_EQ(used.used_at, 1500);
+  const int64_t audit_before = this->AuditCount();
+  auto again = this->S().MarkCredentialUsed("cred-1", 1501, Audit("credential.use", "job:job-1"));
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(again.status().message(), "already used")) << again.status().message();
+  EXPECT_EQ(Must(this->S().GetCredential("cred-1")).used_at, 1500);
+  EXPECT_EQ(this->AuditCount(), audit_before);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ExpiredOrNotYetValidCredentialIsRefused) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 2000, std::nullopt},
+                                   Audit("credential.issue", "job:job-1")));
+  auto expired = this->S().MarkCredentialUsed("cred-1", 2000, Audit("credential.use", "x"));
+  EXPECT_EQ(expired.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(expired.status().message(), "expired")) << expired.status().message();
+  auto early = this->S().MarkCredentialUsed("cred-1", 999, Audit("credential.use", "x"));
+  EXPECT_EQ(early.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(Must(this->S().GetCredential("cred-1")).used_at.has_value());
+  EXPECT_EQ(this->S().MarkCredentialUsed("cred-404", 1500, Audit("c", "x")).status().code(),
+            StatusCode::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsCredentialForUnknownJobOrReusedId) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  EXPECT_EQ(this->S()
+                .IssueCredential({"cred-1", "job-404", 1000, 2000, std::nullopt},
+                                 Audit("credential.issue", "x"))
+                .code(),
+            StatusCode::kNotFound);
+  MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 2000, std::nullopt},
+                                   Audit("credential.issue", "x")));
+  EXPECT_EQ(this->S()
+                .IssueCredential({"cred-1", "job-1", 1000, 2000, std::nullopt},
+                                 Audit("credential.issue", "x"))
+                .code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(this->S()
+                .IssueCredential({"cred-2", "job-1", 2000, 2000, std::nullopt},
+                                 Audit("credential.issue", "x"))
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->S().GetCredential("cred-2").status().code(), StatusCode::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ConcurrentCredentialUseLetsExactlyOneWin) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 2000, std::nullopt},
+                                   Audit("credential.issue", "x")));
+  std::atomic<int> won{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      if (this->S().MarkCredentialUsed("cred-1", 1100 + t, Audit("credential.use", "x")).ok()) {
+        ++won;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 1);
+}
+
+// ==== Outputs ====================================================================
+
+TYPED_TEST_P(StoreConformanceTest, StoresAnOutputAndSetsItsVerdictOnce) {
+  User c = this->AddUser("c");
+  this->JobWithOutput(c.id, "job-1");
+  Output o = Must(this->S().GetOutput("job-1"));
+  EXPECT_EQ(o.blob_ref, "outputs/job-1");
+  EXPECT_EQ(o.size, 1234);
+  EXPECT_EQ(o.digest, Digest('b'));
+  EXPECT_EQ(o.verdict, GateVerdict::kPending);
+  Output judged =
+      Must(this->S().SetGateVerdict("job-1", GateVerdict::kHold, 0.75, R"([{"rule":"pii"}])", 700,
+                                    Audit("gate.verdict", "job:job-1")));
+  EXPECT_EQ(judged.verdict, GateVerdict::kHold);
+  EXPECT_EQ(judged.gate_score, 0.75);
+  EXPECT_EQ(judged.gate_findings_json, R"([{"rule":"pii"}])");
+  EXPECT_EQ(judged.gate_at, 700);
+  auto again = this->S().SetGateVerdict("job-1", GateVerdict::kRelease, 0, "[]", 701,
+                                        Audit("gate.verdict", "job:job-1"));
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Must(this->S().GetOutput("job-1")).verdict, GateVerdict::kHold);
+  EXPECT_EQ(this->S()
+                .SetGateVerdict("job-1", GateVerdict::kPending, 0, "[]", 1, Audit("g", "x"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->S()
+                .SetGateVerdict("job-404", GateVerdict::kHold, 0, "[]", 1, Audit("g", "x"))
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RejectsDuplicateOrOrphanOutput) {
+  User c = this->AddUser("c");
+  this->JobWithOutput(c.id, "job-1");
+  Output o;
+  o.job_id = "job-1";
+  o.blob_ref = "outputs/again";
+  o.size = 1;
+  o.digest = Digest('c');
+  o.created_at = 9;
+  EXPECT_EQ(this->S().PutOutput(o, Audit("output.submit", "x")).code(), StatusCode::kAlreadyExists);
+  o.job_id = "job-404";
+  EXPECT_EQ(this->S().PutOutput(o, Audit("output.submit", "x")).code(), StatusCode::kNotFound);
+  o.job_id = "job-1";
+  o.verdict = GateVerdict::kRelease;
+  EXPECT_EQ(this->S().PutOutput(o, Audit("output.submit", "x")).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->S().GetOutput("job-404").status().code(), StatusCode::kNotFound);
+}
+
+// ==== Audit ======================================================================
+
+TYPED_TEST_P(StoreConformanceTest, EveryMutationAppendsExactlyItsAuditEntry) {
+  User p = this->AddUser("p", Role::kProvider);
+  User c = this->AddUser("c");
+  Dataset d = this->AddDataset("ds", p.id);
+  this->Rent(d.id, c.id);
+  Must(this->S().PutImage({"img", "v1", Digest('1'), c.id, 1}, Audit("image.push", "img")));
+  this->JobWithOutput(c.id, "job-1");  // 1 submit + 5 transitions + 1 output
+  MustOk(
+      this->S().IssueCredential({"cred", "job-1", 1, 9, std::nullopt}, Audit("cred.issue", "x")));
+  Must(this->S().MarkCredentialUsed("cred", 2, Audit("cred.use", "x")));
+  Must(this->S().SetGateVerdict("job-1", GateVerdict::kHold, 1, "[]", 1, Audit("gate", "x")));
+  MustOk(this->S().SetUserDisabled(c.id, true, Audit("user.disable", "x")));
+  MustOk(this->S().SetUserTokenHash(c.id, TokenHash("z"), Audit("user.rotate", "x")));
+  const std::vector<std::string> want = {
+      "user.add",       "user.add",       "dataset.register", "rental.create",  "image.push",
+      "job.submit",     "job.transition", "job.transition",   "job.transition", "job.transition",
+      "job.transition", "output.submit",  "cred.issue",       "cred.use",       "gate",
+      "user.disable",   "user.rotate"};
+  auto audit = this->AllAudit();
+  ASSERT_EQ(audit.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(audit[i].seq, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(audit[i].record.action, want[i]) << "entry " << i + 1;
+  }
+}
+
+TYPED_TEST_P(StoreConformanceTest, AuditEntriesFormTheDocumentedChain) {
+  auto e1 = Must(this->S().AppendAudit(Audit("key.release", "job:1", AuditDecision::kDeny, 7)));
+  auto e2 = Must(this->S().AppendAudit(Audit("authn", "", AuditDecision::kInfo, 8)));
+  EXPECT_EQ(e1.seq, 1);
+  EXPECT_EQ(e1.prev_hash, Sha256Digest{});
+  EXPECT_EQ(e1.hash, AuditEntryHash(Sha256Digest{}, 1, e1.record));
+  EXPECT_EQ(e2.prev_hash, e1.hash);
+  EXPECT_EQ(e2.hash, AuditEntryHash(e1.hash, 2, Audit("authn", "", AuditDecision::kInfo, 8)));
+  auto stored = this->AllAudit();
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0], e1);
+  EXPECT_EQ(stored[1], e2);
+  EXPECT_EQ(Must(this->S().GetAuditHead()), (AuditHead{2, e2.hash}));
+  AuditRecord bad = Audit("", "x");
+  EXPECT_EQ(this->S().AppendAudit(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsAuditByObjectAndPage) {
+  for (int i = 0; i < 6; ++i) {
+    Must(this->S().AppendAudit(Audit("a", i % 2 == 0 ? "job:even" : "job:odd")));
+  }
+  AuditFilter f;
+  f.object = "job:even";
+  auto even = Must(this->S().ListAudit(f));
+  ASSERT_EQ(even.size(), 3u);
+  EXPECT_EQ(even[1].seq, 3);
+  f.after_seq = 3;
+  EXPECT_EQ(Must(this->S().ListAudit(f)).size(), 1u);
+  f = {};
+  f.after_seq = 2;
+  f.limit = 2;
+  auto page = Must(this->S().ListAudit(f));
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].seq, 3);
+  EXPECT_EQ(page[1].seq, 4);
+}
+
+TYPED_TEST_P(StoreConformanceTest, VerifiesAnIntactLogWithCheckpoints) {
+  EXPECT_TRUE(this->VerifyAuditLog().ok());  // empty
+  this->AuditLogOfTen();
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(r.entries_checked, 10);
+  EXPECT_EQ(r.checkpoints_checked, 2);
+  EXPECT_EQ(r.head, Must(this->S().GetAuditHead()));
+  auto checkpoints = Must(this->S().ListCheckpoints());
+  ASSERT_EQ(checkpoints.size(), 2u);
+  EXPECT_EQ(checkpoints[0].seq, 4);
+  EXPECT_EQ(checkpoints[1].at, 2008);
+}
+
+TYPED_TEST_P(StoreConformanceTest, AddCheckpointChecksTheChain) {
+  this->AuditLogOfTen();
+  AuditHead head = Must(this->S().GetAuditHead());
+  AuditCheckpoint cp = Must(SignAuditCheckpoint(this->key_, head, 3000));
+  AuditCheckpoint wrong = cp;
+  wrong.hash[0] ^= 1;
+  EXPECT_EQ(this->S().AddCheckpoint(wrong).code(), StatusCode::kFailedPrecondition);
+  AuditCheckpoint beyond = cp;
+  beyond.seq = 11;
+  EXPECT_EQ(this->S().AddCheckpoint(beyond).code(), StatusCode::kNotFound);
+  AuditCheckpoint short_sig = cp;
+  short_sig.signature.resize(10);
+  EXPECT_EQ(this->S().AddCheckpoint(short_sig).code(), StatusCode::kInvalidArgument);
+  MustOk(this->S().AddCheckpoint(cp));
+  MustOk(this->S().AddCheckpoint(Must(SignAuditCheckpoint(this->key_, head, 3001))));  // no-op
+  auto checkpoints = Must(this->S().ListCheckpoints());
+  ASSERT_EQ(checkpoints.size(), 3u);
+  EXPECT_EQ(checkpoints[2], cp);
+  EXPECT_EQ(SignAuditCheckpoint(this->key_, AuditHead{}, 1).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TYPED_TEST_P(StoreConformanceTest, AuditLogRefusesUpdateAndDeleteThroughSql) {
+  this->AuditLogOfTen();
+  EXPECT_FALSE(this->F().ExecSql("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2").ok());
+  EXPECT_FALSE(this->F().ExecSql("DELETE FROM audit_log WHERE seq = 2").ok());
+  EXPECT_FALSE(this->F().ExecSql("DELETE FROM audit_checkpoints").ok());
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, VerifyDetectsEachEditedAuditColumn) {
+  this->AuditLogOfTen();
+  MustOk(this->F().AllowTampering());
+  const AuditEntry e = this->AllAudit()[2];
+  const std::vector<std::string> edits = {
+      "at = at + 1",
+      "actor = 'mallory'",
+      "action = 'nothing.to.see'",
+      "object = 'job:other'",
+      "decision = 'deny'",
+      "details = '{\"why\":\"edited\"}'",
+      "prev_hash = " + TypeParam::BlobLiteral(Sha256Digest{}),
+      "hash = " + TypeParam::BlobLiteral(Sha256Digest{}),
+  };
+  auto quote = [](const std::string& s) {
+    std::string out = "'";
+    for (char ch : s) out += ch == '\'' ? std::string("''") : std::string(1, ch);
+    return out + "'";
+  };
+  for (const std::string& set : edits) {
+    MustOk(this->F().ExecSql("UPDATE audit_log SET " + set + " WHERE seq = 3"));
+    ChainReport r = this->VerifyAuditLog();
+    EXPECT_EQ(r.failure, ChainFailure::kEdited) << set << ": " << r.reason;
+    EXPECT_EQ(r.first_bad_seq, 3) << set;
+    EXPECT_TRUE(Contains(r.reason, "audit entry 3")) << r.reason;
+    MustOk(this->F().ExecSql(
+        "UPDATE audit_log SET at = " + std::to_string(e.record.at) +
+        ", actor = " + quote(e.record.actor) + ", action = " + quote(e.record.action) +
+        ", object = " + quote(e.record.object) +
+        ", decision = " + quote(std::string(AuditDecisionName(e.record.decision))) +
+        ", details = " + quote(e.record.details_json) +
+        ", prev_hash = " + TypeParam::BlobLiteral(e.prev_hash) +
+        ", hash = " + TypeParam::BlobLiteral(e.hash) + " WHERE seq = 3"));
+    ASSERT_TRUE(this->VerifyAuditLog().ok()) << "restore after " << set;
+  }
+}
+
+TYPED_TEST_P(StoreConformanceTest, VerifyDetectsADeletedAuditRow) {
+  this->AuditLogOfTen();
+  MustOk(this->F().AllowTampering());
+  MustOk(this->F().ExecSql("DELETE FROM audit_log WHERE seq = 6"));
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_EQ(r.failure, ChainFailure::kMissing) << r.reason;
+  EXPECT_EQ(r.first_bad_seq, 6);
+}
+
+TYPED_TEST_P(StoreConformanceTest, VerifyDetectsSwappedAuditRows) {
+  this->AuditLogOfTen();
+  MustOk(this->F().AllowTampering());
+  MustOk(this->F().ExecSql(
+      "UPDATE audit_log SET seq = -6 WHERE seq = 6; UPDATE audit_log SET seq = 6 WHERE seq = 5;"
+      "UPDATE audit_log SET seq = 5 WHERE seq = -6;"));
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_EQ(r.failure, ChainFailure::kReordered) << r.reason;
+  EXPECT_EQ(r.first_bad_seq, 5);
+}
+
+TYPED_TEST_P(StoreConformanceTest, VerifyDetectsForgedCheckpoints) {
+  this->AuditLogOfTen();
+  MustOk(this->F().AllowTampering());
+  const AuditCheckpoint original = Must(this->S().ListCheckpoints())[1];  // seq 8
+  Bytes forged = original.signature;
+  forged[10] ^= 0x40;
+  MustOk(this->F().ExecSql("UPDATE audit_checkpoints SET signature = " +
+                           TypeParam::BlobLiteral(forged) + " WHERE seq = 8"));
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_EQ(r.failure, ChainFailure::kBadSignature) << r.reason;
+  EXPECT_EQ(r.first_bad_seq, 8);
+  MustOk(this->F().ExecSql("UPDATE audit_checkpoints SET signature = " +
+                           TypeParam::BlobLiteral(original.signature) + " WHERE seq = 8"));
+  ASSERT_TRUE(this->VerifyAuditLog().ok());
+
+  // A checkpoint signed by a key that is not the plane's.
+  auto other = Must(Ed25519PrivateKey::Generate());
+  AuditEntry e = this->AllAudit()[9];
+  AuditCheckpoint fake = Must(SignAuditCheckpoint(other, AuditHead{e.seq, e.hash}, 1));
+  MustOk(this->F().ExecSql("INSERT INTO audit_checkpoints (seq, hash, signature, at) VALUES (10, " +
+                           TypeParam::BlobLiteral(fake.hash) + ", " +
+                           TypeParam::BlobLiteral(fake.signature) + ", 1)"));
+  ChainReport r2 = this->VerifyAuditLog();
+  EXPECT_EQ(r2.failure, ChainFailure::kBadSignature) << r2.reason;
+  EXPECT_EQ(r2.first_bad_seq, 10);
+}
+
+TYPED_TEST_P(StoreConformanceTest, VerifyDetectsAChainRewrittenUnderACheckpoint) {
+  this->AuditLogOfTen();
+  MustOk(this->F().AllowTampering());
+  // Edit entry 6 and recompute the hashes of 6..10, as an attacker with the
+  // file (but not the plane key) can: the chain is self-consistent again,
+  // but the signed checkpoint at 8 disagrees.
+  auto rows = this->AllAudit();
+  rows[5].record.actor = "mallory";
+  for (size_t i = 5; i < rows.size(); ++i) {
+    rows[i].prev_hash = rows[i - 1].hash;
+    rows[i].hash = AuditEntryHash(rows[i].prev_hash, rows[i].seq, rows[i].record);
+    MustOk(this->F().ExecSql("UPDATE audit_log SET actor = '" + rows[i].record.actor +
+                             "', prev_hash = " + TypeParam::BlobLiteral(rows[i].prev_hash) +
+                             ", hash = " + TypeParam::BlobLiteral(rows[i].hash) +
+                             " WHERE seq = " + std::to_string(rows[i].seq)));
+  }
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_EQ(r.failure, ChainFailure::kCheckpointMismatch) << r.reason;
+  EXPECT_EQ(r.first_bad_seq, 5);  // after the good checkpoint at 4
+  EXPECT_TRUE(Contains(r.reason, "checkpoint at seq 8")) << r.reason;
+}
+
+TYPED_TEST_P(StoreConformanceTest, VerifyDetectsATruncatedLog) {
+  this->AuditLogOfTen();
+  MustOk(this->F().AllowTampering());
+  MustOk(this->F().ExecSql("DELETE FROM audit_log WHERE seq > 6"));
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_EQ(r.failure, ChainFailure::kTruncated) << r.reason;
+  EXPECT_EQ(r.first_bad_seq, 7);
+}
+
+// ==== Schema =====================================================================
+
+TYPED_TEST_P(StoreConformanceTest, ReopeningKeepsDataAndSchema) {
+  const int64_t version = Must(this->S().SchemaVersion());
+  EXPECT_GE(version, 1);
+  User u = this->AddUser("alice");
+  this->SubmitJob(u.id, "job-1");
+  this->Reopen();
+  EXPECT_EQ(Must(this->S().SchemaVersion()), version);
+  EXPECT_EQ(Must(this->S().GetUserByName("alice")), u);
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kSubmitted);
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+  this->Reopen();
+  EXPECT_EQ(Must(this->S().SchemaVersion()), version);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RefusesADatabaseWithANewerSchema) {
+  this->AddUser("alice");
+  MustOk(this->F().PretendNewerSchema(9999));
+  this->store_.reset();
+  auto r = this->F().Open();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(r.status().message(), "9999")) << r.status().message();
+}
+
+// ==== Concurrency and processes =====================================================
+
+TYPED_TEST_P(StoreConformanceTest, ManyThreadsCreateJobsAndTheLogStaysConsistent) {
+  User c = this->AddUser("c");
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 70;  // > 1000 entries: VerifyAudit pages
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = "job-" + std::to_string(t) + "-" + std::to_string(i);
+        if (!this->S().CreateJob(this->NewJob(c.id, id), Audit("job.submit", "job:" + id)).ok()) {
+          ++failures;
+        }
+        if (!this->S().GetJob(id).ok()) ++failures;  // read-your-writes
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  JobFilter all;
+  all.limit = 10000;
+  EXPECT_EQ(Must(this->S().ListJobs(all)).size(), size_t{kThreads * kPerThread});
+  this->Checkpoint();
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(r.entries_checked, 1 + kThreads * kPerThread);
+}
+
+// Returns once `fd` has a line, or false after timeout_ms.
+bool ReadLine(int fd, std::string& buffer, std::string& line, int timeout_ms) {
+  while (true) {
+    const size_t nl = buffer.find('\n');
+    if (nl != std::string::npos) {
+      line = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      return true;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0) return false;
+    char chunk[4096];
+    const ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    buffer.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+// `cce-plane user add` while the server runs: the first process keeps the
+// database open and writes from several threads while a second process
+// (fork, then its own Store) creates users. Both append to one audit chain.
+TYPED_TEST_P(StoreConformanceTest, SecondProcessCreatesUsersWhileTheFirstHasItOpen) {
+  this->AddUser("first");
+  int go[2];
+  ASSERT_EQ(pipe2(go, O_CLOEXEC), 0);
+  UniqueFd go_read(go[0]);
+  UniqueFd go_write(go[1]);
+  // Fork while this process is single-threaded and holds no SQLite state,
+  // as if `cce-plane user add` had been exec'd; the child opens the database
+  // only after the parent has it open again.
+  this->store_.reset();
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    go_write.reset();
+    char byte = 0;
+    int code = read(go_read.get(), &byte, 1) == 1 ? 0 : 2;
+    if (code == 0) {
+      auto store = this->F().Open();
+      if (!store.ok()) _exit(3);
+      for (int i = 0; i < 30 && code == 0; ++i) {
+        User u;
+        u.name = "child-" + std::to_string(i);
+        u.token_hash = TokenHash(u.name);
+        if (!(*store)->CreateUser(u, Audit("user.add", "user:" + u.name)).ok()) code = 4;
+      }
+    }
+    _exit(code);  // no gtest teardown in the child
+  }
+  go_read.reset();
+  this->Reopen();
+  ASSERT_EQ(write(go_write.get(), "g", 1), 1);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        User u;
+        u.name = "parent-" + std::to_string(t) + "-" + std::to_string(i);
+        u.token_hash = TokenHash(u.name);
+        if (!this->S().CreateUser(u, Audit("user.add", "user:" + u.name)).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(Must(this->S().ListUsers()).size(), 61u);
+  EXPECT_EQ(Must(this->S().GetUserByTokenHash(TokenHash("child-29"))).name, "child-29");
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(r.entries_checked, 61);
+}
+
+// A child creates jobs from several threads and reports each id through a
+// pipe only after CreateJob returned OK; it is SIGKILLed mid-stream. Every
+// reported id must be there after reopening.
+TYPED_TEST_P(StoreConformanceTest, AcknowledgedWritesSurviveSigkill) {
+  const int64_t consumer = this->AddUser("c").id;
+  this->store_.reset();  // nothing open across fork
+  int acks[2];
+  ASSERT_EQ(pipe2(acks, O_CLOEXEC), 0);
+  UniqueFd ack_read(acks[0]);
+  UniqueFd ack_write(acks[1]);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ack_read.reset();
+    auto store = this->F().Open();
+    if (!store.ok()) _exit(3);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0;; ++i) {
+          const std::string id = "job-" + std::to_string(t) + "-" + std::to_string(i);
+          if ((*store)->CreateJob(this->NewJob(consumer, id), Audit("job.submit", id)).ok()) {
+            const std::string line = id + "\n";  // one write() below PIPE_BUF: atomic
+            if (write(ack_write.get(), line.data(), line.size()) < 0) _exit(5);
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    _exit(0);
+  }
+  ack_write.reset();
+  std::vector<std::string> acknowledged;
+  std::string buffer;
+  std::string line;
+  while (acknowledged.size() < 300 && ReadLine(ack_read.get(), buffer, line, 20000)) {
+    acknowledged.push_back(line);
+  }
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  while (ReadLine(ack_read.get(), buffer, line, 5000)) acknowledged.push_back(line);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  ASSERT_GE(acknowledged.size(), 300u);
+
+  this->Reopen();
+  size_t missing = 0;
+  for (const std::string& id : acknowledged) {
+    if (!this->S().GetJob(id).ok()) ++missing;
+  }
+  EXPECT_EQ(missing, 0u) << "of " << acknowledged.size() << " acknowledged";
+  ChainReport r = this->VerifyAuditLog();
+  EXPECT_TRUE(r.ok()) << r.reason;
+  EXPECT_GE(r.entries_checked, static_cast<int64_t>(acknowledged.size()) + 1);
+}
+
+REGISTER_TYPED_TEST_SUITE_P(
+    StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash,
+    RejectsDuplicateUserNameAndTokenHash, RejectsInvalidUserInputWithoutWriting,
+    UnknownUserIsNotFound, DisablesAndReenablesAUser, RotatesATokenHash, ListsUsersInCreationOrder,
+    CreatesADatasetAndReadsBackEveryField, RejectsDuplicateDatasetNameAndUnknownOwner,
+    RejectsMalformedDatasetFields, ListsDatasetsByOwner, AppendsRentalsAsASignedHashChain,
+    ListsRentalsByConsumerDatasetAndPage, RejectsRentalWithEmptyIntervalOrUnknownReferences,
+    FailingSignerWritesNothing, RentalChainDetectsEachEditedColumn,
+    RentalChainDetectsDeletedSwappedAndRewrittenRows, PutsAndResolvesImageTags,
+    RefusesToMoveAnotherOwnersTagOrStoreABadDigest, CreatesAJobInSubmittedWithItsFirstHistoryEvent,
+    RejectsAnInvalidNewJob, IdempotentReplayReturnsTheExistingJobAndWritesNothing,
+    IdempotencyKeyReusedWithAnotherBodyIsAlreadyExists, IdempotencyKeysAreScopedPerConsumer,
+    RejectsADuplicateJobId, DrivesJobsThroughTheirWholeLifeWithHistory,
+    TransitionFromTheWrongStateNamesBothStates,
+    DisallowedTransitionIsInvalidArgumentAndChangesNothing, TransitionNeedsAKnownJobAndAReason,
+    ReleaseFromTheGateNeedsAReleaseVerdict, ConcurrentTransitionsLetExactlyOneWin,
+    FailingAuditInsertRollsBackTheTransition, FailingMutationsDoNotFailTheirBatchMates,
+    ListsJobsWithFiltersAndPaging, ListsJobsInStatesForRecovery, CredentialIsSingleUse,
+    ExpiredOrNotYetValidCredentialIsRefused, RejectsCredentialForUnknownJobOrReusedId,
+    ConcurrentCredentialUseLetsExactlyOneWin, StoresAnOutputAndSetsItsVerdictOnce,
+    RejectsDuplicateOrOrphanOutput, EveryMutationAppendsExactlyItsAuditEntry,
+    AuditEntriesFormTheDocumentedChain, ListsAuditByObjectAndPage,
+    VerifiesAnIntactLogWithCheckpoints, AddCheckpointChecksTheChain,
+    AuditLogRefusesUpdateAndDeleteThroughSql, VerifyDetectsEachEditedAuditColumn,
+    VerifyDetectsADeletedAuditRow, VerifyDetectsSwappedAuditRows, VerifyDetectsForgedCheckpoints,
+    VerifyDetectsAChainRewrittenUnderACheckpoint, VerifyDetectsATruncatedLog,
+    ReopeningKeepsDataAndSchema, RefusesADatabaseWithANewerSchema,
+    ManyThreadsCreateJobsAndTheLogStaysConsistent, SecondProcessCreatesUsersWhileTheFirstHasItOpen,
+    AcknowledgedWritesSurviveSigkill);
+
+using SqliteBackends =
+    ::testing::Types<storetest::SqliteGroupCommit, storetest::SqliteOneTxnPerWrite>;
+
+// Names the instantiations "Sqlite/StoreConformanceTest/GroupCommit.X".
+class BackendNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return T::kBatch > 1 ? "GroupCommit" : "OneTxnPerWrite";
+  }
+};
+
+INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, StoreConformanceTest, SqliteBackends, BackendNames);
+
+}  // namespace
+}  // namespace cce::store
