@@ -1,0 +1,165 @@
+// build/bin/cce-plane: the Privacy Plane server. Verbs: init, serve, user add.
+#include <csignal>
+#include <exception>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/flags.h"
+#include "plane/plane.h"
+
+namespace {
+
+using cce::Status;
+using cce::cli::FlagParser;
+using Args = std::vector<std::string>;
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+int ExitCode(const Status& s) {
+  switch (s.code()) {
+    case cce::StatusCode::kOk: return 0;
+    case cce::StatusCode::kInvalidArgument:
+    case cce::StatusCode::kAlreadyExists:
+    case cce::StatusCode::kNotFound: return 2;
+    default: return 1;
+  }
+}
+
+int Fail(const Status& s) {
+  std::cerr << "cce-plane: error: " << s.message() << "\n";
+  return ExitCode(s);
+}
+
+// Parses; prints help or a usage error. Returns nullopt when main should exit.
+std::optional<cce::cli::ParsedFlags> Parse(const FlagParser& p, const Args& args, size_t npos,
+                                           int* exit) {
+  auto f = p.Parse(args);
+  if (!f.ok()) {
+    *exit = Fail(f.status());
+    return std::nullopt;
+  }
+  if (f->Has("help")) {
+    std::cout << p.Help();
+    *exit = 0;
+    return std::nullopt;
+  }
+  if (f->positional().size() != npos) {
+    *exit = Fail(cce::InvalidArgument("expected " + std::to_string(npos) + " argument(s) (try --help)"));
+    return std::nullopt;
+  }
+  return std::move(*f);
+}
+
+const cce::cli::FlagSpec kDataDir{"data-dir", "DIR", "the plane's data directory"};
+const cce::cli::FlagSpec kOutput{"output", "FORMAT", "text (default) or json"};
+
+int Init(const Args& args) {
+  FlagParser p("cce-plane init --data-dir DIR [--listen ADDR:PORT] [--dns NAME]... [--ip IP]...",
+               "Creates a new plane data directory: config file, CA and TLS server certificate,\n"
+               "signing key, master key, database, and an operator API token (printed once).",
+               {kDataDir,
+                {"listen", "ADDR:PORT", "listen address written to the config (default 127.0.0.1:8443)"},
+                {"dns", "NAME", "DNS name for the server certificate (repeatable; default localhost)", true},
+                {"ip", "IP", "IP address for the server certificate (repeatable; default 127.0.0.1, ::1)", true},
+                kOutput});
+  int exit = 0;
+  auto f = Parse(p, args, 0, &exit);
+  if (!f) return exit;
+  cce::plane::InitOptions o;
+  o.data_dir = f->Get("data-dir").value_or("");
+  if (auto l = f->Get("listen")) o.listen = *l;
+  if (!f->All("dns").empty()) o.dns_names = f->All("dns");
+  if (!f->All("ip").empty()) o.ip_addresses = f->All("ip");
+  cce::SystemClock clock;
+  auto r = cce::plane::InitPlane(o, clock);
+  if (!r.ok()) return Fail(r.status());
+  if (f->Get("output") == "json") {
+    std::cout << nlohmann::json{{"token", r->token},
+                                {"ca_file", r->ca_file},
+                                {"config_file", r->config_file},
+                                {"data_dir", r->data_dir}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "initialized " << r->data_dir << "\n  config: " << r->config_file
+              << "\n  CA:     " << r->ca_file << "\noperator token (shown once, store it safely):\n"
+              << r->token << "\n";
+  }
+  return 0;
+}
+
+int Serve(const Args& args) {
+  FlagParser p("cce-plane serve --data-dir DIR [--listen ADDR:PORT]",
+               "Serves the HTTPS API until SIGTERM or SIGINT, then shuts down gracefully.",
+               {kDataDir, {"listen", "ADDR:PORT", "override the config's listen address"}});
+  int exit = 0;
+  auto f = Parse(p, args, 0, &exit);
+  if (!f) return exit;
+  struct sigaction sa{};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  cce::plane::ServeOptions o;
+  o.data_dir = f->Get("data-dir").value_or("");
+  if (o.data_dir.empty()) return Fail(cce::InvalidArgument("--data-dir DIR is required"));
+  o.listen_override = f->Get("listen").value_or("");
+  o.stop = &g_stop;
+  cce::SystemClock clock;
+  Status s = cce::plane::Serve(o, clock);
+  return s.ok() ? 0 : Fail(s);
+}
+
+int UserAdd(const Args& args) {
+  FlagParser p("cce-plane user add --data-dir DIR --role ROLE NAME",
+               "Adds a user and prints their new API token (stored only as a hash). Works while\n"
+               "the server runs. ROLE: provider, consumer, reviewer or operator.",
+               {kDataDir, {"role", "ROLE", "provider|consumer|reviewer|operator"}, kOutput});
+  int exit = 0;
+  auto f = Parse(p, args, 1, &exit);
+  if (!f) return exit;
+  auto dir = f->Get("data-dir");
+  if (!dir) return Fail(cce::InvalidArgument("--data-dir DIR is required"));
+  auto role = cce::store::ParseRole(f->Get("role").value_or(""));
+  if (!role.ok()) return Fail(role.status().WithContext("--role"));
+  cce::SystemClock clock;
+  auto token = cce::plane::AddUser(*dir, f->positional()[0], *role, clock);
+  if (!token.ok()) return Fail(token.status());
+  if (f->Get("output") == "json") {
+    std::cout << nlohmann::json{{"token", *token}}.dump() << "\n";
+  } else {
+    std::cout << *token << "\n";
+  }
+  return 0;
+}
+
+const char kTopHelp[] =
+    "Usage: cce-plane COMMAND [options]\n\n"
+    "The cce4long Privacy Plane server.\n\nCommands:\n"
+    "  init       create a data directory (config, PKI, keys, database, operator token)\n"
+    "  serve      serve the HTTPS API\n"
+    "  user add   add a user and print their API token\n\n"
+    "Run `cce-plane COMMAND --help` for options. Exit codes: 0 ok, 1 failure, 2 bad usage.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Args args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+      std::cout << kTopHelp;
+      return args.empty() ? 2 : 0;
+    }
+    if (args[0] == "init") return Init(Args(args.begin() + 1, args.end()));
+    if (args[0] == "serve") return Serve(Args(args.begin() + 1, args.end()));
+    if (args[0] == "user" && args.size() >= 2 && args[1] == "add") {
+      return UserAdd(Args(args.begin() + 2, args.end()));
+    }
+    std::cerr << "cce-plane: error: unknown command '" << args[0] << "'\n\n" << kTopHelp;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "cce-plane: internal error: " << e.what() << "\n";
+    return 1;
+  }
+}

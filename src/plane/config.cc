@@ -1,0 +1,202 @@
+#include "plane/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <functional>
+#include <map>
+
+#include "base/fd.h"
+
+namespace cce::plane {
+
+std::string PlaneConfig::Path(const std::string& configured) const {
+  if (!configured.empty() && configured.front() == '/') return configured;
+  return data_dir + "/" + configured;
+}
+
+Status ParseListen(const std::string& listen, std::string* host, int* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    return InvalidArgument("listen: '" + listen + "': expected HOST:PORT");
+  }
+  int p = 0;
+  const char* begin = listen.data() + colon + 1;
+  const char* end = listen.data() + listen.size();
+  auto [ptr, ec] = std::from_chars(begin, end, p);
+  if (ec != std::errc() || ptr != end || p < 0 || p > 65535) {
+    return InvalidArgument("listen: '" + listen + "': port must be 0..65535");
+  }
+  *host = listen.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  *port = p;
+  return Status::Ok();
+}
+
+namespace {
+
+std::string Where(const std::string& file, const YAML::Node& node, const std::string& field) {
+  const YAML::Mark m = node.Mark();
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": " +
+         field;
+}
+
+// Walks a mapping, binding known keys to setters; anything else is an error.
+class MapReader {
+ public:
+  MapReader(std::string file, std::string prefix) : file_(std::move(file)), prefix_(std::move(prefix)) {}
+
+  void String(const std::string& key, std::string* out) {
+    handlers_[key] = [this, key, out](const YAML::Node& v) -> Status {
+      if (!v.IsScalar()) return Bad(v, key, "a string");
+      *out = v.Scalar();
+      return Status::Ok();
+    };
+  }
+  void Int(const std::string& key, int64_t* out, int64_t min, int64_t max) {
+    handlers_[key] = [this, key, out, min, max](const YAML::Node& v) -> Status {
+      if (!v.IsScalar()) return Bad(v, key, "an integer");
+      const std::string& s = v.Scalar();
+      int64_t n = 0;
+      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+      if (ec != std::errc() || ptr != s.data() + s.size() || n < min || n > max) {
+        return Bad(v, key, "an integer in " + std::to_string(min) + ".." + std::to_string(max));
+      }
+      *out = n;
+      return Status::Ok();
+    };
+  }
+  void Map(const std::string& key, std::function<Status(const YAML::Node&)> read) {
+    handlers_[key] = [this, key, read](const YAML::Node& v) -> Status {
+      if (!v.IsMap()) return Bad(v, key, "a mapping");
+      return read(v);
+    };
+  }
+  Status Read(const YAML::Node& node) {
+    if (!node.IsMap()) return InvalidArgument(Where(file_, node, prefix_) + ": expected a mapping");
+    for (const auto& kv : node) {
+      std::string key = kv.first.Scalar();
+      auto it = handlers_.find(key);
+      if (it == handlers_.end()) {
+        return InvalidArgument(Where(file_, kv.first, prefix_ + key) + ": unknown field");
+      }
+      RETURN_IF_ERROR(it->second(kv.second));
+    }
+    return Status::Ok();
+  }
+  const std::string& file() const { return file_; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  Status Bad(const YAML::Node& v, const std::string& key, const std::string& expected) {
+    return InvalidArgument(Where(file_, v, prefix_ + key) + ": expected " + expected);
+  }
+  std::string file_;
+  std::string prefix_;
+  std::map<std::string, std::function<Status(const YAML::Node&)>> handlers_;
+};
+
+Status OneOf(const std::string& file, const std::string& field, const std::string& value,
+             std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return Status::Ok();
+    list += list.empty() ? std::string("'") + a + "'" : std::string(", '") + a + "'";
+  }
+  return InvalidArgument(file + ": " + field + ": '" + value + "': expected one of " + list);
+}
+
+}  // namespace
+
+StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
+  PlaneConfig c;
+  c.data_dir = data_dir;
+  std::string file = data_dir + "/plane.yaml";
+  ASSIGN_OR_RETURN(std::string text, ReadFile(file, size_t{1} << 20));
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  MapReader top(file, "");
+  top.String("listen", &c.listen);
+  top.Map("tls", [&](const YAML::Node& n) {
+    MapReader r(file, "tls.");
+    r.String("cert_file", &c.tls_cert_file);
+    r.String("key_file", &c.tls_key_file);
+    r.String("ca_file", &c.tls_ca_file);
+    return r.Read(n);
+  });
+  top.String("signing_key_file", &c.signing_key_file);
+  top.Map("master_key", [&](const YAML::Node& n) {
+    MapReader r(file, "master_key.");
+    r.String("backend", &c.master_key_backend);
+    r.String("file", &c.master_key_file);
+    return r.Read(n);
+  });
+  top.Map("database", [&](const YAML::Node& n) {
+    MapReader r(file, "database.");
+    r.String("backend", &c.database_backend);
+    r.String("path", &c.database_path);
+    return r.Read(n);
+  });
+  top.Map("log", [&](const YAML::Node& n) {
+    MapReader r(file, "log.");
+    r.String("format", &c.log_format);
+    r.String("level", &c.log_level);
+    return r.Read(n);
+  });
+  top.Map("limits", [&](const YAML::Node& n) {
+    MapReader r(file, "limits.");
+    r.Int("max_body_bytes", &c.max_body_bytes, 1024, int64_t{1} << 30);
+    r.Int("http_threads", &c.http_threads, 2, 4096);
+    return r.Read(n);
+  });
+  top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, 30 * 86400);
+  top.Int("audit_checkpoint_every", &c.audit_checkpoint_every, 1, 1000000);
+  RETURN_IF_ERROR(top.Read(root));
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(ParseListen(c.listen, &host, &port).WithContext(file));
+  RETURN_IF_ERROR(OneOf(file, "master_key.backend", c.master_key_backend, {"file"}));
+  RETURN_IF_ERROR(OneOf(file, "database.backend", c.database_backend, {"sqlite"}));
+  RETURN_IF_ERROR(OneOf(file, "log.format", c.log_format, {"json", "text"}));
+  RETURN_IF_ERROR(OneOf(file, "log.level", c.log_level, {"debug", "info", "warn", "error"}));
+  return c;
+}
+
+std::string RenderConfig(const PlaneConfig& c) {
+  return "# cce-plane configuration. Reference: docs/plane.md (\"Configuration\").\n"
+         "# Relative paths are relative to this file's directory (the data directory).\n"
+         "\n"
+         "# HTTPS listen address (HOST:PORT). TLS is always on.\n"
+         "listen: " + c.listen + "\n"
+         "tls:\n"
+         "  cert_file: " + c.tls_cert_file + "    # server certificate (PEM)\n"
+         "  key_file: " + c.tls_key_file + "      # its private key (PEM, mode 0600)\n"
+         "  ca_file: " + c.tls_ca_file + "        # CA that clients pin (`cce login --ca`)\n"
+         "# Ed25519 key signing job credentials, rental records and audit checkpoints.\n"
+         "signing_key_file: " + c.signing_key_file + "\n"
+         "# Seals secrets at rest (dataset keys, outputs). Backends: file (PKCS#11 planned).\n"
+         "master_key:\n"
+         "  backend: " + c.master_key_backend + "\n"
+         "  file: " + c.master_key_file + "\n"
+         "database:\n"
+         "  backend: " + c.database_backend + "   # sqlite (postgresql planned)\n"
+         "  path: " + c.database_path + "\n"
+         "log:\n"
+         "  format: " + c.log_format + "   # json (JSON lines on stderr) or text\n"
+         "  level: " + c.log_level + "     # debug, info, warn, error\n"
+         "limits:\n"
+         "  max_body_bytes: " + std::to_string(c.max_body_bytes) + "   # larger requests get 413\n"
+         "  http_threads: " + std::to_string(c.http_threads) + "       # concurrent connections served\n"
+         "# Lifetime of a job credential (the agent must attest within it).\n"
+         "credential_ttl_seconds: " + std::to_string(c.credential_ttl_seconds) + "\n"
+         "# Sign an audit checkpoint after this many entries (and at shutdown).\n"
+         "audit_checkpoint_every: " + std::to_string(c.audit_checkpoint_every) + "\n";
+}
+
+}  // namespace cce::plane

@@ -1,0 +1,41 @@
+// The plane's configuration file (DATA_DIR/plane.yaml, documented in
+// docs/plane.md). Relative paths are relative to the data directory.
+// Unknown keys are errors, as everywhere.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/status.h"
+
+namespace cce::plane {
+
+struct PlaneConfig {
+  std::string data_dir;  // set by the loader, not read from the file
+  std::string listen = "127.0.0.1:8443";
+  std::string tls_cert_file = "tls/server.crt";
+  std::string tls_key_file = "tls/server.key";
+  std::string tls_ca_file = "tls/ca.crt";
+  std::string signing_key_file = "keys/signing.key";
+  std::string master_key_backend = "file";  // "file"; "pkcs11" is designed, not built
+  std::string master_key_file = "keys/master.key";
+  std::string database_backend = "sqlite";
+  std::string database_path = "plane.db";
+  std::string log_format = "json";  // "json" (JSON lines) or "text"
+  std::string log_level = "info";   // "debug", "info", "warn", "error"
+  int64_t max_body_bytes = int64_t{1} << 20;
+  int64_t http_threads = 64;
+  int64_t credential_ttl_seconds = 3600;
+  int64_t audit_checkpoint_every = 100;
+
+  // Resolves a configured path against data_dir.
+  std::string Path(const std::string& configured) const;
+};
+
+StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir);
+// The documented file written by `cce-plane init` (comments included).
+std::string RenderConfig(const PlaneConfig& config);
+// "HOST:PORT" -> host, port; errors name the value.
+Status ParseListen(const std::string& listen, std::string* host, int* port);
+
+}  // namespace cce::plane

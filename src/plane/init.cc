@@ -1,0 +1,183 @@
+// cce-plane init and user add.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include <openssl/crypto.h>
+
+#include "base/fd.h"
+#include "crypto/x509.h"
+#include "plane/config.h"
+#include "plane/keys.h"
+#include "plane/master_key.h"
+#include "plane/plane.h"
+#include "store/sqlite_store.h"
+
+namespace cce::plane {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kCaValidityDays = 3650;
+constexpr int64_t kServerCertValidityDays = 825;
+
+Status WriteNewFile(const std::string& path, crypto::ByteSpan data, mode_t mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd.valid()) return ErrnoStatus("create " + path, errno);
+  RETURN_IF_ERROR(WriteFull(fd.get(), data).WithContext(path));
+  if (::fchmod(fd.get(), mode) != 0) return ErrnoStatus("chmod " + path, errno);
+  if (::fsync(fd.get()) != 0) return ErrnoStatus("fsync " + path, errno);
+  return Status::Ok();
+}
+
+Status MakeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0) return ErrnoStatus("mkdir " + path, errno);
+  return Status::Ok();
+}
+
+// Removes a staging directory unless released.
+class StagingGuard {
+ public:
+  explicit StagingGuard(std::string path) : path_(std::move(path)) {}
+  ~StagingGuard() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+    }
+  }
+  void Release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+store::AuditRecord Audit(int64_t at, std::string actor, std::string action, std::string object,
+                         std::string details = "{}") {
+  store::AuditRecord r;
+  r.at = at;
+  r.actor = std::move(actor);
+  r.action = std::move(action);
+  r.object = std::move(object);
+  r.decision = store::AuditDecision::kAllow;
+  r.details_json = std::move(details);
+  return r;
+}
+
+StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(const PlaneConfig& c) {
+  store::SqliteStoreOptions o;
+  o.path = c.Path(c.database_path);
+  return store::SqliteStore::Open(o);
+}
+
+}  // namespace
+
+StatusOr<std::string> NewApiToken() {
+  std::array<uint8_t, 32> raw{};
+  RETURN_IF_ERROR(crypto::RandomBytes(raw));
+  std::string token = "cce_" + crypto::ToHex(raw);
+  OPENSSL_cleanse(raw.data(), raw.size());
+  return token;
+}
+
+crypto::Sha256Digest HashApiToken(std::string_view token) {
+  return crypto::Sha256(crypto::AsBytes(token));
+}
+
+StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
+  if (options.data_dir.empty()) return InvalidArgument("--data-dir DIR is required");
+  std::error_code ec;
+  fs::path dir = fs::absolute(options.data_dir, ec);
+  if (ec) return InvalidArgument(options.data_dir + ": " + ec.message());
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec)) {
+      return AlreadyExists(dir.string() + ": exists and is not an empty directory; refusing to "
+                                          "overwrite a plane's data");
+    }
+    fs::remove(dir, ec);  // empty: replaced by the staged directory below
+  }
+  std::string stage = dir.parent_path().string() + "/." + dir.filename().string() + ".init-" +
+                      std::to_string(::getpid());
+  RETURN_IF_ERROR(MakeDir(stage));
+  StagingGuard guard(stage);
+
+  PlaneConfig c;
+  c.data_dir = stage;
+  c.listen = options.listen;
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(ParseListen(c.listen, &host, &port));
+  RETURN_IF_ERROR(MakeDir(stage + "/tls"));
+  RETURN_IF_ERROR(MakeDir(stage + "/keys"));
+  int64_t now = clock.NowUnix();
+
+  ASSIGN_OR_RETURN(crypto::CertificateAuthority ca,
+                   crypto::CreateCertificateAuthority("cce4long plane CA", now - 60,
+                                                      kCaValidityDays));
+  ASSIGN_OR_RETURN(crypto::IssuedCertificate server,
+                   crypto::IssueServerCertificate(ca, "cce-plane", options.dns_names,
+                                                  options.ip_addresses, now - 60,
+                                                  kServerCertValidityDays));
+  RETURN_IF_ERROR(WriteNewFile(c.Path(c.tls_ca_file), crypto::AsBytes(ca.cert_pem), 0644));
+  RETURN_IF_ERROR(WriteNewFile(stage + "/tls/ca.key", ca.key_pem.span(), 0600));
+  RETURN_IF_ERROR(WriteNewFile(c.Path(c.tls_cert_file), crypto::AsBytes(server.cert_pem), 0644));
+  RETURN_IF_ERROR(WriteNewFile(c.Path(c.tls_key_file), server.key_pem.span(), 0600));
+  RETURN_IF_ERROR(CreateSigningKey(c.Path(c.signing_key_file)));
+  RETURN_IF_ERROR(CreateFileMasterKey(c.Path(c.master_key_file)));
+
+  ASSIGN_OR_RETURN(std::string token, NewApiToken());
+  {
+    ASSIGN_OR_RETURN(auto db, OpenStore(c));
+    RETURN_IF_ERROR(db->AppendAudit(Audit(now, "cce-plane init", "plane.init", "plane")).status());
+    store::User op;
+    op.name = options.operator_name;
+    op.role = store::Role::kOperator;
+    op.token_hash = HashApiToken(token);
+    op.created_at = now;
+    RETURN_IF_ERROR(db->CreateUser(op, Audit(now, "cce-plane init", "user.add",
+                                             "user:" + op.name, R"({"role":"operator"})"))
+                        .status());
+  }
+  std::string config_text = RenderConfig(c);
+  RETURN_IF_ERROR(WriteNewFile(stage + "/plane.yaml", crypto::AsBytes(config_text), 0600));
+  {
+    UniqueFd sd(::open(stage.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (sd.valid()) ::fsync(sd.get());
+  }
+  if (::rename(stage.c_str(), dir.c_str()) != 0) {
+    return ErrnoStatus("rename " + stage + " to " + dir.string(), errno);
+  }
+  guard.Release();
+  InitResult r;
+  r.data_dir = dir.string();
+  r.config_file = dir.string() + "/plane.yaml";
+  r.ca_file = dir.string() + "/" + c.tls_ca_file;
+  r.token = std::move(token);
+  return r;
+}
+
+StatusOr<std::string> AddUser(const std::string& data_dir, const std::string& name,
+                              store::Role role, const Clock& clock) {
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos) {
+    return InvalidArgument("user name '" + name +
+                           "': expected 1..64 characters from a-z, 0-9, '-', '_', '.'");
+  }
+  ASSIGN_OR_RETURN(PlaneConfig c, LoadConfig(data_dir));
+  ASSIGN_OR_RETURN(auto db, OpenStore(c));
+  ASSIGN_OR_RETURN(std::string token, NewApiToken());
+  store::User u;
+  u.name = name;
+  u.role = role;
+  u.token_hash = HashApiToken(token);
+  u.created_at = clock.NowUnix();
+  auto created = db->CreateUser(
+      u, Audit(u.created_at, "cce-plane user add", "user.add", "user:" + name,
+               std::string(R"({"role":")") + std::string(store::RoleName(role)) + "\"}"));
+  if (!created.ok()) return created.status();
+  return token;
+}
+
+}  // namespace cce::plane

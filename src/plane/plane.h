@@ -1,0 +1,59 @@
+// plane: the Privacy Plane server (cce-plane). This header is what the
+// cce-plane main calls: set up a data directory, add users, serve the HTTPS
+// API. docs/plane.md describes the data directory and configuration;
+// docs/api.yaml the HTTP API.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "store/store.h"
+
+namespace cce::plane {
+
+struct InitOptions {
+  std::string data_dir;  // must not exist, or be an empty directory
+  std::string listen = "127.0.0.1:8443";
+  std::vector<std::string> dns_names = {"localhost"};
+  std::vector<std::string> ip_addresses = {"127.0.0.1", "::1"};
+  std::string operator_name = "operator";
+};
+
+struct InitResult {
+  std::string data_dir;
+  std::string config_file;
+  std::string ca_file;
+  std::string token;  // the operator's API token: shown once, stored only as a hash
+};
+
+// Creates the data directory atomically (staged, then renamed into place):
+// documented config, CA and server TLS certificate, Ed25519 signing key,
+// master key (0600), the database, and the first operator with a token.
+StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock);
+
+// Adds a user to the plane at data_dir (safe while the server runs) and
+// returns their new API token.
+StatusOr<std::string> AddUser(const std::string& data_dir, const std::string& name,
+                              store::Role role, const Clock& clock);
+
+// API tokens: "cce_" + 64 hex digits from 32 random bytes. Only SHA-256 of a
+// token is stored.
+StatusOr<std::string> NewApiToken();
+crypto::Sha256Digest HashApiToken(std::string_view token);
+
+struct ServeOptions {
+  std::string data_dir;
+  std::string listen_override;  // empty: from the config file
+  // Set to true (e.g. by a SIGTERM handler) to shut down gracefully.
+  const std::atomic<bool>* stop = nullptr;
+  // Called once the listening socket is bound, with the actual port.
+  std::function<void(int port)> on_listening;
+};
+
+// Serves until *stop becomes true, then drains in-flight requests and exits.
+Status Serve(const ServeOptions& options, const Clock& clock);
+
+}  // namespace cce::plane

@@ -1,0 +1,342 @@
+// cce-plane serve: the HTTPS JSON API (docs/api.yaml). One wrapper per
+// handler turns Status and exceptions into JSON errors (the only place
+// exceptions are caught), checks authentication and the caller's role, and
+// records metrics and a structured access log line.
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <httplib.h>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "plane/config.h"
+#include "plane/keys.h"
+#include "plane/log.h"
+#include "plane/master_key.h"
+#include "plane/plane.h"
+#include "store/sqlite_store.h"
+
+namespace cce::plane {
+namespace {
+
+using nlohmann::json;
+using store::Role;
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDataLoss:
+    case StatusCode::kInternal:
+    case StatusCode::kIo: return 500;
+  }
+  return 500;
+}
+
+std::string ErrorCodeName(StatusCode code) {
+  std::string s(StatusCodeName(code));
+  for (char& c : s) c = c == ' ' ? '_' : c;
+  return s;
+}
+
+json ErrorBody(const std::string& code, const std::string& message) {
+  return {{"error", {{"code", code}, {"message", message}}}};
+}
+
+// Prometheus text-format metrics: request counts and a latency histogram.
+class Metrics {
+ public:
+  void Observe(const std::string& route, int status, double seconds) {
+    std::lock_guard<std::mutex> l(mu_);
+    ++requests_[route + "\",status=\"" + std::to_string(status)];
+    for (size_t i = 0; i < kBuckets.size(); ++i) {
+      if (seconds <= kBuckets[i]) ++buckets_[i];
+    }
+    ++count_;
+    sum_ += seconds;
+  }
+  std::string Render() {
+    std::lock_guard<std::mutex> l(mu_);
+    std::string out =
+        "# HELP cce_http_requests_total HTTP requests by route and status.\n"
+        "# TYPE cce_http_requests_total counter\n";
+    for (const auto& [k, v] : requests_) {
+      out += "cce_http_requests_total{route=\"" + k + "\"} " + std::to_string(v) + "\n";
+    }
+    out +=
+        "# HELP cce_http_request_duration_seconds Request latency.\n"
+        "# TYPE cce_http_request_duration_seconds histogram\n";
+    for (size_t i = 0; i < kBuckets.size(); ++i) {
+      out += "cce_http_request_duration_seconds_bucket{le=\"" + std::to_string(kBuckets[i]) +
+             "\"} " + std::to_string(buckets_[i]) + "\n";
+    }
+    out += "cce_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(count_) +
+           "\n";
+    out += "cce_http_request_duration_seconds_sum " + std::to_string(sum_) + "\n";
+    out += "cce_http_request_duration_seconds_count " + std::to_string(count_) + "\n";
+    return out;
+  }
+
+ private:
+  static constexpr std::array<double, 8> kBuckets = {0.001, 0.005, 0.01, 0.025,
+                                                     0.05,  0.1,   0.5,  1.0};
+  std::mutex mu_;  // guards every member below
+  std::map<std::string, uint64_t> requests_;
+  std::array<uint64_t, kBuckets.size()> buckets_{};
+  uint64_t count_ = 0;
+  double sum_ = 0;
+};
+
+struct Caller {
+  store::User user;
+  std::string actor() const { return "user:" + user.name; }
+};
+
+struct ApiResult {
+  int status = 200;
+  json body;
+};
+
+class Api {
+ public:
+  Api(const PlaneConfig& config, store::Store& db, Logger& log, const Clock& clock)
+      : config_(config), db_(db), log_(log), clock_(clock) {}
+
+  void Register(httplib::Server& svr) {
+    svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"status":"ok"})", "application/json");
+    });
+    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
+    });
+    Route(svr, "GET", "/api/v1/whoami", {}, [](const Caller& c, const httplib::Request&) {
+      return StatusOr<ApiResult>(ApiResult{200, UserJson(c.user)});
+    });
+    Route(svr, "GET", "/api/v1/users", {Role::kOperator},
+          [this](const Caller&, const httplib::Request&) -> StatusOr<ApiResult> {
+            ASSIGN_OR_RETURN(auto users, db_.ListUsers());
+            json arr = json::array();
+            for (const auto& u : users) arr.push_back(UserJson(u));
+            return ApiResult{200, {{"users", arr}}};
+          });
+    Route(svr, "POST", "/api/v1/users", {Role::kOperator},
+          [this](const Caller& c, const httplib::Request& req) -> StatusOr<ApiResult> {
+            ASSIGN_OR_RETURN(json body, ParseBody(req));
+            if (!body.is_object() || !body.contains("name") || !body["name"].is_string() ||
+                !body.contains("role") || !body["role"].is_string()) {
+              return InvalidArgument("body: expected {\"name\": string, \"role\": string}");
+            }
+            for (const auto& [k, v] : body.items()) {
+              if (k != "name" && k != "role") return InvalidArgument("body." + k + ": unknown field");
+            }
+            ASSIGN_OR_RETURN(Role role, store::ParseRole(body["role"].get<std::string>()));
+            ASSIGN_OR_RETURN(std::string token, NewApiToken());
+            store::User u;
+            u.name = body["name"].get<std::string>();
+            u.role = role;
+            u.token_hash = HashApiToken(token);
+            u.created_at = clock_.NowUnix();
+            store::AuditRecord a = AuditFor(c, "user.add", "user:" + u.name,
+                                            store::AuditDecision::kAllow);
+            ASSIGN_OR_RETURN(store::User created, db_.CreateUser(u, a));
+            json out = UserJson(created);
+            out["token"] = token;
+            return ApiResult{201, out};
+          });
+  }
+
+ private:
+  using Handler = std::function<StatusOr<ApiResult>(const Caller&, const httplib::Request&)>;
+
+  static json UserJson(const store::User& u) {
+    return {{"id", u.id},
+            {"name", u.name},
+            {"role", std::string(store::RoleName(u.role))},
+            {"created_at", u.created_at},
+            {"disabled", u.disabled}};
+  }
+
+  store::AuditRecord AuditFor(const Caller& c, std::string action, std::string object,
+                              store::AuditDecision d, std::string details = "{}") const {
+    store::AuditRecord a;
+    a.at = clock_.NowUnix();
+    a.actor = c.actor();
+    a.action = std::move(action);
+    a.object = std::move(object);
+    a.decision = d;
+    a.details_json = std::move(details);
+    return a;
+  }
+
+  static StatusOr<json> ParseBody(const httplib::Request& req) {
+    json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return InvalidArgument("body: not valid JSON");
+    return j;
+  }
+
+  // Authenticates the bearer token; every failure is audited (deny).
+  StatusOr<Caller> Authenticate(const httplib::Request& req) {
+    std::string h = req.get_header_value("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    std::string why;
+    if (h.rfind(kBearer, 0) != 0) {
+      why = "missing bearer token";
+    } else {
+      auto user = db_.GetUserByTokenHash(HashApiToken(std::string_view(h).substr(kBearer.size())));
+      if (user.ok() && !user->disabled) return Caller{*user};
+      if (!user.ok() && user.status().code() != StatusCode::kNotFound) return user.status();
+      why = user.ok() ? "user disabled" : "unknown token";
+    }
+    store::AuditRecord a;
+    a.at = clock_.NowUnix();
+    a.actor = "remote:" + req.remote_addr;
+    a.action = "authn";
+    a.object = req.method + " " + req.path;
+    a.decision = store::AuditDecision::kDeny;
+    a.details_json = json{{"reason", why}}.dump();
+    (void)db_.AppendAudit(a);
+    return Status(StatusCode::kPermissionDenied, "unauthenticated: " + why);
+  }
+
+  void Route(httplib::Server& svr, const std::string& method, const std::string& pattern,
+             std::vector<Role> roles, Handler handler) {
+    auto wrapped = [this, pattern, roles, handler](const httplib::Request& req,
+                                                   httplib::Response& res) {
+      auto start = std::chrono::steady_clock::now();
+      ApiResult result;
+      try {
+        result = Handle(req, roles, handler);
+      } catch (const std::exception& e) {
+        log_.Error("handler.exception", {{"route", pattern}, {"what", e.what()}});
+        result = {500, ErrorBody("internal", "internal error")};
+      }
+      res.status = result.status;
+      res.set_content(result.body.dump(-1, ' ', false, json::error_handler_t::replace),
+                      "application/json");
+      double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      metrics_.Observe(pattern, result.status, secs);
+      log_.Log(Logger::Level::kDebug, "http.request",
+               {{"method", req.method}, {"path", req.path}, {"status", std::to_string(res.status)},
+                {"ms", std::to_string(secs * 1000)}});
+    };
+    if (method == "GET") svr.Get(pattern, wrapped);
+    if (method == "POST") svr.Post(pattern, wrapped);
+    if (method == "PUT") svr.Put(pattern, wrapped);
+    if (method == "DELETE") svr.Delete(pattern, wrapped);
+  }
+
+  ApiResult Handle(const httplib::Request& req, const std::vector<Role>& roles,
+                   const Handler& handler) {
+    auto caller = Authenticate(req);
+    if (!caller.ok()) {
+      bool unauth = caller.status().code() == StatusCode::kPermissionDenied;
+      return {unauth ? 401 : HttpStatusFor(caller.status().code()),
+              ErrorBody(unauth ? "unauthenticated" : ErrorCodeName(caller.status().code()),
+                        caller.status().message())};
+    }
+    if (!roles.empty() &&
+        std::find(roles.begin(), roles.end(), caller->user.role) == roles.end()) {
+      (void)db_.AppendAudit(AuditFor(*caller, "authz", req.method + " " + req.path,
+                                     store::AuditDecision::kDeny,
+                                     json{{"role", store::RoleName(caller->user.role)}}.dump()));
+      return {403, ErrorBody("permission_denied",
+                             "role '" + std::string(store::RoleName(caller->user.role)) +
+                                 "' may not " + req.method + " " + req.path)};
+    }
+    auto r = handler(*caller, req);
+    if (!r.ok()) {
+      return {HttpStatusFor(r.status().code()),
+              ErrorBody(ErrorCodeName(r.status().code()), r.status().message())};
+    }
+    return std::move(*r);
+  }
+
+  const PlaneConfig& config_;
+  store::Store& db_;
+  Logger& log_;
+  const Clock& clock_;
+  Metrics metrics_;
+};
+
+}  // namespace
+
+Status Serve(const ServeOptions& options, const Clock& clock) {
+  ASSIGN_OR_RETURN(PlaneConfig config, LoadConfig(options.data_dir));
+  if (!options.listen_override.empty()) config.listen = options.listen_override;
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(ParseListen(config.listen, &host, &port));
+  Logger log(config.log_format == "json", Logger::ParseLevel(config.log_level));
+  ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey signing_key,
+                   LoadSigningKey(config.Path(config.signing_key_file)));
+  ASSIGN_OR_RETURN(std::unique_ptr<MasterKey> master_key,
+                   LoadFileMasterKey(config.Path(config.master_key_file)));
+  store::SqliteStoreOptions so;
+  so.path = config.Path(config.database_path);
+  ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> db, store::SqliteStore::Open(so));
+
+  std::string cert = config.Path(config.tls_cert_file);
+  std::string key = config.Path(config.tls_key_file);
+  std::string tls_error;
+  httplib::SSLServer svr([&](SSL_CTX& ctx) {
+    SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(&ctx, cert.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(&ctx, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(&ctx) != 1) {
+      tls_error = "TLS certificate or key unusable: " + cert + ", " + key;
+      return false;
+    }
+    return true;
+  });
+  if (!svr.is_valid()) return InvalidArgument(tls_error.empty() ? "TLS setup failed" : tls_error);
+  const size_t threads = static_cast<size_t>(config.http_threads);
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr.set_payload_max_length(static_cast<size_t>(config.max_body_bytes));
+  svr.set_keep_alive_max_count(100000);
+  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string code = res.status == 404   ? "not_found"
+                       : res.status == 413 ? "payload_too_large"
+                                           : "http_" + std::to_string(res.status);
+    res.set_content(ErrorBody(code, "HTTP " + std::to_string(res.status)).dump(),
+                    "application/json");
+  });
+  Api api(config, *db, log, clock);
+  api.Register(svr);
+
+  int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
+  if (bound < 0) return Status(StatusCode::kUnavailable, "cannot listen on " + config.listen);
+  log.Info("plane.start", {{"listen", host + ":" + std::to_string(bound)},
+                           {"master_key", master_key->backend()},
+                           {"schema", std::to_string(store::SqliteStore::LatestSchemaVersion())}});
+  if (options.on_listening) options.on_listening(bound);
+
+  std::atomic<bool> done{false};
+  std::thread stopper([&] {
+    while (!done && !(options.stop != nullptr && options.stop->load())) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    svr.stop();  // graceful: in-flight requests finish, then listen returns
+  });
+  bool ok = svr.listen_after_bind();
+  done = true;
+  stopper.join();
+  // Seal the audit log's tail with a signed checkpoint before exiting.
+  auto head = db->GetAuditHead();
+  if (head.ok() && head->seq > 0) {
+    auto cp = store::SignAuditCheckpoint(signing_key, *head, clock.NowUnix());
+    if (cp.ok()) (void)db->AddCheckpoint(*cp);
+  }
+  log.Info("plane.stop", {{"clean", ok ? "true" : "false"}});
+  return Status::Ok();
+}
+
+}  // namespace cce::plane
