@@ -61,9 +61,10 @@ Status LoadRunBuffered(const OpenFile& f, uint64_t first, std::span<uint8_t* con
     iov[k] = {bufs[k], g.PlainSegmentSize(first + k) + kTagSize};
   }
   RETURN_IF_ERROR(ReadSealed(f, first, std::move(iov)));
+  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, f.cipher().NewCrypter());
   for (size_t k = 0; k < bufs.size(); ++k) {
     size_t n = g.PlainSegmentSize(first + k);
-    Status s = f.cipher().OpenSegment(first + k, {bufs[k], n + kTagSize}, {bufs[k], n});
+    Status s = crypter.Open(first + k, {bufs[k], n + kTagSize}, {bufs[k], n});
     if (!s.ok()) return s.WithContext(f.path());
   }
   return Status::Ok();
@@ -103,6 +104,7 @@ Status LoadRunDirect(const OpenFile& f, uint64_t first, std::span<uint8_t* const
     if (at + static_cast<size_t>(n) <= got) break;
     got = at + static_cast<size_t>(n);
   }
+  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, f.cipher().NewCrypter());
   for (size_t k = 0; k < bufs.size(); ++k) {
     const uint64_t index = first + k;
     const size_t n = g.PlainSegmentSize(index);
@@ -110,7 +112,7 @@ Status LoadRunDirect(const OpenFile& f, uint64_t first, std::span<uint8_t* const
     if (at + n + kTagSize > got) {
       return DataLoss(SegmentWhere(f, index) + ": lower object is truncated");
     }
-    Status s = f.cipher().OpenSegment(index, {buf + at, n + kTagSize}, {bufs[k], n});
+    Status s = crypter.Open(index, {buf + at, n + kTagSize}, {bufs[k], n});
     if (!s.ok()) return s.WithContext(f.path());
   }
   return Status::Ok();

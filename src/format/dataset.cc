@@ -289,11 +289,12 @@ class EncryptTask : public FileTask {
     ASSIGN_OR_RETURN(size_t got, PreadFull(in_.get(), plain, start));
     if (got != plain.size()) return FailedPrecondition(src_ + ": shrank while encrypting");
     sealed.resize(plain.size() + count * kTagSize);
+    ASSIGN_OR_RETURN(SegmentCrypter crypter, cipher_->NewCrypter());
     size_t in_off = 0, out_off = 0;
     for (uint64_t i = first; i < first + count; ++i) {
       size_t n = g.PlainSegmentSize(i);
-      RETURN_IF_ERROR(cipher_->SealSegment(i, {plain.data() + in_off, n},
-                                           {sealed.data() + out_off, n + kTagSize}));
+      RETURN_IF_ERROR(
+          crypter.Seal(i, {plain.data() + in_off, n}, {sealed.data() + out_off, n + kTagSize}));
       in_off += n;
       out_off += n + kTagSize;
     }
@@ -530,14 +531,15 @@ class ReadTask : public FileTask {
     sealed.resize(plain_end - plain_start + count * kTagSize);
     plain.resize(plain_end - plain_start);
     ASSIGN_OR_RETURN(size_t got, PreadFull(in_.get(), sealed, g.SegmentOffset(first)));
+    ASSIGN_OR_RETURN(SegmentCrypter crypter, cipher_->NewCrypter());
     size_t in_off = 0, out_off = 0;
     for (uint64_t i = first; i < first + count; ++i) {
       size_t n = g.PlainSegmentSize(i);
       if (in_off + n + kTagSize > got) {
         return DataLoss(Where() + ": segment " + std::to_string(i) + ": truncated");
       }
-      Status s = cipher_->OpenSegment(i, {sealed.data() + in_off, n + kTagSize},
-                                      {plain.data() + out_off, n});
+      Status s =
+          crypter.Open(i, {sealed.data() + in_off, n + kTagSize}, {plain.data() + out_off, n});
       if (!s.ok()) return s.WithContext(Where());
       in_off += n + kTagSize;
       out_off += n;

@@ -225,33 +225,51 @@ StatusOr<FileCipher> FileCipher::ForWritingWithSalt(const DatasetKey& key, FileK
   return Make(key, h);
 }
 
-Status FileCipher::SealSegment(uint64_t index, ByteSpan plaintext, std::span<uint8_t> out) const {
-  if (index >= geometry_.SegmentCount() || plaintext.size() != geometry_.PlainSegmentSize(index) ||
-      out.size() != plaintext.size() + kTagSize) {
-    return InvalidArgument(SegmentName(index) + ": wrong index or buffer size");
-  }
+StatusOr<SegmentCrypter> FileCipher::NewCrypter() const {
   ASSIGN_OR_RETURN(crypto::Aes256Gcm gcm, crypto::Aes256Gcm::Create(file_key_->span()));
-  auto nonce = SegmentNonce(index, index + 1 == geometry_.SegmentCount());
-  return gcm.Seal(nonce, {}, plaintext, out);
+  return SegmentCrypter(*this, std::move(gcm));
+}
+
+Status FileCipher::SealSegment(uint64_t index, ByteSpan plaintext, std::span<uint8_t> out) const {
+  ASSIGN_OR_RETURN(SegmentCrypter c, NewCrypter());
+  return c.Seal(index, plaintext, out);
 }
 
 Status FileCipher::OpenSegment(uint64_t index, ByteSpan sealed, std::span<uint8_t> out) const {
-  if (index >= geometry_.SegmentCount()) {
-    return DataLoss(SegmentName(index) + ": beyond the last segment " +
-                    std::to_string(geometry_.SegmentCount() - 1));
+  ASSIGN_OR_RETURN(SegmentCrypter c, NewCrypter());
+  return c.Open(index, sealed, out);
+}
+
+Status SegmentCrypter::Seal(uint64_t index, ByteSpan plaintext, std::span<uint8_t> out) {
+  const Geometry& g = cipher_->geometry();
+  if (index >= g.SegmentCount() || plaintext.size() != g.PlainSegmentSize(index) ||
+      out.size() != plaintext.size() + kTagSize) {
+    return InvalidArgument(SegmentName(index) + ": wrong index or buffer size");
   }
-  size_t plain = geometry_.PlainSegmentSize(index);
+  auto nonce = SegmentNonce(index, index + 1 == g.SegmentCount());
+  return gcm_.Seal(nonce, {}, plaintext, out);
+}
+
+Status SegmentCrypter::Open(uint64_t index, ByteSpan sealed, std::span<uint8_t> out) {
+  const Geometry& g = cipher_->geometry();
+  if (index >= g.SegmentCount()) {
+    return DataLoss(SegmentName(index) + ": beyond the last segment " +
+                    std::to_string(g.SegmentCount() - 1));
+  }
+  size_t plain = g.PlainSegmentSize(index);
   if (sealed.size() != plain + kTagSize) {
     return DataLoss(SegmentName(index) + ": " + std::to_string(sealed.size()) +
                     " ciphertext bytes, expected " + std::to_string(plain + kTagSize) +
                     " (truncated?)");
   }
   if (out.size() != plain) return InvalidArgument(SegmentName(index) + ": output buffer size");
-  ASSIGN_OR_RETURN(crypto::Aes256Gcm gcm, crypto::Aes256Gcm::Create(file_key_->span()));
-  auto nonce = SegmentNonce(index, index + 1 == geometry_.SegmentCount());
-  Status s = gcm.Open(nonce, {}, sealed, out);
-  if (!s.ok()) return DataLoss(SegmentName(index) + ": authentication failed");
-  return Status::Ok();
+  auto nonce = SegmentNonce(index, index + 1 == g.SegmentCount());
+  Status s = gcm_.Open(nonce, {}, sealed, out);
+  if (s.ok()) return s;
+  if (s.code() == StatusCode::kDataLoss) {
+    return DataLoss(SegmentName(index) + ": authentication failed");
+  }
+  return s.WithContext(SegmentName(index));  // an internal failure, not tampering
 }
 
 }  // namespace cce::format

@@ -98,8 +98,28 @@ struct Geometry {
   }
 };
 
+class FileCipher;
+
+// One keyed AES-GCM context for a run of segments of one file: saves the key
+// schedule per segment (measured +67% per 4 KiB segment without it). Not
+// thread-safe; cheap to create, so make one per thread per run.
+class SegmentCrypter {
+ public:
+  // Same contracts as FileCipher::SealSegment / OpenSegment.
+  Status Seal(uint64_t index, ByteSpan plaintext, std::span<uint8_t> out);
+  Status Open(uint64_t index, ByteSpan sealed, std::span<uint8_t> out);
+
+ private:
+  friend class FileCipher;
+  SegmentCrypter(const FileCipher& cipher, crypto::Aes256Gcm gcm)
+      : cipher_(&cipher), gcm_(std::move(gcm)) {}
+  const FileCipher* cipher_;
+  crypto::Aes256Gcm gcm_;
+};
+
 // Per-file segment sealing/opening. Immutable after creation and thread-safe:
-// each call makes its own cipher context (key schedule cost ~0.1 us).
+// each SealSegment/OpenSegment call keys its own context; loops over many
+// segments use NewCrypter() instead.
 class FileCipher {
  public:
   // Reader side: parses and binds the header, checks kind and key id.
@@ -124,6 +144,9 @@ class FileCipher {
   // sealed.size() must equal PlainSegmentSize(index) + kTagSize. On failure
   // out is zeroed and the status (kDataLoss) names the segment.
   Status OpenSegment(uint64_t index, ByteSpan sealed, std::span<uint8_t> out) const;
+  // A context keyed once for a run of Seal/Open calls on this file. Must not
+  // outlive this FileCipher.
+  StatusOr<SegmentCrypter> NewCrypter() const;
 
  private:
   FileCipher() = default;

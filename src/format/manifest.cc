@@ -267,13 +267,14 @@ StatusOr<std::string> ReadSealedFile(int fd, const DatasetKey& key, FileKind kin
   }
   std::string plain(g.plaintext_size, '\0');
   std::vector<uint8_t> sealed(g.segment_size + kTagSize);
+  ASSIGN_OR_RETURN(SegmentCrypter crypter, cipher->NewCrypter());
   for (uint64_t i = 0; i < g.SegmentCount(); ++i) {
     size_t n = g.PlainSegmentSize(i);
     std::span<uint8_t> s(sealed.data(), n + kTagSize);
     ASSIGN_OR_RETURN(size_t r, PreadFull(fd, s, g.SegmentOffset(i)));
     if (r != s.size()) return DataLoss(what + ": segment " + std::to_string(i) + ": truncated");
     auto* out = reinterpret_cast<uint8_t*>(plain.data()) + i * g.segment_size;
-    Status st2 = cipher->OpenSegment(i, s, {out, n});
+    Status st2 = crypter.Open(i, s, {out, n});
     if (!st2.ok()) return st2.WithContext(what);
   }
   return plain;
