@@ -31,60 +31,33 @@
 #include <new>
 #include <utility>
 
+#include "crypto/openssl_util.h"
+
 namespace cce::crypto {
 namespace {
 
 // ---- RAII for OpenSSL handles ---------------------------------------------
 
-template <auto Fn>
-struct Free {
-  template <typename T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
+using internal::DrainOpensslErrors;
+using internal::Free;
+using internal::MdCtxPtr;
+using internal::OpensslFailure;
+using internal::OpensslInternal;
+using internal::ParamBldPtr;
+using internal::ParamsPtr;
+using internal::PkeyCtxPtr;
+using internal::PkeyPtr;
+using internal::Sz;
 
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Free<EVP_CIPHER_CTX_free>>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Free<EVP_MD_CTX_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX_free>>;
 using KdfPtr = std::unique_ptr<EVP_KDF, Free<EVP_KDF_free>>;
 using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, Free<EVP_KDF_CTX_free>>;
-using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Free<OSSL_PARAM_BLD_free>>;
-using ParamsPtr = std::unique_ptr<OSSL_PARAM, Free<OSSL_PARAM_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Free<BN_clear_free>>;
 using BnCtxPtr = std::unique_ptr<BN_CTX, Free<BN_CTX_free>>;
 using EcGroupPtr = std::unique_ptr<EC_GROUP, Free<EC_GROUP_free>>;
 using EcPointPtr = std::unique_ptr<EC_POINT, Free<EC_POINT_free>>;
 
 // ---- error helpers ---------------------------------------------------------
-
-// Drains this thread's OpenSSL error queue into one line. Always drains, so a
-// failure never leaks stale errors into a later, unrelated call on the same
-// (FUSE worker) thread.
-std::string DrainOpensslErrors() {
-  std::string out;
-  int kept = 0;
-  while (unsigned long e = ERR_get_error()) {
-    if (kept++ >= 4) continue;  // keep messages short; still drain the rest
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string("no OpenSSL error reported") : out;
-}
-
-Status OpensslFailure(StatusCode code, std::string_view what) {
-  std::string m(what);
-  m += ": ";
-  m += DrainOpensslErrors();
-  return {code, std::move(m)};
-}
-
-Status OpensslInternal(std::string_view what) {
-  return OpensslFailure(StatusCode::kInternal, what);
-}
 
 // For the few functions whose signature returns a value rather than a Status
 // (digests, PublicKey()): their only failure modes are allocation failure or a
@@ -103,10 +76,6 @@ Status OpensslInternal(std::string_view what) {
 const uint8_t* Ptr(ByteSpan s) {
   static constexpr uint8_t kEmpty = 0;
   return s.empty() ? &kEmpty : s.data();
-}
-
-std::string Sz(size_t n) {
-  return std::to_string(n);
 }
 
 // True if [in, in+in_len) and [out, out+out_len) are the same start or do not

@@ -30,18 +30,24 @@
 #include <ctime>
 #include <utility>
 
+#include "crypto/openssl_util.h"
+
 namespace cce::crypto {
 namespace {
 
 // ---- RAII for OpenSSL handles ---------------------------------------------
 
-template <auto Fn>
-struct Free {
-  template <typename T>
-  void operator()(T* p) const {
-    Fn(p);
-  }
-};
+using internal::DrainOpensslErrors;
+using internal::Free;
+using internal::MdCtxPtr;
+using internal::OpensslFailure;
+using internal::OpensslInternal;
+using internal::OpensslInvalid;
+using internal::ParamBldPtr;
+using internal::ParamsPtr;
+using internal::PkeyCtxPtr;
+using internal::PkeyPtr;
+using internal::Sz;
 
 using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, Free<ASN1_INTEGER_free>>;
 using Asn1OctetStringPtr = std::unique_ptr<ASN1_OCTET_STRING, Free<ASN1_OCTET_STRING_free>>;
@@ -53,12 +59,7 @@ using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Free<ECDSA_SIG_free>>;
 using ExtensionPtr = std::unique_ptr<X509_EXTENSION, Free<X509_EXTENSION_free>>;
 using GeneralNamePtr = std::unique_ptr<GENERAL_NAME, Free<GENERAL_NAME_free>>;
 using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Free<GENERAL_NAMES_free>>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Free<EVP_MD_CTX_free>>;
 using NamePtr = std::unique_ptr<X509_NAME, Free<X509_NAME_free>>;
-using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Free<OSSL_PARAM_BLD_free>>;
-using ParamsPtr = std::unique_ptr<OSSL_PARAM, Free<OSSL_PARAM_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX_free>>;
 using StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE_free>>;
 using X509CrlPtr = std::unique_ptr<X509_CRL, Free<X509_CRL_free>>;
@@ -91,40 +92,6 @@ struct PemBlock {
 };
 
 // ---- error helpers ---------------------------------------------------------
-
-// Drains this thread's OpenSSL error queue into one line (same policy as
-// crypto.cc: always drain, so stale errors never reach an unrelated call).
-std::string DrainOpensslErrors() {
-  std::string out;
-  int kept = 0;
-  while (unsigned long e = ERR_get_error()) {
-    if (kept++ >= 4) continue;
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? std::string("no OpenSSL error reported") : out;
-}
-
-Status OpensslFailure(StatusCode code, std::string_view what) {
-  std::string m(what);
-  m += ": ";
-  m += DrainOpensslErrors();
-  return {code, std::move(m)};
-}
-
-Status OpensslInternal(std::string_view what) {
-  return OpensslFailure(StatusCode::kInternal, what);
-}
-
-Status OpensslInvalid(std::string_view what) {
-  return OpensslFailure(StatusCode::kInvalidArgument, what);
-}
-
-std::string Sz(size_t n) {
-  return std::to_string(n);
-}
 
 std::string Quoted(std::string_view s) {
   return "'" + std::string(s) + "'";
