@@ -14,7 +14,9 @@ using cce::cli::FlagParser;
 using Args = std::vector<std::string>;
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+void OnSignal(int) {
+  g_stop = true;
+}
 
 int ExitCode(const Status& s) {
   switch (s.code()) {
@@ -45,7 +47,8 @@ std::optional<cce::cli::ParsedFlags> Parse(const FlagParser& p, const Args& args
     return std::nullopt;
   }
   if (f->positional().size() != npos) {
-    *exit = Fail(cce::InvalidArgument("expected " + std::to_string(npos) + " argument(s) (try --help)"));
+    *exit = Fail(
+        cce::InvalidArgument("expected " + std::to_string(npos) + " argument(s) (try --help)"));
     return std::nullopt;
   }
   return std::move(*f);
@@ -55,14 +58,16 @@ const cce::cli::FlagSpec kDataDir{"data-dir", "DIR", "the plane's data directory
 const cce::cli::FlagSpec kOutput{"output", "FORMAT", "text (default) or json"};
 
 int Init(const Args& args) {
-  FlagParser p("cce-plane init --data-dir DIR [--listen ADDR:PORT] [--dns NAME]... [--ip IP]...",
-               "Creates a new plane data directory: config file, CA and TLS server certificate,\n"
-               "signing key, master key, database, and an operator API token (printed once).",
-               {kDataDir,
-                {"listen", "ADDR:PORT", "listen address written to the config (default 127.0.0.1:8443)"},
-                {"dns", "NAME", "DNS name for the server certificate (repeatable; default localhost)", true},
-                {"ip", "IP", "IP address for the server certificate (repeatable; default 127.0.0.1, ::1)", true},
-                kOutput});
+  FlagParser p(
+      "cce-plane init --data-dir DIR [--listen ADDR:PORT] [--dns NAME]... [--ip IP]...",
+      "Creates a new plane data directory: config file, CA and TLS server certificate,\n"
+      "signing key, master key, database, and an operator API token (printed once).",
+      {kDataDir,
+       {"listen", "ADDR:PORT", "listen address written to the config (default 127.0.0.1:8443)"},
+       {"dns", "NAME", "DNS name for the server certificate (repeatable; default localhost)", true},
+       {"ip", "IP", "IP address for the server certificate (repeatable; default 127.0.0.1, ::1)",
+        true},
+       kOutput});
   int exit = 0;
   auto f = Parse(p, args, 0, &exit);
   if (!f) return exit;
@@ -96,7 +101,7 @@ int Serve(const Args& args) {
   int exit = 0;
   auto f = Parse(p, args, 0, &exit);
   if (!f) return exit;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);

@@ -38,10 +38,10 @@ void ProgressBar::Update(uint64_t done, uint64_t total, uint64_t files_done, uin
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
   (void)std::fprintf(stderr, "\r%s [%s] %3.0f%%  %s/%s  %llu/%llu files  %s/s   ", label_.c_str(),
-               bar.c_str(), frac * 100, HumanBytes(done).c_str(), HumanBytes(total).c_str(),
-               static_cast<unsigned long long>(files_done),
-               static_cast<unsigned long long>(files_total),
-               HumanBytes(static_cast<uint64_t>(rate)).c_str());
+                     bar.c_str(), frac * 100, HumanBytes(done).c_str(), HumanBytes(total).c_str(),
+                     static_cast<unsigned long long>(files_done),
+                     static_cast<unsigned long long>(files_total),
+                     HumanBytes(static_cast<uint64_t>(rate)).c_str());
   (void)std::fflush(stderr);
   drawn_ = true;
 }

@@ -46,7 +46,8 @@ std::string Where(const std::string& file, const YAML::Node& node, const std::st
 // Walks a mapping, binding known keys to setters; anything else is an error.
 class MapReader {
  public:
-  MapReader(std::string file, std::string prefix) : file_(std::move(file)), prefix_(std::move(prefix)) {}
+  MapReader(std::string file, std::string prefix)
+      : file_(std::move(file)), prefix_(std::move(prefix)) {}
 
   void String(const std::string& key, std::string* out) {
     handlers_[key] = [this, key, out](const YAML::Node& v) -> Status {
@@ -173,30 +174,59 @@ std::string RenderConfig(const PlaneConfig& c) {
          "# Relative paths are relative to this file's directory (the data directory).\n"
          "\n"
          "# HTTPS listen address (HOST:PORT). TLS is always on.\n"
-         "listen: " + c.listen + "\n"
+         "listen: " +
+         c.listen +
+         "\n"
          "tls:\n"
-         "  cert_file: " + c.tls_cert_file + "    # server certificate (PEM)\n"
-         "  key_file: " + c.tls_key_file + "      # its private key (PEM, mode 0600)\n"
-         "  ca_file: " + c.tls_ca_file + "        # CA that clients pin (`cce login --ca`)\n"
+         "  cert_file: " +
+         c.tls_cert_file +
+         "    # server certificate (PEM)\n"
+         "  key_file: " +
+         c.tls_key_file +
+         "      # its private key (PEM, mode 0600)\n"
+         "  ca_file: " +
+         c.tls_ca_file +
+         "        # CA that clients pin (`cce login --ca`)\n"
          "# Ed25519 key signing job credentials, rental records and audit checkpoints.\n"
-         "signing_key_file: " + c.signing_key_file + "\n"
+         "signing_key_file: " +
+         c.signing_key_file +
+         "\n"
          "# Seals secrets at rest (dataset keys, outputs). Backends: file (PKCS#11 planned).\n"
          "master_key:\n"
-         "  backend: " + c.master_key_backend + "\n"
-         "  file: " + c.master_key_file + "\n"
+         "  backend: " +
+         c.master_key_backend +
+         "\n"
+         "  file: " +
+         c.master_key_file +
+         "\n"
          "database:\n"
-         "  backend: " + c.database_backend + "   # sqlite (postgresql planned)\n"
-         "  path: " + c.database_path + "\n"
+         "  backend: " +
+         c.database_backend +
+         "   # sqlite (postgresql planned)\n"
+         "  path: " +
+         c.database_path +
+         "\n"
          "log:\n"
-         "  format: " + c.log_format + "   # json (JSON lines on stderr) or text\n"
-         "  level: " + c.log_level + "     # debug, info, warn, error\n"
+         "  format: " +
+         c.log_format +
+         "   # json (JSON lines on stderr) or text\n"
+         "  level: " +
+         c.log_level +
+         "     # debug, info, warn, error\n"
          "limits:\n"
-         "  max_body_bytes: " + std::to_string(c.max_body_bytes) + "   # larger requests get 413\n"
-         "  http_threads: " + std::to_string(c.http_threads) + "       # concurrent connections served\n"
+         "  max_body_bytes: " +
+         std::to_string(c.max_body_bytes) +
+         "   # larger requests get 413\n"
+         "  http_threads: " +
+         std::to_string(c.http_threads) +
+         "       # concurrent connections served\n"
          "# Lifetime of a job credential (the agent must attest within it).\n"
-         "credential_ttl_seconds: " + std::to_string(c.credential_ttl_seconds) + "\n"
+         "credential_ttl_seconds: " +
+         std::to_string(c.credential_ttl_seconds) +
+         "\n"
          "# Sign an audit checkpoint after this many entries (and at shutdown).\n"
-         "audit_checkpoint_every: " + std::to_string(c.audit_checkpoint_every) + "\n";
+         "audit_checkpoint_every: " +
+         std::to_string(c.audit_checkpoint_every) + "\n";
 }
 
 }  // namespace cce::plane

@@ -1,12 +1,11 @@
 // cce-plane init and user add.
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
-
-#include <openssl/crypto.h>
 
 #include "base/fd.h"
 #include "crypto/x509.h"
@@ -93,8 +92,9 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
   if (ec) return InvalidArgument(options.data_dir + ": " + ec.message());
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec)) {
-      return AlreadyExists(dir.string() + ": exists and is not an empty directory; refusing to "
-                                          "overwrite a plane's data");
+      return AlreadyExists(dir.string() +
+                           ": exists and is not an empty directory; refusing to "
+                           "overwrite a plane's data");
     }
     fs::remove(dir, ec);  // empty: replaced by the staged directory below
   }
@@ -113,13 +113,13 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
   RETURN_IF_ERROR(MakeDir(stage + "/keys"));
   int64_t now = clock.NowUnix();
 
-  ASSIGN_OR_RETURN(crypto::CertificateAuthority ca,
-                   crypto::CreateCertificateAuthority("cce4long plane CA", now - 60,
-                                                      kCaValidityDays));
-  ASSIGN_OR_RETURN(crypto::IssuedCertificate server,
-                   crypto::IssueServerCertificate(ca, "cce-plane", options.dns_names,
-                                                  options.ip_addresses, now - 60,
-                                                  kServerCertValidityDays));
+  ASSIGN_OR_RETURN(
+      crypto::CertificateAuthority ca,
+      crypto::CreateCertificateAuthority("cce4long plane CA", now - 60, kCaValidityDays));
+  ASSIGN_OR_RETURN(
+      crypto::IssuedCertificate server,
+      crypto::IssueServerCertificate(ca, "cce-plane", options.dns_names, options.ip_addresses,
+                                     now - 60, kServerCertValidityDays));
   RETURN_IF_ERROR(WriteNewFile(c.Path(c.tls_ca_file), crypto::AsBytes(ca.cert_pem), 0644));
   RETURN_IF_ERROR(WriteNewFile(stage + "/tls/ca.key", ca.key_pem.span(), 0600));
   RETURN_IF_ERROR(WriteNewFile(c.Path(c.tls_cert_file), crypto::AsBytes(server.cert_pem), 0644));
@@ -136,8 +136,8 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
     op.role = store::Role::kOperator;
     op.token_hash = HashApiToken(token);
     op.created_at = now;
-    RETURN_IF_ERROR(db->CreateUser(op, Audit(now, "cce-plane init", "user.add",
-                                             "user:" + op.name, R"({"role":"operator"})"))
+    RETURN_IF_ERROR(db->CreateUser(op, Audit(now, "cce-plane init", "user.add", "user:" + op.name,
+                                             R"({"role":"operator"})"))
                         .status());
   }
   std::string config_text = RenderConfig(c);

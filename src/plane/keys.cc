@@ -37,7 +37,7 @@ StatusOr<crypto::SecretBytes> ReadSecretKeyFile(const std::string& path, std::st
                                                 size_t key_size) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return ErrnoStatus(path, errno);
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(path, errno);
   if ((st.st_mode & 077) != 0) {
     char mode[8];

@@ -3,16 +3,15 @@
 // audit checkpoint.
 #include "plane/plane.h"
 
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "plane/config.h"
 #include "plane/keys.h"
@@ -71,9 +70,7 @@ class PlaneTest : public ::testing::Test {
     c->set_connection_timeout(5);
     return c;
   }
-  httplib::Headers Auth(const std::string& token) {
-    return {{"Authorization", "Bearer " + token}};
-  }
+  httplib::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
   FixedClock clock_;
   std::string tmp_;
@@ -85,9 +82,9 @@ class PlaneTest : public ::testing::Test {
 };
 
 TEST_F(PlaneTest, InitCreatesPrivateKeysAndRefusesToOverwrite) {
-  for (const char* f : {"keys/master.key", "keys/signing.key", "tls/server.key", "tls/ca.key",
-                        "plane.yaml"}) {
-    struct stat st{};
+  for (const char* f :
+       {"keys/master.key", "keys/signing.key", "tls/server.key", "tls/ca.key", "plane.yaml"}) {
+    struct stat st {};
     ASSERT_EQ(::stat((init_.data_dir + "/" + f).c_str(), &st), 0) << f;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
   }
@@ -246,8 +243,8 @@ TEST_F(PlaneTest, BadRequestsGetJsonErrors) {
                      "application/json");
   ASSERT_TRUE(role);
   EXPECT_EQ(role->status, 400);
-  auto big = c.Post("/api/v1/users", Auth(init_.token), std::string(2 << 20, 'x'),
-                    "application/json");
+  auto big =
+      c.Post("/api/v1/users", Auth(init_.token), std::string(2 << 20, 'x'), "application/json");
   ASSERT_TRUE(big);
   EXPECT_EQ(big->status, 413);
   auto missing = c.Get("/api/v1/nope", Auth(init_.token));

@@ -2,10 +2,10 @@
 // handler turns Status and exceptions into JSON errors (the only place
 // exceptions are caught), checks authentication and the caller's role, and
 // records metrics and a structured access log line.
+#include <httplib.h>
 #include <openssl/ssl.h>
 
 #include <chrono>
-#include <httplib.h>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -77,8 +77,7 @@ class Metrics {
       out += "cce_http_request_duration_seconds_bucket{le=\"" + std::to_string(kBuckets[i]) +
              "\"} " + std::to_string(buckets_[i]) + "\n";
     }
-    out += "cce_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(count_) +
-           "\n";
+    out += "cce_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(count_) + "\n";
     out += "cce_http_request_duration_seconds_sum " + std::to_string(sum_) + "\n";
     out += "cce_http_request_duration_seconds_count " + std::to_string(count_) + "\n";
     return out;
@@ -134,7 +133,8 @@ class Api {
               return InvalidArgument("body: expected {\"name\": string, \"role\": string}");
             }
             for (const auto& [k, v] : body.items()) {
-              if (k != "name" && k != "role") return InvalidArgument("body." + k + ": unknown field");
+              if (k != "name" && k != "role")
+                return InvalidArgument("body." + k + ": unknown field");
             }
             ASSIGN_OR_RETURN(Role role, store::ParseRole(body["role"].get<std::string>()));
             ASSIGN_OR_RETURN(std::string token, NewApiToken());
@@ -143,8 +143,8 @@ class Api {
             u.role = role;
             u.token_hash = HashApiToken(token);
             u.created_at = clock_.NowUnix();
-            store::AuditRecord a = AuditFor(c, "user.add", "user:" + u.name,
-                                            store::AuditDecision::kAllow);
+            store::AuditRecord a =
+                AuditFor(c, "user.add", "user:" + u.name, store::AuditDecision::kAllow);
             ASSIGN_OR_RETURN(store::User created, db_.CreateUser(u, a));
             json out = UserJson(created);
             out["token"] = token;
@@ -220,11 +220,12 @@ class Api {
       res.status = result.status;
       res.set_content(result.body.dump(-1, ' ', false, json::error_handler_t::replace),
                       "application/json");
-      double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       metrics_.Observe(pattern, result.status, secs);
       log_.Log(Logger::Level::kDebug, "http.request",
-               {{"method", req.method}, {"path", req.path}, {"status", std::to_string(res.status)},
+               {{"method", req.method},
+                {"path", req.path},
+                {"status", std::to_string(res.status)},
                 {"ms", std::to_string(secs * 1000)}});
     };
     if (method == "GET") svr.Get(pattern, wrapped);
@@ -242,8 +243,7 @@ class Api {
               ErrorBody(unauth ? "unauthenticated" : ErrorCodeName(caller.status().code()),
                         caller.status().message())};
     }
-    if (!roles.empty() &&
-        std::find(roles.begin(), roles.end(), caller->user.role) == roles.end()) {
+    if (!roles.empty() && std::find(roles.begin(), roles.end(), caller->user.role) == roles.end()) {
       (void)db_.AppendAudit(AuditFor(*caller, "authz", req.method + " " + req.path,
                                      store::AuditDecision::kDeny,
                                      json{{"role", store::RoleName(caller->user.role)}}.dump()));
