@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "format/format.h"
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/master_key.h"
@@ -251,6 +252,109 @@ TEST_F(PlaneTest, BadRequestsGetJsonErrors) {
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(json::parse(missing->body)["error"]["code"], "not_found");
+}
+
+TEST_F(PlaneTest, ProvidersRegisterDatasetsAndConsumersRentThem) {
+  // A real encrypted dataset on disk.
+  fs::create_directories(tmp_ + "/src");
+  std::ofstream(tmp_ + "/src/a.csv") << "x,y\n1,2\n";
+  auto key = format::DatasetKey::Generate();
+  ASSERT_TRUE(key.ok());
+  format::EncryptOptions eo;
+  eo.dataset_id = "claims-2026";
+  eo.dataset_version = 3;
+  ASSERT_TRUE(format::EncryptDataset(tmp_ + "/src", tmp_ + "/enc", *key, eo).ok());
+  auto key_text_secret = key->EncodeKeyFile();
+  std::string key_text(reinterpret_cast<const char*>(key_text_secret.data()),
+                       key_text_secret.size());
+  auto wrong_key = format::DatasetKey::Generate();
+  auto wrong_text_secret = wrong_key->EncodeKeyFile();
+  std::string wrong_text(reinterpret_cast<const char*>(wrong_text_secret.data()),
+                         wrong_text_secret.size());
+
+  auto provider = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
+  auto consumer = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
+  auto other = AddUser(init_.data_dir, "dave", store::Role::kConsumer, clock_);
+  ASSERT_TRUE(provider.ok() && consumer.ok() && other.ok());
+  auto client = Client();
+  auto& c = *client;
+  auto reg = [&](const std::string& token, json body) {
+    return c.Post("/api/v1/datasets", Auth(token), body.dump(), "application/json");
+  };
+  json good = {{"name", "claims"},
+               {"location", "file://" + tmp_ + "/enc"},
+               {"key", key_text},
+               {"price", "12.50"},
+               {"max_days", 10}};
+  json with_wrong_key = good;
+  with_wrong_key["key"] = wrong_text;
+  auto wrong = reg(*provider, with_wrong_key);
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 400);
+  EXPECT_NE(wrong->body.find("the key does not open the dataset"), std::string::npos)
+      << wrong->body;
+  auto by_consumer = reg(*consumer, good);
+  ASSERT_TRUE(by_consumer);
+  EXPECT_EQ(by_consumer->status, 403);
+  auto ok = reg(*provider, good);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->status, 201) << ok->body;
+  json d = json::parse(ok->body);
+  EXPECT_EQ(d["dataset_id"], "claims-2026");
+  EXPECT_EQ(d["dataset_version"], 3);
+  EXPECT_EQ(d["key_id"], crypto::ToHex(key->id()));
+  EXPECT_FALSE(d.contains("key"));
+  EXPECT_EQ(reg(*provider, good)->status, 409);
+  json bad_name = good;
+  bad_name["name"] = "Claims!";
+  EXPECT_EQ(reg(*provider, bad_name)->status, 400);
+
+  auto show = c.Get("/api/v1/datasets/claims", Auth(*consumer));
+  ASSERT_TRUE(show);
+  EXPECT_EQ(show->status, 200);
+  EXPECT_EQ(json::parse(show->body)["owner"], "pat");
+  EXPECT_EQ(c.Get("/api/v1/datasets/nope", Auth(*consumer))->status, 404);
+
+  auto rent = [&](const std::string& token, json body) {
+    return c.Post("/api/v1/rentals", Auth(token), body.dump(), "application/json");
+  };
+  auto too_long = rent(*consumer, {{"dataset", "claims"}, {"days", 11}});
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->status, 400);
+  EXPECT_NE(too_long->body.find("body.days"), std::string::npos);
+  EXPECT_EQ(rent(*consumer, {{"dataset", "nope"}, {"days", 1}})->status, 404);
+  EXPECT_EQ(rent(*provider, {{"dataset", "claims"}, {"days", 1}})->status, 403);
+  auto rented = rent(*consumer, {{"dataset", "claims"}, {"days", 7}});
+  ASSERT_TRUE(rented);
+  ASSERT_EQ(rented->status, 201) << rented->body;
+  json r = json::parse(rented->body);
+  EXPECT_EQ(r["end"].get<int64_t>() - r["start"].get<int64_t>(), 7 * 86400);
+  auto mine = c.Get("/api/v1/rentals", Auth(*consumer));
+  EXPECT_EQ(json::parse(mine->body)["rentals"].size(), 1u);
+  auto theirs = c.Get("/api/v1/rentals", Auth(*other));
+  EXPECT_EQ(json::parse(theirs->body)["rentals"].size(), 0u);
+  auto owners = c.Get("/api/v1/rentals", Auth(*provider));
+  EXPECT_EQ(json::parse(owners->body)["rentals"].size(), 1u);
+
+  // The key rests sealed under the master key, bound to the dataset's name.
+  StopServer();
+  auto config = LoadConfig(init_.data_dir);
+  store::SqliteStoreOptions so;
+  so.path = config->Path(config->database_path);
+  auto db = store::SqliteStore::Open(so);
+  ASSERT_TRUE(db.ok());
+  auto stored = (*db)->GetDatasetByName("claims");
+  ASSERT_TRUE(stored.ok());
+  auto mk = LoadFileMasterKey(config->Path(config->master_key_file));
+  ASSERT_TRUE(mk.ok());
+  auto opened = (*mk)->Open(stored->wrapped_key, "dataset-key:claims");
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(crypto::ToHex(opened->span()), crypto::ToHex(key->bytes()));
+  EXPECT_FALSE((*mk)->Open(stored->wrapped_key, "dataset-key:other").ok());
+  auto signing = LoadSigningKey(config->Path(config->signing_key_file));
+  auto chain = store::VerifyRentalChain(**db, signing->PublicKey());
+  ASSERT_TRUE(chain.ok());
+  EXPECT_TRUE(chain->ok()) << chain->reason;
 }
 
 }  // namespace

@@ -3,14 +3,19 @@
 // exceptions are caught), checks authentication and the caller's role, and
 // records metrics and a structured access log line.
 #include <httplib.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <thread>
 
+#include "format/format.h"
+#include "ledger/ledger.h"
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/log.h"
@@ -105,8 +110,14 @@ struct ApiResult {
 
 class Api {
  public:
-  Api(const PlaneConfig& config, store::Store& db, Logger& log, const Clock& clock)
-      : config_(config), db_(db), log_(log), clock_(clock) {}
+  Api(const PlaneConfig& config, store::Store& db, Logger& log, const Clock& clock,
+      MasterKey& master_key, ledger::EmbeddedLedger& ledger)
+      : config_(config),
+        db_(db),
+        log_(log),
+        clock_(clock),
+        master_key_(master_key),
+        ledger_(ledger) {}
 
   void Register(httplib::Server& svr) {
     svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
@@ -150,10 +161,29 @@ class Api {
             out["token"] = token;
             return ApiResult{201, out};
           });
+    RegisterCatalog(svr);
   }
 
  private:
+  void RegisterCatalog(httplib::Server& svr);
   using Handler = std::function<StatusOr<ApiResult>(const Caller&, const httplib::Request&)>;
+
+  std::string OwnerName(int64_t user_id) {
+    auto u = db_.GetUser(user_id);
+    return u.ok() ? u->name : "user#" + std::to_string(user_id);
+  }
+
+  static json RentalJson(const store::Rental& r, const std::string& dataset,
+                         const std::string& consumer) {
+    return {{"seq", r.seq},
+            {"dataset", dataset},
+            {"consumer", consumer},
+            {"start", r.start},
+            {"end", r.end},
+            {"created_at", r.created_at},
+            {"hash", crypto::ToHex(r.hash)},
+            {"signature", crypto::ToHex(r.signature)}};
+  }
 
   static json UserJson(const store::User& u) {
     return {{"id", u.id},
@@ -263,8 +293,181 @@ class Api {
   store::Store& db_;
   Logger& log_;
   const Clock& clock_;
+  MasterKey& master_key_;
+  ledger::EmbeddedLedger& ledger_;
   Metrics metrics_;
 };
+
+// Strict access to a JSON request body: unknown fields and wrong types are
+// errors naming "body.<field>" and what was expected.
+class Body {
+ public:
+  static StatusOr<Body> Parse(const httplib::Request& req, std::set<std::string> allowed) {
+    json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return InvalidArgument("body: not valid JSON");
+    if (!j.is_object()) return InvalidArgument("body: expected a JSON object");
+    for (const auto& [k, v] : j.items()) {
+      if (!allowed.count(k)) return InvalidArgument("body." + k + ": unknown field");
+    }
+    return Body(std::move(j));
+  }
+  StatusOr<std::string> String(const std::string& k, std::optional<std::string> dflt = {}) const {
+    auto it = j_.find(k);
+    if (it == j_.end()) {
+      if (dflt) return *dflt;
+      return InvalidArgument("body." + k + ": required");
+    }
+    if (!it->is_string()) return InvalidArgument("body." + k + ": expected a string");
+    return it->get<std::string>();
+  }
+  StatusOr<int64_t> Int(const std::string& k, int64_t min, int64_t max,
+                        std::optional<int64_t> dflt = {}) const {
+    auto it = j_.find(k);
+    if (it == j_.end()) {
+      if (dflt) return *dflt;
+      return InvalidArgument("body." + k + ": required");
+    }
+    if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max) {
+      return InvalidArgument("body." + k + ": expected an integer in " + std::to_string(min) +
+                             ".." + std::to_string(max));
+    }
+    return it->get<int64_t>();
+  }
+
+ private:
+  explicit Body(json j) : j_(std::move(j)) {}
+  json j_;
+};
+
+bool IsDatasetName(const std::string& n) {
+  if (n.empty() || n.size() > 63) return false;
+  if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= '0' && n[0] <= '9'))) return false;
+  return n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
+}
+
+bool IsPrice(const std::string& p) {
+  size_t dot = p.find('.');
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 18 && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (dot == std::string::npos) return digits(p);
+  return digits(std::string_view(p).substr(0, dot)) && digits(std::string_view(p).substr(dot + 1));
+}
+
+json DatasetJson(const store::Dataset& d, const std::string& owner) {
+  return {{"name", d.name},
+          {"owner", owner},
+          {"location", d.location},
+          {"description", d.description},
+          {"price", d.price},
+          {"max_days", d.max_days},
+          {"key_id", d.key_id},
+          {"dataset_id", d.manifest_dataset_id},
+          {"dataset_version", d.manifest_version},
+          {"created_at", d.created_at}};
+}
+
+void Api::RegisterCatalog(httplib::Server& svr) {
+  // Register a dataset: the provider hands the plane's key broker its key,
+  // which is sealed under the master key at once. A file:// location is
+  // opened with the key, so a wrong key or a tampered manifest is refused.
+  Route(svr, "POST", "/api/v1/datasets", {Role::kProvider},
+        [this](const Caller& c, const httplib::Request& req) -> StatusOr<ApiResult> {
+          ASSIGN_OR_RETURN(Body b, Body::Parse(req, {"name", "location", "key", "description",
+                                                     "price", "max_days"}));
+          store::Dataset d;
+          ASSIGN_OR_RETURN(d.name, b.String("name"));
+          if (!IsDatasetName(d.name)) {
+            return InvalidArgument("body.name: '" + d.name + "': expected [a-z0-9][a-z0-9-]{0,62}");
+          }
+          ASSIGN_OR_RETURN(d.location, b.String("location"));
+          ASSIGN_OR_RETURN(d.description, b.String("description", ""));
+          ASSIGN_OR_RETURN(d.price, b.String("price", "0"));
+          if (!IsPrice(d.price)) return InvalidArgument("body.price: expected a decimal number");
+          ASSIGN_OR_RETURN(d.max_days, b.Int("max_days", 1, 3650, 30));
+          ASSIGN_OR_RETURN(std::string key_text, b.String("key"));
+          auto key = format::DatasetKey::ParseKeyFile(key_text, "body.key");
+          OPENSSL_cleanse(key_text.data(), key_text.size());
+          if (!key.ok()) return key.status();
+          constexpr std::string_view kFile = "file://";
+          if (d.location.rfind(kFile, 0) == 0) {
+            std::string path = d.location.substr(kFile.size());
+            if (path.empty() || path[0] != '/') {
+              return InvalidArgument("body.location: expected file:///absolute/path");
+            }
+            auto m = format::ReadManifest(path, *key);
+            if (!m.ok()) {
+              return InvalidArgument("body.location: the key does not open the dataset: " +
+                                     m.status().message());
+            }
+            d.manifest_dataset_id = m->dataset_id;
+            d.manifest_version = static_cast<int64_t>(m->dataset_version);
+          } else if (d.location.rfind("s3://", 0) != 0 && d.location.rfind("juicefs://", 0) != 0) {
+            return InvalidArgument("body.location: expected file://, s3:// or juicefs://");
+          }
+          d.owner_id = c.user.id;
+          d.key_id = crypto::ToHex(key->id());
+          ASSIGN_OR_RETURN(d.wrapped_key, master_key_.Seal(key->bytes(), "dataset-key:" + d.name));
+          d.created_at = clock_.NowUnix();
+          ASSIGN_OR_RETURN(
+              store::Dataset created,
+              db_.CreateDataset(
+                  d,
+                  AuditFor(c, "dataset.register", "dataset:" + d.name, store::AuditDecision::kAllow,
+                           json{{"location", d.location}, {"key_id", d.key_id}}.dump())));
+          return ApiResult{201, DatasetJson(created, c.user.name)};
+        });
+  Route(svr, "GET", "/api/v1/datasets", {},
+        [this](const Caller&, const httplib::Request&) -> StatusOr<ApiResult> {
+          ASSIGN_OR_RETURN(auto list, db_.ListDatasets(std::nullopt));
+          json arr = json::array();
+          for (const auto& d : list) arr.push_back(DatasetJson(d, OwnerName(d.owner_id)));
+          return ApiResult{200, {{"datasets", arr}}};
+        });
+  Route(svr, "GET", R"(/api/v1/datasets/([a-z0-9-]+))", {},
+        [this](const Caller&, const httplib::Request& req) -> StatusOr<ApiResult> {
+          ASSIGN_OR_RETURN(store::Dataset d, db_.GetDatasetByName(req.matches[1].str()));
+          return ApiResult{200, DatasetJson(d, OwnerName(d.owner_id))};
+        });
+  // Rent a dataset from now for `days` days (at most the dataset's max_days).
+  Route(svr, "POST", "/api/v1/rentals", {Role::kConsumer},
+        [this](const Caller& c, const httplib::Request& req) -> StatusOr<ApiResult> {
+          ASSIGN_OR_RETURN(Body b, Body::Parse(req, {"dataset", "days"}));
+          ASSIGN_OR_RETURN(std::string name, b.String("dataset"));
+          auto d = db_.GetDatasetByName(name);
+          if (!d.ok()) {
+            if (d.status().code() == StatusCode::kNotFound) {
+              return NotFound("body.dataset: no dataset named '" + name + "'");
+            }
+            return d.status();
+          }
+          ASSIGN_OR_RETURN(int64_t days, b.Int("days", 1, d->max_days));
+          int64_t now = clock_.NowUnix();
+          ASSIGN_OR_RETURN(
+              store::Rental r,
+              ledger_.Rent(
+                  c.user.id, d->id, now, now + days * 86400, now,
+                  AuditFor(c, "rental.create", "dataset:" + name, store::AuditDecision::kAllow,
+                           json{{"days", days}, {"ledger", ledger_.backend()}}.dump())));
+          return ApiResult{201, RentalJson(r, name, c.user.name)};
+        });
+  Route(svr, "GET", "/api/v1/rentals", {},
+        [this](const Caller& c, const httplib::Request&) -> StatusOr<ApiResult> {
+          store::RentalFilter f;
+          f.limit = 10000;
+          if (c.user.role == Role::kConsumer) f.consumer_id = c.user.id;
+          ASSIGN_OR_RETURN(auto rentals, db_.ListRentals(f));
+          json arr = json::array();
+          for (const auto& r : rentals) {
+            ASSIGN_OR_RETURN(store::Dataset d, db_.GetDataset(r.dataset_id));
+            // Providers see rentals of their own datasets only; reviewers none.
+            if (c.user.role == Role::kProvider && d.owner_id != c.user.id) continue;
+            if (c.user.role == Role::kReviewer) continue;
+            arr.push_back(RentalJson(r, d.name, OwnerName(r.consumer_id)));
+          }
+          return ApiResult{200, {{"rentals", arr}}};
+        });
+}
 
 }  // namespace
 
@@ -309,7 +512,8 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
     res.set_content(ErrorBody(code, "HTTP " + std::to_string(res.status)).dump(),
                     "application/json");
   });
-  Api api(config, *db, log, clock);
+  ledger::EmbeddedLedger ledger(*db, signing_key);
+  Api api(config, *db, log, clock, *master_key, ledger);
   api.Register(svr);
 
   int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);

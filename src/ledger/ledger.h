@@ -1,0 +1,44 @@
+// ledger: who has rented which dataset until when. One question matters to
+// the rest of the system — does consumer C hold access to dataset D for the
+// whole interval [t0, t1]? — behind an interface with backends `embedded`
+// (signed, hash-chained rental records in the plane's store; the default)
+// and, next, `ethereum` (a rental contract read over JSON-RPC with
+// confirmations).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "base/status.h"
+#include "crypto/crypto.h"
+#include "store/store.h"
+
+namespace cce::ledger {
+
+class Ledger {
+ public:
+  virtual ~Ledger() = default;
+  virtual std::string backend() const = 0;
+  // True iff the union of C's rentals of D covers every second of [t0, t1).
+  virtual StatusOr<bool> Covers(int64_t consumer_id, int64_t dataset_id, int64_t t0,
+                                int64_t t1) = 0;
+};
+
+// Embedded backend: rentals are records in the plane's store, each signed by
+// the plane and hash-chained (store::AppendRental, store::VerifyRentalChain).
+class EmbeddedLedger : public Ledger {
+ public:
+  EmbeddedLedger(store::Store& db, const crypto::Ed25519PrivateKey& signing_key)
+      : db_(db), key_(signing_key) {}
+  std::string backend() const override { return "embedded"; }
+  StatusOr<bool> Covers(int64_t consumer_id, int64_t dataset_id, int64_t t0, int64_t t1) override;
+  // Records a rental of [start, end), signed by the plane, with its audit entry.
+  StatusOr<store::Rental> Rent(int64_t consumer_id, int64_t dataset_id, int64_t start, int64_t end,
+                               int64_t now, const store::AuditRecord& audit);
+
+ private:
+  store::Store& db_;
+  const crypto::Ed25519PrivateKey& key_;
+};
+
+}  // namespace cce::ledger
