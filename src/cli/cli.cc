@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/command.h"
 #include "cli/flags.h"
 #include "cli/progress.h"
 #include "crypto/crypto.h"
@@ -19,13 +20,10 @@ namespace cce::cli {
 namespace {
 
 using nlohmann::json;
-using Args = std::vector<std::string>;
 
-struct Command {
-  std::vector<std::string> path;  // e.g. {"dataset", "encrypt"}
-  std::string summary;
-  std::function<int(const Args&)> run;
-};
+}  // namespace
+
+const FlagSpec kOutputFlag{"output", "FORMAT", "text (default) or json"};
 
 int Fail(const Status& s) {
   std::cerr << "cce: error: " << s.message() << "\n";
@@ -60,7 +58,7 @@ StatusOr<bool> JsonOutput(const ParsedFlags& f) {
   return InvalidArgument("--output: '" + *o + "': expected 'text' or 'json'");
 }
 
-const FlagSpec kOutputFlag{"output", "FORMAT", "text (default) or json"};
+namespace {
 const FlagSpec kKeyFlag{"key", "FILE", "dataset key file (from `cce key generate`)"};
 const FlagSpec kThreadsFlag{"threads", "N", "worker threads (default: number of CPUs)"};
 
@@ -234,31 +232,42 @@ int DatasetRead(const Args& args, bool decrypt) {
 }
 
 const std::vector<Command>& Commands() {
-  static const std::vector<Command> kCommands = {
-      {{"key", "generate"}, "create a new random dataset key file", KeyGenerate},
-      {{"dataset", "encrypt"},
-       "encrypt a directory tree into an encrypted dataset",
-       DatasetEncrypt},
-      {{"dataset", "decrypt"},
-       "authenticate and decrypt a dataset into a directory",
-       [](const Args& a) { return DatasetRead(a, true); }},
-      {{"dataset", "verify"},
-       "authenticate every byte of an encrypted dataset",
-       [](const Args& a) { return DatasetRead(a, false); }},
-  };
+  static const std::vector<Command> kCommands = [] {
+    std::vector<Command> all = {
+        {{"key", "generate"}, "create a new random dataset key file", KeyGenerate},
+        {{"dataset", "encrypt"},
+         "encrypt a directory tree into an encrypted dataset",
+         DatasetEncrypt},
+        {{"dataset", "decrypt"},
+         "authenticate and decrypt a dataset into a directory",
+         [](const Args& a) { return DatasetRead(a, true); }},
+        {{"dataset", "verify"},
+         "authenticate every byte of an encrypted dataset",
+         [](const Args& a) { return DatasetRead(a, false); }},
+    };
+    for (Command& c : PlaneCommands()) all.push_back(std::move(c));
+    return all;
+  }();
   return kCommands;
+}
+
+std::string CommandName(const Command& c) {
+  std::string name;
+  for (const auto& p : c.path) name += (name.empty() ? "" : " ") + p;
+  return name;
 }
 
 std::string TopHelp(const std::string& prefix) {
   std::string h = "Usage: cce " + (prefix.empty() ? std::string("COMMAND") : prefix + " COMMAND") +
                   " [options]\n\ncce4long: confidential-data compute platform CLI.\n\nCommands:\n";
   for (const Command& c : Commands()) {
-    std::string name = c.path[0] + " " + c.path[1];
+    std::string name = CommandName(c);
     if (!prefix.empty() && c.path[0] != prefix) continue;
     h += "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') + c.summary + "\n";
   }
   h += "\nRun `cce COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failure,\n"
-       "2 bad usage or input, 3 authentication failed (tampered data or wrong key).\n";
+       "2 bad usage or input, 3 authentication or authorization failed (tampered data,\n"
+       "wrong key, or refused by the plane).\n";
   return h;
 }
 
@@ -288,6 +297,7 @@ int RunCce(const Args& args) {
   bool group_known = false;
   for (const Command& c : Commands()) {
     if (c.path[0] != args[0]) continue;
+    if (c.path.size() == 1) return c.run(Args(args.begin() + 1, args.end()));
     group_known = true;
     if (args.size() >= 2 && c.path[1] == args[1]) {
       return c.run(Args(args.begin() + 2, args.end()));

@@ -35,6 +35,29 @@ struct CommandResult {
 // Runs argv (argv[0] is a path) with stdin from `input`, waits, captures output.
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = "");
 
+// A long-running child (e.g. cce-plane serve) with output in files; killed
+// with SIGKILL on destruction if still running.
+class BackgroundProcess {
+ public:
+  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+  bool running();
+  // Sends `sig` and waits up to timeout_ms; returns the exit code (128+sig if
+  // killed), or -1 on timeout.
+  int Stop(int sig, int timeout_ms);
+  std::string Err() const;
+
+ private:
+  TempDir io_;
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreeLoopbackPort();
+
 void WriteFile(const std::string& path, const std::string& data);
 std::string ReadFile(const std::string& path);
 bool IsMounted(const std::string& mountpoint);

@@ -1,0 +1,155 @@
+#include "cli/plane_client.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+
+#include "base/fd.h"
+
+namespace cce::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string ClientConfigPath() {
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  if (xdg != nullptr && *xdg != '\0') return std::string(xdg) + "/cce/config.yaml";
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.config/cce/config.yaml";
+}
+
+StatusOr<ClientConfig> LoadClientConfig() {
+  ClientConfig c;
+  std::string path = ClientConfigPath();
+  if (fs::exists(path)) {
+    ASSIGN_OR_RETURN(std::string text, ReadFile(path, 1 << 16));
+    try {
+      YAML::Node n = YAML::Load(text);
+      for (const auto& kv : n) {
+        std::string k = kv.first.Scalar();
+        if (k == "plane_url") {
+          c.plane_url = kv.second.Scalar();
+        } else if (k == "token") {
+          c.token = kv.second.Scalar();
+        } else if (k == "ca_file") {
+          c.ca_file = kv.second.Scalar();
+        } else {
+          return InvalidArgument(path + ": " + k + ": unknown field");
+        }
+      }
+    } catch (const YAML::Exception& e) {
+      return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+  }
+  if (const char* v = std::getenv("CCE_PLANE_URL")) c.plane_url = v;
+  if (const char* v = std::getenv("CCE_TOKEN")) c.token = v;
+  if (const char* v = std::getenv("CCE_CA_FILE")) c.ca_file = v;
+  if (c.plane_url.empty() || c.token.empty() || c.ca_file.empty()) {
+    return InvalidArgument(
+        "not logged in: run `cce login --plane URL --token TOKEN --ca FILE` "
+        "(or set CCE_PLANE_URL, CCE_TOKEN and CCE_CA_FILE)");
+  }
+  return c;
+}
+
+Status SaveClientConfig(const ClientConfig& c) {
+  std::string path = ClientConfigPath();
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (ec) return InvalidArgument(path + ": " + ec.message());
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "plane_url" << YAML::Value << c.plane_url << YAML::Key
+      << "token" << YAML::Value << c.token << YAML::Key << "ca_file" << YAML::Value << c.ca_file
+      << YAML::EndMap;
+  std::string text =
+      std::string("# cce client configuration (written by `cce login`)\n") + out.c_str() + "\n";
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return ErrnoStatus(tmp, errno);
+  Status s = WriteFull(fd.get(), {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+  if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoStatus(tmp, errno);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus(path, errno);
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
+
+struct PlaneClient::Impl {
+  std::string url;
+  std::string token;
+  std::unique_ptr<httplib::Client> http;
+};
+
+PlaneClient::PlaneClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PlaneClient::PlaneClient(PlaneClient&&) noexcept = default;
+PlaneClient& PlaneClient::operator=(PlaneClient&&) noexcept = default;
+PlaneClient::~PlaneClient() = default;
+
+StatusOr<PlaneClient> PlaneClient::Connect(const ClientConfig& config) {
+  if (config.plane_url.rfind("https://", 0) != 0) {
+    return InvalidArgument("plane URL '" + config.plane_url + "': expected https://HOST:PORT");
+  }
+  if (!fs::exists(config.ca_file)) {
+    return InvalidArgument("CA file '" + config.ca_file + "' does not exist");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->url = config.plane_url;
+  impl->token = config.token;
+  impl->http = std::make_unique<httplib::Client>(config.plane_url);
+  impl->http->set_ca_cert_path(config.ca_file.c_str());
+  impl->http->enable_server_certificate_verification(true);
+  impl->http->set_connection_timeout(10);
+  impl->http->set_read_timeout(60);
+  impl->http->set_keep_alive(true);
+  return PlaneClient(std::move(impl));
+}
+
+namespace {
+
+StatusCode CodeForHttp(int status) {
+  switch (status) {
+    case 400: return StatusCode::kInvalidArgument;
+    case 401:
+    case 403: return StatusCode::kPermissionDenied;
+    case 404: return StatusCode::kNotFound;
+    case 409: return StatusCode::kAlreadyExists;
+    case 413: return StatusCode::kInvalidArgument;
+    default: return status >= 500 ? StatusCode::kUnavailable : StatusCode::kInternal;
+  }
+}
+
+StatusOr<json> Decode(const std::string& url, const httplib::Result& r) {
+  if (!r) {
+    return Status(StatusCode::kUnavailable,
+                  "cannot reach the plane at " + url + ": " + httplib::to_string(r.error()));
+  }
+  json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  if (r->status >= 200 && r->status < 300) {
+    if (body.is_discarded()) return Internal("plane sent a response that is not JSON");
+    return body;
+  }
+  std::string message = "HTTP " + std::to_string(r->status);
+  if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
+    message = body["error"].value("message", message);
+  }
+  return Status(CodeForHttp(r->status), "plane: " + message);
+}
+
+}  // namespace
+
+StatusOr<json> PlaneClient::Get(const std::string& path) {
+  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
+  return Decode(impl_->url, impl_->http->Get(path, h));
+}
+
+StatusOr<json> PlaneClient::Post(const std::string& path, const json& body) {
+  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
+  return Decode(impl_->url, impl_->http->Post(path, h, body.dump(), "application/json"));
+}
+
+}  // namespace cce::cli

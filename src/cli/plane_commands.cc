@@ -1,0 +1,210 @@
+// `cce` verbs that talk to the Privacy Plane: login, the dataset catalog and
+// rentals. Each prints text by default and one JSON object with
+// --output json.
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "cli/command.h"
+#include "cli/plane_client.h"
+#include "format/format.h"
+
+namespace cce::cli {
+namespace {
+
+using nlohmann::json;
+
+// Runs a plane verb: parse, load config, connect, then `body`.
+template <typename F>
+int WithPlane(const FlagParser& p, const Args& args, size_t positional, F body) {
+  int exit = 0;
+  auto f = ParseOrExit(p, args, positional, &exit);
+  if (!f) return exit;
+  auto json_out = JsonOutput(*f);
+  if (!json_out.ok()) return Fail(json_out.status());
+  auto config = LoadClientConfig();
+  if (!config.ok()) return Fail(config.status());
+  auto client = PlaneClient::Connect(*config);
+  if (!client.ok()) return Fail(client.status());
+  StatusOr<json> result = body(*f, *client);
+  if (!result.ok()) return Fail(result.status());
+  if (*json_out) std::cout << result->dump() << "\n";
+  return kExitOk;
+}
+
+std::string Time(int64_t unix) {
+  std::time_t t = unix;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm) == 0) return "?";
+  return buf;
+}
+
+int Login(const Args& args) {
+  FlagParser p("cce login --plane URL --token TOKEN --ca FILE",
+               "Checks the credentials against the plane and saves them to\n"
+               "~/.config/cce/config.yaml (mode 0600). TOKEN '-' reads it from stdin.",
+               {{"plane", "URL", "https://HOST:PORT of the plane"},
+                {"token", "TOKEN", "API token from `cce-plane init` / `user add`"},
+                {"ca", "FILE", "the plane's CA certificate (DATA_DIR/tls/ca.crt)"},
+                kOutputFlag});
+  int exit = 0;
+  auto f = ParseOrExit(p, args, 0, &exit);
+  if (!f) return exit;
+  auto json_out = JsonOutput(*f);
+  if (!json_out.ok()) return Fail(json_out.status());
+  ClientConfig c;
+  for (const char* flag : {"plane", "token", "ca"}) {
+    if (!f->Get(flag)) return Fail(InvalidArgument(std::string("--") + flag + " is required"));
+  }
+  c.plane_url = *f->Get("plane");
+  c.token = *f->Get("token");
+  if (c.token == "-" && !std::getline(std::cin, c.token)) {
+    return Fail(InvalidArgument("--token -: no token on stdin"));
+  }
+  std::error_code ec;
+  c.ca_file = std::filesystem::absolute(*f->Get("ca"), ec).string();
+  auto client = PlaneClient::Connect(c);
+  if (!client.ok()) return Fail(client.status());
+  auto me = client->Get("/api/v1/whoami");
+  if (!me.ok()) return Fail(me.status());
+  Status s = SaveClientConfig(c);
+  if (!s.ok()) return Fail(s);
+  if (*json_out) {
+    std::cout << json{{"user", (*me)["name"]},
+                      {"role", (*me)["role"]},
+                      {"config_file", ClientConfigPath()}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "logged in to " << c.plane_url << " as " << (*me)["name"].get<std::string>()
+              << " (" << (*me)["role"].get<std::string>() << "); saved " << ClientConfigPath()
+              << "\n";
+  }
+  return kExitOk;
+}
+
+void PrintDataset(const json& d) {
+  std::cout << d["name"].get<std::string>() << "\n  owner: " << d["owner"].get<std::string>()
+            << "\n  location: " << d["location"].get<std::string>()
+            << "\n  description: " << d["description"].get<std::string>()
+            << "\n  price: " << d["price"].get<std::string>() << " per day, up to "
+            << d["max_days"].get<int64_t>() << " days\n  key id: " << d["key_id"].get<std::string>()
+            << "\n";
+}
+
+int DatasetRegister(const Args& args) {
+  FlagParser p(
+      "cce dataset register NAME --key KEYFILE --location URI [options]",
+      "Registers an encrypted dataset with the plane (provider) and hands its key to\n"
+      "the plane's key broker, which keeps it sealed under the plane's master key.\n"
+      "URI: file:///path (checked: the key must open the dataset), s3://..., juicefs://...",
+      {{"key", "KEYFILE", "the dataset key file"},
+       {"location", "URI", "where the encrypted dataset is stored"},
+       {"description", "TEXT", "shown in the catalog"},
+       {"price", "AMOUNT", "price per day (decimal)"},
+       {"max-days", "N", "longest rental allowed (default 30)"},
+       kOutputFlag});
+  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+    auto key_path = f.Get("key");
+    if (!key_path) return InvalidArgument("--key KEYFILE is required");
+    auto location = f.Get("location");
+    if (!location) return InvalidArgument("--location URI is required");
+    // Validates the key file locally first, so errors name the file.
+    ASSIGN_OR_RETURN(format::DatasetKey key, format::DatasetKey::LoadFile(*key_path));
+    crypto::SecretBytes key_text = key.EncodeKeyFile();
+    json body = {
+        {"name", f.positional()[0]},
+        {"location", *location},
+        {"key", std::string(reinterpret_cast<const char*>(key_text.data()), key_text.size())}};
+    if (auto d = f.Get("description")) body["description"] = *d;
+    if (auto pr = f.Get("price")) body["price"] = *pr;
+    ASSIGN_OR_RETURN(auto max_days, f.GetUint("max-days", 1, 3650));
+    if (max_days) body["max_days"] = *max_days;
+    auto r = c.Post("/api/v1/datasets", body);
+    if (r.ok() && !f.Has("output")) {
+      std::cout << "registered dataset " << (*r)["name"].get<std::string>() << " (key id "
+                << (*r)["key_id"].get<std::string>() << ")\n";
+    }
+    return r;
+  });
+}
+
+int DatasetList(const Args& args) {
+  FlagParser p("cce dataset list [--output json]", "Lists the plane's dataset catalog.",
+               {kOutputFlag});
+  return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+    ASSIGN_OR_RETURN(json r, c.Get("/api/v1/datasets"));
+    if (f.Get("output") != "json") {
+      for (const auto& d : r["datasets"]) {
+        std::cout << d["name"].get<std::string>() << "\t" << d["owner"].get<std::string>() << "\t"
+                  << d["price"].get<std::string>() << "/day\t"
+                  << d["description"].get<std::string>() << "\n";
+      }
+    }
+    return r;
+  });
+}
+
+int DatasetShow(const Args& args) {
+  FlagParser p("cce dataset show NAME [--output json]", "Shows one dataset of the catalog.",
+               {kOutputFlag});
+  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+    ASSIGN_OR_RETURN(json r, c.Get("/api/v1/datasets/" + f.positional()[0]));
+    if (f.Get("output") != "json") PrintDataset(r);
+    return r;
+  });
+}
+
+int Rent(const Args& args) {
+  FlagParser p("cce rent NAME --days N [--output json]",
+               "Rents a dataset from now for N days (consumer). The rental is a record signed\n"
+               "by the plane in its ledger.",
+               {{"days", "N", "rental length in days"}, kOutputFlag});
+  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+    ASSIGN_OR_RETURN(auto days, f.GetUint("days", 1, 3650));
+    if (!days) return InvalidArgument("--days N is required");
+    ASSIGN_OR_RETURN(json r,
+                     c.Post("/api/v1/rentals", {{"dataset", f.positional()[0]}, {"days", *days}}));
+    if (f.Get("output") != "json") {
+      std::cout << "rented " << r["dataset"].get<std::string>() << " until "
+                << Time(r["end"].get<int64_t>()) << "\n";
+    }
+    return r;
+  });
+}
+
+int Rentals(const Args& args) {
+  FlagParser p("cce rentals [--output json]",
+               "Lists rentals: your own (consumer), of your datasets (provider), or all "
+               "(operator).",
+               {kOutputFlag});
+  return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+    ASSIGN_OR_RETURN(json r, c.Get("/api/v1/rentals"));
+    if (f.Get("output") != "json") {
+      for (const auto& x : r["rentals"]) {
+        std::cout << x["dataset"].get<std::string>() << "\t" << x["consumer"].get<std::string>()
+                  << "\t" << Time(x["start"].get<int64_t>()) << " .. "
+                  << Time(x["end"].get<int64_t>()) << "\n";
+      }
+    }
+    return r;
+  });
+}
+
+}  // namespace
+
+std::vector<Command> PlaneCommands() {
+  return {
+      {{"login"}, "save the plane's address, your token and its CA", Login},
+      {{"dataset", "register"}, "register an encrypted dataset and its key", DatasetRegister},
+      {{"dataset", "list"}, "list the dataset catalog", DatasetList},
+      {{"dataset", "show"}, "show one dataset", DatasetShow},
+      {{"rent"}, "rent a dataset for N days", Rent},
+      {{"rentals"}, "list rentals", Rentals},
+  };
+}
+
+}  // namespace cce::cli
