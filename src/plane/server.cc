@@ -103,6 +103,7 @@ struct Caller {
   std::string actor() const { return "user:" + user.name; }
 };
 
+// NOLINTNEXTLINE(bugprone-exception-escape): clang-tidy cannot see json's noexcept move.
 struct ApiResult {
   int status = 200;
   json body;
@@ -110,14 +111,9 @@ struct ApiResult {
 
 class Api {
  public:
-  Api(const PlaneConfig& config, store::Store& db, Logger& log, const Clock& clock,
-      MasterKey& master_key, ledger::EmbeddedLedger& ledger)
-      : config_(config),
-        db_(db),
-        log_(log),
-        clock_(clock),
-        master_key_(master_key),
-        ledger_(ledger) {}
+  Api(store::Store& db, Logger& log, const Clock& clock, MasterKey& master_key,
+      ledger::EmbeddedLedger& ledger)
+      : db_(db), log_(log), clock_(clock), master_key_(master_key), ledger_(ledger) {}
 
   void Register(httplib::Server& svr) {
     svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
@@ -236,7 +232,7 @@ class Api {
   }
 
   void Route(httplib::Server& svr, const std::string& method, const std::string& pattern,
-             std::vector<Role> roles, Handler handler) {
+             const std::vector<Role>& roles, const Handler& handler) {
     auto wrapped = [this, pattern, roles, handler](const httplib::Request& req,
                                                    httplib::Response& res) {
       auto start = std::chrono::steady_clock::now();
@@ -289,7 +285,6 @@ class Api {
     return std::move(*r);
   }
 
-  const PlaneConfig& config_;
   store::Store& db_;
   Logger& log_;
   const Clock& clock_;
@@ -302,7 +297,7 @@ class Api {
 // errors naming "body.<field>" and what was expected.
 class Body {
  public:
-  static StatusOr<Body> Parse(const httplib::Request& req, std::set<std::string> allowed) {
+  static StatusOr<Body> Parse(const httplib::Request& req, const std::set<std::string>& allowed) {
     json j = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return InvalidArgument("body: not valid JSON");
     if (!j.is_object()) return InvalidArgument("body: expected a JSON object");
@@ -500,7 +495,7 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
     return true;
   });
   if (!svr.is_valid()) return InvalidArgument(tls_error.empty() ? "TLS setup failed" : tls_error);
-  const size_t threads = static_cast<size_t>(config.http_threads);
+  const auto threads = static_cast<size_t>(config.http_threads);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(static_cast<size_t>(config.max_body_bytes));
   svr.set_keep_alive_max_count(100000);
@@ -513,11 +508,11 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
                     "application/json");
   });
   ledger::EmbeddedLedger ledger(*db, signing_key);
-  Api api(config, *db, log, clock, *master_key, ledger);
+  Api api(*db, log, clock, *master_key, ledger);
   api.Register(svr);
 
   int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
-  if (bound < 0) return Status(StatusCode::kUnavailable, "cannot listen on " + config.listen);
+  if (bound < 0) return {StatusCode::kUnavailable, "cannot listen on " + config.listen};
   log.Info("plane.start", {{"listen", host + ":" + std::to_string(bound)},
                            {"master_key", master_key->backend()},
                            {"schema", std::to_string(store::SqliteStore::LatestSchemaVersion())}});
