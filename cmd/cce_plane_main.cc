@@ -103,9 +103,9 @@ int Serve(const Args& args) {
   if (!f) return exit;
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)sigaction(SIGTERM, &sa, nullptr);
+  (void)sigaction(SIGINT, &sa, nullptr);
+  (void)std::signal(SIGPIPE, SIG_IGN);
   cce::plane::ServeOptions o;
   o.data_dir = f->Get("data-dir").value_or("");
   if (o.data_dir.empty()) return Fail(cce::InvalidArgument("--data-dir DIR is required"));

@@ -40,7 +40,11 @@ StatusOr<ClientConfig> LoadClientConfig() {
         } else if (k == "ca_file") {
           c.ca_file = kv.second.Scalar();
         } else {
-          return InvalidArgument(path + ": " + k + ": unknown field");
+          std::string m = path;
+          m += ": ";
+          m += k;
+          m += ": unknown field";
+          return InvalidArgument(m);
         }
       }
     } catch (const YAML::Exception& e) {

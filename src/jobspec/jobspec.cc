@@ -286,34 +286,34 @@ ScalarType ResolvePlain(std::string_view v) {
 
 struct MapEntry;
 
-struct Node {
+struct SpecNode {
   enum class Kind { kScalar, kList, kMap, kInvalid };  // kInvalid: already reported
   Kind kind = Kind::kInvalid;
   Pos pos;
   ScalarType type = ScalarType::kNull;  // kScalar
   bool plain = false;                   // kScalar: unquoted, so `type` was resolved
   std::string value;                    // kScalar
-  std::vector<Node> items;              // kList
+  std::vector<SpecNode> items;          // kList
   std::vector<MapEntry> entries;        // kMap: unique string keys, document order
 };
 
 struct MapEntry {
   std::string key;
   Pos key_pos;
-  Node value;
+  SpecNode value;
 };
 
-bool IsString(const Node& n) {
-  return n.kind == Node::Kind::kScalar && n.type == ScalarType::kString;
+bool IsString(const SpecNode& n) {
+  return n.kind == SpecNode::Kind::kScalar && n.type == ScalarType::kString;
 }
 
 // What a node is, for "expected X, got Y".
-std::string Describe(const Node& n) {
+std::string Describe(const SpecNode& n) {
   switch (n.kind) {
-    case Node::Kind::kList: return n.items.empty() ? "an empty list" : "a list";
-    case Node::Kind::kMap: return n.entries.empty() ? "an empty map" : "a map";
-    case Node::Kind::kInvalid: return "an invalid value";
-    case Node::Kind::kScalar: break;
+    case SpecNode::Kind::kList: return n.items.empty() ? "an empty list" : "a list";
+    case SpecNode::Kind::kMap: return n.entries.empty() ? "an empty map" : "a map";
+    case SpecNode::Kind::kInvalid: return "an invalid value";
+    case SpecNode::Kind::kScalar: break;
   }
   switch (n.type) {
     case ScalarType::kNull: return "null";
@@ -332,7 +332,7 @@ class TreeBuilder final : public YAML::EventHandler {
  public:
   explicit TreeBuilder(Diagnostics& diags) : diags_(diags) {}
 
-  std::optional<Node> TakeRoot() { return std::move(root_); }
+  std::optional<SpecNode> TakeRoot() { return std::move(root_); }
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     if (++documents_ > 1) {
@@ -346,7 +346,7 @@ class TreeBuilder final : public YAML::EventHandler {
   }
 
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    Node n = NewNode(Node::Kind::kScalar, mark);
+    SpecNode n = NewNode(SpecNode::Kind::kScalar, mark);
     n.plain = true;
     n.type = ScalarType::kNull;
     CheckAnchor(n.pos, anchor);
@@ -354,7 +354,7 @@ class TreeBuilder final : public YAML::EventHandler {
   }
 
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    Node n = NewNode(Node::Kind::kInvalid, mark);
+    SpecNode n = NewNode(SpecNode::Kind::kInvalid, mark);
     diags_.Add(n.pos, ChildPath(),
                "YAML aliases (*" + AnchorName(anchor) + ") are not allowed; write the value out");
     Attach(std::move(n));
@@ -362,38 +362,38 @@ class TreeBuilder final : public YAML::EventHandler {
 
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& value) override {
-    Node n = NewNode(Node::Kind::kScalar, mark);
+    SpecNode n = NewNode(SpecNode::Kind::kScalar, mark);
     n.value = value;
     n.plain = tag == "?";
     n.type = n.plain ? ResolvePlain(value) : ScalarType::kString;
     CheckAnchor(n.pos, anchor);
     if (!CheckTag(n.pos, tag)) {
-      n.kind = Node::Kind::kInvalid;
+      n.kind = SpecNode::Kind::kInvalid;
     } else if (n.type == ScalarType::kString && !IsValidUtf8(n.value)) {
       diags_.Add(n.pos, ChildPath(), "text is not valid UTF-8");
-      n.kind = Node::Kind::kInvalid;
+      n.kind = SpecNode::Kind::kInvalid;
     } else if (n.value.find('\0') != std::string::npos) {
       diags_.Add(n.pos, ChildPath(), "strings must not contain a NUL character");
-      n.kind = Node::Kind::kInvalid;
+      n.kind = SpecNode::Kind::kInvalid;
     }
     Attach(std::move(n));
   }
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                        YAML::EmitterStyle::value /*style*/) override {
-    Open(Node::Kind::kList, mark, tag, anchor);
+    Open(SpecNode::Kind::kList, mark, tag, anchor);
   }
   void OnSequenceEnd() override { Close(); }
 
   void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                   YAML::EmitterStyle::value /*style*/) override {
-    Open(Node::Kind::kMap, mark, tag, anchor);
+    Open(SpecNode::Kind::kMap, mark, tag, anchor);
   }
   void OnMapEnd() override { Close(); }
 
  private:
   struct Frame {
-    Node node;
+    SpecNode node;
     std::string path;
     // Maps alternate key and value events; between the two, the key is held here.
     bool has_key = false;
@@ -403,12 +403,12 @@ class TreeBuilder final : public YAML::EventHandler {
     std::map<std::string, Pos, std::less<>> seen;  // key -> where it was first defined
   };
 
-  Node NewNode(Node::Kind kind, const YAML::Mark& mark) {
+  SpecNode NewNode(SpecNode::Kind kind, const YAML::Mark& mark) {
     if (++nodes_ > kMaxNodes) {
       throw YAML::ParserException(
           mark, "the document has more than " + std::to_string(kMaxNodes) + " values");
     }
-    Node n;
+    SpecNode n;
     n.kind = kind;
     n.pos = ToPos(mark);
     return n;
@@ -418,7 +418,7 @@ class TreeBuilder final : public YAML::EventHandler {
   std::string ChildPath() const {
     if (stack_.empty()) return {};
     const Frame& f = stack_.back();
-    if (f.node.kind == Node::Kind::kList) return JoinIndex(f.path, f.node.items.size());
+    if (f.node.kind == SpecNode::Kind::kList) return JoinIndex(f.path, f.node.items.size());
     if (f.has_key && !f.drop_value) return JoinKey(f.path, f.key);
     return f.path;  // a key, or the value of a bad key
   }
@@ -444,9 +444,9 @@ class TreeBuilder final : public YAML::EventHandler {
     return false;
   }
 
-  void Open(Node::Kind kind, const YAML::Mark& mark, const std::string& tag,
+  void Open(SpecNode::Kind kind, const YAML::Mark& mark, const std::string& tag,
             YAML::anchor_t anchor) {
-    Node n = NewNode(kind, mark);
+    SpecNode n = NewNode(kind, mark);
     std::string path = ChildPath();
     if (stack_.size() >= kMaxDepth) {
       throw YAML::ParserException(
@@ -459,18 +459,18 @@ class TreeBuilder final : public YAML::EventHandler {
 
   void Close() {
     if (stack_.empty()) return;  // yaml-cpp pairs starts and ends; be safe regardless
-    Node n = std::move(stack_.back().node);
+    SpecNode n = std::move(stack_.back().node);
     stack_.pop_back();
     Attach(std::move(n));
   }
 
-  void Attach(Node n) {
+  void Attach(SpecNode n) {
     if (stack_.empty()) {
       root_ = std::move(n);
       return;
     }
     Frame& f = stack_.back();
-    if (f.node.kind == Node::Kind::kList) {
+    if (f.node.kind == SpecNode::Kind::kList) {
       f.node.items.push_back(std::move(n));
       return;
     }
@@ -481,24 +481,24 @@ class TreeBuilder final : public YAML::EventHandler {
     f.has_key = false;
     if (f.drop_value) return;
     // yaml-cpp marks an empty value at the next token; the key is the better place to point.
-    if (n.kind == Node::Kind::kScalar && n.type == ScalarType::kNull) n.pos = f.key_pos;
+    if (n.kind == SpecNode::Kind::kScalar && n.type == ScalarType::kNull) n.pos = f.key_pos;
     f.seen.emplace(f.key, f.key_pos);
     f.node.entries.push_back(MapEntry{std::move(f.key), f.key_pos, std::move(n)});
   }
 
-  void AcceptKey(Frame& f, const Node& key) {
+  void AcceptKey(Frame& f, const SpecNode& key) {
     f.has_key = true;
     f.drop_value = true;
     f.key.clear();
     f.key_pos = key.pos;
-    if (key.kind == Node::Kind::kInvalid) return;
-    if (key.kind == Node::Kind::kScalar && key.plain && key.value == "<<") {
+    if (key.kind == SpecNode::Kind::kInvalid) return;
+    if (key.kind == SpecNode::Kind::kScalar && key.plain && key.value == "<<") {
       diags_.Add(key.pos, f.path, "YAML merge keys (<<) are not allowed");
       return;
     }
     if (!IsString(key)) {
       std::string got = Describe(key);
-      if (key.kind == Node::Kind::kScalar) got += " (quote it to use it as a key)";
+      if (key.kind == SpecNode::Kind::kScalar) got += " (quote it to use it as a key)";
       diags_.Add(key.pos, f.path, "map keys must be strings, got " + got);
       return;
     }
@@ -513,7 +513,7 @@ class TreeBuilder final : public YAML::EventHandler {
 
   Diagnostics& diags_;
   std::vector<Frame> stack_;
-  std::optional<Node> root_;
+  std::optional<SpecNode> root_;
   std::vector<std::string> anchor_names_;  // yaml-cpp numbers anchors 1, 2, ... in order
   int documents_ = 0;
   size_t nodes_ = 0;
@@ -521,7 +521,7 @@ class TreeBuilder final : public YAML::EventHandler {
 
 // The one place yaml-cpp runs: its exceptions (and ours, thrown from the builder at a
 // limit) become a diagnostic with the position yaml-cpp reported.
-std::optional<Node> BuildTree(std::string_view text, Diagnostics& diags) {
+std::optional<SpecNode> BuildTree(std::string_view text, Diagnostics& diags) {
   TreeBuilder builder(diags);
   try {
     std::istringstream in{std::string(text)};
@@ -535,8 +535,9 @@ std::optional<Node> BuildTree(std::string_view text, Diagnostics& diags) {
     diags.Add({}, "", "cannot parse the job spec: " + Printable(e.what()));
     return std::nullopt;
   }
-  std::optional<Node> root = builder.TakeRoot();
-  if (!root.has_value() || (root->kind == Node::Kind::kScalar && root->type == ScalarType::kNull)) {
+  std::optional<SpecNode> root = builder.TakeRoot();
+  if (!root.has_value() ||
+      (root->kind == SpecNode::Kind::kScalar && root->type == ScalarType::kNull)) {
     diags.Add({}, "", "the job spec is empty");
     return std::nullopt;
   }
@@ -730,41 +731,41 @@ class SpecReader {
  public:
   explicit SpecReader(Diagnostics& diags) : diags_(diags) {}
 
-  void ReadDocument(const Node& root, JobSpec& out) {
-    if (root.kind != Node::Kind::kMap) {
-      if (root.kind != Node::Kind::kInvalid) {
+  void ReadDocument(const SpecNode& root, JobSpec& out) {
+    if (root.kind != SpecNode::Kind::kMap) {
+      if (root.kind != SpecNode::Kind::kInvalid) {
         Error(root, "",
               "expected a map with apiVersion, kind, metadata and spec, got " + Describe(root));
       }
       return;
     }
     CheckFields(root, "", {"apiVersion", "kind", "metadata", "spec"});
-    if (const Node* n = Required(root, "", "apiVersion"))
+    if (const SpecNode* n = Required(root, "", "apiVersion"))
       ExpectConstant(*n, "apiVersion", kJobSpecApiVersion);
-    if (const Node* n = Required(root, "", "kind")) ExpectConstant(*n, "kind", kJobSpecKind);
-    if (const Node* n = Required(root, "", "metadata")) ReadMetadata(*n, "metadata", out);
-    if (const Node* n = Required(root, "", "spec")) ReadSpec(*n, "spec", out);
+    if (const SpecNode* n = Required(root, "", "kind")) ExpectConstant(*n, "kind", kJobSpecKind);
+    if (const SpecNode* n = Required(root, "", "metadata")) ReadMetadata(*n, "metadata", out);
+    if (const SpecNode* n = Required(root, "", "spec")) ReadSpec(*n, "spec", out);
   }
 
  private:
-  void Error(const Node& at, std::string path, std::string message) {
+  void Error(const SpecNode& at, std::string path, std::string message) {
     diags_.Add(at.pos, std::move(path), std::move(message));
   }
 
-  static const Node* Find(const Node& map, std::string_view key) {
+  static const SpecNode* Find(const SpecNode& map, std::string_view key) {
     for (const MapEntry& e : map.entries) {
       if (e.key == key) return &e.value;
     }
     return nullptr;
   }
 
-  const Node* Required(const Node& map, const std::string& path, std::string_view key) {
-    const Node* n = Find(map, key);
+  const SpecNode* Required(const SpecNode& map, const std::string& path, std::string_view key) {
+    const SpecNode* n = Find(map, key);
     if (n == nullptr) Error(map, JoinKey(path, key), "required field is missing");
     return n;
   }
 
-  void CheckFields(const Node& map, const std::string& path,
+  void CheckFields(const SpecNode& map, const std::string& path,
                    std::initializer_list<std::string_view> allowed) {
     for (const MapEntry& e : map.entries) {
       if (std::find(allowed.begin(), allowed.end(), e.key) != allowed.end()) continue;
@@ -778,44 +779,44 @@ class SpecReader {
   }
 
   // Whether `n` is a map; reports "expected <what>" when it is not.
-  bool ExpectMap(const Node& n, const std::string& path, std::string_view what) {
-    if (n.kind == Node::Kind::kMap) return true;
-    if (n.kind != Node::Kind::kInvalid) {
+  bool ExpectMap(const SpecNode& n, const std::string& path, std::string_view what) {
+    if (n.kind == SpecNode::Kind::kMap) return true;
+    if (n.kind != SpecNode::Kind::kInvalid) {
       Error(n, path, "expected " + std::string(what) + ", got " + Describe(n));
     }
     return false;
   }
 
-  bool ExpectList(const Node& n, const std::string& path, std::string_view what) {
-    if (n.kind == Node::Kind::kList) return true;
-    if (n.kind != Node::Kind::kInvalid) {
+  bool ExpectList(const SpecNode& n, const std::string& path, std::string_view what) {
+    if (n.kind == SpecNode::Kind::kList) return true;
+    if (n.kind != SpecNode::Kind::kInvalid) {
       Error(n, path, "expected " + std::string(what) + ", got " + Describe(n));
     }
     return false;
   }
 
-  std::optional<std::string> ExpectString(const Node& n, const std::string& path,
+  std::optional<std::string> ExpectString(const SpecNode& n, const std::string& path,
                                           std::string_view what = "a string") {
     if (IsString(n)) return n.value;
-    if (n.kind == Node::Kind::kInvalid) return std::nullopt;
+    if (n.kind == SpecNode::Kind::kInvalid) return std::nullopt;
     std::string message = "expected " + std::string(what) + ", got " + Describe(n);
-    if (n.kind == Node::Kind::kScalar && n.type != ScalarType::kNull) {
+    if (n.kind == SpecNode::Kind::kScalar && n.type != ScalarType::kNull) {
       message += " (quote it if you meant a string)";
     }
     Error(n, path, std::move(message));
     return std::nullopt;
   }
 
-  void ExpectConstant(const Node& n, const std::string& path, std::string_view expected) {
+  void ExpectConstant(const SpecNode& n, const std::string& path, std::string_view expected) {
     const std::string what = "\"" + std::string(expected) + "\"";
     std::optional<std::string> s = ExpectString(n, path, what);
     if (s && *s != expected) Error(n, path, "expected " + what + ", got " + Describe(n));
   }
 
-  void ReadMetadata(const Node& n, const std::string& path, JobSpec& out) {
+  void ReadMetadata(const SpecNode& n, const std::string& path, JobSpec& out) {
     if (!ExpectMap(n, path, "a map with name and optional labels")) return;
     CheckFields(n, path, {"name", "labels"});
-    if (const Node* name = Required(n, path, "name")) {
+    if (const SpecNode* name = Required(n, path, "name")) {
       const std::string p = JoinKey(path, "name");
       if (auto s = ExpectString(*name, p)) {
         if (!IsValidName(*s)) {
@@ -824,7 +825,7 @@ class SpecReader {
         out.name = std::move(*s);
       }
     }
-    if (const Node* labels = Find(n, "labels")) {
+    if (const SpecNode* labels = Find(n, "labels")) {
       const std::string lp = JoinKey(path, "labels");
       if (ExpectMap(*labels, lp, "a map of strings")) {
         for (const MapEntry& e : labels->entries) {
@@ -847,20 +848,20 @@ class SpecReader {
     }
   }
 
-  void ReadSpec(const Node& n, const std::string& path, JobSpec& out) {
+  void ReadSpec(const SpecNode& n, const std::string& path, JobSpec& out) {
     if (!ExpectMap(n, path, "a map")) return;
     CheckFields(n, path,
                 {"image", "command", "args", "env", "workingDir", "datasets", "resources"});
-    if (const Node* image = Required(n, path, "image")) {
+    if (const SpecNode* image = Required(n, path, "image")) {
       const std::string p = JoinKey(path, "image");
       if (auto s = ExpectString(*image, p, "an image reference")) {
         if (std::string err = ParseImageRef(*s, out.image); !err.empty()) Error(*image, p, err);
       }
     }
-    if (const Node* command = Required(n, path, "command")) {
+    if (const SpecNode* command = Required(n, path, "command")) {
       const std::string p = JoinKey(path, "command");
       ReadStringList(*command, p, out.command);
-      if (command->kind == Node::Kind::kList) {
+      if (command->kind == SpecNode::Kind::kList) {
         if (command->items.empty()) {
           Error(*command, p, "expected a non-empty list of strings, got an empty list");
         } else if (IsString(command->items[0]) && command->items[0].value.empty()) {
@@ -869,9 +870,10 @@ class SpecReader {
         }
       }
     }
-    if (const Node* args = Find(n, "args")) ReadStringList(*args, JoinKey(path, "args"), out.args);
-    if (const Node* env = Find(n, "env")) ReadEnv(*env, JoinKey(path, "env"), out);
-    if (const Node* dir = Find(n, "workingDir")) {
+    if (const SpecNode* args = Find(n, "args"))
+      ReadStringList(*args, JoinKey(path, "args"), out.args);
+    if (const SpecNode* env = Find(n, "env")) ReadEnv(*env, JoinKey(path, "env"), out);
+    if (const SpecNode* dir = Find(n, "workingDir")) {
       const std::string p = JoinKey(path, "workingDir");
       if (auto s = ExpectString(*dir, p, "an absolute path")) {
         if (std::string err = CheckPath(*s); !err.empty()) {
@@ -880,22 +882,22 @@ class SpecReader {
         out.working_dir = std::move(*s);
       }
     }
-    if (const Node* datasets = Required(n, path, "datasets")) {
+    if (const SpecNode* datasets = Required(n, path, "datasets")) {
       ReadDatasets(*datasets, JoinKey(path, "datasets"), out);
     }
-    if (const Node* resources = Find(n, "resources")) {
+    if (const SpecNode* resources = Find(n, "resources")) {
       ReadResources(*resources, JoinKey(path, "resources"), out.resources);
     }
   }
 
-  void ReadStringList(const Node& n, const std::string& path, std::vector<std::string>& out) {
+  void ReadStringList(const SpecNode& n, const std::string& path, std::vector<std::string>& out) {
     if (!ExpectList(n, path, "a list of strings")) return;
     for (size_t i = 0; i < n.items.size(); ++i) {
       if (auto s = ExpectString(n.items[i], JoinIndex(path, i))) out.push_back(std::move(*s));
     }
   }
 
-  void ReadEnv(const Node& n, const std::string& path, JobSpec& out) {
+  void ReadEnv(const SpecNode& n, const std::string& path, JobSpec& out) {
     if (!ExpectMap(n, path, "a map of strings")) return;
     for (const MapEntry& e : n.entries) {
       const std::string p = JoinKey(path, e.key);
@@ -908,7 +910,7 @@ class SpecReader {
     }
   }
 
-  void ReadDatasets(const Node& n, const std::string& path, JobSpec& out) {
+  void ReadDatasets(const SpecNode& n, const std::string& path, JobSpec& out) {
     if (!ExpectList(n, path, "a non-empty list of datasets")) return;
     if (n.items.empty()) {
       Error(n, path, "expected a non-empty list of datasets, got an empty list");
@@ -921,12 +923,12 @@ class SpecReader {
     std::vector<Seen> names;
     std::vector<Seen> mounts;
     for (size_t i = 0; i < n.items.size(); ++i) {
-      const Node& item = n.items[i];
+      const SpecNode& item = n.items[i];
       const std::string ip = JoinIndex(path, i);
       if (!ExpectMap(item, ip, "a map with name and mountPath")) continue;
       CheckFields(item, ip, {"name", "mountPath"});
       DatasetMount mount;
-      if (const Node* name = Required(item, ip, "name")) {
+      if (const SpecNode* name = Required(item, ip, "name")) {
         const std::string p = JoinKey(ip, "name");
         if (auto s = ExpectString(*name, p, "a dataset name")) {
           if (!IsValidName(*s)) {
@@ -943,7 +945,7 @@ class SpecReader {
           mount.name = std::move(*s);
         }
       }
-      if (const Node* mp = Required(item, ip, "mountPath")) {
+      if (const SpecNode* mp = Required(item, ip, "mountPath")) {
         const std::string p = JoinKey(ip, "mountPath");
         if (auto s = ExpectString(*mp, p, "an absolute path")) {
           if (std::string err = CheckMountPath(*s); !err.empty()) {
@@ -967,18 +969,18 @@ class SpecReader {
     }
   }
 
-  void ReadResources(const Node& n, const std::string& path, JobResources& out) {
+  void ReadResources(const SpecNode& n, const std::string& path, JobResources& out) {
     if (!ExpectMap(n, path, "a map")) return;
     CheckFields(n, path, {"cpus", "memoryMiB", "timeoutSeconds", "outputMaxMiB"});
-    if (const Node* cpus = Find(n, "cpus")) {
+    if (const SpecNode* cpus = Find(n, "cpus")) {
       const std::string p = JoinKey(path, "cpus");
-      if (cpus->kind == Node::Kind::kScalar &&
+      if (cpus->kind == SpecNode::Kind::kScalar &&
           (cpus->type == ScalarType::kInt || cpus->type == ScalarType::kFloat)) {
         if (std::string err = ParseMillis(cpus->value, Describe(*cpus), out.cpu_millis);
             !err.empty()) {
           Error(*cpus, p, err);
         }
-      } else if (cpus->kind != Node::Kind::kInvalid) {
+      } else if (cpus->kind != SpecNode::Kind::kInvalid) {
         Error(*cpus, p, "expected a positive number, got " + Describe(*cpus));
       }
     }
@@ -987,13 +989,13 @@ class SpecReader {
     ReadPositiveInteger(n, path, "outputMaxMiB", out.output_max_mib);
   }
 
-  void ReadPositiveInteger(const Node& map, const std::string& path, std::string_view key,
+  void ReadPositiveInteger(const SpecNode& map, const std::string& path, std::string_view key,
                            int64_t& out) {
-    const Node* n = Find(map, key);
+    const SpecNode* n = Find(map, key);
     if (n == nullptr) return;
     const std::string p = JoinKey(path, key);
-    if (n->kind != Node::Kind::kScalar || n->type != ScalarType::kInt) {
-      if (n->kind != Node::Kind::kInvalid) {
+    if (n->kind != SpecNode::Kind::kScalar || n->type != ScalarType::kInt) {
+      if (n->kind != SpecNode::Kind::kInvalid) {
         Error(*n, p, "expected a positive integer, got " + Describe(*n));
       }
       return;
@@ -1051,7 +1053,7 @@ StatusOr<JobSpec> ParseJobSpec(std::string_view text, std::string_view source_na
                            " bytes (1 MiB)");
   }
   Diagnostics diags;
-  std::optional<Node> root = BuildTree(text, diags);
+  std::optional<SpecNode> root = BuildTree(text, diags);
   JobSpec spec;
   if (root.has_value()) SpecReader(diags).ReadDocument(*root, spec);
   if (!diags.empty()) return diags.ToStatus(source);

@@ -69,7 +69,7 @@ class MapReader {
       return Status::Ok();
     };
   }
-  void Map(const std::string& key, std::function<Status(const YAML::Node&)> read) {
+  void Map(const std::string& key, const std::function<Status(const YAML::Node&)>& read) {
     handlers_[key] = [this, key, read](const YAML::Node& v) -> Status {
       if (!v.IsMap()) return Bad(v, key, "a mapping");
       return read(v);
@@ -156,7 +156,7 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.Int("http_threads", &c.http_threads, 2, 4096);
     return r.Read(n);
   });
-  top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, 30 * 86400);
+  top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, int64_t{30} * 86400);
   top.Int("audit_checkpoint_every", &c.audit_checkpoint_every, 1, 1000000);
   RETURN_IF_ERROR(top.Read(root));
   std::string host;

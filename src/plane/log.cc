@@ -22,17 +22,26 @@ void Logger::Log(Level level, std::string_view event, const Fields& fields) {
   std::tm tm{};
   gmtime_r(&ts.tv_sec, &tm);
   char when[64];
-  std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ts.tv_nsec / 1000000));
+  (void)std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      static_cast<int>(ts.tv_nsec / 1000000));
   std::string line;
   if (json_) {
     nlohmann::json j = {{"ts", when}, {"level", lvl}, {"event", event}};
     for (const auto& [k, v] : fields) j[k] = v;
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   } else {
-    line = std::string(when) + " " + lvl + " " + std::string(event);
-    for (const auto& [k, v] : fields) line += " " + k + "=" + v;
+    line = when;
+    line += " ";
+    line += lvl;
+    line += " ";
+    line += event;
+    for (const auto& [k, v] : fields) {
+      line += " ";
+      line += k;
+      line += "=";
+      line += v;
+    }
     line += "\n";
   }
   std::lock_guard<std::mutex> l(mu_);
