@@ -31,5 +31,7 @@ extern const FlagSpec kOutputFlag;
 
 // Verbs that talk to the Privacy Plane (plane_commands.cc).
 std::vector<Command> PlaneCommands();
+std::vector<Command> ImageCommands();  // image_commands.cc
+std::vector<Command> JobCommands();    // job_commands.cc
 
 }  // namespace cce::cli

@@ -197,7 +197,7 @@ int Rentals(const Args& args) {
 }  // namespace
 
 std::vector<Command> PlaneCommands() {
-  return {
+  std::vector<Command> all = {
       {{"login"}, "save the plane's address, your token and its CA", Login},
       {{"dataset", "register"}, "register an encrypted dataset and its key", DatasetRegister},
       {{"dataset", "list"}, "list the dataset catalog", DatasetList},
@@ -205,6 +205,9 @@ std::vector<Command> PlaneCommands() {
       {{"rent"}, "rent a dataset for N days", Rent},
       {{"rentals"}, "list rentals", Rentals},
   };
+  for (Command& c : ImageCommands()) all.push_back(std::move(c));
+  for (Command& c : JobCommands()) all.push_back(std::move(c));
+  return all;
 }
 
 }  // namespace cce::cli

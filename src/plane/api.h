@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "image/blob_store.h"
 #include "ledger/ledger.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
@@ -113,8 +114,13 @@ struct ApiResult {
 class Api {
  public:
   Api(store::Store& db, Logger& log, const Clock& clock, MasterKey& master_key,
-      ledger::EmbeddedLedger& ledger)
-      : db_(db), log_(log), clock_(clock), master_key_(master_key), ledger_(ledger) {}
+      ledger::EmbeddedLedger& ledger, const image::BlobStore& blobs)
+      : db_(db),
+        log_(log),
+        clock_(clock),
+        master_key_(master_key),
+        ledger_(ledger),
+        blobs_(blobs) {}
 
   void Register(httplib::Server& svr) {
     svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
@@ -159,10 +165,14 @@ class Api {
             return ApiResult{201, out};
           });
     RegisterCatalog(svr);
+    RegisterImages(svr);
+    RegisterJobs(svr);
   }
 
  private:
-  void RegisterCatalog(httplib::Server& svr);
+  void RegisterCatalog(httplib::Server& svr);  // api_catalog.cc
+  void RegisterImages(httplib::Server& svr);   // api_images.cc
+  void RegisterJobs(httplib::Server& svr);     // api_jobs.cc
   // One file per API area registers its routes (api_catalog.cc, ...).
   using Handler = std::function<StatusOr<ApiResult>(const Caller&, const httplib::Request&)>;
 
@@ -292,6 +302,7 @@ class Api {
   const Clock& clock_;
   MasterKey& master_key_;
   ledger::EmbeddedLedger& ledger_;
+  const image::BlobStore& blobs_;  // DATA_DIR/images: content-addressed image blobs
   Metrics metrics_;
 };
 

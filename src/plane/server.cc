@@ -60,7 +60,8 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
                     "application/json");
   });
   ledger::EmbeddedLedger ledger(*db, signing_key);
-  Api api(*db, log, clock, *master_key, ledger);
+  ASSIGN_OR_RETURN(image::BlobStore blobs, image::BlobStore::Create(config.data_dir + "/images"));
+  Api api(*db, log, clock, *master_key, ledger, blobs);
   api.Register(svr);
 
   int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
