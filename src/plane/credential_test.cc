@@ -1,0 +1,54 @@
+#include "plane/credential.h"
+
+#include <gtest/gtest.h>
+
+namespace cce::plane {
+namespace {
+
+JobCredentialClaims Claims() {
+  JobCredentialClaims c;
+  c.credential_id = "cred-" + std::string(32, 'a');
+  c.job_id = "job-0123456789abcdef";
+  c.consumer = "carol";
+  c.datasets = {"claims", "labs"};
+  c.image_digest = "sha256:" + std::string(64, 'b');
+  c.issued_at = 1000;
+  c.expires_at = 2000;
+  return c;
+}
+
+TEST(JobCredential, RoundTripsWithinItsWindowOnly) {
+  auto key = crypto::Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  auto token = SignJobCredential(Claims(), *key);
+  ASSERT_TRUE(token.ok());
+  auto back = VerifyJobCredential(*token, key->PublicKey(), 1500);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, Claims());
+  EXPECT_EQ(VerifyJobCredential(*token, key->PublicKey(), 2000).status().message(),
+            "credential: expired");
+  EXPECT_EQ(VerifyJobCredential(*token, key->PublicKey(), 999).status().message(),
+            "credential: not valid yet");
+}
+
+TEST(JobCredential, RejectsForgeriesAndTampering) {
+  auto key = crypto::Ed25519PrivateKey::Generate();
+  auto other = crypto::Ed25519PrivateKey::Generate();
+  auto token = SignJobCredential(Claims(), *key);
+  ASSERT_TRUE(token.ok());
+  // Signed by another key.
+  EXPECT_FALSE(VerifyJobCredential(*SignJobCredential(Claims(), *other), key->PublicKey(), 1500)
+                   .ok());
+  // Any changed character of the payload or signature.
+  for (size_t i = 12; i < token->size(); i += 7) {
+    std::string t = *token;
+    t[i] = t[i] == 'A' ? 'B' : 'A';
+    EXPECT_FALSE(VerifyJobCredential(t, key->PublicKey(), 1500).ok()) << i;
+  }
+  EXPECT_FALSE(VerifyJobCredential("garbage", key->PublicKey(), 1500).ok());
+  EXPECT_FALSE(VerifyJobCredential(token->substr(0, token->rfind('.')), key->PublicKey(), 1500)
+                   .ok());
+}
+
+}  // namespace
+}  // namespace cce::plane
