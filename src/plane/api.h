@@ -28,6 +28,8 @@
 
 namespace cce::plane {
 
+class JobEngine;
+
 using nlohmann::json;
 using store::Role;
 
@@ -168,6 +170,12 @@ class Api {
     RegisterImages(svr);
     RegisterJobs(svr);
   }
+
+ private:
+  JobEngine* engine_ = nullptr;  // woken on submit; set by Serve
+
+ public:
+  void SetJobEngine(JobEngine* engine) { engine_ = engine; }
 
  private:
   void RegisterCatalog(httplib::Server& svr);  // api_catalog.cc

@@ -158,6 +158,11 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   });
   top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, int64_t{30} * 86400);
   top.Int("audit_checkpoint_every", &c.audit_checkpoint_every, 1, 1000000);
+  top.Map("provisioner", [&](const YAML::Node& n) {
+    MapReader r(file, "provisioner.");
+    r.String("backend", &c.provisioner_backend);
+    return r.Read(n);
+  });
   RETURN_IF_ERROR(top.Read(root));
   std::string host;
   int port = 0;
@@ -166,6 +171,7 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   RETURN_IF_ERROR(OneOf(file, "database.backend", c.database_backend, {"sqlite"}));
   RETURN_IF_ERROR(OneOf(file, "log.format", c.log_format, {"json", "text"}));
   RETURN_IF_ERROR(OneOf(file, "log.level", c.log_level, {"debug", "info", "warn", "error"}));
+  RETURN_IF_ERROR(OneOf(file, "provisioner.backend", c.provisioner_backend, {"none", "fake"}));
   return c;
 }
 
@@ -226,7 +232,13 @@ std::string RenderConfig(const PlaneConfig& c) {
          "\n"
          "# Sign an audit checkpoint after this many entries (and at shutdown).\n"
          "audit_checkpoint_every: " +
-         std::to_string(c.audit_checkpoint_every) + "\n";
+         std::to_string(c.audit_checkpoint_every) +
+         "\n"
+         "# Who starts a job's confidential VM: none (jobs wait for an agent) or fake\n"
+         "# (an in-process stand-in for tests and demos; never for real data).\n"
+         "provisioner:\n"
+         "  backend: " +
+         c.provisioner_backend + "\n";
 }
 
 }  // namespace cce::plane

@@ -27,6 +27,10 @@ struct PlaneConfig {
   int64_t http_threads = 64;
   int64_t credential_ttl_seconds = 3600;
   int64_t audit_checkpoint_every = 100;
+  // "none": jobs wait in PROVISIONING for an agent (the local/qemu/kubernetes
+  // backends come with the Agent issue); "fake": an in-process stand-in for
+  // the agent, for tests and demos only (logged loudly at start).
+  std::string provisioner_backend = "none";
 
   // Resolves a configured path against data_dir.
   std::string Path(const std::string& configured) const;

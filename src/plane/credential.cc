@@ -54,7 +54,8 @@ StatusOr<crypto::Bytes> Base64UrlDecode(std::string_view in) {
     }
   }
   // Canonical encoding only: leftover bits must be zero.
-  if ((acc & ((1u << bits) - 1)) != 0) return InvalidArgument("credential: non-canonical base64url");
+  if ((acc & ((1u << bits) - 1)) != 0)
+    return InvalidArgument("credential: non-canonical base64url");
   return out;
 }
 
@@ -62,9 +63,8 @@ StatusOr<crypto::Bytes> Base64UrlDecode(std::string_view in) {
 
 StatusOr<std::string> SignJobCredential(const JobCredentialClaims& c,
                                         const crypto::Ed25519PrivateKey& key) {
-  json payload = {{"cred", c.credential_id}, {"job", c.job_id},
-                  {"consumer", c.consumer},  {"datasets", c.datasets},
-                  {"image", c.image_digest}, {"iat", c.issued_at},
+  json payload = {{"cred", c.credential_id}, {"job", c.job_id},         {"consumer", c.consumer},
+                  {"datasets", c.datasets},  {"image", c.image_digest}, {"iat", c.issued_at},
                   {"exp", c.expires_at},     {"sim", c.simulated_tee}};
   std::string text = payload.dump();
   std::string signed_part = std::string(kPrefix) + Base64UrlEncode(crypto::AsBytes(text));

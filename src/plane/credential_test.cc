@@ -37,8 +37,8 @@ TEST(JobCredential, RejectsForgeriesAndTampering) {
   auto token = SignJobCredential(Claims(), *key);
   ASSERT_TRUE(token.ok());
   // Signed by another key.
-  EXPECT_FALSE(VerifyJobCredential(*SignJobCredential(Claims(), *other), key->PublicKey(), 1500)
-                   .ok());
+  EXPECT_FALSE(
+      VerifyJobCredential(*SignJobCredential(Claims(), *other), key->PublicKey(), 1500).ok());
   // Any changed character of the payload or signature.
   for (size_t i = 12; i < token->size(); i += 7) {
     std::string t = *token;
@@ -46,8 +46,8 @@ TEST(JobCredential, RejectsForgeriesAndTampering) {
     EXPECT_FALSE(VerifyJobCredential(t, key->PublicKey(), 1500).ok()) << i;
   }
   EXPECT_FALSE(VerifyJobCredential("garbage", key->PublicKey(), 1500).ok());
-  EXPECT_FALSE(VerifyJobCredential(token->substr(0, token->rfind('.')), key->PublicKey(), 1500)
-                   .ok());
+  EXPECT_FALSE(
+      VerifyJobCredential(token->substr(0, token->rfind('.')), key->PublicKey(), 1500).ok());
 }
 
 }  // namespace

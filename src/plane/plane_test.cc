@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "format/format.h"
+#include "image/blob_store.h"
+#include "image/image.h"
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/master_key.h"
@@ -62,6 +64,31 @@ class PlaneTest : public ::testing::Test {
       stop_ = true;
       server_.join();
     }
+  }
+  void StartServer() {
+    stop_ = false;
+    ServeOptions so;
+    so.data_dir = init_.data_dir;
+    so.listen_override = "127.0.0.1:" + std::to_string(port_);
+    so.stop = &stop_;
+    std::promise<int> bound;
+    auto port_future = bound.get_future();
+    so.on_listening = [&bound](int port) { bound.set_value(port); };
+    server_ = std::thread([this, so] { serve_status_ = Serve(so, clock_); });
+    ASSERT_EQ(port_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    port_future.get();
+  }
+  // Switches the plane to the fake provisioner (restarts it on the same port).
+  void UseFakeProvisioner() {
+    StopServer();
+    std::string path = init_.data_dir + "/plane.yaml";
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    size_t at = text.find("  backend: none");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 15, "  backend: fake");
+    std::ofstream(path, std::ios::trunc) << text;
+    StartServer();
   }
 
   std::unique_ptr<httplib::SSLClient> Client() {
@@ -355,6 +382,291 @@ TEST_F(PlaneTest, ProvidersRegisterDatasetsAndConsumersRentThem) {
   auto chain = store::VerifyRentalChain(**db, signing->PublicKey());
   ASSERT_TRUE(chain.ok());
   EXPECT_TRUE(chain->ok()) << chain->reason;
+}
+
+TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
+  UseFakeProvisioner();
+  fs::create_directories(tmp_ + "/src");
+  std::ofstream(tmp_ + "/src/a.csv") << "x\n1\n";
+  auto key = format::DatasetKey::Generate();
+  ASSERT_TRUE(format::EncryptDataset(tmp_ + "/src", tmp_ + "/enc", *key, {}).ok());
+  auto kt = key->EncodeKeyFile();
+  std::string key_text(reinterpret_cast<const char*>(kt.data()), kt.size());
+  auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
+  auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
+  auto dave = AddUser(init_.data_dir, "dave", store::Role::kConsumer, clock_);
+  ASSERT_TRUE(pat.ok() && carol.ok() && dave.ok());
+  auto client = Client();
+  auto& c = *client;
+  ASSERT_EQ(
+      c.Post("/api/v1/datasets", Auth(*pat),
+             json{{"name", "claims"}, {"location", "file://" + tmp_ + "/enc"}, {"key", key_text}}
+                 .dump(),
+             "application/json")
+          ->status,
+      201);
+  ASSERT_EQ(c.Post("/api/v1/rentals", Auth(*carol), R"({"dataset":"claims","days":1})",
+                   "application/json")
+                ->status,
+            201);
+  // An image manifest in the plane's blob store (uploads are tested with the images API).
+  auto blobs = image::BlobStore::Create(init_.data_dir + "/images");
+  ASSERT_TRUE(blobs.ok());
+  std::string manifest = R"({"schemaVersion":2})";
+  auto digest = blobs->PutBytes(manifest, image::Digest::Of(manifest));
+  ASSERT_TRUE(digest.ok());
+  auto spec = [&](const std::string& image, const std::string& dataset, int timeout) {
+    return "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata: {name: stats}\nspec:\n"
+           "  image: " +
+           image +
+           "\n  command: [python3, /app/run.py]\n"
+           "  datasets:\n    - {name: " +
+           dataset +
+           ", mountPath: /data/claims}\n"
+           "  resources: {timeoutSeconds: " +
+           std::to_string(timeout) + "}\n";
+  };
+  auto submit = [&](const std::string& token, const std::string& body, const std::string& idem) {
+    httplib::Headers h = Auth(token);
+    if (!idem.empty()) h.emplace("Idempotency-Key", idem);
+    return c.Post("/api/v1/jobs", h, body, "application/yaml");
+  };
+  std::string good = spec(digest->str(), "claims", 3600);
+  auto no_rental = submit(*dave, good, "");
+  ASSERT_TRUE(no_rental);
+  EXPECT_EQ(no_rental->status, 403);
+  EXPECT_NE(no_rental->body.find("spec.datasets[0].name: your rental of 'claims' does not cover"),
+            std::string::npos)
+      << no_rental->body;
+  auto too_long = submit(*carol, spec(digest->str(), "claims", 2 * 86400), "");
+  EXPECT_EQ(too_long->status, 403) << too_long->body;
+  auto unknown = submit(*carol, spec(digest->str(), "nope", 60), "");
+  EXPECT_EQ(unknown->status, 400);
+  EXPECT_NE(unknown->body.find("unknown dataset 'nope'"), std::string::npos);
+  auto no_image = submit(*carol, spec("sha256:" + std::string(64, 'e'), "claims", 60), "");
+  EXPECT_EQ(no_image->status, 400);
+  EXPECT_NE(no_image->body.find("not in the plane's image store"), std::string::npos);
+  auto bad_spec = submit(*carol, "apiVersion: cce4long/v1\nkind: Nope\n", "");
+  EXPECT_EQ(bad_spec->status, 400);
+  EXPECT_EQ(submit(*pat, good, "")->status, 403);  // providers do not submit jobs
+
+  auto first = submit(*carol, good, "key-1");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 201) << first->body;
+  std::string id = json::parse(first->body)["id"];
+  auto replay = submit(*carol, good, "key-1");
+  EXPECT_EQ(replay->status, 200);
+  EXPECT_EQ(json::parse(replay->body)["id"], id);
+  EXPECT_EQ(submit(*carol, spec(digest->str(), "claims", 60), "key-1")->status, 409);
+
+  // The fake provisioner plays the agent; the gate fails closed: HELD.
+  json job;
+  for (int i = 0; i < 200; ++i) {
+    job = json::parse(c.Get("/api/v1/jobs/" + id, Auth(*carol))->body);
+    if (job["state"] == "HELD") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(job["state"], "HELD") << job.dump();
+  std::vector<std::string> states;
+  for (const auto& e : job["history"]) states.push_back(e["to"]);
+  EXPECT_EQ(states, (std::vector<std::string>{"SUBMITTED", "AUTHORIZED", "PROVISIONING", "ATTESTED",
+                                              "RUNNING", "OUTPUT_SUBMITTED", "HELD"}));
+  EXPECT_EQ(c.Get("/api/v1/jobs/" + id, Auth(*dave))->status, 404);  // not theirs
+  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(*dave))->body)["jobs"].size(), 0u);
+  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(*carol))->body)["jobs"].size(), 1u);
+  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(init_.token))->body)["jobs"].size(), 1u);
+  auto cancel = c.Post("/api/v1/jobs/" + id + "/cancel", Auth(*carol), "", "application/json");
+  EXPECT_EQ(cancel->status, 200) << cancel->body;
+  EXPECT_EQ(json::parse(cancel->body)["state"], "CANCELLED");
+  EXPECT_EQ(c.Post("/api/v1/jobs/" + id + "/cancel", Auth(*carol), "", "application/json")->status,
+            409);
+
+  StopServer();
+  auto config = LoadConfig(init_.data_dir);
+  store::SqliteStoreOptions so;
+  so.path = config->Path(config->database_path);
+  auto db = store::SqliteStore::Open(so);
+  ASSERT_TRUE(db.ok());
+  auto signing = LoadSigningKey(config->Path(config->signing_key_file));
+  auto report = store::VerifyAudit(**db, signing->PublicKey());
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok()) << report->reason;
+  auto out = (*db)->GetOutput(id);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->verdict, store::GateVerdict::kHold);
+}
+
+// An image whose "layer" is opaque bytes: the plane checks digests, sizes and
+// the config, not the tar inside an uncompressed layer.
+struct PlaneTestImage {
+  std::string layer;
+  std::string config;
+  std::string manifest;
+};
+
+PlaneTestImage MakePlaneTestImage(size_t layer_bytes) {
+  PlaneTestImage img;
+  img.layer.resize(layer_bytes);
+  for (size_t i = 0; i < layer_bytes; ++i) img.layer[i] = static_cast<char>('a' + i * 7 % 26);
+  std::string layer_digest = image::Digest::Of(img.layer).str();
+  img.config = json{{"architecture", "amd64"},
+                    {"os", "linux"},
+                    {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}}
+                   .dump();
+  img.manifest =
+      json{
+          {"schemaVersion", 2},
+          {"mediaType", image::kOciManifest},
+          {"config",
+           {{"mediaType", image::kOciConfig},
+            {"digest", image::Digest::Of(img.config).str()},
+            {"size", img.config.size()}}},
+          {"layers",
+           {{{"mediaType", image::kOciLayerTar}, {"digest", layer_digest}, {"size", layer_bytes}}}}}
+          .dump();
+  return img;
+}
+
+TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
+  auto consumer = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
+  auto provider = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
+  ASSERT_TRUE(consumer.ok() && provider.ok());
+  // The layer is larger than limits.max_body_bytes: it must stream (chunked).
+  PlaneTestImage img = MakePlaneTestImage(3u << 20);
+  std::string layer_digest = image::Digest::Of(img.layer).str();
+  std::string config_digest = image::Digest::Of(img.config).str();
+  const std::string blobs_dir = init_.data_dir + "/images/blobs/sha256/";
+  auto client = Client();
+  auto& c = *client;
+  auto put_streamed = [&](const std::string& token, const std::string& digest,
+                          const std::string& data) {
+    size_t sent = 0;
+    return c.Put(
+        "/api/v1/images/blobs/" + digest, Auth(token),
+        [&data, &sent](size_t, httplib::DataSink& sink) {
+          if (sent < data.size()) {
+            size_t n = std::min<size_t>(64 * 1024, data.size() - sent);
+            sink.write(data.data() + sent, n);
+            sent += n;
+          } else {
+            sink.done();
+          }
+          return true;
+        },
+        "application/octet-stream");
+  };
+  auto present = [&](const std::string& digest) {
+    auto r = c.Get("/api/v1/images/blobs/" + digest, Auth(*consumer));
+    EXPECT_TRUE(r && r->status == 200);
+    return json::parse(r->body)["present"].get<bool>();
+  };
+
+  EXPECT_FALSE(present(layer_digest));
+  // Wrong bytes for the digest: 400 naming both digests, nothing stored.
+  auto wrong = put_streamed(*consumer, layer_digest, img.layer + "x");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 400);
+  EXPECT_NE(wrong->body.find(layer_digest), std::string::npos) << wrong->body;
+  EXPECT_NE(wrong->body.find(image::Digest::Of(img.layer + "x").str()), std::string::npos);
+  EXPECT_FALSE(present(layer_digest));
+  EXPECT_FALSE(fs::exists(blobs_dir + layer_digest.substr(7)));
+  EXPECT_TRUE(fs::is_empty(init_.data_dir + "/images/tmp"));
+  // Providers may not push images; a malformed digest names the field.
+  auto by_provider = c.Put("/api/v1/images/blobs/" + config_digest, Auth(*provider), img.config,
+                           "application/octet-stream");
+  ASSERT_TRUE(by_provider);
+  EXPECT_EQ(by_provider->status, 403);
+  auto bad_digest = c.Put("/api/v1/images/blobs/sha256:ABC", Auth(*consumer), img.config,
+                          "application/octet-stream");
+  ASSERT_TRUE(bad_digest);
+  EXPECT_EQ(bad_digest->status, 400);
+  EXPECT_NE(bad_digest->body.find("path.digest"), std::string::npos) << bad_digest->body;
+  // Chunked bodies are refused on JSON routes (they would be unbounded).
+  std::string users_body = R"({"name":"x","role":"consumer"})";
+  bool users_sent = false;
+  auto chunked_json = Client()->Post(
+      "/api/v1/users", Auth(init_.token),
+      [&](size_t, httplib::DataSink& sink) {
+        if (!users_sent)
+          sink.write(users_body.data(), users_body.size());
+        else
+          sink.done();
+        users_sent = true;
+        return true;
+      },
+      "application/json");
+  // The plane answers 413 and closes without reading the body, so the client
+  // may see the reset before the answer; either way nothing was created.
+  if (chunked_json) {
+    EXPECT_EQ(chunked_json->status, 413);
+  }
+  auto users = c.Get("/api/v1/users", Auth(init_.token));
+  ASSERT_TRUE(users);
+  EXPECT_EQ(users->body.find(R"("name":"x")"), std::string::npos) << users->body;
+
+  // The manifest refers to a layer that is not stored yet: 409 naming it.
+  auto cfg = c.Put("/api/v1/images/blobs/" + config_digest, Auth(*consumer), img.config,
+                   "application/octet-stream");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->status, 201) << cfg->body;
+  auto early = c.Put("/api/v1/images/app/tags/1.0", Auth(*consumer), img.manifest,
+                     "application/vnd.oci.image.manifest.v1+json");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->status, 409);
+  EXPECT_NE(early->body.find(layer_digest + ": blob not in the store"), std::string::npos)
+      << early->body;
+
+  auto layer = put_streamed(*consumer, layer_digest, img.layer);
+  ASSERT_TRUE(layer);
+  EXPECT_EQ(layer->status, 201) << layer->body;
+  EXPECT_EQ(json::parse(layer->body)["size"], img.layer.size());
+  EXPECT_TRUE(present(layer_digest));
+
+  auto bad_name =
+      c.Put("/api/v1/images/App/tags/1.0", Auth(*consumer), img.manifest, "application/json");
+  ASSERT_TRUE(bad_name);
+  EXPECT_EQ(bad_name->status, 400);
+  EXPECT_NE(bad_name->body.find("path.name"), std::string::npos);
+  auto bad_tag =
+      c.Put("/api/v1/images/app/tags/1.0+x", Auth(*consumer), img.manifest, "application/json");
+  ASSERT_TRUE(bad_tag);
+  EXPECT_EQ(bad_tag->status, 400);
+  EXPECT_NE(bad_tag->body.find("path.tag"), std::string::npos);
+
+  auto tagged =
+      c.Put("/api/v1/images/team/app/tags/1.0", Auth(*consumer), img.manifest, "application/json");
+  ASSERT_TRUE(tagged);
+  ASSERT_EQ(tagged->status, 201) << tagged->body;
+  std::string manifest_digest = image::Digest::Of(img.manifest).str();
+  EXPECT_EQ(json::parse(tagged->body),
+            (json{{"name", "team/app"}, {"tag", "1.0"}, {"digest", manifest_digest}}));
+  EXPECT_TRUE(present(manifest_digest));
+
+  auto list = c.Get("/api/v1/images", Auth(*provider));
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200);
+  json images = json::parse(list->body)["images"];
+  ASSERT_EQ(images.size(), 1u);
+  EXPECT_EQ(images[0]["name"], "team/app");
+  EXPECT_EQ(images[0]["tag"], "1.0");
+  EXPECT_EQ(images[0]["digest"], manifest_digest);
+  EXPECT_EQ(images[0]["owner"], "carol");
+
+  // The push is in the audit log.
+  StopServer();
+  auto config = LoadConfig(init_.data_dir);
+  store::SqliteStoreOptions so;
+  so.path = config->Path(config->database_path);
+  auto db = store::SqliteStore::Open(so);
+  ASSERT_TRUE(db.ok());
+  store::AuditFilter af;
+  auto audit = (*db)->ListAudit(af);
+  ASSERT_TRUE(audit.ok());
+  int pushes = 0;
+  for (const auto& a : *audit) {
+    if (a.record.action == "image.push" && a.record.object == "image:team/app:1.0") ++pushes;
+  }
+  EXPECT_EQ(pushes, 1);
 }
 
 }  // namespace

@@ -4,12 +4,14 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <thread>
 
 #include "ledger/ledger.h"
 #include "plane/api.h"
 #include "plane/config.h"
+#include "plane/job_engine.h"
 #include "plane/keys.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
@@ -50,6 +52,25 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
   const auto threads = static_cast<size_t>(config.http_threads);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(static_cast<size_t>(config.max_body_bytes));
+  // httplib 0.11 applies the payload limit to Content-Length bodies only. A
+  // chunked body is accepted only by the image blob upload, which bounds it
+  // itself (api_images.cc); anywhere else it would be unbounded.
+  svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    std::string te = req.get_header_value("Transfer-Encoding");
+    for (char& ch : te) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (te.find("chunked") == std::string::npos ||
+        (req.method == "PUT" && req.path.rfind("/api/v1/images/blobs/", 0) == 0)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    res.status = 413;
+    res.set_header("Connection", "close");
+    res.set_content(
+        ErrorBody("payload_too_large", "chunked request bodies are accepted only by " +
+                                           std::string("PUT /api/v1/images/blobs/{digest}"))
+            .dump(),
+        "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   svr.set_keep_alive_max_count(100000);
   svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -62,6 +83,25 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
   ledger::EmbeddedLedger ledger(*db, signing_key);
   ASSIGN_OR_RETURN(image::BlobStore blobs, image::BlobStore::Create(config.data_dir + "/images"));
   Api api(*db, log, clock, *master_key, ledger, blobs);
+  FailClosedGate gate;
+  std::unique_ptr<Provisioner> provisioner = config.provisioner_backend == "fake"
+                                                 ? MakeFakeProvisioner(*db, gate, clock)
+                                                 : MakeNoneProvisioner();
+  if (config.provisioner_backend == "fake") {
+    log.Warn("plane.fake_provisioner",
+             {{"message", "FAKE provisioner: jobs are not run in a TEE; tests and demos only"}});
+  }
+  EngineDeps deps;
+  deps.db = db.get();
+  deps.ledger = &ledger;
+  deps.signing_key = &signing_key;
+  deps.provisioner = provisioner.get();
+  deps.clock = &clock;
+  deps.log = &log;
+  deps.credential_ttl_seconds = config.credential_ttl_seconds;
+  JobEngine engine(deps);
+  api.SetJobEngine(&engine);
+  engine.Start();  // also resumes jobs left mid-way by a previous run
   api.Register(svr);
 
   int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
@@ -76,11 +116,18 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
     while (!done && !(options.stop != nullptr && options.stop->load())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    svr.stop();  // graceful: in-flight requests finish, then listen returns
+    // httplib's stop() does nothing until the listen loop has started, so a
+    // stop requested early must be repeated until listen_after_bind returns.
+    // Graceful: in-flight requests finish, then listen returns.
+    while (!done) {
+      svr.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   });
   bool ok = svr.listen_after_bind();
   done = true;
   stopper.join();
+  engine.Stop();  // no transition may land after the closing checkpoint
   // Seal the audit log's tail with a signed checkpoint before exiting.
   auto head = db->GetAuditHead();
   if (head.ok() && head->seq > 0) {
