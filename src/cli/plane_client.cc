@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <vector>
 
 #include "base/fd.h"
 
@@ -154,6 +155,36 @@ StatusOr<json> PlaneClient::Get(const std::string& path) {
 StatusOr<json> PlaneClient::Post(const std::string& path, const json& body) {
   httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
   return Decode(impl_->url, impl_->http->Post(path, h, body.dump(), "application/json"));
+}
+
+StatusOr<json> PlaneClient::Put(const std::string& path, const std::string& body,
+                                const std::string& content_type) {
+  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
+  return Decode(impl_->url, impl_->http->Put(path, h, body, content_type.c_str()));
+}
+
+StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader& read) {
+  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
+  Status read_status;
+  std::vector<uint8_t> buf(size_t{256} * 1024);
+  auto r = impl_->http->Put(
+      path, h,
+      [&](size_t, httplib::DataSink& sink) {
+        auto n = read(buf);
+        if (!n.ok()) {
+          read_status = n.status();
+          return false;
+        }
+        if (*n == 0) {
+          sink.done();
+        } else if (!sink.write(reinterpret_cast<const char*>(buf.data()), *n)) {
+          return false;
+        }
+        return true;
+      },
+      "application/octet-stream");
+  RETURN_IF_ERROR(read_status);
+  return Decode(impl_->url, r);
 }
 
 }  // namespace cce::cli

@@ -4,8 +4,11 @@
 // values carrying the plane's own error message.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 
 #include "base/status.h"
@@ -33,6 +36,15 @@ class PlaneClient {
 
   StatusOr<nlohmann::json> Get(const std::string& path);
   StatusOr<nlohmann::json> Post(const std::string& path, const nlohmann::json& body);
+  // PUT of a raw body (an image manifest), answered with JSON.
+  StatusOr<nlohmann::json> Put(const std::string& path, const std::string& body,
+                               const std::string& content_type);
+  // Fills a prefix of buf; 0 means end of body. An error aborts the request
+  // and is what PutStream returns.
+  using BodyReader = std::function<StatusOr<size_t>(std::span<uint8_t> buf)>;
+  // PUT of a body of any size, read piece by piece and sent with chunked
+  // transfer encoding (the plane's image blob upload), answered with JSON.
+  StatusOr<nlohmann::json> PutStream(const std::string& path, const BodyReader& read);
 
  private:
   struct Impl;
