@@ -13,7 +13,8 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libyaml-cpp-dev libarchive-dev libsqlite3-dev \
   clang clang-format clang-tidy libclang-rt-14-dev \
   python3 python3-cryptography python3-jsonschema \
-  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libcpp-httplib-dev
+  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libcpp-httplib-dev \
+  nodejs
 
 .PHONY: all deps build test demo bench lint format asan tsan ubsan clean help
 
@@ -37,6 +38,8 @@ deps:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: all Debian packages present"; fi
 	@if [ -f package.json ]; then \
+	  command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }; \
 	  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then npm ci --no-audit --no-fund; fi; \
 	fi
 

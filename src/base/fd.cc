@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <random>
 
 namespace cce {
 
@@ -77,6 +78,26 @@ StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(path, errno);
   return ReadAll(fd.get(), max_bytes, path);
+}
+
+Status WriteFileAtomic(const std::string& path, std::span<const uint8_t> data, mode_t mode) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  std::random_device rd;  // only to avoid name clashes; O_EXCL guarantees it
+  std::string tmp = path + ".tmp-" + std::to_string(rd()) + std::to_string(rd());
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd.valid()) return ErrnoStatus(tmp, errno);
+  Status s = WriteFull(fd.get(), data);
+  if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoStatus(tmp + ": fsync", errno);
+  fd.reset();
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus(path + ": rename", errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.valid() || ::fsync(d.get()) != 0) return ErrnoStatus(dir + ": fsync", errno);
+  return Status::Ok();
 }
 
 }  // namespace cce

@@ -33,5 +33,6 @@ extern const FlagSpec kOutputFlag;
 std::vector<Command> PlaneCommands();
 std::vector<Command> ImageCommands();  // image_commands.cc
 std::vector<Command> JobCommands();    // job_commands.cc
+std::vector<Command> AuditCommands();  // audit_commands.cc
 
 }  // namespace cce::cli

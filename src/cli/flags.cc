@@ -58,10 +58,15 @@ StatusOr<ParsedFlags> FlagParser::Parse(const std::vector<std::string>& args) co
       out.values_["help"].push_back("");
       continue;
     }
-    if (a.rfind("--", 0) != 0) {
-      return InvalidArgument("unknown option '" + a + "' (try --help)");
+    std::string name;
+    if (a.rfind("--", 0) == 0) {
+      name = a.substr(2);
+    } else {  // -X: a declared short name
+      for (const FlagSpec& f : flags_) {
+        if (a.size() == 2 && f.short_name != 0 && a[1] == f.short_name) name = f.name;
+      }
+      if (name.empty()) return InvalidArgument("unknown option '" + a + "' (try --help)");
     }
-    std::string name = a.substr(2);
     std::optional<std::string> value;
     if (size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
@@ -90,7 +95,9 @@ StatusOr<ParsedFlags> FlagParser::Parse(const std::vector<std::string>& args) co
 std::string FlagParser::Help() const {
   std::string h = "Usage: " + usage_ + "\n\n" + summary_ + "\n\nOptions:\n";
   for (const FlagSpec& f : flags_) {
-    std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
+    std::string left =
+        std::string(f.short_name != 0 ? "  -" + std::string(1, f.short_name) + ", --" : "  --") +
+        f.name + (f.value_name.empty() ? "" : " " + f.value_name);
     if (left.size() < 28)
       left.resize(28, ' ');
     else

@@ -18,6 +18,7 @@ struct FlagSpec {
   std::string value_name;  // empty for a boolean flag
   std::string help;
   bool repeatable = false;
+  char short_name = 0;  // e.g. 'f' for -f; 0 for none
 };
 
 class ParsedFlags {

@@ -31,6 +31,17 @@ TEST(FlagParser, RejectsUnknownMissingAndRepeatedFlags) {
   EXPECT_FALSE(Parser().Parse({"--json=1"}).ok());
 }
 
+TEST(FlagParser, ShortNamesAreAliasesOnlyWhenDeclared) {
+  FlagParser p("t -f FILE", "t", {{"file", "FILE", "spec", false, 'f'}});
+  auto f = p.Parse({"-f", "job.yaml"});
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_EQ(f->Get("file"), "job.yaml");
+  EXPECT_FALSE(p.Parse({"-f", "a", "--file", "b"}).ok());  // the same flag twice
+  EXPECT_FALSE(p.Parse({"-x"}).ok());
+  EXPECT_FALSE(p.Parse({"-fa"}).ok());
+  EXPECT_NE(p.Help().find("-f, --file FILE"), std::string::npos);
+}
+
 TEST(FlagParser, UintRangeErrorsNameTheFlag) {
   FlagParser p("t", "t", {{"threads", "N", "n"}});
   auto f = p.Parse({"--threads", "0x"});

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/plane_client.h"
+#include "cli/plane_verb.h"
 #include "cli/progress.h"
 #include "image/image.h"
 
@@ -41,33 +42,6 @@ StatusOr<std::pair<std::string, std::string>> Destination(const ParsedFlags& f,
   }
   return InvalidArgument(img.source_path +
                          ": the image names no repository and tag: pass --name NAME:TAG");
-}
-
-std::string Time(int64_t unix) {
-  std::time_t t = unix;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm) == 0) return "?";
-  return buf;
-}
-
-// Parse flags, connect, run `body`; prints its JSON result with --output json.
-template <typename F>
-int WithPlane(const FlagParser& p, const Args& args, size_t positional, F body) {
-  int exit = 0;
-  auto f = ParseOrExit(p, args, positional, &exit);
-  if (!f) return exit;
-  auto json_out = JsonOutput(*f);
-  if (!json_out.ok()) return Fail(json_out.status());
-  auto config = LoadClientConfig();
-  if (!config.ok()) return Fail(config.status());
-  auto client = PlaneClient::Connect(*config);
-  if (!client.ok()) return Fail(client.status());
-  StatusOr<json> result = body(*f, *client, *json_out);
-  if (!result.ok()) return Fail(result.status());
-  if (*json_out) std::cout << result->dump() << "\n";
-  return kExitOk;
 }
 
 int ImagePush(const Args& args) {
@@ -141,7 +115,7 @@ int ImageList(const Args& args) {
           for (const auto& i : r["images"]) {
             std::cout << i["name"].get<std::string>() << ":" << i["tag"].get<std::string>() << "\t"
                       << i["digest"].get<std::string>() << "\t" << i["owner"].get<std::string>()
-                      << "\t" << Time(i["created_at"].get<int64_t>()) << "\n";
+                      << "\t" << FormatTime(i["created_at"].get<int64_t>()) << "\n";
           }
         }
         return r;

@@ -1,10 +1,250 @@
-// `cce job submit|status|list|cancel|download`.
+// `cce job submit|status|list|cancel|download`: Privacy Mode jobs on the
+// plane (docs/cli.md, docs/api.yaml).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "base/fd.h"
+#include "cli/cli.h"
 #include "cli/command.h"
+#include "cli/plane_client.h"
+#include "cli/plane_verb.h"
+#include "crypto/crypto.h"
 
 namespace cce::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxSpecBytes = size_t{1} << 20;
+
+bool IsEndState(const std::string& state) {
+  return state == "RELEASED" || state == "REJECTED" || state == "FAILED" || state == "CANCELLED";
+}
+
+StatusOr<std::string> ReadSpec(const std::string& path) {
+  if (path == "-") return ReadAll(STDIN_FILENO, kMaxSpecBytes, "job spec on stdin");
+  return ReadFile(path, kMaxSpecBytes);
+}
+
+int JobSubmit(const Args& args) {
+  FlagParser p("cce job submit -f FILE [--idempotency-key KEY] [--output json]",
+               "Submits a Privacy Mode job (docs/jobspec.md) and prints its id alone on\n"
+               "stdout. The request carries an Idempotency-Key (random unless given) and is\n"
+               "retried with the same key when the plane cannot be reached, so a retried\n"
+               "submit never creates two jobs. FILE '-' reads the spec from stdin.",
+               {{"file", "FILE", "job spec, YAML or JSON", false, 'f'},
+                {"idempotency-key", "KEY",
+                 "reuse a key to make a repeated submit return the first job (at most 128 "
+                 "printable characters)"},
+                kOutputFlag});
+  return WithPlane(
+      p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+        auto file = f.Get("file");
+        if (!file) return InvalidArgument("-f FILE is required (the job spec)");
+        ASSIGN_OR_RETURN(std::string spec, ReadSpec(*file));
+        std::string key;
+        if (auto k = f.Get("idempotency-key")) {
+          key = *k;
+        } else {
+          std::array<uint8_t, 16> b{};
+          RETURN_IF_ERROR(crypto::RandomBytes(b));
+          key = "cce-" + crypto::ToHex(b);
+        }
+        const bool yaml = file->ends_with(".yaml") || file->ends_with(".yml");
+        StatusOr<json> r = Status(StatusCode::kUnavailable, "not sent");
+        for (int attempt = 0; attempt < 4; ++attempt) {
+          if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));
+          r = c.PostRaw("/api/v1/jobs", spec, yaml ? "application/yaml" : "application/json",
+                        {{"Idempotency-Key", key}});
+          if (r.ok() || r.status().code() != StatusCode::kUnavailable) break;
+        }
+        if (!r.ok()) return r.status().WithContext(*file);
+        if (!json_out) std::cout << (*r)["id"].get<std::string>() << "\n";
+        (*r)["idempotency_key"] = key;
+        return r;
+      });
+}
+
+void PrintJob(const json& j, bool with_history) {
+  std::cout << "job:      " << j["id"].get<std::string>() << " (" << j["name"].get<std::string>()
+            << ")\n"
+            << "consumer: " << j["consumer"].get<std::string>() << "\n"
+            << "state:    " << j["state"].get<std::string>() << ": "
+            << j["reason"].get<std::string>() << "\n"
+            << "image:    " << j["image"].get<std::string>() << "\n"
+            << "created:  " << FormatTime(j["created_at"].get<int64_t>())
+            << "   deadline: " << FormatTime(j["deadline"].get<int64_t>()) << "\n";
+  if (j.value("simulated_tee", false)) std::cout << "tee:      SIMULATED (not a real TDX VM)\n";
+  if (j.contains("output")) {
+    const json& o = j["output"];
+    std::cout << "output:   " << o["size"].get<int64_t>() << " bytes, "
+              << o["digest"].get<std::string>() << ", gate " << o["verdict"].get<std::string>()
+              << (o.value("downloadable", false) ? ", downloadable" : "") << "\n";
+  }
+  if (!with_history || !j.contains("history")) return;
+  std::cout << "history:\n";
+  for (const auto& e : j["history"]) {
+    std::cout << "  " << FormatTime(e["at"].get<int64_t>()) << "  " << e["to"].get<std::string>()
+              << ": " << e["reason"].get<std::string>() << "\n";
+  }
+}
+
+int JobStatus(const Args& args) {
+  FlagParser p("cce job status ID [--watch [--until STATE] [--interval SECONDS]] [--output json]",
+               "Shows a job's state, reason and history. With --watch, prints each new\n"
+               "transition until the job reaches --until STATE (default: RELEASED, HELD,\n"
+               "REJECTED, FAILED or CANCELLED); exits 0 when it reaches the awaited state\n"
+               "or RELEASED, 1 when it ended otherwise.",
+               {{"watch", "", "follow the job until it settles"},
+                {"until", "STATE", "with --watch: stop once the job is in STATE (or ended)"},
+                {"interval", "SECONDS", "with --watch: poll period (default 1)"},
+                kOutputFlag});
+  int exit_code = kExitOk;
+  int rc = WithPlane(
+      p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+        const std::string path = "/api/v1/jobs/" + f.positional()[0];
+        ASSIGN_OR_RETURN(json j, c.Get(path));
+        if (!f.Has("watch")) {
+          if (!json_out) PrintJob(j, true);
+          return j;
+        }
+        ASSIGN_OR_RETURN(auto interval, f.GetUint("interval", 1, 3600));
+        const std::string until = f.Get("until").value_or("");
+        size_t printed = 0;
+        for (;;) {
+          const auto& h = j["history"];
+          for (; printed < h.size(); ++printed) {
+            if (json_out) continue;
+            std::cout << FormatTime(h[printed]["at"].get<int64_t>()) << "  "
+                      << h[printed]["to"].get<std::string>() << ": "
+                      << h[printed]["reason"].get<std::string>() << std::endl;
+          }
+          const std::string state = j["state"].get<std::string>();
+          if (!until.empty() ? (state == until || IsEndState(state))
+                             : (IsEndState(state) || state == "HELD")) {
+            const bool wanted = state == "RELEASED" || (!until.empty() && state == until) ||
+                                (until.empty() && state == "HELD");
+            if (!wanted) exit_code = kExitFailure;
+            return j;
+          }
+          std::this_thread::sleep_for(std::chrono::seconds(interval.value_or(1)));
+          ASSIGN_OR_RETURN(j, c.Get(path));
+        }
+      });
+  return rc != kExitOk ? rc : exit_code;
+}
+
+int JobList(const Args& args) {
+  FlagParser p("cce job list [--state STATE] [--output json]",
+               "Lists jobs, newest first: your own (consumer) or all (reviewer, operator).",
+               {{"state", "STATE", "only jobs in STATE (e.g. HELD)"}, kOutputFlag});
+  return WithPlane(
+      p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+        std::string path = "/api/v1/jobs";
+        if (auto s = f.Get("state")) path += "?state=" + *s;
+        ASSIGN_OR_RETURN(json r, c.Get(path));
+        if (!json_out) {
+          for (const auto& j : r["jobs"]) {
+            std::cout << j["id"].get<std::string>() << "\t" << j["state"].get<std::string>() << "\t"
+                      << j["consumer"].get<std::string>() << "\t" << j["name"].get<std::string>()
+                      << "\t" << FormatTime(j["created_at"].get<int64_t>()) << "\n";
+          }
+        }
+        return r;
+      });
+}
+
+int JobCancel(const Args& args) {
+  FlagParser p("cce job cancel ID [--output json]",
+               "Cancels a job that has not ended yet (its consumer or an operator).",
+               {kOutputFlag});
+  return WithPlane(
+      p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+        ASSIGN_OR_RETURN(json r, c.Post("/api/v1/jobs/" + f.positional()[0] + "/cancel", json()));
+        if (!json_out) std::cout << r["id"].get<std::string>() << " CANCELLED\n";
+        return r;
+      });
+}
+
+// Streams the output into DIR/output.bundle through a temporary file,
+// checking its SHA-256 against the digest the plane recorded when the agent
+// submitted it; nothing is left behind on any error.
+StatusOr<json> Download(PlaneClient& c, const std::string& id, const std::string& dir) {
+  ASSIGN_OR_RETURN(json job, c.Get("/api/v1/jobs/" + id));
+  if (job["state"] != "RELEASED") {
+    return FailedPrecondition("job " + id + " is " + job["state"].get<std::string>() +
+                              ": only a RELEASED job's output can be downloaded");
+  }
+  const std::string expected = job["output"]["digest"].get<std::string>();
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus(dir, errno);
+  const std::string final_path = dir + "/output.bundle";
+  if (::access(final_path.c_str(), F_OK) == 0) {
+    return InvalidArgument(final_path + ": already exists (refusing to overwrite)");
+  }
+  const std::string tmp = dir + "/.output.bundle.partial";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return ErrnoStatus(tmp, errno);
+  crypto::Sha256Hasher hash;
+  int64_t size = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  Status s = c.Download(
+      "/api/v1/jobs/" + id + "/output",
+      [&](std::span<const uint8_t> piece) {
+        hash.Update(piece);
+        size += static_cast<int64_t>(piece.size());
+        return WriteFull(fd.get(), piece);
+      },
+      &headers);
+  std::string got = "sha256:" + crypto::ToHex(hash.Finish());
+  if (s.ok() && got != expected) {
+    s = DataLoss("output of " + id + ": downloaded bytes hash to " + got + ", the plane recorded " +
+                 expected);
+  }
+  if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoStatus(tmp, errno);
+  fd.reset();
+  if (s.ok() && ::rename(tmp.c_str(), final_path.c_str()) != 0) s = ErrnoStatus(final_path, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return json{{"job", id}, {"path", final_path}, {"size", size}, {"digest", got}};
+}
+
+int JobDownload(const Args& args) {
+  FlagParser p("cce job download ID --out DIR [--output json]",
+               "Downloads a RELEASED job's output (its consumer only) into\n"
+               "DIR/output.bundle, checking it against the digest recorded at submission.",
+               {{"out", "DIR", "directory to write to (created if missing)"}, kOutputFlag});
+  return WithPlane(p, args, 1,
+                   [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+                     auto out = f.Get("out");
+                     if (!out) return InvalidArgument("--out DIR is required");
+                     ASSIGN_OR_RETURN(json r, Download(c, f.positional()[0], *out));
+                     if (!json_out) {
+                       std::cout << r["path"].get<std::string>() << " (" << r["size"].get<int64_t>()
+                                 << " bytes, " << r["digest"].get<std::string>() << ")\n";
+                     }
+                     return r;
+                   });
+}
+
+}  // namespace
 
 std::vector<Command> JobCommands() {
-  return {};
+  return {
+      {{"job", "submit"}, "submit a Privacy Mode job", JobSubmit},
+      {{"job", "status"}, "show (or --watch) a job", JobStatus},
+      {{"job", "list"}, "list jobs", JobList},
+      {{"job", "cancel"}, "cancel a job", JobCancel},
+      {{"job", "download"}, "download a released job's output", JobDownload},
+  };
 }
 
 }  // namespace cce::cli

@@ -116,16 +116,38 @@ StatusOr<PlaneClient> PlaneClient::Connect(const ClientConfig& config) {
 
 namespace {
 
-StatusCode CodeForHttp(int status) {
+// The plane's JSON error code names the Status code ("failed_precondition");
+// the HTTP status is the fallback.
+StatusCode CodeFor(int status, const json& body) {
+  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+    const std::string code = body["error"].value("code", "");
+    for (StatusCode c :
+         {StatusCode::kInvalidArgument, StatusCode::kNotFound, StatusCode::kAlreadyExists,
+          StatusCode::kPermissionDenied, StatusCode::kFailedPrecondition, StatusCode::kUnavailable,
+          StatusCode::kDataLoss, StatusCode::kInternal, StatusCode::kIo}) {
+      std::string name(StatusCodeName(c));
+      for (char& ch : name) ch = ch == ' ' ? '_' : ch;
+      if (name == code) return c;
+    }
+  }
   switch (status) {
     case 400: return StatusCode::kInvalidArgument;
     case 401:
     case 403: return StatusCode::kPermissionDenied;
     case 404: return StatusCode::kNotFound;
-    case 409: return StatusCode::kAlreadyExists;
+    case 409: return StatusCode::kFailedPrecondition;
     case 413: return StatusCode::kInvalidArgument;
-    default: return status >= 500 ? StatusCode::kUnavailable : StatusCode::kInternal;
+    default: return status >= 429 ? StatusCode::kUnavailable : StatusCode::kInternal;
   }
+}
+
+Status ErrorFor(int status, const std::string& body_text) {
+  json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
+  std::string message = "HTTP " + std::to_string(status);
+  if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
+    message = body["error"].value("message", message);
+  }
+  return Status(CodeFor(status, body.is_discarded() ? json() : body), "plane: " + message);
 }
 
 StatusOr<json> Decode(const std::string& url, const httplib::Result& r) {
@@ -133,16 +155,12 @@ StatusOr<json> Decode(const std::string& url, const httplib::Result& r) {
     return Status(StatusCode::kUnavailable,
                   "cannot reach the plane at " + url + ": " + httplib::to_string(r.error()));
   }
-  json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
   if (r->status >= 200 && r->status < 300) {
+    json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return Internal("plane sent a response that is not JSON");
     return body;
   }
-  std::string message = "HTTP " + std::to_string(r->status);
-  if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
-    message = body["error"].value("message", message);
-  }
-  return Status(CodeForHttp(r->status), "plane: " + message);
+  return ErrorFor(r->status, r->body);
 }
 
 }  // namespace
@@ -185,6 +203,46 @@ StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader&
       "application/octet-stream");
   RETURN_IF_ERROR(read_status);
   return Decode(impl_->url, r);
+}
+
+StatusOr<json> PlaneClient::PostRaw(
+    const std::string& path, const std::string& body, const std::string& content_type,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
+  for (const auto& [k, v] : headers) h.emplace(k, v);
+  return Decode(impl_->url, impl_->http->Post(path, h, body, content_type.c_str()));
+}
+
+Status PlaneClient::Download(const std::string& path, const BodySink& sink,
+                             std::vector<std::pair<std::string, std::string>>* response_headers) {
+  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
+  Status sink_status;
+  std::string error_body;  // a non-2xx answer is JSON, kept for the message
+  int status = 0;
+  auto r = impl_->http->Get(
+      path, h,
+      [&](const httplib::Response& res) {
+        status = res.status;
+        if (response_headers != nullptr) {
+          for (const auto& [k, v] : res.headers) response_headers->emplace_back(k, v);
+        }
+        return true;
+      },
+      [&](const char* data, size_t n) {
+        if (status < 200 || status >= 300) {
+          if (error_body.size() < 65536) error_body.append(data, n);
+          return true;
+        }
+        sink_status = sink({reinterpret_cast<const uint8_t*>(data), n});
+        return sink_status.ok();
+      });
+  RETURN_IF_ERROR(sink_status);
+  if (!r) {
+    return Status(StatusCode::kUnavailable,
+                  "cannot reach the plane at " + impl_->url + ": " + httplib::to_string(r.error()));
+  }
+  if (r->status < 200 || r->status >= 300) return ErrorFor(r->status, error_body);
+  return Status::Ok();
 }
 
 }  // namespace cce::cli

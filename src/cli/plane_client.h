@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 
@@ -36,6 +38,16 @@ class PlaneClient {
 
   StatusOr<nlohmann::json> Get(const std::string& path);
   StatusOr<nlohmann::json> Post(const std::string& path, const nlohmann::json& body);
+  // POST of a raw body (a job spec as written, YAML or JSON) with extra
+  // headers (Idempotency-Key).
+  StatusOr<nlohmann::json> PostRaw(const std::string& path, const std::string& body,
+                                   const std::string& content_type,
+                                   const std::vector<std::pair<std::string, std::string>>& headers);
+  // GET of a binary body, handed to `sink` piece by piece as it arrives; a
+  // sink error aborts the transfer. *response_headers gets the headers.
+  using BodySink = std::function<Status(std::span<const uint8_t> piece)>;
+  Status Download(const std::string& path, const BodySink& sink,
+                  std::vector<std::pair<std::string, std::string>>* response_headers);
   // PUT of a raw body (an image manifest), answered with JSON.
   StatusOr<nlohmann::json> Put(const std::string& path, const std::string& body,
                                const std::string& content_type);

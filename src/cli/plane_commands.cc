@@ -8,39 +8,13 @@
 #include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/plane_client.h"
+#include "cli/plane_verb.h"
 #include "format/format.h"
 
 namespace cce::cli {
 namespace {
 
 using nlohmann::json;
-
-// Runs a plane verb: parse, load config, connect, then `body`.
-template <typename F>
-int WithPlane(const FlagParser& p, const Args& args, size_t positional, F body) {
-  int exit = 0;
-  auto f = ParseOrExit(p, args, positional, &exit);
-  if (!f) return exit;
-  auto json_out = JsonOutput(*f);
-  if (!json_out.ok()) return Fail(json_out.status());
-  auto config = LoadClientConfig();
-  if (!config.ok()) return Fail(config.status());
-  auto client = PlaneClient::Connect(*config);
-  if (!client.ok()) return Fail(client.status());
-  StatusOr<json> result = body(*f, *client);
-  if (!result.ok()) return Fail(result.status());
-  if (*json_out) std::cout << result->dump() << "\n";
-  return kExitOk;
-}
-
-std::string Time(int64_t unix) {
-  std::time_t t = unix;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  if (std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm) == 0) return "?";
-  return buf;
-}
 
 int Login(const Args& args) {
   FlagParser p("cce login --plane URL --token TOKEN --ca FILE",
@@ -107,7 +81,7 @@ int DatasetRegister(const Args& args) {
        {"price", "AMOUNT", "price per day (decimal)"},
        {"max-days", "N", "longest rental allowed (default 30)"},
        kOutputFlag});
-  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     auto key_path = f.Get("key");
     if (!key_path) return InvalidArgument("--key KEYFILE is required");
     auto location = f.Get("location");
@@ -135,7 +109,7 @@ int DatasetRegister(const Args& args) {
 int DatasetList(const Args& args) {
   FlagParser p("cce dataset list [--output json]", "Lists the plane's dataset catalog.",
                {kOutputFlag});
-  return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+  return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(json r, c.Get("/api/v1/datasets"));
     if (f.Get("output") != "json") {
       for (const auto& d : r["datasets"]) {
@@ -151,7 +125,7 @@ int DatasetList(const Args& args) {
 int DatasetShow(const Args& args) {
   FlagParser p("cce dataset show NAME [--output json]", "Shows one dataset of the catalog.",
                {kOutputFlag});
-  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(json r, c.Get("/api/v1/datasets/" + f.positional()[0]));
     if (f.Get("output") != "json") PrintDataset(r);
     return r;
@@ -163,14 +137,14 @@ int Rent(const Args& args) {
                "Rents a dataset from now for N days (consumer). The rental is a record signed\n"
                "by the plane in its ledger.",
                {{"days", "N", "rental length in days"}, kOutputFlag});
-  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(auto days, f.GetUint("days", 1, 3650));
     if (!days) return InvalidArgument("--days N is required");
     ASSIGN_OR_RETURN(json r,
                      c.Post("/api/v1/rentals", {{"dataset", f.positional()[0]}, {"days", *days}}));
     if (f.Get("output") != "json") {
       std::cout << "rented " << r["dataset"].get<std::string>() << " until "
-                << Time(r["end"].get<int64_t>()) << "\n";
+                << FormatTime(r["end"].get<int64_t>()) << "\n";
     }
     return r;
   });
@@ -181,13 +155,13 @@ int Rentals(const Args& args) {
                "Lists rentals: your own (consumer), of your datasets (provider), or all "
                "(operator).",
                {kOutputFlag});
-  return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c) -> StatusOr<json> {
+  return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(json r, c.Get("/api/v1/rentals"));
     if (f.Get("output") != "json") {
       for (const auto& x : r["rentals"]) {
         std::cout << x["dataset"].get<std::string>() << "\t" << x["consumer"].get<std::string>()
-                  << "\t" << Time(x["start"].get<int64_t>()) << " .. "
-                  << Time(x["end"].get<int64_t>()) << "\n";
+                  << "\t" << FormatTime(x["start"].get<int64_t>()) << " .. "
+                  << FormatTime(x["end"].get<int64_t>()) << "\n";
       }
     }
     return r;
@@ -207,6 +181,7 @@ std::vector<Command> PlaneCommands() {
   };
   for (Command& c : ImageCommands()) all.push_back(std::move(c));
   for (Command& c : JobCommands()) all.push_back(std::move(c));
+  for (Command& c : AuditCommands()) all.push_back(std::move(c));
   return all;
 }
 

@@ -29,6 +29,7 @@
 namespace cce::plane {
 
 class JobEngine;
+class OutputStore;
 
 using nlohmann::json;
 using store::Role;
@@ -109,8 +110,42 @@ struct Caller {
 
 // NOLINTNEXTLINE(bugprone-exception-escape): clang-tidy cannot see json's noexcept move.
 struct ApiResult {
+  ApiResult() = default;
+  ApiResult(int s, json b) : status(s), body(std::move(b)) {}
   int status = 200;
   json body;
+  // Set for a non-JSON response (an output download): sent instead of body.
+  std::optional<std::string> raw;
+  std::string content_type = "application/octet-stream";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Authentication failures per remote address in a sliding window. Past
+// kMaxFailures the address's failures get 429 (a valid token still works: no
+// lock-out of users behind the same address), and only the first refusal of
+// a window is audited, so a flood cannot fill the audit log.
+class AuthnLimiter {
+ public:
+  static constexpr int kMaxFailures = 20;
+  static constexpr int64_t kWindowSeconds = 60;
+  enum class Outcome { kDeny, kFirstRefusal, kRefusal };
+  Outcome Failure(const std::string& addr, int64_t now) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (entries_.size() > 100000) entries_.clear();  // bounded memory under a spray
+    Entry& e = entries_[addr];
+    if (now - e.window_start >= kWindowSeconds) e = Entry{now, 0};
+    ++e.failures;
+    if (e.failures <= kMaxFailures) return Outcome::kDeny;
+    return e.failures == kMaxFailures + 1 ? Outcome::kFirstRefusal : Outcome::kRefusal;
+  }
+
+ private:
+  struct Entry {
+    int64_t window_start = 0;
+    int failures = 0;
+  };
+  std::mutex mu_;  // guards entries_
+  std::map<std::string, Entry> entries_;
 };
 
 class Api {
@@ -169,18 +204,23 @@ class Api {
     RegisterCatalog(svr);
     RegisterImages(svr);
     RegisterJobs(svr);
+    RegisterAudit(svr);
   }
 
  private:
-  JobEngine* engine_ = nullptr;  // woken on submit; set by Serve
+  JobEngine* engine_ = nullptr;     // woken on submit; set by Serve
+  OutputStore* outputs_ = nullptr;  // sealed job outputs; set by Serve
 
  public:
   void SetJobEngine(JobEngine* engine) { engine_ = engine; }
+  void SetOutputStore(OutputStore* outputs) { outputs_ = outputs; }
+  void SetPlanePublicKey(crypto::Bytes key) { plane_public_key_ = std::move(key); }
 
  private:
   void RegisterCatalog(httplib::Server& svr);  // api_catalog.cc
   void RegisterImages(httplib::Server& svr);   // api_images.cc
   void RegisterJobs(httplib::Server& svr);     // api_jobs.cc
+  void RegisterAudit(httplib::Server& svr);    // api_audit.cc
   // One file per API area registers its routes (api_catalog.cc, ...).
   using Handler = std::function<StatusOr<ApiResult>(const Caller&, const httplib::Request&)>;
 
@@ -240,16 +280,30 @@ class Api {
       if (!user.ok() && user.status().code() != StatusCode::kNotFound) return user.status();
       why = user.ok() ? "user disabled" : "unknown token";
     }
+    const int64_t now = clock_.NowUnix();
+    AuthnLimiter::Outcome outcome = authn_limiter_.Failure(req.remote_addr, now);
     store::AuditRecord a;
-    a.at = clock_.NowUnix();
+    a.at = now;
     a.actor = "remote:" + req.remote_addr;
-    a.action = "authn";
     a.object = req.method + " " + req.path;
     a.decision = store::AuditDecision::kDeny;
-    a.details_json = json{{"reason", why}}.dump();
-    (void)db_.AppendAudit(a);
-    return Status(StatusCode::kPermissionDenied, "unauthenticated: " + why);
+    if (outcome == AuthnLimiter::Outcome::kDeny) {
+      a.action = "authn";
+      a.details_json = json{{"reason", why}}.dump();
+      (void)db_.AppendAudit(a);
+      return Status(StatusCode::kPermissionDenied, "unauthenticated: " + why);
+    }
+    if (outcome == AuthnLimiter::Outcome::kFirstRefusal) {
+      a.action = "authn.rate_limit";
+      a.details_json = json{{"max_failures", AuthnLimiter::kMaxFailures},
+                            {"window_seconds", AuthnLimiter::kWindowSeconds}}
+                           .dump();
+      (void)db_.AppendAudit(a);
+    }
+    return Status(StatusCode::kUnavailable, std::string(kRateLimited));
   }
+
+  static constexpr std::string_view kRateLimited = "rate_limited";
 
   void Route(httplib::Server& svr, const std::string& method, const std::string& pattern,
              const std::vector<Role>& roles, const Handler& handler) {
@@ -264,8 +318,13 @@ class Api {
         result = {500, ErrorBody("internal", "internal error")};
       }
       res.status = result.status;
-      res.set_content(result.body.dump(-1, ' ', false, json::error_handler_t::replace),
-                      "application/json");
+      for (const auto& [k, v] : result.headers) res.set_header(k, v);
+      if (result.raw) {
+        res.set_content(*result.raw, result.content_type);
+      } else {
+        res.set_content(result.body.dump(-1, ' ', false, json::error_handler_t::replace),
+                        "application/json");
+      }
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       metrics_.Observe(pattern, result.status, secs);
       log_.Log(Logger::Level::kDebug, "http.request",
@@ -283,6 +342,13 @@ class Api {
   ApiResult Handle(const httplib::Request& req, const std::vector<Role>& roles,
                    const Handler& handler) {
     auto caller = Authenticate(req);
+    if (!caller.ok() && caller.status().message() == kRateLimited) {
+      ApiResult r{429, ErrorBody("rate_limited",
+                                 "too many failed authentications from this address; retry in " +
+                                     std::to_string(AuthnLimiter::kWindowSeconds) + " s")};
+      r.headers.emplace_back("Retry-After", std::to_string(AuthnLimiter::kWindowSeconds));
+      return r;
+    }
     if (!caller.ok()) {
       bool unauth = caller.status().code() == StatusCode::kPermissionDenied;
       return {unauth ? 401 : HttpStatusFor(caller.status().code()),
@@ -312,6 +378,8 @@ class Api {
   ledger::EmbeddedLedger& ledger_;
   const image::BlobStore& blobs_;  // DATA_DIR/images: content-addressed image blobs
   Metrics metrics_;
+  AuthnLimiter authn_limiter_;
+  crypto::Bytes plane_public_key_;  // verifies audit checkpoints and rentals
 };
 
 // Strict access to a JSON request body: unknown fields and wrong types are

@@ -6,6 +6,7 @@
 #include "jobspec/jobspec.h"
 #include "plane/api.h"
 #include "plane/job_engine.h"
+#include "plane/output_store.h"
 
 namespace cce::plane {
 namespace {
@@ -149,7 +150,52 @@ void Api::RegisterJobs(httplib::Server& svr) {
                          {"at", e.at}});
           }
           out["history"] = h;
+          auto output = db_.GetOutput(j.id);
+          if (output.ok()) {
+            // The digest and size only: gate findings may quote the output,
+            // so they are for reviewers (Output Gate issue), not this view.
+            out["output"] = {{"size", output->size},
+                             {"digest", output->digest},
+                             {"verdict", std::string(store::GateVerdictName(output->verdict))},
+                             {"downloadable", j.state == JobState::kReleased}};
+          } else if (output.status().code() != StatusCode::kNotFound) {
+            return output.status();
+          }
           return ApiResult{200, out};
+        });
+
+  // Only the job's own consumer, only once the gate (or a reviewer) released
+  // it. Operators and reviewers cannot download either: nobody reads
+  // another's output.
+  Route(svr, "GET", R"(/api/v1/jobs/(job-[0-9a-f]+)/output)", {Role::kConsumer},
+        [this, load](const Caller& c, const httplib::Request& req) -> StatusOr<ApiResult> {
+          ASSIGN_OR_RETURN(store::Job j, load(c, req.matches[1].str()));
+          if (j.state != JobState::kReleased) {
+            (void)db_.AppendAudit(AuditFor(c, "output.download", "job:" + j.id,
+                                           store::AuditDecision::kDeny,
+                                           json{{"state", store::JobStateName(j.state)}}.dump()));
+            return FailedPrecondition("job " + j.id + " is " +
+                                      std::string(store::JobStateName(j.state)) +
+                                      ": its output can be downloaded only once RELEASED");
+          }
+          ASSIGN_OR_RETURN(store::Output out, db_.GetOutput(j.id));
+          if (out.verdict != store::GateVerdict::kRelease) {  // the store forbids this; be sure
+            return FailedPrecondition("job " + j.id + ": output has no releasing gate verdict");
+          }
+          if (outputs_ == nullptr) return Status(StatusCode::kUnavailable, "no output store");
+          ASSIGN_OR_RETURN(crypto::SecretBytes bundle, outputs_->Get(j.id));
+          std::string digest = "sha256:" + crypto::ToHex(crypto::Sha256(bundle.span()));
+          if (digest != out.digest) {
+            return DataLoss("job " + j.id + ": stored output does not match its recorded digest");
+          }
+          RETURN_IF_ERROR(db_.AppendAudit(AuditFor(c, "output.download", "job:" + j.id,
+                                                   store::AuditDecision::kAllow,
+                                                   json{{"digest", digest}}.dump()))
+                              .status());
+          ApiResult r;
+          r.raw = std::string(reinterpret_cast<const char*>(bundle.data()), bundle.size());
+          r.headers.emplace_back("X-Output-Digest", digest);
+          return r;
         });
 
   Route(svr, "POST", R"(/api/v1/jobs/(job-[0-9a-f]+)/cancel)", {Role::kConsumer, Role::kOperator},

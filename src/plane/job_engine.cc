@@ -46,8 +46,15 @@ void JobEngine::Stop() {
 
 void JobEngine::Start() {
   thread_ = std::thread([this] {
+    Recover();
+    auto last_expiry = std::chrono::steady_clock::now();
     for (;;) {
       RunOnce();
+      MaybeCheckpoint(/*force=*/false);
+      if (std::chrono::steady_clock::now() - last_expiry > std::chrono::seconds(5)) {
+        (void)ExpireOverdue();
+        last_expiry = std::chrono::steady_clock::now();
+      }
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait_for(l, std::chrono::milliseconds(500), [this] { return wake_ || stop_; });
       if (stop_) return;
@@ -77,9 +84,9 @@ store::AuditRecord JobEngine::Audit(const std::string& action, const std::string
 }
 
 void JobEngine::RunOnce() {
-  // Oldest first; jobs in PROVISIONING are re-offered to the provisioner,
-  // which is idempotent (crash recovery).
-  auto jobs = deps_.db->ListJobsInStates({JobState::kSubmitted, JobState::kAuthorized});
+  // Oldest first. The engine's own steps: authorize, provision, gate.
+  auto jobs = deps_.db->ListJobsInStates(
+      {JobState::kSubmitted, JobState::kAuthorized, JobState::kOutputSubmitted});
   if (!jobs.ok()) {
     deps_.log->Error("engine.list", {{"error", jobs.status().message()}});
     return;
@@ -87,12 +94,115 @@ void JobEngine::RunOnce() {
   for (const auto& job : *jobs) Advance(job);
 }
 
-void JobEngine::Advance(const store::Job& job) {
-  Status s = job.state == JobState::kSubmitted ? Authorize(job) : IssueAndProvision(job);
-  if (!s.ok() && s.code() != StatusCode::kFailedPrecondition) {
-    // kFailedPrecondition: another actor (cancel) moved the job first.
-    deps_.log->Warn("engine.step", {{"job", job.id}, {"error", s.message()}});
+void JobEngine::Recover() {
+  auto jobs = deps_.db->ListJobsInStates(
+      {JobState::kProvisioning, JobState::kAttested, JobState::kRunning});
+  if (!jobs.ok()) {
+    deps_.log->Error("engine.recover", {{"error", jobs.status().message()}});
+    return;
   }
+  for (const auto& job : *jobs) {
+    deps_.log->Info("engine.resume", {{"job", job.id},
+                                      {"state", std::string(store::JobStateName(job.state))},
+                                      {"provisioner", deps_.provisioner->name()}});
+    Status s = deps_.provisioner->Resume(job);
+    if (!s.ok()) deps_.log->Warn("engine.resume", {{"job", job.id}, {"error", s.message()}});
+  }
+}
+
+int JobEngine::ExpireOverdue() {
+  auto jobs = deps_.db->ListJobsInStates(
+      {JobState::kProvisioning, JobState::kAttested, JobState::kRunning});
+  if (!jobs.ok()) return 0;
+  const int64_t now = deps_.clock->NowUnix();
+  int n = 0;
+  for (const auto& job : *jobs) {
+    if (job.deadline <= 0 || now < job.deadline) continue;
+    if (Fail(job, "deadline passed (timeoutSeconds exceeded) in " +
+                      std::string(store::JobStateName(job.state)))
+            .ok()) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+void JobEngine::MaybeCheckpoint(bool force) {
+  if (deps_.audit_checkpoint_every <= 0 && !force) return;
+  auto head = deps_.db->GetAuditHead();
+  if (!head.ok() || head->seq == 0) return;
+  if (checkpointed_seq_ < 0) {
+    auto cps = deps_.db->ListCheckpoints();
+    checkpointed_seq_ = cps.ok() && !cps->empty() ? cps->back().seq : 0;
+  }
+  if (head->seq == checkpointed_seq_) return;
+  if (!force && head->seq - checkpointed_seq_ < deps_.audit_checkpoint_every) return;
+  auto cp = store::SignAuditCheckpoint(*deps_.signing_key, *head, deps_.clock->NowUnix());
+  if (cp.ok() && deps_.db->AddCheckpoint(*cp).ok()) {
+    checkpointed_seq_ = head->seq;
+  } else {
+    deps_.log->Warn("audit.checkpoint", {{"seq", std::to_string(head->seq)}});
+  }
+}
+
+void JobEngine::Advance(store::Job job) {
+  // Steps the job as far as the engine can take it now.
+  for (int step = 0; step < 4; ++step) {
+    Status s;
+    switch (job.state) {
+      case JobState::kSubmitted: s = Authorize(job); break;
+      case JobState::kAuthorized: s = IssueAndProvision(job); break;
+      case JobState::kOutputSubmitted: s = ApplyGate(job); break;
+      default: return;
+    }
+    if (!s.ok()) {
+      // kFailedPrecondition: another actor (cancel, an agent) moved it first.
+      if (s.code() != StatusCode::kFailedPrecondition) {
+        deps_.log->Warn("engine.step", {{"job", job.id}, {"error", s.message()}});
+      }
+      return;
+    }
+    auto next = deps_.db->GetJob(job.id);
+    if (!next.ok() || next->state == job.state) return;
+    job = std::move(*next);
+  }
+}
+
+// OUTPUT_SUBMITTED -> RELEASED | HELD. The verdict is recorded once (the
+// store refuses a second); after a crash between the verdict and the
+// transition, the recorded verdict is used, never a new one.
+Status JobEngine::ApplyGate(const store::Job& job) {
+  ASSIGN_OR_RETURN(store::Output out, deps_.db->GetOutput(job.id));
+  if (out.verdict == store::GateVerdict::kPending) {
+    auto d = deps_.gate->Score(out);
+    GateDecision decision;
+    if (d.ok()) {
+      decision = *d;
+    } else {  // a gate that cannot decide holds: fail closed
+      decision.verdict = store::GateVerdict::kHold;
+      decision.findings_json =
+          json::array({{{"detector", "gate"}, {"message", "gate error: " + d.status().message()}}})
+              .dump();
+    }
+    ASSIGN_OR_RETURN(out, deps_.db->SetGateVerdict(
+                              job.id, decision.verdict, decision.score, decision.findings_json,
+                              deps_.clock->NowUnix(),
+                              Audit("gate.verdict", job.id,
+                                    decision.verdict == store::GateVerdict::kRelease
+                                        ? store::AuditDecision::kAllow
+                                        : store::AuditDecision::kDeny,
+                                    json{{"verdict", store::GateVerdictName(decision.verdict)},
+                                         {"score", decision.score}}
+                                        .dump())));
+  }
+  const bool release = out.verdict == store::GateVerdict::kRelease;
+  return deps_.db
+      ->TransitionJob(
+          job.id, JobState::kOutputSubmitted, release ? JobState::kReleased : JobState::kHeld,
+          release ? "released by the output gate (score " + std::to_string(out.gate_score) + ")"
+                  : "held for review by the output gate",
+          Audit("job.gate", job.id, store::AuditDecision::kInfo))
+      .status();
 }
 
 Status JobEngine::Fail(const store::Job& job, const std::string& reason) {
@@ -172,47 +282,55 @@ class NoneProvisioner : public Provisioner {
  public:
   std::string name() const override { return "none"; }
   Status Provision(const store::Job&, const std::string&) override { return Status::Ok(); }
+  Status Resume(const store::Job&) override { return Status::Ok(); }
 };
 
 class FakeProvisioner : public Provisioner {
  public:
-  FakeProvisioner(store::Store& db, Gate& gate, const Clock& clock)
-      : db_(db), gate_(gate), clock_(clock) {}
+  FakeProvisioner(store::Store& db, OutputStore& outputs, const Clock& clock)
+      : db_(db), outputs_(outputs), clock_(clock) {}
   std::string name() const override { return "fake"; }
 
-  Status Provision(const store::Job& job, const std::string&) override {
-    const std::pair<JobState, JobState> steps[] = {
-        {JobState::kProvisioning, JobState::kAttested},
-        {JobState::kAttested, JobState::kRunning},
-        {JobState::kRunning, JobState::kOutputSubmitted}};
-    for (const auto& [from, to] : steps) {
-      if (to == JobState::kOutputSubmitted) {
-        store::Output out;
-        out.job_id = job.id;
-        out.blob_ref = "none:fake-provisioner";
-        out.digest = "sha256:" + crypto::ToHex(crypto::Sha256({}));
-        out.created_at = clock_.NowUnix();
-        RETURN_IF_ERROR(db_.PutOutput(out, Audit("output.submit", job.id)));
+  Status Provision(const store::Job& job, const std::string&) override { return Walk(job.id); }
+  Status Resume(const store::Job& job) override { return Walk(job.id); }
+
+ private:
+  // From the job's current state to OUTPUT_SUBMITTED; safe to repeat after a
+  // crash at any point (each step is a compare-and-set on the stored state).
+  Status Walk(const std::string& job_id) {
+    for (;;) {
+      ASSIGN_OR_RETURN(store::Job job, db_.GetJob(job_id));
+      JobState to;
+      switch (job.state) {
+        case JobState::kProvisioning: to = JobState::kAttested; break;
+        case JobState::kAttested: to = JobState::kRunning; break;
+        case JobState::kRunning: to = JobState::kOutputSubmitted; break;
+        default: return Status::Ok();
       }
-      RETURN_IF_ERROR(db_.TransitionJob(job.id, from, to,
+      if (to == JobState::kOutputSubmitted) RETURN_IF_ERROR(SubmitOutput(job));
+      RETURN_IF_ERROR(db_.TransitionJob(job.id, job.state, to,
                                         "fake provisioner (no VM, no attestation, no data)",
                                         Audit("job.fake_step", job.id))
                           .status());
     }
-    ASSIGN_OR_RETURN(store::Output out, db_.GetOutput(job.id));
-    ASSIGN_OR_RETURN(GateDecision d, gate_.Score(out));
-    ASSIGN_OR_RETURN(out, db_.SetGateVerdict(job.id, d.verdict, d.score, d.findings_json,
-                                             clock_.NowUnix(), Audit("gate.verdict", job.id)));
-    JobState to = d.verdict == store::GateVerdict::kRelease ? JobState::kReleased : JobState::kHeld;
-    return db_
-        .TransitionJob(job.id, JobState::kOutputSubmitted, to,
-                       to == JobState::kHeld ? "held for review by the output gate"
-                                             : "released by the output gate",
-                       Audit("job.gate", job.id))
-        .status();
   }
 
- private:
+  Status SubmitOutput(const store::Job& job) {
+    auto existing = db_.GetOutput(job.id);
+    if (existing.ok()) return Status::Ok();  // submitted before a crash
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    std::string bundle =
+        "fake provisioner output for " + job.id + "\nno container ran and no dataset was read\n";
+    ASSIGN_OR_RETURN(std::string ref, outputs_.Put(job.id, crypto::AsBytes(bundle)));
+    store::Output out;
+    out.job_id = job.id;
+    out.blob_ref = ref;
+    out.size = static_cast<int64_t>(bundle.size());
+    out.digest = "sha256:" + crypto::ToHex(crypto::Sha256(crypto::AsBytes(bundle)));
+    out.created_at = clock_.NowUnix();
+    return db_.PutOutput(out, Audit("output.submit", job.id));
+  }
+
   store::AuditRecord Audit(const std::string& action, const std::string& job_id) const {
     store::AuditRecord a;
     a.at = clock_.NowUnix();
@@ -223,14 +341,15 @@ class FakeProvisioner : public Provisioner {
     return a;
   }
   store::Store& db_;
-  Gate& gate_;
+  OutputStore& outputs_;
   const Clock& clock_;
 };
 
 }  // namespace
 
-std::unique_ptr<Provisioner> MakeFakeProvisioner(store::Store& db, Gate& gate, const Clock& clock) {
-  return std::make_unique<FakeProvisioner>(db, gate, clock);
+std::unique_ptr<Provisioner> MakeFakeProvisioner(store::Store& db, OutputStore& outputs,
+                                                 const Clock& clock) {
+  return std::make_unique<FakeProvisioner>(db, outputs, clock);
 }
 std::unique_ptr<Provisioner> MakeNoneProvisioner() {
   return std::make_unique<NoneProvisioner>();

@@ -14,6 +14,8 @@
 
 namespace cce::plane {
 
+class Gate;  // job_engine.h
+
 struct InitOptions {
   std::string data_dir;  // must not exist, or be an empty directory
   std::string listen = "127.0.0.1:8443";
@@ -51,6 +53,8 @@ struct ServeOptions {
   const std::atomic<bool>* stop = nullptr;
   // Called once the listening socket is bound, with the actual port.
   std::function<void(int port)> on_listening;
+  // Tests only: replaces the output gate (default: fail closed, holds all).
+  Gate* gate_override = nullptr;
 };
 
 // Serves until *stop becomes true, then drains in-flight requests and exits.

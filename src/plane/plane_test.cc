@@ -16,7 +16,10 @@
 #include "format/format.h"
 #include "image/blob_store.h"
 #include "image/image.h"
+#include "jobspec/jobspec.h"
+#include "plane/api.h"
 #include "plane/config.h"
+#include "plane/job_engine.h"
 #include "plane/keys.h"
 #include "plane/master_key.h"
 #include "store/sqlite_store.h"
@@ -71,6 +74,7 @@ class PlaneTest : public ::testing::Test {
     so.data_dir = init_.data_dir;
     so.listen_override = "127.0.0.1:" + std::to_string(port_);
     so.stop = &stop_;
+    so.gate_override = gate_;
     std::promise<int> bound;
     auto port_future = bound.get_future();
     so.on_listening = [&bound](int port) { bound.set_value(port); };
@@ -100,7 +104,80 @@ class PlaneTest : public ::testing::Test {
   }
   httplib::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
+  // The world a job needs: a provider's dataset, a consumer renting it
+  // (carol), one who does not (dave), and an image manifest in the store.
+  struct JobWorld {
+    std::string pat, carol, dave;
+    std::string image;  // sha256:...
+  };
+  JobWorld MakeJobWorld() {
+    JobWorld w;
+    fs::create_directories(tmp_ + "/src");
+    std::ofstream(tmp_ + "/src/a.csv") << "x\n1\n";
+    auto key = format::DatasetKey::Generate();
+    EXPECT_TRUE(format::EncryptDataset(tmp_ + "/src", tmp_ + "/enc", *key, {}).ok());
+    auto kt = key->EncodeKeyFile();
+    std::string key_text(reinterpret_cast<const char*>(kt.data()), kt.size());
+    auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
+    auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
+    auto dave = AddUser(init_.data_dir, "dave", store::Role::kConsumer, clock_);
+    EXPECT_TRUE(pat.ok() && carol.ok() && dave.ok());
+    w.pat = *pat;
+    w.carol = *carol;
+    w.dave = *dave;
+    auto c = Client();
+    auto ds = c->Post(
+        "/api/v1/datasets", Auth(w.pat),
+        json{{"name", "claims"}, {"location", "file://" + tmp_ + "/enc"}, {"key", key_text}}.dump(),
+        "application/json");
+    EXPECT_TRUE(ds && ds->status == 201);
+    auto rent = c->Post("/api/v1/rentals", Auth(w.carol), R"({"dataset":"claims","days":1})",
+                        "application/json");
+    EXPECT_TRUE(rent && rent->status == 201);
+    // An image manifest in the plane's blob store (uploads are tested with the images API).
+    auto blobs = image::BlobStore::Create(init_.data_dir + "/images");
+    EXPECT_TRUE(blobs.ok());
+    std::string manifest = R"({"schemaVersion":2})";
+    auto digest = blobs->PutBytes(manifest, image::Digest::Of(manifest));
+    EXPECT_TRUE(digest.ok());
+    w.image = digest->str();
+    return w;
+  }
+  static std::string Spec(const std::string& image, const std::string& dataset, int timeout) {
+    return "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata: {name: stats}\nspec:\n"
+           "  image: " +
+           image +
+           "\n  command: [python3, /app/run.py]\n"
+           "  datasets:\n    - {name: " +
+           dataset +
+           ", mountPath: /data/claims}\n"
+           "  resources: {timeoutSeconds: " +
+           std::to_string(timeout) + "}\n";
+  }
+  // Polls until the job is in `state` (or 10 s pass); returns its last JSON.
+  json WaitForState(const std::string& token, const std::string& id, const std::string& state) {
+    auto c = Client();
+    json job;
+    for (int i = 0; i < 400; ++i) {
+      auto r = c->Get("/api/v1/jobs/" + id, Auth(token));
+      if (r && r->status == 200) job = json::parse(r->body);
+      if (job.value("state", "") == state) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return job;
+  }
+  std::unique_ptr<store::SqliteStore> OpenDb() {
+    auto config = LoadConfig(init_.data_dir);
+    EXPECT_TRUE(config.ok());
+    store::SqliteStoreOptions so;
+    so.path = config->Path(config->database_path);
+    auto db = store::SqliteStore::Open(so);
+    EXPECT_TRUE(db.ok()) << db.status().message();
+    return std::move(*db);
+  }
+
   FixedClock clock_;
+  Gate* gate_ = nullptr;  // the output gate the next StartServer uses (default fail closed)
   std::string tmp_;
   InitResult init_;
   std::atomic<bool> stop_{false};
@@ -475,6 +552,9 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(*dave))->body)["jobs"].size(), 0u);
   EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(*carol))->body)["jobs"].size(), 1u);
   EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(init_.token))->body)["jobs"].size(), 1u);
+  auto held_dl = c.Get("/api/v1/jobs/" + id + "/output", Auth(*carol));
+  EXPECT_EQ(held_dl->status, 409) << held_dl->body;  // HELD: nothing leaves
+  EXPECT_NE(held_dl->body.find("only once RELEASED"), std::string::npos);
   auto cancel = c.Post("/api/v1/jobs/" + id + "/cancel", Auth(*carol), "", "application/json");
   EXPECT_EQ(cancel->status, 200) << cancel->body;
   EXPECT_EQ(json::parse(cancel->body)["state"], "CANCELLED");
@@ -667,6 +747,242 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
     if (a.record.action == "image.push" && a.record.object == "image:team/app:1.0") ++pushes;
   }
   EXPECT_EQ(pushes, 1);
+}
+
+class ReleasingGate : public Gate {
+ public:
+  StatusOr<GateDecision> Score(const store::Output&) override {
+    ++calls;
+    GateDecision d;
+    d.verdict = store::GateVerdict::kRelease;
+    d.score = 0.125;
+    d.findings_json = "[]";
+    return d;
+  }
+  std::atomic<int> calls{0};
+};
+
+TEST_F(PlaneTest, ReleasedOutputsAreSealedAtRestAndOnlyTheirConsumerDownloadsThem) {
+  ReleasingGate gate;
+  gate_ = &gate;
+  UseFakeProvisioner();
+  JobWorld w = MakeJobWorld();
+  auto c = Client();
+  auto sub =
+      c->Post("/api/v1/jobs", Auth(w.carol), Spec(w.image, "claims", 600), "application/yaml");
+  ASSERT_EQ(sub->status, 201) << sub->body;
+  std::string id = json::parse(sub->body)["id"];
+  json job = WaitForState(w.carol, id, "RELEASED");
+  ASSERT_EQ(job["state"], "RELEASED") << job.dump();
+  EXPECT_EQ(job["output"]["verdict"], "release");
+  EXPECT_TRUE(job["output"]["downloadable"].get<bool>());
+  EXPECT_EQ(gate.calls.load(), 1);
+
+  auto dl = c->Get("/api/v1/jobs/" + id + "/output", Auth(w.carol));
+  ASSERT_EQ(dl->status, 200) << dl->body;
+  EXPECT_NE(dl->body.find("fake provisioner output for " + id), std::string::npos);
+  std::string digest = "sha256:" + crypto::ToHex(crypto::Sha256(crypto::AsBytes(dl->body)));
+  EXPECT_EQ(digest, job["output"]["digest"]);
+  EXPECT_EQ(dl->get_header_value("X-Output-Digest"), digest);
+  // Nobody else reads it: another consumer does not see the job at all;
+  // operators, reviewers and providers may not download.
+  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", Auth(w.dave))->status, 404);
+  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", Auth(init_.token))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", Auth(w.pat))->status, 403);
+
+  // At rest the output is sealed: no plaintext in the file, mode 0600.
+  std::string path = init_.data_dir + "/outputs/" + id + ".sealed";
+  std::string sealed;
+  {
+    std::ifstream in(path, std::ios::binary);
+    sealed.assign((std::istreambuf_iterator<char>(in)), {});
+  }
+  ASSERT_GT(sealed.size(), 29u);
+  EXPECT_EQ(sealed.find("fake provisioner output"), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A flipped byte in the sealed file: an error, never altered bytes.
+  sealed[sealed.size() / 2] = static_cast<char>(sealed[sealed.size() / 2] ^ 0x01);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << sealed;
+  auto bad = c->Get("/api/v1/jobs/" + id + "/output", Auth(w.carol));
+  EXPECT_EQ(bad->status, 500);
+  EXPECT_NE(bad->body.find("data_loss"), std::string::npos) << bad->body;
+
+  StopServer();
+  auto db = OpenDb();
+  store::AuditFilter f;
+  f.object = "job:" + id;
+  auto entries = db->ListAudit(f);
+  ASSERT_TRUE(entries.ok());
+  int downloads = 0;
+  int verdicts = 0;
+  for (const auto& e : *entries) {
+    if (e.record.action == "output.download") ++downloads;
+    if (e.record.action == "gate.verdict") ++verdicts;
+  }
+  EXPECT_EQ(downloads, 1);  // the one that succeeded
+  EXPECT_EQ(verdicts, 1);
+}
+
+TEST_F(PlaneTest, RestartResumesJobsLeftMidWayAndNeverProvisionsTwice) {
+  UseFakeProvisioner();
+  JobWorld w = MakeJobWorld();
+  StopServer();
+  // Jobs as a plane killed mid-way leaves them, one in each state the
+  // engine or the provisioner owns.
+  const std::vector<store::JobState> path = {
+      store::JobState::kSubmitted, store::JobState::kAuthorized, store::JobState::kProvisioning,
+      store::JobState::kAttested,  store::JobState::kRunning,    store::JobState::kOutputSubmitted};
+  auto spec = ParseJobSpec(Spec(w.image, "claims", 600), "spec");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  std::vector<std::string> ids;
+  {
+    auto db = OpenDb();
+    auto carol = db->GetUserByName("carol");
+    ASSERT_TRUE(carol.ok());
+    store::AuditRecord a;
+    a.at = clock_.NowUnix();
+    a.actor = "test";
+    a.action = "test.setup";
+    for (size_t i = 0; i < path.size(); ++i) {
+      store::Job j;
+      j.id = "job-00000000000000" + std::to_string(10 + i);
+      j.consumer_id = carol->id;
+      j.name = "left";
+      j.spec_json = JobSpecToJson(*spec);
+      j.image_digest = w.image;
+      j.reason = "submitted";
+      j.created_at = j.updated_at = a.at;
+      j.deadline = a.at + 600;
+      ASSERT_TRUE(db->CreateJob(j, a).ok());
+      for (size_t k = 1; k <= i; ++k) {
+        if (path[k] == store::JobState::kOutputSubmitted) {
+          store::Output out;
+          out.job_id = j.id;
+          out.blob_ref = "none:test";
+          out.digest = "sha256:" + std::string(64, '0');
+          out.created_at = a.at;
+          ASSERT_TRUE(db->PutOutput(out, a).ok());
+        }
+        ASSERT_TRUE(db->TransitionJob(j.id, path[k - 1], path[k], "before the crash", a).ok());
+      }
+      ids.push_back(j.id);
+    }
+  }
+  StartServer();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    json job = WaitForState(w.carol, ids[i], "HELD");
+    ASSERT_EQ(job["state"], "HELD")
+        << "left in " << store::JobStateName(path[i]) << ": " << job.dump();
+    int provisioning = 0;
+    std::string prev;
+    for (const auto& e : job["history"]) {
+      if (e["to"] == "PROVISIONING") ++provisioning;
+      EXPECT_NE(e["to"], prev) << job.dump();  // no state twice in a row
+      prev = e["to"];
+    }
+    EXPECT_EQ(provisioning, 1) << job.dump();
+  }
+  StopServer();
+  auto db = OpenDb();
+  // Credentials: one for the job the engine provisioned after the restart,
+  // none re-issued for jobs that were already past AUTHORIZED.
+  for (size_t i = 0; i < ids.size(); ++i) {
+    store::AuditFilter f;
+    f.object = "job:" + ids[i];
+    auto entries = db->ListAudit(f);
+    ASSERT_TRUE(entries.ok());
+    int issued = 0;
+    for (const auto& e : *entries) issued += e.record.action == "credential.issue" ? 1 : 0;
+    EXPECT_EQ(issued, path[i] <= store::JobState::kAuthorized ? 1 : 0) << ids[i];
+  }
+}
+
+TEST_F(PlaneTest, FailedAuthenticationsAreRateLimitedPerAddress) {
+  auto c = Client();
+  for (int i = 0; i < AuthnLimiter::kMaxFailures; ++i) {
+    ASSERT_EQ(c->Get("/api/v1/whoami", Auth("cce_guess" + std::to_string(i)))->status, 401);
+  }
+  auto limited = c->Get("/api/v1/whoami", Auth("cce_guess"));
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->status, 429) << limited->body;
+  EXPECT_EQ(limited->get_header_value("Retry-After"), "60");
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(c->Get("/api/v1/whoami", Auth("x"))->status, 429);
+  // A valid token from the same address still works (no lock-out).
+  EXPECT_EQ(c->Get("/api/v1/whoami", Auth(init_.token))->status, 200);
+  StopServer();
+  auto db = OpenDb();
+  auto entries = db->ListAudit({});
+  ASSERT_TRUE(entries.ok());
+  int denials = 0;
+  int limits = 0;
+  for (const auto& e : *entries) {
+    denials += e.record.action == "authn" ? 1 : 0;
+    limits += e.record.action == "authn.rate_limit" ? 1 : 0;
+  }
+  EXPECT_EQ(denials, AuthnLimiter::kMaxFailures);  // the flood did not fill the log
+  EXPECT_EQ(limits, 1);
+}
+
+TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {
+  JobWorld w = MakeJobWorld();
+  auto c = Client();
+  auto ok = c->Get("/api/v1/audit/verify", Auth(init_.token));
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  json r = json::parse(ok->body);
+  EXPECT_TRUE(r["ok"].get<bool>()) << r.dump();
+  EXPECT_GT(r["audit"]["entries_checked"].get<int64_t>(), 3);
+  EXPECT_EQ(c->Get("/api/v1/audit/verify", Auth(w.carol))->status, 403);
+  auto list = c->Get("/api/v1/audit?limit=2", Auth(init_.token));
+  ASSERT_EQ(list->status, 200);
+  EXPECT_EQ(json::parse(list->body)["entries"].size(), 2u);
+  EXPECT_EQ(c->Get("/api/v1/audit?limit=0", Auth(init_.token))->status, 400);
+  EXPECT_EQ(c->Get("/api/v1/audit", Auth(w.carol))->status, 403);
+
+  // Edit one stored audit row behind the plane's back.
+  StopServer();
+  int64_t victim = 0;
+  {
+    auto db = OpenDb();
+    auto entries = db->ListAudit({});
+    ASSERT_TRUE(entries.ok());
+    for (const auto& e : *entries) {
+      if (e.record.action == "rental.create" || e.record.action == "rental.add") victim = e.seq;
+    }
+    if (victim == 0) victim = (*entries)[entries->size() / 2].seq;
+  }
+  auto config = LoadConfig(init_.data_dir);
+  const std::string db_path = config->Path(config->database_path);
+  auto sql = [&](const std::string& statements) {
+    return std::system(("sqlite3 '" + db_path + "' \"" + statements + "\"").c_str());
+  };
+  // The attacker drops the append-only triggers first.
+  ASSERT_EQ(sql("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET actor = 'user:mallory' "
+                "WHERE seq = " +
+                std::to_string(victim) + ";"),
+            0);
+  StartServer();
+  auto bad = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  ASSERT_EQ(bad->status, 200) << bad->body;
+  r = json::parse(bad->body);
+  EXPECT_FALSE(r["ok"].get<bool>());
+  EXPECT_EQ(r["audit"]["first_bad_seq"].get<int64_t>(), victim) << r.dump();
+  EXPECT_EQ(r["audit"]["failure"], "edited") << r.dump();
+  EXPECT_TRUE(r["rentals"]["ok"].get<bool>());
+
+  // A rental record lengthened in place: the rental chain names it.
+  StopServer();
+  ASSERT_EQ(sql("DROP TRIGGER rentals_no_update; UPDATE rentals SET end_at = end_at + 864000 "
+                "WHERE seq = 1;"),
+            0);
+  StartServer();
+  auto bad2 = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  ASSERT_EQ(bad2->status, 200) << bad2->body;
+  r = json::parse(bad2->body);
+  EXPECT_FALSE(r["ok"].get<bool>());
+  EXPECT_FALSE(r["rentals"]["ok"].get<bool>());
+  EXPECT_EQ(r["rentals"]["first_bad_seq"].get<int64_t>(), 1) << r.dump();
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "plane/keys.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
+#include "plane/output_store.h"
 #include "plane/plane.h"
 #include "store/sqlite_store.h"
 
@@ -83,9 +84,12 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
   ledger::EmbeddedLedger ledger(*db, signing_key);
   ASSIGN_OR_RETURN(image::BlobStore blobs, image::BlobStore::Create(config.data_dir + "/images"));
   Api api(*db, log, clock, *master_key, ledger, blobs);
-  FailClosedGate gate;
+  ASSIGN_OR_RETURN(OutputStore outputs,
+                   OutputStore::Open(config.data_dir + "/outputs", *master_key));
+  FailClosedGate fail_closed;
+  Gate* gate = options.gate_override != nullptr ? options.gate_override : &fail_closed;
   std::unique_ptr<Provisioner> provisioner = config.provisioner_backend == "fake"
-                                                 ? MakeFakeProvisioner(*db, gate, clock)
+                                                 ? MakeFakeProvisioner(*db, outputs, clock)
                                                  : MakeNoneProvisioner();
   if (config.provisioner_backend == "fake") {
     log.Warn("plane.fake_provisioner",
@@ -96,11 +100,18 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
   deps.ledger = &ledger;
   deps.signing_key = &signing_key;
   deps.provisioner = provisioner.get();
+  deps.gate = gate;
   deps.clock = &clock;
   deps.log = &log;
   deps.credential_ttl_seconds = config.credential_ttl_seconds;
+  deps.audit_checkpoint_every = config.audit_checkpoint_every;
   JobEngine engine(deps);
   api.SetJobEngine(&engine);
+  api.SetOutputStore(&outputs);
+  {
+    auto pub = signing_key.PublicKey();
+    api.SetPlanePublicKey(crypto::Bytes(pub.begin(), pub.end()));
+  }
   engine.Start();  // also resumes jobs left mid-way by a previous run
   api.Register(svr);
 
@@ -127,13 +138,8 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
   bool ok = svr.listen_after_bind();
   done = true;
   stopper.join();
-  engine.Stop();  // no transition may land after the closing checkpoint
-  // Seal the audit log's tail with a signed checkpoint before exiting.
-  auto head = db->GetAuditHead();
-  if (head.ok() && head->seq > 0) {
-    auto cp = store::SignAuditCheckpoint(signing_key, *head, clock.NowUnix());
-    if (cp.ok()) (void)db->AddCheckpoint(*cp);
-  }
+  engine.Stop();                           // no transition may land after the closing checkpoint
+  engine.MaybeCheckpoint(/*force=*/true);  // seal the audit log's tail
   log.Info("plane.stop", {{"clean", ok ? "true" : "false"}});
   return Status::Ok();
 }
