@@ -6,49 +6,27 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "e2e/harness.h"
+#include "e2e/plane_fixture.h"
 
 namespace cce::e2e {
 namespace {
 
 using nlohmann::json;
 
-CommandResult Cce(std::vector<std::string> args) {
-  args.insert(args.begin(), BinPath("cce"));
-  return RunCommand(args);
-}
-
 TEST(PlaneCli, ProviderRegistersConsumerRentsAllOverTls) {
-  TempDir t;
-  ::setenv("HOME", t.path().c_str(), 1);
-  ::unsetenv("XDG_CONFIG_HOME");
-  int port = FreeLoopbackPort();
-  std::string listen = "127.0.0.1:" + std::to_string(port);
-  auto init = RunCommand({BinPath("cce-plane"), "init", "--data-dir", t / "plane", "--listen",
-                          listen, "--output", "json"});
-  ASSERT_EQ(init.exit_code, 0) << init.err;
-  json ij = json::parse(init.out);
-  std::string op_token = ij["token"], ca = ij["ca_file"];
-  BackgroundProcess server({BinPath("cce-plane"), "serve", "--data-dir", t / "plane"});
-  std::string url = "https://" + listen;
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    up = Cce({"login", "--plane", url, "--token", op_token, "--ca", ca}).exit_code == 0;
-  }
-  ASSERT_TRUE(up) << server.Err();
-
-  auto add = [&](const std::string& name, const std::string& role) {
-    auto r = RunCommand({BinPath("cce-plane"), "user", "add", "--data-dir", t / "plane", "--role",
-                         role, name, "--output", "json"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return json::parse(r.out)["token"].get<std::string>();
-  };
-  std::string pat = add("pat", "provider"), carol = add("carol", "consumer");
+  PlaneFixture plane;
+  ASSERT_TRUE(plane.up());
+  const TempDir& t = plane.dir();
+  const std::string url = plane.url(), ca = plane.ca();
+  auto Cce = [&](std::vector<std::string> args) { return plane.Cce(std::move(args)); };
+  std::string pat = plane.AddUser("pat", "provider"), carol = plane.AddUser("carol", "consumer");
 
   // Provider: encrypt locally, log in, register with the key.
   WriteFile(t / "src/claims.csv", "id,cost\n1,10\n2,20\n");
@@ -100,8 +78,118 @@ TEST(PlaneCli, ProviderRegistersConsumerRentsAllOverTls) {
   EXPECT_EQ(Cce({"rentals"}).exit_code, 3);
   ::unsetenv("CCE_TOKEN");
 
-  EXPECT_EQ(server.Stop(SIGTERM, 10000), 0) << server.Err();
-  EXPECT_NE(server.Err().find("\"event\":\"plane.stop\""), std::string::npos) << server.Err();
+  EXPECT_EQ(plane.Stop(), 0) << plane.server().Err();
+  EXPECT_NE(plane.server().Err().find("\"event\":\"plane.stop\""), std::string::npos)
+      << plane.server().Err();
+}
+
+// The Done-when of the Privacy Plane issue, from the command line only: a
+// provider registers, a consumer rents, pushes an image, submits a job and
+// watches it to HELD (fake provisioner, fail-closed gate); nothing can be
+// downloaded; the operator verifies the audit log, then sees a tampered row
+// named.
+TEST(PlaneCli, JobFromSubmitToHeldAndTheAuditLogVerifies) {
+  PlaneFixture plane("fake");
+  ASSERT_TRUE(plane.up());
+  const TempDir& t = plane.dir();
+  auto Cce = [&](std::vector<std::string> args) { return plane.Cce(std::move(args)); };
+  std::string pat = plane.AddUser("pat", "provider"), carol = plane.AddUser("carol", "consumer"),
+              dave = plane.AddUser("dave", "consumer");
+
+  WriteFile(t / "src/claims.csv", "id,cost\n1,10\n");
+  ASSERT_EQ(Cce({"key", "generate", "--out", t / "claims.key"}).exit_code, 0);
+  ASSERT_EQ(
+      Cce({"dataset", "encrypt", "--key", t / "claims.key", t / "src", t / "claims.enc"}).exit_code,
+      0);
+  ASSERT_TRUE(plane.Login(pat));
+  ASSERT_EQ(Cce({"dataset", "register", "claims", "--key", t / "claims.key", "--location",
+                 "file://" + (t / "claims.enc")})
+                .exit_code,
+            0);
+
+  ASSERT_TRUE(plane.Login(carol));
+  ASSERT_EQ(Cce({"rent", "claims", "--days", "1"}).exit_code, 0);
+  WriteOciLayout(t, t / "app-oci", "team/stats:1.0");
+  auto push = Cce({"image", "push", t / "app-oci"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const std::string digest = push.out.substr(0, push.out.size() - 1);
+  WriteFile(t / "job.yaml",
+            "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata: {name: cohort-stats}\n"
+            "spec:\n  image: team/stats:1.0\n  command: [python3, /app/run.py]\n"
+            "  env: {MODE: full}\n"
+            "  datasets:\n    - {name: claims, mountPath: /data/claims}\n"
+            "  resources: {cpus: 1, memoryMiB: 512, timeoutSeconds: 600, outputMaxMiB: 16}\n");
+  auto submit = Cce({"job", "submit", "-f", t / "job.yaml", "--idempotency-key", "retry-1"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string id = submit.out.substr(0, submit.out.size() - 1);
+  ASSERT_EQ(id.rfind("job-", 0), 0u) << submit.out;  // the id alone on stdout
+  auto retry = Cce({"job", "submit", "-f", t / "job.yaml", "--idempotency-key", "retry-1"});
+  EXPECT_EQ(retry.out, submit.out);  // the same job, not a second one
+
+  auto watch = Cce({"job", "status", id, "--watch", "--interval", "1"});
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  for (const char* state : {"SUBMITTED", "AUTHORIZED", "PROVISIONING", "ATTESTED", "RUNNING",
+                            "OUTPUT_SUBMITTED", "HELD"}) {
+    EXPECT_NE(watch.out.find(std::string(state) + ":"), std::string::npos) << state << watch.out;
+  }
+  auto status = Cce({"job", "status", id, "--output", "json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  json sj = json::parse(status.out);
+  EXPECT_EQ(sj["state"], "HELD");
+  EXPECT_EQ(sj["image"], digest);  // the tag was pinned to its digest
+  EXPECT_EQ(sj["history"].size(), 7u);
+  auto text = Cce({"job", "status", id});
+  EXPECT_NE(text.out.find("state:    HELD"), std::string::npos) << text.out;
+  auto list = Cce({"job", "list", "--output", "json"});
+  EXPECT_EQ(json::parse(list.out)["jobs"].size(), 1u);
+  auto dl = Cce({"job", "download", id, "--out", t / "out"});
+  EXPECT_EQ(dl.exit_code, 1) << dl.err;  // not RELEASED: refused, nothing written
+  EXPECT_NE(dl.err.find("only once RELEASED"), std::string::npos) << dl.err;
+  EXPECT_FALSE(std::filesystem::exists(t / "out"));
+  auto bad = Cce({"job", "submit", "-f", t / "nope.yaml"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("nope.yaml"), std::string::npos) << bad.err;
+
+  ASSERT_TRUE(plane.Login(dave));  // another consumer sees nothing of it
+  EXPECT_NE(Cce({"job", "status", id}).exit_code, 0);
+  EXPECT_NE(Cce({"job", "cancel", id}).exit_code, 0);
+  ASSERT_TRUE(plane.Login(carol));
+  auto cancel = Cce({"job", "cancel", id});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+
+  ASSERT_TRUE(plane.Login(plane.operator_token()));
+  auto verify = Cce({"audit", "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("audit log: OK"), std::string::npos) << verify.out;
+  auto trail = Cce({"audit", "list", "--job", id, "--output", "json"});
+  ASSERT_EQ(trail.exit_code, 0) << trail.err;
+  std::vector<std::string> actions;
+  const json entries = json::parse(trail.out)["entries"];
+  for (const auto& e : entries) actions.push_back(e["action"]);
+  for (const char* a : {"job.submit", "job.authorize", "credential.issue", "job.provision",
+                        "gate.verdict", "job.gate", "output.download", "job.cancel"}) {
+    EXPECT_NE(std::find(actions.begin(), actions.end(), a), actions.end()) << a;
+  }
+
+  // Someone with the database rewrites history: the next verify names the row.
+  ASSERT_EQ(plane.Stop(), 0);
+  auto sql = RunCommand({"sqlite3", plane.data_dir() + "/plane.db",
+                         "DROP TRIGGER audit_log_no_update; UPDATE audit_log SET decision = "
+                         "'allow' WHERE action = 'output.download';"});
+  ASSERT_EQ(sql.exit_code, 0) << sql.err;
+  BackgroundProcess again({BinPath("cce-plane"), "serve", "--data-dir", plane.data_dir()});
+  CommandResult tampered;
+  for (int i = 0; i < 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    tampered = Cce({"audit", "verify", "--output", "json"});
+    if (tampered.exit_code != 1) break;  // 1: not up yet
+  }
+  EXPECT_EQ(tampered.exit_code, 3) << tampered.out << tampered.err;
+  json tj = json::parse(tampered.out);
+  EXPECT_FALSE(tj["ok"].get<bool>());
+  EXPECT_EQ(tj["audit"]["failure"], "edited");
+  EXPECT_GT(tj["audit"]["first_bad_seq"].get<int64_t>(), 0);
+  EXPECT_EQ(again.Stop(SIGTERM, 10000), 0) << again.Err();
 }
 
 }  // namespace
