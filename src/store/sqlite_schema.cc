@@ -158,6 +158,17 @@ CREATE TRIGGER job_events_no_update BEFORE UPDATE ON job_events
 CREATE TRIGGER job_events_no_delete BEFORE DELETE ON job_events
   BEGIN SELECT RAISE(ABORT, 'job_events is append-only'); END;
 )sql"},
+    {2, "key broker nonces", R"sql(
+CREATE TABLE kbs_nonces (
+  nonce TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  credential_id TEXT NOT NULL REFERENCES job_credentials (id),
+  issued_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+) STRICT;
+CREATE INDEX kbs_nonces_by_job ON kbs_nonces (job_id);
+)sql"},
 };
 
 Status MigrateInTransaction(Connection& c) {

@@ -1066,6 +1066,126 @@ StatusOr<JobCredential> SqliteStore::MarkCredentialUsed(std::string_view credent
   });
 }
 
+// ---- Key broker ------------------------------------------------------------------------
+
+#define NONCE_COLS "nonce, job_id, credential_id, issued_at, expires_at, used_at"
+
+namespace {
+
+StatusOr<KbsNonce> SelectNonce(Connection& c, std::string_view nonce) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " NONCE_COLS " FROM kbs_nonces WHERE nonce = ?"));
+  st.Bind(nonce);
+  ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return NotFound("no key broker nonce '" + std::string(nonce) + "'");
+  KbsNonce n;
+  n.nonce = st.Text(0);
+  n.job_id = st.Text(1);
+  n.credential_id = st.Text(2);
+  n.issued_at = st.Int(3);
+  n.expires_at = st.Int(4);
+  if (!st.IsNull(5)) n.used_at = st.Int(5);
+  return n;
+}
+
+}  // namespace
+
+Status SqliteStore::IssueNonce(const KbsNonce& n, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("nonce", n.nonce, kMaxName, true));
+  if (n.expires_at <= n.issued_at) {
+    return InvalidArgument("nonce: expires_at " + Str(n.expires_at) + " is not after issued_at " +
+                           Str(n.issued_at));
+  }
+  if (n.used_at) return InvalidArgument("nonce: a new nonce is unused");
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    RETURN_IF_ERROR(RequireJob(c, n.job_id).WithContext("nonce"));
+    ASSIGN_OR_RETURN(JobCredential cred, SelectCredential(c, n.credential_id));
+    if (cred.job_id != n.job_id) {
+      return InvalidArgument("nonce: credential " + n.credential_id + " is not job " + n.job_id +
+                             "'s");
+    }
+    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM kbs_nonces WHERE nonce = ?", n.nonce));
+    if (taken) return AlreadyExists("nonce already issued");
+    ASSIGN_OR_RETURN(Stmt ins,
+                     c.Prepare("INSERT INTO kbs_nonces (" NONCE_COLS ") VALUES (?, ?, ?, ?, ?, NULL)"));
+    ins.Bind(n.nonce).Bind(n.job_id).Bind(n.credential_id).Bind(n.issued_at).Bind(n.expires_at);
+    RETURN_IF_ERROR(ins.Run());
+    return AppendAuditTx(c, audit).status();
+  });
+}
+
+StatusOr<KbsNonce> SqliteStore::ConsumeNonce(std::string_view nonce, std::string_view job_id,
+                                             int64_t now, const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<KbsNonce>([&](Connection& c) -> StatusOr<KbsNonce> {
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE kbs_nonces SET used_at = ?1 WHERE nonce = ?2"
+                                        " AND job_id = ?3 AND used_at IS NULL"
+                                        " AND issued_at <= ?1 AND ?1 < expires_at"));
+    up.Bind(now).Bind(nonce).Bind(job_id);
+    RETURN_IF_ERROR(up.Run());
+    if (c.Changes() == 0) {
+      ASSIGN_OR_RETURN(KbsNonce cur, SelectNonce(c, nonce));
+      if (cur.job_id != job_id) return FailedPrecondition("nonce was issued for another job");
+      if (cur.used_at) return FailedPrecondition("nonce was already used at " + Str(*cur.used_at));
+      if (now >= cur.expires_at) return FailedPrecondition("nonce expired at " + Str(cur.expires_at));
+      return FailedPrecondition("nonce is not valid before " + Str(cur.issued_at));
+    }
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectNonce(c, nonce);
+  });
+}
+
+StatusOr<Job> SqliteStore::AcceptAttestation(std::string_view job_id,
+                                             std::string_view credential_id, uint32_t add_flags,
+                                             int64_t now, std::string_view reason,
+                                             const AuditRecord& audit) {
+  const std::string id(job_id);
+  const std::string cred_id(credential_id);
+  RETURN_IF_ERROR(CheckText("transition reason", reason, kMaxText, true));
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  const std::string from_name(JobStateName(JobState::kProvisioning));
+  const std::string to_name(JobStateName(JobState::kAttested));
+  return WriteValue<Job>([&](Connection& c) -> StatusOr<Job> {
+    ASSIGN_OR_RETURN(JobCredential cred, SelectCredential(c, credential_id));
+    if (cred.job_id != job_id) {
+      return FailedPrecondition("credential " + cred_id + " is not job " + id + "'s");
+    }
+    ASSIGN_OR_RETURN(Stmt used, c.Prepare("UPDATE job_credentials SET used_at = ?1 WHERE id = ?2"
+                                          " AND used_at IS NULL AND issued_at <= ?1"
+                                          " AND ?1 < expires_at"));
+    used.Bind(now).Bind(credential_id);
+    RETURN_IF_ERROR(used.Run());
+    if (c.Changes() == 0) {
+      if (cred.used_at) {
+        return FailedPrecondition("credential " + cred_id + " was already used at " +
+                                  Str(*cred.used_at));
+      }
+      if (now >= cred.expires_at) {
+        return FailedPrecondition("credential " + cred_id + " expired at " + Str(cred.expires_at));
+      }
+      return FailedPrecondition("credential " + cred_id + " is not valid before " +
+                                Str(cred.issued_at));
+    }
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE jobs SET state = ?, reason = ?, updated_at = ?,"
+                                        " flags = flags | ? WHERE id = ? AND state = ?"));
+    up.Bind(to_name).Bind(reason).Bind(audit.at).Bind(int64_t{add_flags}).Bind(job_id).Bind(
+        from_name);
+    RETURN_IF_ERROR(up.Run());
+    if (c.Changes() == 0) {
+      ASSIGN_OR_RETURN(Job current, SelectJob(c, job_id));
+      return FailedPrecondition("job " + id + ": expected state " + from_name + ", found " +
+                                std::string(JobStateName(current.state)) + " (cannot attest)");
+    }
+    ASSIGN_OR_RETURN(Stmt ev, c.Prepare("INSERT INTO job_events (" EVENT_COLS ")"
+                                        " SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5"
+                                        " FROM job_events WHERE job_id = ?1"));
+    ev.Bind(job_id).Bind(from_name).Bind(to_name).Bind(reason).Bind(audit.at);
+    RETURN_IF_ERROR(ev.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectJob(c, job_id);
+  });
+}
+
 // ---- Outputs ---------------------------------------------------------------------------
 
 Status SqliteStore::PutOutput(const Output& o, const AuditRecord& audit) {

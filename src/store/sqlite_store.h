@@ -96,6 +96,12 @@ class SqliteStore final : public Store {
   StatusOr<JobCredential> GetCredential(std::string_view credential_id) override;
   StatusOr<JobCredential> MarkCredentialUsed(std::string_view credential_id, int64_t now,
                                              const AuditRecord& audit) override;
+  Status IssueNonce(const KbsNonce& nonce, const AuditRecord& audit) override;
+  StatusOr<KbsNonce> ConsumeNonce(std::string_view nonce, std::string_view job_id, int64_t now,
+                                  const AuditRecord& audit) override;
+  StatusOr<Job> AcceptAttestation(std::string_view job_id, std::string_view credential_id,
+                                  uint32_t add_flags, int64_t now, std::string_view reason,
+                                  const AuditRecord& audit) override;
 
   Status PutOutput(const Output& output, const AuditRecord& audit) override;
   StatusOr<Output> SetGateVerdict(std::string_view job_id, GateVerdict verdict, double score,

@@ -153,6 +153,19 @@ struct JobCredential {
   friend bool operator==(const JobCredential&, const JobCredential&) = default;
 };
 
+// A key broker nonce (POST /kbs/v0/auth): single use, short-lived, bound to
+// one job and the credential that asked for it.
+struct KbsNonce {
+  std::string nonce;  // base64url of 32 random bytes
+  std::string job_id;
+  std::string credential_id;
+  int64_t issued_at = 0;
+  int64_t expires_at = 0;  // valid while now < expires_at
+  std::optional<int64_t> used_at;
+
+  friend bool operator==(const KbsNonce&, const KbsNonce&) = default;
+};
+
 enum class GateVerdict { kPending, kRelease, kHold };
 std::string_view GateVerdictName(GateVerdict verdict);  // "pending", "release", "hold"
 
@@ -295,6 +308,22 @@ class Store {
   virtual StatusOr<JobCredential> GetCredential(std::string_view credential_id) = 0;
   virtual StatusOr<JobCredential> MarkCredentialUsed(std::string_view credential_id, int64_t now,
                                                      const AuditRecord& audit) = 0;
+
+  // Key broker. IssueNonce stores a fresh nonce (the job and credential must
+  // exist). ConsumeNonce is an atomic compare-and-set: it marks the nonce
+  // used only if it exists, is bound to `job_id`, is unused and
+  // issued_at <= now < expires_at; otherwise kFailedPrecondition (kNotFound
+  // for an unknown nonce). AcceptAttestation, in ONE transaction, marks the
+  // credential used (the same checks as MarkCredentialUsed; it must belong to
+  // the job), moves the job PROVISIONING -> ATTESTED, ORs `add_flags` into the
+  // job's flags, appends the history event and `audit`: a job is attested at
+  // most once, by one VM.
+  virtual Status IssueNonce(const KbsNonce& nonce, const AuditRecord& audit) = 0;
+  virtual StatusOr<KbsNonce> ConsumeNonce(std::string_view nonce, std::string_view job_id,
+                                          int64_t now, const AuditRecord& audit) = 0;
+  virtual StatusOr<Job> AcceptAttestation(std::string_view job_id, std::string_view credential_id,
+                                          uint32_t add_flags, int64_t now, std::string_view reason,
+                                          const AuditRecord& audit) = 0;
 
   // Outputs: one per job, created with verdict kPending; the verdict is set
   // once (kRelease or kHold) and never changed.

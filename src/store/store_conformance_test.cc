@@ -903,6 +903,78 @@ TYPED_TEST_P(StoreConformanceTest, CredentialIsSingleUse) {
   EXPECT_EQ(this->AuditCount(), audit_before);
 }
 
+// ==== Key broker ===================================================================
+
+TYPED_TEST_P(StoreConformanceTest, NonceIsSingleUseBoundToItsJobAndShortLived) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  this->SubmitJob(c.id, "job-2");
+  MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 5000, std::nullopt},
+                                   Audit("credential.issue", "job:job-1")));
+  MustOk(this->S().IssueNonce({"n-1", "job-1", "cred-1", 1000, 1060, std::nullopt},
+                              Audit("kbs.auth", "job:job-1")));
+  MustOk(this->S().IssueNonce({"n-2", "job-1", "cred-1", 1000, 1060, std::nullopt},
+                              Audit("kbs.auth", "job:job-1")));
+  EXPECT_EQ(this->S()
+                .IssueNonce({"n-1", "job-1", "cred-1", 1000, 1060, std::nullopt}, Audit("a", "x"))
+                .code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(this->S()
+                .IssueNonce({"n-3", "job-2", "cred-1", 1000, 1060, std::nullopt}, Audit("a", "x"))
+                .code(),
+            StatusCode::kInvalidArgument);  // cred-1 is job-1's
+  const int64_t audit_before = this->AuditCount();
+  auto other_job = this->S().ConsumeNonce("n-1", "job-2", 1010, Audit("kbs.attest", "x"));
+  EXPECT_EQ(other_job.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(other_job.status().message(), "another job"));
+  auto expired = this->S().ConsumeNonce("n-2", "job-1", 1060, Audit("kbs.attest", "x"));
+  EXPECT_EQ(expired.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(expired.status().message(), "expired"));
+  EXPECT_EQ(this->S().ConsumeNonce("n-404", "job-1", 1010, Audit("a", "x")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), audit_before);  // refusals write nothing
+  KbsNonce used = Must(this->S().ConsumeNonce("n-1", "job-1", 1010, Audit("kbs.attest", "x")));
+  EXPECT_EQ(used.used_at, 1010);
+  EXPECT_EQ(used.credential_id, "cred-1");
+  auto replay = this->S().ConsumeNonce("n-1", "job-1", 1011, Audit("kbs.attest", "x"));
+  EXPECT_EQ(replay.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(replay.status().message(), "already used"));
+  EXPECT_EQ(this->AuditCount(), audit_before + 1);
+}
+
+TYPED_TEST_P(StoreConformanceTest, AttestationUsesTheCredentialAndMovesTheJobOnce) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  this->SubmitJob(c.id, "job-2");
+  MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 5000, std::nullopt},
+                                   Audit("credential.issue", "job:job-1")));
+  MustOk(this->S().IssueCredential({"cred-2", "job-2", 1000, 5000, std::nullopt},
+                                   Audit("credential.issue", "job:job-2")));
+  // Not yet PROVISIONING: refused, and the credential stays unused.
+  auto early = this->S().AcceptAttestation("job-1", "cred-1", kJobFlagSimulatedTee, 1500,
+                                           "attested", Audit("kbs.attest", "job:job-1"));
+  EXPECT_EQ(early.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(Must(this->S().GetCredential("cred-1")).used_at.has_value());
+  this->Move("job-1", JobState::kSubmitted, JobState::kAuthorized);
+  this->Move("job-1", JobState::kAuthorized, JobState::kProvisioning);
+  auto wrong_cred = this->S().AcceptAttestation("job-1", "cred-2", 0, 1500, "attested",
+                                                Audit("kbs.attest", "job:job-1"));
+  EXPECT_EQ(wrong_cred.status().code(), StatusCode::kFailedPrecondition);
+  Job j = Must(this->S().AcceptAttestation("job-1", "cred-1", kJobFlagSimulatedTee, 1500,
+                                           "quote verified", Audit("kbs.attest", "job:job-1")));
+  EXPECT_EQ(j.state, JobState::kAttested);
+  EXPECT_EQ(j.reason, "quote verified");
+  EXPECT_NE(j.flags & kJobFlagSimulatedTee, 0u);
+  EXPECT_EQ(Must(this->S().GetCredential("cred-1")).used_at, 1500);
+  EXPECT_EQ(Must(this->S().JobHistory("job-1")).back().to, JobState::kAttested);
+  // A second VM with the same credential: refused.
+  const int64_t audit_before = this->AuditCount();
+  auto again = this->S().AcceptAttestation("job-1", "cred-1", 0, 1501, "again",
+                                           Audit("kbs.attest", "job:job-1"));
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(this->AuditCount(), audit_before);
+}
+
 TYPED_TEST_P(StoreConformanceTest, ExpiredOrNotYetValidCredentialIsRefused) {
   User c = this->AddUser("c");
   this->SubmitJob(c.id, "job-1");
@@ -1426,6 +1498,7 @@ TYPED_TEST_P(StoreConformanceTest, AcknowledgedWritesSurviveSigkill) {
 
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash,
+    NonceIsSingleUseBoundToItsJobAndShortLived, AttestationUsesTheCredentialAndMovesTheJobOnce,
     RejectsDuplicateUserNameAndTokenHash, RejectsInvalidUserInputWithoutWriting,
     UnknownUserIsNotFound, DisablesAndReenablesAUser, RotatesATokenHash, ListsUsersInCreationOrder,
     CreatesADatasetAndReadsBackEveryField, RejectsDuplicateDatasetNameAndUnknownOwner,
