@@ -36,4 +36,26 @@ StatusOr<std::string> SignJobCredential(const JobCredentialClaims& claims,
 StatusOr<JobCredentialClaims> VerifyJobCredential(std::string_view token,
                                                   crypto::ByteSpan plane_public_key, int64_t now);
 
+// Key broker sessions: what POST /kbs/v0/attest returns once a quote is
+// accepted. Bound to the job, its credential, its datasets and the TEE's
+// ephemeral public key (RFC 7638 thumbprint): dataset keys are released only
+// wrapped to that key. Format: "cce-kbs-v1." payload "." signature, signed
+// like a credential. Short-lived (docs/attestation.md, "Key broker").
+struct KbsSessionClaims {
+  std::string job_id;
+  std::string credential_id;
+  std::vector<std::string> datasets;
+  std::string tee_key_thumbprint;
+  int64_t issued_at = 0;
+  int64_t expires_at = 0;
+  bool simulated_tee = false;
+
+  friend bool operator==(const KbsSessionClaims&, const KbsSessionClaims&) = default;
+};
+
+StatusOr<std::string> SignKbsSession(const KbsSessionClaims& claims,
+                                     const crypto::Ed25519PrivateKey& key);
+StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token,
+                                            crypto::ByteSpan plane_public_key, int64_t now);
+
 }  // namespace cce::plane

@@ -50,5 +50,36 @@ TEST(JobCredential, RejectsForgeriesAndTampering) {
       VerifyJobCredential(token->substr(0, token->rfind('.')), key->PublicKey(), 1500).ok());
 }
 
+TEST(KbsSession, RoundTripsAndIsNotInterchangeableWithACredential) {
+  auto key = crypto::Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  KbsSessionClaims c;
+  c.job_id = "job-0123456789abcdef";
+  c.credential_id = "cred-" + std::string(32, 'a');
+  c.datasets = {"claims"};
+  c.tee_key_thumbprint = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+  c.issued_at = 1000;
+  c.expires_at = 1300;
+  c.simulated_tee = true;
+  auto token = SignKbsSession(c, *key);
+  ASSERT_TRUE(token.ok());
+  auto back = VerifyKbsSession(*token, key->PublicKey(), 1299);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, c);
+  EXPECT_EQ(VerifyKbsSession(*token, key->PublicKey(), 1300).status().message(),
+            "session: expired");
+  for (size_t i = 11; i < token->size(); i += 5) {
+    std::string t = *token;
+    t[i] = t[i] == 'A' ? 'B' : 'A';
+    EXPECT_FALSE(VerifyKbsSession(t, key->PublicKey(), 1100).ok()) << i;
+  }
+  // A credential is not a session and a session is not a credential, even
+  // though the plane signs both with the same key.
+  auto cred = SignJobCredential(Claims(), *key);
+  ASSERT_TRUE(cred.ok());
+  EXPECT_FALSE(VerifyKbsSession(*cred, key->PublicKey(), 1500).ok());
+  EXPECT_FALSE(VerifyJobCredential(*token, key->PublicKey(), 1100).ok());
+}
+
 }  // namespace
 }  // namespace cce::plane
