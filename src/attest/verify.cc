@@ -1,0 +1,356 @@
+#include "attest/verify.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "attest/time_util.h"
+
+namespace cce::attest {
+namespace {
+
+using crypto::Bytes;
+using crypto::ByteSpan;
+using crypto::Certificate;
+using crypto::ToHex;
+
+// Intel SGX Root CA (public certificate; pinned by kIntelSgxRootCaSha256).
+constexpr std::string_view kIntelSgxRootCaPem =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIICjzCCAjSgAwIBAgIUImUM1lqdNInzg7SVUr9QGzknBqwwCgYIKoZIzj0EAwIw\n"
+    "aDEaMBgGA1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExGjAYBgNVBAoMEUludGVsIENv\n"
+    "cnBvcmF0aW9uMRQwEgYDVQQHDAtTYW50YSBDbGFyYTELMAkGA1UECAwCQ0ExCzAJ\n"
+    "BgNVBAYTAlVTMB4XDTE4MDUyMTEwNDUxMFoXDTQ5MTIzMTIzNTk1OVowaDEaMBgG\n"
+    "A1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExGjAYBgNVBAoMEUludGVsIENvcnBvcmF0\n"
+    "aW9uMRQwEgYDVQQHDAtTYW50YSBDbGFyYTELMAkGA1UECAwCQ0ExCzAJBgNVBAYT\n"
+    "AlVTMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEC6nEwMDIYZOj/iPWsCzaEKi7\n"
+    "1OiOSLRFhWGjbnBVJfVnkY4u3IjkDYYL0MxO4mqsyYjlBalTVYxFP2sJBK5zlKOB\n"
+    "uzCBuDAfBgNVHSMEGDAWgBQiZQzWWp00ifODtJVSv1AbOScGrDBSBgNVHR8ESzBJ\n"
+    "MEegRaBDhkFodHRwczovL2NlcnRpZmljYXRlcy50cnVzdGVkc2VydmljZXMuaW50\n"
+    "ZWwuY29tL0ludGVsU0dYUm9vdENBLmRlcjAdBgNVHQ4EFgQUImUM1lqdNInzg7SV\n"
+    "Ur9QGzknBqwwDgYDVR0PAQH/BAQDAgEGMBIGA1UdEwEB/wQIMAYBAf8CAQEwCgYI\n"
+    "KoZIzj0EAwIDSQAwRgIhAOW/5QkR+S9CiSDcNoowLuPRLsWGf/Yi7GSX94BgwTwg\n"
+    "AiEA4J0lrHoMs+Xo5o/sX6O9QWxHRAvZUGOdRQ7cvqRXaqI=\n"
+    "-----END CERTIFICATE-----\n";
+
+constexpr size_t kPckChainLength = 3;  // PCK leaf, PCK Platform/Processor CA, root
+
+std::string Quoted(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+std::string At(int64_t t) {
+  return FormatRfc3339Utc(t);
+}
+
+// The canonical PEM of a certificate (64-column base64, '\n' line ends), as
+// OpenSSL and Intel's Quoting Enclave write it.
+std::string CanonicalPem(const Bytes& der) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string b64;
+  b64.reserve((der.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < der.size(); i += 3) {
+    const uint32_t b0 = der[i];
+    const uint32_t b1 = i + 1 < der.size() ? der[i + 1] : 0;
+    const uint32_t b2 = i + 2 < der.size() ? der[i + 2] : 0;
+    const uint32_t v = (b0 << 16) | (b1 << 8) | b2;
+    b64 += kAlphabet[(v >> 18) & 63];
+    b64 += kAlphabet[(v >> 12) & 63];
+    b64 += i + 1 < der.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    b64 += i + 2 < der.size() ? kAlphabet[v & 63] : '=';
+  }
+  std::string out = "-----BEGIN CERTIFICATE-----\n";
+  for (size_t i = 0; i < b64.size(); i += 64) {
+    out += b64.substr(i, 64);
+    out += '\n';
+  }
+  out += "-----END CERTIFICATE-----\n";
+  return out;
+}
+
+// The CN attribute of an RFC 2253 name contains phrase.
+bool CommonNameContains(const std::string& dn, std::string_view phrase) {
+  size_t i = 0;
+  while (i < dn.size()) {
+    size_t end = i;
+    while (end < dn.size() && dn[end] != ',') end += dn[end] == '\\' ? 2 : 1;
+    end = std::min(end, dn.size());
+    const std::string_view rdn(dn.data() + i, end - i);
+    if (rdn.starts_with("CN=") && rdn.substr(3).find(phrase) != std::string_view::npos) {
+      return true;
+    }
+    i = end + 1;
+  }
+  return false;
+}
+
+struct Anchor {
+  const Certificate* root = nullptr;
+  bool simulated = false;
+};
+
+Status CheckAnchors(const TrustAnchors& anchors) {
+  for (const Certificate& sim : anchors.simulation_roots) {
+    if (sim.der() == anchors.intel_root.der()) {
+      return InvalidArgument("trust anchors: a simulation root is the Intel root itself");
+    }
+  }
+  return Status::Ok();
+}
+
+// The anchor a chain ends at: its last certificate must be one of the
+// anchors byte for byte (a chain of the signer alone is taken to end at
+// intel_root).
+StatusOr<Anchor> SelectAnchor(const std::vector<Certificate>& chain, const TrustAnchors& anchors,
+                              const std::string& what) {
+  if (chain.empty()) return InvalidArgument(what + ": empty certificate chain");
+  const Certificate& top = chain.back();
+  if (top.der() == anchors.intel_root.der() || chain.size() == 1) {
+    return Anchor{&anchors.intel_root, false};
+  }
+  for (const Certificate& sim : anchors.simulation_roots) {
+    if (top.der() == sim.der()) return Anchor{&sim, true};
+  }
+  return PermissionDenied(
+      what + ": chain ends at " + Quoted(top.subject()) + " (sha256 " +
+      ToHex(top.sha256_fingerprint()) + "), which is not the pinned Intel SGX Root CA (sha256 " +
+      ToHex(anchors.intel_root.sha256_fingerprint()) + ") nor a configured simulation root");
+}
+
+Status CheckWindow(const std::string& what, int64_t from, int64_t until, int64_t now) {
+  // Valid from `from` up to, not including, `until` (nextUpdate): the same
+  // judgement OpenSSL makes for CRLs and certificates.
+  if (now < from || now >= until) {
+    return FailedPrecondition(what + ": not valid at " + At(now) + " (valid from " + At(from) +
+                              " until " + At(until) + ")");
+  }
+  return Status::Ok();
+}
+
+// A collateral signing chain: signer issued directly by the anchor, with the
+// root CRL, and the signature over the exact JSON bytes.
+Status VerifySignedJson(const SignedJson& signed_json, const std::vector<Certificate>& chain,
+                        const Anchor& anchor, const crypto::Crl& root_crl, int64_t now,
+                        const std::string& what) {
+  const Certificate& signer = chain.front();
+  const std::vector<Certificate> rest(chain.begin() + 1, chain.end());
+  auto verified = crypto::VerifyChain(signer, rest, *anchor.root, {root_crl}, now, {});
+  if (!verified.ok()) return verified.status().WithContext(what + " issuer chain");
+  if (verified->chain.size() != 2) {
+    return PermissionDenied(what + " issuer chain: the signer " + Quoted(signer.subject()) +
+                            " is not issued directly by the root");
+  }
+  if (!CommonNameContains(signer.subject(), "SGX TCB Signing")) {
+    return PermissionDenied(what + " issuer chain: the signer " + Quoted(signer.subject()) +
+                            " is not a TCB Signing certificate");
+  }
+  if (!signer.ec_p256_public_key().has_value()) {
+    return PermissionDenied(what + ": the signer has no P-256 key");
+  }
+  auto ok =
+      crypto::VerifyEcdsaP256Sha256(*signer.ec_p256_public_key(), crypto::AsBytes(signed_json.body),
+                                    signed_json.signature, crypto::SignatureEncoding::kRawRS);
+  if (!ok.ok()) return ok.status().WithContext(what + " signature");
+  if (!*ok) {
+    return PermissionDenied(what + ": signature does not verify with " + Quoted(signer.subject()));
+  }
+  return Status::Ok();
+}
+
+Status CheckOk(const StatusOr<bool>& r, const std::string& what) {
+  if (!r.ok()) return PermissionDenied(what + ": " + r.status().message());
+  if (!*r) return PermissionDenied(what + ": does not verify");
+  return Status::Ok();
+}
+
+}  // namespace
+
+const Certificate& PinnedIntelRoot() {
+  static const Certificate kRoot = []() -> Certificate {
+    auto certs = crypto::ParseCertificatesPem(kIntelSgxRootCaPem);
+    // The embedded PEM is a constant of this file; a mismatch is a build defect.
+    if (!certs.ok() || certs->size() != 1 ||
+        ToHex(certs->front().sha256_fingerprint()) != kIntelSgxRootCaSha256) {
+      std::abort();
+    }
+    return certs->front();
+  }();
+  return kRoot;
+}
+
+TrustAnchors IntelTrustAnchors() {
+  return TrustAnchors{PinnedIntelRoot(), {}};
+}
+
+StatusOr<CollateralCheck> VerifyCollateral(const Collateral& c, const TrustAnchors& anchors,
+                                           int64_t now) {
+  RETURN_IF_ERROR(CheckAnchors(anchors));
+  const std::string& src = c.source;
+  if (c.root_ca_crl.size() != 1) {
+    return FailedPrecondition(src + ": collateral needs exactly one root CA CRL");
+  }
+  if (c.pck_crl.size() > 1) return FailedPrecondition(src + ": more than one PCK CRL");
+  if (c.tcb_info_issuer_chain.empty() || c.qe_identity_issuer_chain.empty()) {
+    return FailedPrecondition(src + ": collateral issuer chains are missing");
+  }
+  const crypto::Crl& root_crl = c.root_ca_crl.front();
+
+  RETURN_IF_ERROR(
+      CheckWindow(src + ": tcb_info", c.tcb_info.issue_date, c.tcb_info.next_update, now));
+  RETURN_IF_ERROR(
+      CheckWindow(src + ": qe_identity", c.qe_identity.issue_date, c.qe_identity.next_update, now));
+  RETURN_IF_ERROR(
+      CheckWindow(src + ": root_ca_crl", root_crl.this_update(), root_crl.next_update(), now));
+  if (!c.pck_crl.empty()) {
+    RETURN_IF_ERROR(CheckWindow(src + ": pck_crl", c.pck_crl.front().this_update(),
+                                c.pck_crl.front().next_update(), now));
+  }
+
+  ASSIGN_OR_RETURN(Anchor anchor,
+                   SelectAnchor(c.tcb_info_issuer_chain, anchors, src + ": tcb_info issuer chain"));
+  ASSIGN_OR_RETURN(Anchor qe_anchor, SelectAnchor(c.qe_identity_issuer_chain, anchors,
+                                                  src + ": qe_identity issuer chain"));
+  if (qe_anchor.root != anchor.root) {
+    return PermissionDenied(src + ": tcb_info and qe_identity chain to different roots");
+  }
+  if (root_crl.issuer() != anchor.root->subject()) {
+    return PermissionDenied(src + ": root_ca_crl is issued by " + Quoted(root_crl.issuer()) +
+                            ", not by the root " + Quoted(anchor.root->subject()));
+  }
+  RETURN_IF_ERROR(VerifySignedJson(c.tcb_info_signed, c.tcb_info_issuer_chain, anchor, root_crl,
+                                   now, src + ": tcb_info"));
+  RETURN_IF_ERROR(VerifySignedJson(c.qe_identity_signed, c.qe_identity_issuer_chain, anchor,
+                                   root_crl, now, src + ": qe_identity"));
+
+  CollateralCheck out;
+  out.simulated = anchor.simulated;
+  // Age is judged on the monthly items; the CRLs (the root CRL is reissued
+  // yearly) are bounded by their own nextUpdate.
+  out.oldest_issue_unix = std::min(c.tcb_info.issue_date, c.qe_identity.issue_date);
+  out.earliest_expiry_unix =
+      std::min({c.tcb_info.next_update, c.qe_identity.next_update, root_crl.next_update()});
+  if (!c.pck_crl.empty()) {
+    out.earliest_expiry_unix = std::min(out.earliest_expiry_unix, c.pck_crl.front().next_update());
+  }
+  return out;
+}
+
+StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& collateral,
+                                      const TrustAnchors& anchors, int64_t now) {
+  RETURN_IF_ERROR(CheckAnchors(anchors));
+  DcapVerification v;
+  ASSIGN_OR_RETURN(v.quote, ParseQuote(quote_bytes));
+  const Quote& q = v.quote;
+  if (q.header.qe_vendor_id != kIntelQeVendorId) {
+    return PermissionDenied("quote: QE vendor id " + ToHex(q.header.qe_vendor_id) +
+                            " is not Intel's (" + ToHex(kIntelQeVendorId) + ")");
+  }
+
+  // The PCK chain, exactly as the QE wrote it: three certificates in
+  // canonical PEM, optionally followed by one NUL. No signature covers these
+  // bytes, so any other form is refused rather than interpreted.
+  std::string_view pem = q.pck_chain_pem;
+  if (!pem.empty() && pem.back() == '\0') pem.remove_suffix(1);
+  auto parsed_chain = crypto::ParseCertificatesPem(pem);
+  if (!parsed_chain.ok()) return parsed_chain.status().WithContext("quote: PCK certificate chain");
+  const std::vector<Certificate>& chain = *parsed_chain;
+  if (chain.size() != kPckChainLength) {
+    return PermissionDenied("quote: PCK certificate chain has " + std::to_string(chain.size()) +
+                            " certificates (want leaf, PCK CA, root)");
+  }
+  std::string canonical;
+  for (const Certificate& cert : chain) canonical += CanonicalPem(cert.der());
+  if (canonical != pem) {
+    return InvalidArgument("quote: PCK certificate chain is not in canonical PEM form");
+  }
+  ASSIGN_OR_RETURN(Anchor anchor, SelectAnchor(chain, anchors, "quote: PCK certificate chain"));
+  v.simulated = anchor.simulated;
+  const Certificate& leaf = chain[0];
+  const Certificate& pck_ca = chain[1];
+  v.pck_subject = leaf.subject();
+  v.pck_issuer = leaf.issuer();
+  if (!CommonNameContains(leaf.subject(), "SGX PCK Certificate")) {
+    return PermissionDenied("quote: PCK leaf " + Quoted(leaf.subject()) +
+                            " is not an SGX PCK Certificate");
+  }
+  if (!CommonNameContains(pck_ca.subject(), "SGX PCK Platform CA") &&
+      !CommonNameContains(pck_ca.subject(), "SGX PCK Processor CA")) {
+    return PermissionDenied("quote: PCK issuer " + Quoted(pck_ca.subject()) +
+                            " is not an SGX PCK Platform or Processor CA");
+  }
+  auto ext = ParsePckExtensions(leaf.der());
+  if (!ext.ok()) return ext.status().WithContext("quote: PCK leaf");
+  v.pck = *ext;
+
+  // Collateral first: it must be valid now and chain to the same anchor.
+  ASSIGN_OR_RETURN(CollateralCheck cc, VerifyCollateral(collateral, anchors, now));
+  if (cc.simulated != anchor.simulated) {
+    return PermissionDenied(
+        "the quote and the collateral chain to different roots (one Intel, one simulation)");
+  }
+  v.collateral_oldest_issue_unix = cc.oldest_issue_unix;
+  v.collateral_earliest_expiry_unix = cc.earliest_expiry_unix;
+  v.tcb_evaluation_data_number = collateral.tcb_info.tcb_evaluation_data_number;
+
+  // PCK chain with CRLs. A PCK CRL from the leaf's issuer checks the leaf;
+  // without one the chain is still verified, the PCK CA is still checked
+  // against the root CRL, and the missing leaf check is reported.
+  const crypto::Crl& root_crl = collateral.root_ca_crl.front();
+  const std::vector<Certificate> intermediates = {pck_ca};
+  const bool have_pck_crl =
+      !collateral.pck_crl.empty() && collateral.pck_crl.front().issuer() == leaf.issuer();
+  if (have_pck_crl) {
+    auto r = crypto::VerifyChain(leaf, intermediates, *anchor.root,
+                                 {collateral.pck_crl.front(), root_crl}, now, {});
+    if (!r.ok()) return r.status().WithContext("quote: PCK certificate chain");
+    v.pck_crl = PckCrlStatus::kChecked;
+  } else {
+    crypto::ChainOptions no_crls;
+    no_crls.require_crls = false;
+    auto r = crypto::VerifyChain(leaf, intermediates, *anchor.root, {}, now, no_crls);
+    if (!r.ok()) return r.status().WithContext("quote: PCK certificate chain");
+    auto ca = crypto::VerifyChain(pck_ca, {}, *anchor.root, {root_crl}, now, {});
+    if (!ca.ok()) return ca.status().WithContext("quote: PCK CA against the root CRL");
+    v.pck_crl = PckCrlStatus::kMissing;
+    std::string why = collateral.pck_crl.empty() ? "the collateral has no PCK CRL"
+                                                 : "the collateral's PCK CRL is from " +
+                                                       Quoted(collateral.pck_crl.front().issuer());
+    v.notes.push_back("PCK CRL missing: " + why + "; revocation of the PCK leaf (issued by " +
+                      Quoted(leaf.issuer()) + ") was NOT checked");
+  }
+
+  // QE report: signed by the PCK leaf, and bound to the attestation key.
+  if (!leaf.ec_p256_public_key().has_value()) {
+    return PermissionDenied("quote: PCK leaf has no P-256 key");
+  }
+  RETURN_IF_ERROR(CheckOk(
+      crypto::VerifyEcdsaP256Sha256(*leaf.ec_p256_public_key(), q.qe_report.raw,
+                                    q.qe_report_signature, crypto::SignatureEncoding::kRawRS),
+      "quote: QE report signature (PCK leaf key)"));
+  Bytes binding(q.attestation_key.begin(), q.attestation_key.end());
+  binding.insert(binding.end(), q.qe_auth_data.begin(), q.qe_auth_data.end());
+  const crypto::Sha256Digest expected = crypto::Sha256(binding);
+  const auto& rd = q.qe_report.report_data;
+  const bool lower_ok = std::equal(expected.begin(), expected.end(), rd.begin());
+  const bool upper_zero = std::all_of(rd.begin() + 32, rd.end(), [](uint8_t b) { return b == 0; });
+  if (!lower_ok || !upper_zero) {
+    return PermissionDenied("quote: QE report data " + ToHex(rd) +
+                            " is not SHA-256(attestation key || QE auth data) " + ToHex(expected) +
+                            " followed by 32 zero bytes");
+  }
+
+  // The quote signature over header || body with the attestation key.
+  Bytes key(1, 0x04);
+  key.insert(key.end(), q.attestation_key.begin(), q.attestation_key.end());
+  RETURN_IF_ERROR(CheckOk(crypto::VerifyEcdsaP256Sha256(key, q.signed_region, q.signature,
+                                                        crypto::SignatureEncoding::kRawRS),
+                          "quote: signature over header and TD report (attestation key)"));
+
+  // Identity and TCB.
+  ASSIGN_OR_RETURN(QeIdentityResult qe, CheckQeIdentity(collateral.qe_identity, q.qe_report));
+  ASSIGN_OR_RETURN(v.tcb, EvaluateTcb(collateral.tcb_info, v.pck, q, qe));
+  v.notes.insert(v.notes.end(), v.tcb.notes.begin(), v.tcb.notes.end());
+  return v;
+}
+
+}  // namespace cce::attest

@@ -1,0 +1,90 @@
+// verify: DCAP verification of a TDX quote against collateral and a trusted
+// root at an injected time: the quote signature, the QE report and its
+// binding to the attestation key, the PCK chain with CRLs, the collateral's
+// signatures, chains and validity windows, and Intel's TCB level matching.
+// The result says what the quote proves; whether that is acceptable is
+// policy.h's job.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/collateral.h"
+#include "attest/pck_cert.h"
+#include "attest/quote.h"
+#include "attest/tcb.h"
+#include "base/status.h"
+#include "crypto/crypto.h"
+#include "crypto/x509.h"
+
+namespace cce::attest {
+
+// SHA-256 of the DER of the Intel SGX Root CA (the pin).
+inline constexpr std::string_view kIntelSgxRootCaSha256 =
+    "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
+
+// The trust anchors of a verifier. intel_root is the production anchor
+// (normally the pinned Intel SGX Root CA). simulation_roots are development
+// roots a simulated quote provider chains to; a quote is "simulated" only if
+// its PCK chain ends at one of them, never at intel_root.
+struct TrustAnchors {
+  crypto::Certificate intel_root;
+  std::vector<crypto::Certificate> simulation_roots;
+};
+
+// The embedded Intel SGX Root CA, checked against kIntelSgxRootCaSha256.
+const crypto::Certificate& PinnedIntelRoot();
+TrustAnchors IntelTrustAnchors();  // PinnedIntelRoot() and no simulation roots
+
+enum class PckCrlStatus {
+  kChecked,  // the PCK leaf was checked against a current CRL from its issuing CA
+  kMissing,  // no PCK CRL from the leaf's issuer in the collateral: leaf revocation NOT checked
+};
+
+// What the collateral proved at the given time.
+struct CollateralCheck {
+  bool simulated = false;            // chains to a simulation root
+  int64_t oldest_issue_unix = 0;     // the older issueDate of TCB Info and QE Identity
+  int64_t earliest_expiry_unix = 0;  // earliest nextUpdate among all items, CRLs included
+};
+
+// Checks the TCB Info and QE Identity signatures over their exact JSON bytes,
+// their issuer chains (signer issued directly by the anchor, CN containing
+// "SGX TCB Signing", root CRL applied), the root CRL, and that now_unix lies in
+// every item's window. The anchor is intel_root, or the simulation root the
+// TCB signing chain ends at. Errors: kPermissionDenied for signatures and
+// chains, kFailedPrecondition for an item not valid at now_unix.
+StatusOr<CollateralCheck> VerifyCollateral(const Collateral& collateral,
+                                           const TrustAnchors& anchors, int64_t now_unix);
+
+struct DcapVerification {
+  Quote quote;
+  bool simulated = false;  // PCK chain and collateral end at a simulation root
+  PckExtensions pck;       // FMSPC, PCE id, PCESVN, SGX TCB components of the platform
+  std::string pck_subject;
+  std::string pck_issuer;
+  PckCrlStatus pck_crl = PckCrlStatus::kMissing;
+  TcbEvaluation tcb;  // tcb.status is the quote's TCB status
+  uint32_t tcb_evaluation_data_number = 0;
+  int64_t collateral_oldest_issue_unix = 0;
+  int64_t collateral_earliest_expiry_unix = 0;
+  // Findings that are not failures but matter to a policy: the missing PCK
+  // CRL, why the TCB status is what it is.
+  std::vector<std::string> notes;
+};
+
+// Full DCAP verification at now_unix. Hard errors (no result):
+//   kInvalidArgument     the quote does not parse
+//   kPermissionDenied    a signature, certificate chain, pin, revocation or
+//                        identity check failed
+//   kFailedPrecondition  the collateral is not valid at now_unix or is for
+//                        another platform (FMSPC / PCE id)
+// Everything else, including NotSupported / OutOfDate TCB and a missing PCK
+// CRL, is a DcapVerification for the policy to judge.
+StatusOr<DcapVerification> VerifyDcap(crypto::ByteSpan quote_bytes, const Collateral& collateral,
+                                      const TrustAnchors& anchors, int64_t now_unix);
+
+}  // namespace cce::attest
