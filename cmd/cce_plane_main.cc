@@ -1,4 +1,5 @@
-// build/bin/cce-plane: the Privacy Plane server. Verbs: init, serve, user add.
+// build/bin/cce-plane: the Privacy Plane server. Verbs: init, serve, user add,
+// collateral import.
 #include <csignal>
 #include <exception>
 #include <iostream>
@@ -139,12 +140,35 @@ int UserAdd(const Args& args) {
   return 0;
 }
 
+int CollateralImport(const Args& args) {
+  FlagParser p("cce-plane collateral import --data-dir DIR SOURCE",
+               "Adds TDX verification collateral to the key broker's cache: SOURCE is a\n"
+               "dcap-qvl JSON file or a directory of Intel PCS files (docs/attestation.md).\n"
+               "Signatures and issuer chains are checked against Intel's pinned root before\n"
+               "it replaces the set for the same FMSPC; a running plane picks it up.",
+               {kDataDir, kOutput});
+  int exit = 0;
+  auto f = Parse(p, args, 1, &exit);
+  if (!f) return exit;
+  auto dir = f->Get("data-dir");
+  if (!dir) return Fail(cce::InvalidArgument("--data-dir DIR is required"));
+  auto fmspc = cce::plane::ImportCollateral(*dir, f->positional()[0]);
+  if (!fmspc.ok()) return Fail(fmspc.status());
+  if (f->Get("output") == "json") {
+    std::cout << nlohmann::json{{"fmspc", *fmspc}, {"source", f->positional()[0]}}.dump() << "\n";
+  } else {
+    std::cout << "imported collateral for FMSPC " << *fmspc << "\n";
+  }
+  return 0;
+}
+
 const char kTopHelp[] =
     "Usage: cce-plane COMMAND [options]\n\n"
     "The cce4long Privacy Plane server.\n\nCommands:\n"
     "  init       create a data directory (config, PKI, keys, database, operator token)\n"
     "  serve      serve the HTTPS API\n"
-    "  user add   add a user and print their API token\n\n"
+    "  user add   add a user and print their API token\n"
+    "  collateral import   add TDX verification collateral to the key broker's cache\n\n"
     "Run `cce-plane COMMAND --help` for options. Exit codes: 0 ok, 1 failure, 2 bad usage.\n";
 
 }  // namespace
@@ -160,6 +184,9 @@ int main(int argc, char** argv) {
     if (args[0] == "serve") return Serve(Args(args.begin() + 1, args.end()));
     if (args[0] == "user" && args.size() >= 2 && args[1] == "add") {
       return UserAdd(Args(args.begin() + 2, args.end()));
+    }
+    if (args[0] == "collateral" && args.size() >= 2 && args[1] == "import") {
+      return CollateralImport(Args(args.begin() + 2, args.end()));
     }
     std::cerr << "cce-plane: error: unknown command '" << args[0] << "'\n\n" << kTopHelp;
     return 2;

@@ -34,5 +34,6 @@ std::vector<Command> PlaneCommands();
 std::vector<Command> ImageCommands();  // image_commands.cc
 std::vector<Command> JobCommands();    // job_commands.cc
 std::vector<Command> AuditCommands();  // audit_commands.cc
+std::vector<Command> AttestCommands();  // attest_commands.cc
 
 }  // namespace cce::cli

@@ -16,6 +16,7 @@
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
 #include "crypto/crypto.h"
+#include "store/job_state.h"
 
 namespace cce::cli {
 namespace {
@@ -99,9 +100,11 @@ void PrintJob(const json& j, bool with_history) {
 int JobStatus(const Args& args) {
   FlagParser p("cce job status ID [--watch [--until STATE] [--interval SECONDS]] [--output json]",
                "Shows a job's state, reason and history. With --watch, prints each new\n"
-               "transition until the job reaches --until STATE (default: RELEASED, HELD,\n"
-               "REJECTED, FAILED or CANCELLED); exits 0 when it reaches the awaited state\n"
-               "or RELEASED, 1 when it ended otherwise.",
+               "transition until the job has passed through --until STATE or ended\n"
+               "(default: until RELEASED, HELD, REJECTED, FAILED or CANCELLED; a HELD job\n"
+               "waits for a reviewer, so --until RELEASED keeps waiting through HELD).\n"
+               "Exits 0 when the awaited state was reached (or RELEASED), 1 when the job\n"
+               "ended otherwise.",
                {{"watch", "", "follow the job until it settles"},
                 {"until", "STATE", "with --watch: stop once the job is in STATE (or ended)"},
                 {"interval", "SECONDS", "with --watch: poll period (default 1)"},
@@ -117,9 +120,15 @@ int JobStatus(const Args& args) {
         }
         ASSIGN_OR_RETURN(auto interval, f.GetUint("interval", 1, 3600));
         const std::string until = f.Get("until").value_or("");
+        if (!until.empty() && !store::ParseJobState(until).ok()) {
+          return InvalidArgument("--until: unknown state '" + until +
+                                 "' (expected e.g. PROVISIONING, HELD, RELEASED)");
+        }
         size_t printed = 0;
         for (;;) {
           const auto& h = j["history"];
+          bool reached = false;  // in the history, so a state passed between polls counts
+          for (const auto& e : h) reached = reached || (!until.empty() && e["to"] == until);
           for (; printed < h.size(); ++printed) {
             if (json_out) continue;
             std::cout << FormatTime(h[printed]["at"].get<int64_t>()) << "  "
@@ -127,10 +136,9 @@ int JobStatus(const Args& args) {
                       << h[printed]["reason"].get<std::string>() << std::endl;
           }
           const std::string state = j["state"].get<std::string>();
-          if (!until.empty() ? (state == until || IsEndState(state))
-                             : (IsEndState(state) || state == "HELD")) {
-            const bool wanted = state == "RELEASED" || (!until.empty() && state == until) ||
-                                (until.empty() && state == "HELD");
+          if (reached || IsEndState(state) || (until.empty() && state == "HELD")) {
+            const bool wanted =
+                reached || state == "RELEASED" || (until.empty() && state == "HELD");
             if (!wanted) exit_code = kExitFailure;
             return j;
           }

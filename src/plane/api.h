@@ -28,6 +28,7 @@
 
 namespace cce::plane {
 
+class AttestationService;
 class JobEngine;
 class OutputStore;
 
@@ -205,6 +206,7 @@ class Api {
     RegisterImages(svr);
     RegisterJobs(svr);
     RegisterAudit(svr);
+    if (attestation_ != nullptr) RegisterKbs(svr);
   }
 
  private:
@@ -215,12 +217,27 @@ class Api {
   void SetJobEngine(JobEngine* engine) { engine_ = engine; }
   void SetOutputStore(OutputStore* outputs) { outputs_ = outputs; }
   void SetPlanePublicKey(crypto::Bytes key) { plane_public_key_ = std::move(key); }
+  // The key broker (/kbs/v0/*) is served only once this is set.
+  void SetKeyBroker(AttestationService* attestation, const crypto::Ed25519PrivateKey* signing_key,
+                    int64_t nonce_ttl_seconds, int64_t session_ttl_seconds) {
+    attestation_ = attestation;
+    signing_key_ = signing_key;
+    nonce_ttl_seconds_ = nonce_ttl_seconds;
+    session_ttl_seconds_ = session_ttl_seconds;
+  }
 
  private:
   void RegisterCatalog(httplib::Server& svr);  // api_catalog.cc
   void RegisterImages(httplib::Server& svr);   // api_images.cc
   void RegisterJobs(httplib::Server& svr);     // api_jobs.cc
   void RegisterAudit(httplib::Server& svr);    // api_audit.cc
+  void RegisterKbs(httplib::Server& svr);      // api_kbs.cc
+  // A key broker route: no bearer user; the handler authenticates the
+  // credential or session itself. Failures count towards the per-address
+  // limit (429 past it).
+  using KbsHandler = std::function<StatusOr<ApiResult>(const httplib::Request&)>;
+  void KbsRoute(httplib::Server& svr, const std::string& method, const std::string& pattern,
+                const KbsHandler& handler);
   // One file per API area registers its routes (api_catalog.cc, ...).
   using Handler = std::function<StatusOr<ApiResult>(const Caller&, const httplib::Request&)>;
 
@@ -379,7 +396,12 @@ class Api {
   const image::BlobStore& blobs_;  // DATA_DIR/images: content-addressed image blobs
   Metrics metrics_;
   AuthnLimiter authn_limiter_;
-  crypto::Bytes plane_public_key_;  // verifies audit checkpoints and rentals
+  AuthnLimiter kbs_limiter_;        // key broker failures per address
+  crypto::Bytes plane_public_key_;  // verifies audit checkpoints, rentals, credentials
+  AttestationService* attestation_ = nullptr;
+  const crypto::Ed25519PrivateKey* signing_key_ = nullptr;
+  int64_t nonce_ttl_seconds_ = 60;
+  int64_t session_ttl_seconds_ = 300;
 };
 
 // Strict access to a JSON request body: unknown fields and wrong types are

@@ -163,6 +163,15 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.String("backend", &c.provisioner_backend);
     return r.Read(n);
   });
+  top.Map("attestation", [&](const YAML::Node& n) {
+    MapReader r(file, "attestation.");
+    r.String("policy_file", &c.attestation_policy_file);
+    r.String("collateral_dir", &c.attestation_collateral_dir);
+    r.String("simulation_root_file", &c.attestation_simulation_root_file);
+    r.Int("nonce_ttl_seconds", &c.kbs_nonce_ttl_seconds, 5, 3600);
+    r.Int("session_ttl_seconds", &c.kbs_session_ttl_seconds, 10, 86400);
+    return r.Read(n);
+  });
   RETURN_IF_ERROR(top.Read(root));
   std::string host;
   int port = 0;
@@ -238,7 +247,24 @@ std::string RenderConfig(const PlaneConfig& c) {
          "# (an in-process stand-in for tests and demos; never for real data).\n"
          "provisioner:\n"
          "  backend: " +
-         c.provisioner_backend + "\n";
+         c.provisioner_backend +
+         "\n"
+         "# Key broker: which TDX quotes may receive dataset keys (docs/attestation.md).\n"
+         "attestation:\n"
+         "  policy_file: " +
+         c.attestation_policy_file +
+         "           # absent: UpToDate TCB only, no simulation\n"
+         "  collateral_dir: " +
+         c.attestation_collateral_dir +
+         "     # filled by `cce-plane collateral import`\n"
+         "  simulation_root_file: " +
+         c.attestation_simulation_root_file +
+         "  # dev root of the simulated TEE\n"
+         "  nonce_ttl_seconds: " +
+         std::to_string(c.kbs_nonce_ttl_seconds) +
+         "    # POST /kbs/v0/auth nonces\n"
+         "  session_ttl_seconds: " +
+         std::to_string(c.kbs_session_ttl_seconds) + "  # sessions returned by /kbs/v0/attest\n";
 }
 
 }  // namespace cce::plane

@@ -31,6 +31,16 @@ struct PlaneConfig {
   // backends come with the Agent issue); "fake": an in-process stand-in for
   // the agent, for tests and demos only (logged loudly at start).
   std::string provisioner_backend = "none";
+  // Key broker (docs/attestation.md): the quote policy (absent file: the
+  // default policy, UpToDate only, no simulation), the collateral cache that
+  // `cce-plane collateral import` fills, and the simulated TEE's root
+  // certificate (created by `cce-plane init --simulated-tee`; used only when
+  // the policy sets allow_simulated).
+  std::string attestation_policy_file = "attestation/policy.yaml";
+  std::string attestation_collateral_dir = "attestation/collateral";
+  std::string attestation_simulation_root_file = "attestation/sim/root.crt";
+  int64_t kbs_nonce_ttl_seconds = 60;
+  int64_t kbs_session_ttl_seconds = 300;
 
   // Resolves a configured path against data_dir.
   std::string Path(const std::string& configured) const;

@@ -80,7 +80,7 @@ StatusOr<JobCredentialClaims> VerifyJobCredential(std::string_view token,
 StatusOr<std::string> SignKbsSession(const KbsSessionClaims& c,
                                      const crypto::Ed25519PrivateKey& key) {
   json payload = {{"job", c.job_id},        {"cred", c.credential_id},
-                  {"datasets", c.datasets}, {"tee_key", c.tee_key_thumbprint},
+                  {"datasets", c.datasets}, {"tee_key", c.tee_public_jwk},
                   {"iat", c.issued_at},     {"exp", c.expires_at},
                   {"sim", c.simulated_tee}};
   return SignToken(kSessionPrefix, payload, key);
@@ -95,7 +95,7 @@ StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token,
     c.job_id = j.at("job").get<std::string>();
     c.credential_id = j.at("cred").get<std::string>();
     c.datasets = j.at("datasets").get<std::vector<std::string>>();
-    c.tee_key_thumbprint = j.at("tee_key").get<std::string>();
+    c.tee_public_jwk = j.at("tee_key").get<std::string>();
     c.issued_at = j.at("iat").get<int64_t>();
     c.expires_at = j.at("exp").get<int64_t>();
     c.simulated_tee = j.at("sim").get<bool>();

@@ -38,14 +38,14 @@ StatusOr<JobCredentialClaims> VerifyJobCredential(std::string_view token,
 
 // Key broker sessions: what POST /kbs/v0/attest returns once a quote is
 // accepted. Bound to the job, its credential, its datasets and the TEE's
-// ephemeral public key (RFC 7638 thumbprint): dataset keys are released only
+// ephemeral public key (its JWK): dataset keys are released only
 // wrapped to that key. Format: "cce-kbs-v1." payload "." signature, signed
 // like a credential. Short-lived (docs/attestation.md, "Key broker").
 struct KbsSessionClaims {
   std::string job_id;
   std::string credential_id;
   std::vector<std::string> datasets;
-  std::string tee_key_thumbprint;
+  std::string tee_public_jwk;  // the TEE's ephemeral key (JWK, RFC 7638 member order)
   int64_t issued_at = 0;
   int64_t expires_at = 0;
   bool simulated_tee = false;

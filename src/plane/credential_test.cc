@@ -57,7 +57,8 @@ TEST(KbsSession, RoundTripsAndIsNotInterchangeableWithACredential) {
   c.job_id = "job-0123456789abcdef";
   c.credential_id = "cred-" + std::string(32, 'a');
   c.datasets = {"claims"};
-  c.tee_key_thumbprint = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+  c.tee_public_jwk =
+      R"({"crv":"X25519","kty":"OKP","x":"3p7bfXt9wbTTW2HC7OQ1Nz-DQ8hbeGdNrfx-FG-IK08"})";
   c.issued_at = 1000;
   c.expires_at = 1300;
   c.simulated_tee = true;

@@ -57,6 +57,12 @@ struct ServeOptions {
   Gate* gate_override = nullptr;
 };
 
+// `cce-plane collateral import`: checks a TDX collateral set (dcap-qvl JSON
+// file or PCS directory) against Intel's root (and the simulated TEE's root,
+// if the data directory has one) and adds it to the key broker's cache,
+// replacing the set for the same FMSPC. Returns the FMSPC (hex).
+StatusOr<std::string> ImportCollateral(const std::string& data_dir, const std::string& source);
+
 // Serves until *stop becomes true, then drains in-flight requests and exits.
 Status Serve(const ServeOptions& options, const Clock& clock);
 

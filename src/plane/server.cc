@@ -10,6 +10,7 @@
 
 #include "ledger/ledger.h"
 #include "plane/api.h"
+#include "plane/attestation.h"
 #include "plane/config.h"
 #include "plane/job_engine.h"
 #include "plane/keys.h"
@@ -108,6 +109,17 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
   JobEngine engine(deps);
   api.SetJobEngine(&engine);
   api.SetOutputStore(&outputs);
+  ASSIGN_OR_RETURN(std::unique_ptr<AttestationService> attestation,
+                   AttestationService::Load(config));
+  api.SetKeyBroker(attestation.get(), &signing_key, config.kbs_nonce_ttl_seconds,
+                   config.kbs_session_ttl_seconds);
+  if (attestation->simulation_enabled()) {
+    log.Warn("plane.simulated_tee",
+             {{"message",
+               "SIMULATED TEE ENABLED: the attestation policy accepts quotes from the "
+               "development chain; keys may be released to machines that are NOT TDX VMs. "
+               "Never enable this with real data."}});
+  }
   {
     auto pub = signing_key.PublicKey();
     api.SetPlanePublicKey(crypto::Bytes(pub.begin(), pub.end()));

@@ -132,6 +132,9 @@ TEST(PlaneCli, JobFromSubmitToHeldAndTheAuditLogVerifies) {
                             "OUTPUT_SUBMITTED", "HELD"}) {
     EXPECT_NE(watch.out.find(std::string(state) + ":"), std::string::npos) << state << watch.out;
   }
+  // A state the job passed through counts; a misspelt one is bad input.
+  EXPECT_EQ(Cce({"job", "status", id, "--watch", "--until", "PROVISIONING"}).exit_code, 0);
+  EXPECT_EQ(Cce({"job", "status", id, "--watch", "--until", "PROVISONING"}).exit_code, 2);
   auto status = Cce({"job", "status", id, "--output", "json"});
   ASSERT_EQ(status.exit_code, 0) << status.err;
   json sj = json::parse(status.out);

@@ -1,0 +1,93 @@
+#include "agent/kbs_client.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "crypto/jwe.h"
+
+namespace cce::agent {
+namespace {
+
+using nlohmann::json;
+
+Status Refusal(const std::string& step, const httplib::Result& r) {
+  if (!r) {
+    return Status(StatusCode::kUnavailable,
+                  step + ": cannot reach the plane: " + httplib::to_string(r.error()));
+  }
+  json body = json::parse(r->body, nullptr, false);
+  std::string message = "HTTP " + std::to_string(r->status);
+  if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
+    message = body["error"].value("message", message);
+  }
+  StatusCode code = r->status == 403 || r->status == 401 ? StatusCode::kPermissionDenied
+                    : r->status == 400                   ? StatusCode::kInvalidArgument
+                    : r->status == 404                   ? StatusCode::kNotFound
+                                                         : StatusCode::kUnavailable;
+  return Status(code, step + ": " + message);
+}
+
+StatusOr<json> PostJson(httplib::Client& http, const std::string& step, const std::string& path,
+                        const json& body) {
+  auto r = http.Post(path, body.dump(), "application/json");
+  if (!r || r->status != 200) return Refusal(step, r);
+  json j = json::parse(r->body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Internal(step + ": the plane sent no JSON object");
+  return j;
+}
+
+}  // namespace
+
+ReportData KbsReportData(crypto::ByteSpan nonce, crypto::ByteSpan tee_public_key) {
+  crypto::Bytes m(nonce.begin(), nonce.end());
+  m.insert(m.end(), tee_public_key.begin(), tee_public_key.end());
+  return crypto::Sha512(m);
+}
+
+StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::string& credential,
+                                       const std::vector<std::string>& datasets,
+                                       QuoteProvider& quotes) {
+  httplib::Client http(plane.plane_url);
+  http.set_ca_cert_path(plane.ca_file.c_str());
+  http.enable_server_certificate_verification(true);
+  http.set_connection_timeout(10);
+  http.set_read_timeout(60);
+  http.set_keep_alive(true);
+
+  ASSIGN_OR_RETURN(json auth,
+                   PostJson(http, "kbs auth", "/kbs/v0/auth", {{"credential", credential}}));
+  const std::string nonce = auth.value("nonce", "");
+  ASSIGN_OR_RETURN(crypto::Bytes nonce_raw, crypto::Base64UrlDecode(nonce));
+
+  ASSIGN_OR_RETURN(crypto::EphemeralKey key,
+                   crypto::EphemeralKey::Generate(crypto::EcdhCurve::kP256));
+  const ReportData report_data = KbsReportData(nonce_raw, key.public_key().public_bytes());
+  ASSIGN_OR_RETURN(crypto::Bytes quote, quotes.GetQuote(report_data));
+
+  ASSIGN_OR_RETURN(json attested, PostJson(http, "kbs attest", "/kbs/v0/attest",
+                                           {{"credential", credential},
+                                            {"nonce", nonce},
+                                            {"quote", crypto::Base64UrlEncode(quote)},
+                                            {"tee_pubkey", key.PublicJwk()}}));
+  DatasetKeys out;
+  out.session = attested.value("session", "");
+  out.simulated_tee = attested.value("simulated_tee", false);
+  if (attested.contains("tcb_status") && attested["tcb_status"].is_string()) {
+    out.tcb_status = attested["tcb_status"].get<std::string>();
+  }
+  httplib::Headers h = {{"Authorization", "Bearer " + out.session}};
+  for (const std::string& name : datasets) {
+    auto r = http.Get("/kbs/v0/resource/" + name + "/key", h);
+    if (!r || r->status != 200) return Refusal("kbs resource " + name, r);
+    crypto::JweOptions header;
+    ASSIGN_OR_RETURN(crypto::SecretBytes k, crypto::JweDecrypt(key, r->body, &header));
+    if (header.kid != "dataset/" + name) {
+      return PermissionDenied("kbs resource " + name + ": the JWE is for '" + header.kid + "'");
+    }
+    out.keys.emplace(name, std::move(k));
+  }
+  return out;
+}
+
+}  // namespace cce::agent

@@ -1,0 +1,40 @@
+// The agent's side of the key broker protocol (docs/attestation.md, "Key
+// broker"): with the job credential the plane handed the VM, ask for a nonce,
+// get a quote whose REPORTDATA is SHA-512(nonce || ephemeral public key),
+// attest, then fetch each dataset key wrapped to the ephemeral key (JWE).
+// The ephemeral private key lives only in this call; keys come back in
+// locked, wiped memory.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/quote_provider.h"
+#include "base/status.h"
+#include "crypto/crypto.h"
+
+namespace cce::agent {
+
+struct KbsEndpoint {
+  std::string plane_url;  // https://HOST:PORT
+  std::string ca_file;    // the plane's CA (PEM)
+};
+
+struct DatasetKeys {
+  std::map<std::string, crypto::SecretBytes> keys;  // by dataset name
+  std::string session;                              // for later agent calls
+  bool simulated_tee = false;
+  std::string tcb_status;
+};
+
+// REPORTDATA for a nonce and a TEE public key (the raw point bytes).
+ReportData KbsReportData(crypto::ByteSpan nonce, crypto::ByteSpan tee_public_key);
+
+// Runs the three steps. Errors carry the plane's message (kPermissionDenied
+// for a refusal, kUnavailable when the plane cannot be reached).
+StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::string& credential,
+                                       const std::vector<std::string>& datasets,
+                                       QuoteProvider& quotes);
+
+}  // namespace cce::agent
