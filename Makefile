@@ -16,7 +16,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libcpp-httplib-dev \
   nodejs
 
-.PHONY: all deps build test demo bench lint format asan tsan ubsan clean help
+.PHONY: all deps build test demo bench fuzz lint format asan tsan ubsan clean help
 
 all: build
 
@@ -24,6 +24,7 @@ help:
 	@echo "make demo   - install deps, build, encrypt a sample dataset, mount it, show tamper detection"
 	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse)"
 	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs"
+	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
 
@@ -57,6 +58,9 @@ demo: build
 
 bench: build
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
+
+fuzz: deps
+	./scripts/fuzz.sh
 
 lint: deps $(BUILD_DIR)/build.ninja
 	git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror

@@ -102,10 +102,13 @@ void Api::RegisterKbs(httplib::Server& svr) {
     return s;
   };
   // The credential's signature and window, then its store row: issued by us
-  // for this job, not used yet; and the job waiting in PROVISIONING.
-  auto check_credential = [this](const std::string& token) -> StatusOr<JobCredentialClaims> {
+  // for this job, not used yet; and the job waiting in PROVISIONING. Once the
+  // signature verifies, *job_id names the job (so refusals are audited on it).
+  auto check_credential = [this](const std::string& token,
+                                 std::string* job_id) -> StatusOr<JobCredentialClaims> {
     const int64_t now = clock_.NowUnix();
     ASSIGN_OR_RETURN(JobCredentialClaims c, VerifyJobCredential(token, plane_public_key_, now));
+    *job_id = c.job_id;
     auto row = db_.GetCredential(c.credential_id);
     if (!row.ok() || row->job_id != c.job_id) {
       return PermissionDenied("credential: unknown to this plane");
@@ -139,8 +142,9 @@ void Api::RegisterKbs(httplib::Server& svr) {
            [=, this](const httplib::Request& req) -> StatusOr<ApiResult> {
              ASSIGN_OR_RETURN(Body body, Body::Parse(req, {"credential"}));
              ASSIGN_OR_RETURN(std::string token, body.String("credential"));
-             auto c = check_credential(token);
-             if (!c.ok()) return deny(req, "kbs.auth", "", c.status());
+             std::string claimed_job;
+             auto c = check_credential(token, &claimed_job);
+             if (!c.ok()) return deny(req, "kbs.auth", claimed_job, c.status());
              std::array<uint8_t, kNonceBytes> raw{};
              RETURN_IF_ERROR(crypto::RandomBytes(raw));
              store::KbsNonce n;
@@ -170,8 +174,9 @@ void Api::RegisterKbs(httplib::Server& svr) {
         ASSIGN_OR_RETURN(std::string nonce, body.String("nonce"));
         ASSIGN_OR_RETURN(std::string quote_b64, body.String("quote"));
         ASSIGN_OR_RETURN(std::string jwk, body.String("tee_pubkey"));
-        auto c = check_credential(token);
-        if (!c.ok()) return deny(req, "kbs.attest", "", c.status());
+        std::string claimed_job;
+        auto c = check_credential(token, &claimed_job);
+        if (!c.ok()) return deny(req, "kbs.attest", claimed_job, c.status());
         const std::string job_id = c->job_id;
         auto tee_key = crypto::JwkPublicKey::FromJwk(jwk);
         if (!tee_key.ok()) {

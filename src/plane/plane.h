@@ -14,7 +14,8 @@
 
 namespace cce::plane {
 
-class Gate;  // job_engine.h
+class Gate;         // job_engine.h
+class Provisioner;  // job_engine.h
 
 struct InitOptions {
   std::string data_dir;  // must not exist, or be an empty directory
@@ -55,6 +56,9 @@ struct ServeOptions {
   std::function<void(int port)> on_listening;
   // Tests only: replaces the output gate (default: fail closed, holds all).
   Gate* gate_override = nullptr;
+  // Tests only: replaces the configured provisioner (e.g. to capture the
+  // credentials it is handed).
+  Provisioner* provisioner_override = nullptr;
 };
 
 // `cce-plane collateral import`: checks a TDX collateral set (dcap-qvl JSON

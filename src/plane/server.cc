@@ -100,7 +100,8 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
   deps.db = db.get();
   deps.ledger = &ledger;
   deps.signing_key = &signing_key;
-  deps.provisioner = provisioner.get();
+  deps.provisioner =
+      options.provisioner_override != nullptr ? options.provisioner_override : provisioner.get();
   deps.gate = gate;
   deps.clock = &clock;
   deps.log = &log;
