@@ -16,14 +16,15 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libcpp-httplib-dev \
   nodejs
 
-.PHONY: all deps build test demo bench fuzz lint format asan tsan ubsan clean help
+.PHONY: all deps build test demo bench bench-plane fuzz lint format asan tsan ubsan clean help
 
 all: build
 
 help:
 	@echo "make demo   - install deps, build, encrypt a sample dataset, mount it, show tamper detection"
 	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse)"
-	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs"
+	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs, then bench-plane"
+	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
 	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
@@ -58,6 +59,10 @@ demo: build
 
 bench: build
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
+	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
+
+bench-plane: build
+	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
 
 fuzz: deps
 	./scripts/fuzz.sh
