@@ -54,6 +54,7 @@ StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::stri
   http.set_connection_timeout(10);
   http.set_read_timeout(60);
   http.set_keep_alive(true);
+  http.set_tcp_nodelay(true);
 
   ASSIGN_OR_RETURN(json auth,
                    PostJson(http, "kbs auth", "/kbs/v0/auth", {{"credential", credential}}));

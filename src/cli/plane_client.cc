@@ -111,6 +111,7 @@ StatusOr<PlaneClient> PlaneClient::Connect(const ClientConfig& config) {
   impl->http->set_connection_timeout(10);
   impl->http->set_read_timeout(60);
   impl->http->set_keep_alive(true);
+  impl->http->set_tcp_nodelay(true);  // else Nagle + delayed ACK: ~40 ms per request
   return PlaneClient(std::move(impl));
 }
 

@@ -1,5 +1,6 @@
 #include "plane/job_engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -91,7 +92,23 @@ void JobEngine::RunOnce() {
     deps_.log->Error("engine.list", {{"error", jobs.status().message()}});
     return;
   }
-  for (const auto& job : *jobs) Advance(job);
+  // Jobs advance in parallel so their durable commits share the store's
+  // group commit; each job is advanced by one worker only (and every step is
+  // a compare-and-set anyway).
+  const size_t workers = std::min<size_t>(kWorkers, jobs->size());
+  if (workers <= 1) {
+    for (const auto& job : *jobs) Advance(job);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> pool;
+  pool.reserve(workers);
+  for (size_t w = 0; w < workers; ++w) {
+    pool.emplace_back([&] {
+      for (size_t i = next++; i < jobs->size(); i = next++) Advance((*jobs)[i]);
+    });
+  }
+  for (auto& t : pool) t.join();
 }
 
 void JobEngine::Recover() {

@@ -99,6 +99,8 @@ class JobEngine {
   store::AuditRecord Audit(const std::string& action, const std::string& job_id,
                            store::AuditDecision d, const std::string& details = "{}") const;
 
+  static constexpr size_t kWorkers = 8;  // jobs advanced in parallel per pass
+
   EngineDeps deps_;
   std::thread thread_;
   std::mutex mu_;  // guards wake_ and stop_

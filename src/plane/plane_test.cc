@@ -985,5 +985,18 @@ TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {
   EXPECT_EQ(r["rentals"]["first_bad_seq"].get<int64_t>(), 1) << r.dump();
 }
 
+TEST_F(PlaneTest, ASecondServerOnTheSameDataDirectoryIsRefused) {
+  ServeOptions so;
+  so.data_dir = init_.data_dir;
+  so.listen_override = "127.0.0.1:0";
+  std::atomic<bool> stop{true};
+  so.stop = &stop;
+  Status second = Serve(so, clock_);
+  EXPECT_EQ(second.code(), StatusCode::kFailedPrecondition) << second.message();
+  EXPECT_NE(second.message().find("already serving"), std::string::npos) << second.message();
+  StopServer();  // the lock goes with the first server
+  EXPECT_TRUE(Serve(so, clock_).ok());
+}
+
 }  // namespace
 }  // namespace cce::plane
