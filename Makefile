@@ -14,7 +14,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   clang clang-format clang-tidy libclang-rt-14-dev \
   python3 python3-cryptography python3-jsonschema \
   gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libcpp-httplib-dev \
-  nodejs
+  nodejs libcurl4-openssl-dev
 
 .PHONY: all deps build test demo bench bench-plane fuzz lint format asan tsan ubsan clean help
 
@@ -25,6 +25,7 @@ help:
 	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse)"
 	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs, then bench-plane"
 	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
+	@echo "               (make bench also runs bench/attest: full key releases/s)"
 	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
@@ -60,6 +61,7 @@ demo: build
 bench: build
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
+	$(BUILD_DIR)/bin/attest_bench --releases 1000 --clients 8
 
 bench-plane: build
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check

@@ -60,7 +60,8 @@ const cce::cli::FlagSpec kOutput{"output", "FORMAT", "text (default) or json"};
 
 int Init(const Args& args) {
   FlagParser p(
-      "cce-plane init --data-dir DIR [--listen ADDR:PORT] [--dns NAME]... [--ip IP]...",
+      "cce-plane init --data-dir DIR [--listen ADDR:PORT] [--dns NAME]... [--ip IP]... "
+      "[--simulated-tee]",
       "Creates a new plane data directory: config file, CA and TLS server certificate,\n"
       "signing key, master key, database, and an operator API token (printed once).",
       {kDataDir,
@@ -68,6 +69,9 @@ int Init(const Args& args) {
        {"dns", "NAME", "DNS name for the server certificate (repeatable; default localhost)", true},
        {"ip", "IP", "IP address for the server certificate (repeatable; default 127.0.0.1, ::1)",
         true},
+       {"simulated-tee", "",
+        "DEVELOPMENT ONLY: create a simulated TDX chain (attestation/sim) and a policy that "
+        "accepts its quotes, from machines that are NOT TDX VMs"},
        kOutput});
   int exit = 0;
   auto f = Parse(p, args, 0, &exit);
@@ -77,20 +81,28 @@ int Init(const Args& args) {
   if (auto l = f->Get("listen")) o.listen = *l;
   if (!f->All("dns").empty()) o.dns_names = f->All("dns");
   if (!f->All("ip").empty()) o.ip_addresses = f->All("ip");
+  o.simulated_tee = f->Has("simulated-tee");
   cce::SystemClock clock;
   auto r = cce::plane::InitPlane(o, clock);
   if (!r.ok()) return Fail(r.status());
+  if (o.simulated_tee) {
+    std::cerr << "cce-plane: WARNING: SIMULATED TEE: this plane's key broker accepts quotes "
+                 "from machines that are NOT TDX VMs (attestation/policy.yaml: allow_simulated: "
+                 "true). Development only.\n";
+  }
   if (f->Get("output") == "json") {
-    std::cout << nlohmann::json{{"token", r->token},
-                                {"ca_file", r->ca_file},
-                                {"config_file", r->config_file},
-                                {"data_dir", r->data_dir}}
-                     .dump()
-              << "\n";
+    nlohmann::json j{{"token", r->token},
+                     {"ca_file", r->ca_file},
+                     {"config_file", r->config_file},
+                     {"data_dir", r->data_dir},
+                     {"simulated_tee", o.simulated_tee}};
+    if (o.simulated_tee) j["simulated_tee_dir"] = r->simulated_tee_dir;
+    std::cout << j.dump() << "\n";
   } else {
     std::cout << "initialized " << r->data_dir << "\n  config: " << r->config_file
-              << "\n  CA:     " << r->ca_file << "\noperator token (shown once, store it safely):\n"
-              << r->token << "\n";
+              << "\n  CA:     " << r->ca_file;
+    if (o.simulated_tee) std::cout << "\n  SIMULATED TEE: " << r->simulated_tee_dir;
+    std::cout << "\noperator token (shown once, store it safely):\n" << r->token << "\n";
   }
   return 0;
 }
@@ -162,13 +174,48 @@ int CollateralImport(const Args& args) {
   return 0;
 }
 
+int CollateralFetch(const Args& args) {
+  FlagParser p(
+      "cce-plane collateral fetch --data-dir DIR --fmspc HEX [--pccs URL] [--api-key-file FILE] "
+      "[--ca-bundle FILE]",
+      "Downloads the TDX collateral for one platform (FMSPC, 12 hex digits, e.g. from a\n"
+      "rejected quote's `cce attest verify` output) from Intel PCS, or from a PCCS with\n"
+      "--pccs, and imports it like `collateral import`. Nothing is imported unless every\n"
+      "item downloads, parses and verifies.",
+      {kDataDir,
+       {"fmspc", "HEX", "the platform's FMSPC"},
+       {"pccs", "URL", "fetch from this PCCS (https://HOST:PORT) instead of Intel PCS"},
+       {"api-key-file", "FILE", "file holding the Intel PCS subscription key"},
+       {"ca-bundle", "FILE", "PEM CAs to trust for TLS instead of the system store"},
+       kOutput});
+  int exit = 0;
+  auto f = Parse(p, args, 0, &exit);
+  if (!f) return exit;
+  auto dir = f->Get("data-dir");
+  if (!dir) return Fail(cce::InvalidArgument("--data-dir DIR is required"));
+  cce::plane::FetchCollateralOptions o;
+  o.fmspc_hex = f->Get("fmspc").value_or("");
+  o.pccs_url = f->Get("pccs").value_or("");
+  o.api_key_file = f->Get("api-key-file").value_or("");
+  o.ca_bundle = f->Get("ca-bundle").value_or("");
+  auto fmspc = cce::plane::FetchCollateral(*dir, o);
+  if (!fmspc.ok()) return Fail(fmspc.status());
+  if (f->Get("output") == "json") {
+    std::cout << nlohmann::json{{"fmspc", *fmspc}}.dump() << "\n";
+  } else {
+    std::cout << "fetched and imported collateral for FMSPC " << *fmspc << "\n";
+  }
+  return 0;
+}
+
 const char kTopHelp[] =
     "Usage: cce-plane COMMAND [options]\n\n"
     "The cce4long Privacy Plane server.\n\nCommands:\n"
     "  init       create a data directory (config, PKI, keys, database, operator token)\n"
     "  serve      serve the HTTPS API\n"
     "  user add   add a user and print their API token\n"
-    "  collateral import   add TDX verification collateral to the key broker's cache\n\n"
+    "  collateral import   add TDX verification collateral to the key broker's cache\n"
+    "  collateral fetch    download it from Intel PCS or a PCCS, then import it\n\n"
     "Run `cce-plane COMMAND --help` for options. Exit codes: 0 ok, 1 failure, 2 bad usage.\n";
 
 }  // namespace
@@ -184,6 +231,9 @@ int main(int argc, char** argv) {
     if (args[0] == "serve") return Serve(Args(args.begin() + 1, args.end()));
     if (args[0] == "user" && args.size() >= 2 && args[1] == "add") {
       return UserAdd(Args(args.begin() + 2, args.end()));
+    }
+    if (args[0] == "collateral" && args.size() >= 2 && args[1] == "fetch") {
+      return CollateralFetch(Args(args.begin() + 2, args.end()));
     }
     if (args[0] == "collateral" && args.size() >= 2 && args[1] == "import") {
       return CollateralImport(Args(args.begin() + 2, args.end()));

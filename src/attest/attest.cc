@@ -9,13 +9,13 @@ namespace cce::attest {
 StatusOr<Verification> VerifyQuote(crypto::ByteSpan quote, const Collateral& collateral,
                                    const Policy& policy, int64_t now_unix,
                                    std::optional<crypto::ByteSpan> expected_report_data,
-                                   const TrustAnchors& anchors) {
+                                   const TrustAnchors& anchors, const CheckedCollateral* checked) {
   if (expected_report_data.has_value() && expected_report_data->size() != 64) {
     return InvalidArgument("expected report data must be 64 bytes, got " +
                            std::to_string(expected_report_data->size()));
   }
   Verification v;
-  ASSIGN_OR_RETURN(v.dcap, VerifyDcap(quote, collateral, anchors, now_unix));
+  ASSIGN_OR_RETURN(v.dcap, VerifyDcap(quote, collateral, anchors, now_unix, checked));
   ASSIGN_OR_RETURN(PolicyDecision d,
                    EvaluatePolicy(v.dcap, policy, now_unix, expected_report_data));
   v.accepted = d.accepted;

@@ -35,7 +35,8 @@ struct Verification {
 StatusOr<Verification> VerifyQuote(crypto::ByteSpan quote, const Collateral& collateral,
                                    const Policy& policy, int64_t now_unix,
                                    std::optional<crypto::ByteSpan> expected_report_data,
-                                   const TrustAnchors& anchors = IntelTrustAnchors());
+                                   const TrustAnchors& anchors = IntelTrustAnchors(),
+                                   const CheckedCollateral* checked = nullptr);
 
 // A JSON object for `--output json`: verdict, reasons, TCB status, advisory
 // ids, notes, FMSPC, measurements (hex) and report data.

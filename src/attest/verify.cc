@@ -235,8 +235,23 @@ StatusOr<CollateralCheck> VerifyCollateral(const Collateral& c, const TrustAncho
   return out;
 }
 
+StatusOr<CheckedCollateral> CheckCollateralForReuse(const Collateral& c,
+                                                    const TrustAnchors& anchors, int64_t now) {
+  CheckedCollateral out;
+  ASSIGN_OR_RETURN(out.check, VerifyCollateral(c, anchors, now));
+  out.checked_at = now;
+  out.valid_until = out.check.earliest_expiry_unix;
+  for (const auto* chain : {&c.tcb_info_issuer_chain, &c.qe_identity_issuer_chain}) {
+    for (const Certificate& cert : *chain) {
+      out.valid_until = std::min(out.valid_until, cert.not_after());
+    }
+  }
+  return out;
+}
+
 StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& collateral,
-                                      const TrustAnchors& anchors, int64_t now) {
+                                      const TrustAnchors& anchors, int64_t now,
+                                      const CheckedCollateral* checked) {
   RETURN_IF_ERROR(CheckAnchors(anchors));
   DcapVerification v;
   ASSIGN_OR_RETURN(v.quote, ParseQuote(quote_bytes));
@@ -283,7 +298,12 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   v.pck = *ext;
 
   // Collateral first: it must be valid now and chain to the same anchor.
-  ASSIGN_OR_RETURN(CollateralCheck cc, VerifyCollateral(collateral, anchors, now));
+  CollateralCheck cc;
+  if (checked != nullptr && checked->checked_at <= now && now < checked->valid_until) {
+    cc = checked->check;
+  } else {
+    ASSIGN_OR_RETURN(cc, VerifyCollateral(collateral, anchors, now));
+  }
   if (cc.simulated != anchor.simulated) {
     return PermissionDenied(
         "the quote and the collateral chain to different roots (one Intel, one simulation)");

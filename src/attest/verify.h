@@ -60,6 +60,20 @@ struct CollateralCheck {
 StatusOr<CollateralCheck> VerifyCollateral(const Collateral& collateral,
                                            const TrustAnchors& anchors, int64_t now_unix);
 
+// A VerifyCollateral result that VerifyDcap may reuse instead of checking
+// the same collateral again for every quote (the plane checks each cached
+// set once). It stands only while checked_at <= now < valid_until, where
+// valid_until is the earliest nextUpdate of every item and notAfter of every
+// issuer certificate; outside that, VerifyDcap checks afresh. The caller
+// must pass the same collateral and anchors it was made with.
+struct CheckedCollateral {
+  CollateralCheck check;
+  int64_t checked_at = 0;
+  int64_t valid_until = 0;
+};
+StatusOr<CheckedCollateral> CheckCollateralForReuse(const Collateral& collateral,
+                                                    const TrustAnchors& anchors, int64_t now_unix);
+
 struct DcapVerification {
   Quote quote;
   bool simulated = false;  // PCK chain and collateral end at a simulation root
@@ -85,6 +99,7 @@ struct DcapVerification {
 // Everything else, including NotSupported / OutOfDate TCB and a missing PCK
 // CRL, is a DcapVerification for the policy to judge.
 StatusOr<DcapVerification> VerifyDcap(crypto::ByteSpan quote_bytes, const Collateral& collateral,
-                                      const TrustAnchors& anchors, int64_t now_unix);
+                                      const TrustAnchors& anchors, int64_t now_unix,
+                                      const CheckedCollateral* checked = nullptr);
 
 }  // namespace cce::attest

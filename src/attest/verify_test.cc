@@ -87,6 +87,24 @@ TEST(VerifyDcap, DcapQvlQuoteIsUpToDateInsideItsWindow) {
   EXPECT_FALSE(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-19T10:00:35Z")).ok());
 }
 
+TEST(VerifyDcap, ACheckedCollateralIsReusedOnlyInsideItsWindow) {
+  const Collateral c = Load(testing::kDcapCollateral);
+  const Bytes q = ReadBytes(testing::kDcapQuote);
+  const CheckedCollateral checked =
+      Must(CheckCollateralForReuse(c, IntelTrustAnchors(), T("2025-07-01T00:00:00Z")));
+  EXPECT_EQ(checked.valid_until, T("2025-07-19T10:00:35Z"));  // the PCK CRL's nextUpdate
+  EXPECT_TRUE(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-10T00:00:00Z"), &checked).ok());
+  // Past valid_until, or before checked_at, the collateral is checked afresh: refused.
+  auto late = VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-19T10:00:35Z"), &checked);
+  EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
+  auto early = VerifyDcap(q, c, IntelTrustAnchors(), T("2025-06-19T10:32:26Z"), &checked);
+  EXPECT_EQ(early.status().code(), StatusCode::kFailedPrecondition);
+  // The quote itself is still verified in full: a flipped signature byte fails.
+  Bytes bad = q;
+  bad[bad.size() / 2] ^= 1;
+  EXPECT_FALSE(VerifyDcap(bad, c, IntelTrustAnchors(), T("2025-07-10T00:00:00Z"), &checked).ok());
+}
+
 TEST(VerifyDcap, RejectsTheSameQuoteOutsideTheCollateralWindow) {
   const Collateral c = Load(testing::kDcapCollateral);
   const Bytes q = ReadBytes(testing::kDcapQuote);

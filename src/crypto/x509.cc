@@ -612,13 +612,12 @@ StatusOr<NamePtr> CommonNameOnly(std::string_view what, std::string_view cn) {
 // Version 3, serial, validity, subject and public key; the caller adds the
 // issuer, extensions and signature.
 StatusOr<X509Ptr> NewCertificate(std::string_view what, const X509_NAME* subject, EVP_PKEY* key,
-                                 int64_t not_before, int64_t validity_days) {
+                                 int64_t not_before, int64_t not_after) {
   X509Ptr x(X509_new());
   if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1) {
     return OpensslInternal(std::string(what) + ": X509_new");
   }
   RETURN_IF_ERROR(SetRandomSerial(x.get()));
-  const int64_t not_after = not_before + validity_days * kSecondsPerDay;
   if (ASN1_TIME_set(X509_getm_notBefore(x.get()), static_cast<time_t>(not_before)) == nullptr ||
       ASN1_TIME_set(X509_getm_notAfter(x.get()), static_cast<time_t>(not_after)) == nullptr) {
     return OpensslInternal(std::string(what) + ": setting validity");
@@ -693,6 +692,93 @@ Status Sign(X509* x, EVP_PKEY* key) {
   return Status::Ok();
 }
 
+// A CA ready to issue: its parsed certificate (a CA) and its matching key.
+struct LoadedIssuer {
+  Certificate cert;
+  PkeyPtr key;
+};
+
+StatusOr<LoadedIssuer> LoadIssuer(const CertificateAuthority& ca) {
+  auto ca_certs = ParseCertificatesPem(ca.cert_pem);
+  if (!ca_certs.ok()) return ca_certs.status().WithContext("CA certificate");
+  if (ca_certs->size() != 1) {
+    return InvalidArgument("CA certificate: expected exactly one certificate, found " +
+                           Sz(ca_certs->size()));
+  }
+  X509* ca_x509 = X509Internals::Get(ca_certs->front());
+  const std::string& ca_subject = ca_certs->front().subject();
+  if (X509_check_ca(ca_x509) != 1) {
+    ERR_clear_error();
+    return InvalidArgument("CA certificate " + Quoted(ca_subject) + " is not a CA");
+  }
+  auto ca_key = LoadPrivateKeyPem(ca.key_pem);
+  if (!ca_key.ok()) return ca_key.status().WithContext("CA key");
+  if (X509_check_private_key(ca_x509, ca_key->get()) != 1) {
+    ERR_clear_error();
+    return InvalidArgument("CA key does not match CA certificate " + Quoted(ca_subject));
+  }
+  return LoadedIssuer{ca_certs->front(), std::move(ca_key).value()};
+}
+
+// Validity given as two instants (the day-based minting above goes through
+// CheckValidity instead).
+Status CheckWindow(std::string_view what, int64_t not_before, int64_t not_after) {
+  if (not_before < 0 || not_after <= not_before || not_after > kMaxUnixTime) {
+    return InvalidArgument(std::string(what) + ": validity " + std::to_string(not_before) + ".." +
+                           std::to_string(not_after) +
+                           " is empty or outside 1970..9999 (want 0 <= not_before < not_after)");
+  }
+  return Status::Ok();
+}
+
+// One DER TLV spanning all of der, e.g. the value of an extension.
+Status CheckSingleDerValue(std::string_view what, ByteSpan der) {
+  RETURN_IF_ERROR(CheckIntLength(what, der.size()));
+  const unsigned char* p = Ptr(der);
+  long len = 0;
+  int tag = 0;
+  int xclass = 0;
+  const int rc = ASN1_get_object(&p, &len, &tag, &xclass, static_cast<long>(der.size()));
+  // Bit 0x80 flags an error, bit 0x01 an indefinite length (not DER).
+  if (der.empty() || (rc & 0x80) != 0 || (rc & 0x01) != 0 || p + len != Ptr(der) + der.size()) {
+    ERR_clear_error();
+    return InvalidArgument(std::string(what) + ": not exactly one DER value (" + Sz(der.size()) +
+                           " bytes)");
+  }
+  return Status::Ok();
+}
+
+Status AddRawExtension(X509* x, const RawExtension& e, size_t index) {
+  const std::string what = "extra_extensions[" + Sz(index) + "] (" + Quoted(e.oid) + ")";
+  if (e.oid.empty() || e.oid.find('\0') != std::string::npos) {
+    return InvalidArgument(what + ": not a dotted OID");
+  }
+  using ObjectPtr = std::unique_ptr<ASN1_OBJECT, Free<ASN1_OBJECT_free>>;
+  ObjectPtr oid(OBJ_txt2obj(e.oid.c_str(), /*no_name=*/1));
+  if (!oid) {
+    ERR_clear_error();
+    return InvalidArgument(what + ": not a dotted OID");
+  }
+  const int nid = OBJ_obj2nid(oid.get());
+  if (nid == NID_basic_constraints || nid == NID_key_usage || nid == NID_subject_key_identifier ||
+      nid == NID_authority_key_identifier) {
+    return InvalidArgument(what + ": is one of the extensions the profile sets itself");
+  }
+  if (X509_get_ext_by_OBJ(x, oid.get(), -1) >= 0) {
+    return InvalidArgument(what + ": appears twice");
+  }
+  RETURN_IF_ERROR(CheckSingleDerValue(what, e.der));
+  Asn1OctetStringPtr value(ASN1_OCTET_STRING_new());
+  if (!value ||
+      ASN1_OCTET_STRING_set(value.get(), Ptr(e.der), static_cast<int>(e.der.size())) != 1) {
+    return OpensslInternal(what + ": ASN1_OCTET_STRING_set");
+  }
+  ExtensionPtr ext(
+      X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), e.critical ? 1 : 0, value.get()));
+  if (!ext || X509_add_ext(x, ext.get(), -1) != 1) return OpensslInternal(what + ": adding");
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<CertificateAuthority> CreateCertificateAuthority(std::string_view common_name,
@@ -702,8 +788,8 @@ StatusOr<CertificateAuthority> CreateCertificateAuthority(std::string_view commo
   RETURN_IF_ERROR(CheckValidity(kWhat, not_before_unix, validity_days));
   ASSIGN_OR_RETURN(NamePtr name, CommonNameOnly(kWhat, common_name));
   ASSIGN_OR_RETURN(PkeyPtr key, GenerateP256Key());
-  ASSIGN_OR_RETURN(X509Ptr x,
-                   NewCertificate(kWhat, name.get(), key.get(), not_before_unix, validity_days));
+  ASSIGN_OR_RETURN(X509Ptr x, NewCertificate(kWhat, name.get(), key.get(), not_before_unix,
+                                             not_before_unix + validity_days * kSecondsPerDay));
   if (X509_set_issuer_name(x.get(), name.get()) != 1) {
     return OpensslInternal("create CA: setting issuer");
   }
@@ -735,28 +821,12 @@ StatusOr<IssuedCertificate> IssueServerCertificate(const CertificateAuthority& c
   }
   ASSIGN_OR_RETURN(NamePtr name, CommonNameOnly(kWhat, common_name));
 
-  auto ca_certs = ParseCertificatesPem(ca.cert_pem);
-  if (!ca_certs.ok()) return ca_certs.status().WithContext("CA certificate");
-  if (ca_certs->size() != 1) {
-    return InvalidArgument("CA certificate: expected exactly one certificate, found " +
-                           Sz(ca_certs->size()));
-  }
-  X509* ca_x509 = X509Internals::Get(ca_certs->front());
-  const std::string& ca_subject = ca_certs->front().subject();
-  if (X509_check_ca(ca_x509) != 1) {
-    ERR_clear_error();
-    return InvalidArgument("CA certificate " + Quoted(ca_subject) + " is not a CA");
-  }
-  auto ca_key = LoadPrivateKeyPem(ca.key_pem);
-  if (!ca_key.ok()) return ca_key.status().WithContext("CA key");
-  if (X509_check_private_key(ca_x509, ca_key->get()) != 1) {
-    ERR_clear_error();
-    return InvalidArgument("CA key does not match CA certificate " + Quoted(ca_subject));
-  }
+  ASSIGN_OR_RETURN(LoadedIssuer issuer, LoadIssuer(ca));
+  X509* ca_x509 = X509Internals::Get(issuer.cert);
 
   ASSIGN_OR_RETURN(PkeyPtr key, GenerateP256Key());
-  ASSIGN_OR_RETURN(X509Ptr x,
-                   NewCertificate(kWhat, name.get(), key.get(), not_before_unix, validity_days));
+  ASSIGN_OR_RETURN(X509Ptr x, NewCertificate(kWhat, name.get(), key.get(), not_before_unix,
+                                             not_before_unix + validity_days * kSecondsPerDay));
   if (X509_set_issuer_name(x.get(), X509_get_subject_name(ca_x509)) != 1) {
     return OpensslInternal(std::string(kWhat) + ": setting issuer");
   }
@@ -767,12 +837,113 @@ StatusOr<IssuedCertificate> IssueServerCertificate(const CertificateAuthority& c
   RETURN_IF_ERROR(AddConstExtension(ca_x509, c, NID_ext_key_usage, "serverAuth"));
   RETURN_IF_ERROR(AddConstExtension(ca_x509, c, NID_subject_key_identifier, "hash"));
   RETURN_IF_ERROR(AddConstExtension(ca_x509, c, NID_authority_key_identifier, "keyid:always"));
-  RETURN_IF_ERROR(Sign(c, ca_key->get()));
+  RETURN_IF_ERROR(Sign(c, issuer.key.get()));
 
   IssuedCertificate issued;
   ASSIGN_OR_RETURN(issued.cert_pem, CertificatePem(c));
   ASSIGN_OR_RETURN(issued.key_pem, PrivateKeyPem(key.get()));
   return issued;
+}
+
+StatusOr<IssuedCertificate> IssueEcP256Certificate(const CertificateProfile& profile,
+                                                   const CertificateAuthority* issuer) {
+  const std::string what = "issue certificate " + Quoted(profile.common_name);
+  RETURN_IF_ERROR(CheckWindow(what, profile.not_before_unix, profile.not_after_unix));
+  if (issuer == nullptr && !profile.is_ca) {
+    return InvalidArgument(what + ": a self-signed certificate must be a CA");
+  }
+  if (!profile.is_ca && profile.path_length >= 0) {
+    return InvalidArgument(what + ": path_length is for CAs only");
+  }
+  if (profile.path_length < -1 || profile.path_length > 16) {
+    return InvalidArgument(what + ": path_length must be -1 (no limit) or 0..16");
+  }
+  ASSIGN_OR_RETURN(NamePtr name, CommonNameOnly(what, profile.common_name));
+  std::optional<LoadedIssuer> loaded;
+  if (issuer != nullptr) {
+    ASSIGN_OR_RETURN(LoadedIssuer l, LoadIssuer(*issuer));
+    loaded.emplace(std::move(l));
+  }
+  ASSIGN_OR_RETURN(PkeyPtr key, GenerateP256Key());
+  ASSIGN_OR_RETURN(X509Ptr x, NewCertificate(what, name.get(), key.get(), profile.not_before_unix,
+                                             profile.not_after_unix));
+  X509* c = x.get();
+  X509* issuer_x509 = loaded ? X509Internals::Get(loaded->cert) : c;
+  EVP_PKEY* signing_key = loaded ? loaded->key.get() : key.get();
+  if (X509_set_issuer_name(c, X509_get_subject_name(issuer_x509)) != 1) {
+    return OpensslInternal(what + ": setting issuer");
+  }
+  std::string basic = profile.is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE";
+  if (profile.path_length >= 0) basic += ",pathlen:" + std::to_string(profile.path_length);
+  RETURN_IF_ERROR(AddConstExtension(issuer_x509, c, NID_basic_constraints, basic.c_str()));
+  RETURN_IF_ERROR(AddConstExtension(
+      issuer_x509, c, NID_key_usage,
+      profile.is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,nonRepudiation"));
+  // As in CreateCertificateAuthority: subject key id first, so that a
+  // self-signed certificate's authority key id can copy it.
+  RETURN_IF_ERROR(AddConstExtension(issuer_x509, c, NID_subject_key_identifier, "hash"));
+  RETURN_IF_ERROR(AddConstExtension(issuer_x509, c, NID_authority_key_identifier, "keyid:always"));
+  for (size_t i = 0; i < profile.extra_extensions.size(); ++i) {
+    RETURN_IF_ERROR(AddRawExtension(c, profile.extra_extensions[i], i).WithContext(what));
+  }
+  RETURN_IF_ERROR(Sign(c, signing_key));
+
+  IssuedCertificate issued;
+  ASSIGN_OR_RETURN(issued.cert_pem, CertificatePem(c));
+  ASSIGN_OR_RETURN(issued.key_pem, PrivateKeyPem(key.get()));
+  return issued;
+}
+
+StatusOr<Bytes> CreateCrl(const CertificateAuthority& issuer, int64_t this_update_unix,
+                          int64_t next_update_unix, const std::vector<Certificate>& revoked,
+                          uint64_t crl_number) {
+  constexpr std::string_view kWhat = "create CRL";
+  RETURN_IF_ERROR(CheckWindow(kWhat, this_update_unix, next_update_unix));
+  ASSIGN_OR_RETURN(LoadedIssuer ca, LoadIssuer(issuer));
+  X509* ca_x509 = X509Internals::Get(ca.cert);
+  X509CrlPtr crl(X509_CRL_new());
+  Asn1TimePtr last(ASN1_TIME_set(nullptr, static_cast<time_t>(this_update_unix)));
+  Asn1TimePtr next(ASN1_TIME_set(nullptr, static_cast<time_t>(next_update_unix)));
+  if (!crl || !last || !next || X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca_x509)) != 1 ||
+      X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next.get()) != 1) {
+    return OpensslInternal(std::string(kWhat) + ": setting fields");
+  }
+  using RevokedPtr = std::unique_ptr<X509_REVOKED, Free<X509_REVOKED_free>>;
+  for (size_t i = 0; i < revoked.size(); ++i) {
+    const Certificate& cert = revoked[i];
+    if (cert.issuer() != ca.cert.subject()) {
+      return InvalidArgument(std::string(kWhat) + ": revoked[" + Sz(i) + "] " +
+                             Quoted(cert.subject()) + " is issued by " + Quoted(cert.issuer()) +
+                             ", not by " + Quoted(ca.cert.subject()));
+    }
+    RevokedPtr r(X509_REVOKED_new());
+    Asn1IntegerPtr serial(ASN1_INTEGER_dup(X509_get0_serialNumber(X509Internals::Get(cert))));
+    if (!r || !serial || X509_REVOKED_set_serialNumber(r.get(), serial.get()) != 1 ||
+        X509_REVOKED_set_revocationDate(r.get(), last.get()) != 1 ||
+        X509_CRL_add0_revoked(crl.get(), r.get()) != 1) {
+      return OpensslInternal(std::string(kWhat) + ": adding a revoked entry");
+    }
+    (void)r.release();  // the CRL owns it now
+  }
+  BnPtr number_bn(BN_new());
+  if (!number_bn || BN_set_word(number_bn.get(), crl_number) != 1) {
+    return OpensslInternal(std::string(kWhat) + ": CRL number");
+  }
+  Asn1IntegerPtr number(BN_to_ASN1_INTEGER(number_bn.get(), nullptr));
+  if (!number || X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1) {
+    return OpensslInternal(std::string(kWhat) + ": CRL number");
+  }
+  X509V3_CTX v3{};
+  X509V3_set_ctx(&v3, ca_x509, nullptr, nullptr, crl.get(), 0);
+  ExtensionPtr akid(
+      X509V3_EXT_conf_nid(nullptr, &v3, NID_authority_key_identifier, "keyid:always"));
+  if (!akid || X509_CRL_add_ext(crl.get(), akid.get(), -1) != 1 || X509_CRL_sort(crl.get()) != 1 ||
+      X509_CRL_sign(crl.get(), ca.key.get(), EVP_sha256()) <= 0) {
+    return OpensslInternal(std::string(kWhat) + ": signing");
+  }
+  return ToDer<X509_CRL, i2d_X509_CRL>(crl.get(), kWhat);
 }
 
 // ---- chain verification -----------------------------------------------------------
@@ -927,6 +1098,45 @@ Status CheckStrictDer(ByteSpan sig) {
 }
 
 }  // namespace
+
+StatusOr<EcP256KeyPair> GenerateEcP256KeyPair() {
+  ASSIGN_OR_RETURN(PkeyPtr key, GenerateP256Key());
+  ASSIGN_OR_RETURN(std::optional<EcP256PublicKey> point, EcP256Point(key.get()));
+  if (!point.has_value()) return Internal("P-256: generated key has no P-256 point");
+  EcP256KeyPair pair;
+  pair.public_key = *point;
+  ASSIGN_OR_RETURN(pair.private_key_pem, PrivateKeyPem(key.get()));
+  return pair;
+}
+
+StatusOr<Bytes> SignEcdsaP256Sha256(const SecretBytes& private_key_pem, ByteSpan message,
+                                    SignatureEncoding enc) {
+  auto key = LoadPrivateKeyPem(private_key_pem);
+  if (!key.ok()) return key.status().WithContext("ECDSA P-256 sign");
+  ASSIGN_OR_RETURN(std::optional<EcP256PublicKey> point, EcP256Point(key->get()));
+  if (!point.has_value()) return InvalidArgument("ECDSA P-256 sign: the key is not a P-256 key");
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  size_t der_len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key->get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &der_len, Ptr(message), message.size()) != 1) {
+    return OpensslInternal("ECDSA P-256: EVP_DigestSignInit");
+  }
+  Bytes der(der_len);
+  if (EVP_DigestSign(ctx.get(), der.data(), &der_len, Ptr(message), message.size()) != 1) {
+    return OpensslInternal("ECDSA P-256: EVP_DigestSign");
+  }
+  der.resize(der_len);
+  if (enc == SignatureEncoding::kDer) return der;
+  const unsigned char* p = der.data();
+  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  Bytes raw(kP256RawSignatureSize);
+  constexpr int kHalf = static_cast<int>(kP256RawSignatureSize / 2);
+  if (!sig || BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw.data(), kHalf) != kHalf ||
+      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), raw.data() + kHalf, kHalf) != kHalf) {
+    return OpensslInternal("ECDSA P-256: converting the signature to r||s");
+  }
+  return raw;
+}
 
 StatusOr<bool> VerifyEcdsaP256Sha256(ByteSpan public_key_uncompressed_65, ByteSpan message,
                                      ByteSpan signature, SignatureEncoding enc) {

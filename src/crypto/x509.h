@@ -50,6 +50,40 @@ StatusOr<IssuedCertificate> IssueServerCertificate(const CertificateAuthority& c
                                                    const std::vector<std::string>& ip_addresses,
                                                    int64_t not_before_unix, int64_t validity_days);
 
+// A development PKI with the shape of another one (the simulated TDX PKI of
+// src/attest/sim.h) needs a few more knobs: validity to the second, CA path
+// lengths, and extensions carried verbatim.
+
+// An extension added as given: a dotted OID, criticality, and the DER that
+// becomes the content of its extnValue OCTET STRING (exactly one DER value).
+struct RawExtension {
+  std::string oid;  // e.g. "1.2.840.113741.1.13.1"
+  bool critical = false;
+  Bytes der;
+};
+
+struct CertificateProfile {
+  std::string common_name;  // the subject is CN=common_name only
+  int64_t not_before_unix = 0;
+  int64_t not_after_unix = 0;  // after not_before_unix
+  bool is_ca = false;
+  int path_length = -1;  // CAs only: -1 = no pathLenConstraint, else 0..16
+  // Added after the standard ones, in order. basicConstraints, keyUsage and
+  // the key identifiers are the profile's own and cannot be given here.
+  std::vector<RawExtension> extra_extensions;
+};
+
+// A certificate for a new P-256 key (ECDSA-SHA256, random 128-bit serial):
+// basicConstraints critical (CA:TRUE[, pathlen] or CA:FALSE), keyUsage critical
+// (CA: keyCertSign+cRLSign; otherwise digitalSignature+nonRepudiation), subject
+// and authority key identifiers, then extra_extensions. issuer == nullptr
+// makes it self-signed (then it must be a CA). Errors (kInvalidArgument) name
+// the argument: an empty window, a bad OID, a value that is not one DER
+// value, an extension given twice, an issuer that is not a CA or whose key
+// does not match.
+StatusOr<IssuedCertificate> IssueEcP256Certificate(const CertificateProfile& profile,
+                                                   const CertificateAuthority* issuer);
+
 // ---- parsed certificates and CRLs ---------------------------------------------
 
 using EcP256PublicKey = std::array<uint8_t, 65>;  // 0x04 || X || Y
@@ -112,6 +146,14 @@ class Crl {
 StatusOr<Crl> ParseCrlPem(std::string_view pem);
 StatusOr<Crl> ParseCrlDer(ByteSpan der);
 
+// Minting, next to IssueEcP256Certificate: a v2 CRL (DER) by issuer with
+// thisUpdate/nextUpdate as given, the serials of `revoked` (each must be
+// issued by issuer), a CRL number and the authority key identifier, signed
+// ECDSA-SHA256.
+StatusOr<Bytes> CreateCrl(const CertificateAuthority& issuer, int64_t this_update_unix,
+                          int64_t next_update_unix, const std::vector<Certificate>& revoked,
+                          uint64_t crl_number);
+
 // ---- chain verification (attestation) ------------------------------------------
 
 struct ChainOptions {
@@ -144,6 +186,19 @@ enum class SignatureEncoding {
   kDer,    // ECDSA-Sig-Value, strict DER
   kRawRS,  // 64 bytes r || s, big-endian (TDX quotes, Intel collateral)
 };
+
+// A fresh P-256 key: PKCS#8 PEM (as minted above) and its public point.
+struct EcP256KeyPair {
+  SecretBytes private_key_pem;
+  std::array<uint8_t, 65> public_key{};  // 0x04 || X || Y
+};
+StatusOr<EcP256KeyPair> GenerateEcP256KeyPair();
+
+// ECDSA P-256 with SHA-256 over message by a PKCS#8 PEM P-256 private key.
+// kRawRS gives 64 bytes r || s (each left-padded to 32). Another key type is
+// kInvalidArgument.
+StatusOr<Bytes> SignEcdsaP256Sha256(const SecretBytes& private_key_pem, ByteSpan message,
+                                    SignatureEncoding enc);
 
 // ECDSA P-256 with SHA-256 over message. true: valid; false: a well-formed
 // signature that does not verify; error (kInvalidArgument): malformed public

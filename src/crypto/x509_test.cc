@@ -720,5 +720,222 @@ TEST(EcdsaP256, MalformedInputIsAnError) {
   EXPECT_EQ(code(off_curve, t.raw, SignatureEncoding::kRawRS), kInvalid);
 }
 
+// ---- IssueEcP256Certificate / CreateCrl (development PKIs) ------------------------
+
+// An arbitrary private extension and its value: SEQUENCE { OCTET STRING "sim" }.
+constexpr const char* kTestOid = "1.3.6.1.4.1.55555.1";
+const Bytes kTestExtensionDer = {0x30, 0x05, 0x04, 0x03, 's', 'i', 'm'};
+
+CertificateAuthority AsCa(IssuedCertificate c) {
+  return CertificateAuthority{std::move(c.cert_pem), std::move(c.key_pem)};
+}
+
+CertificateProfile Profile(std::string cn, bool is_ca, int path_length = -1) {
+  CertificateProfile p;
+  p.common_name = std::move(cn);
+  p.not_before_unix = kNotBefore;
+  p.not_after_unix = kNotBefore + 1000;  // to the second, not whole days
+  p.is_ca = is_ca;
+  p.path_length = path_length;
+  return p;
+}
+
+// root (pathlen 1) -> intermediate CA (pathlen 0) -> leaf with a raw extension.
+struct ThreeLevelPki {
+  CertificateAuthority root;
+  CertificateAuthority ca;
+  IssuedCertificate leaf;
+  Certificate root_cert;
+  Certificate ca_cert;
+  Certificate leaf_cert;
+};
+
+ThreeLevelPki MakeThreeLevelPki() {
+  CertificateAuthority root =
+      AsCa(Value(IssueEcP256Certificate(Profile("dev root", true, 1), nullptr)));
+  CertificateAuthority ca =
+      AsCa(Value(IssueEcP256Certificate(Profile("dev intermediate", true, 0), &root)));
+  CertificateProfile leaf_profile = Profile("dev leaf", false);
+  leaf_profile.extra_extensions.push_back({kTestOid, false, kTestExtensionDer});
+  IssuedCertificate leaf = Value(IssueEcP256Certificate(leaf_profile, &ca));
+  const Certificate root_cert = ParseOne(root.cert_pem);
+  const Certificate ca_cert = ParseOne(ca.cert_pem);
+  const Certificate leaf_cert = ParseOne(leaf.cert_pem);
+  return {std::move(root), std::move(ca), std::move(leaf), root_cert, ca_cert, leaf_cert};
+}
+
+Crl ParseDerCrl(const Bytes& der) {
+  return Value(ParseCrlDer(der));
+}
+
+TEST(IssueEcP256Certificate, ThreeLevelChainVerifiesWithCrlsFromCreateCrl) {
+  const ThreeLevelPki pki = MakeThreeLevelPki();
+  EXPECT_EQ(pki.root_cert.subject(), "CN=dev root");
+  EXPECT_EQ(pki.root_cert.issuer(), "CN=dev root");
+  EXPECT_EQ(pki.ca_cert.issuer(), "CN=dev root");
+  EXPECT_EQ(pki.leaf_cert.issuer(), "CN=dev intermediate");
+  EXPECT_EQ(pki.leaf_cert.not_before(), kNotBefore);
+  EXPECT_EQ(pki.leaf_cert.not_after(), kNotBefore + 1000);
+  const Crl root_crl =
+      ParseDerCrl(Value(CreateCrl(pki.root, kNotBefore, kNotBefore + 1000, {}, 1)));
+  const Crl ca_crl = ParseDerCrl(Value(CreateCrl(pki.ca, kNotBefore, kNotBefore + 1000, {}, 1)));
+  const ChainResult r = Value(VerifyChain(pki.leaf_cert, {pki.ca_cert}, pki.root_cert,
+                                          {root_crl, ca_crl}, kNotBefore + 10, {}));
+  EXPECT_EQ(r.chain.size(), 3u);
+  EXPECT_TRUE(r.revocation_checked);
+  // One second past notAfter the leaf has expired.
+  EXPECT_EQ(
+      VerifyChain(pki.leaf_cert, {pki.ca_cert}, pki.root_cert, {}, kNotBefore + 1001, NoCrls())
+          .status()
+          .code(),
+      StatusCode::kPermissionDenied);
+}
+
+TEST(IssueEcP256Certificate, ProfileHasConstraintsUsagesKeyIdsAndTheRawExtension) {
+  const ThreeLevelPki pki = MakeThreeLevelPki();
+  X509Ptr root = ToX509(pki.root_cert);
+  X509Ptr ca = ToX509(pki.ca_cert);
+  X509Ptr leaf = ToX509(pki.leaf_cert);
+  EXPECT_EQ(X509_get_pathlen(root.get()), 1);
+  EXPECT_EQ(X509_get_pathlen(ca.get()), 0);
+  EXPECT_NE(X509_get_extension_flags(ca.get()) & EXFLAG_CA, 0u);
+  EXPECT_EQ(X509_get_extension_flags(leaf.get()) & EXFLAG_CA, 0u);
+  EXPECT_TRUE(IsCritical(leaf.get(), NID_basic_constraints));
+  EXPECT_EQ(X509_get_key_usage(ca.get()), static_cast<uint32_t>(KU_KEY_CERT_SIGN | KU_CRL_SIGN));
+  EXPECT_EQ(X509_get_key_usage(leaf.get()),
+            static_cast<uint32_t>(KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION));
+  EXPECT_NE(X509_get0_subject_key_id(leaf.get()), nullptr);
+  EXPECT_NE(X509_get0_authority_key_id(leaf.get()), nullptr);
+  EXPECT_EQ(X509_get_signature_nid(leaf.get()), NID_ecdsa_with_SHA256);
+
+  std::unique_ptr<ASN1_OBJECT, Free<ASN1_OBJECT_free>> oid(OBJ_txt2obj(kTestOid, 1));
+  const int idx = X509_get_ext_by_OBJ(leaf.get(), oid.get(), -1);
+  ASSERT_GE(idx, 0);
+  X509_EXTENSION* ext = X509_get_ext(leaf.get(), idx);
+  EXPECT_EQ(X509_EXTENSION_get_critical(ext), 0);
+  const ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(ext);
+  const Bytes got(ASN1_STRING_get0_data(value),
+                  ASN1_STRING_get0_data(value) + ASN1_STRING_length(value));
+  EXPECT_EQ(got, kTestExtensionDer);
+  EXPECT_EQ(X509_get_ext_by_OBJ(ca.get(), oid.get(), -1), -1);
+}
+
+TEST(IssueEcP256Certificate, RejectsBadProfilesNamingTheProblem) {
+  const ThreeLevelPki pki = MakeThreeLevelPki();
+  auto error = [&](const CertificateProfile& p, const CertificateAuthority* issuer) {
+    auto r = IssueEcP256Certificate(p, issuer);
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    return r.status().message();
+  };
+  EXPECT_NE(error(Profile("leaf", false), nullptr).find("self-signed"), std::string::npos);
+  CertificateProfile empty_window = Profile("x", true);
+  empty_window.not_after_unix = empty_window.not_before_unix;
+  EXPECT_NE(error(empty_window, nullptr).find("validity"), std::string::npos);
+  EXPECT_NE(error(Profile("leaf", false, 0), &pki.ca).find("path_length"), std::string::npos);
+
+  CertificateProfile bad_oid = Profile("leaf", false);
+  bad_oid.extra_extensions.push_back({"not.an.oid", false, kTestExtensionDer});
+  EXPECT_NE(error(bad_oid, &pki.ca).find("extra_extensions[0]"), std::string::npos);
+  CertificateProfile not_der = Profile("leaf", false);
+  not_der.extra_extensions.push_back({kTestOid, false, {0x30, 0x05, 0x04}});
+  EXPECT_NE(error(not_der, &pki.ca).find("DER"), std::string::npos);
+  CertificateProfile trailing = Profile("leaf", false);
+  Bytes with_trailing = kTestExtensionDer;
+  with_trailing.push_back(0);
+  trailing.extra_extensions.push_back({kTestOid, false, with_trailing});
+  EXPECT_NE(error(trailing, &pki.ca).find("DER"), std::string::npos);
+  CertificateProfile twice = Profile("leaf", false);
+  twice.extra_extensions.push_back({kTestOid, false, kTestExtensionDer});
+  twice.extra_extensions.push_back({kTestOid, false, kTestExtensionDer});
+  EXPECT_NE(error(twice, &pki.ca).find("extra_extensions[1]"), std::string::npos);
+  CertificateProfile standard = Profile("leaf", false);
+  standard.extra_extensions.push_back({"2.5.29.19", true, {0x30, 0x00}});
+  EXPECT_NE(error(standard, &pki.ca).find("profile sets itself"), std::string::npos);
+
+  // A leaf cannot issue.
+  const CertificateAuthority leaf_as_ca{pki.leaf.cert_pem,
+                                        SecretBytes::CopyOf(pki.leaf.key_pem.span())};
+  EXPECT_NE(error(Profile("child", false), &leaf_as_ca).find("is not a CA"), std::string::npos);
+}
+
+TEST(CreateCrl, RevokedLeafFailsTheChainAndTimesAreKept) {
+  const ThreeLevelPki pki = MakeThreeLevelPki();
+  const Crl root_crl = ParseDerCrl(Value(CreateCrl(pki.root, kNotBefore, kNotBefore + 500, {}, 7)));
+  EXPECT_EQ(root_crl.issuer(), "CN=dev root");
+  EXPECT_EQ(root_crl.this_update(), kNotBefore);
+  EXPECT_EQ(root_crl.next_update(), kNotBefore + 500);
+  const Crl revoking =
+      ParseDerCrl(Value(CreateCrl(pki.ca, kNotBefore, kNotBefore + 500, {pki.leaf_cert}, 2)));
+  const auto r = VerifyChain(pki.leaf_cert, {pki.ca_cert}, pki.root_cert, {root_crl, revoking},
+                             kNotBefore + 10, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("revoked"), std::string::npos) << r.status().message();
+  // After the CRLs' nextUpdate the chain fails as well (an expired CRL).
+  const Crl ca_crl = ParseDerCrl(Value(CreateCrl(pki.ca, kNotBefore, kNotBefore + 500, {}, 3)));
+  EXPECT_TRUE(VerifyChain(pki.leaf_cert, {pki.ca_cert}, pki.root_cert, {root_crl, ca_crl},
+                          kNotBefore + 499, {})
+                  .ok());
+  EXPECT_FALSE(VerifyChain(pki.leaf_cert, {pki.ca_cert}, pki.root_cert, {root_crl, ca_crl},
+                           kNotBefore + 501, {})
+                   .ok());
+}
+
+TEST(CreateCrl, RefusesACertificateFromAnotherIssuerAndAnEmptyWindow) {
+  const ThreeLevelPki pki = MakeThreeLevelPki();
+  const auto other = CreateCrl(pki.root, kNotBefore, kNotBefore + 10, {pki.leaf_cert}, 1);
+  EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(other.status().message().find("revoked[0]"), std::string::npos);
+  EXPECT_EQ(CreateCrl(pki.root, kNotBefore, kNotBefore, {}, 1).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(SignEcdsaP256, SignaturesInBothEncodingsVerifyWithTheCertificateKey) {
+  const ThreeLevelPki pki = MakeThreeLevelPki();
+  const ByteSpan message = AsBytes("QE report bytes");
+  const EcP256PublicKey key = *pki.leaf_cert.ec_p256_public_key();
+  const Bytes raw =
+      Value(SignEcdsaP256Sha256(pki.leaf.key_pem, message, SignatureEncoding::kRawRS));
+  EXPECT_EQ(raw.size(), 64u);
+  EXPECT_TRUE(Value(VerifyEcdsaP256Sha256(key, message, raw, SignatureEncoding::kRawRS)));
+  const Bytes der = Value(SignEcdsaP256Sha256(pki.leaf.key_pem, message, SignatureEncoding::kDer));
+  EXPECT_TRUE(Value(VerifyEcdsaP256Sha256(key, message, der, SignatureEncoding::kDer)));
+  EXPECT_FALSE(Value(
+      VerifyEcdsaP256Sha256(key, AsBytes("QE report byteS"), raw, SignatureEncoding::kRawRS)));
+  // Another key's signature does not verify.
+  const Bytes by_ca =
+      Value(SignEcdsaP256Sha256(pki.ca.key_pem, message, SignatureEncoding::kRawRS));
+  EXPECT_FALSE(Value(VerifyEcdsaP256Sha256(key, message, by_ca, SignatureEncoding::kRawRS)));
+}
+
+TEST(SignEcdsaP256, GeneratedKeyPairSignsForItsPublicKeyAndOtherKeyTypesAreRefused) {
+  const EcP256KeyPair a = Value(GenerateEcP256KeyPair());
+  const EcP256KeyPair b = Value(GenerateEcP256KeyPair());
+  EXPECT_EQ(a.public_key[0], 0x04);
+  EXPECT_NE(a.public_key, b.public_key);
+  const ByteSpan message = AsBytes("header and TD report");
+  const Bytes sig =
+      Value(SignEcdsaP256Sha256(a.private_key_pem, message, SignatureEncoding::kRawRS));
+  EXPECT_TRUE(Value(VerifyEcdsaP256Sha256(a.public_key, message, sig, SignatureEncoding::kRawRS)));
+  EXPECT_FALSE(Value(VerifyEcdsaP256Sha256(b.public_key, message, sig, SignatureEncoding::kRawRS)));
+
+  PkeyPtr ed(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  ASSERT_TRUE(ed != nullptr);
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  ASSERT_EQ(PEM_write_bio_PrivateKey(bio.get(), ed.get(), nullptr, nullptr, 0, nullptr, nullptr),
+            1);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  const SecretBytes ed_pem =
+      SecretBytes::CopyOf(ByteSpan(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(n)));
+  EXPECT_EQ(SignEcdsaP256Sha256(ed_pem, message, SignatureEncoding::kRawRS).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(SignEcdsaP256Sha256(SecretBytes::CopyOf(AsBytes("not a key")), message,
+                                SignatureEncoding::kRawRS)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace cce::crypto

@@ -1,13 +1,16 @@
 #include "plane/attestation.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <mutex>
 
 #include "base/fd.h"
 #include "crypto/x509.h"
+#include "pcs/pcs_client.h"
 #include "plane/plane.h"
 
 namespace cce::plane {
@@ -52,7 +55,7 @@ StatusOr<std::unique_ptr<AttestationService>> AttestationService::Load(const Pla
 }
 
 Status AttestationService::Reload() {
-  std::map<std::string, attest::Collateral> loaded;
+  std::map<std::string, CachedSet> loaded;
   const std::string dir = config_.Path(config_.attestation_collateral_dir);
   std::error_code ec;
   if (fs::exists(dir, ec)) {
@@ -60,7 +63,8 @@ Status AttestationService::Reload() {
       const std::string name = e.path().filename().string();
       if (name.empty() || name[0] == '.') continue;  // staging of an import in progress
       ASSIGN_OR_RETURN(attest::Collateral c, attest::Collateral::LoadDir(e.path().string()));
-      loaded.emplace(FmspcHex(c.tcb_info.fmspc), std::move(c));
+      const std::string fmspc = FmspcHex(c.tcb_info.fmspc);
+      loaded.emplace(fmspc, CachedSet{std::move(c), std::nullopt});
     }
     if (ec) return ErrnoStatus(dir, ec.value());
   }
@@ -84,12 +88,32 @@ StatusOr<attest::Verification> AttestationService::Verify(crypto::ByteSpan quote
   ASSIGN_OR_RETURN(attest::PckExtensions pck, attest::ParsePckExtensions(chain[0].der()));
   const std::string fmspc = FmspcHex(pck.fmspc);
   for (int attempt = 0; attempt < 2; ++attempt) {
+    std::optional<attest::CheckedCollateral> checked;
+    bool found = false;
     {
       std::shared_lock<std::shared_mutex> l(mu_);
       auto it = collateral_.find(fmspc);
       if (it != collateral_.end()) {
-        return attest::VerifyQuote(quote, it->second, policy_, now, expected_report_data, anchors_);
+        found = true;
+        checked = it->second.checked;
       }
+    }
+    if (found) {
+      if (!checked || now < checked->checked_at || now >= checked->valid_until) {
+        // Check the set (again); a failure is the verification's failure.
+        std::unique_lock<std::shared_mutex> l(mu_);
+        auto it = collateral_.find(fmspc);
+        if (it == collateral_.end()) continue;
+        auto fresh = attest::CheckCollateralForReuse(it->second.collateral, anchors_, now);
+        if (!fresh.ok()) return fresh.status();
+        it->second.checked = *fresh;
+        checked = *fresh;
+      }
+      std::shared_lock<std::shared_mutex> l(mu_);
+      auto it = collateral_.find(fmspc);
+      if (it == collateral_.end()) continue;
+      return attest::VerifyQuote(quote, it->second.collateral, policy_, now, expected_report_data,
+                                 anchors_, &*checked);
     }
     if (attempt == 0) RETURN_IF_ERROR(Reload());  // imported since start?
   }
@@ -138,6 +162,42 @@ StatusOr<std::string> ImportCollateral(const std::string& data_dir, const std::s
   ASSIGN_OR_RETURN(PlaneConfig config, LoadConfig(data_dir));
   const bool sim_root = fs::exists(config.Path(config.attestation_simulation_root_file));
   return ImportCollateralSet(config, source, sim_root);
+}
+
+StatusOr<std::string> FetchCollateral(const std::string& data_dir,
+                                      const FetchCollateralOptions& options) {
+  ASSIGN_OR_RETURN(PlaneConfig config, LoadConfig(data_dir));
+  ASSIGN_OR_RETURN(auto fmspc, pcs::ParseFmspc(options.fmspc_hex));
+  pcs::PcsOptions o;
+  if (!options.pccs_url.empty()) {
+    o.service = pcs::PcsService::kPccs;
+    o.base_url = options.pccs_url;
+  }
+  o.ca_bundle = options.ca_bundle;
+  if (!options.api_key_file.empty()) {  // read straight into locked memory
+    UniqueFd fd(::open(options.api_key_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoStatus(options.api_key_file, errno);
+    crypto::SecretBytes buf(4096);
+    ASSIGN_OR_RETURN(size_t n, PreadFull(fd.get(), buf.span(), 0));
+    while (n > 0 && (buf.data()[n - 1] == '\n' || buf.data()[n - 1] == '\r')) --n;
+    if (n == 0 || n == buf.size()) {
+      return InvalidArgument(options.api_key_file + ": expected one API key line");
+    }
+    o.api_key = crypto::SecretBytes(n);
+    std::copy(buf.data(), buf.data() + n, o.api_key.data());
+  }
+  RETURN_IF_ERROR(pcs::ValidatePcsOptions(o));
+  const std::string dir = config.Path(config.attestation_collateral_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return ErrnoStatus(dir, ec.value());
+  const std::string tmp = dir + "/.fetch-" + std::to_string(::getpid());
+  fs::remove_all(tmp, ec);
+  auto fetched = pcs::FetchTdxCollateral(o, fmspc, tmp);
+  if (!fetched.ok()) return fetched.status();
+  auto imported = ImportCollateral(data_dir, tmp);
+  fs::remove_all(tmp, ec);
+  return imported;
 }
 
 }  // namespace cce::plane

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
@@ -40,8 +41,14 @@ class AttestationService {
   PlaneConfig config_;
   attest::Policy policy_;
   attest::TrustAnchors anchors_;
-  mutable std::shared_mutex mu_;                          // guards collateral_
-  std::map<std::string, attest::Collateral> collateral_;  // by FMSPC (hex)
+  struct CachedSet {
+    attest::Collateral collateral;
+    // The set's signatures and chains, checked once and reused while valid
+    // (attest::CheckedCollateral); refreshed when it lapses.
+    std::optional<attest::CheckedCollateral> checked;
+  };
+  mutable std::shared_mutex mu_;                 // guards collateral_
+  std::map<std::string, CachedSet> collateral_;  // by FMSPC (hex)
 };
 
 // `cce-plane collateral import`: loads `source` (a dcap-qvl JSON file or a

@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "attest/sim.h"
 #include "base/fd.h"
 #include "crypto/x509.h"
+#include "plane/attestation.h"
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/master_key.h"
@@ -22,6 +24,22 @@ namespace {
 
 constexpr int64_t kCaValidityDays = 3650;
 constexpr int64_t kServerCertValidityDays = 825;
+constexpr int64_t kSimulatedTeeValiditySeconds = int64_t{365} * 86400;
+
+// The policy `init --simulated-tee` writes: the default policy plus
+// simulation, with a warning no one can miss when reading the file.
+constexpr std::string_view kSimulatedTeePolicy =
+    "# Attestation policy of the key broker (docs/attestation.md, section 5).\n"
+    "#\n"
+    "# !!! WARNING: SIMULATED TEE ENABLED !!!\n"
+    "# This data directory was created with `cce-plane init --simulated-tee`.\n"
+    "# allow_simulated: true makes the key broker ACCEPT QUOTES FROM MACHINES THAT\n"
+    "# ARE NOT TDX VMs: quotes signed by the development chain in attestation/sim/,\n"
+    "# which anyone who can read attestation/sim/pck.key can produce. Dataset keys\n"
+    "# released under this policy are NOT protected by any TEE. Never use this for\n"
+    "# real data. To turn it off, set allow_simulated: false and restart the plane.\n"
+    "accepted_tcb_statuses: [UpToDate]\n"
+    "allow_simulated: true\n";
 
 Status WriteNewFile(const std::string& path, crypto::ByteSpan data, mode_t mode) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
@@ -63,6 +81,30 @@ store::AuditRecord Audit(int64_t at, std::string actor, std::string action, std:
   r.decision = store::AuditDecision::kAllow;
   r.details_json = std::move(details);
   return r;
+}
+
+// attestation/sim (the simulated TEE), its collateral in the key broker's
+// cache (checked against the new root on the way in), and the policy.
+// c.data_dir is the staging directory.
+StatusOr<std::string> CreateSimulatedTeeFiles(const PlaneConfig& c, int64_t now) {
+  const fs::path root_file = c.Path(c.attestation_simulation_root_file);
+  if (root_file.filename() != attest::kSimRootFile) {
+    return Internal("config: attestation.simulation_root_file must name " +
+                    std::string(attest::kSimRootFile) + " in the simulated TEE directory");
+  }
+  const std::string sim_dir = root_file.parent_path().string();
+  std::error_code ec;
+  fs::create_directories(fs::path(sim_dir).parent_path(), ec);
+  if (ec) return ErrnoStatus("mkdir " + fs::path(sim_dir).parent_path().string(), ec.value());
+  RETURN_IF_ERROR(attest::CreateSimulatedTee(sim_dir, now, kSimulatedTeeValiditySeconds));
+  auto fmspc = ImportCollateralSet(c, sim_dir + "/" + std::string(attest::kSimCollateralDir),
+                                   /*with_simulation_root=*/true);
+  if (!fmspc.ok()) return fmspc.status().WithContext("simulated TEE collateral");
+  const std::string policy = c.Path(c.attestation_policy_file);
+  fs::create_directories(fs::path(policy).parent_path(), ec);
+  if (ec) return ErrnoStatus("mkdir " + fs::path(policy).parent_path().string(), ec.value());
+  RETURN_IF_ERROR(WriteNewFile(policy, crypto::AsBytes(kSimulatedTeePolicy), 0644));
+  return sim_dir;
 }
 
 StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(const PlaneConfig& c) {
@@ -126,11 +168,19 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
   RETURN_IF_ERROR(WriteNewFile(c.Path(c.tls_key_file), server.key_pem.span(), 0600));
   RETURN_IF_ERROR(CreateSigningKey(c.Path(c.signing_key_file)));
   RETURN_IF_ERROR(CreateFileMasterKey(c.Path(c.master_key_file)));
+  std::string simulated_tee_dir;  // relative to the data directory
+  if (options.simulated_tee) {
+    ASSIGN_OR_RETURN(std::string sim, CreateSimulatedTeeFiles(c, now - 60));
+    simulated_tee_dir = fs::relative(sim, stage).string();
+  }
 
   ASSIGN_OR_RETURN(std::string token, NewApiToken());
   {
     ASSIGN_OR_RETURN(auto db, OpenStore(c));
-    RETURN_IF_ERROR(db->AppendAudit(Audit(now, "cce-plane init", "plane.init", "plane")).status());
+    RETURN_IF_ERROR(
+        db->AppendAudit(Audit(now, "cce-plane init", "plane.init", "plane",
+                              options.simulated_tee ? R"({"simulated_tee":true})" : "{}"))
+            .status());
     store::User op;
     op.name = options.operator_name;
     op.role = store::Role::kOperator;
@@ -155,6 +205,7 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
   r.config_file = dir.string() + "/plane.yaml";
   r.ca_file = dir.string() + "/" + c.tls_ca_file;
   r.token = std::move(token);
+  if (!simulated_tee_dir.empty()) r.simulated_tee_dir = dir.string() + "/" + simulated_tee_dir;
   return r;
 }
 

@@ -23,18 +23,26 @@ struct InitOptions {
   std::vector<std::string> dns_names = {"localhost"};
   std::vector<std::string> ip_addresses = {"127.0.0.1", "::1"};
   std::string operator_name = "operator";
+  // Development only, for machines without TDX: also create a simulated TEE
+  // (attest::CreateSimulatedTee) in attestation/sim/, cache its collateral,
+  // and write attestation/policy.yaml with allow_simulated: true. The key
+  // broker then accepts quotes from machines that are NOT TDX VMs.
+  bool simulated_tee = false;
 };
 
 struct InitResult {
   std::string data_dir;
   std::string config_file;
   std::string ca_file;
-  std::string token;  // the operator's API token: shown once, stored only as a hash
+  std::string token;              // the operator's API token: shown once, stored only as a hash
+  std::string simulated_tee_dir;  // set with InitOptions::simulated_tee
 };
 
 // Creates the data directory atomically (staged, then renamed into place):
 // documented config, CA and server TLS certificate, Ed25519 signing key,
-// master key (0600), the database, and the first operator with a token.
+// master key (0600), the database, and the first operator with a token; with
+// simulated_tee also the simulated TEE, its cached collateral and a policy
+// allowing simulation (docs/attestation.md, "Simulated TEE").
 StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock);
 
 // Adds a user to the plane at data_dir (safe while the server runs) and
@@ -66,6 +74,19 @@ struct ServeOptions {
 // if the data directory has one) and adds it to the key broker's cache,
 // replacing the set for the same FMSPC. Returns the FMSPC (hex).
 StatusOr<std::string> ImportCollateral(const std::string& data_dir, const std::string& source);
+
+// `cce-plane collateral fetch`: downloads the TDX collateral for one FMSPC
+// from Intel PCS (default) or a PCCS (`pccs_url` set), into a temporary
+// directory, then imports it as above. The API key is read from a file
+// (never argv); `ca_bundle` replaces the system TLS trust store when set.
+struct FetchCollateralOptions {
+  std::string fmspc_hex;
+  std::string pccs_url;      // empty: Intel PCS
+  std::string api_key_file;  // optional (Intel PCS subscription key)
+  std::string ca_bundle;     // optional
+};
+StatusOr<std::string> FetchCollateral(const std::string& data_dir,
+                                      const FetchCollateralOptions& options);
 
 // Serves until *stop becomes true, then drains in-flight requests and exits.
 Status Serve(const ServeOptions& options, const Clock& clock);
