@@ -998,5 +998,80 @@ TEST_F(PlaneTest, ASecondServerOnTheSameDataDirectoryIsRefused) {
   EXPECT_TRUE(Serve(so, clock_).ok());
 }
 
+// Every endpoint x every role (and no token): a role the endpoint does not
+// allow gets 403 (and an audit entry); an allowed one never does (it may
+// still get 400/404/409 for the request itself); no token is always 401.
+TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
+  JobWorld w = MakeJobWorld();
+  auto rita = AddUser(init_.data_dir, "rita", store::Role::kReviewer, clock_);
+  ASSERT_TRUE(rita.ok());
+  auto c = Client();
+  auto sub =
+      c->Post("/api/v1/jobs", Auth(w.carol), Spec(w.image, "claims", 600), "application/yaml");
+  ASSERT_EQ(sub->status, 201) << sub->body;
+  const std::string job = json::parse(sub->body)["id"];
+  const std::string blob = "/api/v1/images/blobs/sha256:" + std::string(64, 'a');
+  enum : unsigned { P = 1, C = 2, R = 4, O = 8, ALL = 15 };
+  struct Case {
+    std::string method, path, body;
+    unsigned allowed;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/api/v1/whoami", "", ALL},
+      {"GET", "/api/v1/users", "", O},
+      {"POST", "/api/v1/users", R"({"name":"x","role":"nope"})", O},
+      {"POST", "/api/v1/datasets", "{}", P},
+      {"GET", "/api/v1/datasets", "", ALL},
+      {"GET", "/api/v1/datasets/claims", "", ALL},
+      {"POST", "/api/v1/rentals", "{}", C},
+      {"GET", "/api/v1/rentals", "", ALL},
+      {"GET", blob, "", C | O},
+      {"PUT", blob, "x", C | O},
+      {"PUT", "/api/v1/images/team/app/tags/1", "{}", C | O},
+      {"GET", "/api/v1/images", "", ALL},
+      {"POST", "/api/v1/jobs", "kind: nope", C},
+      {"GET", "/api/v1/jobs", "", C | R | O},
+      {"GET", "/api/v1/jobs/" + job, "", C | R | O},
+      {"GET", "/api/v1/jobs/" + job + "/output", "", C},
+      {"GET", "/api/v1/audit", "", R | O},
+      {"GET", "/api/v1/audit/verify", "", O},
+      {"POST", "/api/v1/jobs/" + job + "/cancel", "", C | O},  // last: it cancels
+  };
+  const std::vector<std::pair<unsigned, std::string>> roles = {
+      {P, w.pat}, {R, *rita}, {C, w.carol}, {O, init_.token}};
+  auto send = [&](const Case& k, const std::string& token) {
+    httplib::Headers h;
+    if (!token.empty()) h = Auth(token);
+    httplib::Result r = k.method == "GET"   ? c->Get(k.path, h)
+                        : k.method == "PUT" ? c->Put(k.path, h, k.body, "application/json")
+                                            : c->Post(k.path, h, k.body, "application/json");
+    return r ? r->status : -1;
+  };
+  int denials = 0;
+  for (const Case& k : cases) {
+    EXPECT_EQ(send(k, ""), 401) << k.method << " " << k.path;
+    for (const auto& [role, token] : roles) {
+      int status = send(k, token);
+      if ((k.allowed & role) != 0) {
+        EXPECT_NE(status, 403) << k.method << " " << k.path << " role " << role;
+        EXPECT_NE(status, 401) << k.method << " " << k.path << " role " << role;
+        EXPECT_NE(status, -1) << k.method << " " << k.path << " role " << role;
+      } else {
+        EXPECT_EQ(status, 403) << k.method << " " << k.path << " role " << role;
+        ++denials;
+      }
+    }
+  }
+  StopServer();
+  auto db = OpenDb();
+  store::AuditFilter f;
+  f.limit = 10000;
+  auto entries = db->ListAudit(f);
+  ASSERT_TRUE(entries.ok());
+  int audited = 0;
+  for (const auto& e : *entries) audited += e.record.action == "authz" ? 1 : 0;
+  EXPECT_EQ(audited, denials);
+}
+
 }  // namespace
 }  // namespace cce::plane
