@@ -324,12 +324,20 @@ class Api {
 
   void Route(httplib::Server& svr, const std::string& method, const std::string& pattern,
              const std::vector<Role>& roles, const Handler& handler) {
-    auto wrapped = [this, pattern, roles, handler](const httplib::Request& req,
-                                                   httplib::Response& res) {
+    Serve(svr, method, pattern, [this, roles, handler](const httplib::Request& req) {
+      return Handle(req, roles, handler);
+    });
+  }
+
+  // Registers `produce` for method + pattern: times it, turns an exception
+  // into a 500, writes the ApiResult, records metrics and a debug log line.
+  void Serve(httplib::Server& svr, const std::string& method, const std::string& pattern,
+             std::function<ApiResult(const httplib::Request&)> produce) {
+    auto wrapped = [this, pattern, produce](const httplib::Request& req, httplib::Response& res) {
       auto start = std::chrono::steady_clock::now();
       ApiResult result;
       try {
-        result = Handle(req, roles, handler);
+        result = produce(req);
       } catch (const std::exception& e) {
         log_.Error("handler.exception", {{"route", pattern}, {"what", e.what()}});
         result = {500, ErrorBody("internal", "internal error")};

@@ -34,53 +34,30 @@ std::string JobOf(const std::string& job_id) {
 
 void Api::KbsRoute(httplib::Server& svr, const std::string& method, const std::string& pattern,
                    const KbsHandler& handler) {
-  auto wrapped = [this, pattern, handler](const httplib::Request& req, httplib::Response& res) {
-    auto start = std::chrono::steady_clock::now();
-    ApiResult result;
-    try {
-      auto r = handler(req);
-      if (r.ok()) {
-        result = std::move(*r);
-      } else {
-        const int64_t now = clock_.NowUnix();
-        auto outcome = kbs_limiter_.Failure(req.remote_addr, now);
-        if (outcome == AuthnLimiter::Outcome::kDeny) {
-          const bool denied = r.status().code() == StatusCode::kPermissionDenied;
-          result = {denied ? 403 : HttpStatusFor(r.status().code()),
-                    ErrorBody(ErrorCodeName(r.status().code()), r.status().message())};
-        } else {
-          if (outcome == AuthnLimiter::Outcome::kFirstRefusal) {
-            store::AuditRecord a;
-            a.at = now;
-            a.actor = "remote:" + req.remote_addr;
-            a.action = "kbs.rate_limit";
-            a.object = req.method + " " + req.path;
-            a.decision = AuditDecision::kDeny;
-            (void)db_.AppendAudit(a);
-          }
-          result = {429, ErrorBody("rate_limited",
-                                   "too many failed key broker requests from this address")};
-          result.headers.emplace_back("Retry-After", std::to_string(AuthnLimiter::kWindowSeconds));
-        }
-      }
-    } catch (const std::exception& e) {
-      log_.Error("handler.exception", {{"route", pattern}, {"what", e.what()}});
-      result = {500, ErrorBody("internal", "internal error")};
+  Serve(svr, method, pattern, [this, handler](const httplib::Request& req) -> ApiResult {
+    auto r = handler(req);
+    if (r.ok()) return std::move(*r);
+    const int64_t now = clock_.NowUnix();
+    auto outcome = kbs_limiter_.Failure(req.remote_addr, now);
+    if (outcome == AuthnLimiter::Outcome::kDeny) {
+      const bool denied = r.status().code() == StatusCode::kPermissionDenied;
+      return {denied ? 403 : HttpStatusFor(r.status().code()),
+              ErrorBody(ErrorCodeName(r.status().code()), r.status().message())};
     }
-    res.status = result.status;
-    for (const auto& [k, v] : result.headers) res.set_header(k, v);
-    if (result.raw) {
-      res.set_content(*result.raw, result.content_type);
-    } else {
-      res.set_content(result.body.dump(-1, ' ', false, json::error_handler_t::replace),
-                      "application/json");
+    if (outcome == AuthnLimiter::Outcome::kFirstRefusal) {
+      store::AuditRecord a;
+      a.at = now;
+      a.actor = "remote:" + req.remote_addr;
+      a.action = "kbs.rate_limit";
+      a.object = req.method + " " + req.path;
+      a.decision = AuditDecision::kDeny;
+      (void)db_.AppendAudit(a);
     }
-    metrics_.Observe(
-        pattern, result.status,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  };
-  if (method == "GET") svr.Get(pattern, wrapped);
-  if (method == "POST") svr.Post(pattern, wrapped);
+    ApiResult limited{
+        429, ErrorBody("rate_limited", "too many failed key broker requests from this address")};
+    limited.headers.emplace_back("Retry-After", std::to_string(AuthnLimiter::kWindowSeconds));
+    return limited;
+  });
 }
 
 void Api::RegisterKbs(httplib::Server& svr) {

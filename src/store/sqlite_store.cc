@@ -969,6 +969,54 @@ StatusOr<std::vector<JobEvent>> SqliteStore::JobHistory(std::string_view job_id)
   });
 }
 
+namespace {
+
+// Inside a write transaction: moves job_id from `from` to `to` (compare and
+// set), ORs add_flags into its flags and appends the history event. A job
+// not in `from` is kFailedPrecondition; `what` ends that message.
+Status MoveJobTx(Connection& c, std::string_view job_id, JobState from, JobState to,
+                 std::string_view reason, int64_t at, uint32_t add_flags, const std::string& what) {
+  const std::string from_name(JobStateName(from));
+  const std::string to_name(JobStateName(to));
+  ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE jobs SET state = ?, reason = ?, updated_at = ?,"
+                                      " flags = flags | ? WHERE id = ? AND state = ?"));
+  up.Bind(to_name).Bind(reason).Bind(at).Bind(int64_t{add_flags}).Bind(job_id).Bind(from_name);
+  RETURN_IF_ERROR(up.Run());
+  if (c.Changes() == 0) {
+    ASSIGN_OR_RETURN(Job current, SelectJob(c, job_id));
+    return FailedPrecondition("job " + std::string(job_id) + ": expected state " + from_name +
+                              ", found " + std::string(JobStateName(current.state)) + " (" + what +
+                              ")");
+  }
+  ASSIGN_OR_RETURN(Stmt ev, c.Prepare("INSERT INTO job_events (" EVENT_COLS ")"
+                                      " SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5"
+                                      " FROM job_events WHERE job_id = ?1"));
+  ev.Bind(job_id).Bind(from_name).Bind(to_name).Bind(reason).Bind(at);
+  return ev.Run();
+}
+
+// Inside a write transaction: marks the credential used at `now` if it is
+// unused and valid then; otherwise kFailedPrecondition saying why.
+Status UseCredentialTx(Connection& c, std::string_view credential_id, int64_t now) {
+  ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE job_credentials SET used_at = ?1 WHERE id = ?2"
+                                      " AND used_at IS NULL AND issued_at <= ?1"
+                                      " AND ?1 < expires_at"));
+  up.Bind(now).Bind(credential_id);
+  RETURN_IF_ERROR(up.Run());
+  if (c.Changes() != 0) return Status::Ok();
+  const std::string id(credential_id);
+  ASSIGN_OR_RETURN(JobCredential cur, SelectCredential(c, credential_id));
+  if (cur.used_at) {
+    return FailedPrecondition("credential " + id + " was already used at " + Str(*cur.used_at));
+  }
+  if (now >= cur.expires_at) {
+    return FailedPrecondition("credential " + id + " expired at " + Str(cur.expires_at));
+  }
+  return FailedPrecondition("credential " + id + " is not valid before " + Str(cur.issued_at));
+}
+
+}  // namespace
+
 StatusOr<Job> SqliteStore::TransitionJob(std::string_view job_id, JobState expected_from,
                                          JobState to, std::string_view reason,
                                          const AuditRecord& audit) {
@@ -982,18 +1030,11 @@ StatusOr<Job> SqliteStore::TransitionJob(std::string_view job_id, JobState expec
   RETURN_IF_ERROR(CheckText("transition reason", reason, kMaxText, true));
   RETURN_IF_ERROR(ValidateAudit(audit));
   return WriteValue<Job>([&](Connection& c) -> StatusOr<Job> {
-    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE jobs SET state = ?, reason = ?, updated_at = ?"
-                                        " WHERE id = ? AND state = ?"));
-    up.Bind(to_name).Bind(reason).Bind(audit.at).Bind(job_id).Bind(from_name);
-    RETURN_IF_ERROR(up.Run());
-    if (c.Changes() == 0) {
-      ASSIGN_OR_RETURN(Job current, SelectJob(c, job_id));
-      return FailedPrecondition("job " + id + ": expected state " + from_name + ", found " +
-                                std::string(JobStateName(current.state)) + " (cannot move to " +
-                                to_name + ")");
-    }
+    RETURN_IF_ERROR(
+        MoveJobTx(c, job_id, expected_from, to, reason, audit.at, 0, "cannot move to " + to_name));
     if (to == JobState::kReleased && expected_from == JobState::kOutputSubmitted) {
-      // Fail closed: only a gate "release" verdict lets output out unreviewed.
+      // Fail closed: only a gate "release" verdict lets output out unreviewed
+      // (the error rolls the move back).
       auto output = SelectOutput(c, job_id);
       if (!output.ok() && output.status().code() != StatusCode::kNotFound) return output.status();
       if (!output.ok() || output->verdict != GateVerdict::kRelease) {
@@ -1003,11 +1044,6 @@ StatusOr<Job> SqliteStore::TransitionJob(std::string_view job_id, JobState expec
             ", not 'release'");
       }
     }
-    ASSIGN_OR_RETURN(Stmt ev, c.Prepare("INSERT INTO job_events (" EVENT_COLS ")"
-                                        " SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5"
-                                        " FROM job_events WHERE job_id = ?1"));
-    ev.Bind(job_id).Bind(from_name).Bind(to_name).Bind(reason).Bind(audit.at);
-    RETURN_IF_ERROR(ev.Run());
     RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
     return SelectJob(c, job_id);
   });
@@ -1046,21 +1082,7 @@ StatusOr<JobCredential> SqliteStore::MarkCredentialUsed(std::string_view credent
   RETURN_IF_ERROR(ValidateAudit(audit));
   const std::string id(credential_id);
   return WriteValue<JobCredential>([&](Connection& c) -> StatusOr<JobCredential> {
-    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE job_credentials SET used_at = ?1 WHERE id = ?2"
-                                        " AND used_at IS NULL AND issued_at <= ?1"
-                                        " AND ?1 < expires_at"));
-    up.Bind(now).Bind(credential_id);
-    RETURN_IF_ERROR(up.Run());
-    if (c.Changes() == 0) {
-      ASSIGN_OR_RETURN(JobCredential cur, SelectCredential(c, credential_id));
-      if (cur.used_at) {
-        return FailedPrecondition("credential " + id + " was already used at " + Str(*cur.used_at));
-      }
-      if (now >= cur.expires_at) {
-        return FailedPrecondition("credential " + id + " expired at " + Str(cur.expires_at));
-      }
-      return FailedPrecondition("credential " + id + " is not valid before " + Str(cur.issued_at));
-    }
+    RETURN_IF_ERROR(UseCredentialTx(c, credential_id, now));
     RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
     return SelectCredential(c, credential_id);
   });
@@ -1106,8 +1128,8 @@ Status SqliteStore::IssueNonce(const KbsNonce& n, const AuditRecord& audit) {
     }
     ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM kbs_nonces WHERE nonce = ?", n.nonce));
     if (taken) return AlreadyExists("nonce already issued");
-    ASSIGN_OR_RETURN(Stmt ins,
-                     c.Prepare("INSERT INTO kbs_nonces (" NONCE_COLS ") VALUES (?, ?, ?, ?, ?, NULL)"));
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO kbs_nonces (" NONCE_COLS
+                                         ") VALUES (?, ?, ?, ?, ?, NULL)"));
     ins.Bind(n.nonce).Bind(n.job_id).Bind(n.credential_id).Bind(n.issued_at).Bind(n.expires_at);
     RETURN_IF_ERROR(ins.Run());
     return AppendAuditTx(c, audit).status();
@@ -1127,7 +1149,8 @@ StatusOr<KbsNonce> SqliteStore::ConsumeNonce(std::string_view nonce, std::string
       ASSIGN_OR_RETURN(KbsNonce cur, SelectNonce(c, nonce));
       if (cur.job_id != job_id) return FailedPrecondition("nonce was issued for another job");
       if (cur.used_at) return FailedPrecondition("nonce was already used at " + Str(*cur.used_at));
-      if (now >= cur.expires_at) return FailedPrecondition("nonce expired at " + Str(cur.expires_at));
+      if (now >= cur.expires_at)
+        return FailedPrecondition("nonce expired at " + Str(cur.expires_at));
       return FailedPrecondition("nonce is not valid before " + Str(cur.issued_at));
     }
     RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
@@ -1143,44 +1166,14 @@ StatusOr<Job> SqliteStore::AcceptAttestation(std::string_view job_id,
   const std::string cred_id(credential_id);
   RETURN_IF_ERROR(CheckText("transition reason", reason, kMaxText, true));
   RETURN_IF_ERROR(ValidateAudit(audit));
-  const std::string from_name(JobStateName(JobState::kProvisioning));
-  const std::string to_name(JobStateName(JobState::kAttested));
   return WriteValue<Job>([&](Connection& c) -> StatusOr<Job> {
     ASSIGN_OR_RETURN(JobCredential cred, SelectCredential(c, credential_id));
     if (cred.job_id != job_id) {
       return FailedPrecondition("credential " + cred_id + " is not job " + id + "'s");
     }
-    ASSIGN_OR_RETURN(Stmt used, c.Prepare("UPDATE job_credentials SET used_at = ?1 WHERE id = ?2"
-                                          " AND used_at IS NULL AND issued_at <= ?1"
-                                          " AND ?1 < expires_at"));
-    used.Bind(now).Bind(credential_id);
-    RETURN_IF_ERROR(used.Run());
-    if (c.Changes() == 0) {
-      if (cred.used_at) {
-        return FailedPrecondition("credential " + cred_id + " was already used at " +
-                                  Str(*cred.used_at));
-      }
-      if (now >= cred.expires_at) {
-        return FailedPrecondition("credential " + cred_id + " expired at " + Str(cred.expires_at));
-      }
-      return FailedPrecondition("credential " + cred_id + " is not valid before " +
-                                Str(cred.issued_at));
-    }
-    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE jobs SET state = ?, reason = ?, updated_at = ?,"
-                                        " flags = flags | ? WHERE id = ? AND state = ?"));
-    up.Bind(to_name).Bind(reason).Bind(audit.at).Bind(int64_t{add_flags}).Bind(job_id).Bind(
-        from_name);
-    RETURN_IF_ERROR(up.Run());
-    if (c.Changes() == 0) {
-      ASSIGN_OR_RETURN(Job current, SelectJob(c, job_id));
-      return FailedPrecondition("job " + id + ": expected state " + from_name + ", found " +
-                                std::string(JobStateName(current.state)) + " (cannot attest)");
-    }
-    ASSIGN_OR_RETURN(Stmt ev, c.Prepare("INSERT INTO job_events (" EVENT_COLS ")"
-                                        " SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5"
-                                        " FROM job_events WHERE job_id = ?1"));
-    ev.Bind(job_id).Bind(from_name).Bind(to_name).Bind(reason).Bind(audit.at);
-    RETURN_IF_ERROR(ev.Run());
+    RETURN_IF_ERROR(UseCredentialTx(c, credential_id, now));
+    RETURN_IF_ERROR(MoveJobTx(c, job_id, JobState::kProvisioning, JobState::kAttested, reason,
+                              audit.at, add_flags, "cannot attest"));
     RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
     return SelectJob(c, job_id);
   });
