@@ -13,8 +13,8 @@ using nlohmann::json;
 
 Status Refusal(const std::string& step, const httplib::Result& r) {
   if (!r) {
-    return Status(StatusCode::kUnavailable,
-                  step + ": cannot reach the plane: " + httplib::to_string(r.error()));
+    return {StatusCode::kUnavailable,
+            step + ": cannot reach the plane: " + httplib::to_string(r.error())};
   }
   json body = json::parse(r->body, nullptr, false);
   std::string message = "HTTP " + std::to_string(r->status);
@@ -25,7 +25,7 @@ Status Refusal(const std::string& step, const httplib::Result& r) {
                     : r->status == 400                   ? StatusCode::kInvalidArgument
                     : r->status == 404                   ? StatusCode::kNotFound
                                                          : StatusCode::kUnavailable;
-  return Status(code, step + ": " + message);
+  return {code, step + ": " + message};
 }
 
 StatusOr<json> PostJson(httplib::Client& http, const std::string& step, const std::string& path,

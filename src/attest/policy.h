@@ -4,6 +4,7 @@
 // file cannot change that.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,7 +24,7 @@ struct Policy {
   uint64_t required_td_attributes = 0;  // every bit set here must be set in TDATTRIBUTES
   // Allowed values; nullopt = not constrained. A list is never empty.
   std::optional<std::vector<Measurement>> mrtd;
-  std::optional<std::vector<Measurement>> rtmr[4];
+  std::array<std::optional<std::vector<Measurement>>, 4> rtmr;
   std::optional<std::vector<Measurement>> mrconfigid;
   // Maximum age of the TCB Info / QE Identity (the older issueDate) at
   // verification time; nullopt = no limit beyond the items' own windows.

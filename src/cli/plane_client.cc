@@ -148,7 +148,7 @@ Status ErrorFor(int status, const std::string& body_text) {
   if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
     message = body["error"].value("message", message);
   }
-  return Status(CodeFor(status, body.is_discarded() ? json() : body), "plane: " + message);
+  return {CodeFor(status, body.is_discarded() ? json() : body), "plane: " + message};
 }
 
 StatusOr<json> Decode(const std::string& url, const httplib::Result& r) {
@@ -239,8 +239,8 @@ Status PlaneClient::Download(const std::string& path, const BodySink& sink,
       });
   RETURN_IF_ERROR(sink_status);
   if (!r) {
-    return Status(StatusCode::kUnavailable,
-                  "cannot reach the plane at " + impl_->url + ": " + httplib::to_string(r.error()));
+    return {StatusCode::kUnavailable,
+            "cannot reach the plane at " + impl_->url + ": " + httplib::to_string(r.error())};
   }
   if (r->status < 200 || r->status >= 300) return ErrorFor(r->status, error_body);
   return Status::Ok();

@@ -332,7 +332,7 @@ class Api {
   // Registers `produce` for method + pattern: times it, turns an exception
   // into a 500, writes the ApiResult, records metrics and a debug log line.
   void Serve(httplib::Server& svr, const std::string& method, const std::string& pattern,
-             std::function<ApiResult(const httplib::Request&)> produce) {
+             const std::function<ApiResult(const httplib::Request&)>& produce) {
     auto wrapped = [this, pattern, produce](const httplib::Request& req, httplib::Response& res) {
       auto start = std::chrono::steady_clock::now();
       ApiResult result;
