@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
+#include <unordered_map>
 
 #include "attest/time_util.h"
 
@@ -235,6 +237,25 @@ StatusOr<CollateralCheck> VerifyCollateral(const Collateral& c, const TrustAncho
   return out;
 }
 
+StatusOr<std::shared_ptr<const std::vector<Certificate>>> ParsePckChainCached(
+    std::string_view pem) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<const std::vector<Certificate>>> cache;
+  constexpr size_t kMaxEntries = 256;
+  const std::string key(pem);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(std::vector<Certificate> parsed, crypto::ParseCertificatesPem(pem));
+  auto chain = std::make_shared<const std::vector<Certificate>>(std::move(parsed));
+  std::lock_guard<std::mutex> l(mu);
+  if (cache.size() >= kMaxEntries) cache.clear();  // bounded; refilled by use
+  cache.emplace(key, chain);
+  return chain;
+}
+
 StatusOr<CheckedCollateral> CheckCollateralForReuse(const Collateral& c,
                                                     const TrustAnchors& anchors, int64_t now) {
   CheckedCollateral out;
@@ -266,9 +287,9 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   // bytes, so any other form is refused rather than interpreted.
   std::string_view pem = q.pck_chain_pem;
   if (!pem.empty() && pem.back() == '\0') pem.remove_suffix(1);
-  auto parsed_chain = crypto::ParseCertificatesPem(pem);
+  auto parsed_chain = ParsePckChainCached(pem);
   if (!parsed_chain.ok()) return parsed_chain.status().WithContext("quote: PCK certificate chain");
-  const std::vector<Certificate>& chain = *parsed_chain;
+  const std::vector<Certificate>& chain = **parsed_chain;
   if (chain.size() != kPckChainLength) {
     return PermissionDenied("quote: PCK certificate chain has " + std::to_string(chain.size()) +
                             " certificates (want leaf, PCK CA, root)");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +60,14 @@ struct CollateralCheck {
 // chains, kFailedPrecondition for an item not valid at now_unix.
 StatusOr<CollateralCheck> VerifyCollateral(const Collateral& collateral,
                                            const TrustAnchors& anchors, int64_t now_unix);
+
+// The PCK certificate chain a quote carries (PEM, without the trailing NUL),
+// parsed. A platform's chain is byte for byte the same in every quote it
+// makes, and decoding certificates is the dearest part of OpenSSL 3 here, so
+// parsed chains are kept (bounded) by their exact bytes. Parsing only: every
+// quote's chain is still verified.
+StatusOr<std::shared_ptr<const std::vector<crypto::Certificate>>> ParsePckChainCached(
+    std::string_view pem);
 
 // A VerifyCollateral result that VerifyDcap may reuse instead of checking
 // the same collateral again for every quote (the plane checks each cached

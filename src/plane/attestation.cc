@@ -83,9 +83,11 @@ StatusOr<attest::Verification> AttestationService::Verify(crypto::ByteSpan quote
                                                           int64_t now) {
   ASSIGN_OR_RETURN(attest::Quote q, attest::ParseQuote(quote));
   // The FMSPC picks the collateral: it is in the PCK leaf's SGX extension.
-  ASSIGN_OR_RETURN(auto chain, crypto::ParseCertificatesPem(q.pck_chain_pem));
-  if (chain.empty()) return InvalidArgument("quote: empty PCK certificate chain");
-  ASSIGN_OR_RETURN(attest::PckExtensions pck, attest::ParsePckExtensions(chain[0].der()));
+  std::string_view pem = q.pck_chain_pem;
+  if (!pem.empty() && pem.back() == '\0') pem.remove_suffix(1);
+  ASSIGN_OR_RETURN(auto chain, attest::ParsePckChainCached(pem));
+  if (chain->empty()) return InvalidArgument("quote: empty PCK certificate chain");
+  ASSIGN_OR_RETURN(attest::PckExtensions pck, attest::ParsePckExtensions((*chain)[0].der()));
   const std::string fmspc = FmspcHex(pck.fmspc);
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::optional<attest::CheckedCollateral> checked;
