@@ -226,6 +226,7 @@ StatusOr<CollateralCheck> VerifyCollateral(const Collateral& c, const TrustAncho
 
   CollateralCheck out;
   out.simulated = anchor.simulated;
+  out.root_sha256 = anchor.root->sha256_fingerprint();
   // Age is judged on the monthly items; the CRLs (the root CRL is reissued
   // yearly) are bounded by their own nextUpdate.
   out.oldest_issue_unix = std::min(c.tcb_info.issue_date, c.qe_identity.issue_date);
@@ -325,9 +326,10 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   } else {
     ASSIGN_OR_RETURN(cc, VerifyCollateral(collateral, anchors, now));
   }
-  if (cc.simulated != anchor.simulated) {
-    return PermissionDenied(
-        "the quote and the collateral chain to different roots (one Intel, one simulation)");
+  if (cc.simulated != anchor.simulated || cc.root_sha256 != anchor.root->sha256_fingerprint()) {
+    return PermissionDenied("the quote and the collateral chain to different roots (" +
+                            std::string(anchor.simulated ? "simulation" : "Intel") + " and " +
+                            std::string(cc.simulated ? "simulation" : "Intel") + ")");
   }
   v.collateral_oldest_issue_unix = cc.oldest_issue_unix;
   v.collateral_earliest_expiry_unix = cc.earliest_expiry_unix;

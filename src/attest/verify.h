@@ -47,9 +47,10 @@ enum class PckCrlStatus {
 
 // What the collateral proved at the given time.
 struct CollateralCheck {
-  bool simulated = false;            // chains to a simulation root
-  int64_t oldest_issue_unix = 0;     // the older issueDate of TCB Info and QE Identity
-  int64_t earliest_expiry_unix = 0;  // earliest nextUpdate among all items, CRLs included
+  bool simulated = false;              // chains to a simulation root
+  crypto::Sha256Digest root_sha256{};  // the anchor it chains to (its certificate's fingerprint)
+  int64_t oldest_issue_unix = 0;       // the older issueDate of TCB Info and QE Identity
+  int64_t earliest_expiry_unix = 0;    // earliest nextUpdate among all items, CRLs included
 };
 
 // Checks the TCB Info and QE Identity signatures over their exact JSON bytes,
