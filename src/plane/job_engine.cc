@@ -273,16 +273,16 @@ Status JobEngine::IssueAndProvision(const store::Job& job) {
   row.job_id = job.id;
   row.issued_at = c.issued_at;
   row.expires_at = c.expires_at;
-  RETURN_IF_ERROR(deps_.db->IssueCredential(
-      row, Audit("credential.issue", job.id, store::AuditDecision::kAllow,
-                 json{{"credential", c.credential_id}, {"expires_at", c.expires_at}}.dump())));
   ASSIGN_OR_RETURN(
       store::Job provisioning,
-      deps_.db->TransitionJob(job.id, JobState::kAuthorized, JobState::kProvisioning,
-                              "credential " + c.credential_id + " issued; provisioner '" +
-                                  deps_.provisioner->name() + "'",
-                              Audit("job.provision", job.id, store::AuditDecision::kAllow,
-                                    json{{"provisioner", deps_.provisioner->name()}}.dump())));
+      deps_.db->IssueCredentialAndProvision(
+          row,
+          "credential " + c.credential_id + " issued; provisioner '" + deps_.provisioner->name() +
+              "'",
+          Audit("credential.issue", job.id, store::AuditDecision::kAllow,
+                json{{"credential", c.credential_id}, {"expires_at", c.expires_at}}.dump()),
+          Audit("job.provision", job.id, store::AuditDecision::kAllow,
+                json{{"provisioner", deps_.provisioner->name()}}.dump())));
   Status s = deps_.provisioner->Provision(provisioning, token);
   if (!s.ok()) {
     auto cur = deps_.db->GetJob(job.id);

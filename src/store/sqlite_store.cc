@@ -1051,24 +1051,57 @@ StatusOr<Job> SqliteStore::TransitionJob(std::string_view job_id, JobState expec
 
 // ---- Credentials ---------------------------------------------------------------------
 
-Status SqliteStore::IssueCredential(const JobCredential& cred, const AuditRecord& audit) {
+namespace {
+
+Status CheckNewCredential(const JobCredential& cred) {
   RETURN_IF_ERROR(CheckText("credential.id", cred.id, kMaxName, true));
   if (cred.expires_at <= cred.issued_at) {
     return InvalidArgument("credential " + cred.id + ": expires_at " + Str(cred.expires_at) +
                            " is not after issued_at " + Str(cred.issued_at));
   }
-  if (cred.used_at)
+  if (cred.used_at) {
     return InvalidArgument("credential " + cred.id + ": a new credential is unused");
+  }
+  return Status::Ok();
+}
+
+// Inside a write transaction: inserts a new credential for an existing job.
+Status InsertCredentialTx(Connection& c, const JobCredential& cred) {
+  RETURN_IF_ERROR(RequireJob(c, cred.job_id).WithContext("credential " + cred.id));
+  ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM job_credentials WHERE id = ?", cred.id));
+  if (taken) return AlreadyExists("credential " + cred.id + " already exists");
+  ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO job_credentials (" CREDENTIAL_COLS
+                                       ") VALUES (?, ?, ?, ?, NULL)"));
+  ins.Bind(cred.id).Bind(cred.job_id).Bind(cred.issued_at).Bind(cred.expires_at);
+  return ins.Run();
+}
+
+}  // namespace
+
+Status SqliteStore::IssueCredential(const JobCredential& cred, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckNewCredential(cred));
   RETURN_IF_ERROR(ValidateAudit(audit));
   return Write([&](Connection& c) -> Status {
-    RETURN_IF_ERROR(RequireJob(c, cred.job_id).WithContext("credential " + cred.id));
-    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM job_credentials WHERE id = ?", cred.id));
-    if (taken) return AlreadyExists("credential " + cred.id + " already exists");
-    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO job_credentials (" CREDENTIAL_COLS
-                                         ") VALUES (?, ?, ?, ?, NULL)"));
-    ins.Bind(cred.id).Bind(cred.job_id).Bind(cred.issued_at).Bind(cred.expires_at);
-    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(InsertCredentialTx(c, cred));
     return AppendAuditTx(c, audit).status();
+  });
+}
+
+StatusOr<Job> SqliteStore::IssueCredentialAndProvision(const JobCredential& cred,
+                                                       std::string_view reason,
+                                                       const AuditRecord& credential_audit,
+                                                       const AuditRecord& move_audit) {
+  RETURN_IF_ERROR(CheckNewCredential(cred));
+  RETURN_IF_ERROR(CheckText("transition reason", reason, kMaxText, true));
+  RETURN_IF_ERROR(ValidateAudit(credential_audit));
+  RETURN_IF_ERROR(ValidateAudit(move_audit));
+  return WriteValue<Job>([&](Connection& c) -> StatusOr<Job> {
+    RETURN_IF_ERROR(InsertCredentialTx(c, cred));
+    RETURN_IF_ERROR(AppendAuditTx(c, credential_audit).status());
+    RETURN_IF_ERROR(MoveJobTx(c, cred.job_id, JobState::kAuthorized, JobState::kProvisioning,
+                              reason, move_audit.at, 0, "cannot provision"));
+    RETURN_IF_ERROR(AppendAuditTx(c, move_audit).status());
+    return SelectJob(c, cred.job_id);
   });
 }
 

@@ -96,6 +96,10 @@ class SqliteStore final : public Store {
   StatusOr<JobCredential> GetCredential(std::string_view credential_id) override;
   StatusOr<JobCredential> MarkCredentialUsed(std::string_view credential_id, int64_t now,
                                              const AuditRecord& audit) override;
+  StatusOr<Job> IssueCredentialAndProvision(const JobCredential& credential,
+                                            std::string_view reason,
+                                            const AuditRecord& credential_audit,
+                                            const AuditRecord& move_audit) override;
   Status IssueNonce(const KbsNonce& nonce, const AuditRecord& audit) override;
   StatusOr<KbsNonce> ConsumeNonce(std::string_view nonce, std::string_view job_id, int64_t now,
                                   const AuditRecord& audit) override;

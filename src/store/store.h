@@ -308,6 +308,14 @@ class Store {
   virtual StatusOr<JobCredential> GetCredential(std::string_view credential_id) = 0;
   virtual StatusOr<JobCredential> MarkCredentialUsed(std::string_view credential_id, int64_t now,
                                                      const AuditRecord& audit) = 0;
+  // In ONE transaction: IssueCredential(credential, credential_audit) and
+  // TransitionJob(job, AUTHORIZED, PROVISIONING, reason, move_audit), so a
+  // crash never leaves a credential whose job was not provisioned. Either
+  // check failing writes nothing.
+  virtual StatusOr<Job> IssueCredentialAndProvision(const JobCredential& credential,
+                                                    std::string_view reason,
+                                                    const AuditRecord& credential_audit,
+                                                    const AuditRecord& move_audit) = 0;
 
   // Key broker. IssueNonce stores a fresh nonce (the job and credential must
   // exist). ConsumeNonce is an atomic compare-and-set: it marks the nonce

@@ -903,6 +903,33 @@ TYPED_TEST_P(StoreConformanceTest, CredentialIsSingleUse) {
   EXPECT_EQ(this->AuditCount(), audit_before);
 }
 
+TYPED_TEST_P(StoreConformanceTest, CredentialAndProvisioningLandTogetherOrNotAtAll) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  const int64_t before = this->AuditCount();
+  // Not AUTHORIZED yet: neither the credential nor the move is written.
+  auto early = this->S().IssueCredentialAndProvision({"cred-1", "job-1", 1000, 2000, std::nullopt},
+                                                     "provisioning", Audit("credential.issue", "x"),
+                                                     Audit("job.provision", "x"));
+  EXPECT_EQ(early.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(this->S().GetCredential("cred-1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), before);
+  this->Move("job-1", JobState::kSubmitted, JobState::kAuthorized);
+  Job j = Must(this->S().IssueCredentialAndProvision(
+      {"cred-1", "job-1", 1000, 2000, std::nullopt}, "credential cred-1 issued",
+      Audit("credential.issue", "job:job-1"), Audit("job.provision", "job:job-1")));
+  EXPECT_EQ(j.state, JobState::kProvisioning);
+  EXPECT_EQ(j.reason, "credential cred-1 issued");
+  EXPECT_EQ(Must(this->S().GetCredential("cred-1")).job_id, "job-1");
+  EXPECT_EQ(this->AuditCount(), before + 3);  // the AUTHORIZED move, then these two
+  // Again: the credential id is taken and the job is no longer AUTHORIZED.
+  EXPECT_FALSE(this->S()
+                   .IssueCredentialAndProvision({"cred-2", "job-1", 1000, 2000, std::nullopt}, "x",
+                                                Audit("a", "x"), Audit("b", "x"))
+                   .ok());
+  EXPECT_EQ(this->S().GetCredential("cred-2").status().code(), StatusCode::kNotFound);
+}
+
 // ==== Key broker ===================================================================
 
 TYPED_TEST_P(StoreConformanceTest, NonceIsSingleUseBoundToItsJobAndShortLived) {
@@ -1499,15 +1526,16 @@ TYPED_TEST_P(StoreConformanceTest, AcknowledgedWritesSurviveSigkill) {
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash,
     NonceIsSingleUseBoundToItsJobAndShortLived, AttestationUsesTheCredentialAndMovesTheJobOnce,
-    RejectsDuplicateUserNameAndTokenHash, RejectsInvalidUserInputWithoutWriting,
-    UnknownUserIsNotFound, DisablesAndReenablesAUser, RotatesATokenHash, ListsUsersInCreationOrder,
-    CreatesADatasetAndReadsBackEveryField, RejectsDuplicateDatasetNameAndUnknownOwner,
-    RejectsMalformedDatasetFields, ListsDatasetsByOwner, AppendsRentalsAsASignedHashChain,
-    ListsRentalsByConsumerDatasetAndPage, RejectsRentalWithEmptyIntervalOrUnknownReferences,
-    FailingSignerWritesNothing, RentalChainDetectsEachEditedColumn,
-    RentalChainDetectsDeletedSwappedAndRewrittenRows, PutsAndResolvesImageTags,
-    RefusesToMoveAnotherOwnersTagOrStoreABadDigest, CreatesAJobInSubmittedWithItsFirstHistoryEvent,
-    RejectsAnInvalidNewJob, IdempotentReplayReturnsTheExistingJobAndWritesNothing,
+    CredentialAndProvisioningLandTogetherOrNotAtAll, RejectsDuplicateUserNameAndTokenHash,
+    RejectsInvalidUserInputWithoutWriting, UnknownUserIsNotFound, DisablesAndReenablesAUser,
+    RotatesATokenHash, ListsUsersInCreationOrder, CreatesADatasetAndReadsBackEveryField,
+    RejectsDuplicateDatasetNameAndUnknownOwner, RejectsMalformedDatasetFields, ListsDatasetsByOwner,
+    AppendsRentalsAsASignedHashChain, ListsRentalsByConsumerDatasetAndPage,
+    RejectsRentalWithEmptyIntervalOrUnknownReferences, FailingSignerWritesNothing,
+    RentalChainDetectsEachEditedColumn, RentalChainDetectsDeletedSwappedAndRewrittenRows,
+    PutsAndResolvesImageTags, RefusesToMoveAnotherOwnersTagOrStoreABadDigest,
+    CreatesAJobInSubmittedWithItsFirstHistoryEvent, RejectsAnInvalidNewJob,
+    IdempotentReplayReturnsTheExistingJobAndWritesNothing,
     IdempotencyKeyReusedWithAnotherBodyIsAlreadyExists, IdempotencyKeysAreScopedPerConsumer,
     RejectsADuplicateJobId, DrivesJobsThroughTheirWholeLifeWithHistory,
     TransitionFromTheWrongStateNamesBothStates,

@@ -737,14 +737,18 @@ TEST(PlaneCrash, SurvivesRepeatedSigkillUnderConcurrentSubmissions) {
   const std::string db_path = p.data_dir + "/plane.db";
   EXPECT_EQ(IntegrityCheck(db_path), "ok\n") << "after the final graceful stop";
 
-  // Not a violation: a kill between issuing a credential and the move to
-  // PROVISIONING leaves one that was never handed to anyone; the retry
-  // issues another. Shown so a change in that count is noticed.
-  std::cout << "plane_crash_test: jobs with more than one credential issued: "
-            << QueryOne(db_path,
-                        "SELECT count(*) FROM (SELECT job_id FROM job_credentials GROUP BY job_id "
-                        "HAVING count(*) > 1)")
-            << std::endl;
+  // Issuing a credential and moving the job to PROVISIONING are one
+  // transaction (Store::IssueCredentialAndProvision): however the kills fell,
+  // no job has a second credential and none has a credential without being
+  // provisioned.
+  EXPECT_EQ(QueryOne(db_path,
+                     "SELECT count(*) FROM (SELECT job_id FROM job_credentials GROUP BY job_id "
+                     "HAVING count(*) > 1)"),
+            "0");
+  EXPECT_EQ(QueryOne(db_path,
+                     "SELECT count(*) FROM job_credentials jc WHERE NOT EXISTS (SELECT 1 FROM "
+                     "job_events e WHERE e.job_id = jc.job_id AND e.to_state = 'PROVISIONING')"),
+            "0");
 
   // Everything else from the database itself.
   store::SqliteStoreOptions so;
