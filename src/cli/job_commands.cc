@@ -150,9 +150,13 @@ int JobStatus(const Args& args) {
 }
 
 int JobList(const Args& args) {
-  FlagParser p("cce job list [--state STATE] [--output json]",
-               "Lists jobs, newest first: your own (consumer) or all (reviewer, operator).",
-               {{"state", "STATE", "only jobs in STATE (e.g. HELD)"}, kOutputFlag});
+  FlagParser p("cce job list [--state STATE] [--limit N] [--offset N] [--output json]",
+               "Lists jobs, newest first: your own (consumer) or all (reviewer, operator).\n"
+               "Pages of --limit (default 1000); JSON carries next_offset when more may follow.",
+               {{"state", "STATE", "only jobs in STATE (e.g. HELD)"},
+                {"limit", "N", "at most N jobs (1..10000)"},
+                {"offset", "N", "skip the first N (newest) jobs"},
+                kOutputFlag});
   return WithPlane(
       p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
         std::string path = "/api/v1/jobs";

@@ -8,6 +8,7 @@
 #include <httplib.h>
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -411,6 +412,21 @@ class Api {
   int64_t nonce_ttl_seconds_ = 60;
   int64_t session_ttl_seconds_ = 300;
 };
+
+// A query parameter as an integer in [min, max] (dflt when absent); errors
+// name the parameter and what was expected.
+inline StatusOr<int64_t> IntParam(const httplib::Request& req, const std::string& name,
+                                  int64_t dflt, int64_t min, int64_t max) {
+  if (!req.has_param(name)) return dflt;
+  const std::string v = req.get_param_value(name);
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size() || out < min || out > max) {
+    return InvalidArgument("query parameter '" + name + "': expected an integer in " +
+                           std::to_string(min) + ".." + std::to_string(max) + ", got '" + v + "'");
+  }
+  return out;
+}
 
 // Strict access to a JSON request body: unknown fields and wrong types are
 // errors naming "body.<field>" and what was expected.

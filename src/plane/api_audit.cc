@@ -2,9 +2,6 @@
 // entries) and GET /api/v1/audit/verify, which recomputes the hash chain from
 // entry 1, checks every signed checkpoint and the rental chain, and names the
 // first bad entry.
-#include <charconv>
-#include <cstdint>
-
 #include "plane/api.h"
 
 namespace cce::plane {
@@ -32,19 +29,6 @@ json ReportJson(const store::ChainReport& r) {
           {"checkpoints_checked", r.checkpoints_checked},
           {"head_seq", r.head.seq},
           {"head_hash", crypto::ToHex(r.head.hash)}};
-}
-
-StatusOr<int64_t> IntParam(const httplib::Request& req, const std::string& name, int64_t dflt,
-                           int64_t min, int64_t max) {
-  if (!req.has_param(name)) return dflt;
-  const std::string v = req.get_param_value(name);
-  int64_t out = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || p != v.data() + v.size() || out < min || out > max) {
-    return InvalidArgument("query parameter '" + name + "': expected an integer in " +
-                           std::to_string(min) + ".." + std::to_string(max) + ", got '" + v + "'");
-  }
-  return out;
 }
 
 }  // namespace

@@ -116,11 +116,15 @@ void Api::RegisterJobs(httplib::Server& svr) {
             ASSIGN_OR_RETURN(JobState s, store::ParseJobState(req.get_param_value("state")));
             f.state = s;
           }
-          f.limit = 1000;
+          ASSIGN_OR_RETURN(f.limit, IntParam(req, "limit", 1000, 1, 10000));
+          ASSIGN_OR_RETURN(f.offset, IntParam(req, "offset", 0, 0, INT64_MAX / 2));
           ASSIGN_OR_RETURN(auto jobs, db_.ListJobs(f));
           json arr = json::array();
           for (const auto& j : jobs) arr.push_back(JobJson(j, OwnerName(j.consumer_id)));
-          return ApiResult{200, {{"jobs", arr}}};
+          json out = {{"jobs", arr}};
+          // A full page may have more after it: ask again from next_offset.
+          if (static_cast<int64_t>(jobs.size()) == f.limit) out["next_offset"] = f.offset + f.limit;
+          return ApiResult{200, out};
         });
 
   // A job another consumer owns answers 404, as if it did not exist.

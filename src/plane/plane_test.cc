@@ -884,6 +884,20 @@ TEST_F(PlaneTest, RestartResumesJobsLeftMidWayAndNeverProvisionsTwice) {
     }
     EXPECT_EQ(provisioning, 1) << job.dump();
   }
+  // Paging: 6 jobs, newest first, in pages of 4.
+  auto c = Client();
+  json page1 = json::parse(c->Get("/api/v1/jobs?limit=4", Auth(w.carol))->body);
+  ASSERT_EQ(page1["jobs"].size(), 4u);
+  EXPECT_EQ(page1["next_offset"], 4);
+  json page2 = json::parse(c->Get("/api/v1/jobs?limit=4&offset=4", Auth(w.carol))->body);
+  ASSERT_EQ(page2["jobs"].size(), 2u);
+  EXPECT_FALSE(page2.contains("next_offset"));
+  EXPECT_NE(page1["jobs"][3]["id"], page2["jobs"][0]["id"]);
+  auto bad = c->Get("/api/v1/jobs?limit=0", Auth(w.carol));
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("query parameter 'limit'"), std::string::npos) << bad->body;
+  c.reset();
+
   StopServer();
   auto db = OpenDb();
   // Credentials: one for the job the engine provisioned after the restart,
