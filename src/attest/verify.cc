@@ -342,18 +342,40 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   const std::vector<Certificate> intermediates = {pck_ca};
   const bool have_pck_crl =
       !collateral.pck_crl.empty() && collateral.pck_crl.front().issuer() == leaf.issuer();
-  if (have_pck_crl) {
+  // With a checked collateral, a chain verified against the same CRLs earlier
+  // stands until one of its certificates or CRLs lapses.
+  const bool reuse = checked != nullptr && checked->checked_at <= now && now < checked->valid_until;
+  const crypto::Sha256Digest chain_id = crypto::Sha256(crypto::AsBytes(pem));
+  bool chain_ok = false;
+  if (reuse) {
+    std::lock_guard<std::mutex> l(checked->pck_chains->mu);
+    auto it = checked->pck_chains->entries.find(chain_id);
+    chain_ok = it != checked->pck_chains->entries.end() && it->second.from <= now &&
+               now < it->second.until && it->second.pck_crl_checked == have_pck_crl;
+  }
+  if (!chain_ok && have_pck_crl) {
     auto r = crypto::VerifyChain(leaf, intermediates, *anchor.root,
                                  {collateral.pck_crl.front(), root_crl}, now, {});
     if (!r.ok()) return r.status().WithContext("quote: PCK certificate chain");
-    v.pck_crl = PckCrlStatus::kChecked;
-  } else {
+  } else if (!chain_ok) {
     crypto::ChainOptions no_crls;
     no_crls.require_crls = false;
     auto r = crypto::VerifyChain(leaf, intermediates, *anchor.root, {}, now, no_crls);
     if (!r.ok()) return r.status().WithContext("quote: PCK certificate chain");
     auto ca = crypto::VerifyChain(pck_ca, {}, *anchor.root, {root_crl}, now, {});
     if (!ca.ok()) return ca.status().WithContext("quote: PCK CA against the root CRL");
+  }
+  if (!chain_ok && reuse) {
+    int64_t until = std::min({checked->valid_until, leaf.not_after(), pck_ca.not_after(),
+                              anchor.root->not_after(), root_crl.next_update()});
+    if (have_pck_crl) until = std::min(until, collateral.pck_crl.front().next_update());
+    std::lock_guard<std::mutex> l(checked->pck_chains->mu);
+    if (checked->pck_chains->entries.size() >= 4096) checked->pck_chains->entries.clear();
+    checked->pck_chains->entries[chain_id] = {now, until, have_pck_crl};
+  }
+  if (have_pck_crl) {
+    v.pck_crl = PckCrlStatus::kChecked;
+  } else {
     v.pck_crl = PckCrlStatus::kMissing;
     std::string why = collateral.pck_crl.empty() ? "the collateral has no PCK CRL"
                                                  : "the collateral's PCK CRL is from " +

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,10 +78,25 @@ StatusOr<std::shared_ptr<const std::vector<crypto::Certificate>>> ParsePckChainC
 // valid_until is the earliest nextUpdate of every item and notAfter of every
 // issuer certificate; outside that, VerifyDcap checks afresh. The caller
 // must pass the same collateral and anchors it was made with.
+// PCK chains already verified against one CheckedCollateral's CRLs: by the
+// SHA-256 of the chain's PEM, the window in which that verification stands
+// (from when it was made until the earliest notAfter of its certificates or
+// nextUpdate of the CRLs used). Shared by copies of the CheckedCollateral.
+struct VerifiedPckChains {
+  struct Entry {
+    int64_t from = 0;
+    int64_t until = 0;
+    bool pck_crl_checked = false;
+  };
+  std::mutex mu;  // guards entries
+  std::map<crypto::Sha256Digest, Entry> entries;
+};
+
 struct CheckedCollateral {
   CollateralCheck check;
   int64_t checked_at = 0;
   int64_t valid_until = 0;
+  std::shared_ptr<VerifiedPckChains> pck_chains = std::make_shared<VerifiedPckChains>();
 };
 StatusOr<CheckedCollateral> CheckCollateralForReuse(const Collateral& collateral,
                                                     const TrustAnchors& anchors, int64_t now_unix);

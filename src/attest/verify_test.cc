@@ -105,6 +105,34 @@ TEST(VerifyDcap, ACheckedCollateralIsReusedOnlyInsideItsWindow) {
   EXPECT_FALSE(VerifyDcap(bad, c, IntelTrustAnchors(), T("2025-07-10T00:00:00Z"), &checked).ok());
 }
 
+TEST(VerifyDcap, AVerifiedPckChainIsReusedWithTheSameVerdictAndNotes) {
+  // With a PCK CRL: checked, then reused (the cache holds one chain).
+  const Collateral c = Load(testing::kDcapCollateral);
+  const Bytes q = ReadBytes(testing::kDcapQuote);
+  const CheckedCollateral checked =
+      Must(CheckCollateralForReuse(c, IntelTrustAnchors(), T("2025-07-01T00:00:00Z")));
+  for (int i = 0; i < 2; ++i) {
+    const DcapVerification v =
+        Must(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-02T00:00:00Z"), &checked));
+    EXPECT_EQ(v.pck_crl, PckCrlStatus::kChecked);
+    EXPECT_EQ(v.tcb.status, TcbStatus::kUpToDate);
+  }
+  EXPECT_EQ(checked.pck_chains->entries.size(), 1u);
+  // Without one: every reuse still reports the unchecked leaf.
+  const Collateral c6 = Load(testing::kTrusteeCollateral);
+  const Bytes q6 = ReadBytes(testing::kTrusteeQuote6);
+  const CheckedCollateral checked6 =
+      Must(CheckCollateralForReuse(c6, IntelTrustAnchors(), testing::TrusteeTime()));
+  for (int i = 0; i < 2; ++i) {
+    const DcapVerification v =
+        Must(VerifyDcap(q6, c6, IntelTrustAnchors(), testing::TrusteeTime(), &checked6));
+    EXPECT_EQ(v.pck_crl, PckCrlStatus::kMissing);
+    bool noted = false;
+    for (const auto& n : v.notes) noted = noted || Contains(n, "was NOT checked");
+    EXPECT_TRUE(noted);
+  }
+}
+
 TEST(VerifyDcap, RejectsTheSameQuoteOutsideTheCollateralWindow) {
   const Collateral c = Load(testing::kDcapCollateral);
   const Bytes q = ReadBytes(testing::kDcapQuote);
