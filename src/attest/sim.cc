@@ -250,17 +250,8 @@ StatusOr<std::string> SignedDocument(std::string_view key, const std::string& bo
 
 // ---- files ----------------------------------------------------------------------------
 
-Status WriteNewFile(const std::string& path, ByteSpan data, mode_t mode) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd.valid()) return ErrnoStatus("create " + path, errno);
-  RETURN_IF_ERROR(WriteFull(fd.get(), data).WithContext(path));
-  if (::fchmod(fd.get(), mode) != 0) return ErrnoStatus("chmod " + path, errno);
-  if (::fsync(fd.get()) != 0) return ErrnoStatus("fsync " + path, errno);
-  return Status::Ok();
-}
-
-Status WriteNewFile(const std::string& path, std::string_view text, mode_t mode) {
-  return WriteNewFile(path, crypto::AsBytes(text), mode);
+Status WriteNewText(const std::string& path, std::string_view text, mode_t mode) {
+  return ::cce::WriteNewFile(path, crypto::AsBytes(text), mode);
 }
 
 // Removes a directory this code created, unless released.
@@ -411,20 +402,21 @@ Status CreateSimulatedTee(const std::string& dir, int64_t now_unix, int64_t vali
       SignedDocument("enclaveIdentity", QeIdentityBody(now_unix, not_after), signer.key_pem));
 
   const std::string base = dir + "/";
-  RETURN_IF_ERROR(WriteNewFile(base + std::string(kSimRootFile), root.cert_pem, 0644));
-  RETURN_IF_ERROR(WriteNewFile(base + std::string(kSimPckChainFile),
+  RETURN_IF_ERROR(WriteNewText(base + std::string(kSimRootFile), root.cert_pem, 0644));
+  RETURN_IF_ERROR(WriteNewText(base + std::string(kSimPckChainFile),
                                leaf.cert_pem + pck_ca.cert_pem + root.cert_pem, 0644));
-  RETURN_IF_ERROR(WriteNewFile(base + std::string(kSimPckKeyFile), leaf.key_pem.span(), 0600));
+  RETURN_IF_ERROR(
+      ::cce::WriteNewFile(base + std::string(kSimPckKeyFile), leaf.key_pem.span(), 0600));
   const std::string coll = base + std::string(kSimCollateralDir);
   if (::mkdir(coll.c_str(), 0755) != 0) return ErrnoStatus("mkdir " + coll, errno);
-  RETURN_IF_ERROR(WriteNewFile(coll + "/tcb_info.json", tcb_info, 0644));
-  RETURN_IF_ERROR(WriteNewFile(coll + "/qe_identity.json", qe_identity, 0644));
+  RETURN_IF_ERROR(WriteNewText(coll + "/tcb_info.json", tcb_info, 0644));
+  RETURN_IF_ERROR(WriteNewText(coll + "/qe_identity.json", qe_identity, 0644));
   RETURN_IF_ERROR(
-      WriteNewFile(coll + "/tcb_info_issuer_chain.pem", signer.cert_pem + root.cert_pem, 0644));
-  RETURN_IF_ERROR(WriteNewFile(coll + "/root_ca_crl.der", root_crl, 0644));
-  RETURN_IF_ERROR(WriteNewFile(coll + "/pck_crl.der", pck_crl, 0644));
+      WriteNewText(coll + "/tcb_info_issuer_chain.pem", signer.cert_pem + root.cert_pem, 0644));
+  RETURN_IF_ERROR(::cce::WriteNewFile(coll + "/root_ca_crl.der", root_crl, 0644));
+  RETURN_IF_ERROR(::cce::WriteNewFile(coll + "/pck_crl.der", pck_crl, 0644));
   RETURN_IF_ERROR(
-      WriteNewFile(coll + "/pck_crl_issuer_chain.pem", pck_ca.cert_pem + root.cert_pem, 0644));
+      WriteNewText(coll + "/pck_crl_issuer_chain.pem", pck_ca.cert_pem + root.cert_pem, 0644));
   guard.Release();
   return Status::Ok();
 }

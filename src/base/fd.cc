@@ -1,6 +1,7 @@
 #include "base/fd.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -78,6 +79,15 @@ StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(path, errno);
   return ReadAll(fd.get(), max_bytes, path);
+}
+
+Status WriteNewFile(const std::string& path, std::span<const uint8_t> data, mode_t mode) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd.valid()) return ErrnoStatus("create " + path, errno);
+  RETURN_IF_ERROR(WriteFull(fd.get(), data).WithContext(path));
+  if (::fchmod(fd.get(), mode) != 0) return ErrnoStatus("chmod " + path, errno);
+  if (::fsync(fd.get()) != 0) return ErrnoStatus("fsync " + path, errno);
+  return Status::Ok();
 }
 
 Status WriteFileAtomic(const std::string& path, std::span<const uint8_t> data, mode_t mode) {

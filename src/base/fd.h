@@ -46,6 +46,9 @@ Status WriteFull(int fd, std::span<const uint8_t> buf);
 // Reads until EOF (at most max_bytes, else an error naming `what`).
 StatusOr<std::string> ReadAll(int fd, size_t max_bytes, std::string_view what);
 StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes);
+// Creates `path` (which must not exist; a symlink there is refused) with
+// `data` and `mode` exactly (umask does not apply), fsynced.
+Status WriteNewFile(const std::string& path, std::span<const uint8_t> data, mode_t mode);
 // Replaces `path` with `data` all or nothing: writes a temporary file in the
 // same directory with `mode`, fsyncs it, renames it over `path` and fsyncs
 // the directory. A crash leaves the old file or the new one, never a mix.

@@ -74,14 +74,7 @@ Status SaveClientConfig(const ClientConfig& c) {
       << YAML::EndMap;
   std::string text =
       std::string("# cce client configuration (written by `cce login`)\n") + out.c_str() + "\n";
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) return ErrnoStatus(tmp, errno);
-  Status s = WriteFull(fd.get(), {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
-  if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoStatus(tmp, errno);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus(path, errno);
-  if (!s.ok()) ::unlink(tmp.c_str());
-  return s;
+  return WriteFileAtomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, 0600);
 }
 
 struct PlaneClient::Impl {

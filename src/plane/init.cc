@@ -41,15 +41,6 @@ constexpr std::string_view kSimulatedTeePolicy =
     "accepted_tcb_statuses: [UpToDate]\n"
     "allow_simulated: true\n";
 
-Status WriteNewFile(const std::string& path, crypto::ByteSpan data, mode_t mode) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd.valid()) return ErrnoStatus("create " + path, errno);
-  RETURN_IF_ERROR(WriteFull(fd.get(), data).WithContext(path));
-  if (::fchmod(fd.get(), mode) != 0) return ErrnoStatus("chmod " + path, errno);
-  if (::fsync(fd.get()) != 0) return ErrnoStatus("fsync " + path, errno);
-  return Status::Ok();
-}
-
 Status MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0) return ErrnoStatus("mkdir " + path, errno);
   return Status::Ok();
