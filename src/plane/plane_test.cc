@@ -463,64 +463,30 @@ TEST_F(PlaneTest, ProvidersRegisterDatasetsAndConsumersRentThem) {
 
 TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   UseFakeProvisioner();
-  fs::create_directories(tmp_ + "/src");
-  std::ofstream(tmp_ + "/src/a.csv") << "x\n1\n";
-  auto key = format::DatasetKey::Generate();
-  ASSERT_TRUE(format::EncryptDataset(tmp_ + "/src", tmp_ + "/enc", *key, {}).ok());
-  auto kt = key->EncodeKeyFile();
-  std::string key_text(reinterpret_cast<const char*>(kt.data()), kt.size());
-  auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
-  auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
-  auto dave = AddUser(init_.data_dir, "dave", store::Role::kConsumer, clock_);
-  ASSERT_TRUE(pat.ok() && carol.ok() && dave.ok());
+  JobWorld w = MakeJobWorld();
+  const std::string* pat = &w.pat;
+  const std::string* carol = &w.carol;
+  const std::string* dave = &w.dave;
   auto client = Client();
   auto& c = *client;
-  ASSERT_EQ(
-      c.Post("/api/v1/datasets", Auth(*pat),
-             json{{"name", "claims"}, {"location", "file://" + tmp_ + "/enc"}, {"key", key_text}}
-                 .dump(),
-             "application/json")
-          ->status,
-      201);
-  ASSERT_EQ(c.Post("/api/v1/rentals", Auth(*carol), R"({"dataset":"claims","days":1})",
-                   "application/json")
-                ->status,
-            201);
-  // An image manifest in the plane's blob store (uploads are tested with the images API).
-  auto blobs = image::BlobStore::Create(init_.data_dir + "/images");
-  ASSERT_TRUE(blobs.ok());
-  std::string manifest = R"({"schemaVersion":2})";
-  auto digest = blobs->PutBytes(manifest, image::Digest::Of(manifest));
-  ASSERT_TRUE(digest.ok());
-  auto spec = [&](const std::string& image, const std::string& dataset, int timeout) {
-    return "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata: {name: stats}\nspec:\n"
-           "  image: " +
-           image +
-           "\n  command: [python3, /app/run.py]\n"
-           "  datasets:\n    - {name: " +
-           dataset +
-           ", mountPath: /data/claims}\n"
-           "  resources: {timeoutSeconds: " +
-           std::to_string(timeout) + "}\n";
-  };
   auto submit = [&](const std::string& token, const std::string& body, const std::string& idem) {
     httplib::Headers h = Auth(token);
     if (!idem.empty()) h.emplace("Idempotency-Key", idem);
     return c.Post("/api/v1/jobs", h, body, "application/yaml");
   };
-  std::string good = spec(digest->str(), "claims", 3600);
+  std::string good = Spec(w.image, "claims", 3600);
   auto no_rental = submit(*dave, good, "");
   ASSERT_TRUE(no_rental);
   EXPECT_EQ(no_rental->status, 403);
   EXPECT_NE(no_rental->body.find("spec.datasets[0].name: your rental of 'claims' does not cover"),
             std::string::npos)
       << no_rental->body;
-  auto too_long = submit(*carol, spec(digest->str(), "claims", 2 * 86400), "");
+  auto too_long = submit(*carol, Spec(w.image, "claims", 2 * 86400), "");
   EXPECT_EQ(too_long->status, 403) << too_long->body;
-  auto unknown = submit(*carol, spec(digest->str(), "nope", 60), "");
+  auto unknown = submit(*carol, Spec(w.image, "nope", 60), "");
   EXPECT_EQ(unknown->status, 400);
   EXPECT_NE(unknown->body.find("unknown dataset 'nope'"), std::string::npos);
-  auto no_image = submit(*carol, spec("sha256:" + std::string(64, 'e'), "claims", 60), "");
+  auto no_image = submit(*carol, Spec("sha256:" + std::string(64, 'e'), "claims", 60), "");
   EXPECT_EQ(no_image->status, 400);
   EXPECT_NE(no_image->body.find("not in the plane's image store"), std::string::npos);
   auto bad_spec = submit(*carol, "apiVersion: cce4long/v1\nkind: Nope\n", "");
@@ -534,7 +500,7 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   auto replay = submit(*carol, good, "key-1");
   EXPECT_EQ(replay->status, 200);
   EXPECT_EQ(json::parse(replay->body)["id"], id);
-  EXPECT_EQ(submit(*carol, spec(digest->str(), "claims", 60), "key-1")->status, 409);
+  EXPECT_EQ(submit(*carol, Spec(w.image, "claims", 60), "key-1")->status, 409);
 
   // The fake provisioner plays the agent; the gate fails closed: HELD.
   json job;
