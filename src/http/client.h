@@ -1,0 +1,67 @@
+// http client: HTTPS requests over libcurl with keep-alive, used by the `cce`
+// CLI, the agent, tests and benchmarks. One Client holds one connection (not
+// thread-safe: one per thread). Transport failures become kUnavailable with
+// the cause in words and what to check; HTTP statuses are returned as is.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "http/server.h"  // Header
+
+namespace cce::http {
+
+struct ClientOptions {
+  std::string base_url;  // https://HOST:PORT (no trailing slash)
+  std::string ca_file;   // PEM bundle to trust; empty: the system store
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds timeout{0};  // whole request; 0: none
+};
+
+struct ClientRequest {
+  std::string method = "GET";
+  std::string target;  // path and query, e.g. "/api/v1/jobs?limit=10"
+  std::vector<Header> headers;
+  std::string body;
+  // Set for a streamed upload (sent chunked): fills a prefix of buf, 0 at the
+  // end; an error aborts the request and is returned by Send.
+  std::function<StatusOr<size_t>(std::span<uint8_t> buf)> body_reader;
+  // Set for a streamed download of a 2xx body: gets it piece by piece (not
+  // stored in ClientResponse::body); an error aborts and is returned.
+  std::function<Status(std::span<const uint8_t> piece)> body_sink;
+};
+
+struct ClientResponse {
+  int status = 0;
+  std::vector<Header> headers;
+  std::string body;
+  std::optional<std::string> HeaderValue(std::string_view name) const;  // case-insensitive
+};
+
+class Client {
+ public:
+  static StatusOr<Client> Create(ClientOptions options);
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  ~Client();
+
+  StatusOr<ClientResponse> Send(const ClientRequest& request);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Percent-encodes a query value or path segment (RFC 3986 unreserved kept).
+std::string UrlEncode(std::string_view s);
+
+}  // namespace cce::http

@@ -1,0 +1,147 @@
+// http: the plane's HTTPS front. An event-driven HTTP/1.1 server over TLS
+// (Boost.Beast + Asio + OpenSSL) built to stay up under hostile clients:
+// every limit is enforced before bytes are buffered, every phase of every
+// connection has a deadline, and connections are capped per address and in
+// total. Routes run on a bounded worker pool, never on the I/O threads.
+// The server knows nothing of the plane: it routes bytes to callbacks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace cce::http {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// One request as a route sees it. Header and query lookups are
+// case-insensitive for names (headers) and exact for query keys.
+struct Request {
+  std::string method;                  // "GET", "POST", "PUT", "DELETE" (HEAD is served by GET)
+  std::string path;                    // without the query, percent-decoding not applied
+  std::vector<std::string> captures;   // the route pattern's groups, in order
+  std::vector<std::pair<std::string, std::string>> query;  // percent-decoded
+  std::vector<Header> headers;
+  std::string remote_addr;             // peer IP address, no port
+  std::string body;                    // BodyPolicy::kBuffered: the whole body
+  int body_fd = -1;                    // BodyPolicy::kToFile: the body, at offset 0; server-owned
+  uint64_t body_size = 0;              // bytes received (either policy)
+
+  std::optional<std::string> HeaderValue(std::string_view name) const;
+  std::optional<std::string> QueryValue(std::string_view key) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<Header> headers;
+  bool close = false;  // send Connection: close and close after the write
+};
+
+enum class BodyPolicy {
+  kNone,      // a body is refused with 413 (GET-like routes)
+  kBuffered,  // Content-Length required (411), at most max_body_bytes (413)
+  kToFile,    // Content-Length or chunked; streamed into an anonymous file
+              // under body_dir, at most max_body_bytes (413)
+};
+
+struct Route {
+  std::string method;   // "GET", "POST", "PUT", "DELETE"
+  std::string pattern;  // ECMAScript regex, matched against the whole path
+  BodyPolicy body = BodyPolicy::kNone;
+  uint64_t max_body_bytes = 0;  // 0: Limits::max_body_bytes
+  std::string body_dir;         // kToFile only
+  // Buffered bodies nested deeper than this ('[' / '{' outside JSON strings)
+  // are refused with 400 before any callback sees them. 0: no check.
+  int max_nesting = 32;
+  // Runs after the headers and before a single body byte is read (on the
+  // worker pool): a response here (401, 403, 429) is sent instead, and the
+  // unread body is not read (the connection is closed if one was announced).
+  std::function<std::optional<Response>(const Request&)> admit;
+  // Runs once the whole body is in (on the worker pool). Exceptions become
+  // a 500 with a generic message; the server logs their text.
+  std::function<Response(Request&)> handle;
+};
+
+struct Limits {
+  size_t max_request_line_bytes = 8 * 1024;
+  size_t max_header_bytes = 16 * 1024;  // request line + all header fields
+  size_t max_header_count = 64;
+  uint64_t max_body_bytes = 1 << 20;    // default for routes that set 0
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds header_timeout{10'000};  // from first byte to end of headers
+  std::chrono::milliseconds body_timeout{60'000};    // whole body (kToFile: per 1 MiB received)
+  std::chrono::milliseconds write_timeout{60'000};
+  std::chrono::milliseconds idle_timeout{30'000};    // keep-alive wait for the next request
+  size_t max_connections = 20'000;
+  size_t max_connections_per_address = 2'000;
+  size_t io_threads = 2;
+  size_t worker_threads = 16;
+  size_t max_queued_requests = 4'096;  // beyond: 503 without running the route
+};
+
+struct ServerOptions {
+  std::string tls_cert_chain_file;  // PEM
+  std::string tls_key_file;         // PEM
+  Limits limits;
+  // Called for each finished request (worker or I/O thread): route pattern
+  // ("" when no route matched), status, seconds from headers to response.
+  std::function<void(const Request&, std::string_view route, int status, double seconds)>
+      on_request;
+  // Called with a short event name and details for transport events worth
+  // logging (limit hit, timeout, TLS failure, exception text).
+  std::function<void(std::string_view event, std::string_view detail)> on_event;
+};
+
+// Transport counters, for /metrics and tests.
+struct ServerStats {
+  uint64_t connections_open = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t connections_refused = 0;  // over a connection cap
+  uint64_t timeouts = 0;
+  uint64_t limit_refusals = 0;  // 411/413/415/431/400-nesting
+  uint64_t requests = 0;
+};
+
+class Server {
+ public:
+  // Loads the certificate and key; TLS 1.3, and TLS 1.2 with ECDHE AEAD
+  // suites only. Errors name the file.
+  static StatusOr<std::unique_ptr<Server>> Create(ServerOptions options, std::vector<Route> routes);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens (SO_REUSEADDR, backlog 1024). port 0 picks one; returns
+  // the bound port. Errors carry the OS reason.
+  StatusOr<int> Listen(const std::string& host, int port);
+  // Serves until Stop(); then stops accepting, lets in-flight requests
+  // finish (up to write_timeout), closes the rest and returns.
+  void Run();
+  // Thread-safe and idempotent; may be called before Run().
+  void Stop();
+  ServerStats Stats() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// JSON error body used for transport-level refusals:
+// {"error":{"code":"payload_too_large","message":"..."}}.
+std::string ErrorJson(std::string_view code, std::string_view message);
+
+}  // namespace cce::http
