@@ -1,0 +1,268 @@
+// api: the Privacy Plane's wire types — one request/response type per
+// resource of docs/api.yaml, with one JSON codec, shared by the plane (which
+// encodes responses and decodes requests) and its clients (the `cce` CLI,
+// the agent, tests). The plane decodes strictly (an unknown field is an
+// error naming "body.<field>"); clients decode leniently (unknown fields
+// are ignored, so a newer plane does not break an older CLI). Errors name
+// the field and the expected type, never the value.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace cce::api {
+
+using nlohmann::json;
+
+enum class Decode {
+  kStrict,   // requests, on the plane: unknown fields refused
+  kLenient,  // responses, on clients: unknown fields ignored
+};
+
+// {"error": {"code": "...", "message": "..."}}
+struct Error {
+  std::string code;  // invalid_argument, unauthenticated, permission_denied, ...
+  std::string message;
+};
+
+// ---- Users -------------------------------------------------------------------
+struct User {
+  int64_t id = 0;
+  std::string name;
+  std::string role;  // provider | consumer | reviewer | operator
+  int64_t created_at = 0;
+  bool disabled = false;
+};
+struct UserList {
+  std::vector<User> users;
+};
+struct CreateUserRequest {
+  std::string name;
+  std::string role;
+};
+// User's fields plus "token" (shown once).
+struct CreatedUser {
+  User user;
+  std::string token;
+};
+
+// ---- Catalog and rentals -----------------------------------------------------
+struct Dataset {
+  std::string name;
+  std::string owner;
+  std::string location;
+  std::string description;
+  std::string price;
+  int64_t max_days = 0;
+  std::string key_id;
+  std::string dataset_id;  // "dataset_id" in JSON (from the manifest)
+  int64_t dataset_version = 0;
+  int64_t created_at = 0;
+};
+struct DatasetList {
+  std::vector<Dataset> datasets;
+};
+struct RegisterDatasetRequest {
+  std::string name;
+  std::string location;
+  std::string key;  // the dataset key file's text: a secret, wiped by its users
+  std::string description;         // default ""
+  std::string price = "0";         // default "0"
+  std::optional<int64_t> max_days;  // default 30 (plane side)
+};
+struct Rental {
+  int64_t seq = 0;
+  std::string dataset;
+  std::string consumer;
+  int64_t start = 0;
+  int64_t end = 0;
+  int64_t created_at = 0;
+  std::string hash;       // hex
+  std::string signature;  // hex
+};
+struct RentalList {
+  std::vector<Rental> rentals;
+};
+struct RentRequest {
+  std::string dataset;
+  int64_t days = 0;
+};
+
+// ---- Images ------------------------------------------------------------------
+struct Image {
+  std::string name;
+  std::string tag;
+  std::string digest;
+  std::string owner;
+  int64_t created_at = 0;
+};
+struct ImageList {
+  std::vector<Image> images;
+};
+struct BlobStatus {  // GET /api/v1/images/blobs/{digest}
+  std::string digest;
+  bool present = false;
+  std::optional<int64_t> size;  // when present
+};
+struct StoredBlob {  // PUT /api/v1/images/blobs/{digest}
+  std::string digest;
+  int64_t size = 0;
+};
+struct TaggedImage {  // PUT /api/v1/images/{name}/tags/{tag}
+  std::string name;
+  std::string tag;
+  std::string digest;
+};
+
+// ---- Jobs --------------------------------------------------------------------
+struct Job {
+  std::string id;
+  std::string name;
+  std::string consumer;
+  std::string state;  // a JobState name (store/job_state.h)
+  std::string reason;
+  std::string image;  // pinned digest
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  int64_t deadline = 0;
+  bool simulated_tee = false;
+};
+struct JobEvent {
+  int64_t seq = 0;
+  std::string from;  // "" for the first event
+  std::string to;
+  std::string reason;
+  int64_t at = 0;
+};
+struct OutputSummary {
+  int64_t size = 0;
+  std::string digest;
+  std::string verdict;  // pending | release | hold
+  bool downloadable = false;
+};
+// Job's fields plus "history" and, once submitted, "output".
+struct JobDetail {
+  Job job;
+  std::vector<JobEvent> history;
+  std::optional<OutputSummary> output;
+};
+struct JobList {
+  std::vector<Job> jobs;
+  std::optional<int64_t> next_offset;
+};
+
+// ---- Audit -------------------------------------------------------------------
+struct AuditEntry {
+  int64_t seq = 0;
+  int64_t at = 0;
+  std::string actor;
+  std::string action;
+  std::string object;
+  std::string decision;  // allow | deny | info
+  json details;          // an object, or the stored text when it is not JSON
+  std::string hash;      // hex
+};
+struct AuditList {
+  std::vector<AuditEntry> entries;
+  std::optional<int64_t> next_after;
+};
+struct ChainReport {
+  bool ok = false;
+  std::string failure;  // ok, missing, edited, ...
+  int64_t first_bad_seq = 0;
+  std::string reason;
+  int64_t entries_checked = 0;
+  int64_t checkpoints_checked = 0;
+  int64_t head_seq = 0;
+  std::string head_hash;
+};
+struct AuditVerifyReport {
+  bool ok = false;
+  ChainReport audit;
+  ChainReport rentals;
+};
+
+// ---- Key broker (/kbs/v0) ----------------------------------------------------
+struct KbsAuthRequest {
+  std::string credential;
+};
+struct KbsAuthResponse {
+  std::string nonce;
+  int64_t expires_at = 0;
+  std::string job;
+};
+struct KbsAttestRequest {
+  std::string credential;
+  std::string nonce;       // base64url
+  std::string quote;       // base64url
+  std::string tee_pubkey;  // JWK (JSON text)
+};
+struct KbsAttestResponse {
+  std::string session;
+  int64_t expires_at = 0;
+  bool simulated_tee = false;
+  std::string tcb_status;  // "" when unknown
+};
+
+// ---- Codec -------------------------------------------------------------------
+// One ToJson overload and one FromJson overload per type above. FromJson
+// errors are kInvalidArgument "<where>.<field>: expected <type>" or
+// "<where>.<field>: required" or (strict) "<where>.<field>: unknown field".
+#define CCE_API_WIRE_TYPE(T) \
+  json ToJson(const T& v);   \
+  Status FromJson(const json& j, T* out, Decode mode, std::string_view where);
+CCE_API_WIRE_TYPE(Error)
+CCE_API_WIRE_TYPE(User)
+CCE_API_WIRE_TYPE(UserList)
+CCE_API_WIRE_TYPE(CreateUserRequest)
+CCE_API_WIRE_TYPE(CreatedUser)
+CCE_API_WIRE_TYPE(Dataset)
+CCE_API_WIRE_TYPE(DatasetList)
+CCE_API_WIRE_TYPE(RegisterDatasetRequest)
+CCE_API_WIRE_TYPE(Rental)
+CCE_API_WIRE_TYPE(RentalList)
+CCE_API_WIRE_TYPE(RentRequest)
+CCE_API_WIRE_TYPE(Image)
+CCE_API_WIRE_TYPE(ImageList)
+CCE_API_WIRE_TYPE(BlobStatus)
+CCE_API_WIRE_TYPE(StoredBlob)
+CCE_API_WIRE_TYPE(TaggedImage)
+CCE_API_WIRE_TYPE(Job)
+CCE_API_WIRE_TYPE(JobEvent)
+CCE_API_WIRE_TYPE(OutputSummary)
+CCE_API_WIRE_TYPE(JobDetail)
+CCE_API_WIRE_TYPE(JobList)
+CCE_API_WIRE_TYPE(AuditEntry)
+CCE_API_WIRE_TYPE(AuditList)
+CCE_API_WIRE_TYPE(ChainReport)
+CCE_API_WIRE_TYPE(AuditVerifyReport)
+CCE_API_WIRE_TYPE(KbsAuthRequest)
+CCE_API_WIRE_TYPE(KbsAuthResponse)
+CCE_API_WIRE_TYPE(KbsAttestRequest)
+CCE_API_WIRE_TYPE(KbsAttestResponse)
+#undef CCE_API_WIRE_TYPE
+
+// Parses `text` as JSON and decodes it; "<where>: not valid JSON" otherwise.
+template <typename T>
+StatusOr<T> Parse(std::string_view text, Decode mode, std::string_view where) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgument(std::string(where) + ": not valid JSON");
+  T out;
+  Status s = FromJson(j, &out, mode, where);
+  if (!s.ok()) return s;
+  return out;
+}
+
+// Compact JSON text of a wire value (invalid UTF-8 replaced, never thrown).
+template <typename T>
+std::string Dump(const T& v) {
+  return ToJson(v).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace cce::api
