@@ -6,6 +6,7 @@
 // The server knows nothing of the plane: it routes bytes to callbacks.
 #pragma once
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,9 @@ struct Request {
   std::string body;                    // BodyPolicy::kBuffered: the whole body
   int body_fd = -1;                    // BodyPolicy::kToFile: the body, at offset 0; server-owned
   uint64_t body_size = 0;              // bytes received (either policy)
+  // Whatever Route::admit wants Route::handle to have (the authenticated
+  // caller, say): admit sees the request as const, so this is mutable.
+  mutable std::any context;
 
   std::optional<std::string> HeaderValue(std::string_view name) const;
   std::optional<std::string> QueryValue(std::string_view key) const;
