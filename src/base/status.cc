@@ -16,6 +16,8 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kInternal: return "internal";
     case StatusCode::kIo: return "i/o error";
+    case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kResourceExhausted: return "resource exhausted";
   }
   return "unknown";
 }

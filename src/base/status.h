@@ -23,6 +23,8 @@ enum class StatusCode {
   kUnavailable,
   kInternal,
   kIo,  // an OS call failed
+  kUnauthenticated,    // no valid credentials (HTTP 401); kPermissionDenied is 403
+  kResourceExhausted,  // a rate limit or quota was hit (HTTP 429)
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -64,6 +66,15 @@ inline Status DataLoss(std::string m) {
 }
 inline Status FailedPrecondition(std::string m) {
   return {StatusCode::kFailedPrecondition, std::move(m)};
+}
+inline Status Unauthenticated(std::string m) {
+  return {StatusCode::kUnauthenticated, std::move(m)};
+}
+inline Status ResourceExhausted(std::string m) {
+  return {StatusCode::kResourceExhausted, std::move(m)};
+}
+inline Status Unavailable(std::string m) {
+  return {StatusCode::kUnavailable, std::move(m)};
 }
 inline Status Internal(std::string m) {
   return {StatusCode::kInternal, std::move(m)};

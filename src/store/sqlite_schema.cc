@@ -169,6 +169,18 @@ CREATE TABLE kbs_nonces (
 ) STRICT;
 CREATE INDEX kbs_nonces_by_job ON kbs_nonces (job_id);
 )sql"},
+    // The engine and key broker used to re-parse spec_json at every step for
+    // these two; they are now typed columns written at submit. Existing rows
+    // are filled from their canonical spec (SQLite's JSON functions).
+    {3, "job datasets and timeout as columns", R"sql(
+ALTER TABLE jobs ADD COLUMN datasets TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN timeout_seconds INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET
+  timeout_seconds = COALESCE(json_extract(spec_json, '$.spec.resources.timeoutSeconds'), 0),
+  datasets = COALESCE((SELECT group_concat(json_extract(value, '$.name'), ',')
+                       FROM json_each(spec_json, '$.spec.datasets')), '')
+WHERE json_valid(spec_json);
+)sql"},
 };
 
 Status MigrateInTransaction(Connection& c) {

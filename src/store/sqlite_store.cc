@@ -31,7 +31,7 @@ namespace {
 #define IMAGE_COLS "name, tag, digest, owner_id, created_at"
 #define JOB_COLS                                                                     \
   "id, consumer_id, name, spec_json, image_digest, state, reason, idempotency_key, " \
-  "request_hash, created_at, updated_at, deadline, flags"
+  "request_hash, created_at, updated_at, deadline, flags, datasets, timeout_seconds"
 #define EVENT_COLS "job_id, seq, from_state, to_state, reason, at"
 #define CREDENTIAL_COLS "id, job_id, issued_at, expires_at, used_at"
 #define OUTPUT_COLS                                                        \
@@ -61,6 +61,25 @@ Status CheckText(std::string_view field, std::string_view value, size_t max, boo
                            " bytes, at most " + Str(static_cast<int64_t>(max)) + " allowed");
   }
   return Status::Ok();
+}
+
+// A job's dataset names are stored as one comma-separated column (names
+// cannot contain ',': checked on write).
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
+std::vector<std::string> SplitNames(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    out.emplace_back(text.substr(0, comma));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
 }
 
 bool IsLowerHex(std::string_view s) {
@@ -183,6 +202,8 @@ StatusOr<Job> ReadJob(const Stmt& s) {
   j.updated_at = s.Int(10);
   j.deadline = s.Int(11);
   j.flags = static_cast<uint32_t>(s.Int(12));
+  j.datasets = SplitNames(s.Text(13));
+  j.timeout_seconds = s.Int(14);
   return j;
 }
 
@@ -867,6 +888,14 @@ StatusOr<CreateJobResult> SqliteStore::CreateJob(const Job& job, const AuditReco
   RETURN_IF_ERROR(CheckDigest("job.image_digest", job.image_digest));
   RETURN_IF_ERROR(CheckText("job.reason", job.reason, kMaxText, false));
   RETURN_IF_ERROR(CheckText("job.idempotency_key", job.idempotency_key, kMaxName, false));
+  for (size_t i = 0; i < job.datasets.size(); ++i) {
+    const std::string field = "job.datasets[" + Str(static_cast<int64_t>(i)) + "]";
+    RETURN_IF_ERROR(CheckText(field, job.datasets[i], kMaxName, true));
+    if (job.datasets[i].find(',') != std::string::npos) {
+      return InvalidArgument(field + ": a dataset name may not contain ','");
+    }
+  }
+  if (job.timeout_seconds < 0) return InvalidArgument("job.timeout_seconds: must be >= 0");
   if (job.state != JobState::kSubmitted) {
     return InvalidArgument("job " + job.id + ": a new job must be SUBMITTED, not " +
                            std::string(JobStateName(job.state)));
@@ -892,7 +921,7 @@ StatusOr<CreateJobResult> SqliteStore::CreateJob(const Job& job, const AuditReco
     ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM jobs WHERE id = ?", job.id));
     if (taken) return AlreadyExists("job " + job.id + " already exists");
     ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO jobs (" JOB_COLS ") VALUES "
-                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     ins.Bind(job.id)
         .Bind(job.consumer_id)
         .Bind(job.name)
@@ -909,7 +938,9 @@ StatusOr<CreateJobResult> SqliteStore::CreateJob(const Job& job, const AuditReco
         .Bind(job.created_at)
         .Bind(job.created_at)
         .Bind(job.deadline)
-        .Bind(int64_t{job.flags});
+        .Bind(int64_t{job.flags})
+        .Bind(JoinNames(job.datasets))
+        .Bind(job.timeout_seconds);
     RETURN_IF_ERROR(ins.Run());
     ASSIGN_OR_RETURN(
         Stmt ev, c.Prepare("INSERT INTO job_events (" EVENT_COLS ") VALUES (?, 1, NULL, ?, ?, ?)"));

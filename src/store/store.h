@@ -116,6 +116,9 @@ struct Job {
   int64_t updated_at = 0;
   int64_t deadline = 0;
   uint32_t flags = 0;  // JobFlag bits
+  // From the spec, typed at submit so no later step re-parses spec_json.
+  std::vector<std::string> datasets;  // dataset names, in spec order (no ',')
+  int64_t timeout_seconds = 0;
 
   friend bool operator==(const Job&, const Job&) = default;
 };

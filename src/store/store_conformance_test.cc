@@ -114,6 +114,8 @@ class StoreConformanceTest : public ::testing::Test {
     j.created_at = 300;
     j.deadline = 4000;
     j.flags = kJobFlagSimulatedTee;
+    j.datasets = {"claims", "labs-2026"};
+    j.timeout_seconds = 3700;
     return j;
   }
   Job SubmitJob(int64_t consumer, const std::string& id, const std::string& key = "") {
@@ -580,6 +582,9 @@ TYPED_TEST_P(StoreConformanceTest, RejectsAnInvalidNewJob) {
   EXPECT_EQ(code([](Job& j) { j.image_digest = "latest"; }), StatusCode::kInvalidArgument);
   EXPECT_EQ(code([](Job& j) { j.spec_json.clear(); }), StatusCode::kInvalidArgument);
   EXPECT_EQ(code([](Job& j) { j.consumer_id = 999; }), StatusCode::kNotFound);
+  EXPECT_EQ(code([](Job& j) { j.datasets = {"a,b"}; }), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](Job& j) { j.datasets = {""}; }), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code([](Job& j) { j.timeout_seconds = -1; }), StatusCode::kInvalidArgument);
   EXPECT_EQ(this->S().GetJob("job-1").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(this->AuditCount(), 1);
 }
