@@ -12,7 +12,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libssl-dev libfuse3-dev fuse3 libgtest-dev libgmock-dev nlohmann-json3-dev \
   libyaml-cpp-dev libarchive-dev libsqlite3-dev \
   clang clang-format clang-tidy libclang-rt-14-dev \
-  python3 python3-cryptography python3-jsonschema \
+  python3 python3-cryptography python3-jsonschema python3-yaml \
   gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libcpp-httplib-dev libboost-dev libcli11-dev \
   nodejs libcurl4-openssl-dev
 

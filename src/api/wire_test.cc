@@ -1,0 +1,569 @@
+#include "api/wire.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+
+namespace cce::api {
+namespace {
+
+// ---- Samples: every field set to a value other than its default, so a round
+// trip that drops a field shows. Enumerated strings are ones docs/api.yaml allows.
+
+User SampleUser() {
+  return {.id = 3, .name = "carol", .role = "consumer", .created_at = 1795657602, .disabled = true};
+}
+Dataset SampleDataset() {
+  return {.name = "claims",
+          .owner = "pat",
+          .location = "file:///srv/datasets/claims.enc",
+          .description = "synthetic claims",
+          .price = "2.5",
+          .max_days = 14,
+          .key_id = "e3624072f8df3408f934d019919d4692",
+          .dataset_id = "3c495a5bf949f6e130c15e52326cbd08",
+          .dataset_version = 2,
+          .created_at = 1795657605};
+}
+Rental SampleRental() {
+  return {.seq = 1,
+          .dataset = "claims",
+          .consumer = "carol",
+          .start = 1795657606,
+          .end = 1796262406,
+          .created_at = 1795657607,
+          .hash = "5fab70ab",
+          .signature = "9c1d"};
+}
+Image SampleImage() {
+  return {.name = "team/stats",
+          .tag = "1.0",
+          .digest = "sha256:4a1af577",
+          .owner = "carol",
+          .created_at = 1795657608};
+}
+Job SampleJob() {
+  return {.id = "job-90fbd0285e3cbbb4",
+          .name = "cohort-stats",
+          .consumer = "carol",
+          .state = "HELD",
+          .reason = "held for review by the output gate",
+          .image = "sha256:4a1af577",
+          .created_at = 1795657611,
+          .updated_at = 1795657612,
+          .deadline = 1795658211,
+          .simulated_tee = true};
+}
+JobEvent SampleEvent(int64_t seq, std::string from, std::string to) {
+  return {.seq = seq, .from = std::move(from), .to = std::move(to), .reason = "why", .at = 17 + seq};
+}
+OutputSummary SampleOutput() {
+  return {.size = 90, .digest = "sha256:324caa8a", .verdict = "hold", .downloadable = true};
+}
+JobDetail SampleJobDetail() {
+  return {.job = SampleJob(),
+          .history = {SampleEvent(1, "", "SUBMITTED"), SampleEvent(2, "SUBMITTED", "AUTHORIZED")},
+          .output = SampleOutput()};
+}
+AuditEntry SampleEntry() {
+  return {.seq = 17,
+          .at = 1795657611,
+          .actor = "plane",
+          .action = "gate.verdict",
+          .object = "job:job-90fbd0285e3cbbb4",
+          .decision = "deny",
+          .details = {{"score", 1.0}, {"verdict", "hold"}},
+          .hash = "9f0c"};
+}
+ChainReport SampleReport(bool ok) {
+  return {.ok = ok,
+          .failure = ok ? "ok" : "edited",
+          .first_bad_seq = ok ? 0 : 19,
+          .reason = ok ? "" : "audit entry 19: content does not match its stored hash",
+          .entries_checked = 18,
+          .checkpoints_checked = 2,
+          .head_seq = 18,
+          .head_hash = "2c309339"};
+}
+
+Error SampleError() {
+  return {.code = "invalid_argument", .message = "body.admin: unknown field"};
+}
+UserList SampleUserList() {
+  User op = SampleUser();
+  op.id = 1;
+  op.name = "operator";
+  op.role = "operator";
+  return {.users = {op, SampleUser()}};
+}
+CreateUserRequest SampleCreateUser() {
+  return {.name = "carol", .role = "consumer"};
+}
+CreatedUser SampleCreatedUser() {
+  return {.user = SampleUser(), .token = "cce_3f9a"};
+}
+DatasetList SampleDatasetList() {
+  return {.datasets = {SampleDataset()}};
+}
+RegisterDatasetRequest SampleRegister() {
+  return {.name = "hospital-claims",
+          .location = "file:///srv/datasets/hospital-claims",
+          .key = "cce4long-dataset-key-v1 0011",
+          .description = "claims 2020-2024",
+          .price = "2.50",
+          .max_days = 14};
+}
+RentalList SampleRentalList() {
+  return {.rentals = {SampleRental()}};
+}
+RentRequest SampleRent() {
+  return {.dataset = "claims", .days = 7};
+}
+ImageList SampleImageList() {
+  return {.images = {SampleImage()}};
+}
+BlobStatus SampleBlobStatus() {
+  return {.digest = "sha256:6f97f83d", .present = true, .size = 3145728};
+}
+StoredBlob SampleStoredBlob() {
+  return {.digest = "sha256:6f97f83d", .size = 3145728};
+}
+TaggedImage SampleTagged() {
+  return {.name = "team/tool", .tag = "1.0", .digest = "sha256:d6da370a"};
+}
+JobList SampleJobList() {
+  return {.jobs = {SampleJob(), SampleJob()}, .next_offset = 2};
+}
+AuditList SampleAuditList() {
+  AuditEntry text = SampleEntry();
+  text.seq = 18;
+  text.details = "not json";  // a stored text that is not JSON is shown as it is
+  return {.entries = {SampleEntry(), text}, .next_after = 18};
+}
+AuditVerifyReport SampleVerify() {
+  return {.ok = false, .audit = SampleReport(false), .rentals = SampleReport(true)};
+}
+KbsAuthRequest SampleKbsAuth() {
+  return {.credential = "cce-cred-v1.eyJj.Qk9v"};
+}
+KbsAuthResponse SampleKbsAuthResponse() {
+  return {.nonce = "3q2-7wAAAAC8k0xQ", .expires_at = 1795657532, .job = "job-79c4d2e408ce4a76"};
+}
+KbsAttestRequest SampleKbsAttest() {
+  return {.credential = "cce-cred-v1.eyJj.Qk9v",
+          .nonce = "3q2-7wAAAAC8k0xQ",
+          .quote = "BAACAIEAAAAA",
+          .tee_pubkey = R"({"crv":"P-256","kty":"EC","x":"f83O","y":"x_FE"})"};
+}
+KbsAttestResponse SampleKbsAttestResponse() {
+  return {.session = "cce-kbs-v1.eyJq.hR3",
+          .expires_at = 1795657772,
+          .simulated_tee = true,
+          .tcb_status = "UpToDate"};
+}
+
+// Encodes v, decodes it in `mode`, and expects the same JSON back, both from
+// the JSON value and from its text.
+template <typename T>
+void ExpectRoundTrip(const T& v) {
+  SCOPED_TRACE(Dump(v));
+  const json j = ToJson(v);
+  for (Decode mode : {Decode::kStrict, Decode::kLenient}) {
+    T back;
+    Status s = FromJson(j, &back, mode, "body");
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(ToJson(back), j);
+    StatusOr<T> parsed = Parse<T>(Dump(v), mode, "body");
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    EXPECT_EQ(ToJson(*parsed), j);
+  }
+}
+
+template <typename T>
+std::string DecodeError(const json& j, Decode mode, std::string_view where = "response") {
+  T out;
+  Status s = FromJson(j, &out, mode, where);
+  EXPECT_FALSE(s.ok()) << j.dump();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  return s.message();
+}
+
+TEST(Wire, EveryTypeRoundTrips) {
+  ExpectRoundTrip(SampleError());
+  ExpectRoundTrip(SampleUser());
+  ExpectRoundTrip(SampleUserList());
+  ExpectRoundTrip(SampleCreateUser());
+  ExpectRoundTrip(SampleCreatedUser());
+  ExpectRoundTrip(SampleDataset());
+  ExpectRoundTrip(SampleDatasetList());
+  ExpectRoundTrip(SampleRegister());
+  ExpectRoundTrip(SampleRental());
+  ExpectRoundTrip(SampleRentalList());
+  ExpectRoundTrip(SampleRent());
+  ExpectRoundTrip(SampleImage());
+  ExpectRoundTrip(SampleImageList());
+  ExpectRoundTrip(SampleBlobStatus());
+  ExpectRoundTrip(SampleStoredBlob());
+  ExpectRoundTrip(SampleTagged());
+  ExpectRoundTrip(SampleJob());
+  ExpectRoundTrip(SampleEvent(1, "", "SUBMITTED"));
+  ExpectRoundTrip(SampleOutput());
+  ExpectRoundTrip(SampleJobDetail());
+  ExpectRoundTrip(SampleJobList());
+  ExpectRoundTrip(SampleEntry());
+  ExpectRoundTrip(SampleAuditList());
+  ExpectRoundTrip(SampleReport(true));
+  ExpectRoundTrip(SampleVerify());
+  ExpectRoundTrip(SampleKbsAuth());
+  ExpectRoundTrip(SampleKbsAuthResponse());
+  ExpectRoundTrip(SampleKbsAttest());
+  ExpectRoundTrip(SampleKbsAttestResponse());
+}
+
+TEST(Wire, OptionalFieldsRoundTripWhenAbsent) {
+  BlobStatus absent{.digest = "sha256:6f97f83d", .present = false, .size = std::nullopt};
+  EXPECT_FALSE(ToJson(absent).contains("size"));
+  ExpectRoundTrip(absent);
+
+  JobList last_page{.jobs = {SampleJob()}, .next_offset = std::nullopt};
+  EXPECT_FALSE(ToJson(last_page).contains("next_offset"));
+  ExpectRoundTrip(last_page);
+
+  AuditList last{.entries = {}, .next_after = std::nullopt};
+  EXPECT_EQ(ToJson(last), json::parse(R"({"entries": []})"));
+  ExpectRoundTrip(last);
+
+  JobDetail no_output = SampleJobDetail();
+  no_output.output.reset();
+  EXPECT_FALSE(ToJson(no_output).contains("output"));
+  ExpectRoundTrip(no_output);
+
+  KbsAttestResponse unknown_tcb = SampleKbsAttestResponse();
+  unknown_tcb.tcb_status.clear();
+  EXPECT_FALSE(ToJson(unknown_tcb).contains("tcb_status"));
+  ExpectRoundTrip(unknown_tcb);
+}
+
+TEST(Wire, FlattenedTypesCarryTheirBaseFieldsAtTopLevel) {
+  json user = ToJson(SampleCreatedUser());
+  EXPECT_EQ(user["name"], "carol");
+  EXPECT_EQ(user["token"], "cce_3f9a");
+  EXPECT_FALSE(user.contains("user"));
+  json job = ToJson(SampleJobDetail());
+  EXPECT_EQ(job["id"], "job-90fbd0285e3cbbb4");
+  EXPECT_EQ(job["history"].size(), 2u);
+  EXPECT_EQ(job["output"]["verdict"], "hold");
+  EXPECT_FALSE(job.contains("job"));
+  EXPECT_EQ(ToJson(SampleError()),
+            json::parse(R"({"error": {"code": "invalid_argument",
+                                      "message": "body.admin: unknown field"}})"));
+}
+
+// What the plane sends today (docs/api.yaml's examples, src/plane/api_*.cc)
+// decodes strictly: every field name is known on both sides.
+TEST(Wire, DecodesThePlanesResponsesStrictly) {
+  auto detail = Parse<JobDetail>(R"({
+      "id": "job-90fbd0285e3cbbb4", "name": "cohort-stats", "consumer": "carol",
+      "state": "HELD", "reason": "held for review by the output gate",
+      "image": "sha256:4a1a", "created_at": 1795657611, "updated_at": 1795657611,
+      "deadline": 1795658211, "simulated_tee": false,
+      "history": [{"seq": 1, "from": "", "to": "SUBMITTED", "reason": "submitted",
+                   "at": 1795657611}],
+      "output": {"size": 90, "digest": "sha256:324c", "verdict": "hold",
+                 "downloadable": false}})",
+                                 Decode::kStrict, "response");
+  ASSERT_TRUE(detail.ok()) << detail.status().ToString();
+  EXPECT_EQ(detail->job.state, "HELD");
+  EXPECT_EQ(detail->history.at(0).from, "");
+  EXPECT_EQ(detail->history.at(0).to, "SUBMITTED");
+  ASSERT_TRUE(detail->output.has_value());
+  EXPECT_EQ(detail->output->size, 90);
+
+  auto verify = Parse<AuditVerifyReport>(R"({"ok": false,
+      "audit": {"ok": false, "failure": "edited", "first_bad_seq": 19, "reason": "r",
+                "entries_checked": 18, "checkpoints_checked": 0, "head_seq": 18,
+                "head_hash": "ab"},
+      "rentals": {"ok": true, "failure": "ok", "first_bad_seq": 0, "reason": "",
+                  "entries_checked": 1, "checkpoints_checked": 0, "head_seq": 1,
+                  "head_hash": "cd"}})",
+                                         Decode::kStrict, "response");
+  ASSERT_TRUE(verify.ok()) << verify.status().ToString();
+  EXPECT_EQ(verify->audit.first_bad_seq, 19);
+  EXPECT_EQ(verify->rentals.head_hash, "cd");
+
+  auto blob = Parse<BlobStatus>(R"({"digest": "sha256:6f97", "present": false})",
+                                Decode::kStrict, "response");
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  EXPECT_FALSE(blob->size.has_value());
+
+  // The key broker has sent null for an unknown TCB status: the same as absent.
+  auto attest = Parse<KbsAttestResponse>(
+      R"({"session": "s", "expires_at": 5, "simulated_tee": true, "tcb_status": null})",
+      Decode::kStrict, "response");
+  ASSERT_TRUE(attest.ok()) << attest.status().ToString();
+  EXPECT_EQ(attest->tcb_status, "");
+}
+
+TEST(Wire, RequestDefaultsApplyWhenOptionalFieldsAreAbsent) {
+  auto req = Parse<RegisterDatasetRequest>(
+      R"({"name": "claims", "location": "s3://b/claims", "key": "k"})", Decode::kStrict, "body");
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  EXPECT_EQ(req->description, "");
+  EXPECT_EQ(req->price, "0");
+  EXPECT_FALSE(req->max_days.has_value());
+  // Encoding sends the defaults that equal the plane's, and no max_days.
+  EXPECT_EQ(ToJson(*req), json::parse(R"({"name": "claims", "location": "s3://b/claims",
+                                          "key": "k", "description": "", "price": "0"})"));
+}
+
+TEST(Wire, StrictRefusesUnknownFieldsLenientIgnoresThem) {
+  const json body = {{"name", "carol"}, {"role", "consumer"}, {"admin", true}};
+  EXPECT_EQ(DecodeError<CreateUserRequest>(body, Decode::kStrict, "body"),
+            "body.admin: unknown field");
+  CreateUserRequest lenient;
+  ASSERT_TRUE(FromJson(body, &lenient, Decode::kLenient, "body").ok());
+  EXPECT_EQ(lenient.name, "carol");
+  EXPECT_EQ(lenient.role, "consumer");
+
+  // Nested objects and array elements too.
+  json detail = ToJson(SampleJobDetail());
+  detail["history"][1]["actor"] = "plane";
+  detail["output"]["findings"] = json::array();
+  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kStrict), "response.history[1].actor: unknown field");
+  JobDetail out;
+  EXPECT_TRUE(FromJson(detail, &out, Decode::kLenient, "response").ok());
+
+  json wrapped = ToJson(SampleError());
+  wrapped["error"]["details"] = json::object();
+  EXPECT_EQ(DecodeError<Error>(wrapped, Decode::kStrict), "response.error.details: unknown field");
+
+  // A flattened type knows both its own and its base's fields, and no more.
+  json created = ToJson(SampleCreatedUser());
+  CreatedUser cu;
+  EXPECT_TRUE(FromJson(created, &cu, Decode::kStrict, "response").ok());
+  created["password"] = "x";
+  EXPECT_EQ(DecodeError<CreatedUser>(created, Decode::kStrict),
+            "response.password: unknown field");
+}
+
+TEST(Wire, StrictNamesAnUnknownFieldBeforeABadValue) {
+  // The order the plane's handlers have always answered in.
+  const json body = {{"dataset", 5}, {"days", 7}, {"extra", 1}};
+  EXPECT_EQ(DecodeError<RentRequest>(body, Decode::kStrict, "body"), "body.extra: unknown field");
+  EXPECT_EQ(DecodeError<RentRequest>(body, Decode::kLenient, "body"),
+            "body.dataset: expected a string");
+}
+
+TEST(Wire, MissingRequiredFieldsAreNamed) {
+  EXPECT_EQ(DecodeError<RentRequest>(json{{"dataset", "claims"}}, Decode::kStrict, "body"),
+            "body.days: required");
+  EXPECT_EQ(DecodeError<RentRequest>(json{{"days", 3}}, Decode::kLenient, "body"),
+            "body.dataset: required");
+  json job = ToJson(SampleJob());
+  job.erase("simulated_tee");
+  EXPECT_EQ(DecodeError<Job>(job, Decode::kLenient), "response.simulated_tee: required");
+  json detail = ToJson(SampleJobDetail());
+  detail.erase("history");
+  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kLenient), "response.history: required");
+  json entry = ToJson(SampleEntry());
+  entry.erase("details");
+  EXPECT_EQ(DecodeError<AuditEntry>(entry, Decode::kLenient), "response.details: required");
+  EXPECT_EQ(DecodeError<Error>(json{{"error", {{"message", "m"}}}}, Decode::kLenient),
+            "response.error.code: required");
+  EXPECT_EQ(DecodeError<Error>(json::object(), Decode::kLenient), "response.error: required");
+  json verify = ToJson(SampleVerify());
+  verify["rentals"].erase("head_hash");
+  EXPECT_EQ(DecodeError<AuditVerifyReport>(verify, Decode::kLenient),
+            "response.rentals.head_hash: required");
+}
+
+TEST(Wire, WrongTypesNameTheFieldAndTheExpectedType) {
+  json user = ToJson(SampleUser());
+  user["name"] = 5;
+  EXPECT_EQ(DecodeError<User>(user, Decode::kLenient), "response.name: expected a string");
+  user = ToJson(SampleUser());
+  user["id"] = "3";
+  EXPECT_EQ(DecodeError<User>(user, Decode::kLenient), "response.id: expected an integer");
+  user["id"] = 3.5;
+  EXPECT_EQ(DecodeError<User>(user, Decode::kLenient), "response.id: expected an integer");
+  // Above INT64_MAX no field can hold it.
+  user["id"] = std::numeric_limits<uint64_t>::max();
+  EXPECT_EQ(DecodeError<User>(user, Decode::kLenient), "response.id: expected an integer");
+  user = ToJson(SampleUser());
+  user["disabled"] = "false";
+  EXPECT_EQ(DecodeError<User>(user, Decode::kLenient), "response.disabled: expected a boolean");
+  user["disabled"] = 0;
+  EXPECT_EQ(DecodeError<User>(user, Decode::kLenient), "response.disabled: expected a boolean");
+
+  EXPECT_EQ(DecodeError<User>(json::array(), Decode::kLenient), "response: expected an object");
+  json detail = ToJson(SampleJobDetail());
+  detail["output"] = "none";
+  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kLenient), "response.output: expected an object");
+  detail = ToJson(SampleJobDetail());
+  detail["history"] = json::object();
+  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kLenient), "response.history: expected an array");
+  EXPECT_EQ(DecodeError<JobList>(json{{"jobs", {1}}}, Decode::kLenient),
+            "response.jobs[0]: expected an object");
+
+  json list = ToJson(JobList{.jobs = {SampleJob(), SampleJob(), SampleJob(), SampleJob()},
+                             .next_offset = std::nullopt});
+  list["jobs"][3]["state"] = 7;
+  EXPECT_EQ(DecodeError<JobList>(list, Decode::kLenient), "response.jobs[3].state: expected a string");
+  list = ToJson(SampleJobList());
+  list["next_offset"] = "2";
+  EXPECT_EQ(DecodeError<JobList>(list, Decode::kLenient), "response.next_offset: expected an integer");
+
+  json attest = ToJson(SampleKbsAttestResponse());
+  attest["tcb_status"] = 1;
+  EXPECT_EQ(DecodeError<KbsAttestResponse>(attest, Decode::kLenient),
+            "response.tcb_status: expected a string");
+}
+
+TEST(Wire, ErrorsNeverQuoteTheValue) {
+  // A dataset key sent as the wrong type must not reach a log line.
+  const json body = {{"name", "claims"},
+                     {"location", "s3://b/c"},
+                     {"key", {"cce4long-dataset-key-v1 SECRET0011"}}};
+  std::string m = DecodeError<RegisterDatasetRequest>(body, Decode::kStrict, "body");
+  EXPECT_EQ(m, "body.key: expected a string");
+  EXPECT_EQ(m.find("SECRET"), std::string::npos);
+}
+
+TEST(Wire, ParseNamesTextThatIsNotJson) {
+  auto r = Parse<Job>("{\"id\": ", Decode::kLenient, "response");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "response: not valid JSON");
+}
+
+TEST(Wire, IntegersKeepTheirFullRange) {
+  Job j = SampleJob();
+  j.created_at = std::numeric_limits<int64_t>::max();
+  j.deadline = std::numeric_limits<int64_t>::min();
+  ExpectRoundTrip(j);
+}
+
+TEST(Wire, DumpReplacesInvalidUtf8InsteadOfThrowing) {
+  AuditEntry e = SampleEntry();
+  e.details = "bad \xff byte";
+  std::string text;
+  ASSERT_NO_THROW(text = Dump(e));
+  EXPECT_NE(text.find("bad \xEF\xBF\xBD byte"), std::string::npos);  // U+FFFD
+}
+
+// ---- docs/api.yaml -------------------------------------------------------------
+
+struct SchemaRun {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Writes {"samples": [{"schema", "value"}...]} and runs tests/api/validate_schema.py on it.
+SchemaRun ValidateAgainstApiYaml(const json& samples) {
+  std::string path = testing::TempDir() + "api_wire_samples_XXXXXX";
+  int fd = ::mkstemp(path.data());
+  EXPECT_GE(fd, 0);
+  ::close(fd);
+  {
+    std::ofstream out(path);
+    out << json{{"samples", samples}}.dump(2);
+  }
+  const std::string cmd = std::string("/usr/bin/python3 '") + CCE_SOURCE_DIR +
+                          "/tests/api/validate_schema.py' '" + CCE_SOURCE_DIR +
+                          "/docs/api.yaml' '" + path + "' 2>&1";
+  SchemaRun run;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  if (p == nullptr) return run;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) run.output.append(buf, n);
+  int status = ::pclose(p);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  ::unlink(path.c_str());
+  return run;
+}
+
+template <typename T>
+json Sample(const char* schema, const T& v) {
+  return {{"schema", schema}, {"value", ToJson(v)}};
+}
+
+TEST(WireSchema, EncodedValuesMatchTheOpenApiDocument) {
+  const json samples = json::array({
+      Sample("Error", SampleError()),
+      Sample("User", SampleUser()),
+      Sample("GET /api/v1/whoami 200", SampleUser()),
+      Sample("GET /api/v1/users 200", SampleUserList()),
+      Sample("POST /api/v1/users body", SampleCreateUser()),
+      Sample("POST /api/v1/users 201", SampleCreatedUser()),
+      Sample("Dataset", SampleDataset()),
+      Sample("GET /api/v1/datasets 200", SampleDatasetList()),
+      Sample("POST /api/v1/datasets body", SampleRegister()),
+      Sample("POST /api/v1/datasets 201", SampleDataset()),
+      Sample("Rental", SampleRental()),
+      Sample("GET /api/v1/rentals 200", SampleRentalList()),
+      Sample("POST /api/v1/rentals body", SampleRent()),
+      Sample("POST /api/v1/rentals 201", SampleRental()),
+      Sample("Image", SampleImage()),
+      Sample("GET /api/v1/images 200", SampleImageList()),
+      Sample("GET /api/v1/images/blobs/{digest} 200", SampleBlobStatus()),
+      Sample("PUT /api/v1/images/blobs/{digest} 201", SampleStoredBlob()),
+      Sample("PUT /api/v1/images/{name}/tags/{tag} 201", SampleTagged()),
+      Sample("Job", SampleJob()),
+      Sample("POST /api/v1/jobs 201", SampleJob()),
+      Sample("POST /api/v1/jobs/{id}/cancel 200", SampleJob()),
+      Sample("JobEvent", SampleEvent(2, "SUBMITTED", "AUTHORIZED")),
+      Sample("OutputSummary", SampleOutput()),
+      Sample("JobDetail", SampleJobDetail()),
+      Sample("GET /api/v1/jobs/{id} 200", SampleJobDetail()),
+      Sample("GET /api/v1/jobs 200", SampleJobList()),
+      Sample("AuditEntry", SampleEntry()),
+      Sample("GET /api/v1/audit 200", SampleAuditList()),
+      Sample("ChainReport", SampleReport(false)),
+      Sample("AuditVerifyReport", SampleVerify()),
+      Sample("GET /api/v1/audit/verify 200", SampleVerify()),
+      Sample("POST /kbs/v0/auth body", SampleKbsAuth()),
+      Sample("POST /kbs/v0/auth 200", SampleKbsAuthResponse()),
+      Sample("POST /kbs/v0/attest body", SampleKbsAttest()),
+      Sample("POST /kbs/v0/attest 200", SampleKbsAttestResponse()),
+  });
+  SchemaRun run = ValidateAgainstApiYaml(samples);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("36 of 36 samples match"), std::string::npos) << run.output;
+}
+
+// The check above can fail: a renamed field, a value outside an enum and a
+// wrong type are each named.
+TEST(WireSchema, DriftIsDetected) {
+  json renamed = ToJson(SampleJob());
+  renamed["status"] = renamed["state"];
+  renamed.erase("state");
+  json bad_role = ToJson(SampleUser());
+  bad_role["role"] = "admin";
+  json bad_type = ToJson(SampleRental());
+  bad_type["end"] = "tomorrow";
+  SchemaRun run = ValidateAgainstApiYaml(json::array({
+      {{"schema", "Job"}, {"value", renamed}},
+      {{"schema", "User"}, {"value", bad_role}},
+      {{"schema", "POST /api/v1/rentals 201"}, {"value", bad_type}},
+  }));
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("Job: value.status: encoded but not in the schema"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("Job: value.state: in the schema but not encoded"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("User: value.role: 'admin' is not one of"), std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("POST /api/v1/rentals 201: value.end: 'tomorrow' is not of type"),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("0 of 3 samples match"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace cce::api
