@@ -154,6 +154,8 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     MapReader r(file, "limits.");
     r.Int("max_body_bytes", &c.max_body_bytes, 1024, int64_t{1} << 30);
     r.Int("http_threads", &c.http_threads, 2, 4096);
+    r.Int("max_connections", &c.max_connections, 16, 1000000);
+    r.Int("max_connections_per_address", &c.max_connections_per_address, 1, 1000000);
     return r.Read(n);
   });
   top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, int64_t{30} * 86400);
@@ -234,7 +236,13 @@ std::string RenderConfig(const PlaneConfig& c) {
          "   # larger requests get 413\n"
          "  http_threads: " +
          std::to_string(c.http_threads) +
-         "       # concurrent connections served\n"
+         "       # worker threads running requests; connections are event-driven\n"
+         "  max_connections: " +
+         std::to_string(c.max_connections) +
+         "   # in total; more are closed at once\n"
+         "  max_connections_per_address: " +
+         std::to_string(c.max_connections_per_address) +
+         "   # from one client address\n"
          "# Lifetime of a job credential (the agent must attest within it).\n"
          "credential_ttl_seconds: " +
          std::to_string(c.credential_ttl_seconds) +

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "jobspec/jobspec.h"
 #include "plane/credential.h"
+#include "plane/services.h"
 
 namespace cce::plane {
 namespace {
@@ -233,37 +233,30 @@ Status JobEngine::Fail(const store::Job& job, const std::string& reason) {
 // SUBMITTED -> AUTHORIZED: the rental must still cover the job's whole
 // timeout from now (it was checked at submission; time has passed since).
 Status JobEngine::Authorize(const store::Job& job) {
-  auto spec = ParseJobSpec(job.spec_json, "stored spec");
-  if (!spec.ok()) return Fail(job, "stored spec unreadable: " + spec.status().message());
-  int64_t now = deps_.clock->NowUnix();
-  int64_t until = now + spec->resources.timeout_seconds;
-  for (const auto& d : spec->datasets) {
-    auto ds = deps_.db->GetDatasetByName(d.name);
-    if (!ds.ok()) return Fail(job, "dataset '" + d.name + "' is no longer in the catalog");
-    ASSIGN_OR_RETURN(bool covered, deps_.ledger->Covers(job.consumer_id, ds->id, now, until));
-    if (!covered) {
-      return Fail(job, "rental of '" + d.name + "' does not cover the job's timeout from now");
-    }
+  const int64_t now = deps_.clock->NowUnix();
+  Status covered =
+      deps_.rentals->CheckCoverage(job.consumer_id, job.datasets, now, now + job.timeout_seconds);
+  if (covered.code() == StatusCode::kNotFound || covered.code() == StatusCode::kPermissionDenied) {
+    return Fail(job, "not authorized: " + covered.message() + " (the job's timeout from now)");
   }
+  RETURN_IF_ERROR(covered);
   return deps_.db
       ->TransitionJob(job.id, JobState::kSubmitted, JobState::kAuthorized,
                       "rentals cover the timeout; image " + job.image_digest + " pinned",
                       Audit("job.authorize", job.id, store::AuditDecision::kAllow,
-                            json{{"ledger", deps_.ledger->backend()}}.dump()))
+                            json{{"ledger", deps_.ledger_backend}}.dump()))
       .status();
 }
 
 // AUTHORIZED -> PROVISIONING: issue the single-use credential, persist the
 // transition, then (only then) ask the provisioner for a VM.
 Status JobEngine::IssueAndProvision(const store::Job& job) {
-  auto spec = ParseJobSpec(job.spec_json, "stored spec");
-  if (!spec.ok()) return Fail(job, "stored spec unreadable: " + spec.status().message());
   ASSIGN_OR_RETURN(store::User consumer, deps_.db->GetUser(job.consumer_id));
   JobCredentialClaims c;
   c.credential_id = "cred-" + RandomHex(16);
   c.job_id = job.id;
   c.consumer = consumer.name;
-  for (const auto& d : spec->datasets) c.datasets.push_back(d.name);
+  c.datasets = job.datasets;
   c.image_digest = job.image_digest;
   c.issued_at = deps_.clock->NowUnix();
   c.expires_at = c.issued_at + deps_.credential_ttl_seconds;

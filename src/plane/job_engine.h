@@ -14,51 +14,20 @@
 
 #include "base/clock.h"
 #include "crypto/crypto.h"
-#include "ledger/ledger.h"
+#include "plane/gate.h"
 #include "plane/log.h"
 #include "plane/output_store.h"
+#include "plane/provisioner.h"
 #include "store/store.h"
 
 namespace cce::plane {
 
-// Output Gate: scores an output bundle's disclosure risk. The real gate comes
-// with the Output Gate issue; until then FailClosedGate holds everything.
-struct GateDecision {
-  store::GateVerdict verdict = store::GateVerdict::kHold;
-  double score = 1.0;
-  std::string findings_json = "[]";
-};
-class Gate {
- public:
-  virtual ~Gate() = default;
-  virtual StatusOr<GateDecision> Score(const store::Output& output) = 0;
-};
-class FailClosedGate : public Gate {
- public:
-  StatusOr<GateDecision> Score(const store::Output& output) override;
-};
-
-// Starts the (confidential) VM for a job and hands it the job credential.
-// Backends: `none` (jobs wait in PROVISIONING for an agent; the Agent issue
-// adds `local`, then `qemu` and `kubernetes`), and `fake`, which plays the
-// agent's part in-process for tests and demos (no data is touched).
-class Provisioner {
- public:
-  virtual ~Provisioner() = default;
-  virtual std::string name() const = 0;
-  // Called once the job is persisted as PROVISIONING.
-  virtual Status Provision(const store::Job& job, const std::string& credential) = 0;
-  // Called once after a plane restart for each job left in PROVISIONING,
-  // ATTESTED or RUNNING: the backend reattaches to the job's VM (never starts
-  // a second one) or fails the job. The credential is not re-issued: a key
-  // release moves the job PROVISIONING -> ATTESTED by compare-and-set, so at
-  // most one VM can ever receive the job's keys.
-  virtual Status Resume(const store::Job& job) = 0;
-};
+class Rentals;  // services.h
 
 struct EngineDeps {
   store::Store* db = nullptr;
-  ledger::Ledger* ledger = nullptr;
+  Rentals* rentals = nullptr;  // the one rental-coverage check
+  std::string ledger_backend = "embedded";
   const crypto::Ed25519PrivateKey* signing_key = nullptr;
   Provisioner* provisioner = nullptr;
   Gate* gate = nullptr;
@@ -109,13 +78,5 @@ class JobEngine {
   bool stop_ = false;
   int64_t checkpointed_seq_ = -1;  // engine thread only
 };
-
-// A simulated agent for tests and demos: walks the job from wherever it is
-// through ATTESTED and RUNNING to OUTPUT_SUBMITTED with a small text output
-// (sealed in `outputs`); the engine then asks the gate. It attests nothing and
-// reads no data; every step's audit entry and reason say "fake provisioner".
-std::unique_ptr<Provisioner> MakeFakeProvisioner(store::Store& db, OutputStore& outputs,
-                                                 const Clock& clock);
-std::unique_ptr<Provisioner> MakeNoneProvisioner();
 
 }  // namespace cce::plane

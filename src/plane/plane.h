@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,9 +14,6 @@
 #include "store/store.h"
 
 namespace cce::plane {
-
-class Gate;         // job_engine.h
-class Provisioner;  // job_engine.h
 
 struct InitOptions {
   std::string data_dir;  // must not exist, or be an empty directory
@@ -62,11 +60,6 @@ struct ServeOptions {
   const std::atomic<bool>* stop = nullptr;
   // Called once the listening socket is bound, with the actual port.
   std::function<void(int port)> on_listening;
-  // Tests only: replaces the output gate (default: fail closed, holds all).
-  Gate* gate_override = nullptr;
-  // Tests only: replaces the configured provisioner (e.g. to capture the
-  // credentials it is handed).
-  Provisioner* provisioner_override = nullptr;
 };
 
 // `cce-plane collateral import`: checks a TDX collateral set (dcap-qvl JSON

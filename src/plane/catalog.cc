@@ -1,0 +1,167 @@
+// The Catalog and Rentals services: datasets (their keys sealed under the
+// master key on arrival) and the embedded ledger's rentals, with the one
+// coverage check that job submission, the job engine and the key broker
+// all use.
+#include <openssl/crypto.h>
+
+#include "format/format.h"
+#include "plane/services.h"
+
+namespace cce::plane {
+namespace {
+
+using nlohmann::json;
+using store::AuditDecision;
+using store::Role;
+
+bool IsDatasetName(const std::string& n) {
+  if (n.empty() || n.size() > 63) return false;
+  if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= '0' && n[0] <= '9'))) return false;
+  return n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
+}
+
+bool IsPrice(const std::string& p) {
+  size_t dot = p.find('.');
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 18 && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (dot == std::string::npos) return digits(p);
+  return digits(std::string_view(p).substr(0, dot)) && digits(std::string_view(p).substr(dot + 1));
+}
+
+api::Dataset DatasetToWire(const store::Dataset& d, const std::string& owner) {
+  return {d.name,   owner,      d.location,          d.description,      d.price,
+          d.max_days, d.key_id, d.manifest_dataset_id, d.manifest_version, d.created_at};
+}
+
+api::Rental RentalToWire(const store::Rental& r, const std::string& dataset,
+                         const std::string& consumer) {
+  return {r.seq,        dataset, consumer, r.start, r.end, r.created_at, crypto::ToHex(r.hash),
+          crypto::ToHex(r.signature)};
+}
+
+// Wipes the key text however Register returns.
+struct KeyTextWiper {
+  std::string& text;
+  ~KeyTextWiper() { OPENSSL_cleanse(text.data(), text.size()); }
+};
+
+}  // namespace
+
+StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
+                                         api::RegisterDatasetRequest request) {
+  KeyTextWiper wipe{request.key};
+  store::Dataset d;
+  d.name = request.name;
+  if (!IsDatasetName(d.name)) {
+    return InvalidArgument("body.name: expected [a-z0-9][a-z0-9-]{0,62}");
+  }
+  d.location = request.location;
+  d.description = request.description;
+  d.price = request.price;
+  if (!IsPrice(d.price)) return InvalidArgument("body.price: expected a decimal number");
+  d.max_days = request.max_days.value_or(30);
+  if (d.max_days < 1 || d.max_days > 3650) {
+    return InvalidArgument("body.max_days: expected an integer in 1..3650");
+  }
+  auto key = format::DatasetKey::ParseKeyFile(request.key, "body.key");
+  if (!key.ok()) return key.status();
+  constexpr std::string_view kFile = "file://";
+  if (d.location.rfind(kFile, 0) == 0) {
+    std::string path = d.location.substr(kFile.size());
+    if (path.empty() || path[0] != '/') {
+      return InvalidArgument("body.location: expected file:///absolute/path");
+    }
+    auto m = format::ReadManifest(path, *key);
+    if (!m.ok()) {
+      return InvalidArgument("body.location: the key does not open the dataset: " +
+                             m.status().message());
+    }
+    d.manifest_dataset_id = m->dataset_id;
+    d.manifest_version = static_cast<int64_t>(m->dataset_version);
+  } else if (d.location.rfind("s3://", 0) != 0 && d.location.rfind("juicefs://", 0) != 0) {
+    return InvalidArgument("body.location: expected file://, s3:// or juicefs://");
+  }
+  d.owner_id = caller.user.id;
+  d.key_id = crypto::ToHex(key->id());
+  ASSIGN_OR_RETURN(d.wrapped_key, d_.master_key.Seal(key->bytes(), "dataset-key:" + d.name));
+  d.created_at = d_.clock.NowUnix();
+  ASSIGN_OR_RETURN(store::Dataset created,
+                   d_.db.CreateDataset(
+                       d, audit_.Record(caller.actor(), "dataset.register", "dataset:" + d.name,
+                                        AuditDecision::kAllow,
+                                        {{"location", d.location}, {"key_id", d.key_id}})));
+  return DatasetToWire(created, caller.user.name);
+}
+
+StatusOr<api::DatasetList> Catalog::List() {
+  ASSIGN_OR_RETURN(auto list, d_.db.ListDatasets(std::nullopt));
+  api::DatasetList out;
+  for (const auto& d : list) out.datasets.push_back(DatasetToWire(d, users_.NameOf(d.owner_id)));
+  return out;
+}
+
+StatusOr<api::Dataset> Catalog::Get(const std::string& name) {
+  ASSIGN_OR_RETURN(store::Dataset d, d_.db.GetDatasetByName(name));
+  return DatasetToWire(d, users_.NameOf(d.owner_id));
+}
+
+// ---- Rentals ---------------------------------------------------------------------
+
+StatusOr<api::Rental> Rentals::Rent(const Caller& caller, const api::RentRequest& request) {
+  auto d = d_.db.GetDatasetByName(request.dataset);
+  if (!d.ok()) {
+    if (d.status().code() == StatusCode::kNotFound) {
+      return NotFound("body.dataset: no dataset named '" + request.dataset + "'");
+    }
+    return d.status();
+  }
+  if (request.days < 1 || request.days > d->max_days) {
+    return InvalidArgument("body.days: expected an integer in 1.." + std::to_string(d->max_days));
+  }
+  const int64_t now = d_.clock.NowUnix();
+  ASSIGN_OR_RETURN(
+      store::Rental r,
+      d_.ledger.Rent(caller.user.id, d->id, now, now + request.days * 86400, now,
+                     audit_.Record(caller.actor(), "rental.create", "dataset:" + request.dataset,
+                                   AuditDecision::kAllow,
+                                   {{"days", request.days}, {"ledger", d_.ledger.backend()}})));
+  return RentalToWire(r, request.dataset, caller.user.name);
+}
+
+StatusOr<api::RentalList> Rentals::List(const Caller& caller) {
+  api::RentalList out;
+  if (caller.user.role == Role::kReviewer) return out;  // reviewers see no rentals
+  store::RentalFilter f;
+  f.limit = 10000;
+  if (caller.user.role == Role::kConsumer) f.consumer_id = caller.user.id;
+  ASSIGN_OR_RETURN(auto rentals, d_.db.ListRentals(f));
+  for (const auto& r : rentals) {
+    ASSIGN_OR_RETURN(store::Dataset d, d_.db.GetDataset(r.dataset_id));
+    // Providers see rentals of their own datasets only.
+    if (caller.user.role == Role::kProvider && d.owner_id != caller.user.id) continue;
+    out.rentals.push_back(RentalToWire(r, d.name, users_.NameOf(r.consumer_id)));
+  }
+  return out;
+}
+
+Status Rentals::CheckCoverage(int64_t consumer_id, const std::vector<std::string>& datasets,
+                              int64_t from, int64_t until) {
+  for (const auto& name : datasets) {
+    auto ds = d_.db.GetDatasetByName(name);
+    if (!ds.ok()) {
+      if (ds.status().code() == StatusCode::kNotFound) {
+        return NotFound("dataset '" + name + "' is not in the catalog");
+      }
+      return ds.status();
+    }
+    ASSIGN_OR_RETURN(bool covered, d_.ledger.Covers(consumer_id, ds->id, from, until));
+    if (!covered) {
+      return PermissionDenied("the rental of '" + name + "' does not cover " +
+                              std::to_string(from) + ".." + std::to_string(until));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace cce::plane

@@ -1,0 +1,209 @@
+// The Jobs service: submission checks everything it can up front (spec,
+// limits, datasets, the consumer's rentals for the whole timeout, the pinned
+// image) and records the job idempotently; reads, output downloads and
+// cancellation are scoped to the job's consumer (operators and reviewers see
+// every job but download none).
+#include "image/blob_store.h"
+#include "plane/services.h"
+
+namespace cce::plane {
+namespace {
+
+using nlohmann::json;
+using store::AuditDecision;
+using store::JobState;
+using store::Role;
+
+bool SeesAllJobs(Role r) {
+  return r == Role::kOperator || r == Role::kReviewer;
+}
+
+std::string NewJobId() {
+  std::array<uint8_t, 8> b{};
+  if (!crypto::RandomBytes(b).ok()) std::abort();  // never guess ids
+  return "job-" + crypto::ToHex(b);
+}
+
+}  // namespace
+
+api::Job Jobs::ToWire(const store::Job& j) {
+  return {j.id,
+          j.name,
+          users_.NameOf(j.consumer_id),
+          std::string(store::JobStateName(j.state)),
+          j.reason,
+          j.image_digest,
+          j.created_at,
+          j.updated_at,
+          j.deadline,
+          (j.flags & store::kJobFlagSimulatedTee) != 0};
+}
+
+StatusOr<Jobs::Submitted> Jobs::Submit(const Caller& caller, const std::string& spec_text,
+                                       const std::string& idempotency_key) {
+  if (idempotency_key.size() > 128 ||
+      idempotency_key.find_first_of("\r\n\t ") != std::string::npos) {
+    return InvalidArgument("Idempotency-Key: expected at most 128 printable characters");
+  }
+  ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpec(spec_text, "job spec"));
+  RETURN_IF_ERROR(ValidateAgainstLimits(spec, d_.job_limits, "job spec"));
+  const int64_t now = d_.clock.NowUnix();
+  const int64_t until = now + spec.resources.timeout_seconds;
+  std::vector<std::string> datasets;
+  for (const auto& d : spec.datasets) datasets.push_back(d.name);
+  for (size_t i = 0; i < datasets.size(); ++i) {
+    const std::string& name = datasets[i];
+    const std::string field = "job spec: spec.datasets[" + std::to_string(i) + "].name";
+    Status covered = rentals_.CheckCoverage(caller.user.id, {name}, now, until);
+    if (covered.code() == StatusCode::kNotFound) {
+      return InvalidArgument(field + ": unknown dataset '" + name + "'");
+    }
+    if (covered.code() == StatusCode::kPermissionDenied) {
+      return audit_.Deny(caller.actor(), "rental.check", "dataset:" + name,
+                         PermissionDenied(field + ": your rental of '" + name +
+                                          "' does not cover now until now + timeoutSeconds (" +
+                                          std::to_string(spec.resources.timeout_seconds) +
+                                          " s); rent it: cce rent " + name + " --days N"),
+                         {{"from", now}, {"until", until}});
+    }
+    RETURN_IF_ERROR(covered);
+  }
+  std::string digest;
+  if (const auto* d = std::get_if<ImageDigest>(&spec.image)) {
+    ASSIGN_OR_RETURN(image::Digest parsed, image::Digest::Parse(d->digest));
+    if (!d_.blobs.Has(parsed)) {
+      return InvalidArgument("job spec: spec.image: " + d->digest +
+                             " is not in the plane's image store (cce image push)");
+    }
+    digest = d->digest;
+  } else {
+    const auto& n = std::get<ImageName>(spec.image);
+    auto img = d_.db.GetImage(n.name, n.tag);
+    if (!img.ok()) {
+      return InvalidArgument("job spec: spec.image: no image " + n.name + ":" + n.tag +
+                             " on the plane (cce image push)");
+    }
+    digest = img->digest;  // pinned: later pushes of the tag do not affect this job
+  }
+  store::Job job;
+  job.id = NewJobId();
+  job.consumer_id = caller.user.id;
+  job.name = spec.name;
+  job.spec_json = JobSpecToJson(spec);
+  job.image_digest = digest;
+  job.state = JobState::kSubmitted;
+  job.reason = "submitted";
+  job.idempotency_key = idempotency_key;
+  job.request_hash = crypto::Sha256(crypto::AsBytes(spec_text));
+  job.created_at = now;
+  job.updated_at = now;
+  job.deadline = until;
+  job.datasets = std::move(datasets);
+  job.timeout_seconds = spec.resources.timeout_seconds;
+  ASSIGN_OR_RETURN(store::CreateJobResult r,
+                   d_.db.CreateJob(job, audit_.Record(caller.actor(), "job.submit", "job:" + job.id,
+                                                      AuditDecision::kAllow, {{"image", digest}})));
+  if (d_.on_job_submitted) d_.on_job_submitted();
+  return Submitted{ToWire(r.job), r.created};
+}
+
+StatusOr<api::JobList> Jobs::List(const Caller& caller, const ListRequest& request) {
+  store::JobFilter f;
+  if (!SeesAllJobs(caller.user.role)) f.consumer_id = caller.user.id;
+  if (request.state) {
+    auto s = store::ParseJobState(*request.state);
+    if (!s.ok()) return InvalidArgument("query parameter 'state': " + s.status().message());
+    f.state = *s;
+  }
+  f.limit = request.limit;
+  f.offset = request.offset;
+  ASSIGN_OR_RETURN(auto jobs, d_.db.ListJobs(f));
+  api::JobList out;
+  for (const auto& j : jobs) out.jobs.push_back(ToWire(j));
+  // A full page may have more after it: ask again from next_offset.
+  if (static_cast<int64_t>(jobs.size()) == f.limit) out.next_offset = f.offset + f.limit;
+  return out;
+}
+
+StatusOr<store::Job> Jobs::Load(const Caller& caller, const std::string& id) {
+  auto j = d_.db.GetJob(id);
+  if (!j.ok() || (!SeesAllJobs(caller.user.role) && j->consumer_id != caller.user.id)) {
+    if (j.ok() || j.status().code() == StatusCode::kNotFound) {
+      return NotFound("no job '" + id + "'");
+    }
+    return j.status();
+  }
+  return j;
+}
+
+StatusOr<api::JobDetail> Jobs::Get(const Caller& caller, const std::string& job_id) {
+  ASSIGN_OR_RETURN(store::Job j, Load(caller, job_id));
+  ASSIGN_OR_RETURN(auto history, d_.db.JobHistory(j.id));
+  api::JobDetail out;
+  out.job = ToWire(j);
+  for (const auto& e : history) {
+    out.history.push_back({e.seq, e.from ? std::string(store::JobStateName(*e.from)) : "",
+                           std::string(store::JobStateName(e.to)), e.reason, e.at});
+  }
+  auto output = d_.db.GetOutput(j.id);
+  if (output.ok()) {
+    // The digest and size only: gate findings may quote the output, so they
+    // are for reviewers (Output Gate issue), not this view.
+    out.output = api::OutputSummary{output->size, output->digest,
+                                    std::string(store::GateVerdictName(output->verdict)),
+                                    j.state == JobState::kReleased};
+  } else if (output.status().code() != StatusCode::kNotFound) {
+    return output.status();
+  }
+  return out;
+}
+
+StatusOr<Jobs::Output> Jobs::DownloadOutput(const Caller& caller, const std::string& job_id) {
+  ASSIGN_OR_RETURN(store::Job j, Load(caller, job_id));
+  const std::string object = "job:" + j.id;
+  // Only the job's own consumer, only once the gate (or a reviewer) released
+  // it: nobody reads another's output.
+  if (j.consumer_id != caller.user.id) {
+    return audit_.Deny(caller.actor(), "output.download", object,
+                       PermissionDenied("only the job's consumer may download its output"));
+  }
+  if (j.state != JobState::kReleased) {
+    return audit_.Deny(caller.actor(), "output.download", object,
+                       FailedPrecondition("job " + j.id + " is " +
+                                          std::string(store::JobStateName(j.state)) +
+                                          ": its output can be downloaded only once RELEASED"),
+                       {{"state", store::JobStateName(j.state)}});
+  }
+  ASSIGN_OR_RETURN(store::Output out, d_.db.GetOutput(j.id));
+  if (out.verdict != store::GateVerdict::kRelease) {  // the store forbids this; be sure
+    return audit_.Deny(caller.actor(), "output.download", object,
+                       FailedPrecondition("job " + j.id + ": output has no releasing verdict"));
+  }
+  ASSIGN_OR_RETURN(crypto::SecretBytes bundle, d_.outputs.Get(j.id));
+  std::string digest = "sha256:" + crypto::ToHex(crypto::Sha256(bundle.span()));
+  if (digest != out.digest) {
+    return DataLoss("job " + j.id + ": stored output does not match its recorded digest");
+  }
+  RETURN_IF_ERROR(audit_.Append(audit_.Record(caller.actor(), "output.download", object,
+                                              AuditDecision::kAllow, {{"digest", digest}})));
+  return Output{std::move(bundle), digest};
+}
+
+StatusOr<api::Job> Jobs::Cancel(const Caller& caller, const std::string& job_id) {
+  ASSIGN_OR_RETURN(store::Job j, Load(caller, job_id));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (store::IsFinalState(j.state)) {
+      return FailedPrecondition("job " + j.id + " is already " +
+                                std::string(store::JobStateName(j.state)));
+    }
+    auto moved = d_.db.TransitionJob(
+        j.id, j.state, JobState::kCancelled, "cancelled by " + caller.user.name,
+        audit_.Record(caller.actor(), "job.cancel", "job:" + j.id, AuditDecision::kAllow));
+    if (moved.ok()) return ToWire(*moved);
+    if (moved.status().code() != StatusCode::kFailedPrecondition) return moved.status();
+    ASSIGN_OR_RETURN(j, d_.db.GetJob(j.id));  // it moved on meanwhile: retry
+  }
+  return Unavailable("job " + j.id + " is changing state; retry");
+}
+
+}  // namespace cce::plane

@@ -1,0 +1,40 @@
+// Provisioners start the (confidential) VM for a job and hand it the job
+// credential. Backends: `none` (jobs wait in PROVISIONING for an agent; the
+// Agent issue adds `local`, then `qemu` and `kubernetes`), and `fake`, which
+// plays the agent's part in-process for tests and demos (no data is touched;
+// the plane logs it loudly at every start).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "plane/output_store.h"
+#include "store/store.h"
+
+namespace cce::plane {
+
+class Provisioner {
+ public:
+  virtual ~Provisioner() = default;
+  virtual std::string name() const = 0;
+  // Called once the job is persisted as PROVISIONING.
+  virtual Status Provision(const store::Job& job, const std::string& credential) = 0;
+  // Called once after a plane restart for each job left in PROVISIONING,
+  // ATTESTED or RUNNING: the backend reattaches to the job's VM (never starts
+  // a second one) or fails the job. The credential is not re-issued: a key
+  // release moves the job PROVISIONING -> ATTESTED by compare-and-set, so at
+  // most one VM can ever receive the job's keys.
+  virtual Status Resume(const store::Job& job) = 0;
+};
+
+std::unique_ptr<Provisioner> MakeNoneProvisioner();
+// A simulated agent for tests and demos: walks the job from wherever it is
+// through ATTESTED and RUNNING to OUTPUT_SUBMITTED with a small text output
+// (sealed in `outputs`); the engine then asks the gate. It attests nothing and
+// reads no data; every step's audit entry and reason say "fake provisioner".
+std::unique_ptr<Provisioner> MakeFakeProvisioner(store::Store& db, OutputStore& outputs,
+                                                 const Clock& clock);
+
+}  // namespace cce::plane

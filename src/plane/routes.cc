@@ -1,0 +1,403 @@
+// The plane's routes: each is authenticate (in admit, before any body byte
+// is read) -> decode -> one service call -> encode. No domain rule lives
+// here; if a route grows an `if` about jobs, datasets or keys, it belongs in
+// a service.
+#include "plane/routes.h"
+
+#include <openssl/crypto.h>
+
+#include <charconv>
+
+#include "image/image.h"
+
+namespace cce::plane {
+namespace {
+
+using nlohmann::json;
+using store::Role;
+
+constexpr std::string_view kJsonType = "application/json";
+
+http::Response JsonResponse(int status, const json& body) {
+  http::Response r;
+  r.status = status;
+  r.content_type = std::string(kJsonType);
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+template <typename T>
+http::Response Encode(int status, const T& value) {
+  return JsonResponse(status, api::ToJson(value));
+}
+
+template <typename T>
+StatusOr<T> DecodeBody(const http::Request& req) {
+  return api::Parse<T>(req.body, api::Decode::kStrict, "body");
+}
+
+std::string RequestLine(const http::Request& req) {
+  return req.method + " " + req.path;
+}
+
+// A query parameter as an integer in [min, max] (dflt when absent).
+StatusOr<int64_t> IntParam(const http::Request& req, const std::string& name, int64_t dflt,
+                           int64_t min, int64_t max) {
+  auto v = req.QueryValue(name);
+  if (!v) return dflt;
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size() || out < min || out > max) {
+    return InvalidArgument("query parameter '" + name + "': expected an integer in " +
+                           std::to_string(min) + ".." + std::to_string(max));
+  }
+  return out;
+}
+
+using UserHandler = std::function<StatusOr<http::Response>(const Caller&, http::Request&)>;
+using KbsHandler = std::function<StatusOr<http::Response>(http::Request&)>;
+
+struct RouteSpec {
+  std::string method;
+  std::string pattern;
+  http::BodyPolicy body = http::BodyPolicy::kNone;
+  uint64_t max_body_bytes = 0;
+  std::string body_dir;
+};
+
+class RouteBuilder {
+ public:
+  explicit RouteBuilder(Services& s) : s_(s) {}
+
+  // An /api/v1 route: the bearer token is checked, and the role, before the
+  // body is read; refusals are audited by the Users service.
+  void User(RouteSpec spec, std::vector<Role> roles, UserHandler handler) {
+    http::Route r = Base(std::move(spec));
+    r.admit = [this, roles](const http::Request& req) -> std::optional<http::Response> {
+      const std::string line = RequestLine(req);
+      auto caller =
+          s_.users.Authenticate(req.HeaderValue("Authorization").value_or(""), req.remote_addr, line);
+      if (!caller.ok()) return ErrorResponse(caller.status());
+      Status allowed = s_.users.Authorize(*caller, roles, line);
+      if (!allowed.ok()) return ErrorResponse(allowed);
+      req.context = std::move(*caller);
+      return std::nullopt;
+    };
+    r.handle = [handler](http::Request& req) {
+      const auto* caller = std::any_cast<Caller>(&req.context);
+      if (caller == nullptr) return ErrorResponse(Internal("route ran without its caller"));
+      auto res = handler(*caller, req);
+      return res.ok() ? std::move(*res) : ErrorResponse(res.status());
+    };
+    routes_.push_back(std::move(r));
+  }
+
+  // A /kbs/v0 route: no bearer user (the handler checks the credential or
+  // session). An address over its failure limit is refused before the
+  // handler runs, and only the first refusal of a window is audited.
+  void Kbs(RouteSpec spec, KbsHandler handler) {
+    http::Route r = Base(std::move(spec));
+    r.admit = [this](const http::Request& req) -> std::optional<http::Response> {
+      auto& limiter = s_.key_broker.limiter();
+      switch (limiter.Check(req.remote_addr, s_.clock().NowUnix())) {
+        case FailureLimiter::Admission::kAdmit: return std::nullopt;
+        case FailureLimiter::Admission::kFirstRefusal:
+          (void)s_.audit_log.Append(s_.audit_log.Record("remote:" + req.remote_addr,
+                                                        "kbs.rate_limit", RequestLine(req),
+                                                        store::AuditDecision::kDeny));
+          break;
+        case FailureLimiter::Admission::kRefusal: break;
+      }
+      return ErrorResponse(
+          ResourceExhausted("too many failed key broker requests from this address"));
+    };
+    r.handle = [this, handler](http::Request& req) {
+      auto res = handler(req);
+      if (res.ok()) return std::move(*res);
+      s_.key_broker.limiter().RecordFailure(req.remote_addr, s_.clock().NowUnix());
+      return ErrorResponse(res.status());
+    };
+    routes_.push_back(std::move(r));
+  }
+
+  void Open(RouteSpec spec, std::function<http::Response(http::Request&)> handler) {
+    http::Route r = Base(std::move(spec));
+    r.handle = std::move(handler);
+    routes_.push_back(std::move(r));
+  }
+
+  std::vector<http::Route> Take() { return std::move(routes_); }
+
+ private:
+  static http::Route Base(RouteSpec spec) {
+    http::Route r;
+    r.method = std::move(spec.method);
+    r.pattern = std::move(spec.pattern);
+    r.body = spec.body;
+    r.max_body_bytes = spec.max_body_bytes;
+    r.body_dir = std::move(spec.body_dir);
+    return r;
+  }
+  Services& s_;
+  std::vector<http::Route> routes_;
+};
+
+const std::vector<Role> kAnyRole = {};
+constexpr auto kBuffered = http::BodyPolicy::kBuffered;
+const std::string kJobId = "(job-[0-9a-f]{16})";
+
+}  // namespace
+
+http::Response ErrorResponse(const Status& s) {
+  int status = 500;
+  std::string code(StatusCodeName(s.code()));
+  for (char& c : code) c = c == ' ' ? '_' : c;
+  switch (s.code()) {
+    case StatusCode::kOk: status = 200; break;
+    case StatusCode::kInvalidArgument: status = 400; break;
+    case StatusCode::kUnauthenticated: status = 401; break;
+    case StatusCode::kPermissionDenied: status = 403; break;
+    case StatusCode::kNotFound: status = 404; break;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition: status = 409; break;
+    case StatusCode::kResourceExhausted:
+      status = 429;
+      code = "rate_limited";
+      break;
+    case StatusCode::kUnavailable: status = 503; break;
+    case StatusCode::kDataLoss:
+    case StatusCode::kInternal:
+    case StatusCode::kIo: status = 500; break;
+  }
+  http::Response r = JsonResponse(status, {{"error", {{"code", code}, {"message", s.message()}}}});
+  if (status == 429) {
+    r.headers.push_back({"Retry-After", std::to_string(FailureLimiter::kWindowSeconds)});
+  }
+  return r;
+}
+
+void Metrics::Observe(std::string_view route, int status, double seconds) {
+  std::lock_guard<std::mutex> l(mu_);
+  ++requests_[std::string(route) + "\",status=\"" + std::to_string(status)];
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) ++buckets_[i];
+  }
+  ++count_;
+  sum_ += seconds;
+}
+
+std::string Metrics::Render(const http::ServerStats& t) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::string out =
+      "# HELP cce_http_requests_total HTTP requests by route and status.\n"
+      "# TYPE cce_http_requests_total counter\n";
+  for (const auto& [k, v] : requests_) {
+    out += "cce_http_requests_total{route=\"" + k + "\"} " + std::to_string(v) + "\n";
+  }
+  out +=
+      "# HELP cce_http_request_duration_seconds Request latency.\n"
+      "# TYPE cce_http_request_duration_seconds histogram\n";
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    out += "cce_http_request_duration_seconds_bucket{le=\"" + std::to_string(kBuckets[i]) +
+           "\"} " + std::to_string(buckets_[i]) + "\n";
+  }
+  out += "cce_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(count_) + "\n";
+  out += "cce_http_request_duration_seconds_sum " + std::to_string(sum_) + "\n";
+  out += "cce_http_request_duration_seconds_count " + std::to_string(count_) + "\n";
+  auto gauge = [&out](const char* name, const char* help, uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  gauge("cce_http_connections_open", "Open connections.", t.connections_open);
+  gauge("cce_http_connections_accepted_total", "Accepted connections.", t.connections_accepted);
+  gauge("cce_http_connections_refused_total", "Connections over a cap.", t.connections_refused);
+  gauge("cce_http_timeouts_total", "Connections closed by a deadline.", t.timeouts);
+  gauge("cce_http_limit_refusals_total", "Requests refused by a transport limit.",
+        t.limit_refusals);
+  return out;
+}
+
+std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
+                                     std::function<http::ServerStats()> server_stats,
+                                     uint64_t max_body_bytes) {
+  RouteBuilder b(s);
+  const RouteSpec json_body_spec{"", "", kBuffered, max_body_bytes, ""};
+  auto with = [&](std::string method, std::string pattern, bool body = false) {
+    RouteSpec spec = body ? json_body_spec : RouteSpec{};
+    spec.method = std::move(method);
+    spec.pattern = std::move(pattern);
+    return spec;
+  };
+
+  b.Open(with("GET", "/healthz"),
+         [](http::Request&) { return JsonResponse(200, {{"status", "ok"}}); });
+  b.User(with("GET", "/metrics"), {Role::kOperator},
+         [&metrics, server_stats](const Caller&, http::Request&) -> StatusOr<http::Response> {
+           http::Response r;
+           r.content_type = "text/plain; version=0.0.4";
+           r.body = metrics.Render(server_stats ? server_stats() : http::ServerStats{});
+           return r;
+         });
+
+  // ---- Users
+  b.User(with("GET", "/api/v1/whoami"), kAnyRole,
+         [](const Caller& c, http::Request&) -> StatusOr<http::Response> {
+           return Encode(200, api::User{c.user.id, c.user.name,
+                                        std::string(store::RoleName(c.user.role)),
+                                        c.user.created_at, c.user.disabled});
+         });
+  b.User(with("GET", "/api/v1/users"), {Role::kOperator},
+         [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto users, s.users.List());
+           return Encode(200, users);
+         });
+  b.User(with("POST", "/api/v1/users", true), {Role::kOperator},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::CreateUserRequest>(req));
+           ASSIGN_OR_RETURN(auto out, s.users.Create(c, in));
+           return Encode(201, out);
+         });
+
+  // ---- Catalog and rentals
+  b.User(with("POST", "/api/v1/datasets", true), {Role::kProvider},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::RegisterDatasetRequest>(req));
+           OPENSSL_cleanse(req.body.data(), req.body.size());  // it held the key
+           ASSIGN_OR_RETURN(auto out, s.catalog.Register(c, std::move(in)));
+           return Encode(201, out);
+         });
+  b.User(with("GET", "/api/v1/datasets"), kAnyRole,
+         [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.catalog.List());
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/datasets/([a-z0-9-]+)"), kAnyRole,
+         [&s](const Caller&, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.catalog.Get(req.captures[0]));
+           return Encode(200, out);
+         });
+  b.User(with("POST", "/api/v1/rentals", true), {Role::kConsumer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::RentRequest>(req));
+           ASSIGN_OR_RETURN(auto out, s.rentals.Rent(c, in));
+           return Encode(201, out);
+         });
+  b.User(with("GET", "/api/v1/rentals"), kAnyRole,
+         [&s](const Caller& c, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.rentals.List(c));
+           return Encode(200, out);
+         });
+
+  // ---- Images
+  const std::vector<Role> pushers = {Role::kConsumer, Role::kOperator};
+  b.User(with("GET", "/api/v1/images/blobs/([^/]+)"), pushers,
+         [&s](const Caller&, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.images.BlobStatus(req.captures[0]));
+           return Encode(200, out);
+         });
+  // A layer may be large: streamed to an anonymous file under the blob
+  // store's tmp/, chunked or with a length, capped at the image limit.
+  b.User(RouteSpec{"PUT", "/api/v1/images/blobs/([^/]+)", http::BodyPolicy::kToFile,
+                   image::kDefaultMaxImageBytes, s.images.blob_upload_dir()},
+         pushers, [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.images.PutBlob(c, req.captures[0], req.body_fd));
+           return Encode(201, out);
+         });
+  b.User(with("PUT", "/api/v1/images/(.+)/tags/([^/]+)", true), pushers,
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out,
+                            s.images.Tag(c, req.captures[0], req.captures[1], req.body));
+           return Encode(201, out);
+         });
+  b.User(with("GET", "/api/v1/images"), kAnyRole,
+         [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.images.List());
+           return Encode(200, out);
+         });
+
+  // ---- Jobs
+  const std::vector<Role> job_readers = {Role::kConsumer, Role::kReviewer, Role::kOperator};
+  b.User(with("POST", "/api/v1/jobs", true), {Role::kConsumer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.jobs.Submit(c, req.body,
+                                                    req.HeaderValue("Idempotency-Key").value_or("")));
+           return Encode(out.created ? 201 : 200, out.job);
+         });
+  b.User(with("GET", "/api/v1/jobs"), job_readers,
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           Jobs::ListRequest in;
+           in.state = req.QueryValue("state");
+           ASSIGN_OR_RETURN(in.limit, IntParam(req, "limit", 1000, 1, 10000));
+           ASSIGN_OR_RETURN(in.offset, IntParam(req, "offset", 0, 0, INT64_MAX / 2));
+           ASSIGN_OR_RETURN(auto out, s.jobs.List(c, in));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/jobs/" + kJobId), job_readers,
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.jobs.Get(c, req.captures[0]));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/jobs/" + kJobId + "/output"), {Role::kConsumer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.jobs.DownloadOutput(c, req.captures[0]));
+           http::Response r;
+           r.content_type = "application/octet-stream";
+           r.body.assign(reinterpret_cast<const char*>(out.bundle.data()), out.bundle.size());
+           r.headers.push_back({"X-Output-Digest", out.digest});
+           return r;
+         });
+  b.User(with("POST", "/api/v1/jobs/" + kJobId + "/cancel", true),
+         {Role::kConsumer, Role::kOperator},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.jobs.Cancel(c, req.captures[0]));
+           return Encode(200, out);
+         });
+
+  // ---- Audit
+  b.User(with("GET", "/api/v1/audit"), {Role::kOperator, Role::kReviewer},
+         [&s](const Caller&, http::Request& req) -> StatusOr<http::Response> {
+           store::AuditFilter f;
+           ASSIGN_OR_RETURN(f.after_seq, IntParam(req, "after", 0, 0, INT64_MAX));
+           ASSIGN_OR_RETURN(f.limit, IntParam(req, "limit", 1000, 1, 10000));
+           if (auto job = req.QueryValue("job")) {
+             if (job->rfind("job-", 0) != 0) {
+               return InvalidArgument("query parameter 'job': expected a job id (job-...)");
+             }
+             f.object = "job:" + *job;
+           }
+           ASSIGN_OR_RETURN(auto out, s.audit.List(f));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/audit/verify"), {Role::kOperator},
+         [&s](const Caller& c, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.audit.Verify(c));
+           return Encode(200, out);
+         });
+
+  // ---- Key broker
+  b.Kbs(with("POST", "/kbs/v0/auth", true), [&s](http::Request& req) -> StatusOr<http::Response> {
+    ASSIGN_OR_RETURN(auto in, DecodeBody<api::KbsAuthRequest>(req));
+    ASSIGN_OR_RETURN(auto out, s.key_broker.Auth(req.remote_addr, in));
+    return Encode(200, out);
+  });
+  b.Kbs(with("POST", "/kbs/v0/attest", true),
+        [&s](http::Request& req) -> StatusOr<http::Response> {
+          ASSIGN_OR_RETURN(auto in, DecodeBody<api::KbsAttestRequest>(req));
+          ASSIGN_OR_RETURN(auto out, s.key_broker.Attest(req.remote_addr, in));
+          return Encode(200, out);
+        });
+  b.Kbs(with("GET", "/kbs/v0/resource/([a-z0-9][a-z0-9._-]*)/key"),
+        [&s](http::Request& req) -> StatusOr<http::Response> {
+          ASSIGN_OR_RETURN(std::string jwe,
+                           s.key_broker.ReleaseKey(req.remote_addr,
+                                                   req.HeaderValue("Authorization").value_or(""),
+                                                   req.captures[0]));
+          http::Response r;
+          r.content_type = "application/jose";
+          r.body = std::move(jwe);
+          return r;
+        });
+  return b.Take();
+}
+
+}  // namespace cce::plane
