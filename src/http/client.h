@@ -24,6 +24,13 @@ struct ClientOptions {
   std::string ca_file;   // PEM bundle to trust; empty: the system store
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds timeout{0};  // whole request; 0: none
+  // Added with client.cc: a request that moves no byte either way for this
+  // long fails (what a socket read timeout gives, but good for a download of
+  // any length); 0: never. Rounded up to whole seconds.
+  std::chrono::milliseconds stall_timeout{0};
+  // Added with client.cc: a body kept in ClientResponse::body larger than
+  // this fails with kDataLoss (bodies given to body_sink are not limited).
+  uint64_t max_response_bytes = uint64_t{256} << 20;
 };
 
 struct ClientRequest {
