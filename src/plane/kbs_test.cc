@@ -4,7 +4,6 @@
 // resource. Then every release rule of the Attestation issue, each refused
 // and audited.
 #include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <filesystem>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "agent/kbs_client.h"
+#include "http/test_client.h"
 #include "agent/sim_quote.h"
 #include "attest/sim.h"
 #include "crypto/jwe.h"
@@ -26,6 +26,7 @@
 #include "plane/job_engine.h"
 #include "plane/keys.h"
 #include "plane/plane.h"
+#include "plane/plane_testing.h"
 #include "store/sqlite_store.h"
 
 namespace cce::plane {
@@ -107,11 +108,12 @@ class KbsTest : public ::testing::Test {
     so.data_dir = init_.data_dir;
     if (port_ != 0) so.listen_override = "127.0.0.1:" + std::to_string(port_);
     so.stop = &stop_;
-    so.provisioner_override = &provisioner_;
     std::promise<int> bound;
     auto f = bound.get_future();
     so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread([this, so] { serve_status_ = Serve(so, clock_); });
+    server_ = std::thread([this, so] {
+      serve_status_ = ServeForTest(so, clock_, TestDoubles{nullptr, &provisioner_});
+    });
     ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
     port_ = f.get();
   }
@@ -121,13 +123,10 @@ class KbsTest : public ::testing::Test {
       server_.join();
     }
   }
-  std::unique_ptr<httplib::SSLClient> Client() {
-    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port_);
-    c->set_ca_cert_path(init_.ca_file.c_str());
-    c->enable_server_certificate_verification(true);
-    return c;
+  std::unique_ptr<http::testing::TestClient> Client() {
+    return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
   }
-  static httplib::Headers Auth(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
+  static http::testing::Headers Auth(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
   agent::KbsEndpoint Endpoint() const {
     return {"https://127.0.0.1:" + std::to_string(port_), init_.ca_file};
   }

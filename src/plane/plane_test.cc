@@ -4,7 +4,6 @@
 #include "plane/plane.h"
 
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -17,7 +16,9 @@
 #include "image/blob_store.h"
 #include "image/image.h"
 #include "jobspec/jobspec.h"
-#include "plane/api.h"
+#include "http/test_client.h"
+#include "plane/plane_testing.h"
+#include "plane/services.h"
 #include "plane/config.h"
 #include "plane/job_engine.h"
 #include "plane/keys.h"
@@ -74,11 +75,11 @@ class PlaneTest : public ::testing::Test {
     so.data_dir = init_.data_dir;
     so.listen_override = "127.0.0.1:" + std::to_string(port_);
     so.stop = &stop_;
-    so.gate_override = gate_;
     std::promise<int> bound;
     auto port_future = bound.get_future();
     so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread([this, so] { serve_status_ = Serve(so, clock_); });
+    server_ = std::thread(
+        [this, so] { serve_status_ = ServeForTest(so, clock_, TestDoubles{gate_, nullptr}); });
     ASSERT_EQ(port_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
     port_future.get();
   }
@@ -95,14 +96,10 @@ class PlaneTest : public ::testing::Test {
     StartServer();
   }
 
-  std::unique_ptr<httplib::SSLClient> Client() {
-    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port_);
-    c->set_ca_cert_path(init_.ca_file.c_str());
-    c->enable_server_certificate_verification(true);
-    c->set_connection_timeout(5);
-    return c;
+  std::unique_ptr<http::testing::TestClient> Client() {
+    return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
   }
-  httplib::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+  http::testing::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
   // The world a job needs: a provider's dataset, a consumer renting it
   // (carol), one who does not (dave), and an image manifest in the store.
@@ -248,7 +245,7 @@ TEST_F(PlaneTest, HealthAndMetricsOverVerifiedTls) {
   auto client = Client();
   auto& c = *client;
   auto h = c.Get("/healthz");
-  ASSERT_TRUE(h) << httplib::to_string(h.error());
+  ASSERT_TRUE(h) << c.error().message();
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(json::parse(h->body)["status"], "ok");
   ASSERT_TRUE(c.Get("/api/v1/whoami", Auth(init_.token)));
@@ -258,9 +255,7 @@ TEST_F(PlaneTest, HealthAndMetricsOverVerifiedTls) {
             std::string::npos)
       << m->body;
   // A client that does not trust the plane's CA refuses to talk.
-  httplib::SSLClient untrusting("127.0.0.1", port_);
-  untrusting.set_ca_cert_path("/nonexistent-ca.pem");
-  untrusting.enable_server_certificate_verification(true);
+  http::testing::TestClient untrusting(port_, "/nonexistent-ca.pem");
   EXPECT_FALSE(untrusting.Get("/healthz"));
 }
 
@@ -470,7 +465,7 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   auto client = Client();
   auto& c = *client;
   auto submit = [&](const std::string& token, const std::string& body, const std::string& idem) {
-    httplib::Headers h = Auth(token);
+    http::testing::Headers h = Auth(token);
     if (!idem.empty()) h.emplace("Idempotency-Key", idem);
     return c.Post("/api/v1/jobs", h, body, "application/yaml");
   };
@@ -589,15 +584,11 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
     size_t sent = 0;
     return c.Put(
         "/api/v1/images/blobs/" + digest, Auth(token),
-        [&data, &sent](size_t, httplib::DataSink& sink) {
-          if (sent < data.size()) {
-            size_t n = std::min<size_t>(64 * 1024, data.size() - sent);
-            sink.write(data.data() + sent, n);
-            sent += n;
-          } else {
-            sink.done();
-          }
-          return true;
+        [&data, &sent](std::span<uint8_t> buf) -> StatusOr<size_t> {
+          size_t n = std::min<size_t>({64 * 1024, buf.size(), data.size() - sent});
+          std::copy_n(data.data() + sent, n, buf.data());
+          sent += n;
+          return n;
         },
         "application/octet-stream");
   };
@@ -632,13 +623,12 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   bool users_sent = false;
   auto chunked_json = Client()->Post(
       "/api/v1/users", Auth(init_.token),
-      [&](size_t, httplib::DataSink& sink) {
-        if (!users_sent)
-          sink.write(users_body.data(), users_body.size());
-        else
-          sink.done();
+      [&](std::span<uint8_t> buf) -> StatusOr<size_t> {
+        if (users_sent) return size_t{0};
         users_sent = true;
-        return true;
+        size_t n = std::min(buf.size(), users_body.size());
+        std::copy_n(users_body.data(), n, buf.data());
+        return n;
       },
       "application/json");
   // The plane answers 413 and closes without reading the body, so the client
@@ -881,7 +871,7 @@ TEST_F(PlaneTest, RestartResumesJobsLeftMidWayAndNeverProvisionsTwice) {
 
 TEST_F(PlaneTest, FailedAuthenticationsAreRateLimitedPerAddress) {
   auto c = Client();
-  for (int i = 0; i < AuthnLimiter::kMaxFailures; ++i) {
+  for (int i = 0; i < FailureLimiter::kMaxFailures; ++i) {
     ASSERT_EQ(c->Get("/api/v1/whoami", Auth("cce_guess" + std::to_string(i)))->status, 401);
   }
   auto limited = c->Get("/api/v1/whoami", Auth("cce_guess"));
@@ -901,7 +891,7 @@ TEST_F(PlaneTest, FailedAuthenticationsAreRateLimitedPerAddress) {
     denials += e.record.action == "authn" ? 1 : 0;
     limits += e.record.action == "authn.rate_limit" ? 1 : 0;
   }
-  EXPECT_EQ(denials, AuthnLimiter::kMaxFailures);  // the flood did not fill the log
+  EXPECT_EQ(denials, FailureLimiter::kMaxFailures);  // the flood did not fill the log
   EXPECT_EQ(limits, 1);
 }
 
@@ -1020,9 +1010,9 @@ TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
   const std::vector<std::pair<unsigned, std::string>> roles = {
       {P, w.pat}, {R, *rita}, {C, w.carol}, {O, init_.token}};
   auto send = [&](const Case& k, const std::string& token) {
-    httplib::Headers h;
+    http::testing::Headers h;
     if (!token.empty()) h = Auth(token);
-    httplib::Result r = k.method == "GET"   ? c->Get(k.path, h)
+    http::testing::Result r = k.method == "GET"   ? c->Get(k.path, h)
                         : k.method == "PUT" ? c->Put(k.path, h, k.body, "application/json")
                                             : c->Post(k.path, h, k.body, "application/json");
     return r ? r->status : -1;
