@@ -7,6 +7,7 @@
 
 #include "crypto/jwe.h"
 
+#include <algorithm>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -66,11 +67,25 @@ const uint8_t* Ptr(ByteSpan s) {
 
 // A JSON value for an error message, shortened: attacker-controlled input
 // must not produce megabyte-long errors.
+// What an error message says about a value it refuses: a short string is
+// quoted (member and algorithm names), anything else is named by its type.
+// Never the value itself: serialising an attacker's value is recursive (a
+// deeply nested array once crashed the plane here) and may echo secrets.
 std::string Show(const Json& v) {
-  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
-  constexpr size_t kMax = 64;
-  if (s.size() > kMax) s = s.substr(0, kMax) + "...";
-  return s;
+  constexpr size_t kMax = 32;
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (s.size() <= kMax && s.find_first_of("\"\\") == std::string::npos &&
+        std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
+      return "\"" + s + "\"";
+    }
+    return "a string of " + std::to_string(s.size()) + " bytes";
+  }
+  if (v.is_object()) return "an object";
+  if (v.is_array()) return "an array";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_null()) return "null";
+  return "a number";
 }
 
 // Parses one JSON document, refusing duplicate member names at any depth
@@ -79,7 +94,15 @@ std::string Show(const Json& v) {
 StatusOr<Json> ParseStrictJson(std::string_view text, const std::string& what) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
-  auto callback = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+  // A JOSE header or JWK is a few levels deep; deeper input is refused
+  // before anything walks it.
+  constexpr int kMaxDepth = 16;
+  bool too_deep = false;
+  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (depth > kMaxDepth) {
+      too_deep = true;
+      return false;  // discard: keep nothing of it
+    }
     switch (event) {
       case Json::parse_event_t::object_start: open_objects.emplace_back(); break;
       case Json::parse_event_t::object_end:
@@ -96,6 +119,9 @@ StatusOr<Json> ParseStrictJson(std::string_view text, const std::string& what) {
     return true;
   };
   Json j = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
+  if (too_deep) {
+    return InvalidArgument(what + ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
   if (j.is_discarded()) return InvalidArgument(what + ": not valid JSON (or not UTF-8)");
   if (!duplicate.empty()) {
     return InvalidArgument(what + ": duplicate member " + Show(Json(duplicate)));

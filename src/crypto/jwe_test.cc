@@ -127,6 +127,22 @@ void ExpectError(const StatusOr<SecretBytes>& r, StatusCode code, std::string_vi
 
 // ---- base64url -----------------------------------------------------------------
 
+// Issue 9, finding 5: a tee_pubkey of 400,000 nested '[' crashed the plane
+// (the error message serialised the value, recursively).
+TEST(JwkPublicKey, RefusesDeepNestingWithoutEchoingTheValue) {
+  const std::string deep = std::string(400'000, '[') + std::string(400'000, ']');
+  auto k = JwkPublicKey::FromJwk(deep);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("nested deeper than"), std::string::npos)
+      << k.status().message().substr(0, 200);
+  EXPECT_LT(k.status().message().size(), 200u);
+  // A wrong-type value is named by its type, never printed.
+  auto arr = JwkPublicKey::FromJwk(R"([["secret-material"]])");
+  ASSERT_FALSE(arr.ok());
+  EXPECT_EQ(arr.status().message().find("secret-material"), std::string::npos)
+      << arr.status().message();
+}
+
 TEST(Base64Url, RoundTripsEveryLengthAndUsesTheUrlAlphabet) {
   Bytes data;
   for (int i = 0; i < 40; ++i) {

@@ -31,6 +31,7 @@ class TestClient {
  public:
   // https://host:port, trusting ca_file (empty: the system store).
   TestClient(int port, std::string ca_file, std::string host = "127.0.0.1");
+  explicit TestClient(ClientOptions options) : options_(std::move(options)) {}
 
   Result Get(const std::string& target, const Headers& headers = {});
   Result Delete(const std::string& target, const Headers& headers = {});

@@ -3,6 +3,7 @@
 // (src/http) until asked to stop.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cerrno>
@@ -49,6 +50,13 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   int port = 0;
   RETURN_IF_ERROR(ParseListen(config.listen, &host, &port));
   Logger log(config.log_format == "json", Logger::ParseLevel(config.log_level));
+  // Every connection is a descriptor: the soft limit (often 1,024) would cap
+  // the plane far below limits.max_connections.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey signing_key,
                    LoadSigningKey(config.Path(config.signing_key_file)));
   ASSIGN_OR_RETURN(std::unique_ptr<MasterKey> master_key,

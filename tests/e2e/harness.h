@@ -48,6 +48,7 @@ class BackgroundProcess {
   // killed), or -1 on timeout.
   int Stop(int sig, int timeout_ms);
   std::string Err() const;
+  pid_t pid() const { return pid_; }
 
  private:
   TempDir io_;

@@ -13,7 +13,6 @@
 // Knobs: CCE_CRASH_KILLS (default 200), CCE_CRASH_SEED (default random; it is
 // printed, and fixes the kill schedule, though not the scheduler's timing).
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 
 #include "e2e/harness.h"
 #include "e2e/plane_fixture.h"
+#include "http/test_client.h"
 #include "plane/keys.h"
 #include "store/job_state.h"
 #include "store/sqlite_store.h"
@@ -325,18 +325,18 @@ class SigpipeBlocked {
   sigset_t old_{};
 };
 
-std::unique_ptr<httplib::Client> MakeClient(const std::string& url, const std::string& ca) {
-  auto c = std::make_unique<httplib::Client>(url);
-  c->set_ca_cert_path(ca.c_str());
-  c->enable_server_certificate_verification(true);
-  c->set_connection_timeout(2);
-  c->set_read_timeout(20);
-  c->set_keep_alive(true);
-  c->set_tcp_nodelay(true);
-  return c;
+std::unique_ptr<http::testing::TestClient> MakeClient(
+    const std::string& url, const std::string& ca,
+    std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(2000)) {
+  http::ClientOptions o;
+  o.base_url = url;
+  o.ca_file = ca;
+  o.connect_timeout = connect_timeout;
+  o.timeout = std::chrono::milliseconds(20'000);
+  return std::make_unique<http::testing::TestClient>(o);
 }
 
-httplib::Headers Auth(const std::string& token) {
+http::testing::Headers Auth(const std::string& token) {
   return {{"Authorization", "Bearer " + token}};
 }
 
@@ -397,9 +397,7 @@ void SetUpPlane(PlaneFixture& f, Plane* p) {
 // Polls /healthz until the plane answers 200 or the process dies or timeout.
 bool WaitHealthy(const Plane& p, BackgroundProcess& server, int timeout_ms) {
   SigpipeBlocked no_sigpipe;
-  auto c = MakeClient(p.url, p.ca);
-  c->set_connection_timeout(0, 200000);
-  c->set_keep_alive(false);
+  auto c = MakeClient(p.url, p.ca, std::chrono::milliseconds(200));
   auto deadline = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
   while (SteadyClock::now() < deadline) {
     auto r = c->Get("/healthz");
@@ -432,7 +430,7 @@ void SubmitLoop(const Plane& p, int thread, Load* load) {
   for (int n = 0; !load->stop; ++n) {
     std::string key = "crash-t" + std::to_string(thread) + "-" + std::to_string(n);
     std::string body = JobSpec("crash-t" + std::to_string(thread) + "-" + std::to_string(n));
-    httplib::Headers h = Auth(p.consumer_token);
+    http::testing::Headers h = Auth(p.consumer_token);
     h.emplace("Idempotency-Key", key);
     auto first_try = SteadyClock::now();
     for (;;) {
@@ -526,7 +524,7 @@ std::vector<std::string> NotServed(const Plane& p, const std::vector<Acked>& ack
           std::lock_guard<std::mutex> l(mu);
           missing.push_back(
               "GET /api/v1/jobs/" + a.id + " (key " + a.key + "): " +
-              (r ? std::to_string(r->status) + " " + r->body : httplib::to_string(r.error())));
+              (r ? std::to_string(r->status) + " " + r->body : consumer->error().message()));
         }
       }
     });
