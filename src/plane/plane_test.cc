@@ -249,7 +249,7 @@ TEST_F(PlaneTest, HealthAndMetricsOverVerifiedTls) {
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(json::parse(h->body)["status"], "ok");
   ASSERT_TRUE(c.Get("/api/v1/whoami", Auth(init_.token)));
-  auto m = c.Get("/metrics");
+  auto m = c.Get("/metrics", Auth(init_.token));  // operator only (per-route activity)
   ASSERT_TRUE(m);
   EXPECT_NE(m->body.find("cce_http_requests_total{route=\"/api/v1/whoami\",status=\"200\"} 1"),
             std::string::npos)
