@@ -29,7 +29,8 @@ struct Header {
 // One request as a route sees it. Header and query lookups are
 // case-insensitive for names (headers) and exact for query keys.
 struct Request {
-  std::string method;                  // "GET", "POST", "PUT", "DELETE" (HEAD is served by GET)
+  std::string method;                  // "GET", "POST", "PUT", "DELETE"; "HEAD" when a GET
+                                       // route serves a HEAD (the server drops the body)
   std::string path;                    // without the query, percent-decoding not applied
   std::vector<std::string> captures;   // the route pattern's groups, in order
   std::vector<std::pair<std::string, std::string>> query;  // percent-decoded
@@ -90,10 +91,14 @@ struct Limits {
   std::chrono::milliseconds write_timeout{60'000};
   std::chrono::milliseconds idle_timeout{30'000};    // keep-alive wait for the next request
   size_t max_connections = 20'000;
-  size_t max_connections_per_address = 2'000;
+  size_t max_connections_per_address = 2'000;  // IPv6 peers are counted per /64
   size_t io_threads = 2;
   size_t worker_threads = 16;
   size_t max_queued_requests = 4'096;  // beyond: 503 without running the route
+  // All kBuffered bodies being received or handled at once, reserved by
+  // their Content-Length before the first body byte; beyond: 503. Bounds
+  // memory when many clients upload at max_body_bytes together.
+  uint64_t max_buffered_body_bytes = 64ull << 20;
 };
 
 struct ServerOptions {
@@ -112,8 +117,8 @@ struct ServerOptions {
 // Transport counters, for /metrics and tests.
 struct ServerStats {
   uint64_t connections_open = 0;
-  uint64_t connections_accepted = 0;
-  uint64_t connections_refused = 0;  // over a connection cap
+  uint64_t connections_accepted = 0;  // served (not counting refused ones)
+  uint64_t connections_refused = 0;   // over a connection cap, closed before TLS
   uint64_t timeouts = 0;
   uint64_t limit_refusals = 0;  // 411/413/415/431/400-nesting
   uint64_t requests = 0;
@@ -132,7 +137,8 @@ class Server {
   // the bound port. Errors carry the OS reason.
   StatusOr<int> Listen(const std::string& host, int port);
   // Serves until Stop(); then stops accepting, lets in-flight requests
-  // finish (up to write_timeout), closes the rest and returns.
+  // finish (up to write_timeout), closes the rest and returns. Returns at
+  // once if called again. Must have returned before the Server is destroyed.
   void Run();
   // Thread-safe and idempotent; may be called before Run().
   void Stop();

@@ -1,0 +1,1767 @@
+// http server: Beast's HTTP/1.1 parser and Asio's event loop driving OpenSSL
+// on non-blocking sockets.
+//
+// How it holds up (the reasons behind the shape of this file):
+// - A connection is a small state machine on its own strand. At most one
+//   socket wait and one deadline timer are pending for it at any time, and
+//   every phase (handshake, header, body, write, keep-alive idle) has its own
+//   deadline; a timer that fires closes the socket, which aborts the wait.
+// - TLS is SSL_do_handshake/SSL_read/SSL_write on the socket's fd, resumed by
+//   readiness waits, rather than asio::ssl::stream: that stream allocates
+//   34 KiB of record buffers per connection for its whole life, while OpenSSL
+//   with SSL_MODE_RELEASE_BUFFERS holds none between records. Idle and slow
+//   connections are exactly what an attacker multiplies, so an idle
+//   connection here holds no read buffer at all, and a connection that has
+//   not sent a byte yet has no SSL object either.
+// - Bytes go into one bounded flat_buffer per connection and are handed to
+//   Beast's basic_parser, whose callbacks (RequestParser) enforce the request
+//   line, field count and body limits as they parse. Beast's header_limit
+//   bounds the header bytes. Nothing is buffered beyond those bounds.
+// - Routing and limit checks run on the I/O strand (cheap, no user code);
+//   admit and handle run on a WorkerPool with a bounded queue, so a slow
+//   route never stalls I/O and overload is a fast 503.
+// - Error responses that leave request bytes unread close the connection
+//   after a short "lingering close" (TCP half-close, discard a bounded amount
+//   for a bounded time) so the client can read the response before the RST
+//   that closing a socket with unread data would cause.
+#include "http/server.h"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <mutex>
+#include <regex>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/status.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/fd.h"
+
+namespace cce::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ErrorCode = boost::system::error_code;
+using Strand = net::strand<net::io_context::executor_type>;
+using Socket = net::basic_stream_socket<net::ip::tcp, Strand>;
+using Timer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Strand>;
+
+// Header reads start small so a slow client holds little (the buffer doubles
+// as a header grows); body reads match the largest TLS record.
+constexpr size_t kHeaderReadChunk = 1024;
+constexpr size_t kBodyReadChunk = 16 * 1024;
+// One connection moves at most this much per turn before it yields its I/O
+// thread to the others.
+constexpr size_t kIoBudgetPerTurn = 256 * 1024;
+// kToFile bodies get a fresh body_timeout per MiB received.
+constexpr uint64_t kBodyDeadlineStride = 1 << 20;
+// Lingering close: how long and how much we discard before closing. Enough
+// for a client that sends a refused body before reading to see the answer;
+// discarding is a raw read, no decryption.
+constexpr std::chrono::milliseconds kLingerTime{1000};
+constexpr size_t kLingerMaxBytes = 1 << 20;
+constexpr int kListenBacklog = 1024;
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+
+// TLS 1.2: forward-secret key exchange and AEAD only. TLS 1.3 suites are all
+// AEAD and keep OpenSSL's defaults.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+char ToLowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (ToLowerAscii(a[i]) != ToLowerAscii(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string_view ToStd(beast::string_view s) { return {s.data(), s.size()}; }
+
+// The OpenSSL error queue of this thread as text (and emptied): it is
+// per-thread and connections move between threads, so it is never left full.
+std::string TakeOpenSslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown TLS error" : out;
+}
+
+// A key may be encrypted; the server must never prompt on a terminal.
+int RefusePassphrase(char*, int, int, void*) { return 0; }
+
+StatusOr<SslCtxPtr> MakeTlsContext(const std::string& cert_file, const std::string& key_file) {
+  if (cert_file.empty()) return InvalidArgument("tls_cert_chain_file: not set");
+  if (key_file.empty()) return InvalidArgument("tls_key_file: not set");
+  ERR_clear_error();
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return Internal("SSL_CTX_new: " + TakeOpenSslErrors());
+  SSL_CTX* c = ctx.get();
+  if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) {
+    return Internal("TLS settings: " + TakeOpenSslErrors());
+  }
+  // No compression (CRIME), no renegotiation of any kind, our suite order,
+  // and a peer's EOF without close_notify is an ordinary close: we never
+  // read a body up to EOF, so truncation cannot be mistaken for data.
+  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_clear_options(c, SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+  // RELEASE_BUFFERS: no record buffers while idle. The write modes let a
+  // write resume after EAGAIN from wherever the string now lives.
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Resumption works through stateless tickets; a server-side session cache
+  // would be memory a flood of handshakes could fill.
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_default_passwd_cb(c, RefusePassphrase);
+  if (SSL_CTX_use_certificate_chain_file(c, cert_file.c_str()) != 1) {
+    return InvalidArgument("tls_cert_chain_file '" + cert_file + "': " + TakeOpenSslErrors());
+  }
+  if (SSL_CTX_use_PrivateKey_file(c, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return InvalidArgument("tls_key_file '" + key_file + "': " + TakeOpenSslErrors());
+  }
+  if (SSL_CTX_check_private_key(c) != 1) {
+    ERR_clear_error();
+    return InvalidArgument("tls_key_file '" + key_file + "': does not match the certificate in '" +
+                           cert_file + "'");
+  }
+  return ctx;
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Query component decoding as HTML forms do ('+' is a space, as cpp-httplib
+// did). Malformed escapes and NUL bytes are refused rather than guessed at.
+std::optional<std::string> DecodeQueryComponent(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '+') {
+      out += ' ';
+    } else if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = HexDigit(s[i + 1]);
+      int lo = HexDigit(s[i + 2]);
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+bool ParseQuery(std::string_view query, std::vector<std::pair<std::string, std::string>>* out) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    size_t eq = part.find('=');
+    auto key = DecodeQueryComponent(part.substr(0, eq));
+    auto value = DecodeQueryComponent(eq == std::string_view::npos ? std::string_view()
+                                                                    : part.substr(eq + 1));
+    if (!key || !value) return false;
+    out->emplace_back(std::move(*key), std::move(*value));
+  }
+  return true;
+}
+
+bool IsTokenChar(char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+bool IsToken(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), IsTokenChar);
+}
+
+// Field values a route sets: no control characters but HTAB (CR/LF would
+// let a value forge headers or a second response).
+bool IsFieldValue(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+}
+
+std::string_view ReasonPhrase(int status) {
+  auto s = bhttp::int_to_status(static_cast<unsigned>(status));
+  if (s == bhttp::status::unknown) return "Status";
+  return ToStd(bhttp::obsolete_reason(s));
+}
+
+Response ErrorResponse(int status, std::string_view code, std::string_view message) {
+  Response r;
+  r.status = status;
+  r.body = ErrorJson(code, message);
+  return r;
+}
+
+Response InternalErrorResponse() { return ErrorResponse(500, "internal", "internal error"); }
+
+// The connection caps count IPv6 peers per /64: one host is routinely given
+// a whole /64, so counting single addresses would not cap it at all.
+std::string AddressKey(const net::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return a.to_v6().to_v4().to_string();
+  }
+  if (a.is_v6()) {
+    auto bytes = a.to_v6().to_bytes();
+    std::string key = "v6/64:";
+    for (size_t i = 0; i < 8; ++i) {
+      key += "0123456789abcdef"[bytes[i] >> 4];
+      key += "0123456789abcdef"[bytes[i] & 0xf];
+    }
+    return key;
+  }
+  return a.to_string();
+}
+
+std::string AddressText(const net::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return a.to_v6().to_v4().to_string();
+  return a.to_string();
+}
+
+// Anonymous file for a kToFile body: O_TMPFILE where the filesystem has it,
+// else a named temporary file unlinked at once. Either way nothing is left
+// behind if the process dies.
+StatusOr<UniqueFd> OpenAnonymousFile(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    return ErrnoStatus("body_dir '" + dir + "': open(O_TMPFILE)", errno);
+  }
+  std::string path = dir + "/.cce-body-XXXXXX";
+  fd = ::mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("body_dir '" + dir + "': mkostemp", errno);
+  UniqueFd file(fd);
+  if (::unlink(path.c_str()) != 0) return ErrnoStatus("body_dir '" + dir + "': unlink", errno);
+  return file;
+}
+
+// Counts '[' and '{' outside JSON strings across the pieces of a body.
+class NestingScanner {
+ public:
+  // False once the depth exceeds `limit`.
+  bool Scan(std::string_view data, int limit) {
+    for (char c : data) {
+      if (in_string_) {
+        if (escaped_) {
+          escaped_ = false;
+        } else if (c == '\\') {
+          escaped_ = true;
+        } else if (c == '"') {
+          in_string_ = false;
+        }
+        continue;
+      }
+      switch (c) {
+        case '"': in_string_ = true; break;
+        case '[':
+        case '{':
+          if (++depth_ > limit) return false;
+          break;
+        case ']':
+        case '}':
+          if (depth_ > 0) --depth_;
+          break;
+        default: break;
+      }
+    }
+    return true;
+  }
+
+ private:
+  int depth_ = 0;
+  bool in_string_ = false;
+  bool escaped_ = false;
+};
+
+// Why a parse stopped early: the response to send (and, for a server-side
+// failure, the detail for on_event).
+struct Refusal {
+  int status = 400;
+  std::string code;
+  std::string message;
+  std::string detail;
+};
+
+// The error a RequestParser callback sets to stop the parse; the reason is in
+// refusal().
+ErrorCode ParseStopped() {
+  return boost::system::errc::make_error_code(boost::system::errc::operation_canceled);
+}
+
+// Beast's request parser with the callbacks that enforce our limits while it
+// parses: the request line and the field count here (header bytes are
+// Beast's header_limit), and, once a route has picked a body policy, the
+// body cap, JSON nesting and where the body bytes go.
+class RequestParser final : public bhttp::basic_parser<true> {
+ public:
+  // Where body bytes go; set after routing, before the first body byte.
+  struct BodySink {
+    uint64_t cap = 0;
+    int max_nesting = 0;            // 0: not scanned
+    std::string* buffer = nullptr;  // kBuffered
+    int fd = -1;                    // kToFile
+  };
+
+  explicit RequestParser(const Limits& limits) : limits_(limits) {
+    header_limit(static_cast<uint32_t>(
+        std::min<size_t>(limits.max_header_bytes, std::numeric_limits<uint32_t>::max())));
+    // Body caps depend on the route, known only once the header is in; they
+    // are enforced by the body callbacks (Beast's default would refuse any
+    // Content-Length over 1 MiB while still parsing the header). Not
+    // boost::none: Beast 1.74 compares `len > body_limit_`, which an empty
+    // optional makes true for every length.
+    body_limit(std::numeric_limits<uint64_t>::max());
+  }
+
+  void SetBodySink(const BodySink& sink) { sink_ = sink; }
+
+  const std::string& method_text() const { return method_; }
+  const std::string& target_text() const { return target_; }
+  int http_version() const { return version_; }
+  std::vector<Header>& fields() { return fields_; }
+  size_t transfer_encoding_fields() const { return te_fields_; }
+  const std::string& transfer_encoding() const { return te_value_; }
+  uint64_t body_received() const { return received_; }
+  const std::optional<Refusal>& refusal() const { return refusal_; }
+
+ private:
+  void Refuse(ErrorCode& ec, int status, std::string code, std::string message,
+              std::string detail = {}) {
+    refusal_ = Refusal{status, std::move(code), std::move(message), std::move(detail)};
+    ec = ParseStopped();
+  }
+
+  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target,
+                       int version, ErrorCode& ec) override {
+    // method SP request-target SP HTTP/x.y CRLF
+    size_t line = method.size() + 1 + target.size() + 1 + 8 + 2;
+    if (line > limits_.max_request_line_bytes) {
+      Refuse(ec, 414, "uri_too_long",
+             "request line: longer than " + std::to_string(limits_.max_request_line_bytes) +
+                 " bytes");
+      return;
+    }
+    method_.assign(method.data(), method.size());
+    target_.assign(target.data(), target.size());
+    version_ = version;
+  }
+
+  void on_response_impl(int, beast::string_view, int, ErrorCode& ec) override {
+    ec = ParseStopped();  // unreachable: this parses requests
+  }
+
+  void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
+                     ErrorCode& ec) override {
+    if (++field_count_ > limits_.max_header_count) {
+      Refuse(ec, 431, "headers_too_large",
+             "headers: more than " + std::to_string(limits_.max_header_count) + " fields");
+      return;
+    }
+    // Trailers of a chunked body are counted but dropped: admit has already
+    // judged the headers, and a trailer must not add to them afterwards.
+    if (is_header_done()) return;
+    if (name == bhttp::field::transfer_encoding) {
+      ++te_fields_;
+      te_value_.assign(value.data(), value.size());
+    }
+    fields_.push_back(Header{std::string(name_string.data(), name_string.size()),
+                             std::string(value.data(), value.size())});
+  }
+
+  void on_header_impl(ErrorCode&) override {}
+  void on_body_init_impl(const boost::optional<uint64_t>&, ErrorCode&) override {}
+
+  size_t on_body_impl(beast::string_view body, ErrorCode& ec) override { return Absorb(body, ec); }
+
+  void on_chunk_header_impl(uint64_t size, beast::string_view, ErrorCode& ec) override {
+    // Refuse an oversized chunk from its header, before any of it arrives.
+    if (size > sink_.cap - received_) RefuseTooLarge(ec);
+  }
+
+  size_t on_chunk_body_impl(uint64_t, beast::string_view body, ErrorCode& ec) override {
+    return Absorb(body, ec);
+  }
+
+  void on_finish_impl(ErrorCode&) override {}
+
+  void RefuseTooLarge(ErrorCode& ec) {
+    Refuse(ec, 413, "payload_too_large",
+           "body: larger than " + std::to_string(sink_.cap) + " bytes");
+  }
+
+  size_t Absorb(beast::string_view piece, ErrorCode& ec) {
+    // Invariant: received_ <= sink_.cap.
+    if (piece.size() > sink_.cap - received_) {
+      RefuseTooLarge(ec);
+      return 0;
+    }
+    std::string_view data = ToStd(piece);
+    if (sink_.max_nesting > 0 && !nesting_.Scan(data, sink_.max_nesting)) {
+      Refuse(ec, 400, "invalid_argument",
+             "body: nested deeper than " + std::to_string(sink_.max_nesting) + " levels");
+      return 0;
+    }
+    if (sink_.fd >= 0) {
+      Status s = WriteFull(sink_.fd, {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+      if (!s.ok()) {
+        Refuse(ec, 500, "internal", "internal error", "body file: " + s.message());
+        return 0;
+      }
+    } else if (sink_.buffer != nullptr) {
+      sink_.buffer->append(data);
+    } else {
+      // A body where the route takes none; routing refuses these first.
+      Refuse(ec, 413, "payload_too_large", "body: not accepted by this route");
+      return 0;
+    }
+    received_ += data.size();
+    return data.size();
+  }
+
+  const Limits& limits_;
+  std::string method_;
+  std::string target_;
+  int version_ = 11;
+  std::vector<Header> fields_;
+  size_t field_count_ = 0;
+  size_t te_fields_ = 0;
+  std::string te_value_;
+  BodySink sink_;
+  uint64_t received_ = 0;
+  NestingScanner nesting_;
+  std::optional<Refusal> refusal_;
+};
+
+// A fixed set of threads that run route callbacks. The queue of waiting tasks
+// is bounded so that overload becomes a fast 503, never a backlog.
+class WorkerPool {
+ public:
+  explicit WorkerPool(size_t max_queued) : max_queued_(max_queued) {}
+  ~WorkerPool() { Shutdown(); }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Called by Server::Run only.
+  void Start(size_t threads) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+
+  // False when the queue is full or the pool is shut down.
+  bool TryPost(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (shutdown_ || queue_.size() >= max_queued_) return false;
+      queue_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  // Joins the threads; tasks still queued are dropped (by then no connection
+  // is left to answer, see ServerCore::Run).
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    std::deque<std::function<void()>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dropped.swap(queue_);
+    }
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return shutdown_ || !queue_.empty(); });
+        if (shutdown_) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      try {
+        task();
+      } catch (...) {
+        // Tasks catch their callbacks' exceptions; anything here (bad_alloc
+        // while posting the result) drops the connection, whose destructor
+        // closes it.
+      }
+    }
+  }
+
+  const size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  bool shutdown_ = false;                     // guarded by mu_
+  std::vector<std::thread> threads_;          // Start/Shutdown only (the Run thread)
+};
+
+struct CompiledRoute {
+  Route route;
+  std::regex regex;
+  uint64_t max_body_bytes = 0;
+};
+
+class Connection;
+
+// The server's shared state: what Server::Impl is (Connection needs to name
+// it, and Impl is private to Server).
+struct ServerCore {
+  ServerCore(ServerOptions opts, std::vector<CompiledRoute> compiled, SslCtxPtr ctx)
+      : options(std::move(opts)),
+        limits(options.limits),
+        routes(std::move(compiled)),
+        ssl_ctx(std::move(ctx)),
+        ioc(static_cast<int>(limits.io_threads)),
+        accept_strand(net::make_strand(ioc)),
+        acceptor(accept_strand),
+        accept_retry_timer(accept_strand),
+        stop_timer(accept_strand),
+        pool(limits.max_queued_requests) {}
+  ~ServerCore();
+
+  void Run();
+  void Stop();
+  void DoAccept();
+  void OnAccept(const ErrorCode& ec, Socket socket);
+  void BeginShutdown();
+  void ForEachConnection(void (Connection::*fn)());
+
+  // Connection accounting. TryAddConnection counts an accepted socket against
+  // the caps; the Connection's destructor calls RemoveConnection.
+  bool TryAddConnection(const std::string& key);
+  void RemoveConnection(const Connection* c, const std::string& key);
+  bool ReserveBufferedBody(uint64_t bytes);
+  void ReleaseBufferedBody(uint64_t bytes) { buffered_body_bytes.fetch_sub(bytes); }
+
+  // User callbacks never throw into the transport.
+  void Event(std::string_view name, std::string_view detail) noexcept {
+    if (!options.on_event) return;
+    try {
+      options.on_event(name, detail);
+    } catch (...) {
+    }
+  }
+
+  // Declared before ioc: connections destroyed with ioc's pending handlers
+  // use these in their destructors, so they must outlive it.
+  const ServerOptions options;
+  const Limits& limits;
+  const std::vector<CompiledRoute> routes;
+  const SslCtxPtr ssl_ctx;
+
+  std::atomic<uint64_t> open_count{0};  // mirrors live.size() for Stats()
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> timeouts{0};
+  std::atomic<uint64_t> limit_refusals{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> buffered_body_bytes{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> tearing_down{false};  // ~Impl: ioc is going away
+  std::atomic<bool> ran{false};
+
+  std::mutex conn_mu;
+  // Live connections by address (the caps) and by identity (Stop reaches
+  // them through this), guarded by conn_mu.
+  std::unordered_map<std::string, size_t> per_address;
+  std::unordered_map<const Connection*, std::weak_ptr<Connection>> live;
+  size_t counted = 0;  // sockets counted against the caps, guarded by conn_mu
+
+  net::io_context ioc;
+  Strand accept_strand;  // acceptor, accept_retry_timer and stop_timer live on it
+  net::basic_socket_acceptor<net::ip::tcp, Strand> acceptor;
+  Timer accept_retry_timer;
+  Timer stop_timer;
+  WorkerPool pool;
+};
+
+// One client connection. All members are used on the connection's strand
+// only, except req_, route_, body_file_ and the response a worker builds: the
+// strand hands those to a worker (phase kWorker, no I/O pending) and takes
+// them back through a post, which orders the accesses.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(ServerCore& server, Socket socket, std::string address_key,
+             std::string remote_addr)
+      : server_(server),
+        limits_(server.limits),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        address_key_(std::move(address_key)),
+        remote_addr_(std::move(remote_addr)),
+        buffer_(std::max<size_t>(limits_.max_header_bytes, 4096) + kBodyReadChunk) {}
+
+  ~Connection() { server_.RemoveConnection(this, address_key_); }
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Strand executor() { return socket_.get_executor(); }
+
+  // The entry points below run on the connection's strand.
+  void Start() {
+    Guarded([&] {
+      phase_ = Phase::kAwaitTls;
+      ArmDeadline(Deadline::kHandshake, limits_.handshake_timeout);
+      // No SSL object until the client has sent something: a connection
+      // that only opened a socket costs a socket.
+      WaitFor(net::socket_base::wait_read, &Connection::BeginHandshake);
+    });
+  }
+
+  // Server stopping: connections between requests (or still sending a
+  // header) are closed; a request already admitted is let finish.
+  void OnServerStopping() {
+    Guarded([&] {
+      if (phase_ == Phase::kAwaitTls || phase_ == Phase::kHandshake || phase_ == Phase::kIdle ||
+          phase_ == Phase::kHeader || phase_ == Phase::kLinger) {
+        Close();
+      }
+    });
+  }
+
+  void ForceClose() { Close(); }
+
+ private:
+  enum class Phase { kAwaitTls, kHandshake, kIdle, kHeader, kWorker, kBody, kWrite, kLinger, kClosed };
+  enum class Deadline { kNone, kHandshake, kFirstRequest, kIdle, kHeader, kBody, kWrite, kLinger };
+  enum class AfterWrite { kReadBody, kFinish };
+  enum class SslResult { kWantRead, kWantWrite, kClosed, kFailed };
+
+  // Runs `f`, turning any exception into a closed connection: no exception
+  // leaves an Asio handler.
+  template <class F>
+  void Guarded(F&& f) noexcept {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      server_.Event("internal.exception", e.what());
+      Close();
+    } catch (...) {
+      server_.Event("internal.exception", "non-standard exception");
+      Close();
+    }
+  }
+
+  void Close() noexcept {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    ++deadline_gen_;
+    // Freed before the fd is closed: the fd number may be reused at once by
+    // another accept, and this SSL must never touch it again.
+    ssl_.reset();
+    ErrorCode ec;
+    socket_.close(ec);
+    try {
+      timer_.cancel();
+    } catch (...) {
+    }
+  }
+
+  // Resumes `next` once the socket is ready (or closes on error/abort).
+  void WaitFor(net::socket_base::wait_type type, void (Connection::*next)()) {
+    socket_.async_wait(type, [self = shared_from_this(), next](const ErrorCode& ec) {
+      self->Guarded([&] {
+        if (self->phase_ == Phase::kClosed) return;
+        if (ec) {
+          self->Close();
+          return;
+        }
+        (self.get()->*next)();
+      });
+    });
+  }
+
+  // Gives the I/O thread to other connections, then resumes `next`.
+  void Yield(void (Connection::*next)()) {
+    net::post(socket_.get_executor(), [self = shared_from_this(), next] {
+      self->Guarded([&] {
+        if (self->phase_ != Phase::kClosed) (self.get()->*next)();
+      });
+    });
+  }
+
+  void ArmDeadline(Deadline kind, std::chrono::milliseconds after) {
+    deadline_ = kind;
+    uint64_t gen = ++deadline_gen_;
+    timer_.expires_after(after);  // cancels the previous wait
+    timer_.async_wait([self = shared_from_this(), gen](const ErrorCode& ec) {
+      self->Guarded([&] {
+        if (ec || gen != self->deadline_gen_ || self->phase_ == Phase::kClosed) return;
+        self->OnDeadline();
+      });
+    });
+  }
+
+  void DisarmDeadline() {
+    ++deadline_gen_;
+    deadline_ = Deadline::kNone;
+    timer_.cancel();
+  }
+
+  void OnDeadline() {
+    const char* what = nullptr;
+    switch (deadline_) {
+      case Deadline::kHandshake: what = "timeout.handshake"; break;
+      case Deadline::kFirstRequest:
+      case Deadline::kHeader: what = "timeout.header"; break;
+      case Deadline::kBody: what = "timeout.body"; break;
+      case Deadline::kWrite: what = "timeout.write"; break;
+      case Deadline::kIdle:     // keep-alive expiry is routine
+      case Deadline::kLinger:
+      case Deadline::kNone: break;
+    }
+    if (what != nullptr) {
+      ++server_.timeouts;
+      server_.Event(what, remote_addr_);
+    }
+    // A 408 is not attempted: the peer that let a deadline pass is not
+    // reading, and the write could only hold the connection longer.
+    Close();
+  }
+
+  SslResult Classify(int ret) {
+    int saved_errno = errno;
+    int err = SSL_get_error(ssl_.get(), ret);
+    switch (err) {
+      case SSL_ERROR_WANT_READ: return SslResult::kWantRead;
+      case SSL_ERROR_WANT_WRITE: return SslResult::kWantWrite;
+      case SSL_ERROR_ZERO_RETURN: ERR_clear_error(); return SslResult::kClosed;
+      case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0 && (saved_errno == 0 || saved_errno == ECONNRESET ||
+                                      saved_errno == EPIPE)) {
+          return SslResult::kClosed;
+        }
+        ssl_error_ = saved_errno != 0 ? std::strerror(saved_errno) : TakeOpenSslErrors();
+        ERR_clear_error();
+        return SslResult::kFailed;
+      default:
+        ssl_error_ = TakeOpenSslErrors();
+        return SslResult::kFailed;
+    }
+  }
+
+  // Resumes `retry` when the SSL call asks for readiness; else closes.
+  void OnSslStall(SslResult r, void (Connection::*retry)(), const char* failure_event) {
+    switch (r) {
+      case SslResult::kWantRead: WaitFor(net::socket_base::wait_read, retry); return;
+      case SslResult::kWantWrite: WaitFor(net::socket_base::wait_write, retry); return;
+      case SslResult::kClosed: Close(); return;
+      case SslResult::kFailed:
+        if (failure_event != nullptr) server_.Event(failure_event, ssl_error_);
+        Close();
+        return;
+    }
+  }
+
+  // --- TLS handshake -------------------------------------------------------
+
+  void BeginHandshake() {
+    ssl_.reset(SSL_new(server_.ssl_ctx.get()));
+    if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
+      server_.Event("tls.setup_failed", TakeOpenSslErrors());
+      Close();
+      return;
+    }
+    SSL_set_accept_state(ssl_.get());
+    phase_ = Phase::kHandshake;
+    HandshakeStep();
+  }
+
+  void HandshakeStep() {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_.get());
+    if (r == 1) {
+      WaitForRequest(/*first=*/true);
+      return;
+    }
+    OnSslStall(Classify(r), &Connection::HandshakeStep, "tls.handshake_failed");
+  }
+
+  // --- Reading a request ---------------------------------------------------
+
+  void WaitForRequest(bool first) {
+    phase_ = Phase::kIdle;
+    if (server_.stopping) {
+      Close();
+      return;
+    }
+    if (buffer_.size() > 0 || SSL_has_pending(ssl_.get()) == 1) {
+      BeginHeader();  // pipelined: the next request is already here
+      return;
+    }
+    // Idle connections hold no read buffer.
+    buffer_.shrink_to_fit();
+    // A fresh connection gets header_timeout to start its first request (it
+    // has no reason to wait); a kept-alive one idle_timeout.
+    if (first) {
+      ArmDeadline(Deadline::kFirstRequest, limits_.header_timeout);
+    } else {
+      ArmDeadline(Deadline::kIdle, limits_.idle_timeout);
+    }
+    WaitFor(net::socket_base::wait_read, &Connection::BeginHeader);
+  }
+
+  // The first bytes of a request are readable: header_timeout runs from now
+  // to the end of its header, however slowly they come.
+  void BeginHeader() {
+    phase_ = Phase::kHeader;
+    ArmDeadline(Deadline::kHeader, limits_.header_timeout);
+    parser_.emplace(limits_);
+    read_chunk_ = kHeaderReadChunk;
+    ReadLoop();
+  }
+
+  // Feeds buffered bytes to the parser and reads more until the parser has a
+  // header (kHeader) or a whole body (kBody).
+  void ReadLoop() {
+    size_t budget = kIoBudgetPerTurn;
+    for (;;) {
+      if (buffer_.size() > 0) {
+        ErrorCode ec;
+        size_t used = parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == bhttp::error::need_more) ec = {};
+        if (ec) {
+          OnParseError(ec);
+          return;
+        }
+        if (phase_ == Phase::kHeader && parser_->is_header_done()) {
+          OnHeader();
+          return;
+        }
+        if (phase_ == Phase::kBody) {
+          MaybeExtendBodyDeadline();
+          if (parser_->is_done()) {
+            OnBodyDone();
+            return;
+          }
+        }
+        if (used > 0 && buffer_.size() > 0) continue;
+      }
+      if (budget == 0) {
+        Yield(&Connection::ReadLoop);
+        return;
+      }
+      size_t room = buffer_.max_size() - buffer_.size();
+      if (room == 0) {
+        // Beast's header_limit is below the buffer size, so this is a chunk
+        // header line that does not fit.
+        Refuse(400, "invalid_argument", "body: malformed chunked encoding", /*limit=*/false);
+        return;
+      }
+      auto dst = buffer_.prepare(std::min(room, read_chunk_));
+      ERR_clear_error();
+      int n = SSL_read(ssl_.get(), dst.data(), static_cast<int>(dst.size()));
+      if (n > 0) {
+        buffer_.commit(static_cast<size_t>(n));
+        budget -= std::min(budget, static_cast<size_t>(n));
+        continue;
+      }
+      OnSslStall(Classify(n), &Connection::ReadLoop, nullptr);
+      return;
+    }
+  }
+
+  void OnParseError(const ErrorCode& ec) {
+    if (const auto& r = parser_->refusal()) {
+      if (!r->detail.empty()) server_.Event("body.write_failed", r->detail);
+      Refuse(r->status, r->code, r->message, /*limit=*/r->status != 500);
+      return;
+    }
+    if (ec == bhttp::error::header_limit) {
+      Refuse(431, "headers_too_large",
+             "headers: larger than " + std::to_string(limits_.max_header_bytes) + " bytes",
+             /*limit=*/true);
+      return;
+    }
+    // Anything else Beast refuses (bad method, target, field, version,
+    // conflicting Content-Length/Transfer-Encoding, bad chunk) leaves the
+    // stream unsynchronised: answer and close.
+    server_.Event("request.malformed", ec.message());
+    Refuse(400, "invalid_argument", "malformed request", /*limit=*/false);
+  }
+
+  void OnHeader() {
+    DisarmDeadline();
+    header_done_at_ = Clock::now();
+    ++server_.requests;
+    RequestParser& p = *parser_;
+    keep_alive_ = p.keep_alive();
+    body_announced_ = p.chunked() || p.content_length().value_or(0) > 0;
+    body_complete_ = !body_announced_;
+
+    req_.method = p.method_text();
+    req_.headers = std::move(p.fields());
+    req_.remote_addr = remote_addr_;
+    head_ = req_.method == "HEAD";
+
+    std::string_view target = p.target_text();
+    if (target.empty() || target.front() != '/') {
+      Refuse(400, "invalid_argument", "request target: must be a path", false);
+      return;
+    }
+    size_t q = target.find('?');
+    req_.path = std::string(target.substr(0, q));
+    if (q != std::string_view::npos && !ParseQuery(target.substr(q + 1), &req_.query)) {
+      Refuse(400, "invalid_argument", "query: invalid percent-encoding", false);
+      return;
+    }
+    // Transfer codings other than a lone "chunked" would make the body's
+    // length a matter of interpretation (request smuggling); Beast treats an
+    // unknown coding as "no body", so it is refused here.
+    if (p.transfer_encoding_fields() > 0 &&
+        !(p.transfer_encoding_fields() == 1 && p.chunked() &&
+          IEquals(Trim(p.transfer_encoding()), "chunked"))) {
+      body_complete_ = false;  // unknown length: the connection must close
+      Refuse(501, "not_implemented", "transfer-encoding: only chunked is supported", true);
+      return;
+    }
+    if (p.http_version() == 11) {
+      for (const Header& h : req_.headers) {
+        if (IEquals(h.name, "expect") && IEquals(Trim(h.value), "100-continue")) {
+          expect_continue_ = true;
+        }
+      }
+    }
+    if (!SelectRoute()) return;
+
+    if (body_announced_) {
+      for (const Header& h : req_.headers) {
+        if (IEquals(h.name, "content-encoding") && !IEquals(Trim(h.value), "identity")) {
+          Refuse(415, "unsupported_media_type", "content-encoding: encoded bodies are not accepted",
+                 true);
+          return;
+        }
+      }
+      auto length = p.content_length();
+      switch (route_->route.body) {
+        case BodyPolicy::kNone:
+          Refuse(413, "payload_too_large", "body: not accepted by this route", true);
+          return;
+        case BodyPolicy::kBuffered:
+          if (!length) {
+            Refuse(411, "length_required", "body: Content-Length required (chunked not accepted)",
+                   true);
+            return;
+          }
+          [[fallthrough]];
+        case BodyPolicy::kToFile:
+          if (length && *length > route_->max_body_bytes) {
+            Refuse(413, "payload_too_large",
+                   "body: larger than " + std::to_string(route_->max_body_bytes) + " bytes", true);
+            return;
+          }
+          break;
+      }
+    }
+
+    if (route_->route.admit) {
+      Offload(&Connection::RunAdmit);
+    } else {
+      StartBody();
+    }
+  }
+
+  // Picks the route for req_ (filling captures) or answers 404/405.
+  bool SelectRoute() {
+    std::string allowed;
+    std::smatch m;
+    for (const CompiledRoute& r : server_.routes) {
+      if (!std::regex_match(req_.path, m, r.regex)) continue;
+      bool method_ok = r.route.method == req_.method || (head_ && r.route.method == "GET");
+      if (method_ok) {
+        route_ = &r;
+        for (size_t i = 1; i < m.size(); ++i) req_.captures.push_back(m[i].str());
+        return true;
+      }
+      if (allowed.find(r.route.method) == std::string::npos) {
+        if (!allowed.empty()) allowed += ", ";
+        allowed += r.route.method;
+        if (r.route.method == "GET") allowed += ", HEAD";
+      }
+    }
+    if (allowed.empty()) {
+      Respond(ErrorResponse(404, "not_found", "no such resource"));
+    } else {
+      Response r = ErrorResponse(405, "method_not_allowed", "method not allowed for this resource");
+      r.headers.push_back({"Allow", allowed});
+      Respond(std::move(r));
+    }
+    return false;
+  }
+
+  // Runs a route callback on the worker pool; a full queue is a 503.
+  void Offload(void (Connection::*task)()) {
+    phase_ = Phase::kWorker;
+    bool queued = server_.pool.TryPost([self = shared_from_this(), task] {
+      (self.get()->*task)();
+    });
+    if (!queued) {
+      server_.Event("worker.queue_full", remote_addr_);
+      Respond(ErrorResponse(503, "unavailable", "server busy, retry later"));
+    }
+  }
+
+  // Hands a worker's result back to the strand.
+  void PostResult(void (Connection::*next)(std::optional<Response>), std::optional<Response> r) {
+    net::post(socket_.get_executor(), [self = shared_from_this(), next, r = std::move(r)]() mutable {
+      self->Guarded([&] {
+        if (self->phase_ != Phase::kClosed) (self.get()->*next)(std::move(r));
+      });
+    });
+  }
+
+  // Worker thread.
+  void RunAdmit() {
+    std::optional<Response> verdict;
+    try {
+      verdict = route_->route.admit(req_);
+    } catch (const std::exception& e) {
+      server_.Event("handler.exception", e.what());
+      verdict = InternalErrorResponse();
+    } catch (...) {
+      server_.Event("handler.exception", "non-standard exception");
+      verdict = InternalErrorResponse();
+    }
+    PostResult(&Connection::OnAdmitted, std::move(verdict));
+  }
+
+  void OnAdmitted(std::optional<Response> verdict) {
+    if (verdict) {
+      Respond(std::move(*verdict));
+    } else {
+      StartBody();
+    }
+  }
+
+  void StartBody() {
+    RequestParser::BodySink sink;
+    sink.cap = route_->max_body_bytes;
+    if (route_->route.body == BodyPolicy::kToFile) {
+      // Created even for an empty body, so the route always gets a file.
+      auto file = OpenAnonymousFile(route_->route.body_dir);
+      if (!file.ok()) {
+        server_.Event("body.tmpfile_failed", file.status().message());
+        Respond(InternalErrorResponse());
+        return;
+      }
+      body_file_ = std::move(file).value();
+      sink.fd = body_file_.get();
+    } else if (route_->route.body == BodyPolicy::kBuffered && body_announced_) {
+      uint64_t length = parser_->content_length().value_or(0);
+      if (!server_.ReserveBufferedBody(length)) {
+        server_.Event("body.budget_exhausted", remote_addr_);
+        Respond(ErrorResponse(503, "unavailable", "server busy, retry later"));
+        return;
+      }
+      reserved_body_bytes_ = length;
+      req_.body.reserve(length);
+      sink.buffer = &req_.body;
+      sink.max_nesting = route_->route.max_nesting;
+    }
+    if (!body_announced_) {
+      OnBodyDone();
+      return;
+    }
+    parser_->SetBodySink(sink);
+    if (expect_continue_) {
+      // Only now, with admit passed, is the client invited to send.
+      segments_[0] = "HTTP/1.1 100 Continue\r\n\r\n";
+      segments_[1].clear();
+      StartWrite(AfterWrite::kReadBody);
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    phase_ = Phase::kBody;
+    ArmDeadline(Deadline::kBody, limits_.body_timeout);
+    body_deadline_mark_ = parser_->body_received();
+    read_chunk_ = kBodyReadChunk;
+    ReadLoop();
+  }
+
+  void MaybeExtendBodyDeadline() {
+    if (route_->route.body != BodyPolicy::kToFile) return;
+    uint64_t received = parser_->body_received();
+    if (received - body_deadline_mark_ >= kBodyDeadlineStride) {
+      body_deadline_mark_ = received;
+      ArmDeadline(Deadline::kBody, limits_.body_timeout);
+    }
+  }
+
+  void OnBodyDone() {
+    DisarmDeadline();
+    body_complete_ = true;
+    req_.body_size = parser_->body_received();
+    if (body_file_.valid()) {
+      if (::lseek(body_file_.get(), 0, SEEK_SET) != 0) {
+        server_.Event("body.write_failed", ErrnoStatus("body file: lseek", errno).message());
+        Respond(InternalErrorResponse());
+        return;
+      }
+      req_.body_fd = body_file_.get();
+    }
+    Offload(&Connection::RunHandle);
+  }
+
+  // Worker thread.
+  void RunHandle() {
+    Response resp;
+    try {
+      resp = route_->route.handle(req_);
+    } catch (const std::exception& e) {
+      server_.Event("handler.exception", e.what());
+      resp = InternalErrorResponse();
+    } catch (...) {
+      server_.Event("handler.exception", "non-standard exception");
+      resp = InternalErrorResponse();
+    }
+    body_file_.reset();
+    req_.body_fd = -1;
+    PostResult(&Connection::OnHandled, std::move(resp));
+  }
+
+  void OnHandled(std::optional<Response> resp) { Respond(std::move(*resp)); }
+
+  // --- Writing a response --------------------------------------------------
+
+  // A transport-level refusal. `limit` counts it in Stats().limit_refusals.
+  // Unless the whole request has been read, the connection closes after it.
+  void Refuse(int status, std::string_view code, std::string_view message, bool limit) {
+    if (limit) ++server_.limit_refusals;
+    force_close_ = true;
+    Respond(ErrorResponse(status, code, message));
+  }
+
+  // Checks what a route returned; a malformed response is a server error,
+  // never bytes on the wire.
+  bool ValidResponse(const Response& r, std::string* why) {
+    if (r.status < 200 || r.status > 599) {
+      *why = "status " + std::to_string(r.status);
+      return false;
+    }
+    if (!IsFieldValue(r.content_type)) {
+      *why = "content type";
+      return false;
+    }
+    for (const Header& h : r.headers) {
+      if (!IsToken(h.name) || !IsFieldValue(h.value)) {
+        *why = "header field";
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void Respond(Response resp) {
+    std::string why;
+    if (!ValidResponse(resp, &why)) {
+      server_.Event("handler.bad_response", why);
+      resp = InternalErrorResponse();
+    }
+    bool close = resp.close || force_close_ || !keep_alive_ || server_.stopping ||
+                 (body_announced_ && !body_complete_);
+    status_ = resp.status;
+    bool no_body = resp.status == 204 || resp.status == 304;
+
+    std::string& head = segments_[0];
+    head.clear();
+    head += "HTTP/1.1 ";
+    head += std::to_string(resp.status);
+    head += ' ';
+    head += ReasonPhrase(resp.status);
+    head += "\r\n";
+    if (!no_body) {
+      if (!resp.body.empty() && !resp.content_type.empty()) {
+        head += "Content-Type: " + resp.content_type + "\r\n";
+      }
+      head += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
+    }
+    for (const Header& h : resp.headers) {
+      // The server frames the message itself.
+      if (IEquals(h.name, "content-length") || IEquals(h.name, "transfer-encoding") ||
+          IEquals(h.name, "connection")) {
+        continue;
+      }
+      head += h.name + ": " + h.value + "\r\n";
+    }
+    if (close) {
+      head += "Connection: close\r\n";
+    } else if (parser_ && parser_->http_version() == 10) {
+      head += "Connection: keep-alive\r\n";
+    }
+    head += "\r\n";
+    segments_[1].clear();
+    if (!no_body && !head_) {
+      // Small bodies go in the same TLS record as the head.
+      if (resp.body.size() <= kBodyReadChunk) {
+        head += resp.body;
+      } else {
+        segments_[1] = std::move(resp.body);
+      }
+    }
+    close_after_write_ = close;
+    StartWrite(AfterWrite::kFinish);
+  }
+
+  void StartWrite(AfterWrite after) {
+    phase_ = Phase::kWrite;
+    after_write_ = after;
+    segment_ = 0;
+    offset_ = 0;
+    ArmDeadline(Deadline::kWrite, limits_.write_timeout);
+    WriteLoop();
+  }
+
+  void WriteLoop() {
+    size_t budget = kIoBudgetPerTurn;
+    for (;;) {
+      if (segment_ == segments_.size()) {
+        OnWriteDone();
+        return;
+      }
+      const std::string& s = segments_[segment_];
+      if (offset_ == s.size()) {
+        ++segment_;
+        offset_ = 0;
+        continue;
+      }
+      if (budget == 0) {
+        Yield(&Connection::WriteLoop);
+        return;
+      }
+      size_t len = std::min<size_t>(s.size() - offset_, 1 << 20);
+      ERR_clear_error();
+      int n = SSL_write(ssl_.get(), s.data() + offset_, static_cast<int>(len));
+      if (n > 0) {
+        offset_ += static_cast<size_t>(n);
+        budget -= std::min(budget, static_cast<size_t>(n));
+        continue;
+      }
+      OnSslStall(Classify(n), &Connection::WriteLoop, nullptr);
+      return;
+    }
+  }
+
+  void OnWriteDone() {
+    DisarmDeadline();
+    if (after_write_ == AfterWrite::kReadBody) {
+      ReadBody();
+      return;
+    }
+    ReportRequest();
+    bool close = close_after_write_;
+    EndRequest();
+    if (close) {
+      LingeringClose();
+    } else {
+      WaitForRequest(/*first=*/false);
+    }
+  }
+
+  void ReportRequest() noexcept {
+    if (!server_.options.on_request) return;
+    try {
+      double seconds = 0;
+      if (header_done_at_ != Clock::time_point()) {
+        seconds = std::chrono::duration<double>(Clock::now() - header_done_at_).count();
+      }
+      server_.options.on_request(req_, route_ != nullptr ? route_->route.pattern : "", status_,
+                                 seconds);
+    } catch (...) {
+    }
+  }
+
+  // Frees what the request held so a kept-alive connection carries nothing.
+  void EndRequest() {
+    server_.ReleaseBufferedBody(reserved_body_bytes_);
+    reserved_body_bytes_ = 0;
+    body_file_.reset();
+    req_ = Request();
+    route_ = nullptr;
+    parser_.reset();
+    segments_[0] = std::string();
+    segments_[1] = std::string();
+    header_done_at_ = Clock::time_point();
+    head_ = body_announced_ = body_complete_ = expect_continue_ = keep_alive_ = false;
+    force_close_ = false;
+    status_ = 0;
+  }
+
+  // Half-closes and discards what the client still sends, for a moment, so
+  // it can read our response before the close turns into a reset.
+  void LingeringClose() {
+    if (server_.stopping) {
+      Close();
+      return;
+    }
+    phase_ = Phase::kLinger;
+    ERR_clear_error();
+    SSL_shutdown(ssl_.get());  // one attempt at close_notify; no waiting for the peer's
+    ERR_clear_error();
+    ssl_.reset();
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    ErrorCode ec;
+    socket_.shutdown(net::socket_base::shutdown_send, ec);
+    linger_discarded_ = 0;
+    ArmDeadline(Deadline::kLinger, std::min(kLingerTime, limits_.write_timeout));
+    LingerLoop();
+  }
+
+  void LingerLoop() {
+    size_t budget = kIoBudgetPerTurn;
+    for (;;) {
+      std::array<char, 4096> scratch;
+      ErrorCode ec;
+      size_t n = socket_.read_some(net::buffer(scratch), ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        WaitFor(net::socket_base::wait_read, &Connection::LingerLoop);
+        return;
+      }
+      linger_discarded_ += n;
+      if (ec || linger_discarded_ > kLingerMaxBytes) {
+        Close();
+        return;
+      }
+      budget -= std::min(budget, n);
+      if (budget == 0) {
+        Yield(&Connection::LingerLoop);
+        return;
+      }
+    }
+  }
+
+  ServerCore& server_;
+  const Limits& limits_;
+  Socket socket_;  // declared before ssl_: the SSL is freed first
+  Timer timer_;
+  SslPtr ssl_;
+  const std::string address_key_;
+  const std::string remote_addr_;
+  beast::flat_buffer buffer_;
+  size_t read_chunk_ = kHeaderReadChunk;
+
+  Phase phase_ = Phase::kAwaitTls;
+  Deadline deadline_ = Deadline::kNone;
+  uint64_t deadline_gen_ = 0;  // a fired timer whose generation is stale is ignored
+  std::string ssl_error_;
+
+  // The current request.
+  std::optional<RequestParser> parser_;
+  Request req_;
+  const CompiledRoute* route_ = nullptr;
+  UniqueFd body_file_;
+  uint64_t reserved_body_bytes_ = 0;
+  uint64_t body_deadline_mark_ = 0;
+  Clock::time_point header_done_at_;
+  bool head_ = false;
+  bool body_announced_ = false;
+  bool body_complete_ = false;
+  bool expect_continue_ = false;
+  bool keep_alive_ = false;
+  bool force_close_ = false;
+  int status_ = 0;
+
+  // The response being written: head (with a small body) and a large body.
+  std::array<std::string, 2> segments_;
+  size_t segment_ = 0;
+  size_t offset_ = 0;
+  AfterWrite after_write_ = AfterWrite::kFinish;
+  bool close_after_write_ = false;
+  size_t linger_discarded_ = 0;
+};
+
+// --- ServerCore ---------------------------------------------------------------
+
+ServerCore::~ServerCore() {
+  stopping = true;
+  tearing_down = true;
+  pool.Shutdown();
+  ErrorCode ec;
+  acceptor.close(ec);
+  // ioc, declared after the accounting members, is destroyed before them;
+  // destroying its pending handlers destroys the last connections.
+}
+
+bool ServerCore::TryAddConnection(const std::string& key) {
+  std::lock_guard<std::mutex> lock(conn_mu);
+  if (counted >= limits.max_connections) return false;
+  size_t& n = per_address[key];
+  if (n >= limits.max_connections_per_address) return false;
+  ++n;
+  ++counted;
+  ++open_count;
+  return true;
+}
+
+void ServerCore::RemoveConnection(const Connection* c, const std::string& key) {
+  bool drained = false;
+  {
+    std::lock_guard<std::mutex> lock(conn_mu);
+    if (c != nullptr) live.erase(c);
+    auto it = per_address.find(key);
+    if (it != per_address.end() && --it->second == 0) per_address.erase(it);
+    --counted;
+    --open_count;
+    drained = counted == 0;
+  }
+  if (drained && stopping && !tearing_down) ioc.stop();
+}
+
+bool ServerCore::ReserveBufferedBody(uint64_t bytes) {
+  uint64_t cur = buffered_body_bytes.load();
+  do {
+    if (bytes > limits.max_buffered_body_bytes || cur > limits.max_buffered_body_bytes - bytes) {
+      return false;
+    }
+  } while (!buffered_body_bytes.compare_exchange_weak(cur, cur + bytes));
+  return true;
+}
+
+void ServerCore::DoAccept() {
+  acceptor.async_accept(
+      net::make_strand(ioc),
+      net::bind_executor(accept_strand, [this](const ErrorCode& ec, Socket socket) {
+        try {
+          OnAccept(ec, std::move(socket));
+        } catch (const std::exception& e) {
+          Event("internal.exception", e.what());
+        } catch (...) {
+          Event("internal.exception", "non-standard exception");
+        }
+      }));
+}
+
+void ServerCore::OnAccept(const ErrorCode& ec, Socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+  if (ec) {
+    // Usually EMFILE/ENFILE: retry shortly rather than spin.
+    Event("accept.failed", ec.message());
+    accept_retry_timer.expires_after(kAcceptRetryDelay);
+    accept_retry_timer.async_wait([this](const ErrorCode& wait_ec) {
+      if (!wait_ec && acceptor.is_open()) DoAccept();
+    });
+    return;
+  }
+  ErrorCode peer_ec;
+  auto peer = socket.remote_endpoint(peer_ec);
+  if (peer_ec || stopping) {
+    DoAccept();
+    return;  // the socket closes as it goes out of scope
+  }
+  std::string key = AddressKey(peer.address());
+  if (!TryAddConnection(key)) {
+    ++refused;
+    Event("connection.refused", AddressText(peer.address()));
+    DoAccept();
+    return;
+  }
+  ErrorCode opt_ec;
+  socket.set_option(net::ip::tcp::no_delay(true), opt_ec);
+  if (!opt_ec) socket.non_blocking(true, opt_ec);
+  if (opt_ec) {
+    RemoveConnection(nullptr, key);
+    DoAccept();
+    return;
+  }
+  ++accepted;
+  std::shared_ptr<Connection> conn;
+  try {
+    conn = std::make_shared<Connection>(*this, std::move(socket), key, AddressText(peer.address()));
+  } catch (...) {
+    RemoveConnection(nullptr, key);
+    throw;
+  }
+  {
+    std::lock_guard<std::mutex> lock(conn_mu);
+    live.emplace(conn.get(), conn);
+  }
+  net::post(conn->executor(), [conn] { conn->Start(); });
+  DoAccept();
+}
+
+void ServerCore::ForEachConnection(void (Connection::*fn)()) {
+  std::vector<std::weak_ptr<Connection>> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(conn_mu);
+    snapshot.reserve(live.size());
+    for (auto& [ptr, weak] : live) snapshot.push_back(weak);
+  }
+  for (auto& weak : snapshot) {
+    if (auto c = weak.lock()) net::post(c->executor(), [c, fn] { (c.get()->*fn)(); });
+  }
+}
+
+void ServerCore::BeginShutdown() {
+  ErrorCode ec;
+  acceptor.close(ec);
+  accept_retry_timer.cancel();
+  ForEachConnection(&Connection::OnServerStopping);
+  // In-flight requests get write_timeout to finish; then everything closes.
+  stop_timer.expires_after(limits.write_timeout);
+  stop_timer.async_wait([this](const ErrorCode& wait_ec) {
+    if (!wait_ec) ForEachConnection(&Connection::ForceClose);
+  });
+  bool drained = false;
+  {
+    std::lock_guard<std::mutex> lock(conn_mu);
+    drained = counted == 0;
+  }
+  if (drained) ioc.stop();
+}
+
+void ServerCore::Stop() {
+  if (stopping.exchange(true)) return;
+  net::post(accept_strand, [this] {
+    try {
+      BeginShutdown();
+    } catch (...) {
+      ioc.stop();
+    }
+  });
+}
+
+void ServerCore::Run() {
+  if (ran.exchange(true)) return;
+  auto work = net::make_work_guard(ioc);
+  std::vector<std::thread> threads;
+  try {
+    pool.Start(limits.worker_threads);
+    for (size_t i = 0; i < limits.io_threads; ++i) {
+      threads.emplace_back([this] {
+        // OpenSSL writes to sockets with write(2); a peer that has gone
+        // away must be an EPIPE here, not a SIGPIPE for the process.
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
+        for (;;) {
+          try {
+            ioc.run();
+            return;
+          } catch (const std::exception& e) {
+            Event("internal.exception", e.what());
+          } catch (...) {
+            Event("internal.exception", "non-standard exception");
+          }
+        }
+      });
+    }
+  } catch (const std::exception& e) {
+    Event("server.thread_start_failed", e.what());
+    Stop();
+    if (threads.empty()) ioc.stop();
+  }
+  for (auto& t : threads) t.join();
+  pool.Shutdown();
+}
+
+}  // namespace
+
+struct Server::Impl final : ServerCore {
+  using ServerCore::ServerCore;
+};
+
+// --- Server ------------------------------------------------------------------
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+
+StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options, std::vector<Route> routes) {
+  const Limits& l = options.limits;
+  if (l.io_threads == 0) return InvalidArgument("limits.io_threads: must be at least 1");
+  if (l.worker_threads == 0) return InvalidArgument("limits.worker_threads: must be at least 1");
+  if (l.max_queued_requests == 0) {
+    return InvalidArgument("limits.max_queued_requests: must be at least 1");
+  }
+  if (l.max_header_bytes < 256) return InvalidArgument("limits.max_header_bytes: below 256");
+  if (l.max_connections == 0 || l.max_connections_per_address == 0) {
+    return InvalidArgument("limits.max_connections*: must be at least 1");
+  }
+  std::vector<CompiledRoute> compiled;
+  compiled.reserve(routes.size());
+  for (size_t i = 0; i < routes.size(); ++i) {
+    Route& r = routes[i];
+    std::string where = "route " + std::to_string(i) + " '" + r.method + " " + r.pattern + "'";
+    if (!IsToken(r.method)) return InvalidArgument(where + ": method is not an HTTP token");
+    if (!r.handle) return InvalidArgument(where + ": handle is not set");
+    if (r.body == BodyPolicy::kToFile && r.body_dir.empty()) {
+      return InvalidArgument(where + ": body_dir is required for BodyPolicy::kToFile");
+    }
+    CompiledRoute c;
+    try {
+      c.regex = std::regex(r.pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return InvalidArgument(where + ": pattern: " + e.what());
+    }
+    c.max_body_bytes = r.max_body_bytes != 0 ? r.max_body_bytes : l.max_body_bytes;
+    c.route = std::move(r);
+    compiled.push_back(std::move(c));
+  }
+  ASSIGN_OR_RETURN(SslCtxPtr ctx,
+                   MakeTlsContext(options.tls_cert_chain_file, options.tls_key_file));
+  return std::unique_ptr<Server>(
+      new Server(std::make_unique<Impl>(std::move(options), std::move(compiled), std::move(ctx))));
+}
+
+StatusOr<int> Server::Listen(const std::string& host, int port) {
+  Impl& s = *impl_;
+  std::string where = "listen on " + host + ":" + std::to_string(port);
+  if (port < 0 || port > 65535) return InvalidArgument(where + ": port out of range");
+  if (s.acceptor.is_open()) return FailedPrecondition(where + ": already listening");
+  ErrorCode ec;
+  net::ip::address addr = net::ip::make_address(host, ec);
+  if (ec) {
+    net::ip::tcp::resolver resolver(s.ioc);
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty()) {
+      return Status(StatusCode::kIo, where + ": resolve: " + (ec ? ec.message() : "no address"));
+    }
+    addr = results.begin()->endpoint().address();
+  }
+  net::ip::tcp::endpoint endpoint(addr, static_cast<unsigned short>(port));
+  auto fail = [&](const char* step) {
+    ErrorCode close_ec;
+    s.acceptor.close(close_ec);
+    return Status(StatusCode::kIo, where + ": " + step + ": " + ec.message());
+  };
+  s.acceptor.open(endpoint.protocol(), ec);
+  if (ec) return fail("socket");
+  // SO_REUSEADDR only: restarts need not wait out TIME_WAIT. Never
+  // SO_REUSEPORT, which would let a second process share the port.
+  s.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (ec) return fail("SO_REUSEADDR");
+  s.acceptor.bind(endpoint, ec);
+  if (ec) return fail("bind");
+  s.acceptor.listen(kListenBacklog, ec);
+  if (ec) return fail("listen");
+  auto local = s.acceptor.local_endpoint(ec);
+  if (ec) return fail("getsockname");
+  net::post(s.accept_strand, [&s] {
+    try {
+      s.DoAccept();
+    } catch (const std::exception& e) {
+      s.Event("internal.exception", e.what());
+    }
+  });
+  return static_cast<int>(local.port());
+}
+
+void Server::Run() { impl_->Run(); }
+
+void Server::Stop() { impl_->Stop(); }
+
+ServerStats Server::Stats() const {
+  const Impl& s = *impl_;
+  ServerStats st;
+  st.connections_open = s.open_count.load();
+  st.connections_accepted = s.accepted.load();
+  st.connections_refused = s.refused.load();
+  st.timeouts = s.timeouts.load();
+  st.limit_refusals = s.limit_refusals.load();
+  st.requests = s.requests.load();
+  return st;
+}
+
+// --- Request, ErrorJson --------------------------------------------------------
+
+std::optional<std::string> Request::HeaderValue(std::string_view name) const {
+  for (const Header& h : headers) {
+    if (IEquals(h.name, name)) return h.value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Request::QueryValue(std::string_view key) const {
+  for (const auto& [k, v] : query) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+std::string ErrorJson(std::string_view code, std::string_view message) {
+  nlohmann::json j = {{"error", {{"code", std::string(code)}, {"message", std::string(message)}}}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace cce::http
