@@ -1,21 +1,20 @@
 #include "agent/kbs_client.h"
 
-#include <httplib.h>
-
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "crypto/jwe.h"
+#include "http/client.h"
 
 namespace cce::agent {
 namespace {
 
 using nlohmann::json;
 
-Status Refusal(const std::string& step, const httplib::Result& r) {
-  if (!r) {
-    return {StatusCode::kUnavailable,
-            step + ": cannot reach the plane: " + httplib::to_string(r.error())};
-  }
+// A transport failure keeps http::Client's words and code ("cannot reach
+// the plane at URL: ..."); an HTTP error carries the plane's message.
+Status Refusal(const std::string& step, const StatusOr<http::ClientResponse>& r) {
+  if (!r.ok()) return r.status().WithContext(step);
   json body = json::parse(r->body, nullptr, false);
   std::string message = "HTTP " + std::to_string(r->status);
   if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
@@ -28,10 +27,15 @@ Status Refusal(const std::string& step, const httplib::Result& r) {
   return {code, step + ": " + message};
 }
 
-StatusOr<json> PostJson(httplib::Client& http, const std::string& step, const std::string& path,
+StatusOr<json> PostJson(http::Client& client, const std::string& step, const std::string& path,
                         const json& body) {
-  auto r = http.Post(path, body.dump(), "application/json");
-  if (!r || r->status != 200) return Refusal(step, r);
+  http::ClientRequest req;
+  req.method = "POST";
+  req.target = path;
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = body.dump();
+  auto r = client.Send(req);
+  if (!r.ok() || r->status != 200) return Refusal(step, r);
   json j = json::parse(r->body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Internal(step + ": the plane sent no JSON object");
   return j;
@@ -48,13 +52,12 @@ ReportData KbsReportData(crypto::ByteSpan nonce, crypto::ByteSpan tee_public_key
 StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::string& credential,
                                        const std::vector<std::string>& datasets,
                                        QuoteProvider& quotes) {
-  httplib::Client http(plane.plane_url);
-  http.set_ca_cert_path(plane.ca_file.c_str());
-  http.enable_server_certificate_verification(true);
-  http.set_connection_timeout(10);
-  http.set_read_timeout(60);
-  http.set_keep_alive(true);
-  http.set_tcp_nodelay(true);
+  http::ClientOptions options;
+  options.base_url = plane.plane_url;
+  options.ca_file = plane.ca_file;
+  options.connect_timeout = std::chrono::seconds(10);
+  options.stall_timeout = std::chrono::seconds(60);
+  ASSIGN_OR_RETURN(http::Client http, http::Client::Create(std::move(options)));
 
   ASSIGN_OR_RETURN(json auth,
                    PostJson(http, "kbs auth", "/kbs/v0/auth", {{"credential", credential}}));
@@ -77,10 +80,12 @@ StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::stri
   if (attested.contains("tcb_status") && attested["tcb_status"].is_string()) {
     out.tcb_status = attested["tcb_status"].get<std::string>();
   }
-  httplib::Headers h = {{"Authorization", "Bearer " + out.session}};
   for (const std::string& name : datasets) {
-    auto r = http.Get("/kbs/v0/resource/" + name + "/key", h);
-    if (!r || r->status != 200) return Refusal("kbs resource " + name, r);
+    http::ClientRequest req;
+    req.target = "/kbs/v0/resource/" + http::UrlEncode(name) + "/key";
+    req.headers = {{"Authorization", "Bearer " + out.session}};
+    auto r = http.Send(req);
+    if (!r.ok() || r->status != 200) return Refusal("kbs resource " + name, r);
     crypto::JweOptions header;
     ASSIGN_OR_RETURN(crypto::SecretBytes k, crypto::JweDecrypt(key, r->body, &header));
     if (header.kid != "dataset/" + name) {

@@ -1,17 +1,18 @@
 #include "cli/plane_client.h"
 
 #include <fcntl.h>
-#include <httplib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <vector>
 
 #include "base/fd.h"
+#include "http/client.h"
 
 namespace cce::cli {
 
@@ -78,9 +79,15 @@ Status SaveClientConfig(const ClientConfig& c) {
 }
 
 struct PlaneClient::Impl {
-  std::string url;
+  http::Client http;
   std::string token;
-  std::unique_ptr<httplib::Client> http;
+
+  // One request with the bearer token; transport failures come back as
+  // http::Client words them ("cannot reach the plane at URL: ...").
+  StatusOr<http::ClientResponse> Send(http::ClientRequest request) {
+    request.headers.push_back({"Authorization", "Bearer " + token});
+    return http.Send(request);
+  }
 };
 
 PlaneClient::PlaneClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -95,20 +102,34 @@ StatusOr<PlaneClient> PlaneClient::Connect(const ClientConfig& config) {
   if (!fs::exists(config.ca_file)) {
     return InvalidArgument("CA file '" + config.ca_file + "' does not exist");
   }
-  auto impl = std::make_unique<Impl>();
-  impl->url = config.plane_url;
-  impl->token = config.token;
-  impl->http = std::make_unique<httplib::Client>(config.plane_url);
-  impl->http->set_ca_cert_path(config.ca_file.c_str());
-  impl->http->enable_server_certificate_verification(true);
-  impl->http->set_connection_timeout(10);
-  impl->http->set_read_timeout(60);
-  impl->http->set_keep_alive(true);
-  impl->http->set_tcp_nodelay(true);  // else Nagle + delayed ACK: ~40 ms per request
-  return PlaneClient(std::move(impl));
+  http::ClientOptions options;
+  options.base_url = config.plane_url;
+  options.ca_file = config.ca_file;
+  options.connect_timeout = std::chrono::seconds(10);
+  // No whole-request limit (an output download takes as long as it takes);
+  // a plane silent for a minute is given up on, as cpp-httplib's read
+  // timeout did before.
+  options.stall_timeout = std::chrono::seconds(60);
+  ASSIGN_OR_RETURN(http::Client client, http::Client::Create(std::move(options)));
+  return PlaneClient(std::make_unique<Impl>(Impl{std::move(client), config.token}));
 }
 
 namespace {
+
+http::ClientRequest Request(std::string method, std::string path) {
+  http::ClientRequest r;
+  r.method = std::move(method);
+  r.target = std::move(path);
+  return r;
+}
+
+http::ClientRequest WithBody(std::string method, std::string path, std::string body,
+                             std::string content_type) {
+  http::ClientRequest r = Request(std::move(method), std::move(path));
+  r.headers.push_back({"Content-Type", std::move(content_type)});
+  r.body = std::move(body);
+  return r;
+}
 
 // The plane's JSON error code names the Status code ("failed_precondition");
 // the HTTP status is the fallback.
@@ -144,11 +165,8 @@ Status ErrorFor(int status, const std::string& body_text) {
   return {CodeFor(status, body.is_discarded() ? json() : body), "plane: " + message};
 }
 
-StatusOr<json> Decode(const std::string& url, const httplib::Result& r) {
-  if (!r) {
-    return Status(StatusCode::kUnavailable,
-                  "cannot reach the plane at " + url + ": " + httplib::to_string(r.error()));
-  }
+StatusOr<json> Decode(const StatusOr<http::ClientResponse>& r) {
+  if (!r.ok()) return r.status();
   if (r->status >= 200 && r->status < 300) {
     json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return Internal("plane sent a response that is not JSON");
@@ -160,82 +178,48 @@ StatusOr<json> Decode(const std::string& url, const httplib::Result& r) {
 }  // namespace
 
 StatusOr<json> PlaneClient::Get(const std::string& path) {
-  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
-  return Decode(impl_->url, impl_->http->Get(path, h));
+  return Decode(impl_->Send(Request("GET", path)));
 }
 
 StatusOr<json> PlaneClient::Post(const std::string& path, const json& body) {
-  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
-  return Decode(impl_->url, impl_->http->Post(path, h, body.dump(), "application/json"));
+  return Decode(impl_->Send(WithBody("POST", path, body.dump(), "application/json")));
 }
 
 StatusOr<json> PlaneClient::Put(const std::string& path, const std::string& body,
                                 const std::string& content_type) {
-  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
-  return Decode(impl_->url, impl_->http->Put(path, h, body, content_type.c_str()));
+  return Decode(impl_->Send(WithBody("PUT", path, body, content_type)));
 }
 
 StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader& read) {
-  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
-  Status read_status;
-  std::vector<uint8_t> buf(size_t{256} * 1024);
-  auto r = impl_->http->Put(
-      path, h,
-      [&](size_t, httplib::DataSink& sink) {
-        auto n = read(buf);
-        if (!n.ok()) {
-          read_status = n.status();
-          return false;
-        }
-        if (*n == 0) {
-          sink.done();
-        } else if (!sink.write(reinterpret_cast<const char*>(buf.data()), *n)) {
-          return false;
-        }
-        return true;
-      },
-      "application/octet-stream");
-  RETURN_IF_ERROR(read_status);
-  return Decode(impl_->url, r);
+  http::ClientRequest r = Request("PUT", path);
+  r.headers.push_back({"Content-Type", "application/octet-stream"});
+  r.body_reader = read;  // its error aborts the upload and is what Send returns
+  return Decode(impl_->Send(std::move(r)));
 }
 
 StatusOr<json> PlaneClient::PostRaw(
     const std::string& path, const std::string& body, const std::string& content_type,
     const std::vector<std::pair<std::string, std::string>>& headers) {
-  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
-  for (const auto& [k, v] : headers) h.emplace(k, v);
-  return Decode(impl_->url, impl_->http->Post(path, h, body, content_type.c_str()));
+  http::ClientRequest r = WithBody("POST", path, body, content_type);
+  for (const auto& [k, v] : headers) r.headers.push_back({k, v});
+  return Decode(impl_->Send(std::move(r)));
 }
 
 Status PlaneClient::Download(const std::string& path, const BodySink& sink,
                              std::vector<std::pair<std::string, std::string>>* response_headers) {
-  httplib::Headers h = {{"Authorization", "Bearer " + impl_->token}};
-  Status sink_status;
-  std::string error_body;  // a non-2xx answer is JSON, kept for the message
-  int status = 0;
-  auto r = impl_->http->Get(
-      path, h,
-      [&](const httplib::Response& res) {
-        status = res.status;
-        if (response_headers != nullptr) {
-          for (const auto& [k, v] : res.headers) response_headers->emplace_back(k, v);
-        }
-        return true;
-      },
-      [&](const char* data, size_t n) {
-        if (status < 200 || status >= 300) {
-          if (error_body.size() < 65536) error_body.append(data, n);
-          return true;
-        }
-        sink_status = sink({reinterpret_cast<const uint8_t*>(data), n});
-        return sink_status.ok();
-      });
-  RETURN_IF_ERROR(sink_status);
-  if (!r) {
-    return {StatusCode::kUnavailable,
-            "cannot reach the plane at " + impl_->url + ": " + httplib::to_string(r.error())};
+  http::ClientRequest r = Request("GET", path);
+  // Only a 2xx body reaches the sink; an error answer's JSON stays in
+  // ClientResponse::body for the message. A sink error is what Send returns.
+  r.body_sink = sink;
+  ASSIGN_OR_RETURN(http::ClientResponse response, impl_->Send(std::move(r)));
+  if (response_headers != nullptr) {
+    for (http::Header& h : response.headers) {
+      response_headers->emplace_back(std::move(h.name), std::move(h.value));
+    }
   }
-  if (r->status < 200 || r->status >= 300) return ErrorFor(r->status, error_body);
+  if (response.status < 200 || response.status >= 300) {
+    return ErrorFor(response.status, response.body);
+  }
   return Status::Ok();
 }
 
