@@ -1,6 +1,7 @@
 // `cce audit verify|list`: the plane's hash-chained audit log.
 #include <iostream>
 
+#include "api/wire.h"
 #include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/plane_client.h"
@@ -11,15 +12,13 @@ namespace {
 
 using nlohmann::json;
 
-void PrintReport(const std::string& what, const json& r) {
-  if (r["ok"].get<bool>()) {
-    std::cout << what << ": OK, " << r["entries_checked"].get<int64_t>() << " entries, "
-              << r["checkpoints_checked"].get<int64_t>() << " signed checkpoints, head "
-              << r["head_seq"].get<int64_t>() << " " << r["head_hash"].get<std::string>() << "\n";
+void PrintReport(const std::string& what, const api::ChainReport& r) {
+  if (r.ok) {
+    std::cout << what << ": OK, " << r.entries_checked << " entries, " << r.checkpoints_checked
+              << " signed checkpoints, head " << r.head_seq << " " << r.head_hash << "\n";
   } else {
-    std::cout << what << ": FAILED (" << r["failure"].get<std::string>() << ") first bad seq "
-              << r["first_bad_seq"].get<int64_t>() << ": " << r["reason"].get<std::string>()
-              << "\n";
+    std::cout << what << ": FAILED (" << r.failure << ") first bad seq " << r.first_bad_seq << ": "
+              << r.reason << "\n";
   }
 }
 
@@ -33,10 +32,13 @@ int AuditVerify(const Args& args) {
   int rc = WithPlane(p, args, 0,
                      [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
                        ASSIGN_OR_RETURN(json r, c.Get("/api/v1/audit/verify"));
-                       tampered = !r["ok"].get<bool>();
+                       ASSIGN_OR_RETURN(api::AuditVerifyReport report,
+                                        DecodeResponse<api::AuditVerifyReport>(
+                                            r, "GET /api/v1/audit/verify"));
+                       tampered = !report.ok;
                        if (!json_out) {
-                         PrintReport("audit log", r["audit"]);
-                         PrintReport("rental chain", r["rentals"]);
+                         PrintReport("audit log", report.audit);
+                         PrintReport("rental chain", report.rentals);
                        }
                        return r;
                      });
@@ -62,14 +64,13 @@ int AuditList(const Args& args) {
         ASSIGN_OR_RETURN(auto limit, f.GetUint("limit", 1, 10000));
         if (after) add("after", std::to_string(*after));
         if (limit) add("limit", std::to_string(*limit));
-        ASSIGN_OR_RETURN(json r, c.Get("/api/v1/audit" + query));
+        const std::string path = "/api/v1/audit" + query;
+        ASSIGN_OR_RETURN(json r, c.Get(path));
+        ASSIGN_OR_RETURN(api::AuditList list, DecodeResponse<api::AuditList>(r, "GET " + path));
         if (!json_out) {
-          for (const auto& e : r["entries"]) {
-            std::cout << e["seq"].get<int64_t>() << "\t" << FormatTime(e["at"].get<int64_t>())
-                      << "\t" << e["decision"].get<std::string>() << "\t"
-                      << e["actor"].get<std::string>() << "\t" << e["action"].get<std::string>()
-                      << "\t" << e["object"].get<std::string>() << "\t" << e["details"].dump()
-                      << "\n";
+          for (const api::AuditEntry& e : list.entries) {
+            std::cout << e.seq << "\t" << FormatTime(e.at) << "\t" << e.decision << "\t" << e.actor
+                      << "\t" << e.action << "\t" << e.object << "\t" << e.details.dump() << "\n";
           }
         }
         return r;

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "api/wire.h"
 #include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/plane_client.h"
@@ -77,8 +78,11 @@ int ImagePush(const Args& args) {
               img.ForEachBlob([&](const image::Descriptor& b, image::ByteSource& content) {
                 if (b.digest == img.manifest.digest) return Status::Ok();
                 const std::string path = "/api/v1/images/blobs/" + b.digest.str();
-                ASSIGN_OR_RETURN(json have, c.Get(path));
-                if (have.value("present", false) && have.value("size", uint64_t{0}) == b.size) {
+                ASSIGN_OR_RETURN(json response, c.Get(path));
+                ASSIGN_OR_RETURN(api::BlobStatus have,
+                                 DecodeResponse<api::BlobStatus>(response, "GET " + path));
+                if (have.present && have.size && *have.size >= 0 &&
+                    static_cast<uint64_t>(*have.size) == b.size) {
                   ++skipped;
                   done += b.size;
                 } else {
@@ -90,15 +94,19 @@ int ImagePush(const Args& args) {
                     return n;
                   });
                   if (!sent.ok()) return sent.status().WithContext(b.digest.str());
+                  auto stored = DecodeResponse<api::StoredBlob>(*sent, "PUT " + path);
+                  if (!stored.ok()) return stored.status();
                 }
                 ++blobs_done;
                 bar.Update(done, total, blobs_done, blobs_total);
                 return Status::Ok();
               }));
         }
-        ASSIGN_OR_RETURN(json r, c.Put("/api/v1/images/" + name + "/tags/" + tag, img.manifest_json,
-                                       img.manifest.media_type));
-        if (!json_out) std::cout << r["digest"].get<std::string>() << "\n";
+        const std::string tag_path = "/api/v1/images/" + name + "/tags/" + tag;
+        ASSIGN_OR_RETURN(json r, c.Put(tag_path, img.manifest_json, img.manifest.media_type));
+        ASSIGN_OR_RETURN(api::TaggedImage tagged,
+                         DecodeResponse<api::TaggedImage>(r, "PUT " + tag_path));
+        if (!json_out) std::cout << tagged.digest << "\n";
         r["uploaded_bytes"] = uploaded;
         r["skipped_blobs"] = skipped;
         return r;
@@ -111,11 +119,12 @@ int ImageList(const Args& args) {
   return WithPlane(
       p, args, 0, [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
         ASSIGN_OR_RETURN(json r, c.Get("/api/v1/images"));
+        ASSIGN_OR_RETURN(api::ImageList list,
+                         DecodeResponse<api::ImageList>(r, "GET /api/v1/images"));
         if (!json_out) {
-          for (const auto& i : r["images"]) {
-            std::cout << i["name"].get<std::string>() << ":" << i["tag"].get<std::string>() << "\t"
-                      << i["digest"].get<std::string>() << "\t" << i["owner"].get<std::string>()
-                      << "\t" << FormatTime(i["created_at"].get<int64_t>()) << "\n";
+          for (const api::Image& i : list.images) {
+            std::cout << i.name << ":" << i.tag << "\t" << i.digest << "\t" << i.owner << "\t"
+                      << FormatTime(i.created_at) << "\n";
           }
         }
         return r;

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <thread>
 
+#include "api/wire.h"
 #include "base/fd.h"
 #include "cli/cli.h"
 #include "cli/command.h"
@@ -25,8 +26,11 @@ using nlohmann::json;
 
 constexpr size_t kMaxSpecBytes = size_t{1} << 20;
 
+// A state this CLI does not know (a newer plane's) is not an end state: the
+// watch goes on until the plane reports one it knows.
 bool IsEndState(const std::string& state) {
-  return state == "RELEASED" || state == "REJECTED" || state == "FAILED" || state == "CANCELLED";
+  auto s = store::ParseJobState(state);
+  return s.ok() && store::IsFinalState(*s);
 }
 
 StatusOr<std::string> ReadSpec(const std::string& path) {
@@ -67,33 +71,31 @@ int JobSubmit(const Args& args) {
           if (r.ok() || r.status().code() != StatusCode::kUnavailable) break;
         }
         if (!r.ok()) return r.status().WithContext(*file);
-        if (!json_out) std::cout << (*r)["id"].get<std::string>() << "\n";
+        ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(*r, "POST /api/v1/jobs"));
+        if (!json_out) std::cout << job.id << "\n";
         (*r)["idempotency_key"] = key;
         return r;
       });
 }
 
-void PrintJob(const json& j, bool with_history) {
-  std::cout << "job:      " << j["id"].get<std::string>() << " (" << j["name"].get<std::string>()
-            << ")\n"
-            << "consumer: " << j["consumer"].get<std::string>() << "\n"
-            << "state:    " << j["state"].get<std::string>() << ": "
-            << j["reason"].get<std::string>() << "\n"
-            << "image:    " << j["image"].get<std::string>() << "\n"
-            << "created:  " << FormatTime(j["created_at"].get<int64_t>())
-            << "   deadline: " << FormatTime(j["deadline"].get<int64_t>()) << "\n";
-  if (j.value("simulated_tee", false)) std::cout << "tee:      SIMULATED (not a real TDX VM)\n";
-  if (j.contains("output")) {
-    const json& o = j["output"];
-    std::cout << "output:   " << o["size"].get<int64_t>() << " bytes, "
-              << o["digest"].get<std::string>() << ", gate " << o["verdict"].get<std::string>()
-              << (o.value("downloadable", false) ? ", downloadable" : "") << "\n";
+void PrintJob(const api::JobDetail& d, bool with_history) {
+  const api::Job& j = d.job;
+  std::cout << "job:      " << j.id << " (" << j.name << ")\n"
+            << "consumer: " << j.consumer << "\n"
+            << "state:    " << j.state << ": " << j.reason << "\n"
+            << "image:    " << j.image << "\n"
+            << "created:  " << FormatTime(j.created_at)
+            << "   deadline: " << FormatTime(j.deadline) << "\n";
+  if (j.simulated_tee) std::cout << "tee:      SIMULATED (not a real TDX VM)\n";
+  if (d.output) {
+    const api::OutputSummary& o = *d.output;
+    std::cout << "output:   " << o.size << " bytes, " << o.digest << ", gate " << o.verdict
+              << (o.downloadable ? ", downloadable" : "") << "\n";
   }
-  if (!with_history || !j.contains("history")) return;
+  if (!with_history) return;
   std::cout << "history:\n";
-  for (const auto& e : j["history"]) {
-    std::cout << "  " << FormatTime(e["at"].get<int64_t>()) << "  " << e["to"].get<std::string>()
-              << ": " << e["reason"].get<std::string>() << "\n";
+  for (const api::JobEvent& e : d.history) {
+    std::cout << "  " << FormatTime(e.at) << "  " << e.to << ": " << e.reason << "\n";
   }
 }
 
@@ -113,9 +115,11 @@ int JobStatus(const Args& args) {
   int rc = WithPlane(
       p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
         const std::string path = "/api/v1/jobs/" + f.positional()[0];
+        const std::string request = "GET " + path;
         ASSIGN_OR_RETURN(json j, c.Get(path));
+        ASSIGN_OR_RETURN(api::JobDetail job, DecodeResponse<api::JobDetail>(j, request));
         if (!f.Has("watch")) {
-          if (!json_out) PrintJob(j, true);
+          if (!json_out) PrintJob(job, true);
           return j;
         }
         ASSIGN_OR_RETURN(auto interval, f.GetUint("interval", 1, 3600));
@@ -126,16 +130,15 @@ int JobStatus(const Args& args) {
         }
         size_t printed = 0;
         for (;;) {
-          const auto& h = j["history"];
+          const std::vector<api::JobEvent>& h = job.history;
           bool reached = false;  // in the history, so a state passed between polls counts
-          for (const auto& e : h) reached = reached || (!until.empty() && e["to"] == until);
+          for (const auto& e : h) reached = reached || (!until.empty() && e.to == until);
           for (; printed < h.size(); ++printed) {
             if (json_out) continue;
-            std::cout << FormatTime(h[printed]["at"].get<int64_t>()) << "  "
-                      << h[printed]["to"].get<std::string>() << ": "
-                      << h[printed]["reason"].get<std::string>() << std::endl;
+            std::cout << FormatTime(h[printed].at) << "  " << h[printed].to << ": "
+                      << h[printed].reason << std::endl;
           }
-          const std::string state = j["state"].get<std::string>();
+          const std::string state = job.job.state;
           if (reached || IsEndState(state) || (until.empty() && state == "HELD")) {
             const bool wanted =
                 reached || state == "RELEASED" || (until.empty() && state == "HELD");
@@ -144,6 +147,7 @@ int JobStatus(const Args& args) {
           }
           std::this_thread::sleep_for(std::chrono::seconds(interval.value_or(1)));
           ASSIGN_OR_RETURN(j, c.Get(path));
+          ASSIGN_OR_RETURN(job, DecodeResponse<api::JobDetail>(j, request));
         }
       });
   return rc != kExitOk ? rc : exit_code;
@@ -162,11 +166,11 @@ int JobList(const Args& args) {
         std::string path = "/api/v1/jobs";
         if (auto s = f.Get("state")) path += "?state=" + *s;
         ASSIGN_OR_RETURN(json r, c.Get(path));
+        ASSIGN_OR_RETURN(api::JobList list, DecodeResponse<api::JobList>(r, "GET " + path));
         if (!json_out) {
-          for (const auto& j : r["jobs"]) {
-            std::cout << j["id"].get<std::string>() << "\t" << j["state"].get<std::string>() << "\t"
-                      << j["consumer"].get<std::string>() << "\t" << j["name"].get<std::string>()
-                      << "\t" << FormatTime(j["created_at"].get<int64_t>()) << "\n";
+          for (const api::Job& j : list.jobs) {
+            std::cout << j.id << "\t" << j.state << "\t" << j.consumer << "\t" << j.name << "\t"
+                      << FormatTime(j.created_at) << "\n";
           }
         }
         return r;
@@ -179,8 +183,10 @@ int JobCancel(const Args& args) {
                {kOutputFlag});
   return WithPlane(
       p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
-        ASSIGN_OR_RETURN(json r, c.Post("/api/v1/jobs/" + f.positional()[0] + "/cancel", json()));
-        if (!json_out) std::cout << r["id"].get<std::string>() << " CANCELLED\n";
+        const std::string path = "/api/v1/jobs/" + f.positional()[0] + "/cancel";
+        ASSIGN_OR_RETURN(json r, c.Post(path, json()));
+        ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(r, "POST " + path));
+        if (!json_out) std::cout << job.id << " CANCELLED\n";
         return r;
       });
 }
@@ -189,11 +195,13 @@ int JobCancel(const Args& args) {
 // checking its SHA-256 against the digest the plane recorded when the agent
 // submitted it; nothing is left behind on any error.
 StatusOr<json> Download(PlaneClient& c, const std::string& id, const std::string& dir) {
-  ASSIGN_OR_RETURN(json job, c.Get("/api/v1/jobs/" + id));
+  const std::string job_path = "/api/v1/jobs/" + id;
+  ASSIGN_OR_RETURN(json response, c.Get(job_path));
+  ASSIGN_OR_RETURN(api::JobDetail job,
+                   DecodeResponse<api::JobDetail>(response, "GET " + job_path));
   // The plane decides (and audits) whether the output may leave; the digest
   // it recorded at submission is what the bytes must hash to.
-  const std::string expected =
-      job.contains("output") ? job["output"].value("digest", std::string()) : std::string();
+  const std::string expected = job.output ? job.output->digest : std::string();
   const bool created_dir = ::mkdir(dir.c_str(), 0700) == 0;
   if (!created_dir && errno != EEXIST) return ErrnoStatus(dir, errno);
   const std::string final_path = dir + "/output.bundle";

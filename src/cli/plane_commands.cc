@@ -1,10 +1,13 @@
 // `cce` verbs that talk to the Privacy Plane: login, the dataset catalog and
 // rentals. Each prints text by default and one JSON object with
 // --output json.
+#include <openssl/crypto.h>
+
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 
+#include "api/wire.h"
 #include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/plane_client.h"
@@ -42,31 +45,27 @@ int Login(const Args& args) {
   c.ca_file = std::filesystem::absolute(*f->Get("ca"), ec).string();
   auto client = PlaneClient::Connect(c);
   if (!client.ok()) return Fail(client.status());
-  auto me = client->Get("/api/v1/whoami");
+  auto response = client->Get("/api/v1/whoami");
+  if (!response.ok()) return Fail(response.status());
+  auto me = DecodeResponse<api::User>(*response, "GET /api/v1/whoami");
   if (!me.ok()) return Fail(me.status());
   Status s = SaveClientConfig(c);
   if (!s.ok()) return Fail(s);
   if (*json_out) {
-    std::cout << json{{"user", (*me)["name"]},
-                      {"role", (*me)["role"]},
-                      {"config_file", ClientConfigPath()}}
+    std::cout << json{{"user", me->name}, {"role", me->role}, {"config_file", ClientConfigPath()}}
                      .dump()
               << "\n";
   } else {
-    std::cout << "logged in to " << c.plane_url << " as " << (*me)["name"].get<std::string>()
-              << " (" << (*me)["role"].get<std::string>() << "); saved " << ClientConfigPath()
-              << "\n";
+    std::cout << "logged in to " << c.plane_url << " as " << me->name << " (" << me->role
+              << "); saved " << ClientConfigPath() << "\n";
   }
   return kExitOk;
 }
 
-void PrintDataset(const json& d) {
-  std::cout << d["name"].get<std::string>() << "\n  owner: " << d["owner"].get<std::string>()
-            << "\n  location: " << d["location"].get<std::string>()
-            << "\n  description: " << d["description"].get<std::string>()
-            << "\n  price: " << d["price"].get<std::string>() << " per day, up to "
-            << d["max_days"].get<int64_t>() << " days\n  key id: " << d["key_id"].get<std::string>()
-            << "\n";
+void PrintDataset(const api::Dataset& d) {
+  std::cout << d.name << "\n  owner: " << d.owner << "\n  location: " << d.location
+            << "\n  description: " << d.description << "\n  price: " << d.price
+            << " per day, up to " << d.max_days << " days\n  key id: " << d.key_id << "\n";
 }
 
 int DatasetRegister(const Args& args) {
@@ -89,18 +88,24 @@ int DatasetRegister(const Args& args) {
     // Validates the key file locally first, so errors name the file.
     ASSIGN_OR_RETURN(format::DatasetKey key, format::DatasetKey::LoadFile(*key_path));
     crypto::SecretBytes key_text = key.EncodeKeyFile();
-    json body = {
-        {"name", f.positional()[0]},
-        {"location", *location},
-        {"key", std::string(reinterpret_cast<const char*>(key_text.data()), key_text.size())}};
-    if (auto d = f.Get("description")) body["description"] = *d;
-    if (auto pr = f.Get("price")) body["price"] = *pr;
+    api::RegisterDatasetRequest req;
+    req.name = f.positional()[0];
+    req.location = *location;
+    req.key.assign(reinterpret_cast<const char*>(key_text.data()), key_text.size());
+    if (auto d = f.Get("description")) req.description = *d;
+    if (auto pr = f.Get("price")) req.price = *pr;
     ASSIGN_OR_RETURN(auto max_days, f.GetUint("max-days", 1, 3650));
-    if (max_days) body["max_days"] = *max_days;
+    if (max_days) req.max_days = static_cast<int64_t>(*max_days);
+    json body = api::ToJson(req);
     auto r = c.Post("/api/v1/datasets", body);
-    if (r.ok() && !f.Has("output")) {
-      std::cout << "registered dataset " << (*r)["name"].get<std::string>() << " (key id "
-                << (*r)["key_id"].get<std::string>() << ")\n";
+    // The key's copies outside SecretBytes: wiped once sent.
+    OPENSSL_cleanse(req.key.data(), req.key.size());
+    std::string& sent_key = body["key"].get_ref<std::string&>();
+    OPENSSL_cleanse(sent_key.data(), sent_key.size());
+    if (!r.ok()) return r;
+    ASSIGN_OR_RETURN(api::Dataset d, DecodeResponse<api::Dataset>(*r, "POST /api/v1/datasets"));
+    if (!f.Has("output")) {
+      std::cout << "registered dataset " << d.name << " (key id " << d.key_id << ")\n";
     }
     return r;
   });
@@ -111,11 +116,12 @@ int DatasetList(const Args& args) {
                {kOutputFlag});
   return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(json r, c.Get("/api/v1/datasets"));
+    ASSIGN_OR_RETURN(api::DatasetList list,
+                     DecodeResponse<api::DatasetList>(r, "GET /api/v1/datasets"));
     if (f.Get("output") != "json") {
-      for (const auto& d : r["datasets"]) {
-        std::cout << d["name"].get<std::string>() << "\t" << d["owner"].get<std::string>() << "\t"
-                  << d["price"].get<std::string>() << "/day\t"
-                  << d["description"].get<std::string>() << "\n";
+      for (const api::Dataset& d : list.datasets) {
+        std::cout << d.name << "\t" << d.owner << "\t" << d.price << "/day\t" << d.description
+                  << "\n";
       }
     }
     return r;
@@ -126,8 +132,10 @@ int DatasetShow(const Args& args) {
   FlagParser p("cce dataset show NAME [--output json]", "Shows one dataset of the catalog.",
                {kOutputFlag});
   return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
-    ASSIGN_OR_RETURN(json r, c.Get("/api/v1/datasets/" + f.positional()[0]));
-    if (f.Get("output") != "json") PrintDataset(r);
+    const std::string path = "/api/v1/datasets/" + f.positional()[0];
+    ASSIGN_OR_RETURN(json r, c.Get(path));
+    ASSIGN_OR_RETURN(api::Dataset d, DecodeResponse<api::Dataset>(r, "GET " + path));
+    if (f.Get("output") != "json") PrintDataset(d);
     return r;
   });
 }
@@ -140,11 +148,11 @@ int Rent(const Args& args) {
   return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(auto days, f.GetUint("days", 1, 3650));
     if (!days) return InvalidArgument("--days N is required");
-    ASSIGN_OR_RETURN(json r,
-                     c.Post("/api/v1/rentals", {{"dataset", f.positional()[0]}, {"days", *days}}));
+    api::RentRequest req{.dataset = f.positional()[0], .days = static_cast<int64_t>(*days)};
+    ASSIGN_OR_RETURN(json r, c.Post("/api/v1/rentals", api::ToJson(req)));
+    ASSIGN_OR_RETURN(api::Rental rental, DecodeResponse<api::Rental>(r, "POST /api/v1/rentals"));
     if (f.Get("output") != "json") {
-      std::cout << "rented " << r["dataset"].get<std::string>() << " until "
-                << FormatTime(r["end"].get<int64_t>()) << "\n";
+      std::cout << "rented " << rental.dataset << " until " << FormatTime(rental.end) << "\n";
     }
     return r;
   });
@@ -157,11 +165,12 @@ int Rentals(const Args& args) {
                {kOutputFlag});
   return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(json r, c.Get("/api/v1/rentals"));
+    ASSIGN_OR_RETURN(api::RentalList list,
+                     DecodeResponse<api::RentalList>(r, "GET /api/v1/rentals"));
     if (f.Get("output") != "json") {
-      for (const auto& x : r["rentals"]) {
-        std::cout << x["dataset"].get<std::string>() << "\t" << x["consumer"].get<std::string>()
-                  << "\t" << FormatTime(x["start"].get<int64_t>()) << " .. "
-                  << FormatTime(x["end"].get<int64_t>()) << "\n";
+      for (const api::Rental& x : list.rentals) {
+        std::cout << x.dataset << "\t" << x.consumer << "\t" << FormatTime(x.start) << " .. "
+                  << FormatTime(x.end) << "\n";
       }
     }
     return r;

@@ -5,7 +5,9 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
+#include "api/wire.h"
 #include "cli/command.h"
 #include "cli/plane_client.h"
 
@@ -19,6 +21,21 @@ using PlaneBody =
 // Parses flags (with `positional` arguments), loads the client config,
 // connects, runs `body`, prints its JSON when asked; returns the exit code.
 int WithPlane(const FlagParser& p, const Args& args, size_t positional, const PlaneBody& body);
+
+// Decodes the plane's answer to `request` ("GET /api/v1/jobs/job-1") into its
+// wire type, ignoring fields this CLI does not know (a newer plane). One that
+// does not decode is the plane's fault, not the user's: kInternal (exit 1),
+// "the plane's response to GET /api/v1/jobs/job-1: response.state: expected a
+// string".
+template <typename T>
+StatusOr<T> DecodeResponse(const nlohmann::json& response, std::string_view request) {
+  T out;
+  Status s = api::FromJson(response, &out, api::Decode::kLenient, "response");
+  if (!s.ok()) {
+    return Internal("the plane's response to " + std::string(request) + ": " + s.message());
+  }
+  return out;
+}
 
 // "2026-11-26 01:25:11Z" (UTC).
 std::string FormatTime(int64_t unix);

@@ -1,0 +1,53 @@
+#include "cli/plane_verb.h"
+
+#include <gtest/gtest.h>
+
+#include "cli/cli.h"
+
+namespace cce::cli {
+namespace {
+
+using nlohmann::json;
+
+json JobDetailJson() {
+  return json::parse(R"({
+      "id": "job-90fbd0285e3cbbb4", "name": "cohort-stats", "consumer": "carol",
+      "state": "HELD", "reason": "held", "image": "sha256:4a1a", "created_at": 1,
+      "updated_at": 2, "deadline": 3, "simulated_tee": false,
+      "history": [{"seq": 1, "from": "", "to": "SUBMITTED", "reason": "submitted", "at": 1}]})");
+}
+
+TEST(DecodeResponse, IgnoresFieldsANewerPlaneAdds) {
+  json j = JobDetailJson();
+  j["priority"] = 5;
+  j["history"][0]["actor"] = "plane";
+  auto d = DecodeResponse<api::JobDetail>(j, "GET /api/v1/jobs/job-90fbd0285e3cbbb4");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->job.state, "HELD");
+  EXPECT_EQ(d->history.at(0).to, "SUBMITTED");
+}
+
+// Drift is the plane's fault: exit 1 with the request and the field named,
+// not a usage error (2) and not "internal error" from an escaped exception.
+TEST(DecodeResponse, DriftNamesTheRequestAndTheFieldAndExitsOne) {
+  json j = JobDetailJson();
+  j["state"] = 4;
+  auto d = DecodeResponse<api::JobDetail>(j, "GET /api/v1/jobs/job-90fbd0285e3cbbb4");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(d.status().message(),
+            "the plane's response to GET /api/v1/jobs/job-90fbd0285e3cbbb4: response.state: "
+            "expected a string");
+  EXPECT_EQ(ExitCodeFor(d.status()), kExitFailure);
+
+  j = JobDetailJson();
+  j["history"][0].erase("to");
+  d = DecodeResponse<api::JobDetail>(j, "GET /api/v1/jobs/job-90fbd0285e3cbbb4");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().message(),
+            "the plane's response to GET /api/v1/jobs/job-90fbd0285e3cbbb4: "
+            "response.history[0].to: required");
+}
+
+}  // namespace
+}  // namespace cce::cli
