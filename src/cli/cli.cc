@@ -21,34 +21,19 @@ namespace {
 
 using nlohmann::json;
 
+constexpr char kProgram[] = "cce";
+
 }  // namespace
 
 const FlagSpec kOutputFlag{"output", "FORMAT", "text (default) or json"};
 
 int Fail(const Status& s) {
-  std::cerr << "cce: error: " << s.message() << "\n";
-  return ExitCodeFor(s);
+  return ReportError(kProgram, s);
 }
 
-// Parses flags; on --help prints help and returns kExitOk through *exit.
 std::optional<ParsedFlags> ParseOrExit(const FlagParser& parser, const Args& args,
                                        size_t positional, int* exit) {
-  auto parsed = parser.Parse(args);
-  if (!parsed.ok()) {
-    *exit = Fail(parsed.status());
-    return std::nullopt;
-  }
-  if (parsed->Has("help")) {
-    std::cout << parser.Help();
-    *exit = kExitOk;
-    return std::nullopt;
-  }
-  if (parsed->positional().size() != positional) {
-    *exit = Fail(InvalidArgument("expected " + std::to_string(positional) + " argument(s), got " +
-                                 std::to_string(parsed->positional().size()) + " (try --help)"));
-    return std::nullopt;
-  }
-  return std::move(*parsed);
+  return ParseArgs(kProgram, parser, args, positional, exit);
 }
 
 StatusOr<bool> JsonOutput(const ParsedFlags& f) {
@@ -231,9 +216,13 @@ int DatasetRead(const Args& args, bool decrypt) {
   return kExitOk;
 }
 
-const std::vector<Command>& Commands() {
-  static const std::vector<Command> kCommands = [] {
-    std::vector<Command> all = {
+const CommandTable& Cce() {
+  static const CommandTable kCce = [] {
+    CommandTable t;
+    t.program = kProgram;
+    t.version = "0.1.0";
+    t.description = "cce4long: confidential-data compute platform CLI.";
+    t.commands = {
         {{"key", "generate"}, "create a new random dataset key file", KeyGenerate},
         {{"dataset", "encrypt"},
          "encrypt a directory tree into an encrypted dataset",
@@ -245,75 +234,20 @@ const std::vector<Command>& Commands() {
          "authenticate every byte of an encrypted dataset",
          [](const Args& a) { return DatasetRead(a, false); }},
     };
-    for (Command& c : PlaneCommands()) all.push_back(std::move(c));
-    return all;
+    for (Command& c : PlaneCommands()) t.commands.push_back(std::move(c));
+    t.footer =
+        "Run `cce COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failure,\n"
+        "2 bad usage or input, 3 authentication or authorization failed (tampered data,\n"
+        "wrong key, or refused by the plane).\n";
+    return t;
   }();
-  return kCommands;
-}
-
-std::string CommandName(const Command& c) {
-  std::string name;
-  for (const auto& p : c.path) name += (name.empty() ? "" : " ") + p;
-  return name;
-}
-
-std::string TopHelp(const std::string& prefix) {
-  std::string h = "Usage: cce " + (prefix.empty() ? std::string("COMMAND") : prefix + " COMMAND") +
-                  " [options]\n\ncce4long: confidential-data compute platform CLI.\n\nCommands:\n";
-  for (const Command& c : Commands()) {
-    std::string name = CommandName(c);
-    if (!prefix.empty() && c.path[0] != prefix) continue;
-    h += "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') + c.summary + "\n";
-  }
-  h += "\nRun `cce COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failure,\n"
-       "2 bad usage or input, 3 authentication or authorization failed (tampered data,\n"
-       "wrong key, or refused by the plane).\n";
-  return h;
+  return kCce;
 }
 
 }  // namespace
 
-int ExitCodeFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk: return kExitOk;
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound:
-    case StatusCode::kAlreadyExists: return kExitUsage;
-    case StatusCode::kDataLoss:
-    case StatusCode::kPermissionDenied: return kExitDataLoss;
-    default: return kExitFailure;
-  }
-}
-
 int RunCce(const Args& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << TopHelp("");
-    return args.empty() ? kExitUsage : kExitOk;
-  }
-  if (args[0] == "--version") {
-    std::cout << "cce 0.1.0\n";
-    return kExitOk;
-  }
-  bool group_known = false;
-  for (const Command& c : Commands()) {
-    if (c.path[0] != args[0]) continue;
-    if (c.path.size() == 1) return c.run(Args(args.begin() + 1, args.end()));
-    group_known = true;
-    if (args.size() >= 2 && c.path[1] == args[1]) {
-      return c.run(Args(args.begin() + 2, args.end()));
-    }
-  }
-  if (group_known) {
-    bool help = args.size() >= 2 && (args[1] == "--help" || args[1] == "-h");
-    if (!help) {
-      std::cerr << "cce: error: unknown command '" << args[0]
-                << (args.size() >= 2 ? " " + args[1] : std::string()) << "'\n\n";
-    }
-    (help ? std::cout : std::cerr) << TopHelp(args[0]);
-    return help ? kExitOk : kExitUsage;
-  }
-  std::cerr << "cce: error: unknown command '" << args[0] << "'\n\n" << TopHelp("");
-  return kExitUsage;
+  return RunCommand(Cce(), args);
 }
 
 }  // namespace cce::cli

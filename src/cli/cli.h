@@ -5,16 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "base/exit_code.h"
 #include "base/status.h"
 
 namespace cce::cli {
 
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;   // runtime failure (I/O, ...)
-inline constexpr int kExitUsage = 2;     // bad flags, arguments or input files
-inline constexpr int kExitDataLoss = 3;  // authentication failed: tampering or wrong key
-
-int ExitCodeFor(const Status& status);
+// The exit codes are those of every cce4long binary (base/exit_code.h).
+using ::cce::ExitCodeFor;
+using ::cce::kExitDataLoss;
+using ::cce::kExitFailure;
+using ::cce::kExitOk;
+using ::cce::kExitUsage;
 
 // Runs `cce` with its arguments (argv[1..]). Writes results to stdout and
 // errors/progress to stderr.

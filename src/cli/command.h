@@ -1,23 +1,16 @@
-// Private to src/cli: what every `cce` verb shares — the command table entry,
-// flag parsing with --help, JSON output selection and error reporting.
+// Private to src/cli: what every `cce` verb shares — the command table entry
+// (cli/command_table.h), flag parsing with --help, JSON output selection and
+// error reporting, all as `cce`.
 #pragma once
 
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "cli/command_table.h"
 #include "cli/flags.h"
 
 namespace cce::cli {
-
-using Args = std::vector<std::string>;
-
-struct Command {
-  std::vector<std::string> path;  // {"dataset", "encrypt"} or {"rent"}
-  std::string summary;
-  std::function<int(const Args&)> run;
-};
 
 // Prints "cce: error: ..." and returns the exit code for s.
 int Fail(const Status& s);

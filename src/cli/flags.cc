@@ -4,6 +4,15 @@
 
 namespace cce::cli {
 
+namespace {
+
+// How errors name a flag: as the user can spell it.
+std::string Spelling(const FlagSpec& f) {
+  return f.short_only ? "-" + std::string(1, f.short_name) : "--" + f.name;
+}
+
+}  // namespace
+
 std::optional<std::string> ParsedFlags::Get(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end() || it->second.empty()) return std::nullopt;
@@ -34,9 +43,16 @@ FlagParser::FlagParser(std::string usage, std::string summary, std::vector<FlagS
   flags_.push_back({"help", "", "show this help and exit"});
 }
 
-const FlagSpec* FlagParser::Find(const std::string& name) const {
+const FlagSpec* FlagParser::FindLong(const std::string& name) const {
   for (const FlagSpec& f : flags_) {
-    if (f.name == name) return &f;
+    if (!f.short_only && f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+const FlagSpec* FlagParser::FindShort(char short_name) const {
+  for (const FlagSpec& f : flags_) {
+    if (f.short_name != 0 && f.short_name == short_name) return &f;
   }
   return nullptr;
 }
@@ -58,35 +74,32 @@ StatusOr<ParsedFlags> FlagParser::Parse(const std::vector<std::string>& args) co
       out.values_["help"].push_back("");
       continue;
     }
-    std::string name;
-    if (a.rfind("--", 0) == 0) {
-      name = a.substr(2);
-    } else {  // -X: a declared short name
-      for (const FlagSpec& f : flags_) {
-        if (a.size() == 2 && f.short_name != 0 && a[1] == f.short_name) name = f.name;
-      }
-      if (name.empty()) return InvalidArgument("unknown option '" + a + "' (try --help)");
-    }
+    const FlagSpec* spec = nullptr;
     std::optional<std::string> value;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
+    if (a.rfind("--", 0) == 0) {
+      std::string name = a.substr(2);
+      if (size_t eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      spec = FindLong(name);
+      if (spec == nullptr) return InvalidArgument("unknown option '--" + name + "' (try --help)");
+    } else {  // -X: a declared short name
+      if (a.size() == 2) spec = FindShort(a[1]);
+      if (spec == nullptr) return InvalidArgument("unknown option '" + a + "' (try --help)");
     }
-    const FlagSpec* spec = Find(name);
-    if (spec == nullptr) return InvalidArgument("unknown option '--" + name + "' (try --help)");
+    const std::string flag = Spelling(*spec);
     if (spec->value_name.empty()) {
-      if (value) return InvalidArgument("--" + name + " takes no value");
+      if (value) return InvalidArgument(flag + " takes no value");
       value = "";
     } else if (!value) {
       if (i + 1 >= args.size()) {
-        return InvalidArgument("--" + name + ": missing value " + spec->value_name);
+        return InvalidArgument(flag + ": missing value " + spec->value_name);
       }
       value = args[++i];
     }
-    auto& slot = out.values_[name];
-    if (!slot.empty() && !spec->repeatable) {
-      return InvalidArgument("--" + name + " given more than once");
-    }
+    auto& slot = out.values_[spec->name];
+    if (!slot.empty() && !spec->repeatable) return InvalidArgument(flag + " given more than once");
     slot.push_back(*value);
   }
   return out;
@@ -95,9 +108,10 @@ StatusOr<ParsedFlags> FlagParser::Parse(const std::vector<std::string>& args) co
 std::string FlagParser::Help() const {
   std::string h = "Usage: " + usage_ + "\n\n" + summary_ + "\n\nOptions:\n";
   for (const FlagSpec& f : flags_) {
-    std::string left =
-        std::string(f.short_name != 0 ? "  -" + std::string(1, f.short_name) + ", --" : "  --") +
-        f.name + (f.value_name.empty() ? "" : " " + f.value_name);
+    std::string left = "  ";
+    if (f.short_name != 0 && !f.short_only) left += "-" + std::string(1, f.short_name) + ", ";
+    left += Spelling(f);
+    if (!f.value_name.empty()) left += " " + f.value_name;
     if (left.size() < 28)
       left.resize(28, ' ');
     else

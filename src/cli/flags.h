@@ -1,6 +1,7 @@
 // A small, strict command-line parser shared by every cce4long binary:
 // declared flags only (unknown flags are usage errors), --flag VALUE or
-// --flag=VALUE, "--" ends flags, and generated --help text.
+// --flag=VALUE, -x short aliases, "--" ends flags, and generated --help text.
+// Verbs and their dispatch: cli/command_table.h.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,9 @@ struct FlagSpec {
   std::string help;
   bool repeatable = false;
   char short_name = 0;  // e.g. 'f' for -f; 0 for none
+  // Spelled only -X (short_name), never --name: mount(8)'s "-o OPTIONS".
+  // `name` is still the key for ParsedFlags.
+  bool short_only = false;
 };
 
 class ParsedFlags {
@@ -46,7 +50,8 @@ class FlagParser {
   std::string Help() const;
 
  private:
-  const FlagSpec* Find(const std::string& name) const;
+  const FlagSpec* FindLong(const std::string& name) const;
+  const FlagSpec* FindShort(char short_name) const;
   std::string usage_;
   std::string summary_;
   std::vector<FlagSpec> flags_;
