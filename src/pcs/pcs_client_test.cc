@@ -5,8 +5,10 @@
 #include "pcs/pcs_client.h"
 
 #include <gtest/gtest.h>
-#include <httplib.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +29,7 @@
 #include "attest/time_util.h"
 #include "base/fd.h"
 #include "crypto/x509.h"
+#include "http/server.h"
 
 namespace cce::pcs {
 namespace {
@@ -205,34 +209,149 @@ Served GoV5AsPccs() {
   return s;
 }
 
-// A local PCS / PCCS over HTTPS (or plain HTTP when pki is null).
+// "k=v&k2=v2" with percent-decoding, as http::Request::query holds it.
+std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view q) {
+  const auto decode = [](std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%' && i + 2 < s.size()) {
+        out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!q.empty()) {
+    const std::string_view item = q.substr(0, q.find('&'));
+    q.remove_prefix(std::min(q.size(), item.size() + 1));
+    const size_t eq = item.find('=');
+    out.emplace_back(decode(item.substr(0, eq)),
+                     eq == std::string_view::npos ? "" : decode(item.substr(eq + 1)));
+  }
+  return out;
+}
+
+// A bare HTTP/1.1 front for the plain-http cases (http::Server is TLS only):
+// one request per connection, answers always sent chunked, so that a body's
+// size is only known once it has all arrived.
+class PlainHttpFront {
+ public:
+  explicit PlainHttpFront(std::function<http::Response(http::Request&)> handle)
+      : handle_(std::move(handle)) {
+    listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listener_.get(), 16), 0);
+    socklen_t len = sizeof addr;
+    EXPECT_EQ(::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  PlainHttpFront(const PlainHttpFront&) = delete;
+  PlainHttpFront& operator=(const PlainHttpFront&) = delete;
+  ~PlainHttpFront() {
+    ::shutdown(listener_.get(), SHUT_RDWR);  // wakes accept()
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  void Serve() {
+    for (;;) {
+      UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!conn.valid()) return;
+      std::string in;
+      char buf[4096];
+      while (in.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t n = ::read(conn.get(), buf, sizeof buf);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      std::istringstream lines(in.substr(0, in.find("\r\n\r\n")));
+      std::string line;
+      std::getline(lines, line);
+      std::istringstream request_line(line);
+      http::Request req;
+      std::string target;
+      request_line >> req.method >> target;
+      req.path = target.substr(0, target.find('?'));
+      if (target.find('?') != std::string::npos) {
+        req.query = ParseQuery(target.substr(target.find('?') + 1));
+      }
+      while (std::getline(lines, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const size_t colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        const size_t value = line.find_first_not_of(' ', colon + 1);
+        req.headers.push_back(
+            {line.substr(0, colon), value == std::string::npos ? "" : line.substr(value)});
+      }
+      const http::Response res = handle_(req);
+      std::ostringstream out;
+      out << "HTTP/1.1 " << res.status << " X\r\nConnection: close\r\n"
+          << "Content-Type: " << res.content_type << "\r\nTransfer-Encoding: chunked\r\n";
+      for (const http::Header& h : res.headers) out << h.name << ": " << h.value << "\r\n";
+      out << "\r\n";
+      for (size_t at = 0; at < res.body.size(); at += 4096) {
+        const std::string piece = res.body.substr(at, 4096);
+        out << std::hex << piece.size() << std::dec << "\r\n" << piece << "\r\n";
+      }
+      out << "0\r\n\r\n";
+      const std::string bytes = out.str();
+      // The client may hang up early (a body over its limit): MSG_NOSIGNAL,
+      // and the rest is dropped.
+      for (size_t sent = 0; sent < bytes.size();) {
+        const ssize_t n =
+            ::send(conn.get(), bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+      }
+    }
+  }
+
+  std::function<http::Response(http::Request&)> handle_;
+  UniqueFd listener_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// A local PCS / PCCS over HTTPS (http::Server), or plain HTTP with chunked
+// answers when pki is null.
 class FakePcs {
  public:
   FakePcs(Served served, const TestPki* pki) : served_(std::move(served)) {
-    if (pki != nullptr) {
-      server_ = std::make_unique<httplib::SSLServer>(pki->cert_file.c_str(), pki->key_file.c_str());
-    } else {
-      server_ = std::make_unique<httplib::Server>();
+    const auto handle = [this](http::Request& req) { return Handle(req); };
+    if (pki == nullptr) {
+      plain_ = std::make_unique<PlainHttpFront>(handle);
+      url_ = "http://127.0.0.1:" + std::to_string(plain_->port());
+      return;
     }
-    EXPECT_TRUE(server_->is_valid());
-    server_->Get(".*",
-                 [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
-    port_ = server_->bind_to_any_port("127.0.0.1");
-    EXPECT_GT(port_, 0);
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
-    for (int i = 0; i < 200 && !server_->is_running(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    scheme_ = pki != nullptr ? "https" : "http";
+    http::ServerOptions options;
+    options.tls_cert_chain_file = pki->cert_file;
+    options.tls_key_file = pki->key_file;
+    http::Route route;
+    route.method = "GET";
+    route.pattern = ".*";
+    route.handle = handle;
+    server_ = Must(http::Server::Create(std::move(options), {std::move(route)}));
+    url_ = "https://127.0.0.1:" + std::to_string(Must(server_->Listen("127.0.0.1", 0)));
+    thread_ = std::thread([this] { server_->Run(); });
   }
   FakePcs(const FakePcs&) = delete;
   FakePcs& operator=(const FakePcs&) = delete;
   ~FakePcs() {
-    server_->stop();
-    thread_.join();
+    if (server_) {
+      server_->Stop();
+      thread_.join();
+    }
   }
 
-  std::string Url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
+  std::string Url() const { return url_; }
 
   struct Seen {
     std::string path;
@@ -245,84 +364,84 @@ class FakePcs {
   }
 
  private:
-  void Handle(const httplib::Request& req, httplib::Response& res) {
+  http::Response Handle(const http::Request& req) {
     std::string query;
-    for (const auto& [k, v] : req.params) query += (query.empty() ? "" : "&") + k + "=" + v;
+    for (const auto& [k, v] : req.query) query += (query.empty() ? "" : "&") + k + "=" + v;
+    size_t count = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      seen_.push_back({req.path, query, req.has_header("Ocp-Apim-Subscription-Key")});
+      seen_.push_back({req.path, query, req.HeaderValue("Ocp-Apim-Subscription-Key").has_value()});
+      count = seen_.size();
     }
-    res.set_header("Request-ID", "fake-" + std::to_string(seen().size()));
+    http::Response res;
+    res.headers.push_back({"Request-ID", "fake-" + std::to_string(count)});
     if (req.path == served_.slow_path) std::this_thread::sleep_for(std::chrono::milliseconds(2500));
     if (!served_.required_api_key.empty() && req.path != kPcsRootCrlPath &&
-        req.get_header_value("Ocp-Apim-Subscription-Key") != served_.required_api_key) {
+        req.HeaderValue("Ocp-Apim-Subscription-Key") != served_.required_api_key) {
       res.status = 401;
-      return;
+      return res;
     }
     if (const auto it = served_.status.find(req.path); it != served_.status.end()) {
       res.status = it->second;
-      res.set_header("Error-Code", "Forced");
-      res.set_header("Error-Message", "forced by the test");
-      return;
+      res.headers.push_back({"Error-Code", "Forced"});
+      res.headers.push_back({"Error-Message", "forced by the test"});
+      return res;
     }
     if (const auto it = served_.redirect.find(req.path); it != served_.redirect.end()) {
-      res.set_redirect(it->second, 302);
-      return;
+      res.status = 302;
+      res.headers.push_back({"Location", it->second});
+      return res;
     }
     if (req.path == served_.chunked_path) {
-      res.set_chunked_content_provider("application/octet-stream",
-                                       [](size_t offset, httplib::DataSink& sink) {
-                                         if (offset >= (size_t{1} << 20)) {
-                                           sink.done();
-                                           return true;
-                                         }
-                                         const std::string block(4096, 'x');
-                                         return sink.write(block.data(), block.size());
-                                       });
       SetChain(req.path, "SGX-PCK-CRL-Issuer-Chain", served_.pck_chain, res);
-      return;
+      res.content_type = "application/octet-stream";
+      res.body.assign(size_t{1} << 20, 'x');
+      return res;
     }
     if (req.path == kTcbPath) {
-      const std::string fmspc = req.get_param_value("fmspc");
-      std::string lower = fmspc;
+      std::string lower = req.QueryValue("fmspc").value_or("");
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (!served_.fmspc.empty() && lower != served_.fmspc) {
         res.status = 404;
-        return;
+        return res;
       }
       SetChain(req.path, served_.tcb_chain_header, served_.tcb_chain, res);
-      res.set_content(served_.tcb_body, "application/json");
+      res.body = served_.tcb_body;
     } else if (req.path == kQePath) {
       SetChain(req.path, "SGX-Enclave-Identity-Issuer-Chain", served_.qe_chain, res);
-      res.set_content(served_.qe_body, "application/json");
+      res.body = served_.qe_body;
     } else if (req.path == kPckCrlPath) {
-      if (req.get_param_value("ca") != "platform" || req.get_param_value("encoding") != "der") {
+      if (req.QueryValue("ca") != "platform" || req.QueryValue("encoding") != "der") {
         res.status = 400;
-        return;
+        return res;
       }
       SetChain(req.path, "SGX-PCK-CRL-Issuer-Chain", served_.pck_chain, res);
-      res.set_content(served_.pck_crl, "application/pkix-crl");
+      res.content_type = "application/pkix-crl";
+      res.body = served_.pck_crl;
     } else if (req.path == kPcsRootCrlPath && !served_.root_crl.empty()) {
-      res.set_content(served_.root_crl, "application/pkix-crl");
+      res.content_type = "application/pkix-crl";
+      res.body = served_.root_crl;
     } else if (req.path == kPccsRootCrlPath && !served_.pccs_root_crl.empty()) {
-      res.set_content(served_.pccs_root_crl, "text/plain");
+      res.content_type = "text/plain";
+      res.body = served_.pccs_root_crl;
     } else {
       res.status = 404;
     }
+    return res;
   }
 
   void SetChain(const std::string& path, const std::string& name, const std::string& pem,
-                httplib::Response& res) const {
+                http::Response& res) const {
     if (served_.omit_chain.count(path) != 0) return;
     const auto raw = served_.raw_chain.find(path);
-    res.set_header(name, raw != served_.raw_chain.end() ? raw->second : UrlEncode(pem));
+    res.headers.push_back({name, raw != served_.raw_chain.end() ? raw->second : UrlEncode(pem)});
   }
 
   const Served served_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<PlainHttpFront> plain_;
   std::thread thread_;
-  int port_ = -1;
-  std::string scheme_;
+  std::string url_;
   mutable std::mutex mu_;
   std::vector<Seen> seen_;
 };
@@ -584,8 +703,11 @@ TEST_F(PcsClient, OversizedBodyIsRefused) {
 TEST_F(PcsClient, OversizedChunkedBodyIsCutOffWhileStreaming) {
   Served served = DcapQvlAsPcs();
   served.chunked_path = kPckCrlPath;  // 1 MiB with no Content-Length
-  FakePcs pcs(served, &pki_);
+  // Over plain http: only that front sends chunked answers (the cut-off is
+  // the same code for either scheme).
+  FakePcs pcs(served, nullptr);
   PcsOptions opts = PcsAt(pcs, pki_);
+  opts.allow_insecure_http_for_tests = true;
   opts.max_response_bytes = 64 << 10;
   const auto r = FetchTdxCollateral(opts, kDcapFmspc, out_);
   ASSERT_FALSE(r.ok());
