@@ -73,12 +73,14 @@ class RouteBuilder {
   // body is read; refusals are audited by the Users service.
   void User(RouteSpec spec, std::vector<Role> roles, UserHandler handler) {
     http::Route r = Base(std::move(spec));
-    r.admit = [this, roles](const http::Request& req) -> std::optional<http::Response> {
+    // The lambdas outlive this builder: they hold the services, never `this`.
+    Services* s = &s_;
+    r.admit = [s, roles](const http::Request& req) -> std::optional<http::Response> {
       const std::string line = RequestLine(req);
       auto caller =
-          s_.users.Authenticate(req.HeaderValue("Authorization").value_or(""), req.remote_addr, line);
+          s->users.Authenticate(req.HeaderValue("Authorization").value_or(""), req.remote_addr, line);
       if (!caller.ok()) return ErrorResponse(caller.status());
-      Status allowed = s_.users.Authorize(*caller, roles, line);
+      Status allowed = s->users.Authorize(*caller, roles, line);
       if (!allowed.ok()) return ErrorResponse(allowed);
       req.context = std::move(*caller);
       return std::nullopt;
@@ -97,12 +99,13 @@ class RouteBuilder {
   // handler runs, and only the first refusal of a window is audited.
   void Kbs(RouteSpec spec, KbsHandler handler) {
     http::Route r = Base(std::move(spec));
-    r.admit = [this](const http::Request& req) -> std::optional<http::Response> {
-      auto& limiter = s_.key_broker.limiter();
-      switch (limiter.Check(req.remote_addr, s_.clock().NowUnix())) {
+    Services* s = &s_;
+    r.admit = [s](const http::Request& req) -> std::optional<http::Response> {
+      auto& limiter = s->key_broker.limiter();
+      switch (limiter.Check(req.remote_addr, s->clock().NowUnix())) {
         case FailureLimiter::Admission::kAdmit: return std::nullopt;
         case FailureLimiter::Admission::kFirstRefusal:
-          (void)s_.audit_log.Append(s_.audit_log.Record("remote:" + req.remote_addr,
+          (void)s->audit_log.Append(s->audit_log.Record("remote:" + req.remote_addr,
                                                         "kbs.rate_limit", RequestLine(req),
                                                         store::AuditDecision::kDeny));
           break;
@@ -111,10 +114,10 @@ class RouteBuilder {
       return ErrorResponse(
           ResourceExhausted("too many failed key broker requests from this address"));
     };
-    r.handle = [this, handler](http::Request& req) {
+    r.handle = [s, handler](http::Request& req) {
       auto res = handler(req);
       if (res.ok()) return std::move(*res);
-      s_.key_broker.limiter().RecordFailure(req.remote_addr, s_.clock().NowUnix());
+      s->key_broker.limiter().RecordFailure(req.remote_addr, s->clock().NowUnix());
       return ErrorResponse(res.status());
     };
     routes_.push_back(std::move(r));

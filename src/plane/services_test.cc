@@ -191,6 +191,9 @@ class ServicesTest : public ::testing::Test {
         .signing_key = *signing_key_,
         .plane_public_key = public_key_,
         .on_job_submitted = {},
+        .kbs_nonce_ttl_seconds = 60,
+        .kbs_session_ttl_seconds = 300,
+        .job_limits = PlaneLimits{},
     });
   }
   void TearDown() override {
