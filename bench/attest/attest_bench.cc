@@ -8,7 +8,6 @@
 //   attest_bench [--releases N] [--clients C]
 //
 // Prints releases/s, latency percentiles, and the ratio to the baseline.
-#include <httplib.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 
@@ -32,9 +31,11 @@
 #include "attest/attest.h"
 #include "attest/sim.h"
 #include "format/format.h"
+#include "http/test_client.h"
 #include "image/blob_store.h"
-#include "plane/job_engine.h"
 #include "plane/plane.h"
+#include "plane/plane_testing.h"
+#include "plane/provisioner.h"
 
 namespace {
 
@@ -148,12 +149,13 @@ int main(int argc, char** argv) {
   cce::plane::ServeOptions so;
   so.data_dir = init->data_dir;
   so.stop = &stop;
-  so.provisioner_override = &capture;
   std::promise<int> bound;
   auto bound_f = bound.get_future();
   so.on_listening = [&bound](int p) { bound.set_value(p); };
   cce::Status serve_status;
-  std::thread server([&] { serve_status = cce::plane::Serve(so, clock); });
+  std::thread server([&] {
+    serve_status = cce::plane::ServeForTest(so, clock, cce::plane::TestDoubles{nullptr, &capture});
+  });
   if (bound_f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
     stop = true;
     server.join();
@@ -164,10 +166,8 @@ int main(int argc, char** argv) {
     stop = true;
     server.join();
   };
-  httplib::SSLClient http("127.0.0.1", port);
-  http.set_ca_cert_path(init->ca_file.c_str());
-  http.enable_server_certificate_verification(true);
-  http.set_keep_alive(true);
+  // Setup requests (not timed) go through the production client, kept alive.
+  cce::http::testing::TestClient http(port, init->ca_file);
   auto user = [&](const std::string& name, cce::store::Role role) {
     auto t = cce::plane::AddUser(init->data_dir, name, role, clock);
     return t.ok() ? *t : std::string();
@@ -182,8 +182,14 @@ int main(int argc, char** argv) {
     return Fail("cannot make the sample dataset");
   }
   auto kt = key->EncodeKeyFile();
-  httplib::Headers pat_h = {{"Authorization", "Bearer " + pat}};
-  httplib::Headers carol_h = {{"Authorization", "Bearer " + carol}};
+  const cce::http::testing::Headers pat_h = {{"Authorization", "Bearer " + pat}};
+  const cce::http::testing::Headers carol_h = {{"Authorization", "Bearer " + carol}};
+  // "" when the request got `want`, else what went wrong.
+  auto failure = [&http](const cce::http::testing::Result& r, int want) -> std::string {
+    if (!r) return http.error().message();
+    if (r->status != want) return "HTTP " + std::to_string(r->status) + " " + r->body;
+    return "";
+  };
   auto reg =
       http.Post("/api/v1/datasets", pat_h,
                 json{{"name", "claims"},
@@ -191,14 +197,22 @@ int main(int argc, char** argv) {
                      {"key", std::string(reinterpret_cast<const char*>(kt.data()), kt.size())}}
                     .dump(),
                 "application/json");
+  if (std::string why = failure(reg, 201); !why.empty()) {
+    stop_server();
+    return Fail("setup: dataset registration failed: " + why);
+  }
   auto rent =
       http.Post("/api/v1/rentals", carol_h, R"({"dataset":"claims","days":1})", "application/json");
+  if (std::string why = failure(rent, 201); !why.empty()) {
+    stop_server();
+    return Fail("setup: rental failed: " + why);
+  }
   auto blobs = cce::image::BlobStore::Create(init->data_dir + "/images");
   std::string manifest = R"({"schemaVersion":2})";
   auto digest = blobs->PutBytes(manifest, cce::image::Digest::Of(manifest));
-  if (!reg || reg->status != 201 || !rent || rent->status != 201 || !digest.ok()) {
+  if (!digest.ok()) {
     stop_server();
-    return Fail("setup failed");
+    return Fail("setup: cannot store the image manifest: " + digest.status().message());
   }
   const std::string spec =
       "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata: {name: b}\n"
@@ -210,9 +224,9 @@ int main(int argc, char** argv) {
   std::cerr << "attest_bench: provisioning " << releases << " jobs...\n";
   for (size_t i = 0; i < releases; ++i) {
     auto r = http.Post("/api/v1/jobs", carol_h, spec, "application/yaml");
-    if (!r || r->status != 201) {
+    if (std::string why = failure(r, 201); !why.empty()) {
       stop_server();
-      return Fail("job submission failed");
+      return Fail("job submission failed: " + why);
     }
   }
   for (int i = 0; i < 6000 && capture.Count() < releases; ++i) {

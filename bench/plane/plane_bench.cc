@@ -4,15 +4,19 @@
 // them back with GET /api/v1/jobs/{id}. Prints throughput, latency
 // percentiles and errors, and optionally a breakdown of where a request's
 // time goes (TLS + HTTP alone, + authentication, a new TLS connection per
-// request) and the CPU the server and this client used. Not a test: nothing
-// here asserts on time. bench/plane/run.sh sets up a plane and runs it.
+// request) and the CPU the server and this client used. With --slowloris N:
+// the p99 of an authenticated GET (whoami) with no slow connections, then
+// while N slowloris connections (slow_connections.h) are held against the
+// same plane. Not a test: nothing here asserts on time. bench/plane/run.sh
+// sets up a plane and runs it. The clients are the production HTTPS client
+// (src/http/client.h, libcurl; TCP_NODELAY always on).
 //
 //   plane_bench submit --url URL --ca FILE --token TOKEN --image REF --dataset NAME
 //                      [--clients C] [--seconds S] [--read-seconds R] [--breakdown-seconds B]
 //                      [--server-pid PID] [--ids-out FILE] [--key-prefix P]
-//                      [--tcp-nodelay 0|1]   (default 1: requests leave at once, no Nagle delay)
+//                      [--slowloris N] [--slowloris-seconds S] [--slowloris-clients C]
+//                      [--metrics-token OPERATOR_TOKEN]
 //   plane_bench verify --url URL --ca FILE --token TOKEN --ids FILE
-#include <httplib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -35,13 +39,18 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "http/client.h"
+#include "slow_connections.h"
 
 namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+namespace http = cce::http;
 
 struct Args {
   std::string mode;
@@ -53,7 +62,10 @@ struct Args {
   long server_pid = 0;
   std::string ids_out, ids_in;
   std::string key_prefix;
-  bool tcp_nodelay = true;
+  size_t slowloris = 0;  // slow connections to hold; 0: no slowloris phase
+  double slowloris_seconds = 15;
+  int slowloris_clients = 4;
+  std::string metrics_token;  // an operator's: GET /metrics for the server's connection counts
 };
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -62,7 +74,9 @@ struct Args {
                "--dataset NAME\n"
                "                          [--clients C] [--seconds S] [--read-seconds R]\n"
                "                          [--breakdown-seconds B] [--server-pid PID]\n"
-               "                          [--ids-out FILE] [--key-prefix P] [--tcp-nodelay 0|1]\n"
+               "                          [--ids-out FILE] [--key-prefix P]\n"
+               "                          [--slowloris N] [--slowloris-seconds S]\n"
+               "                          [--slowloris-clients C] [--metrics-token TOKEN]\n"
                "       plane_bench verify --url URL --ca FILE --token TOKEN --ids FILE\n";
   std::exit(2);
 }
@@ -78,11 +92,15 @@ Args ParseArgs(int argc, char** argv) {
   if (argc < 2) Usage("expected a mode: submit or verify");
   a.mode = argv[1];
   if (a.mode != "submit" && a.mode != "verify") Usage("unknown mode '" + a.mode + "'");
-  std::map<std::string, std::string*> strings = {
-      {"--url", &a.url},         {"--ca", &a.ca},
-      {"--token", &a.token},     {"--image", &a.image},
-      {"--dataset", &a.dataset}, {"--ids-out", &a.ids_out},
-      {"--ids", &a.ids_in},      {"--key-prefix", &a.key_prefix}};
+  std::map<std::string, std::string*> strings = {{"--url", &a.url},
+                                                 {"--ca", &a.ca},
+                                                 {"--token", &a.token},
+                                                 {"--image", &a.image},
+                                                 {"--dataset", &a.dataset},
+                                                 {"--ids-out", &a.ids_out},
+                                                 {"--ids", &a.ids_in},
+                                                 {"--key-prefix", &a.key_prefix},
+                                                 {"--metrics-token", &a.metrics_token}};
   for (int i = 2; i < argc; i += 2) {
     std::string flag = argv[i];
     if (i + 1 >= argc) Usage(flag + ": expected a value");
@@ -98,8 +116,12 @@ Args ParseArgs(int argc, char** argv) {
       a.read_seconds = n;
     } else if (flag == "--breakdown-seconds" && ParseNumber(value, 0, n)) {
       a.breakdown_seconds = n;
-    } else if (flag == "--tcp-nodelay" && (value == "0" || value == "1")) {
-      a.tcp_nodelay = value == "1";
+    } else if (flag == "--slowloris" && ParseNumber(value, 0, n) && n <= 100000) {
+      a.slowloris = static_cast<size_t>(n);
+    } else if (flag == "--slowloris-seconds" && ParseNumber(value, 0.1, n)) {
+      a.slowloris_seconds = n;
+    } else if (flag == "--slowloris-clients" && ParseNumber(value, 1, n) && n <= 1024) {
+      a.slowloris_clients = static_cast<int>(n);
     } else if (flag == "--server-pid" && ParseNumber(value, 1, n)) {
       a.server_pid = static_cast<long>(n);
     } else {
@@ -120,15 +142,53 @@ Args ParseArgs(int argc, char** argv) {
   return a;
 }
 
-std::unique_ptr<httplib::Client> MakeClient(const Args& a, bool keep_alive) {
-  auto c = std::make_unique<httplib::Client>(a.url);
-  c->set_ca_cert_path(a.ca.c_str());
-  c->enable_server_certificate_verification(true);
-  c->set_connection_timeout(5);
-  c->set_read_timeout(30);
-  c->set_keep_alive(keep_alive);
-  c->set_tcp_nodelay(a.tcp_nodelay);
-  return c;
+// One HTTPS connection, kept alive across requests (libcurl reconnects by
+// itself after the server closed it). The plane's CA is the only trust.
+cce::StatusOr<http::Client> MakeClient(const Args& a) {
+  http::ClientOptions o;
+  o.base_url = a.url;
+  o.ca_file = a.ca;
+  o.connect_timeout = std::chrono::seconds(5);
+  o.stall_timeout = std::chrono::seconds(30);
+  return http::Client::Create(std::move(o));
+}
+
+// A short, stable name for a transport failure, to count failures by kind:
+// the client's message without "cannot reach the plane at URL: " and without
+// its details ("the connection broke mid-request", "timed out", ...).
+std::string ErrorKind(const cce::Status& s) {
+  std::string_view m = s.message();
+  constexpr std::string_view kPrefix = "cannot reach the plane at ";
+  if (m.substr(0, kPrefix.size()) == kPrefix) {
+    // The URL holds "://" and ":PORT", never ": ".
+    if (size_t after = m.find(": ", kPrefix.size()); after != std::string_view::npos) {
+      m.remove_prefix(after + 2);
+    }
+  }
+  m = m.substr(0, std::min({m.find(": "), m.find(" ("), size_t{60}}));
+  return std::string(m);
+}
+
+// An authenticated request: the HTTP status, or -1 with `error` set when
+// the request did not complete.
+int Send(http::Client& c, const std::string& method, const std::string& target,
+         const std::string& token, std::string body, std::string* error,
+         http::ClientResponse* out = nullptr, std::vector<http::Header> extra = {}) {
+  http::ClientRequest r;
+  r.method = method;
+  r.target = target;
+  r.headers = std::move(extra);
+  if (!token.empty()) r.headers.push_back({"Authorization", "Bearer " + token});
+  if (!body.empty()) r.headers.push_back({"Content-Type", "application/json"});
+  r.body = std::move(body);
+  auto got = c.Send(r);
+  if (!got.ok()) {
+    *error = ErrorKind(got.status());
+    return -1;
+  }
+  const int status = got->status;
+  if (out != nullptr) *out = std::move(*got);
+  return status;
 }
 
 double Ms(Clock::duration d) {
@@ -204,15 +264,24 @@ std::string CpuLine(const CpuSample& a, const CpuSample& b) {
 
 // One request: returns the HTTP status, or -1 with `error` set on a
 // transport failure.
-using Request = std::function<int(httplib::Client& c, int thread, uint64_t i, std::string* error)>;
+using Request = std::function<int(http::Client& c, int thread, uint64_t i, std::string* error)>;
+
+// Called on the main thread just before the clock starts and just before it
+// stops (the slowloris phase opens and closes its window there).
+struct PhaseHooks {
+  std::function<void()> at_start;
+  std::function<void()> at_stop;
+};
 
 // Runs `clients` threads issuing `req` back to back for `seconds`; a thread
-// whose connection fails keeps going (httplib reconnects). With keep-alive,
+// whose connection fails keeps going (libcurl reconnects). With keep-alive,
 // each client first connects (GET /healthz: TCP + TLS handshake) and the
 // clock starts once all are connected; those warm-up times are reported
 // apart (Stats::connect_ms), not mixed into the steady-state percentiles.
+// Without keep-alive, each request gets a new client made before its clock
+// starts, so the timed part is TCP + TLS handshake + the request.
 Stats RunPhase(const Args& a, int clients, double seconds, bool keep_alive, const Request& req,
-               int ok_status) {
+               int ok_status, const PhaseHooks& hooks = {}) {
   std::vector<std::vector<double>> lat(static_cast<size_t>(clients));
   std::vector<std::map<std::string, size_t>> errs(static_cast<size_t>(clients));
   std::vector<double> connect_ms(static_cast<size_t>(clients), 0);
@@ -223,18 +292,33 @@ Stats RunPhase(const Args& a, int clients, double seconds, bool keep_alive, cons
   threads.reserve(static_cast<size_t>(clients));
   for (int t = 0; t < clients; ++t) {
     threads.emplace_back([&, t] {
-      auto client = MakeClient(a, keep_alive);
-      if (keep_alive) {
+      auto& my_errors = errs[static_cast<size_t>(t)];
+      auto client = MakeClient(a);
+      if (!client.ok()) {
+        ++my_errors["client: " + client.status().message()];
+      } else if (keep_alive) {
         auto t0 = Clock::now();
-        auto r = client->Get("/healthz");
+        std::string error;
+        int status = Send(*client, "GET", "/healthz", "", "", &error);
         connect_ms[static_cast<size_t>(t)] = Ms(Clock::now() - t0);
-        if (!r) ++errs[static_cast<size_t>(t)]["warm-up " + httplib::to_string(r.error())];
+        if (status != 200) {
+          ++my_errors["warm-up " + (status < 0 ? error : "HTTP " + std::to_string(status))];
+        }
       }
       ++ready;
       while (!go.load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (!client.ok()) return;
       auto& mine = lat[static_cast<size_t>(t)];
       mine.reserve(1 << 15);
       for (uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        if (!keep_alive) {
+          auto fresh = MakeClient(a);
+          if (!fresh.ok()) {
+            ++my_errors["client: " + fresh.status().message()];
+            break;
+          }
+          *client = std::move(*fresh);
+        }
         std::string error;
         auto t0 = Clock::now();
         int status = req(*client, t, i, &error);
@@ -242,16 +326,18 @@ Stats RunPhase(const Args& a, int clients, double seconds, bool keep_alive, cons
         if (status == ok_status) {
           mine.push_back(Ms(took));
         } else {
-          ++errs[static_cast<size_t>(t)][status < 0 ? error : "HTTP " + std::to_string(status)];
+          ++my_errors[status < 0 ? error : "HTTP " + std::to_string(status)];
           if (status < 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
       }
     });
   }
   while (ready.load() < clients) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (hooks.at_start) hooks.at_start();
   const auto start = Clock::now();
   go = true;
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  if (hooks.at_stop) hooks.at_stop();
   stop = true;
   for (auto& th : threads) th.join();
   Stats s;
@@ -303,32 +389,175 @@ std::string JobSpec(const Args& a, const std::string& name) {
       .dump();
 }
 
+// A counter or gauge from the plane's /metrics (Prometheus text), or -1.
+double MetricValue(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0 &&
+        line[name.size()] == ' ') {
+      return std::strtod(line.c_str() + name.size() + 1, nullptr);
+    }
+  }
+  return -1;
+}
+
+// The server's own view of its connections, from /metrics (operator token).
+struct ServerCounts {
+  double open = -1;
+  double timeouts = -1;
+  double refused = -1;
+};
+ServerCounts ReadServerCounts(const Args& a) {
+  ServerCounts c;
+  if (a.metrics_token.empty()) return c;
+  auto client = MakeClient(a);
+  if (!client.ok()) return c;
+  std::string error;
+  http::ClientResponse r;
+  if (Send(*client, "GET", "/metrics", a.metrics_token, "", &error, &r) != 200) return c;
+  c.open = MetricValue(r.body, "cce_http_connections_open");
+  c.timeouts = MetricValue(r.body, "cce_http_timeouts_total");
+  c.refused = MetricValue(r.body, "cce_http_connections_refused_total");
+  return c;
+}
+
+// "https://127.0.0.1:8443" -> host, port; the slow connections need an IPv4
+// literal (run.sh listens on 127.0.0.1).
+bool HostAndPort(const std::string& url, std::string* host, int* port) {
+  constexpr std::string_view kScheme = "https://";
+  if (url.compare(0, kScheme.size(), kScheme) != 0) return false;
+  const size_t colon = url.rfind(':');
+  if (colon == std::string::npos || colon < kScheme.size()) return false;
+  *host = url.substr(kScheme.size(), colon - kScheme.size());
+  double n = 0;
+  std::string port_text = url.substr(colon + 1);
+  while (!port_text.empty() && port_text.back() == '/') port_text.pop_back();
+  if (!ParseNumber(port_text, 1, n) || n > 65535) return false;
+  *port = static_cast<int>(n);
+  return true;
+}
+
+struct SlowlorisResult {
+  Stats baseline;
+  Stats held;
+  cce::bench::HeldWindow window;
+  bool ran = false;
+  bool met = false;
+};
+
+// Issue 9: an authenticated request's p99 while N slowloris connections are
+// held against the plane, against a baseline with none, in the same run.
+SlowlorisResult RunSlowloris(const Args& a, const Request& whoami) {
+  SlowlorisResult res;
+  cce::bench::SlowConnectionOptions so;
+  if (!HostAndPort(a.url, &so.host, &so.port)) {
+    std::cerr << "plane_bench: --slowloris needs --url https://IPv4:PORT, got " << a.url << "\n";
+    return res;
+  }
+  so.target = a.slowloris;
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  std::cout << "slowloris: " << a.slowloris << " slow connections (TLS, a header line every ~"
+            << std::chrono::duration<double>(so.line_interval).count() << " s, never finished), "
+            << a.slowloris_clients << " keep-alive clients on GET /api/v1/whoami, "
+            << a.slowloris_seconds << " s each; bench fd limit " << files.rlim_cur << "\n";
+  if (files.rlim_cur < a.slowloris + 64) {
+    std::cout << "  warning: the fd limit is below the slow connections asked for\n";
+  }
+
+  CpuSample c0 = SampleCpu(a.server_pid);
+  res.baseline = RunPhase(a, a.slowloris_clients, a.slowloris_seconds, true, whoami, 200);
+  CpuSample c1 = SampleCpu(a.server_pid);
+  PrintStats("  whoami, no slow connections", res.baseline, true);
+  std::cout << "    " << CpuLine(c0, c1) << "\n";
+
+  auto slow = cce::bench::SlowConnections::Start(so);
+  if (!slow.ok()) {
+    std::cerr << "plane_bench: " << slow.status().message() << "\n";
+    return res;
+  }
+  // Ramp up: wait until nearly all are held (at most 30 s).
+  const auto ramp_start = Clock::now();
+  const size_t want = a.slowloris - a.slowloris / 20;
+  cce::bench::SlowConnectionStats st;
+  while (Clock::now() - ramp_start < std::chrono::seconds(30)) {
+    st = (*slow)->Stats();
+    if (st.held >= want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::cout << std::fixed << std::setprecision(2) << "  ramp: " << st.held << " held after "
+            << std::chrono::duration<double>(Clock::now() - ramp_start).count() << " s ("
+            << st.failed << " failed"
+            << (st.last_failure.empty() ? "" : ", last: " + st.last_failure) << ")\n";
+
+  ServerCounts server_start;
+  ServerCounts server_end;
+  PhaseHooks hooks;
+  hooks.at_start = [&] {
+    server_start = ReadServerCounts(a);
+    (*slow)->BeginWindow();
+  };
+  hooks.at_stop = [&] {
+    res.window = (*slow)->EndWindow();
+    server_end = ReadServerCounts(a);
+  };
+  c0 = SampleCpu(a.server_pid);
+  res.held = RunPhase(a, a.slowloris_clients, a.slowloris_seconds, true, whoami, 200, hooks);
+  c1 = SampleCpu(a.server_pid);
+  st = (*slow)->Stats();
+  slow->reset();  // closes every slow connection
+  res.ran = true;
+
+  PrintStats("  whoami, " + std::to_string(a.slowloris) + " slow conns held", res.held, true);
+  std::cout << "    " << CpuLine(c0, c1) << " (the bench includes the slowloris thread)\n";
+  const auto& w = res.window;
+  std::cout << std::fixed << std::setprecision(0)
+            << "    slow connections in the window: held mean " << w.mean << " (min " << w.min
+            << ", max " << w.max << "), opened " << w.established << ", closed by the server "
+            << w.closed_by_server << ", failed " << w.failed;
+  if (w.failed > 0 && !st.last_failure.empty()) std::cout << " (last: " << st.last_failure << ")";
+  std::cout << "; header lines sent " << w.lines_sent << std::setprecision(2) << " ("
+            << (w.mean > 0 && w.seconds > 0 ? static_cast<double>(w.lines_sent) / w.mean / w.seconds
+                                            : 0)
+            << " per held connection per second)\n";
+  if (server_start.open >= 0 && server_end.open >= 0) {
+    std::cout << std::setprecision(0) << "    server /metrics: connections open "
+              << server_start.open << " at the start, " << server_end.open
+              << " at the end; timeouts +" << server_end.timeouts - server_start.timeouts
+              << ", refused over a cap +" << server_end.refused - server_start.refused
+              << " during the window\n";
+  }
+  const double base_p99 = res.baseline.Pct(0.99);
+  const double held_p99 = res.held.Pct(0.99);
+  std::cout << std::setprecision(2) << "  whoami p99: baseline " << base_p99 << " ms, with "
+            << std::setprecision(0) << w.mean << " slow connections held " << std::setprecision(2)
+            << held_p99 << " ms, ratio " << (base_p99 > 0 ? held_p99 / base_p99 : 0) << "x\n";
+  res.met = held_p99 < 100 && res.held.errors == 0 && !res.held.ms.empty() &&
+            w.mean >= 0.95 * static_cast<double>(a.slowloris);
+  return res;
+}
+
 int Submit(const Args& a) {
-  const httplib::Headers auth = {{"Authorization", "Bearer " + a.token}};
-  std::cout << "plane_bench: " << a.url << ", " << a.clients << " HTTPS keep-alive clients"
-            << (a.tcp_nodelay ? " (TCP_NODELAY)" : " (Nagle on)") << ", " << a.seconds
-            << " s of submissions, " << std::thread::hardware_concurrency() << " cores\n";
+  std::cout << "plane_bench: " << a.url << ", " << a.clients
+            << " HTTPS keep-alive clients (TCP_NODELAY), " << a.seconds << " s of submissions, "
+            << std::thread::hardware_concurrency() << " cores\n";
 
   // Phase 1: submissions. Every acknowledged id is kept for the read phase
   // and --ids-out.
   std::mutex ids_mu;
   std::vector<std::string> ids;  // guarded by ids_mu
-  Request submit = [&](httplib::Client& c, int t, uint64_t i, std::string* error) {
+  Request submit = [&](http::Client& c, int t, uint64_t i, std::string* error) {
     std::string name = "b" + std::to_string(t) + "-" + std::to_string(i);
-    httplib::Headers h = auth;
-    h.emplace("Idempotency-Key", a.key_prefix + "-" + name);
-    auto r = c.Post("/api/v1/jobs", h, JobSpec(a, name), "application/json");
-    if (!r) {
-      *error = httplib::to_string(r.error());
-      return -1;
-    }
-    if (r->status == 201) {
-      json j = json::parse(r->body, nullptr, false);
+    http::ClientResponse r;
+    int status = Send(c, "POST", "/api/v1/jobs", a.token, JobSpec(a, name), error, &r,
+                      {{"Idempotency-Key", a.key_prefix + "-" + name}});
+    if (status == 201) {
+      json j = json::parse(r.body, nullptr, false);
       if (j.is_discarded() || !j.contains("id")) return 0;
       std::lock_guard<std::mutex> l(ids_mu);
       ids.push_back(j["id"].get<std::string>());
     }
-    return r->status;
+    return status;
   };
   CpuSample c0 = SampleCpu(a.server_pid);
   Stats sub = RunPhase(a, a.clients, a.seconds, true, submit, 201);
@@ -348,15 +577,10 @@ int Submit(const Args& a) {
   // Phase 2: point reads of the jobs just submitted.
   Stats reads;
   if (a.read_seconds > 0 && !ids.empty()) {
-    Request read = [&](httplib::Client& c, int t, uint64_t i, std::string* error) {
+    Request read = [&](http::Client& c, int t, uint64_t i, std::string* error) {
       const std::string& id =
           ids[(static_cast<uint64_t>(t) * 7919 + i * 104729) % static_cast<uint64_t>(ids.size())];
-      auto r = c.Get("/api/v1/jobs/" + id, auth);
-      if (!r) {
-        *error = httplib::to_string(r.error());
-        return -1;
-      }
-      return r->status;
+      return Send(c, "GET", "/api/v1/jobs/" + id, a.token, "", error);
     };
     c0 = SampleCpu(a.server_pid);
     reads = RunPhase(a, a.clients, a.read_seconds, true, read, 200);
@@ -365,19 +589,15 @@ int Submit(const Args& a) {
     std::cout << "  " << CpuLine(c0, c1) << "\n";
   }
 
+  auto get = [&](const std::string& path, bool with_auth) -> Request {
+    return [&a, path, with_auth](http::Client& c, int, uint64_t, std::string* error) {
+      return Send(c, "GET", path, with_auth ? a.token : "", "", error);
+    };
+  };
+
   // Phase 3: where the time goes. The same clients on cheaper routes.
   if (a.breakdown_seconds > 0) {
     std::cout << "breakdown (" << a.clients << " clients, " << a.breakdown_seconds << " s each):\n";
-    auto get = [&](const std::string& path, bool with_auth) -> Request {
-      return [&, path, with_auth](httplib::Client& c, int, uint64_t, std::string* error) {
-        auto r = with_auth ? c.Get(path, auth) : c.Get(path);
-        if (!r) {
-          *error = httplib::to_string(r.error());
-          return -1;
-        }
-        return r->status;
-      };
-    };
     struct Row {
       const char* what;
       std::string path;
@@ -399,6 +619,10 @@ int Submit(const Args& a) {
     }
   }
 
+  // Phase 4: slow connections held against the same plane.
+  SlowlorisResult slow;
+  if (a.slowloris > 0) slow = RunSlowloris(a, get("/api/v1/whoami", true));
+
   const bool met = sub.PerSecond() >= 1000 && sub.Pct(0.99) < 50 && sub.errors == 0;
   std::cout << std::fixed << std::setprecision(0)
             << "target: >= 1000 submissions/s with p99 < 50 ms"
@@ -416,6 +640,27 @@ int Submit(const Args& a) {
                  {"read_p50_ms", reads.Pct(0.50)},
                  {"read_p99_ms", reads.Pct(0.99)},
                  {"target_met", met}};
+  if (a.slowloris > 0) {
+    const double base_p99 = slow.baseline.Pct(0.99);
+    const double held_p99 = slow.held.Pct(0.99);
+    std::cout << "target: whoami p99 < 100 ms with " << a.slowloris << " slow connections held -> ";
+    if (slow.ran) {
+      std::cout << "p99 " << held_p99 << " ms (baseline " << base_p99 << " ms, ratio "
+                << (base_p99 > 0 ? held_p99 / base_p99 : 0) << "x), " << std::setprecision(0)
+                << slow.window.mean << " held on average, errors " << slow.held.errors << ": "
+                << (slow.met ? "MET" : "NOT MET") << "\n";
+    } else {
+      std::cout << "not measured (see above): NOT MET\n";
+    }
+    result["slowloris_connections"] = a.slowloris;
+    result["slowloris_held_mean"] = slow.window.mean;
+    result["slowloris_held_min"] = slow.window.min;
+    result["whoami_baseline_p99_ms"] = base_p99;
+    result["whoami_slowloris_p99_ms"] = held_p99;
+    result["whoami_slowloris_errors"] = slow.held.errors;
+    result["slowloris_p99_ratio"] = base_p99 > 0 ? held_p99 / base_p99 : 0;
+    result["slowloris_target_met"] = slow.met;
+  }
   std::cout << "json: " << result.dump() << "\n";
   return 0;
 }
@@ -431,17 +676,20 @@ int Verify(const Args& a) {
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) ids.push_back(line);
   }
-  auto c = MakeClient(a, true);
-  const httplib::Headers auth = {{"Authorization", "Bearer " + a.token}};
+  auto c = MakeClient(a);
+  if (!c.ok()) {
+    std::cerr << "plane_bench: " << c.status().message() << "\n";
+    return 1;
+  }
   size_t present = 0;
   std::vector<std::string> missing;
   for (const auto& id : ids) {
-    auto r = c->Get("/api/v1/jobs/" + id, auth);
-    if (r && r->status == 200) {
+    std::string error;
+    int status = Send(*c, "GET", "/api/v1/jobs/" + id, a.token, "", &error);
+    if (status == 200) {
       ++present;
     } else {
-      missing.push_back(id + ": " +
-                        (r ? "HTTP " + std::to_string(r->status) : httplib::to_string(r.error())));
+      missing.push_back(id + ": " + (status < 0 ? error : "HTTP " + std::to_string(status)));
     }
   }
   std::cout << "durability: " << ids.size() << " acknowledged before kill -9, " << present
@@ -451,10 +699,21 @@ int Verify(const Args& a) {
   return missing.empty() ? 0 : 1;
 }
 
+// The slowloris phase holds one descriptor per slow connection; the soft
+// limit is often 1024. Raised to the hard limit (no privilege needed).
+void RaiseFileLimit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   (void)std::signal(SIGPIPE, SIG_IGN);  // a server killed mid-request must not end the bench
+  RaiseFileLimit();
   try {
     Args a = ParseArgs(argc, argv);
     return a.mode == "submit" ? Submit(a) : Verify(a);
