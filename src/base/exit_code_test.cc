@@ -29,8 +29,7 @@ TEST(ExitCode, OneTableForEveryStatusCode) {
 
 TEST(ExitCode, StatusOverloadUsesTheCode) {
   EXPECT_EQ(ExitCodeFor(Status::Ok()), kExitOk);
-  EXPECT_EQ(ExitCodeFor(DataLoss("manifest.cce: segment 0: authentication failed")),
-            kExitDataLoss);
+  EXPECT_EQ(ExitCodeFor(DataLoss("manifest.cce: segment 0: authentication failed")), kExitDataLoss);
   EXPECT_EQ(ExitCodeFor(PermissionDenied("wrong key")), kExitDataLoss);
   EXPECT_EQ(ExitCodeFor(InvalidArgument("--threads: 0")), kExitUsage);
   EXPECT_EQ(ExitCodeFor(ErrnoStatus("key file k", ENOENT)), kExitFailure);

@@ -19,8 +19,8 @@ std::string CommandName(const Command& c) {
 
 std::string CommandListing(const CommandTable& table, const std::string& group) {
   std::string h = "Usage: " + table.program + " " +
-                  (group.empty() ? std::string("COMMAND") : group + " COMMAND") +
-                  " [options]\n\n" + table.description + "\n\nCommands:\n";
+                  (group.empty() ? std::string("COMMAND") : group + " COMMAND") + " [options]\n\n" +
+                  table.description + "\n\nCommands:\n";
   for (const Command& c : table.commands) {
     if (!group.empty() && c.path[0] != group) continue;
     std::string name = CommandName(c);
@@ -48,10 +48,9 @@ std::optional<ParsedFlags> ParseArgs(std::string_view program, const FlagParser&
     return std::nullopt;
   }
   if (positional != kAnyArgCount && parsed->positional().size() != positional) {
-    *exit = ReportError(program, InvalidArgument("expected " + std::to_string(positional) +
-                                                 " argument(s), got " +
-                                                 std::to_string(parsed->positional().size()) +
-                                                 " (try --help)"));
+    *exit = ReportError(
+        program, InvalidArgument("expected " + std::to_string(positional) + " argument(s), got " +
+                                 std::to_string(parsed->positional().size()) + " (try --help)"));
     return std::nullopt;
   }
   return std::move(*parsed);

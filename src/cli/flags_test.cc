@@ -99,7 +99,8 @@ class CommandTableTest : public ::testing::Test {
     table_.commands = {
         {{"init"}, "make things", [this](const Args& a) { return Record("init", a, 0); }},
         {{"user", "add"}, "add a user", [this](const Args& a) { return Record("user add", a, 0); }},
-        {{"user", "remove"}, "remove a user",
+        {{"user", "remove"},
+         "remove a user",
          [this](const Args& a) { return Record("user remove", a, 3); }},
     };
   }

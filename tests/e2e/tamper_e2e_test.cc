@@ -131,6 +131,9 @@ class TamperMatrix : public ::testing::Test {
     DecryptFsMount m(dir, mnt, key);
     if (c.mount_refused) {
       EXPECT_NE(m.result().exit_code, 0) << "mount of a tampered dataset succeeded";
+      // The same exit code as `cce dataset verify`: one table for every binary.
+      EXPECT_EQ(m.result().exit_code, c.verify_exit) << m.result().err;
+      EXPECT_EQ(m.result().err.rfind("cce-decryptfs: error: ", 0), 0u) << m.result().err;
       EXPECT_FALSE(IsMounted(mnt));
       return;
     }
@@ -212,6 +215,25 @@ TEST_F(TamperMatrix, EveryModificationIsDetectedByVerifyDecryptAndMount) {
       {"wrong-key", [](auto&) {}, "wrong key", "", true, true},
   };
   for (const Case& c : cases) Check(c);
+}
+
+TEST_F(TamperMatrix, DecryptFsRefusesATamperedManifestOrTheWrongKeyWithExitThree) {
+  std::string dir = tmp_ / "tampered";
+  fs::copy(tmp_ / "base", dir, fs::copy_options::recursive);
+  FlipByte(dir + "/manifest.cce", 200);
+  DecryptFsMount tampered(dir, tmp_ / "mnt-tampered", key_);
+  EXPECT_EQ(tampered.result().exit_code, 3) << tampered.result().err;
+  EXPECT_NE(tampered.result().err.find("authentication failed"), std::string::npos)
+      << tampered.result().err;
+  EXPECT_FALSE(IsMounted(tmp_ / "mnt-tampered"));
+
+  DecryptFsMount wrong_key(tmp_ / "base", tmp_ / "mnt-wrong-key", other_key_);
+  EXPECT_EQ(wrong_key.result().exit_code, 3) << wrong_key.result().err;
+  EXPECT_NE(wrong_key.result().err.find("wrong key"), std::string::npos) << wrong_key.result().err;
+  EXPECT_FALSE(IsMounted(tmp_ / "mnt-wrong-key"));
+  // And `cce` says the same about the same dataset and key.
+  auto v = RunCommand({BinPath("cce"), "dataset", "verify", "--key", other_key_, tmp_ / "base"});
+  EXPECT_EQ(v.exit_code, 3) << v.err;
 }
 
 TEST_F(TamperMatrix, UntamperedDatasetPassesAllThree) {
