@@ -136,10 +136,12 @@ http::ClientRequest WithBody(std::string method, std::string path, std::string b
 StatusCode CodeFor(int status, const json& body) {
   if (body.is_object() && body.contains("error") && body["error"].is_object()) {
     const std::string code = body["error"].value("code", "");
+    if (code == "rate_limited") return StatusCode::kResourceExhausted;
     for (StatusCode c :
          {StatusCode::kInvalidArgument, StatusCode::kNotFound, StatusCode::kAlreadyExists,
           StatusCode::kPermissionDenied, StatusCode::kFailedPrecondition, StatusCode::kUnavailable,
-          StatusCode::kDataLoss, StatusCode::kInternal, StatusCode::kIo}) {
+          StatusCode::kDataLoss, StatusCode::kInternal, StatusCode::kIo,
+          StatusCode::kUnauthenticated}) {
       std::string name(StatusCodeName(c));
       for (char& ch : name) ch = ch == ' ' ? '_' : ch;
       if (name == code) return c;
@@ -147,12 +149,13 @@ StatusCode CodeFor(int status, const json& body) {
   }
   switch (status) {
     case 400: return StatusCode::kInvalidArgument;
-    case 401:
+    case 401: return StatusCode::kUnauthenticated;
     case 403: return StatusCode::kPermissionDenied;
     case 404: return StatusCode::kNotFound;
     case 409: return StatusCode::kFailedPrecondition;
     case 413: return StatusCode::kInvalidArgument;
-    default: return status >= 429 ? StatusCode::kUnavailable : StatusCode::kInternal;
+    case 429: return StatusCode::kResourceExhausted;
+    default: return status > 429 ? StatusCode::kUnavailable : StatusCode::kInternal;
   }
 }
 
