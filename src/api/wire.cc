@@ -75,7 +75,7 @@ class FieldReader {
   FieldReader Nested(const char* name) {
     const json* v = Find(name, true);
     if (v == nullptr) return FieldReader(mode_);
-    return FieldReader(*v, mode_, Path(name));
+    return {*v, mode_, Path(name)};
   }
 
   // The first error, except that in strict mode an unknown field is reported
@@ -305,14 +305,10 @@ Status FromJson(const json& j, RegisterDatasetRequest* out, Decode mode, std::st
 }
 
 json ToJson(const Rental& v) {
-  return {{"seq", v.seq},
-          {"dataset", v.dataset},
-          {"consumer", v.consumer},
-          {"start", v.start},
-          {"end", v.end},
-          {"created_at", v.created_at},
-          {"hash", v.hash},
-          {"signature", v.signature}};
+  return {{"seq", v.seq},           {"dataset", v.dataset},
+          {"consumer", v.consumer}, {"start", v.start},
+          {"end", v.end},           {"created_at", v.created_at},
+          {"hash", v.hash},         {"signature", v.signature}};
 }
 Status FromJson(const json& j, Rental* out, Decode mode, std::string_view where) {
   FieldReader r(j, mode, where);
@@ -485,14 +481,9 @@ Status FromJson(const json& j, JobList* out, Decode mode, std::string_view where
 // ---- Audit -------------------------------------------------------------------
 
 json ToJson(const AuditEntry& v) {
-  return {{"seq", v.seq},
-          {"at", v.at},
-          {"actor", v.actor},
-          {"action", v.action},
-          {"object", v.object},
-          {"decision", v.decision},
-          {"details", v.details},
-          {"hash", v.hash}};
+  return {{"seq", v.seq},         {"at", v.at},         {"actor", v.actor},
+          {"action", v.action},   {"object", v.object}, {"decision", v.decision},
+          {"details", v.details}, {"hash", v.hash}};
 }
 Status FromJson(const json& j, AuditEntry* out, Decode mode, std::string_view where) {
   FieldReader r(j, mode, where);
@@ -593,9 +584,8 @@ Status FromJson(const json& j, KbsAttestRequest* out, Decode mode, std::string_v
 // tcb_status is optional in docs/api.yaml and a string when present, so an
 // unknown status ("") is left out rather than sent as null.
 json ToJson(const KbsAttestResponse& v) {
-  json j = {{"session", v.session},
-            {"expires_at", v.expires_at},
-            {"simulated_tee", v.simulated_tee}};
+  json j = {
+      {"session", v.session}, {"expires_at", v.expires_at}, {"simulated_tee", v.simulated_tee}};
   if (!v.tcb_status.empty()) j["tcb_status"] = v.tcb_status;
   return j;
 }

@@ -59,7 +59,8 @@ Job SampleJob() {
           .simulated_tee = true};
 }
 JobEvent SampleEvent(int64_t seq, std::string from, std::string to) {
-  return {.seq = seq, .from = std::move(from), .to = std::move(to), .reason = "why", .at = 17 + seq};
+  return {
+      .seq = seq, .from = std::move(from), .to = std::move(to), .reason = "why", .at = 17 + seq};
 }
 OutputSummary SampleOutput() {
   return {.size = 90, .digest = "sha256:324caa8a", .verdict = "hold", .downloadable = true};
@@ -258,8 +259,7 @@ TEST(Wire, FlattenedTypesCarryTheirBaseFieldsAtTopLevel) {
   EXPECT_EQ(job["history"].size(), 2u);
   EXPECT_EQ(job["output"]["verdict"], "hold");
   EXPECT_FALSE(job.contains("job"));
-  EXPECT_EQ(ToJson(SampleError()),
-            json::parse(R"({"error": {"code": "invalid_argument",
+  EXPECT_EQ(ToJson(SampleError()), json::parse(R"({"error": {"code": "invalid_argument",
                                       "message": "body.admin: unknown field"}})"));
 }
 
@@ -295,8 +295,8 @@ TEST(Wire, DecodesThePlanesResponsesStrictly) {
   EXPECT_EQ(verify->audit.first_bad_seq, 19);
   EXPECT_EQ(verify->rentals.head_hash, "cd");
 
-  auto blob = Parse<BlobStatus>(R"({"digest": "sha256:6f97", "present": false})",
-                                Decode::kStrict, "response");
+  auto blob = Parse<BlobStatus>(R"({"digest": "sha256:6f97", "present": false})", Decode::kStrict,
+                                "response");
   ASSERT_TRUE(blob.ok()) << blob.status().ToString();
   EXPECT_FALSE(blob->size.has_value());
 
@@ -333,7 +333,8 @@ TEST(Wire, StrictRefusesUnknownFieldsLenientIgnoresThem) {
   json detail = ToJson(SampleJobDetail());
   detail["history"][1]["actor"] = "plane";
   detail["output"]["findings"] = json::array();
-  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kStrict), "response.history[1].actor: unknown field");
+  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kStrict),
+            "response.history[1].actor: unknown field");
   JobDetail out;
   EXPECT_TRUE(FromJson(detail, &out, Decode::kLenient, "response").ok());
 
@@ -346,8 +347,7 @@ TEST(Wire, StrictRefusesUnknownFieldsLenientIgnoresThem) {
   CreatedUser cu;
   EXPECT_TRUE(FromJson(created, &cu, Decode::kStrict, "response").ok());
   created["password"] = "x";
-  EXPECT_EQ(DecodeError<CreatedUser>(created, Decode::kStrict),
-            "response.password: unknown field");
+  EXPECT_EQ(DecodeError<CreatedUser>(created, Decode::kStrict), "response.password: unknown field");
 }
 
 TEST(Wire, StrictNamesAnUnknownFieldBeforeABadValue) {
@@ -402,20 +402,24 @@ TEST(Wire, WrongTypesNameTheFieldAndTheExpectedType) {
   EXPECT_EQ(DecodeError<User>(json::array(), Decode::kLenient), "response: expected an object");
   json detail = ToJson(SampleJobDetail());
   detail["output"] = "none";
-  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kLenient), "response.output: expected an object");
+  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kLenient),
+            "response.output: expected an object");
   detail = ToJson(SampleJobDetail());
   detail["history"] = json::object();
-  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kLenient), "response.history: expected an array");
+  EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kLenient),
+            "response.history: expected an array");
   EXPECT_EQ(DecodeError<JobList>(json{{"jobs", {1}}}, Decode::kLenient),
             "response.jobs[0]: expected an object");
 
   json list = ToJson(JobList{.jobs = {SampleJob(), SampleJob(), SampleJob(), SampleJob()},
                              .next_offset = std::nullopt});
   list["jobs"][3]["state"] = 7;
-  EXPECT_EQ(DecodeError<JobList>(list, Decode::kLenient), "response.jobs[3].state: expected a string");
+  EXPECT_EQ(DecodeError<JobList>(list, Decode::kLenient),
+            "response.jobs[3].state: expected a string");
   list = ToJson(SampleJobList());
   list["next_offset"] = "2";
-  EXPECT_EQ(DecodeError<JobList>(list, Decode::kLenient), "response.next_offset: expected an integer");
+  EXPECT_EQ(DecodeError<JobList>(list, Decode::kLenient),
+            "response.next_offset: expected an integer");
 
   json attest = ToJson(SampleKbsAttestResponse());
   attest["tcb_status"] = 1;

@@ -29,19 +29,18 @@ int AuditVerify(const Args& args) {
                "first bad entry. Exit 0 when both verify, 3 when either does not.",
                {kOutputFlag});
   bool tampered = false;
-  int rc = WithPlane(p, args, 0,
-                     [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
-                       ASSIGN_OR_RETURN(json r, c.Get("/api/v1/audit/verify"));
-                       ASSIGN_OR_RETURN(api::AuditVerifyReport report,
-                                        DecodeResponse<api::AuditVerifyReport>(
-                                            r, "GET /api/v1/audit/verify"));
-                       tampered = !report.ok;
-                       if (!json_out) {
-                         PrintReport("audit log", report.audit);
-                         PrintReport("rental chain", report.rentals);
-                       }
-                       return r;
-                     });
+  int rc = WithPlane(
+      p, args, 0, [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
+        ASSIGN_OR_RETURN(json r, c.Get("/api/v1/audit/verify"));
+        ASSIGN_OR_RETURN(api::AuditVerifyReport report,
+                         DecodeResponse<api::AuditVerifyReport>(r, "GET /api/v1/audit/verify"));
+        tampered = !report.ok;
+        if (!json_out) {
+          PrintReport("audit log", report.audit);
+          PrintReport("rental chain", report.rentals);
+        }
+        return r;
+      });
   return rc == kExitOk && tampered ? kExitDataLoss : rc;
 }
 

@@ -116,19 +116,19 @@ int ImagePush(const Args& args) {
 int ImageList(const Args& args) {
   FlagParser p("cce image list [--output json]", "Lists the images pushed to the plane.",
                {kOutputFlag});
-  return WithPlane(
-      p, args, 0, [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
-        ASSIGN_OR_RETURN(json r, c.Get("/api/v1/images"));
-        ASSIGN_OR_RETURN(api::ImageList list,
-                         DecodeResponse<api::ImageList>(r, "GET /api/v1/images"));
-        if (!json_out) {
-          for (const api::Image& i : list.images) {
-            std::cout << i.name << ":" << i.tag << "\t" << i.digest << "\t" << i.owner << "\t"
-                      << FormatTime(i.created_at) << "\n";
-          }
-        }
-        return r;
-      });
+  return WithPlane(p, args, 0,
+                   [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
+                     ASSIGN_OR_RETURN(json r, c.Get("/api/v1/images"));
+                     ASSIGN_OR_RETURN(api::ImageList list,
+                                      DecodeResponse<api::ImageList>(r, "GET /api/v1/images"));
+                     if (!json_out) {
+                       for (const api::Image& i : list.images) {
+                         std::cout << i.name << ":" << i.tag << "\t" << i.digest << "\t" << i.owner
+                                   << "\t" << FormatTime(i.created_at) << "\n";
+                       }
+                     }
+                     return r;
+                   });
 }
 
 }  // namespace

@@ -84,8 +84,8 @@ void PrintJob(const api::JobDetail& d, bool with_history) {
             << "consumer: " << j.consumer << "\n"
             << "state:    " << j.state << ": " << j.reason << "\n"
             << "image:    " << j.image << "\n"
-            << "created:  " << FormatTime(j.created_at)
-            << "   deadline: " << FormatTime(j.deadline) << "\n";
+            << "created:  " << FormatTime(j.created_at) << "   deadline: " << FormatTime(j.deadline)
+            << "\n";
   if (j.simulated_tee) std::cout << "tee:      SIMULATED (not a real TDX VM)\n";
   if (d.output) {
     const api::OutputSummary& o = *d.output;
@@ -181,14 +181,14 @@ int JobCancel(const Args& args) {
   FlagParser p("cce job cancel ID [--output json]",
                "Cancels a job that has not ended yet (its consumer or an operator).",
                {kOutputFlag});
-  return WithPlane(
-      p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
-        const std::string path = "/api/v1/jobs/" + f.positional()[0] + "/cancel";
-        ASSIGN_OR_RETURN(json r, c.Post(path, json()));
-        ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(r, "POST " + path));
-        if (!json_out) std::cout << job.id << " CANCELLED\n";
-        return r;
-      });
+  return WithPlane(p, args, 1,
+                   [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+                     const std::string path = "/api/v1/jobs/" + f.positional()[0] + "/cancel";
+                     ASSIGN_OR_RETURN(json r, c.Post(path, json()));
+                     ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(r, "POST " + path));
+                     if (!json_out) std::cout << job.id << " CANCELLED\n";
+                     return r;
+                   });
 }
 
 // Streams the output into DIR/output.bundle through a temporary file,
@@ -197,8 +197,7 @@ int JobCancel(const Args& args) {
 StatusOr<json> Download(PlaneClient& c, const std::string& id, const std::string& dir) {
   const std::string job_path = "/api/v1/jobs/" + id;
   ASSIGN_OR_RETURN(json response, c.Get(job_path));
-  ASSIGN_OR_RETURN(api::JobDetail job,
-                   DecodeResponse<api::JobDetail>(response, "GET " + job_path));
+  ASSIGN_OR_RETURN(api::JobDetail job, DecodeResponse<api::JobDetail>(response, "GET " + job_path));
   // The plane decides (and audits) whether the output may leave; the digest
   // it recorded at submission is what the bytes must hash to.
   const std::string expected = job.output ? job.output->digest : std::string();

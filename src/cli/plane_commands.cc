@@ -52,9 +52,9 @@ int Login(const Args& args) {
   Status s = SaveClientConfig(c);
   if (!s.ok()) return Fail(s);
   if (*json_out) {
-    std::cout << json{{"user", me->name}, {"role", me->role}, {"config_file", ClientConfigPath()}}
-                     .dump()
-              << "\n";
+    std::cout
+        << json{{"user", me->name}, {"role", me->role}, {"config_file", ClientConfigPath()}}.dump()
+        << "\n";
   } else {
     std::cout << "logged in to " << c.plane_url << " as " << me->name << " (" << me->role
               << "); saved " << ClientConfigPath() << "\n";
@@ -100,7 +100,7 @@ int DatasetRegister(const Args& args) {
     auto r = c.Post("/api/v1/datasets", body);
     // The key's copies outside SecretBytes: wiped once sent.
     OPENSSL_cleanse(req.key.data(), req.key.size());
-    std::string& sent_key = body["key"].get_ref<std::string&>();
+    auto& sent_key = body["key"].get_ref<std::string&>();
     OPENSSL_cleanse(sent_key.data(), sent_key.size());
     if (!r.ok()) return r;
     ASSIGN_OR_RETURN(api::Dataset d, DecodeResponse<api::Dataset>(*r, "POST /api/v1/datasets"));
