@@ -17,6 +17,7 @@
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
 #include "crypto/crypto.h"
+#include "http/client.h"
 #include "store/job_state.h"
 
 namespace cce::cli {
@@ -163,8 +164,16 @@ int JobList(const Args& args) {
                 kOutputFlag});
   return WithPlane(
       p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
-        std::string path = "/api/v1/jobs";
-        if (auto s = f.Get("state")) path += "?state=" + *s;
+        std::string query;
+        auto add = [&query](const std::string& k, const std::string& v) {
+          query += (query.empty() ? "?" : "&") + k + "=" + http::UrlEncode(v);
+        };
+        if (auto s = f.Get("state")) add("state", *s);
+        ASSIGN_OR_RETURN(auto limit, f.GetUint("limit", 1, 10000));
+        ASSIGN_OR_RETURN(auto offset, f.GetUint("offset", 0, uint64_t{1} << 62));
+        if (limit) add("limit", std::to_string(*limit));
+        if (offset) add("offset", std::to_string(*offset));
+        const std::string path = "/api/v1/jobs" + query;
         ASSIGN_OR_RETURN(json r, c.Get(path));
         ASSIGN_OR_RETURN(api::JobList list, DecodeResponse<api::JobList>(r, "GET " + path));
         if (!json_out) {
