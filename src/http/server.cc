@@ -24,6 +24,17 @@
 //   after a short "lingering close" (TCP half-close, discard a bounded amount
 //   for a bounded time) so the client can read the response before the RST
 //   that closing a socket with unread data would cause.
+//
+// Transport refusals (JSON bodies via ErrorJson; messages never echo request
+// bytes): 400 malformed request, bad query escape, or a buffered body nested
+// deeper than max_nesting; 411 chunked body on a kBuffered route; 413 body on
+// a kNone route, Content-Length over the cap (from the header) or a streamed
+// body passing it; 414 request line over max_request_line_bytes (431 if it
+// also passes max_header_bytes, which Beast checks first); 415
+// Content-Encoding other than identity; 431 header bytes or field count; 501
+// a transfer coding other than a lone "chunked"; 503 worker queue full or
+// buffered-body budget spent. A refusal that leaves request bytes unread
+// closes the connection.
 #include "http/server.h"
 
 #include <fcntl.h>
@@ -570,6 +581,20 @@ class WorkerPool {
   bool shutdown_ = false;                     // guarded by mu_
   std::vector<std::thread> threads_;          // Start/Shutdown only (the Run thread)
 };
+
+// Route patterns run on the I/O threads against paths the client chose.
+// libstdc++'s default regex executor backtracks: it recurses once per input
+// character (a 32 KiB path overflows an 8 MiB stack) and can take
+// exponential time. Its Thompson-NFA mode (__polynomial, a libstdc++
+// extension) is linear in the path with a stack bounded by the pattern. It
+// refuses back-references, which routes have no use for: Create then fails
+// naming the pattern.
+#if defined(__GLIBCXX__)
+constexpr std::regex::flag_type kRouteRegexFlags =
+    std::regex::ECMAScript | std::regex_constants::__polynomial;
+#else
+#error "route matching relies on libstdc++'s linear-time regex mode"
+#endif
 
 struct CompiledRoute {
   Route route;
@@ -1670,7 +1695,7 @@ StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options, std::vec
     }
     CompiledRoute c;
     try {
-      c.regex = std::regex(r.pattern, std::regex::ECMAScript);
+      c.regex = std::regex(r.pattern, kRouteRegexFlags);
     } catch (const std::regex_error& e) {
       return InvalidArgument(where + ": pattern: " + e.what());
     }

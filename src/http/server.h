@@ -57,7 +57,8 @@ struct Response {
 
 enum class BodyPolicy {
   kNone,      // a body is refused with 413 (GET-like routes)
-  kBuffered,  // Content-Length required (411), at most max_body_bytes (413)
+  kBuffered,  // Content-Length bodies (chunked: 411; neither: an empty body, as
+              // HTTP/1.1 says), at most max_body_bytes (413)
   kToFile,    // Content-Length or chunked; streamed into an anonymous file
               // under body_dir, at most max_body_bytes (413)
 };
@@ -120,7 +121,7 @@ struct ServerStats {
   uint64_t connections_accepted = 0;  // served (not counting refused ones)
   uint64_t connections_refused = 0;   // over a connection cap, closed before TLS
   uint64_t timeouts = 0;
-  uint64_t limit_refusals = 0;  // 411/413/415/431/400-nesting
+  uint64_t limit_refusals = 0;  // 411/413/414/415/431/501/400-nesting
   uint64_t requests = 0;
 };
 

@@ -593,6 +593,25 @@ TEST(HttpServer, MalformedQueryEscapesAre400) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST(HttpServer, LongPathsAreMatchedWithoutDeepRecursion) {
+  // A backtracking matcher recurses per character of the path: 256 KiB of
+  // path would overflow an I/O thread's stack.
+  Limits l = TestLimits();
+  l.max_request_line_bytes = 512 * 1024;
+  l.max_header_bytes = 512 * 1024;
+  TestServer ts({GetRoute("/files/([a-z]+)/(.*)",
+                          [](Request& req) {
+                            return Text(req.captures.at(0) + " " +
+                                        std::to_string(req.captures.at(1).size()));
+                          })},
+                l);
+  TlsClient c(ts.port());
+  auto r = c.Call(Get("/files/box/" + std::string(256 * 1024, 'a')));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "box 262144");
+}
+
 TEST(HttpServer, HandlerExceptionIs500WithAGenericMessage) {
   TestServer ts({GetRoute("/boom", [](Request&) -> Response {
     throw std::runtime_error("secret detail 42");
@@ -1326,6 +1345,39 @@ TEST(HttpServer, StopLetsAnInFlightRequestFinishAndClosesIdleConnections) {
   if (fd >= 0) ::close(fd);
 }
 
+TEST(HttpServer, StopClosesWhatIsStillRunningAfterWriteTimeout) {
+  Limits l = TestLimits();
+  l.write_timeout = 300ms;
+  Gate gate;
+  TestServer ts({GetRoute("/stuck", [&](Request&) {
+    gate.Wait();
+    return Text("late");
+  })},
+                l);
+  TlsClient stuck(ts.port());
+  ASSERT_EQ(stuck.Send(Get("/stuck")), SendResult::kOk);
+  ASSERT_TRUE(gate.WaitForWaiters(1));
+  auto stopped = std::async(std::launch::async, [&] { ts.Stop(); });
+  // The connection is closed at write_timeout even though its handler runs
+  // on; Run returns once the handler does.
+  EXPECT_TRUE(stuck.ClosedWithin(3000ms));
+  gate.Open();
+  EXPECT_EQ(stopped.wait_for(5s), std::future_status::ready);
+}
+
+TEST(HttpServer, RouteCanCloseTheConnection) {
+  TestServer ts({GetRoute("/bye", [](Request&) {
+    Response r = Text("bye");
+    r.close = true;
+    return r;
+  })});
+  TlsClient c(ts.port());
+  auto r = c.Call(Get("/bye"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->Header("connection"), "close");
+  EXPECT_TRUE(c.ClosedWithin(3000ms));
+}
+
 TEST(HttpServer, CreateAndListenErrorsNameTheCulprit) {
   ServerOptions o;
   o.tls_cert_chain_file = Files().dir + "/missing.pem";
@@ -1345,6 +1397,10 @@ TEST(HttpServer, CreateAndListenErrorsNameTheCulprit) {
   auto bad_regex = Server::Create(o, {GetRoute("/jobs/([0-9]+", [](Request&) { return Text(""); })});
   ASSERT_FALSE(bad_regex.ok());
   EXPECT_NE(bad_regex.status().message().find("/jobs/([0-9]+"), std::string::npos);
+  // Back-references would need a backtracking matcher; refused up front.
+  auto backref = Server::Create(o, {GetRoute("/(a)\\1", [](Request&) { return Text(""); })});
+  ASSERT_FALSE(backref.ok());
+  EXPECT_NE(backref.status().message().find("/(a)\\1"), std::string::npos);
 
   // SO_REUSEADDR but never SO_REUSEPORT: a second listener on a bound port
   // fails.
