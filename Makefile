@@ -13,7 +13,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libyaml-cpp-dev libarchive-dev libsqlite3-dev \
   clang clang-format clang-tidy libclang-rt-14-dev \
   python3 python3-cryptography python3-jsonschema python3-yaml \
-  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libcpp-httplib-dev libboost-dev libcli11-dev \
+  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev \
   nodejs libcurl4-openssl-dev
 
 .PHONY: all deps build test demo bench bench-plane fuzz lint format asan tsan ubsan clean help

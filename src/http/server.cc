@@ -1027,6 +1027,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (!SelectRoute()) return;
 
+    // A POST or PUT to a route that takes a buffered body must say how long
+    // it is. Without Content-Length HTTP/1.1 would read it as empty and the
+    // rest of the stream as the next request; asking for the length (411)
+    // and closing is clearer for the client and reads nothing.
+    if (!body_announced_ && route_->route.body == BodyPolicy::kBuffered &&
+        (req_.method == "POST" || req_.method == "PUT") && !p.content_length()) {
+      Refuse(411, "length_required", "body: Content-Length required", true);
+      return;
+    }
     if (body_announced_) {
       for (const Header& h : req_.headers) {
         if (IEquals(h.name, "content-encoding") && !IEquals(Trim(h.value), "identity")) {
@@ -1042,7 +1051,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
           return;
         case BodyPolicy::kBuffered:
           if (!length) {
-            Refuse(411, "length_required", "body: Content-Length required (chunked not accepted)",
+            // Chunked: unbounded until it ends. Only routes that stream to a
+            // file take it (the image blob upload).
+            Refuse(413, "payload_too_large",
+                   "body: chunked bodies are accepted only by routes that stream them; send "
+                   "Content-Length",
                    true);
             return;
           }

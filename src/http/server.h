@@ -57,8 +57,8 @@ struct Response {
 
 enum class BodyPolicy {
   kNone,      // a body is refused with 413 (GET-like routes)
-  kBuffered,  // Content-Length bodies (chunked: 411; neither: an empty body, as
-              // HTTP/1.1 says), at most max_body_bytes (413)
+  kBuffered,  // Content-Length bodies, at most max_body_bytes (413); chunked: 413;
+              // a POST or PUT with neither: 411 (other methods: an empty body)
   kToFile,    // Content-Length or chunked; streamed into an anonymous file
               // under body_dir, at most max_body_bytes (413)
 };
