@@ -7,12 +7,12 @@
 
 #include "crypto/jwe.h"
 
-#include <algorithm>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>

@@ -66,8 +66,8 @@ Result TestClient::Post(const std::string& target, const std::string& body,
   return Post(target, {}, body, content_type);
 }
 
-Result TestClient::Post(const std::string& target, const Headers& headers,
-                        const std::string& body, const std::string& content_type) {
+Result TestClient::Post(const std::string& target, const Headers& headers, const std::string& body,
+                        const std::string& content_type) {
   ClientRequest r = Make("POST", target, headers, content_type);
   r.body = body;
   return Send(std::move(r));

@@ -30,13 +30,27 @@ bool IsPrice(const std::string& p) {
 }
 
 api::Dataset DatasetToWire(const store::Dataset& d, const std::string& owner) {
-  return {d.name,   owner,      d.location,          d.description,      d.price,
-          d.max_days, d.key_id, d.manifest_dataset_id, d.manifest_version, d.created_at};
+  return {d.name,
+          owner,
+          d.location,
+          d.description,
+          d.price,
+          d.max_days,
+          d.key_id,
+          d.manifest_dataset_id,
+          d.manifest_version,
+          d.created_at};
 }
 
 api::Rental RentalToWire(const store::Rental& r, const std::string& dataset,
                          const std::string& consumer) {
-  return {r.seq,        dataset, consumer, r.start, r.end, r.created_at, crypto::ToHex(r.hash),
+  return {r.seq,
+          dataset,
+          consumer,
+          r.start,
+          r.end,
+          r.created_at,
+          crypto::ToHex(r.hash),
           crypto::ToHex(r.signature)};
 }
 
@@ -86,11 +100,11 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
   d.key_id = crypto::ToHex(key->id());
   ASSIGN_OR_RETURN(d.wrapped_key, d_.master_key.Seal(key->bytes(), "dataset-key:" + d.name));
   d.created_at = d_.clock.NowUnix();
-  ASSIGN_OR_RETURN(store::Dataset created,
-                   d_.db.CreateDataset(
-                       d, audit_.Record(caller.actor(), "dataset.register", "dataset:" + d.name,
-                                        AuditDecision::kAllow,
-                                        {{"location", d.location}, {"key_id", d.key_id}})));
+  ASSIGN_OR_RETURN(
+      store::Dataset created,
+      d_.db.CreateDataset(d, audit_.Record(caller.actor(), "dataset.register", "dataset:" + d.name,
+                                           AuditDecision::kAllow,
+                                           {{"location", d.location}, {"key_id", d.key_id}})));
   return DatasetToWire(created, caller.user.name);
 }
 

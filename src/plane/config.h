@@ -24,7 +24,7 @@ struct PlaneConfig {
   std::string log_format = "json";  // "json" (JSON lines) or "text"
   std::string log_level = "info";   // "debug", "info", "warn", "error"
   int64_t max_body_bytes = int64_t{1} << 20;
-  int64_t http_threads = 16;  // worker threads running requests (I/O is event-driven)
+  int64_t http_threads = 16;       // worker threads running requests (I/O is event-driven)
   int64_t max_connections = 4096;  // ~16 KiB each when idle or slow: bounds memory
   int64_t max_connections_per_address = 2000;
   int64_t credential_ttl_seconds = 3600;

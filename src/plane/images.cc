@@ -90,13 +90,13 @@ StatusOr<api::TaggedImage> Images::Tag(const Caller& caller, const std::string& 
   img.digest = digest.str();
   img.owner_id = caller.user.id;
   img.created_at = d_.clock.NowUnix();
-  ASSIGN_OR_RETURN(store::Image stored,
-                   d_.db.PutImage(img, audit_.Record(caller.actor(), "image.push",
-                                                     "image:" + name + ":" + tag,
-                                                     AuditDecision::kAllow,
-                                                     {{"digest", img.digest},
-                                                      {"layers", info->layers.size()},
-                                                      {"total_size", info->total_size}})));
+  ASSIGN_OR_RETURN(
+      store::Image stored,
+      d_.db.PutImage(img, audit_.Record(caller.actor(), "image.push", "image:" + name + ":" + tag,
+                                        AuditDecision::kAllow,
+                                        {{"digest", img.digest},
+                                         {"layers", info->layers.size()},
+                                         {"total_size", info->total_size}})));
   return api::TaggedImage{stored.name, stored.tag, stored.digest};
 }
 

@@ -168,11 +168,11 @@ StatusOr<Jobs::Output> Jobs::DownloadOutput(const Caller& caller, const std::str
                        PermissionDenied("only the job's consumer may download its output"));
   }
   if (j.state != JobState::kReleased) {
-    return audit_.Deny(caller.actor(), "output.download", object,
-                       FailedPrecondition("job " + j.id + " is " +
-                                          std::string(store::JobStateName(j.state)) +
-                                          ": its output can be downloaded only once RELEASED"),
-                       {{"state", store::JobStateName(j.state)}});
+    return audit_.Deny(
+        caller.actor(), "output.download", object,
+        FailedPrecondition("job " + j.id + " is " + std::string(store::JobStateName(j.state)) +
+                           ": its output can be downloaded only once RELEASED"),
+        {{"state", store::JobStateName(j.state)}});
   }
   ASSIGN_OR_RETURN(store::Output out, d_.db.GetOutput(j.id));
   if (out.verdict != store::GateVerdict::kRelease) {  // the store forbids this; be sure

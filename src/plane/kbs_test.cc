@@ -15,11 +15,11 @@
 #include <thread>
 
 #include "agent/kbs_client.h"
-#include "http/test_client.h"
 #include "agent/sim_quote.h"
 #include "attest/sim.h"
 #include "crypto/jwe.h"
 #include "format/format.h"
+#include "http/test_client.h"
 #include "image/blob_store.h"
 #include "plane/config.h"
 #include "plane/credential.h"
@@ -126,7 +126,9 @@ class KbsTest : public ::testing::Test {
   std::unique_ptr<http::testing::TestClient> Client() {
     return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
   }
-  static http::testing::Headers Auth(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
+  static http::testing::Headers Auth(const std::string& t) {
+    return {{"Authorization", "Bearer " + t}};
+  }
   agent::KbsEndpoint Endpoint() const {
     return {"https://127.0.0.1:" + std::to_string(port_), init_.ca_file};
   }

@@ -116,17 +116,16 @@ StatusOr<api::KbsAttestResponse> KeyBroker::Attest(const std::string& remote_add
   }
   ASSIGN_OR_RETURN(store::Job job, d_.db.GetJob(job_id));
   const int64_t now = d_.clock.NowUnix();
-  Status rentals = rentals_.CheckCoverage(job.consumer_id, c->datasets, now,
-                                          std::max(now + 1, job.deadline));
+  Status rentals =
+      rentals_.CheckCoverage(job.consumer_id, c->datasets, now, std::max(now + 1, job.deadline));
   if (!rentals.ok()) {
     return deny(PermissionDenied("rental: " + rentals.message() + " (the job's deadline)"));
   }
-  store::AuditRecord a =
-      audit_.Record(actor, "kbs.attest", object, AuditDecision::kAllow,
-                    {{"credential", c->credential_id},
-                     {"simulated_tee", simulated},
-                     {"tee_key", tee_key->Thumbprint()},
-                     {"verification", verdict}});
+  store::AuditRecord a = audit_.Record(actor, "kbs.attest", object, AuditDecision::kAllow,
+                                       {{"credential", c->credential_id},
+                                        {"simulated_tee", simulated},
+                                        {"tee_key", tee_key->Thumbprint()},
+                                        {"verification", verdict}});
   std::string reason = simulated ? "SIMULATED TEE attested (not a real TDX VM)"
                                  : "TDX quote verified under the attestation policy";
   auto attested = d_.db.AcceptAttestation(job_id, c->credential_id,
@@ -166,8 +165,8 @@ StatusOr<std::string> KeyBroker::ReleaseKey(const std::string& remote_addr,
   const std::string object = JobObject(s->job_id);
   auto deny = [&](const Status& why) { return audit_.Deny(actor, "key.release", object, why); };
   if (std::find(s->datasets.begin(), s->datasets.end(), dataset) == s->datasets.end()) {
-    return deny(PermissionDenied("dataset '" + dataset + "' is not in job " + s->job_id +
-                                 "'s credential"));
+    return deny(
+        PermissionDenied("dataset '" + dataset + "' is not in job " + s->job_id + "'s credential"));
   }
   ASSIGN_OR_RETURN(store::Job job, d_.db.GetJob(s->job_id));
   if (job.state != JobState::kAttested) {

@@ -13,16 +13,16 @@
 #include <thread>
 
 #include "format/format.h"
+#include "http/test_client.h"
 #include "image/blob_store.h"
 #include "image/image.h"
 #include "jobspec/jobspec.h"
-#include "http/test_client.h"
-#include "plane/plane_testing.h"
-#include "plane/services.h"
 #include "plane/config.h"
 #include "plane/job_engine.h"
 #include "plane/keys.h"
 #include "plane/master_key.h"
+#include "plane/plane_testing.h"
+#include "plane/services.h"
 #include "store/sqlite_store.h"
 
 namespace cce::plane {
@@ -78,8 +78,9 @@ class PlaneTest : public ::testing::Test {
     std::promise<int> bound;
     auto port_future = bound.get_future();
     so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread(
-        [this, so] { serve_status_ = ServeForTest(so, clock_, TestDoubles{gate_, nullptr}); });
+    server_ = std::thread([this, so] {
+      serve_status_ = ServeForTest(so, clock_, TestDoubles{gate_, nullptr});
+    });
     ASSERT_EQ(port_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
     port_future.get();
   }
@@ -99,7 +100,9 @@ class PlaneTest : public ::testing::Test {
   std::unique_ptr<http::testing::TestClient> Client() {
     return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
   }
-  http::testing::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+  http::testing::Headers Auth(const std::string& token) {
+    return {{"Authorization", "Bearer " + token}};
+  }
 
   // The world a job needs: a provider's dataset, a consumer renting it
   // (carol), one who does not (dave), and an image manifest in the store.
@@ -1013,8 +1016,8 @@ TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
     http::testing::Headers h;
     if (!token.empty()) h = Auth(token);
     http::testing::Result r = k.method == "GET"   ? c->Get(k.path, h)
-                        : k.method == "PUT" ? c->Put(k.path, h, k.body, "application/json")
-                                            : c->Post(k.path, h, k.body, "application/json");
+                              : k.method == "PUT" ? c->Put(k.path, h, k.body, "application/json")
+                                                  : c->Post(k.path, h, k.body, "application/json");
     return r ? r->status : -1;
   };
   int denials = 0;

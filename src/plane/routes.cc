@@ -77,8 +77,8 @@ class RouteBuilder {
     Services* s = &s_;
     r.admit = [s, roles](const http::Request& req) -> std::optional<http::Response> {
       const std::string line = RequestLine(req);
-      auto caller =
-          s->users.Authenticate(req.HeaderValue("Authorization").value_or(""), req.remote_addr, line);
+      auto caller = s->users.Authenticate(req.HeaderValue("Authorization").value_or(""),
+                                          req.remote_addr, line);
       if (!caller.ok()) return ErrorResponse(caller.status());
       Status allowed = s->users.Authorize(*caller, roles, line);
       if (!allowed.ok()) return ErrorResponse(allowed);
@@ -201,8 +201,8 @@ std::string Metrics::Render(const http::ServerStats& t) {
       "# HELP cce_http_request_duration_seconds Request latency.\n"
       "# TYPE cce_http_request_duration_seconds histogram\n";
   for (size_t i = 0; i < kBuckets.size(); ++i) {
-    out += "cce_http_request_duration_seconds_bucket{le=\"" + std::to_string(kBuckets[i]) +
-           "\"} " + std::to_string(buckets_[i]) + "\n";
+    out += "cce_http_request_duration_seconds_bucket{le=\"" + std::to_string(kBuckets[i]) + "\"} " +
+           std::to_string(buckets_[i]) + "\n";
   }
   out += "cce_http_request_duration_seconds_bucket{le=\"+Inf\"} " + std::to_string(count_) + "\n";
   out += "cce_http_request_duration_seconds_sum " + std::to_string(sum_) + "\n";
@@ -232,8 +232,9 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
     return spec;
   };
 
-  b.Open(with("GET", "/healthz"),
-         [](http::Request&) { return JsonResponse(200, {{"status", "ok"}}); });
+  b.Open(with("GET", "/healthz"), [](http::Request&) {
+    return JsonResponse(200, {{"status", "ok"}});
+  });
   b.User(with("GET", "/metrics"), {Role::kOperator},
          [&metrics, server_stats](const Caller&, http::Request&) -> StatusOr<http::Response> {
            http::Response r;
@@ -245,9 +246,9 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
   // ---- Users
   b.User(with("GET", "/api/v1/whoami"), kAnyRole,
          [](const Caller& c, http::Request&) -> StatusOr<http::Response> {
-           return Encode(200, api::User{c.user.id, c.user.name,
-                                        std::string(store::RoleName(c.user.role)),
-                                        c.user.created_at, c.user.disabled});
+           return Encode(
+               200, api::User{c.user.id, c.user.name, std::string(store::RoleName(c.user.role)),
+                              c.user.created_at, c.user.disabled});
          });
   b.User(with("GET", "/api/v1/users"), {Role::kOperator},
          [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
@@ -308,8 +309,7 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
          });
   b.User(with("PUT", "/api/v1/images/(.+)/tags/([^/]+)", true), pushers,
          [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
-           ASSIGN_OR_RETURN(auto out,
-                            s.images.Tag(c, req.captures[0], req.captures[1], req.body));
+           ASSIGN_OR_RETURN(auto out, s.images.Tag(c, req.captures[0], req.captures[1], req.body));
            return Encode(201, out);
          });
   b.User(with("GET", "/api/v1/images"), kAnyRole,
@@ -322,8 +322,9 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
   const std::vector<Role> job_readers = {Role::kConsumer, Role::kReviewer, Role::kOperator};
   b.User(with("POST", "/api/v1/jobs", true), {Role::kConsumer},
          [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
-           ASSIGN_OR_RETURN(auto out, s.jobs.Submit(c, req.body,
-                                                    req.HeaderValue("Idempotency-Key").value_or("")));
+           ASSIGN_OR_RETURN(
+               auto out,
+               s.jobs.Submit(c, req.body, req.HeaderValue("Idempotency-Key").value_or("")));
            return Encode(out.created ? 201 : 200, out.job);
          });
   b.User(with("GET", "/api/v1/jobs"), job_readers,
@@ -383,18 +384,17 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
     ASSIGN_OR_RETURN(auto out, s.key_broker.Auth(req.remote_addr, in));
     return Encode(200, out);
   });
-  b.Kbs(with("POST", "/kbs/v0/attest", true),
-        [&s](http::Request& req) -> StatusOr<http::Response> {
-          ASSIGN_OR_RETURN(auto in, DecodeBody<api::KbsAttestRequest>(req));
-          ASSIGN_OR_RETURN(auto out, s.key_broker.Attest(req.remote_addr, in));
-          return Encode(200, out);
-        });
+  b.Kbs(with("POST", "/kbs/v0/attest", true), [&s](http::Request& req) -> StatusOr<http::Response> {
+    ASSIGN_OR_RETURN(auto in, DecodeBody<api::KbsAttestRequest>(req));
+    ASSIGN_OR_RETURN(auto out, s.key_broker.Attest(req.remote_addr, in));
+    return Encode(200, out);
+  });
   b.Kbs(with("GET", "/kbs/v0/resource/([a-z0-9][a-z0-9._-]*)/key"),
         [&s](http::Request& req) -> StatusOr<http::Response> {
-          ASSIGN_OR_RETURN(std::string jwe,
-                           s.key_broker.ReleaseKey(req.remote_addr,
-                                                   req.HeaderValue("Authorization").value_or(""),
-                                                   req.captures[0]));
+          ASSIGN_OR_RETURN(
+              std::string jwe,
+              s.key_broker.ReleaseKey(
+                  req.remote_addr, req.HeaderValue("Authorization").value_or(""), req.captures[0]));
           http::Response r;
           r.content_type = "application/jose";
           r.body = std::move(jwe);

@@ -1,6 +1,8 @@
 // cce-plane serve: builds the plane once — store, keys, services, job
 // engine, routes — and runs it behind the event-driven HTTPS front
 // (src/http) until asked to stop.
+#include "http/server.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -11,7 +13,6 @@
 #include <thread>
 
 #include "base/fd.h"
-#include "http/server.h"
 #include "ledger/ledger.h"
 #include "plane/attestation.h"
 #include "plane/config.h"

@@ -155,8 +155,8 @@ class Rentals {
   // kNotFound (an unknown dataset, naming it) or kPermissionDenied naming
   // the first dataset not covered. Not audited: callers audit their own
   // decision.
-  Status CheckCoverage(int64_t consumer_id, const std::vector<std::string>& datasets,
-                       int64_t from, int64_t until);
+  Status CheckCoverage(int64_t consumer_id, const std::vector<std::string>& datasets, int64_t from,
+                       int64_t until);
 
  private:
   ServiceDeps& d_;

@@ -214,9 +214,7 @@ class ServicesTest : public ::testing::Test {
                                                                       store::AuditDecision::kInfo)),
                        "user")};
   }
-  int64_t AuditCount() {
-    return Must(db_->GetAuditHead(), "head").seq;
-  }
+  int64_t AuditCount() { return Must(db_->GetAuditHead(), "head").seq; }
 
   // An ATTESTED job of carol's over dataset `claims` (rented), and a key
   // broker session for it, made through the store as the engine and the
@@ -256,8 +254,9 @@ class ServicesTest : public ::testing::Test {
                             rec("job.authorize")),
          "authorize");
     store::JobCredential cred{"cred-1", job.id, job.created_at, job.created_at + 3600, {}};
-    Must(db_->IssueCredentialAndProvision(cred, "ok", rec("credential.issue"), rec("job.provision")),
-         "provision");
+    Must(
+        db_->IssueCredentialAndProvision(cred, "ok", rec("credential.issue"), rec("job.provision")),
+        "provision");
     Must(db_->AcceptAttestation(job.id, cred.id, 0, job.created_at, "test", rec("kbs.attest")),
          "attest");
     tee_key_.emplace(Must(crypto::EphemeralKey::Generate(crypto::EcdhCurve::kP256), "tee key"));

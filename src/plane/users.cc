@@ -77,8 +77,7 @@ api::User UserToWire(const store::User& u) {
 
 }  // namespace
 
-StatusOr<Caller> Users::Authenticate(std::string_view authorization,
-                                     const std::string& remote_addr,
+StatusOr<Caller> Users::Authenticate(std::string_view authorization, const std::string& remote_addr,
                                      const std::string& request_line) {
   constexpr std::string_view kBearer = "Bearer ";
   const int64_t now = d_.clock.NowUnix();

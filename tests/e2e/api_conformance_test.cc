@@ -94,9 +94,9 @@ TEST(ApiConformance, RealResponsesMatchTheOpenApiDocument) {
 
   const std::string path = t / "samples.json";
   WriteFile(path, json{{"samples", samples}}.dump(2));
-  auto run = RunCommand({"/usr/bin/python3", std::string(CCE_SOURCE_DIR) +
-                                                 "/tests/api/validate_schema.py",
-                         std::string(CCE_SOURCE_DIR) + "/docs/api.yaml", path});
+  auto run =
+      RunCommand({"/usr/bin/python3", std::string(CCE_SOURCE_DIR) + "/tests/api/validate_schema.py",
+                  std::string(CCE_SOURCE_DIR) + "/docs/api.yaml", path});
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
 }
 

@@ -167,7 +167,8 @@ class HostileClientTest : public ::testing::Test {
 TEST_F(HostileClientTest, PostWithoutContentLengthIsNotBufferedUntilClose) {
   RawTls c(port_);
   ASSERT_TRUE(c.handshake_ok());
-  ASSERT_TRUE(c.Write("POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Write("POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n"));
   const std::string chunk(1 << 20, 'A');
   size_t sent = 0;
   while (sent < (size_t{300} << 20) && c.Write(chunk)) sent += chunk.size();
@@ -181,9 +182,10 @@ TEST_F(HostileClientTest, CompressedBodyIsRefusedUnread) {
   RawTls c(port_);
   ASSERT_TRUE(c.handshake_ok());
   const size_t len = 497 * 1024;
-  ASSERT_TRUE(c.Write("POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
-                      "Content-Type: application/json\r\nContent-Length: " +
-                      std::to_string(len) + "\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Write("POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+              "Content-Type: application/json\r\nContent-Length: " +
+              std::to_string(len) + "\r\n\r\n"));
   EXPECT_EQ(c.ReadStatus(), 415);
 }
 
@@ -255,8 +257,8 @@ TEST_F(HostileClientTest, KeyBrokerFloodWritesBoundedAudit) {
   auto client = Client();
   int limited = 0;
   for (int i = 0; i < 1500; ++i) {
-    auto r = client.Post("/kbs/v0/auth", R"({"credential":"cce-cred-v1.bogus.x"})",
-                         "application/json");
+    auto r =
+        client.Post("/kbs/v0/auth", R"({"credential":"cce-cred-v1.bogus.x"})", "application/json");
     ASSERT_TRUE(r) << client.error().message();
     ASSERT_TRUE(r->status == 403 || r->status == 429) << r->status;
     limited += r->status == 429 ? 1 : 0;
