@@ -47,25 +47,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// A URL for messages: user:password@ in the authority is replaced, so a
-// credential someone put into a configured URL never reaches a log.
-std::string RedactUrl(std::string_view url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return std::string(url);
-  const size_t start = scheme + 3;
-  const size_t end = std::min(url.find_first_of("/?#", start), url.size());
-  const size_t at = url.substr(start, end - start).rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, start)) + "***@" + std::string(url.substr(start + at + 1));
-}
-
-// Text from libcurl/OpenSSL (which may quote the server) made safe for a message.
-std::string Printable(std::string_view s, size_t max) {
-  std::string out;
-  for (const char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > max) out += "...";
-  return out;
-}
 
 bool HasControlChar(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
@@ -536,6 +517,23 @@ std::string UrlEncode(std::string_view s) {
       out += kHex[u & 0x0f];
     }
   }
+  return out;
+}
+
+std::string RedactUrl(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const size_t start = scheme + 3;
+  const size_t end = std::min(url.find_first_of("/?#", start), url.size());
+  const size_t at = url.substr(start, end - start).rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start)) + "***@" + std::string(url.substr(start + at + 1));
+}
+
+std::string Printable(std::string_view s, size_t max) {
+  std::string out;
+  for (const char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (s.size() > max) out += "...";
   return out;
 }
 

@@ -71,4 +71,11 @@ class Client {
 // Percent-encodes a query value or path segment (RFC 3986 unreserved kept).
 std::string UrlEncode(std::string_view s);
 
+// A URL for messages: user:password@ in the authority is replaced by ***@,
+// so a credential someone put into a configured URL never reaches a log.
+std::string RedactUrl(std::string_view url);
+// Text a server or a library chose (error headers, libcurl/OpenSSL details)
+// made safe for a message: at most `max` bytes, non-printables as '?'.
+std::string Printable(std::string_view s, size_t max);
+
 }  // namespace cce::http

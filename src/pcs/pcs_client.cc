@@ -19,11 +19,14 @@
 
 #include "base/fd.h"
 #include "crypto/x509.h"
+#include "http/client.h"
 
 namespace cce::pcs {
 namespace {
 
 namespace fs = std::filesystem;
+using http::Printable;
+using http::RedactUrl;
 
 // Intel's issuer-chain headers are ~3 KB; anything near this is not PCS.
 constexpr size_t kMaxHeaderBytes = size_t{64} << 10;
@@ -40,27 +43,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// A URL for messages: any user:password@ in the authority is replaced, so
-// credentials someone put into a configured URL never reach a log.
-std::string RedactUrl(std::string_view url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return std::string(url);
-  const size_t start = scheme + 3;
-  const size_t end = std::min(url.find_first_of("/?#", start), url.size());
-  const size_t at = url.substr(start, end - start).rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, start)) + "***@" + std::string(url.substr(start + at + 1));
-}
-
-// Server-chosen text (error headers, bodies) made safe to put in a message.
-std::string Printable(std::string_view s, size_t max) {
-  std::string out;
-  for (const char c : s.substr(0, max)) {
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
 
 Status CheckUrl(std::string_view url, std::string_view option, bool allow_http) {
   const std::string lower = Lower(url);
