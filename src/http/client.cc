@@ -47,7 +47,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-
 bool HasControlChar(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });

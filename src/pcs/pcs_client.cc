@@ -43,7 +43,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-
 Status CheckUrl(std::string_view url, std::string_view option, bool allow_http) {
   const std::string lower = Lower(url);
   if (StartsWith(lower, "https://") && url.size() > 8) return Status::Ok();
