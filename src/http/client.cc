@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "base/fd.h"
+#include "http/curl.h"
 
 namespace cce::http {
 namespace {
@@ -52,28 +53,7 @@ bool HasControlChar(std::string_view s) {
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
-Status EnsureCurlInitialized() {
-  static std::once_flag once;
-  static CURLcode rc = CURLE_OK;
-  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (rc != CURLE_OK) return Internal(std::string("curl_global_init: ") + curl_easy_strerror(rc));
-  return Status::Ok();
-}
-
-struct CurlEasyDeleter {
-  void operator()(CURL* h) const { curl_easy_cleanup(h); }
-};
-
-// Request headers carry bearer tokens: wiped before they are freed.
-struct CurlSlistDeleter {
-  void operator()(curl_slist* list) const {
-    for (curl_slist* n = list; n != nullptr; n = n->next) {
-      if (n->data != nullptr) OPENSSL_cleanse(n->data, std::strlen(n->data));
-    }
-    curl_slist_free_all(list);
-  }
-};
-using HeaderList = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+using HeaderList = curl::Slist;
 
 Status Append(HeaderList& list, const std::string& line) {
   curl_slist* next = curl_slist_append(list.get(), line.c_str());
@@ -271,7 +251,7 @@ struct Client::Impl {
   ClientOptions options;
   std::string url_for_messages;  // base_url with any credentials redacted
   std::string protocols;         // CURLOPT_PROTOCOLS_STR
-  std::unique_ptr<CURL, CurlEasyDeleter> handle;
+  curl::Easy handle;
   char error_buffer[CURL_ERROR_SIZE] = {};
 
   Status Configure(const std::string& url, const ClientRequest& req, Transfer& t,
@@ -285,7 +265,7 @@ Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
 StatusOr<Client> Client::Create(ClientOptions options) {
-  RETURN_IF_ERROR(EnsureCurlInitialized());
+  RETURN_IF_ERROR(curl::EnsureInitialized());
   while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
   const std::string lower = Lower(options.base_url);
   const bool https = StartsWith(lower, "https://") && lower.size() > 8;

@@ -20,6 +20,7 @@
 #include "base/fd.h"
 #include "crypto/x509.h"
 #include "http/client.h"
+#include "http/curl.h"
 
 namespace cce::pcs {
 namespace {
@@ -83,30 +84,6 @@ StatusOr<std::string> PercentDecode(std::string_view s, const std::string& what)
 
 // ---- libcurl ------------------------------------------------------------------
 
-Status EnsureCurlInitialized() {
-  static std::once_flag once;
-  static CURLcode rc = CURLE_OK;
-  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (rc != CURLE_OK) {
-    return Internal(std::string("curl_global_init: ") + curl_easy_strerror(rc));
-  }
-  return Status::Ok();
-}
-
-struct CurlEasyDeleter {
-  void operator()(CURL* h) const { curl_easy_cleanup(h); }
-};
-
-// Header lists may hold the API key: wiped before they are freed.
-struct CurlSlistDeleter {
-  void operator()(curl_slist* list) const {
-    for (curl_slist* n = list; n != nullptr; n = n->next) {
-      if (n->data != nullptr) OPENSSL_cleanse(n->data, std::strlen(n->data));
-    }
-    curl_slist_free_all(list);
-  }
-};
-
 struct Response {
   long status = 0;  // NOLINT(google-runtime-int): libcurl's type
   std::string body;
@@ -167,7 +144,7 @@ class HttpsGetter {
   // GET url; any 2xx/3xx/4xx/5xx is returned as a Response, transport
   // failures as errors naming the URL.
   StatusOr<Response> Get(const std::string& url, bool send_api_key) {
-    RETURN_IF_ERROR(EnsureCurlInitialized());
+    RETURN_IF_ERROR(http::curl::EnsureInitialized());
     if (!handle_) {
       handle_.reset(curl_easy_init());
       if (!handle_) return Internal("curl_easy_init failed");
@@ -181,7 +158,7 @@ class HttpsGetter {
     sink.max_body = opts_.max_response_bytes;
     char error_buffer[CURL_ERROR_SIZE] = {};
 
-    std::unique_ptr<curl_slist, CurlSlistDeleter> headers;
+    http::curl::Slist headers;
     const auto add_header = [&headers](const std::string& line) -> Status {
       curl_slist* next = curl_slist_append(headers.get(), line.c_str());
       if (next == nullptr) return Internal("curl_slist_append failed");
@@ -261,7 +238,7 @@ class HttpsGetter {
 
  private:
   const PcsOptions& opts_;
-  std::unique_ptr<CURL, CurlEasyDeleter> handle_;
+  http::curl::Easy handle_;
 };
 
 // ---- the four items -------------------------------------------------------------
