@@ -16,13 +16,14 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev \
   nodejs libcurl4-openssl-dev
 
-.PHONY: all deps build test demo bench bench-plane fuzz lint format asan tsan ubsan clean help
+.PHONY: all deps build test fuzz-smoke demo bench bench-plane fuzz lint format asan tsan ubsan clean help
 
 all: build
 
 help:
 	@echo "make demo   - install deps, build, encrypt a sample dataset, mount it, show tamper detection"
-	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse)"
+	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse), then"
+	@echo "               fuzz-smoke: every libFuzzer target on its seeds + FUZZ_SMOKE_SECONDS (5) each"
 	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs, then bench-plane"
 	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
 	@echo "               (make bench also runs bench/attest: full key releases/s)"
@@ -54,6 +55,12 @@ build: deps $(BUILD_DIR)/build.ninja
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j 2 $(CTEST_ARGS)
+	JOBS=$(JOBS) ./scripts/fuzz-smoke.sh
+
+# clang + ASan build of the fuzz targets only (build-fuzz/), seeds replayed,
+# then a few seconds of fuzzing each; fails if a target crashes or clang is missing.
+fuzz-smoke: deps
+	JOBS=$(JOBS) ./scripts/fuzz-smoke.sh
 
 demo: build
 	./scripts/demo.sh $(BUILD_DIR)/bin
@@ -67,7 +74,7 @@ bench-plane: build
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
 
 fuzz: deps
-	./scripts/fuzz.sh
+	JOBS=$(JOBS) ./scripts/fuzz.sh
 
 lint: deps $(BUILD_DIR)/build.ninja
 	git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
@@ -93,4 +100,4 @@ ubsan: deps
 	$(call sanitizer_build,ubsan,undefined)
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-tsan build-ubsan
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-ubsan build-fuzz

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <charconv>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,17 +23,29 @@ constexpr char kProgram[] = "cce-decryptfs";
 
 FlagParser Parser() {
   return FlagParser(
-      "cce-decryptfs (--key-fd N | --key-file FILE) [--foreground] [-o allow_other]\n"
+      "cce-decryptfs (--key-fd N | --key-file FILE) [--foreground] [-o allow_other,nonempty]\n"
+      "                     [--expect-dataset-id ID] [--min-version N] [--log-file FILE]\n"
       "                     [--cache-mib N] [--threads N] ENCRYPTED_DIR MOUNTPOINT",
       "Mounts the plaintext view of an encrypted dataset directory, read-only.\n"
       "Every byte read is authenticated; a tampered segment reads as an I/O error.\n"
-      "Unmount with fusermount3 -u MOUNTPOINT or by sending SIGTERM.",
+      "MOUNTPOINT must be an empty directory that is not already a mount point.\n"
+      "Once mounted it detaches (closing stdin, stdout and stderr) and logs to\n"
+      "--log-file or syslog. Unmount with fusermount3 -u MOUNTPOINT or by sending\n"
+      "SIGTERM; if the server was killed (SIGKILL), run fusermount3 -u MOUNTPOINT\n"
+      "before mounting again.",
       {{"key-fd", "N", "read the dataset key file from file descriptor N (then close it)"},
        {"key-file", "FILE", "read the dataset key file from FILE"},
        {"foreground", "", "do not detach once mounted (default: detach after the mount is up)",
         false, 'f'},
-       {"mount-options", "allow_other", "let users other than the mounting user read the mount",
+       {"mount-options", "OPTS",
+        "allow_other: let users other than the mounting user read the mount; nonempty: mount "
+        "even over a non-empty directory or an existing mount point",
         /*repeatable=*/true, 'o', /*short_only=*/true},
+       {"expect-dataset-id", "ID", "refuse to mount unless the manifest names this dataset id"},
+       {"min-version", "N", "refuse to mount a dataset version lower than N (rollback)"},
+       {"log-file", "FILE",
+        "append runtime messages to FILE (default: stderr; syslog once "
+        "detached)"},
        {"cache-mib", "N", "decrypted-segment cache size in MiB (default 32)"},
        {"threads", "N", "maximum FUSE worker threads (default 16)"}});
 }
@@ -55,7 +68,7 @@ StatusOr<uint64_t> ParseNumber(std::string_view flag, std::string_view text, uin
   return v;
 }
 
-// -o takes a comma-separated list; allow_other is the one option we support.
+// -o takes a comma-separated list of allow_other and nonempty.
 Status AddMountOptions(std::string_view list, decryptfs::MountOptions* mount) {
   size_t start = 0;
   while (start <= list.size()) {
@@ -64,9 +77,11 @@ Status AddMountOptions(std::string_view list, decryptfs::MountOptions* mount) {
         start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (opt == "allow_other") {
       mount->allow_other = true;
+    } else if (opt == "nonempty") {
+      mount->nonempty = true;
     } else if (!opt.empty()) {
       return InvalidArgument("-o: unsupported mount option '" + std::string(opt) +
-                             "'; expected allow_other");
+                             "'; expected allow_other or nonempty");
     }
     if (comma == std::string_view::npos) break;
     start = comma + 1;
@@ -95,6 +110,18 @@ StatusOr<Request> RequestFrom(const ParsedFlags& f) {
   if (auto v = f.Get("threads")) {
     ASSIGN_OR_RETURN(uint64_t n, ParseNumber("--threads", *v, 1, 1024));
     r.mount.threads = static_cast<unsigned>(n);
+  }
+  if (auto v = f.Get("expect-dataset-id")) {
+    if (v->empty()) return InvalidArgument("--expect-dataset-id: expected a dataset id");
+    r.mount.expect_dataset_id = *v;
+  }
+  if (auto v = f.Get("min-version")) {
+    ASSIGN_OR_RETURN(uint64_t n, ParseNumber("--min-version", *v, 0, UINT64_MAX));
+    r.mount.min_dataset_version = n;
+  }
+  if (auto v = f.Get("log-file")) {
+    if (v->empty()) return InvalidArgument("--log-file: expected a file path");
+    r.mount.log_file = *v;
   }
   if (r.key_fd.has_value() == r.key_file.has_value()) {
     return InvalidArgument(

@@ -1,38 +1,97 @@
 #!/usr/bin/env bash
-# make fuzz: builds the libFuzzer targets with clang + ASan (-DCCE_FUZZ=ON) in
-# build-fuzz/ and runs each for FUZZ_SECONDS (default 600) on its seed corpus,
-# one after the other. Findings (crash-*, leak-*, timeout-*) land in
-# build-fuzz/findings/<target>/; the script exits non-zero if any target
-# found something. Not part of `make test`.
+# Fuzzing (docs/fuzzing.md). Builds the libFuzzer targets with clang + ASan +
+# UBSan (-DCCE_FUZZ=ON) in build-fuzz/ -- only the targets and the libraries
+# they link, not the whole project -- and runs each on its seed corpus.
+#
+#   scripts/fuzz.sh            `make fuzz`: each target for FUZZ_SECONDS
+#                              (default 600), growing build-fuzz/corpus/<target>
+#   scripts/fuzz.sh --smoke    `make test` (via scripts/fuzz-smoke.sh): each
+#                              target replays its seeds, then fuzzes for
+#                              FUZZ_SMOKE_SECONDS (default 5) from a scratch corpus
+#
+# FUZZ_TARGETS="a b" limits the run to some targets. Findings (crash-*,
+# leak-*, timeout-*, oom-*) land in build-fuzz/findings/<target>/; the script
+# exits non-zero if any target found something. Without clang it fails,
+# loudly: it never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_EACH="${FUZZ_SECONDS:-600}"
-BUILD=build-fuzz
-if [ ! -f "$BUILD/build.ninja" ]; then
-  CXX=clang++ CC=clang cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCCE_FUZZ=ON -DCCE_SANITIZER=address
-fi
-ninja -C "$BUILD" quote_fuzz collateral_fuzz jobspec_fuzz
+MODE=long
+if [ "${1:-}" = "--smoke" ]; then MODE=smoke; fi
+if [ "$MODE" = smoke ]; then SECONDS_EACH="${FUZZ_SMOKE_SECONDS:-5}"; else SECONDS_EACH="${FUZZ_SECONDS:-600}"; fi
+BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
+JOBS="${JOBS:-$(nproc)}"
 
+ALL_TARGETS="quote_fuzz collateral_fuzz jobspec_fuzz format_fuzz jwe_fuzz image_fuzz request_parse_fuzz"
+TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 declare -A SEEDS=(
   [quote_fuzz]="tests/data/tdx/dcap-qvl tests/data/tdx/go-tdx-guest tests/data/tdx/trustee"
   [collateral_fuzz]="tests/data/tdx/dcap-qvl tests/data/tdx/collateral/go-tdx-guest-2023 tests/data/tdx/collateral/trustee-2025"
   [jobspec_fuzz]="tests/data/jobspec"
+  [format_fuzz]="tests/data/fuzz/format_fuzz"
+  [jwe_fuzz]="tests/data/fuzz/jwe_fuzz"
+  [image_fuzz]="tests/data/fuzz/image_fuzz"
+  [request_parse_fuzz]="tests/data/fuzz/request_parse_fuzz"
 )
-status=0
-for target in quote_fuzz collateral_fuzz jobspec_fuzz; do
-  corpus="$BUILD/corpus/$target"
-  findings="$BUILD/findings/$target"
-  mkdir -p "$corpus" "$findings"
-  seeds=()
-  for d in ${SEEDS[$target]}; do [ -e "$d" ] && seeds+=("$d"); done
-  echo "fuzz: $target for ${SECONDS_EACH}s (seeds: ${seeds[*]:-none})"
-  if ! "$BUILD/fuzz/$target" -max_total_time="$SECONDS_EACH" -artifact_prefix="$findings/" \
-      -print_final_stats=1 "$corpus" "${seeds[@]}" 2>"$BUILD/$target.log"; then
-    echo "fuzz: $target FOUND A PROBLEM; see $BUILD/$target.log and $findings/"
-    status=1
+
+for tool in clang clang++; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "fuzz: ERROR: $tool not found. The fuzz targets need clang and libFuzzer:" \
+         "run 'make deps' (Debian packages clang libclang-rt-14-dev)." >&2
+    exit 1
   fi
-  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$BUILD/$target.log" | \
+done
+
+start=$(date +%s)
+if [ ! -f "$BUILD/build.ninja" ]; then
+  launcher=()
+  if command -v ccache >/dev/null; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  fi
+  CXX=clang++ CC=clang cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCCE_FUZZ=ON -DCCE_SANITIZER=address "${launcher[@]}"
+fi
+# shellcheck disable=SC2086
+ninja -C "$BUILD" -j "$JOBS" $TARGETS
+echo "fuzz: built $(wc -w <<<"$TARGETS") targets in $(( $(date +%s) - start ))s"
+
+status=0
+for target in $TARGETS; do
+  findings="$BUILD/findings/$target"
+  mkdir -p "$findings"
+  seeds=()
+  for d in ${SEEDS[$target]}; do
+    if [ ! -e "$d" ]; then
+      echo "fuzz: ERROR: $target: seed directory $d is missing" >&2
+      exit 1
+    fi
+    seeds+=("$d")
+  done
+  log="$BUILD/$target.log"
+  if [ "$MODE" = smoke ]; then
+    corpus=$(mktemp -d)
+    # Every seed once (a seed that breaks an invariant fails here, by name),
+    # then a short run that mutates them.
+    if ! "$BUILD/fuzz/$target" -runs=0 -artifact_prefix="$findings/" "${seeds[@]}" >"$log" 2>&1 ||
+       ! "$BUILD/fuzz/$target" -max_total_time="$SECONDS_EACH" -timeout=25 -rss_limit_mb=2048 \
+           -artifact_prefix="$findings/" -print_final_stats=1 "$corpus" "${seeds[@]}" \
+           >>"$log" 2>&1; then
+      echo "fuzz: $target FOUND A PROBLEM; reproduce with: $BUILD/fuzz/$target $findings/<file>"
+      tail -n 40 "$log"
+      status=1
+    fi
+    rm -rf "$corpus"
+  else
+    corpus="$BUILD/corpus/$target"
+    mkdir -p "$corpus"
+    echo "fuzz: $target for ${SECONDS_EACH}s (seeds: ${seeds[*]})"
+    if ! "$BUILD/fuzz/$target" -max_total_time="$SECONDS_EACH" -artifact_prefix="$findings/" \
+        -print_final_stats=1 "$corpus" "${seeds[@]}" 2>"$log"; then
+      echo "fuzz: $target FOUND A PROBLEM; see $log and $findings/"
+      status=1
+    fi
+  fi
+  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$log" | \
     sed "s/^/fuzz: $target: /" || true
 done
+echo "fuzz: done in $(( $(date +%s) - start ))s total"
 exit $status

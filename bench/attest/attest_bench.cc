@@ -117,6 +117,10 @@ int main(int argc, char** argv) {
     std::string cfg((std::istreambuf_iterator<char>(in)), {});
     size_t at = cfg.find("level: info");
     if (at != std::string::npos) cfg.replace(at, 11, "level: warn");
+    at = cfg.find("  allowed_roots: ");  // the dataset is encrypted into tmp
+    if (at != std::string::npos) {
+      cfg.replace(at, cfg.find('\n', at) - at, "  allowed_roots: [\"" + tmp + "\"]");
+    }
     std::ofstream(path, std::ios::trunc) << cfg;
   }
   const std::string sim_dir = init->data_dir + "/attestation/sim";

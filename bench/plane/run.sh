@@ -116,9 +116,9 @@ step "init plane in $DATA (provisioner: $PROVISIONER)"
 "$BIN_DIR/cce-plane" init --data-dir "$DATA" --listen "127.0.0.1:$PORT" --output json >"$WORK/init.json"
 OP_TOKEN=$(json_field token <"$WORK/init.json")
 CA=$(json_field ca_file <"$WORK/init.json")
-python3 - "$DATA/plane.yaml" "$PROVISIONER" "$HTTP_THREADS" <<'EOF'
+python3 - "$DATA/plane.yaml" "$PROVISIONER" "$HTTP_THREADS" "$WORK" <<'EOF'
 import re, sys
-path, provisioner, threads = sys.argv[1:4]
+path, provisioner, threads, work = sys.argv[1:5]
 text = open(path).read()
 text, n = re.subn(r"(provisioner:\n  backend:) none", r"\1 " + provisioner, text)
 if n != 1:
@@ -127,6 +127,9 @@ if threads:
     text, n = re.subn(r"(http_threads:) \d+", r"\1 " + threads, text)
     if n != 1:
         sys.exit("plane.yaml: no limits.http_threads to replace")
+text, n = re.subn(r"(\n  allowed_roots:) \[[^\n]*\]", r'\1 ["%s"]' % work, text)  # claims.enc is there
+if n != 1:
+    sys.exit("plane.yaml: no datasets.allowed_roots to replace")
 open(path, "w").write(text)
 EOF
 

@@ -49,6 +49,24 @@ ReportData KbsReportData(crypto::ByteSpan nonce, crypto::ByteSpan tee_public_key
   return crypto::Sha512(m);
 }
 
+StatusOr<DatasetPin> ParseDatasetPin(crypto::ByteSpan apv) {
+  // Fail closed: a release without a pin is not from this plane's version.
+  json j = json::parse(apv.begin(), apv.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.size() != 2) {
+    return PermissionDenied(
+        "JWE apv: expected the dataset pin {\"dataset_id\", \"dataset_version\"}");
+  }
+  auto id = j.find("dataset_id");
+  auto version = j.find("dataset_version");
+  if (id == j.end() || !id->is_string()) {
+    return PermissionDenied("JWE apv: dataset_id: expected a string");
+  }
+  if (version == j.end() || !version->is_number_unsigned()) {
+    return PermissionDenied("JWE apv: dataset_version: expected a non-negative integer");
+  }
+  return DatasetPin{id->get<std::string>(), version->get<uint64_t>()};
+}
+
 StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::string& credential,
                                        const std::vector<std::string>& datasets,
                                        QuoteProvider& quotes) {
@@ -91,6 +109,9 @@ StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::stri
     if (header.kid != "dataset/" + name) {
       return PermissionDenied("kbs resource " + name + ": the JWE is for '" + header.kid + "'");
     }
+    auto pin = ParseDatasetPin(header.apv);
+    if (!pin.ok()) return pin.status().WithContext("kbs resource " + name);
+    out.pins.emplace(name, std::move(*pin));
     out.keys.emplace(name, std::move(k));
   }
   return out;

@@ -6,6 +6,7 @@
 // locked, wiped memory.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -21,8 +22,17 @@ struct KbsEndpoint {
   std::string ca_file;    // the plane's CA (PEM)
 };
 
+// What the plane recorded at registration: the dataset's manifest must
+// carry this id and at least this version (pass both to cce-decryptfs as
+// --expect-dataset-id / --min-version). Empty id and 0: none was recorded.
+struct DatasetPin {
+  std::string dataset_id;
+  uint64_t min_version = 0;
+};
+
 struct DatasetKeys {
   std::map<std::string, crypto::SecretBytes> keys;  // by dataset name
+  std::map<std::string, DatasetPin> pins;           // by dataset name, from the JWE
   std::string session;                              // for later agent calls
   bool simulated_tee = false;
   std::string tcb_status;
@@ -30,6 +40,10 @@ struct DatasetKeys {
 
 // REPORTDATA for a nonce and a TEE public key (the raw point bytes).
 ReportData KbsReportData(crypto::ByteSpan nonce, crypto::ByteSpan tee_public_key);
+
+// Parses the pin the plane puts in a released key's JWE (its apv member,
+// authenticated): {"dataset_id": string, "dataset_version": integer >= 0}.
+StatusOr<DatasetPin> ParseDatasetPin(crypto::ByteSpan apv);
 
 // Runs the three steps. Errors carry the plane's message (kPermissionDenied
 // for a refusal, kUnavailable when the plane cannot be reached).

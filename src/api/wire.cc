@@ -291,6 +291,8 @@ json ToJson(const RegisterDatasetRequest& v) {
             {"description", v.description},
             {"price", v.price}};
   if (v.max_days) j["max_days"] = *v.max_days;
+  if (!v.dataset_id.empty()) j["dataset_id"] = v.dataset_id;
+  if (v.dataset_version) j["dataset_version"] = *v.dataset_version;
   return j;
 }
 Status FromJson(const json& j, RegisterDatasetRequest* out, Decode mode, std::string_view where) {
@@ -301,6 +303,8 @@ Status FromJson(const json& j, RegisterDatasetRequest* out, Decode mode, std::st
   r.OptionalString("description", &out->description);
   r.OptionalString("price", &out->price);
   r.OptionalInt("max_days", &out->max_days);
+  r.OptionalString("dataset_id", &out->dataset_id);
+  r.OptionalInt("dataset_version", &out->dataset_version);
   return r.Finish();
 }
 
@@ -481,9 +485,11 @@ Status FromJson(const json& j, JobList* out, Decode mode, std::string_view where
 // ---- Audit -------------------------------------------------------------------
 
 json ToJson(const AuditEntry& v) {
-  return {{"seq", v.seq},         {"at", v.at},         {"actor", v.actor},
-          {"action", v.action},   {"object", v.object}, {"decision", v.decision},
-          {"details", v.details}, {"hash", v.hash}};
+  return {{"seq", v.seq},         {"at", v.at},
+          {"actor", v.actor},     {"action", v.action},
+          {"object", v.object},   {"decision", v.decision},
+          {"details", v.details}, {"details_text", v.details_text},
+          {"hash", v.hash}};
 }
 Status FromJson(const json& j, AuditEntry* out, Decode mode, std::string_view where) {
   FieldReader r(j, mode, where);
@@ -494,6 +500,7 @@ Status FromJson(const json& j, AuditEntry* out, Decode mode, std::string_view wh
   r.String("object", &out->object);
   r.String("decision", &out->decision);
   r.Value("details", &out->details);
+  r.String("details_text", &out->details_text);
   r.String("hash", &out->hash);
   return r.Finish();
 }
@@ -541,6 +548,68 @@ Status FromJson(const json& j, AuditVerifyReport* out, Decode mode, std::string_
   r.Bool("ok", &out->ok);
   r.Object("audit", &out->audit);
   r.Object("rentals", &out->rentals);
+  return r.Finish();
+}
+
+json ToJson(const SignedCheckpoint& v) {
+  return {{"seq", v.seq}, {"hash", v.hash}, {"at", v.at}, {"signature", v.signature}};
+}
+Status FromJson(const json& j, SignedCheckpoint* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.Int("seq", &out->seq);
+  r.String("hash", &out->hash);
+  r.Int("at", &out->at);
+  r.String("signature", &out->signature);
+  return r.Finish();
+}
+
+json ToJson(const AuditCheckpoints& v) {
+  return {{"public_key", v.public_key},
+          {"audit", ArrayJson(v.audit)},
+          {"rentals", ArrayJson(v.rentals)}};
+}
+Status FromJson(const json& j, AuditCheckpoints* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("public_key", &out->public_key);
+  r.Array("audit", &out->audit);
+  r.Array("rentals", &out->rentals);
+  return r.Finish();
+}
+
+json ToJson(const ChainRental& v) {
+  return {{"seq", v.seq},
+          {"dataset_id", v.dataset_id},
+          {"consumer_id", v.consumer_id},
+          {"start", v.start},
+          {"end", v.end},
+          {"created_at", v.created_at},
+          {"prev_hash", v.prev_hash},
+          {"hash", v.hash},
+          {"signature", v.signature}};
+}
+Status FromJson(const json& j, ChainRental* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.Int("seq", &out->seq);
+  r.Int("dataset_id", &out->dataset_id);
+  r.Int("consumer_id", &out->consumer_id);
+  r.Int("start", &out->start);
+  r.Int("end", &out->end);
+  r.Int("created_at", &out->created_at);
+  r.String("prev_hash", &out->prev_hash);
+  r.String("hash", &out->hash);
+  r.String("signature", &out->signature);
+  return r.Finish();
+}
+
+json ToJson(const ChainRentalList& v) {
+  json j = {{"rentals", ArrayJson(v.rentals)}};
+  if (v.next_after) j["next_after"] = *v.next_after;
+  return j;
+}
+Status FromJson(const json& j, ChainRentalList* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.Array("rentals", &out->rentals);
+  r.OptionalInt("next_after", &out->next_after);
   return r.Finish();
 }
 

@@ -75,6 +75,11 @@ struct RegisterDatasetRequest {
   std::string description;          // default ""
   std::string price = "0";          // default "0"
   std::optional<int64_t> max_days;  // default 30 (plane side)
+  // The manifest's dataset id and version, pinned in every key release
+  // (rollback protection). file://: checked against the manifest when
+  // given; other locations: recorded as given (no pin when absent).
+  std::string dataset_id = "";                            // default "" (not given)
+  std::optional<int64_t> dataset_version = std::nullopt;  // default: not given
 };
 struct Rental {
   int64_t seq = 0;
@@ -165,9 +170,10 @@ struct AuditEntry {
   std::string actor;
   std::string action;
   std::string object;
-  std::string decision;  // allow | deny | info
-  json details;          // an object, or the stored text when it is not JSON
-  std::string hash;      // hex
+  std::string decision;      // allow | deny | info
+  json details;              // an object, or the stored text when it is not JSON
+  std::string details_text;  // the stored text, byte for byte (what the chain hashes)
+  std::string hash;          // hex
 };
 struct AuditList {
   std::vector<AuditEntry> entries;
@@ -187,6 +193,34 @@ struct AuditVerifyReport {
   bool ok = false;
   ChainReport audit;
   ChainReport rentals;
+};
+// A signed checkpoint of the audit log or the rental chain.
+struct SignedCheckpoint {
+  int64_t seq = 0;
+  std::string hash;  // hex
+  int64_t at = 0;
+  std::string signature;  // hex, Ed25519
+};
+struct AuditCheckpoints {
+  std::string public_key;  // hex, the plane's Ed25519 key (clients pin it)
+  std::vector<SignedCheckpoint> audit;
+  std::vector<SignedCheckpoint> rentals;
+};
+// A rental record as the chain hashes it (ids, not names).
+struct ChainRental {
+  int64_t seq = 0;
+  int64_t dataset_id = 0;
+  int64_t consumer_id = 0;
+  int64_t start = 0;
+  int64_t end = 0;
+  int64_t created_at = 0;
+  std::string prev_hash;  // hex
+  std::string hash;       // hex
+  std::string signature;  // hex
+};
+struct ChainRentalList {
+  std::vector<ChainRental> rentals;
+  std::optional<int64_t> next_after;
 };
 
 // ---- Key broker (/kbs/v0) ----------------------------------------------------
@@ -246,6 +280,10 @@ CCE_API_WIRE_TYPE(AuditEntry)
 CCE_API_WIRE_TYPE(AuditList)
 CCE_API_WIRE_TYPE(ChainReport)
 CCE_API_WIRE_TYPE(AuditVerifyReport)
+CCE_API_WIRE_TYPE(SignedCheckpoint)
+CCE_API_WIRE_TYPE(AuditCheckpoints)
+CCE_API_WIRE_TYPE(ChainRental)
+CCE_API_WIRE_TYPE(ChainRentalList)
 CCE_API_WIRE_TYPE(KbsAuthRequest)
 CCE_API_WIRE_TYPE(KbsAuthResponse)
 CCE_API_WIRE_TYPE(KbsAttestRequest)

@@ -78,6 +78,7 @@ AuditEntry SampleEntry() {
           .object = "job:job-90fbd0285e3cbbb4",
           .decision = "deny",
           .details = {{"score", 1.0}, {"verdict", "hold"}},
+          .details_text = R"({"score":1.0,"verdict":"hold"})",
           .hash = "9f0c"};
 }
 ChainReport SampleReport(bool ok) {
@@ -116,7 +117,9 @@ RegisterDatasetRequest SampleRegister() {
           .key = "cce4long-dataset-key-v1 0011",
           .description = "claims 2020-2024",
           .price = "2.50",
-          .max_days = 14};
+          .max_days = 14,
+          .dataset_id = "3c495a5bf949f6e130c15e52326cbd08",
+          .dataset_version = 3};
 }
 RentalList SampleRentalList() {
   return {.rentals = {SampleRental()}};
@@ -147,6 +150,26 @@ AuditList SampleAuditList() {
 }
 AuditVerifyReport SampleVerify() {
   return {.ok = false, .audit = SampleReport(false), .rentals = SampleReport(true)};
+}
+SignedCheckpoint SampleCheckpoint() {
+  return {.seq = 18, .hash = "2c309339", .at = 1795657612, .signature = "062b5736"};
+}
+AuditCheckpoints SampleCheckpoints() {
+  return {.public_key = "d75a9801",
+          .audit = {SampleCheckpoint(), SampleCheckpoint()},
+          .rentals = {SampleCheckpoint()}};
+}
+ChainRentalList SampleChainRentals() {
+  return {.rentals = {{.seq = 1,
+                       .dataset_id = 3,
+                       .consumer_id = 7,
+                       .start = 1700000000,
+                       .end = 1700086400,
+                       .created_at = 1699999999,
+                       .prev_hash = "0000",
+                       .hash = "cf1bc425",
+                       .signature = "8cb839a3"}},
+          .next_after = 1};
 }
 KbsAuthRequest SampleKbsAuth() {
   return {.credential = "cce-cred-v1.eyJj.Qk9v"};
@@ -219,6 +242,8 @@ TEST(Wire, EveryTypeRoundTrips) {
   ExpectRoundTrip(SampleAuditList());
   ExpectRoundTrip(SampleReport(true));
   ExpectRoundTrip(SampleVerify());
+  ExpectRoundTrip(SampleCheckpoints());
+  ExpectRoundTrip(SampleChainRentals());
   ExpectRoundTrip(SampleKbsAuth());
   ExpectRoundTrip(SampleKbsAuthResponse());
   ExpectRoundTrip(SampleKbsAttest());
@@ -531,6 +556,8 @@ TEST(WireSchema, EncodedValuesMatchTheOpenApiDocument) {
       Sample("ChainReport", SampleReport(false)),
       Sample("AuditVerifyReport", SampleVerify()),
       Sample("GET /api/v1/audit/verify 200", SampleVerify()),
+      Sample("GET /api/v1/audit/checkpoints 200", SampleCheckpoints()),
+      Sample("GET /api/v1/audit/rentals 200", SampleChainRentals()),
       Sample("POST /kbs/v0/auth body", SampleKbsAuth()),
       Sample("POST /kbs/v0/auth 200", SampleKbsAuthResponse()),
       Sample("POST /kbs/v0/attest body", SampleKbsAttest()),
@@ -538,7 +565,7 @@ TEST(WireSchema, EncodedValuesMatchTheOpenApiDocument) {
   });
   SchemaRun run = ValidateAgainstApiYaml(samples);
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("36 of 36 samples match"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("38 of 38 samples match"), std::string::npos) << run.output;
 }
 
 // The check above can fail: a renamed field, a value outside an enum and a

@@ -43,8 +43,14 @@ int DaysInMonth(int y, int m) {
 
 StatusOr<int64_t> ParseRfc3339Utc(std::string_view s) {
   const auto bad = [&](std::string_view why) {
-    return InvalidArgument("time '" + std::string(s.substr(0, 64)) + "': " + std::string(why) +
-                           " (want YYYY-MM-DDTHH:MM:SSZ)");
+    std::string shown(s.substr(0, 40));
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+    }
+    return InvalidArgument("time '" + shown + (s.size() > 40 ? "...'" : "'") + ": " +
+                           std::string(why) +
+                           " (want RFC 3339, e.g. 2025-07-01T02:00:00Z or "
+                           "2025-07-01T04:00:00.5+02:00)");
   };
   int year = 0;
   int month = 0;
@@ -52,8 +58,8 @@ StatusOr<int64_t> ParseRfc3339Utc(std::string_view s) {
   int hour = 0;
   int minute = 0;
   int second = 0;
-  if (!Digits(s, 0, 4, year) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, month) ||
-      s[7] != '-' || !Digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't') ||
+  if (!Digits(s, 0, 4, year) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2, month) ||
+      s[7] != '-' || !Digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
       !Digits(s, 11, 2, hour) || s[13] != ':' || !Digits(s, 14, 2, minute) || s[16] != ':' ||
       !Digits(s, 17, 2, second)) {
     return bad("malformed");
@@ -66,13 +72,32 @@ StatusOr<int64_t> ParseRfc3339Utc(std::string_view s) {
     if (i == start) return bad("empty fraction");
   }
   const std::string_view zone = s.substr(i);
-  if (zone != "Z" && zone != "z" && zone != "+00:00") return bad("not UTC");
-  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) ||
-      hour > 23 || minute > 59 || second > 59) {
-    return bad("field out of range");
+  int64_t offset_seconds = 0;
+  if (zone == "Z" || zone == "z") {
+    offset_seconds = 0;
+  } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
+    int oh = 0;
+    int om = 0;
+    if (!Digits(zone, 1, 2, oh) || !Digits(zone, 4, 2, om)) return bad("malformed UTC offset");
+    if (oh > 23 || om > 59) return bad("UTC offset out of range (at most 23:59)");
+    offset_seconds = (zone[0] == '-' ? -1 : 1) * (int64_t{oh} * 3600 + int64_t{om} * 60);
+  } else {
+    return bad("malformed: expected 'Z' or a UTC offset like +02:00 after the time");
   }
-  return DaysFromCivil(year, month, day) * 86400 + int64_t{hour} * 3600 + int64_t{minute} * 60 +
-         second;
+  if (year < 1970) return bad("before 1970-01-01T00:00:00Z");
+  if (month < 1 || month > 12) return bad("month out of range");
+  if (day < 1 || day > DaysInMonth(year, month)) {
+    return bad("day out of range for " + Pad(year, 4) + "-" + Pad(month, 2));
+  }
+  if (hour > 23 || minute > 59) return bad("hour or minute out of range");
+  // RFC 3339 allows a leap second (:60); unix time has none, so it counts as :59.
+  if (second > 60) return bad("second out of range");
+  if (second == 60) second = 59;
+  const int64_t local = DaysFromCivil(year, month, day) * 86400 + int64_t{hour} * 3600 +
+                        int64_t{minute} * 60 + second;
+  const int64_t t = local - offset_seconds;
+  if (t < 0) return bad("before 1970-01-01T00:00:00Z");
+  return t;
 }
 
 std::string FormatRfc3339Utc(int64_t t) {

@@ -10,9 +10,11 @@
 
 namespace cce::attest {
 
-// Accepts "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (upper- or lower-case T and Z) or
-// the same with a "+00:00" offset; other offsets are rejected. The fraction is
-// dropped (whole seconds). Years 1970..9999.
+// Accepts any RFC 3339 date-time: "YYYY-MM-DDTHH:MM:SS[.fraction]" then "Z"
+// or a "+HH:MM"/"-HH:MM" offset (upper- or lower-case T and Z, or a space for
+// T as RFC 3339 §5.6 allows) and returns UTC unix seconds. The fraction is
+// dropped (whole seconds); a leap second :60 counts as :59. Invalid dates
+// (2025-02-30) and times before 1970 are refused with the reason.
 StatusOr<int64_t> ParseRfc3339Utc(std::string_view text);
 
 // "YYYY-MM-DDTHH:MM:SSZ".

@@ -36,7 +36,7 @@ int AttestVerify(const Args& args) {
       "PATH is a dcap-qvl collateral JSON file or a directory of Intel PCS files.\n"
       "Exit codes: 0 accepted, 1 rejected (every reason printed), 2 bad input.",
       {{"collateral", "PATH", "verification collateral (file or directory)"},
-       {"at", "TIME", "verify as of this RFC 3339 UTC time, e.g. 2025-07-01T00:00:00Z"},
+       {"at", "TIME", "verify as of this RFC 3339 time, e.g. 2025-07-01T00:00:00Z or ...+02:00"},
        {"policy", "FILE", "attestation policy YAML (docs/attestation.md)"},
        {"report-data", "HEX", "require REPORTDATA to equal these 64 bytes"},
        kOutputFlag});
@@ -48,7 +48,7 @@ int AttestVerify(const Args& args) {
   auto collateral_path = f->Get("collateral");
   auto at_text = f->Get("at");
   if (!collateral_path) return Fail(InvalidArgument("--collateral PATH is required"));
-  if (!at_text) return Fail(InvalidArgument("--at TIME is required (RFC 3339, UTC)"));
+  if (!at_text) return Fail(InvalidArgument("--at TIME is required (RFC 3339)"));
   auto at = attest::ParseRfc3339Utc(*at_text);
   if (!at.ok()) return Fail(at.status().WithContext("--at"));
   auto quote = ReadFile(f->positional()[0], kMaxQuoteBytes);

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -103,11 +105,55 @@ int KeyGenerate(const Args& args) {
 
 // ---- cce dataset encrypt|decrypt|verify ----
 
+// SIGINT/SIGTERM during a dataset command: the handler only records the
+// signal (lock-free atomics are async-signal-safe); the run notices within a
+// chunk, removes its partial output, and the command exits 128+signal.
+std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
+
+extern "C" void OnInterrupt(int sig) {
+  g_signal.store(sig);
+  g_interrupted.store(true);
+}
+
+class InterruptScope {
+ public:
+  InterruptScope() {
+    struct sigaction sa {};
+    sa.sa_handler = OnInterrupt;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~InterruptScope() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+  const std::atomic<bool>* flag() const { return &g_interrupted; }
+  // The exit code of an interrupted run that was cleaned up, or 0.
+  static int ExitCode(const char* verb, bool writes_output = true) {
+    int sig = g_signal.load();
+    if (sig == 0) return 0;
+    std::cerr << kProgram << ": " << verb << " interrupted by signal " << sig
+              << (writes_output ? "; the partial output was removed\n" : "\n");
+    return 128 + sig;
+  }
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
 int DatasetEncrypt(const Args& args) {
   FlagParser p("cce dataset encrypt --key FILE [options] SRC_DIR DST_DIR",
                "Encrypts the directory tree SRC_DIR into a new encrypted dataset DST_DIR\n"
-               "(which must not exist). Writes to a temporary sibling directory and renames\n"
-               "it into place when complete, so an interrupted run leaves no dataset.",
+               "(which must not exist). Writes to a temporary sibling directory\n"
+               ".DST_DIR.partial-* and renames it into place when complete. On SIGINT or\n"
+               "SIGTERM the temporary directory is removed and the exit status is 128+signal\n"
+               "(130 for Ctrl-C); the leftover of a killed run (SIGKILL, power loss) is\n"
+               "removed by the next run on the same DST_DIR.",
                {kKeyFlag,
                 kThreadsFlag,
                 {"segment-exponent", "N", "segment size 2^N bytes, 12..24 (default 16 = 64 KiB)"},
@@ -140,9 +186,14 @@ int DatasetEncrypt(const Args& args) {
     };
   }
   auto start = std::chrono::steady_clock::now();
+  InterruptScope interrupt;
+  o.cancel = interrupt.flag();
   auto summary = format::EncryptDataset(f->positional()[0], f->positional()[1], *key, o);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!summary.ok()) return Fail(summary.status());
+  if (!summary.ok()) {
+    if (int code = InterruptScope::ExitCode("encrypt")) return code;
+    return Fail(summary.status());
+  }
   if (*json_out) {
     json j = SummaryJson(*summary);
     j["seconds"] = secs;
@@ -163,7 +214,8 @@ int DatasetRead(const Args& args, bool decrypt) {
   std::string summary_text =
       decrypt ? "Authenticates every byte of the encrypted dataset SRC_DIR and writes the\n"
                 "plaintext tree to a new directory DST_DIR (atomically: nothing at DST_DIR\n"
-                "unless every file authenticated)."
+                "unless every file authenticated). Staged and cleaned up on SIGINT/SIGTERM\n"
+                "(exit 128+signal) like `cce dataset encrypt`."
               : "Authenticates every byte of the encrypted dataset DIR: manifest, every\n"
                 "object's header, every segment. On failure names each bad file and segment\n"
                 "and exits 3.";
@@ -196,9 +248,12 @@ int DatasetRead(const Args& args, bool decrypt) {
     };
   }
   const std::string& src = f->positional()[0];
+  InterruptScope interrupt;
+  o.cancel = interrupt.flag();
   auto summary = decrypt ? format::DecryptDataset(src, f->positional()[1], *key, o)
                          : format::VerifyDataset(src, *key, o);
   if (!summary.ok()) {
+    if (int code = InterruptScope::ExitCode(decrypt ? "decrypt" : "verify", decrypt)) return code;
     if (*json_out) {
       std::cout << json{{"ok", false}, {"error", summary.status().message()}}.dump() << "\n";
     }

@@ -1,6 +1,7 @@
-// `cce image push`, `cce image list`: upload a local container image (OCI
-// layout directory, oci-archive or docker-archive) to the plane's
-// content-addressed image store, and list the tags there. docs/images.md.
+// `cce image push`, `cce image list`, `cce image rm`: upload a local
+// container image (OCI layout directory, oci-archive or docker-archive) to
+// the plane's content-addressed image store, list and remove the tags there.
+// docs/images.md.
 #include <ctime>
 #include <iostream>
 
@@ -114,8 +115,8 @@ int ImagePush(const Args& args) {
 }
 
 int ImageList(const Args& args) {
-  FlagParser p("cce image list [--output json]", "Lists the images pushed to the plane.",
-               {kOutputFlag});
+  FlagParser p("cce image list [--output json]",
+               "Lists your images and the public (library/) ones on the plane.", {kOutputFlag});
   return WithPlane(p, args, 0,
                    [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
                      ASSIGN_OR_RETURN(json r, c.Get("/api/v1/images"));
@@ -131,12 +132,35 @@ int ImageList(const Args& args) {
                    });
 }
 
+int ImageRemove(const Args& args) {
+  FlagParser p("cce image rm NAME[:TAG] [--output json]",
+               "Removes one of your image tags from the plane (an operator: also a\n"
+               "library/ tag). Blobs no other tag or unfinished job uses are then\n"
+               "deleted and no longer count against your quota (uploads younger than a\n"
+               "day are kept for a push in progress).",
+               {kOutputFlag});
+  return WithPlane(p, args, 1,
+                   [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+                     auto [name, tag] = SplitNameTag(f.positional()[0]);
+                     const std::string path = "/api/v1/images/" + name + "/tags/" + tag;
+                     ASSIGN_OR_RETURN(json r, c.Delete(path));
+                     ASSIGN_OR_RETURN(api::TaggedImage removed,
+                                      DecodeResponse<api::TaggedImage>(r, "DELETE " + path));
+                     if (!json_out) {
+                       std::cout << "removed " << removed.name << ":" << removed.tag << " ("
+                                 << removed.digest << ")\n";
+                     }
+                     return r;
+                   });
+}
+
 }  // namespace
 
 std::vector<Command> ImageCommands() {
   return {
       {{"image", "push"}, "upload a container image to the plane", ImagePush},
       {{"image", "list"}, "list the images on the plane", ImageList},
+      {{"image", "rm"}, "remove one of your image tags from the plane", ImageRemove},
   };
 }
 

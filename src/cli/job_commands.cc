@@ -39,6 +39,27 @@ StatusOr<std::string> ReadSpec(const std::string& path) {
   return ReadFile(path, kMaxSpecBytes);
 }
 
+// Key files start with a fixed label: "cce4long-<kind>-v<N> <hex>" (dataset
+// keys, docs/format.md §2; the plane's master and signing keys) or a PEM
+// private-key armor line. A job spec never does, so such a file was named by
+// mistake: refuse it before a byte leaves, and never quote its contents.
+Status RefuseKeyFile(std::string_view spec, const std::string& file) {
+  size_t start = spec.starts_with("\xEF\xBB\xBF") ? 3 : 0;  // UTF-8 BOM
+  while (start < spec.size() && (spec[start] == ' ' || spec[start] == '\t' || spec[start] == '\n' ||
+                                 spec[start] == '\r')) {
+    ++start;
+  }
+  const std::string_view text = spec.substr(start);
+  const std::string_view first_line = text.substr(0, text.find('\n'));
+  const bool cce_key = text.starts_with("cce4long-");
+  const bool pem_key = text.starts_with("-----BEGIN ") &&
+                       first_line.find("PRIVATE KEY-----") != std::string_view::npos;
+  if (!cce_key && !pem_key) return Status::Ok();
+  return InvalidArgument(file + ": this is a " +
+                         (cce_key ? std::string("cce4long key file") : "PEM private key") +
+                         ", not a job spec; refusing to send it (nothing was sent)");
+}
+
 int JobSubmit(const Args& args) {
   FlagParser p("cce job submit -f FILE [--idempotency-key KEY] [--output json]",
                "Submits a Privacy Mode job (docs/jobspec.md) and prints its id alone on\n"
@@ -55,6 +76,7 @@ int JobSubmit(const Args& args) {
         auto file = f.Get("file");
         if (!file) return InvalidArgument("-f FILE is required (the job spec)");
         ASSIGN_OR_RETURN(std::string spec, ReadSpec(*file));
+        RETURN_IF_ERROR(RefuseKeyFile(spec, *file));
         std::string key;
         if (auto k = f.Get("idempotency-key")) {
           key = *k;
@@ -236,6 +258,12 @@ StatusOr<json> Download(PlaneClient& c, const std::string& id, const std::string
       },
       &headers);
   std::string got = "sha256:" + crypto::ToHex(hash.Finish());
+  // The plane streams the output: a body cut short (a segment that failed
+  // to authenticate on the plane) is caught here before the digest.
+  if (s.ok() && job.output && size != job.output->size) {
+    s = DataLoss("output of " + id + ": received " + std::to_string(size) + " bytes, the plane " +
+                 "recorded " + std::to_string(job.output->size));
+  }
   if (s.ok() && got != expected) {
     s = DataLoss("output of " + id + ": downloaded bytes hash to " + got + ", the plane recorded " +
                  (expected.empty() ? "no digest" : expected));

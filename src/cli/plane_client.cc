@@ -26,33 +26,99 @@ std::string ClientConfigPath() {
   return std::string(home != nullptr ? home : ".") + "/.config/cce/config.yaml";
 }
 
-StatusOr<ClientConfig> LoadClientConfig() {
-  ClientConfig c;
-  std::string path = ClientConfigPath();
-  if (fs::exists(path)) {
-    ASSIGN_OR_RETURN(std::string text, ReadFile(path, 1 << 16));
-    try {
-      YAML::Node n = YAML::Load(text);
-      for (const auto& kv : n) {
-        std::string k = kv.first.Scalar();
-        if (k == "plane_url") {
-          c.plane_url = kv.second.Scalar();
-        } else if (k == "token") {
-          c.token = kv.second.Scalar();
-        } else if (k == "ca_file") {
-          c.ca_file = kv.second.Scalar();
-        } else {
-          std::string m = path;
-          m += ": ";
-          m += k;
-          m += ": unknown field";
-          return InvalidArgument(m);
-        }
+namespace {
+
+Status ParseTrust(const std::string& where, const YAML::Node& n, PlaneTrust* t) {
+  if (!n.IsMap()) return InvalidArgument(where + ": expected a map");
+  for (const auto& kv : n) {
+    const std::string k = kv.first.Scalar();
+    const std::string field = where + "." + k;
+    if (k == "public_key") {
+      t->public_key = kv.second.Scalar();
+    } else if (k == "audit_hash") {
+      t->audit_hash = kv.second.Scalar();
+    } else if (k == "rentals_hash") {
+      t->rentals_hash = kv.second.Scalar();
+    } else if (k == "audit_seq" || k == "rentals_seq") {
+      int64_t v = 0;
+      if (!YAML::convert<int64_t>::decode(kv.second, v) || v < 0) {
+        return InvalidArgument(field + ": expected a non-negative integer");
       }
-    } catch (const YAML::Exception& e) {
-      return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+      (k == "audit_seq" ? t->audit_seq : t->rentals_seq) = v;
+    } else {
+      return InvalidArgument(field + ": unknown field");
     }
   }
+  return Status::Ok();
+}
+
+// The file alone, no environment; a missing file is an empty config.
+StatusOr<ClientConfig> ReadConfigFile(const std::string& path) {
+  ClientConfig c;
+  if (!fs::exists(path)) return c;
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path, 1 << 20));
+  try {
+    YAML::Node n = YAML::Load(text);
+    for (const auto& kv : n) {
+      std::string k = kv.first.Scalar();
+      if (k == "plane_url") {
+        c.plane_url = kv.second.Scalar();
+      } else if (k == "token") {
+        c.token = kv.second.Scalar();
+      } else if (k == "ca_file") {
+        c.ca_file = kv.second.Scalar();
+      } else if (k == "planes") {
+        if (!kv.second.IsMap()) return InvalidArgument(path + ": planes: expected a map");
+        for (const auto& p : kv.second) {
+          const std::string url = p.first.Scalar();
+          RETURN_IF_ERROR(ParseTrust(path + ": planes." + url, p.second, &c.planes[url]));
+        }
+      } else {
+        std::string m = path;
+        m += ": ";
+        m += k;
+        m += ": unknown field";
+        return InvalidArgument(m);
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  return c;
+}
+
+Status WriteConfigFile(const std::string& path, const ClientConfig& c) {
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (ec) return InvalidArgument(path + ": " + ec.message());
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  if (!c.plane_url.empty()) out << YAML::Key << "plane_url" << YAML::Value << c.plane_url;
+  if (!c.token.empty()) out << YAML::Key << "token" << YAML::Value << c.token;
+  if (!c.ca_file.empty()) out << YAML::Key << "ca_file" << YAML::Value << c.ca_file;
+  if (!c.planes.empty()) {
+    out << YAML::Key << "planes" << YAML::Value << YAML::BeginMap;
+    for (const auto& [url, t] : c.planes) {
+      out << YAML::Key << url << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "public_key" << YAML::Value << t.public_key;
+      out << YAML::Key << "audit_seq" << YAML::Value << t.audit_seq;
+      out << YAML::Key << "audit_hash" << YAML::Value << t.audit_hash;
+      out << YAML::Key << "rentals_seq" << YAML::Value << t.rentals_seq;
+      out << YAML::Key << "rentals_hash" << YAML::Value << t.rentals_hash;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  std::string text =
+      std::string("# cce client configuration (written by `cce login`)\n") + out.c_str() + "\n";
+  return WriteFileAtomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, 0600);
+}
+
+}  // namespace
+
+StatusOr<ClientConfig> LoadClientConfig() {
+  ASSIGN_OR_RETURN(ClientConfig c, ReadConfigFile(ClientConfigPath()));
   if (const char* v = std::getenv("CCE_PLANE_URL")) c.plane_url = v;
   if (const char* v = std::getenv("CCE_TOKEN")) c.token = v;
   if (const char* v = std::getenv("CCE_CA_FILE")) c.ca_file = v;
@@ -65,17 +131,18 @@ StatusOr<ClientConfig> LoadClientConfig() {
 }
 
 Status SaveClientConfig(const ClientConfig& c) {
-  std::string path = ClientConfigPath();
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  if (ec) return InvalidArgument(path + ": " + ec.message());
-  YAML::Emitter out;
-  out << YAML::BeginMap << YAML::Key << "plane_url" << YAML::Value << c.plane_url << YAML::Key
-      << "token" << YAML::Value << c.token << YAML::Key << "ca_file" << YAML::Value << c.ca_file
-      << YAML::EndMap;
-  std::string text =
-      std::string("# cce client configuration (written by `cce login`)\n") + out.c_str() + "\n";
-  return WriteFileAtomic(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, 0600);
+  const std::string path = ClientConfigPath();
+  ClientConfig out = c;
+  // An unreadable old file has nothing to keep; the new one replaces it.
+  if (auto old = ReadConfigFile(path); old.ok()) out.planes.merge(old->planes);
+  return WriteConfigFile(path, out);
+}
+
+Status SavePlaneTrust(const std::string& plane_url, const PlaneTrust& trust) {
+  const std::string path = ClientConfigPath();
+  ASSIGN_OR_RETURN(ClientConfig c, ReadConfigFile(path));
+  c.planes[plane_url] = trust;
+  return WriteConfigFile(path, c);
 }
 
 struct PlaneClient::Impl {
@@ -191,6 +258,10 @@ StatusOr<json> PlaneClient::Post(const std::string& path, const json& body) {
 StatusOr<json> PlaneClient::Put(const std::string& path, const std::string& body,
                                 const std::string& content_type) {
   return Decode(impl_->Send(WithBody("PUT", path, body, content_type)));
+}
+
+StatusOr<json> PlaneClient::Delete(const std::string& path) {
+  return Decode(impl_->Send(Request("DELETE", path)));
 }
 
 StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader& read) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -17,17 +18,32 @@
 
 namespace cce::cli {
 
+// What `cce audit verify` learned about one plane, pinned on first use (like
+// SSH known_hosts or a CT client's log key and last signed tree head).
+struct PlaneTrust {
+  std::string public_key;    // hex Ed25519 key of the plane
+  int64_t audit_seq = 0;     // last verified signed head of the audit log
+  std::string audit_hash;    // hex
+  int64_t rentals_seq = 0;   // last verified signed head of the rental chain
+  std::string rentals_hash;  // hex
+};
+
 struct ClientConfig {
   std::string plane_url;  // https://HOST:PORT
   std::string token;
   std::string ca_file;
+  std::map<std::string, PlaneTrust> planes;  // by plane URL
 };
 
 std::string ClientConfigPath();  // $XDG_CONFIG_HOME or ~/.config, + /cce/config.yaml
 // File values overridden by the environment; errors name what is missing.
 StatusOr<ClientConfig> LoadClientConfig();
-// Writes the config file atomically with mode 0600.
+// Writes the config file atomically with mode 0600. Pinned planes already in
+// the file and not in `config` are kept (`cce login` does not forget them).
 Status SaveClientConfig(const ClientConfig& config);
+// Records `trust` for `plane_url` in the config file (atomic, 0600), leaving
+// everything else in the file as it is (never writes environment values).
+Status SavePlaneTrust(const std::string& plane_url, const PlaneTrust& trust);
 
 class PlaneClient {
  public:
@@ -51,6 +67,8 @@ class PlaneClient {
   // PUT of a raw body (an image manifest), answered with JSON.
   StatusOr<nlohmann::json> Put(const std::string& path, const std::string& body,
                                const std::string& content_type);
+  // DELETE (an image tag), answered with JSON.
+  StatusOr<nlohmann::json> Delete(const std::string& path);
   // Fills a prefix of buf; 0 means end of body. An error aborts the request
   // and is what PutStream returns.
   using BodyReader = std::function<StatusOr<size_t>(std::span<uint8_t> buf)>;

@@ -6,16 +6,20 @@
 
 #include "decryptfs/decryptfs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdarg>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -40,11 +44,32 @@ constexpr double kCacheSeconds = 365.0 * 24 * 3600;
 // Largest read the kernel may send (FUSE's max_pages limit of 256 pages).
 constexpr unsigned kMaxRead = 1u << 20;
 
-// One line to stderr in a single write, so concurrent lines do not interleave.
+// Where Log() writes: stderr, or the --log-file fd; syslog once detached
+// without a log file (the detached server holds none of the caller's stdio,
+// so `$(cce-decryptfs ...)` and pipes see EOF when the parent exits).
+std::atomic<int> g_log_fd{STDERR_FILENO};
+std::atomic<bool> g_log_syslog{false};
+
+// One line in a single write, so concurrent lines do not interleave.
 void Log(const std::string& line) {
+  if (g_log_syslog.load()) {
+    ::syslog(LOG_ERR, "%s", line.c_str());
+    return;
+  }
   std::string out = "cce-decryptfs: " + line + "\n";
-  ssize_t ignored = ::write(STDERR_FILENO, out.data(), out.size());
+  ssize_t ignored = ::write(g_log_fd.load(), out.data(), out.size());
   (void)ignored;
+}
+
+// libfuse's own messages take the same route.
+extern "C" __attribute__((format(printf, 2, 0))) void FuseLog(enum fuse_log_level level,
+                                                              const char* fmt, va_list ap) {
+  if (level > FUSE_LOG_NOTICE) return;
+  char buf[512];
+  (void)std::vsnprintf(buf, sizeof buf, fmt, ap);
+  std::string line = buf;
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  Log("libfuse: " + line);
 }
 
 struct SessionDeleter {
@@ -597,11 +622,17 @@ Status DecryptFs::Serve() {
 
   if (ready.valid()) {
     // Serving from here on: let the parent exit, and detach from the
-    // terminal. stderr stays: it is where errors (bad segments) are reported.
+    // terminal and every stdio stream of the caller (a kept stderr would hold
+    // a caller's pipe open forever). Messages go to --log-file or syslog.
+    if (g_log_fd.load() == STDERR_FILENO) {
+      ::openlog("cce-decryptfs", LOG_PID, LOG_DAEMON);
+      g_log_syslog = true;
+    }
     UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
     if (null.valid()) {
       ::dup2(null.get(), STDIN_FILENO);
       ::dup2(null.get(), STDOUT_FILENO);
+      ::dup2(null.get(), STDERR_FILENO);
     }
     // All paths are absolute. (A failed chdir only keeps the old directory
     // busy; the if silences warn_unused_result.)
@@ -635,12 +666,64 @@ Status DecryptFs::Serve() {
 StatusOr<std::string> ExistingDir(const std::string& path, const std::string& what) {
   if (path.empty()) return InvalidArgument(what + ": empty path");
   std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
-  if (!real) return InvalidArgument(what + " " + path + ": " + std::strerror(errno));
+  // ENOTCONN: a FUSE server died without unmounting; say how to recover.
+  const auto failed = [&](int err) {
+    if (err == ENOTCONN) {
+      return InvalidArgument(what + " " + path +
+                             ": transport endpoint is not connected: a DecryptFS (or other FUSE) "
+                             "server was killed and left its mount; detach it with "
+                             "`fusermount3 -u " +
+                             path + "` and mount again");
+    }
+    return InvalidArgument(what + " " + path + ": " + std::strerror(err));
+  };
+  if (!real) return failed(errno);
   struct stat st {};
-  if (::stat(real.get(), &st) != 0)
-    return InvalidArgument(what + " " + path + ": " + std::strerror(errno));
+  if (::stat(real.get(), &st) != 0) return failed(errno);
   if (!S_ISDIR(st.st_mode)) return InvalidArgument(what + " " + path + ": not a directory");
   return std::string(real.get());
+}
+
+// True if `dir` (a real path) is the mount point of a mount in this
+// namespace (/proc/self/mountinfo field 5).
+StatusOr<bool> IsMountPoint(const std::string& dir) {
+  UniqueFd fd(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("/proc/self/mountinfo", errno);
+  ASSIGN_OR_RETURN(std::string info, ReadAll(fd.get(), size_t{64} << 20, "/proc/self/mountinfo"));
+  const std::string want = EscapeMountPath(dir);
+  std::istringstream lines(info);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, mountpoint;
+    if (fields >> id >> parent >> devno >> root >> mountpoint && mountpoint == want) return true;
+  }
+  return false;
+}
+
+// Mounting over files hides them; stacking on a mount hides the first one
+// (often our own server, started twice). Both need -o nonempty.
+Status CheckMountPoint(const std::string& dir) {
+  ASSIGN_OR_RETURN(bool mounted, IsMountPoint(dir));
+  if (mounted) {
+    return InvalidArgument("mount point " + dir +
+                           ": already a mount point (is DecryptFS already mounted there? "
+                           "unmount it with `fusermount3 -u " +
+                           dir + "`); use -o nonempty to mount on top of it anyway");
+  }
+  struct DirCloser {
+    void operator()(DIR* d) const { ::closedir(d); }
+  };
+  std::unique_ptr<DIR, DirCloser> d(::opendir(dir.c_str()));
+  if (!d) return InvalidArgument("mount point " + dir + ": " + std::strerror(errno));
+  while (const dirent* e = ::readdir(d.get())) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      return InvalidArgument("mount point " + dir +
+                             ": not empty (mounting would hide its files); use an empty "
+                             "directory, or -o nonempty to mount over it anyway");
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -650,14 +733,30 @@ Status RunDecryptFs(const MountOptions& options, format::DatasetKey key) {
   ASSIGN_OR_RETURN(o.dataset_dir, ExistingDir(options.dataset_dir, "encrypted dataset directory"));
   ASSIGN_OR_RETURN(o.mountpoint, ExistingDir(options.mountpoint, "mount point"));
   if (o.threads == 0) return InvalidArgument("threads: expected at least 1");
+  if (!o.nonempty) RETURN_IF_ERROR(CheckMountPoint(o.mountpoint));
+  UniqueFd log_fd;
+  if (!o.log_file.empty()) {
+    log_fd.reset(
+        ::open(o.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!log_fd.valid()) return ErrnoStatus("--log-file " + o.log_file, errno);
+  }
   // Authenticate the manifest before mounting anything: a wrong key or a
   // tampered dataset fails here, visibly, with nothing mounted.
   ASSIGN_OR_RETURN(format::Manifest manifest, format::ReadManifest(o.dataset_dir, key));
+  // A whole older dataset (rollback) or another dataset (substitution)
+  // authenticates under the same key: refused here when the caller says
+  // which id and version it expects.
+  RETURN_IF_ERROR(format::CheckDatasetIdentity(manifest, o.expect_dataset_id, o.min_dataset_version,
+                                               o.dataset_dir));
   // A deleted, renamed or added object is refused up front as well.
   RETURN_IF_ERROR(format::CheckObjectSet(o.dataset_dir, manifest));
   ASSIGN_OR_RETURN(InodeTable table, InodeTable::Build(std::move(manifest)));
+  if (log_fd.valid()) g_log_fd = log_fd.get();
+  fuse_set_log_func(FuseLog);
   auto fs = std::make_unique<DecryptFs>(std::move(o), std::move(key), std::move(table));
-  return fs->Serve();
+  Status s = fs->Serve();
+  g_log_fd = STDERR_FILENO;
+  return s;
 }
 
 }  // namespace cce::decryptfs

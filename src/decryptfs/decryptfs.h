@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/status.h"
@@ -14,10 +16,21 @@
 namespace cce::decryptfs {
 
 struct MountOptions {
-  std::string dataset_dir;                // encrypted dataset directory (manifest.cce, objects/)
-  std::string mountpoint;                 // existing directory
-  bool foreground = false;                // otherwise detach once the mount is up
-  bool allow_other = false;               // let users other than the mounting one read
+  std::string dataset_dir;   // encrypted dataset directory (manifest.cce, objects/)
+  std::string mountpoint;    // existing, empty directory that is not a mount point
+  bool foreground = false;   // otherwise detach once the mount is up
+  bool allow_other = false;  // let users other than the mounting one read
+  // Mount even over a non-empty directory (hiding its files) or an existing
+  // mount point (stacking on it); refused otherwise.
+  bool nonempty = false;
+  // Refuse to mount unless the manifest names this dataset id / at least this
+  // version (whole-dataset substitution and rollback, docs/format.md §6).
+  std::optional<std::string> expect_dataset_id;
+  std::optional<uint64_t> min_dataset_version;
+  // Where runtime messages (bad segments) go: this file (appended, created
+  // 0600) if set; otherwise stderr in the foreground and syslog once detached
+  // (a detached server keeps none of the caller's stdin/stdout/stderr).
+  std::string log_file;
   size_t cache_bytes = size_t{32} << 20;  // decrypted-segment cache
   unsigned threads = 16;                  // FUSE worker threads (maximum)
   // Decrypt this many bytes ahead of a sequential reader (0: off).
@@ -35,8 +48,9 @@ struct MountOptions {
 // or SIGHUP, then unmounts and wipes the key and every cached plaintext.
 // Without options.foreground it returns as soon as a detached server has the
 // mount up (mount errors are returned here, before detaching). Errors name
-// what failed: kInvalidArgument for bad options, kPermissionDenied for a
-// wrong key, kDataLoss for a tampered manifest.
+// what failed: kInvalidArgument for bad options or a mount point that is not
+// empty or already mounted, kPermissionDenied for a wrong key, kDataLoss for a
+// tampered manifest or one failing expect_dataset_id / min_dataset_version.
 Status RunDecryptFs(const MountOptions& options, format::DatasetKey key);
 
 }  // namespace cce::decryptfs

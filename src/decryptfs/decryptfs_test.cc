@@ -3,6 +3,7 @@
 // machine and CI); without /dev/fuse they fail, loudly, rather than skip.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -683,6 +684,153 @@ TEST_F(DecryptFsTest, StatfsDescribesAReadOnlyFileSystem) {
   EXPECT_NE(sv.f_flag & ST_RDONLY, 0u);
   EXPECT_EQ(sv.f_bfree, 0u);
   EXPECT_GT(sv.f_blocks, 0u);
+}
+
+// ---- Mount safety (issue 10, findings 8 and 9) ----
+
+class DecryptFsSafetyTest : public DecryptFsTest {
+ protected:
+  std::string KeyFile() {
+    std::string key_file = tmp_.path() + "/dataset.key";
+    if (!fs::exists(key_file)) {
+      crypto::SecretBytes contents = key_->EncodeKeyFile();
+      WriteWholeFile(key_file,
+                     std::string(reinterpret_cast<const char*>(contents.data()), contents.size()));
+      ::chmod(key_file.c_str(), 0600);
+    }
+    return key_file;
+  }
+  // Runs a detached (default) mount to its exit; any mount it leaves is
+  // removed at the end of the test.
+  Result MountToExit(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--key-file", KeyFile()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {enc_, mnt_});
+    return RunToExit(args, tmp_.path() + "/run.err");
+  }
+  void TearDown() override {
+    for (int i = 0; i < 4 && IsMounted(mnt_); ++i) ::umount2(mnt_.c_str(), MNT_DETACH);
+  }
+};
+
+TEST_F(DecryptFsSafetyTest, RefusesNonEmptyMountPointUnlessNonempty) {
+  WriteWholeFile(mnt_ + "/precious.txt", "hidden by a mount");
+  Result r = MountToExit({});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("not empty"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("-o nonempty"), std::string::npos) << r.err;
+  EXPECT_FALSE(IsMounted(mnt_));
+  EXPECT_EQ(ReadWholeFile(mnt_ + "/precious.txt"), "hidden by a mount");
+
+  auto p = Mount({"-o", "nonempty"});
+  ASSERT_TRUE(p->WaitMounted()) << p->result().err;
+  std::string got;
+  EXPECT_EQ(ReadErrno(mnt_ + "/seg.bin", &got), 0);
+}
+
+TEST_F(DecryptFsSafetyTest, RefusesAlreadyMountedMountPoint) {
+  auto first = Mount();
+  ASSERT_TRUE(first->WaitMounted()) << first->result().err;
+  Result again = MountToExit({});
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_NE(again.err.find("already a mount point"), std::string::npos) << again.err;
+  // Exactly one mount at mnt_: the first one, still serving.
+  std::string mounts = ReadWholeFile("/proc/self/mounts");
+  size_t count = 0;
+  for (size_t at = mounts.find(" " + mnt_ + " "); at != std::string::npos;
+       at = mounts.find(" " + mnt_ + " ", at + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 1u) << mounts;
+  std::string got;
+  EXPECT_EQ(ReadErrno(mnt_ + "/one.bin", &got), 0);
+}
+
+// `$(cce-decryptfs ...)` and any caller reading its stdout/stderr through a
+// pipe must see EOF once the parent returns: the detached server keeps none
+// of the caller's stdio, and logs to --log-file instead.
+TEST_F(DecryptFsSafetyTest, DetachedServerReleasesCallerPipesAndLogsToFile) {
+  const std::string log = tmp_.path() + "/decryptfs.log";
+  std::vector<std::string> argv = {kBinary, "--key-file", KeyFile(), "--log-file", log, enc_, mnt_};
+  int pipefd[2];
+  ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipefd[1], STDOUT_FILENO);
+    ::dup2(pipefd[1], STDERR_FILENO);
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, STDIN_FILENO);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  std::string output;
+  bool eof = false;
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (!eof && std::chrono::steady_clock::now() < deadline) {
+    pollfd pfd{pipefd[0], POLLIN, 0};
+    if (::poll(&pfd, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+    if (n == 0) eof = true;
+    if (n > 0) output.append(buf, static_cast<size_t>(n));
+  }
+  ::close(pipefd[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_TRUE(eof) << "the detached server still holds the caller's stdout/stderr pipe";
+  ASSERT_TRUE(IsMounted(mnt_)) << output;
+
+  // Runtime messages reach the log file.
+  FlipByte(ObjectOf("big.bin"), format::kHeaderSize + 10);
+  std::string got;
+  EXPECT_EQ(ReadErrno(mnt_ + "/big.bin", &got), EIO);
+  std::string logged;
+  for (int i = 0; i < 100 && logged.find("big.bin") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    logged = ReadWholeFile(log);
+  }
+  EXPECT_NE(logged.find("big.bin"), std::string::npos) << "log file: " << logged;
+  ASSERT_EQ(std::system(("fusermount3 -u '" + mnt_ + "'").c_str()), 0);
+}
+
+TEST_F(DecryptFsSafetyTest, MinVersionAndExpectedDatasetIdRefuseTheMount) {
+  Result old = MountToExit({"--min-version", "2"});
+  EXPECT_EQ(old.exit_code, 3) << old.err;
+  EXPECT_NE(old.err.find("dataset version 1, expected at least 2"), std::string::npos) << old.err;
+  EXPECT_FALSE(IsMounted(mnt_));
+
+  Result other = MountToExit({"--expect-dataset-id", "another-dataset"});
+  EXPECT_EQ(other.exit_code, 3) << other.err;
+  EXPECT_NE(other.err.find("expected 'another-dataset'"), std::string::npos) << other.err;
+  EXPECT_FALSE(IsMounted(mnt_));
+
+  Result bad = MountToExit({"--min-version", "x"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--min-version: expected an integer"), std::string::npos) << bad.err;
+
+  auto p = Mount({"--expect-dataset-id", manifest_.dataset_id, "--min-version", "1"});
+  ASSERT_TRUE(p->WaitMounted()) << p->result().err;
+}
+
+// A SIGKILLed server leaves a dead mount ("transport endpoint is not
+// connected"); the error says how to recover, and after fusermount3 -u the
+// mount works again (docs/decryptfs.md).
+TEST_F(DecryptFsSafetyTest, KilledServerErrorNamesTheRecovery) {
+  auto p = Mount();
+  ASSERT_TRUE(p->WaitMounted()) << p->result().err;
+  ::kill(p->pid(), SIGKILL);
+  ASSERT_TRUE(p->WaitExit(5s));
+  Result r = MountToExit({});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("fusermount3 -u " + mnt_), std::string::npos) << r.err;
+  ASSERT_EQ(std::system(("fusermount3 -u '" + mnt_ + "'").c_str()), 0);
+  auto again = Mount();
+  ASSERT_TRUE(again->WaitMounted()) << again->result().err;
 }
 
 TEST(DecryptFsCli, UsageErrorsExitTwoAndNameTheFlag) {

@@ -3,6 +3,7 @@
 // of threads seals or opens in parallel, so one large file uses every core.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -52,8 +53,53 @@ std::string NowRfc3339() {
   return buf;
 }
 
+// Staging directories are ".<dst name>.partial-<12 hex>" siblings of dst.
+std::string StagingPrefix(const fs::path& dst) {
+  return "." + dst.filename().string() + ".partial-";
+}
+
+bool IsStagingName(const std::string& name, const std::string& prefix) {
+  if (!name.starts_with(prefix) || name.size() != prefix.size() + 12) return false;
+  return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Removes a staging directory with its marker last, so a run killed while
+// removing it still leaves a marked directory that the next run recognises.
+void RemoveStagingTree(const std::string& path) {
+  std::error_code ec;
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename() == kPartialMarkerName) continue;
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+  }
+  std::error_code rm;
+  fs::remove_all(path, rm);
+}
+
+// Removes the staging directories of earlier runs on dst that were killed
+// (SIGKILL, power loss) before they could clean up. A directory counts only
+// if it carries our marker file and no live process holds the marker's lock
+// (flock locks die with their process), so a concurrent run is never touched.
+void RemoveAbandonedStaging(const fs::path& parent, const fs::path& dst) {
+  const std::string prefix = StagingPrefix(dst);
+  std::error_code ec;
+  for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!IsStagingName(name, prefix)) continue;
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    const std::string marker = it->path().string() + "/" + kPartialMarkerName;
+    UniqueFd fd(::open(marker.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) continue;  // not ours, or a run already committing
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // still running
+    RemoveStagingTree(it->path().string());
+  }
+}
+
 // A sibling temporary directory of dst, renamed into place on success and
-// removed on failure: a reader never sees a half-written tree at dst.
+// removed on failure or cancellation: a reader never sees a half-written tree
+// at dst. While it exists it holds kPartialMarkerName, flock()ed by this run.
 class StagingDir {
  public:
   static StatusOr<StagingDir> Create(const std::string& dst) {
@@ -64,29 +110,37 @@ class StagingDir {
     fs::path p(dst);
     if (p.filename().empty()) p = p.parent_path();
     fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    RemoveAbandonedStaging(parent, p);
     StagingDir s;
     s.dst_ = dst;
-    s.path_ = (parent / ("." + p.filename().string() + ".partial-" + RandomHexId().substr(0, 12)))
-                  .string();
+    s.path_ = (parent / (StagingPrefix(p) + RandomHexId().substr(0, 12))).string();
     if (::mkdir(s.path_.c_str(), 0700) != 0) return ErrnoStatus("create " + s.path_, errno);
     s.active_ = true;
+    s.marker_path_ = s.path_ + "/" + kPartialMarkerName;
+    s.marker_.reset(
+        ::open(s.marker_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!s.marker_.valid()) return ErrnoStatus("create " + s.marker_path_, errno);
+    if (::flock(s.marker_.get(), LOCK_EX) != 0) return ErrnoStatus("lock " + s.marker_path_, errno);
     return s;
   }
   StagingDir(StagingDir&& o) noexcept
-      : path_(std::move(o.path_)), dst_(std::move(o.dst_)), active_(o.active_) {
+      : path_(std::move(o.path_)),
+        dst_(std::move(o.dst_)),
+        marker_path_(std::move(o.marker_path_)),
+        marker_(std::move(o.marker_)),
+        active_(o.active_) {
     o.active_ = false;
   }
   StagingDir& operator=(StagingDir&&) = delete;
   ~StagingDir() {
-    if (active_) {
-      std::error_code ec;
-      fs::remove_all(path_, ec);
-    }
+    if (active_) RemoveStagingTree(path_);
   }
   const std::string& path() const { return path_; }
 
   // Syncs the staged tree and renames it to dst without replacing anything.
   Status Commit(mode_t final_mode) {
+    // The marker goes first: the committed tree must not carry it.
+    if (::unlink(marker_path_.c_str()) != 0) return ErrnoStatus("remove " + marker_path_, errno);
     UniqueFd dir(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir.valid()) return ErrnoStatus(path_, errno);
     if (::syncfs(dir.get()) != 0) return ErrnoStatus("syncfs " + path_, errno);
@@ -95,6 +149,7 @@ class StagingDir {
       return ErrnoStatus("rename " + path_ + " to " + dst_, errno);
     }
     active_ = false;
+    marker_.reset();
     fs::path parent = fs::path(dst_).parent_path();
     UniqueFd pfd(::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (pfd.valid()) ::fsync(pfd.get());
@@ -105,8 +160,18 @@ class StagingDir {
   StagingDir() = default;
   std::string path_;
   std::string dst_;
+  std::string marker_path_;
+  UniqueFd marker_;  // holds the flock while the run lives
   bool active_ = false;
 };
+
+Status Cancelled(std::string_view verb) {
+  return FailedPrecondition(std::string(verb) + ": interrupted; the partial output was removed");
+}
+
+bool IsCancelled(const std::atomic<bool>* cancel) {
+  return cancel != nullptr && cancel->load();
+}
 
 // One file's share of the parallel work. Open() runs before its first chunk
 // and Close() after its last, each exactly once, under the task's mutex.
@@ -141,7 +206,8 @@ struct RunResult {
 // first failure stops all work (encrypt); otherwise only the failing file's
 // remaining chunks are skipped (verify reports every bad file).
 RunResult RunTasks(std::vector<std::unique_ptr<FileTask>>& tasks, unsigned threads,
-                   bool stop_on_error, const ProgressFn& progress, uint64_t bytes_total) {
+                   bool stop_on_error, const ProgressFn& progress, uint64_t bytes_total,
+                   const std::atomic<bool>* cancel) {
   std::vector<Chunk> chunks;
   for (size_t t = 0; t < tasks.size(); ++t) {
     uint64_t n = tasks[t]->SegmentCount();
@@ -166,7 +232,7 @@ RunResult RunTasks(std::vector<std::unique_ptr<FileTask>>& tasks, unsigned threa
   auto worker = [&] {
     std::vector<uint8_t> a, b;
     for (;;) {
-      if (stop) return;
+      if (stop || IsCancelled(cancel)) return;
       size_t i = next.fetch_add(1);
       if (i >= chunks.size()) return;
       const Chunk& c = chunks[i];
@@ -211,7 +277,7 @@ RunResult RunTasks(std::vector<std::unique_ptr<FileTask>>& tasks, unsigned threa
   for (unsigned i = 0; i < n; ++i) pool.emplace_back(worker);
   if (progress) {
     // Poll from this thread; workers never call back into the caller.
-    while (next.load() < chunks.size() && !stop) {
+    while (next.load() < chunks.size() && !stop && !IsCancelled(cancel)) {
       progress(
           {std::min(bytes_done.load(), bytes_total), bytes_total, files_done.load(), tasks.size()});
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -405,7 +471,8 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
         Geometry{uint32_t{1} << options.segment_exponent, e.size}.CiphertextSize();
   }
   RunResult r = RunTasks(tasks, ThreadCount(options.threads), /*stop_on_error=*/true,
-                         options.progress, summary.plaintext_bytes);
+                         options.progress, summary.plaintext_bytes, options.cancel);
+  if (IsCancelled(options.cancel)) return Cancelled("encrypt");
   RETURN_IF_ERROR(FailuresToStatus(r, "encrypt"));
 
   Manifest m;
@@ -483,6 +550,21 @@ Status CheckObjectSet(const std::string& dataset_dir, const Manifest& manifest) 
       return DataLoss("'" + e->path + "' (" + kObjectsDir + "/" + id +
                       "): object missing (deleted or renamed)");
     }
+  }
+  return Status::Ok();
+}
+
+Status CheckDatasetIdentity(const Manifest& m, const std::optional<std::string>& expect_dataset_id,
+                            const std::optional<uint64_t>& min_dataset_version,
+                            const std::string& where) {
+  if (expect_dataset_id && m.dataset_id != *expect_dataset_id) {
+    return DataLoss(where + ": dataset id '" + m.dataset_id + "', expected '" + *expect_dataset_id +
+                    "' (a different dataset was substituted)");
+  }
+  if (min_dataset_version && m.dataset_version < *min_dataset_version) {
+    return DataLoss(where + ": dataset version " + std::to_string(m.dataset_version) +
+                    ", expected at least " + std::to_string(*min_dataset_version) +
+                    " (rolled back?)");
   }
   return Status::Ok();
 }
@@ -576,23 +658,11 @@ class ReadTask : public FileTask {
   std::unique_ptr<FileCipher> cipher_;
 };
 
-Status CheckExpectations(const Manifest& m, const ReadOptions& o, const std::string& dir) {
-  if (o.expect_dataset_id && m.dataset_id != *o.expect_dataset_id) {
-    return DataLoss(dir + ": dataset id '" + m.dataset_id + "', expected '" + *o.expect_dataset_id +
-                    "' (a different dataset was substituted)");
-  }
-  if (o.min_dataset_version && m.dataset_version < *o.min_dataset_version) {
-    return DataLoss(dir + ": dataset version " + std::to_string(m.dataset_version) +
-                    ", expected at least " + std::to_string(*o.min_dataset_version) +
-                    " (rolled back?)");
-  }
-  return Status::Ok();
-}
-
 StatusOr<Summary> ReadDataset(const std::string& src, const std::string& dst, const DatasetKey& key,
                               const ReadOptions& options) {
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(src, key));
-  RETURN_IF_ERROR(CheckExpectations(m, options, src));
+  RETURN_IF_ERROR(
+      CheckDatasetIdentity(m, options.expect_dataset_id, options.min_dataset_version, src));
   RETURN_IF_ERROR(CheckObjectSet(src, m));
   std::optional<StagingDir> staging;
   if (!dst.empty()) {
@@ -618,7 +688,8 @@ StatusOr<Summary> ReadDataset(const std::string& src, const std::string& dst, co
     tasks.push_back(std::move(t));
   }
   RunResult r = RunTasks(tasks, ThreadCount(options.threads), /*stop_on_error=*/!dst.empty(),
-                         options.progress, summary.plaintext_bytes);
+                         options.progress, summary.plaintext_bytes, options.cancel);
+  if (IsCancelled(options.cancel)) return Cancelled(dst.empty() ? "verify" : "decrypt");
   RETURN_IF_ERROR(FailuresToStatus(r, dst.empty() ? "verify" : "decrypt"));
   if (staging) {
     // Directory modes last (in reverse so a read-only parent does not block its children).

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +37,8 @@ inline constexpr uint8_t kDefaultSegmentExponent = 16;  // 64 KiB
 // Names inside an encrypted dataset directory.
 inline constexpr char kManifestName[] = "manifest.cce";
 inline constexpr char kObjectsDir[] = "objects";
+// Inside a staging directory while a run writes it (docs/format.md §7).
+inline constexpr char kPartialMarkerName[] = ".cce-partial";
 
 enum class FileKind : uint8_t { kData = 1, kManifest = 2 };
 
@@ -187,6 +190,9 @@ struct Manifest {
 
 // Reads, decrypts and validates the manifest of an encrypted dataset directory.
 StatusOr<Manifest> ReadManifest(const std::string& dataset_dir, const DatasetKey& key);
+// The same from a manifest file the caller opened (a regular file; the plane
+// opens it beneath an allowed root). `what` names it in errors.
+StatusOr<Manifest> ReadManifestFromFd(int fd, const DatasetKey& key, const std::string& what);
 
 // Path of a file entry's ciphertext object.
 std::string ObjectPath(const std::string& dataset_dir, const std::string& id);
@@ -205,6 +211,9 @@ struct EncryptOptions {
   std::string dataset_id;  // empty: random
   uint64_t dataset_version = 1;
   ProgressFn progress;  // called from one thread at a time, rate-limited by the caller
+  // When it becomes true (e.g. set by a SIGINT handler) the run stops within
+  // about one chunk, removes its partial output and returns kFailedPrecondition.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct Summary {
@@ -217,8 +226,10 @@ struct Summary {
 };
 
 // Encrypts the tree at src into a new directory dst (must not exist). Writes
-// into a sibling temporary directory and renames it into place only when
-// complete and synced, so an interrupted run leaves no dataset at dst.
+// into a sibling temporary directory ".<dst name>.partial-<12 hex>" holding a
+// locked marker file, and renames it into place only when complete and synced.
+// A failed or cancelled run removes it; the leftover of a killed run (its
+// marker no longer locked) is removed by the next run on the same dst.
 StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
                                  const DatasetKey& key, const EncryptOptions& options);
 
@@ -229,14 +240,22 @@ struct ReadOptions {
   // (protects against rollback of the whole dataset).
   std::optional<std::string> expect_dataset_id;
   std::optional<uint64_t> min_dataset_version;
+  const std::atomic<bool>* cancel = nullptr;  // as EncryptOptions::cancel
 };
 
 // Authenticates every byte; on failure the status names the file and segment.
 StatusOr<Summary> VerifyDataset(const std::string& dir, const DatasetKey& key,
                                 const ReadOptions& options);
-// Verifies and writes the plaintext tree into a new directory dst, atomically.
+// Verifies and writes the plaintext tree into a new directory dst, atomically
+// (staged and cleaned up as for EncryptDataset).
 StatusOr<Summary> DecryptDataset(const std::string& src, const std::string& dst,
                                  const DatasetKey& key, const ReadOptions& options);
+
+// Whole-dataset rollback/substitution check (docs/format.md §6): kDataLoss
+// naming `where` when the manifest's id differs or its version is lower.
+Status CheckDatasetIdentity(const Manifest& m, const std::optional<std::string>& expect_dataset_id,
+                            const std::optional<uint64_t>& min_dataset_version,
+                            const std::string& where);
 
 // Checks that objects/ holds exactly the manifest's objects: none missing
 // (deleted/renamed) and none extra (added, or the manifest was replaced).

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -239,6 +240,59 @@ TEST(Dataset, RefusesToOverwriteAndLeavesNothingOnFailure) {
   fs::resize_file(fs::path(t.path()) / "enc/manifest.cce", 50);
   EXPECT_FALSE(DecryptDataset(t.path() + "/enc", t.path() + "/out", key, {}).ok());
   EXPECT_FALSE(fs::exists(fs::path(t.path()) / "out"));
+}
+
+// Names in `dir` that start with `prefix`.
+size_t CountNamed(const std::string& dir, const std::string& prefix) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string().starts_with(prefix)) ++n;
+  }
+  return n;
+}
+
+TEST(Dataset, CancelledRunRemovesItsStagingDirectory) {
+  TempDir t;
+  std::mt19937_64 rng(7);
+  WriteFile(fs::path(t.path()) / "src/a.bin", RandomData(rng, 3 << 20));
+  DatasetKey key = TestKey();
+  std::atomic<bool> cancel{true};
+  EncryptOptions o;
+  o.cancel = &cancel;
+  auto enc = EncryptDataset(t.path() + "/src", t.path() + "/enc", key, o);
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(enc.status().message().find("interrupted"), std::string::npos);
+  EXPECT_EQ(CountNamed(t.path(), ".enc.partial-"), 0u);
+  EXPECT_FALSE(fs::exists(fs::path(t.path()) / "enc"));
+
+  ASSERT_TRUE(EncryptDataset(t.path() + "/src", t.path() + "/enc", key, {}).ok());
+  EXPECT_FALSE(fs::exists(fs::path(t.path()) / "enc" / kPartialMarkerName));
+  ReadOptions r;
+  r.cancel = &cancel;
+  auto dec = DecryptDataset(t.path() + "/enc", t.path() + "/out", key, r);
+  ASSERT_FALSE(dec.ok());
+  EXPECT_EQ(CountNamed(t.path(), ".out.partial-"), 0u);
+  EXPECT_FALSE(fs::exists(fs::path(t.path()) / "out"));
+}
+
+// A killed run's staging directory (marker present, lock gone) is removed by
+// the next run on the same destination; others are left alone.
+TEST(Dataset, NextRunRemovesStagingDirectoryOfAKilledRun) {
+  TempDir t;
+  WriteFile(fs::path(t.path()) / "src/a", "x");
+  const fs::path dead = fs::path(t.path()) / ".enc.partial-00112233aabb";
+  WriteFile(dead / kPartialMarkerName, "");
+  WriteFile(dead / "objects/junk", std::string(4096, 'p'));
+  const fs::path unmarked = fs::path(t.path()) / ".enc.partial-ffffffffffff";
+  WriteFile(unmarked / "mine", "user data");
+  const fs::path other_dst = fs::path(t.path()) / ".other.partial-00112233aabb";
+  WriteFile(other_dst / kPartialMarkerName, "");
+  DatasetKey key = TestKey();
+  ASSERT_TRUE(EncryptDataset(t.path() + "/src", t.path() + "/enc", key, {}).ok());
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(unmarked / "mine"));
+  EXPECT_TRUE(fs::exists(other_dst));
 }
 
 TEST(Dataset, RejectsRollbackOfWholeDatasetWhenVersionIsExpected) {

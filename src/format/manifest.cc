@@ -280,19 +280,28 @@ StatusOr<std::string> ReadSealedFile(int fd, const DatasetKey& key, FileKind kin
   return plain;
 }
 
+StatusOr<Manifest> ReadManifestFromFd(int fd, const DatasetKey& key, const std::string& what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(what, errno);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(what + ": not a regular file");
+  ASSIGN_OR_RETURN(std::string json_text, ReadSealedFile(fd, key, FileKind::kManifest, what));
+  auto m = Manifest::FromJson(json_text);
+  if (!m.ok()) return m.status().WithContext(what);
+  return m;
+}
+
 StatusOr<Manifest> ReadManifest(const std::string& dataset_dir, const DatasetKey& key) {
   std::string path = dataset_dir + "/" + kManifestName;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO (or device) named manifest.cce must not block the
+  // open; ReadManifestFromFd then refuses anything but a regular file.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     if (errno == ENOENT) {
       return NotFound(path + ": no manifest: not an encrypted dataset (or an incomplete one)");
     }
     return ErrnoStatus(path, errno);
   }
-  ASSIGN_OR_RETURN(std::string json_text, ReadSealedFile(fd.get(), key, FileKind::kManifest, path));
-  auto m = Manifest::FromJson(json_text);
-  if (!m.ok()) return m.status().WithContext(path);
-  return m;
+  return ReadManifestFromFd(fd.get(), key, path);
 }
 
 }  // namespace cce::format

@@ -38,6 +38,7 @@
 #include "http/server.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -49,17 +50,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
-#include <climits>
-#include <condition_variable>
-#include <cstring>
-#include <deque>
-#include <limits>
-#include <mutex>
-#include <regex>
-#include <thread>
-#include <unordered_map>
-
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -71,9 +61,20 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/status.hpp>
+#include <cerrno>
+#include <climits>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+#include <unordered_map>
 
 #include "base/fd.h"
+#include "http/request_parse.h"
 
 namespace cce::http {
 
@@ -122,7 +123,9 @@ struct SslFree {
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 using SslPtr = std::unique_ptr<SSL, SslFree>;
 
-char ToLowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ToLowerAscii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -138,7 +141,9 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-std::string_view ToStd(beast::string_view s) { return {s.data(), s.size()}; }
+std::string_view ToStd(beast::string_view s) {
+  return {s.data(), s.size()};
+}
 
 // The OpenSSL error queue of this thread as text (and emptied): it is
 // per-thread and connections move between threads, so it is never left full.
@@ -154,7 +159,9 @@ std::string TakeOpenSslErrors() {
 }
 
 // A key may be encrypted; the server must never prompt on a terminal.
-int RefusePassphrase(char*, int, int, void*) { return 0; }
+int RefusePassphrase(char*, int, int, void*) {
+  return 0;
+}
 
 StatusOr<SslCtxPtr> MakeTlsContext(const std::string& cert_file, const std::string& key_file) {
   if (cert_file.empty()) return InvalidArgument("tls_cert_chain_file: not set");
@@ -234,7 +241,7 @@ bool ParseQuery(std::string_view query, std::vector<std::pair<std::string, std::
     size_t eq = part.find('=');
     auto key = DecodeQueryComponent(part.substr(0, eq));
     auto value = DecodeQueryComponent(eq == std::string_view::npos ? std::string_view()
-                                                                    : part.substr(eq + 1));
+                                                                   : part.substr(eq + 1));
     if (!key || !value) return false;
     out->emplace_back(std::move(*key), std::move(*value));
   }
@@ -272,7 +279,9 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
   return r;
 }
 
-Response InternalErrorResponse() { return ErrorResponse(500, "internal", "internal error"); }
+Response InternalErrorResponse() {
+  return ErrorResponse(500, "internal", "internal error");
+}
 
 // The connection caps count IPv6 peers per /64: one host is routinely given
 // a whole /64, so counting single addresses would not cap it at all.
@@ -359,6 +368,7 @@ struct Refusal {
   std::string code;
   std::string message;
   std::string detail;
+  bool limit = true;  // counts in Stats().limit_refusals
 };
 
 // The error a RequestParser callback sets to stop the parse; the reason is in
@@ -394,6 +404,25 @@ class RequestParser final : public bhttp::basic_parser<true> {
 
   void SetBodySink(const BodySink& sink) { sink_ = sink; }
 
+  // put() plus the header's byte total. Beast's header_limit bounds only
+  // the bytes it has not consumed yet, and Beast 1.74 consumes the request
+  // line, then each complete field, as it arrives: a header delivered a
+  // field per read (or in one read) would pass max_header_bytes by up to
+  // max_header_count times. Without eager parsing put() stops at the end of
+  // the header, so the bytes it takes until then are exactly the header's.
+  size_t Put(net::const_buffer buffer, ErrorCode& ec) {
+    const bool in_header = !is_header_done();
+    const size_t used = put(buffer, ec);
+    if (in_header) {
+      header_bytes_ += used;
+      if (header_bytes_ > limits_.max_header_bytes && (!ec || ec == bhttp::error::need_more)) {
+        Refuse(ec, 431, "headers_too_large",
+               "headers: larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
+      }
+    }
+    return used;
+  }
+
   const std::string& method_text() const { return method_; }
   const std::string& target_text() const { return target_; }
   int http_version() const { return version_; }
@@ -415,9 +444,9 @@ class RequestParser final : public bhttp::basic_parser<true> {
     // method SP request-target SP HTTP/x.y CRLF
     size_t line = method.size() + 1 + target.size() + 1 + 8 + 2;
     if (line > limits_.max_request_line_bytes) {
-      Refuse(ec, 414, "uri_too_long",
-             "request line: longer than " + std::to_string(limits_.max_request_line_bytes) +
-                 " bytes");
+      Refuse(
+          ec, 414, "uri_too_long",
+          "request line: longer than " + std::to_string(limits_.max_request_line_bytes) + " bytes");
       return;
     }
     method_.assign(method.data(), method.size());
@@ -507,9 +536,97 @@ class RequestParser final : public bhttp::basic_parser<true> {
   std::string te_value_;
   BodySink sink_;
   uint64_t received_ = 0;
+  size_t header_bytes_ = 0;  // request line and fields consumed so far
   NestingScanner nesting_;
   std::optional<Refusal> refusal_;
 };
+
+// The refusal for a parse that stopped with `ec` (need_more excluded).
+Refusal ParseErrorRefusal(const RequestParser& p, const ErrorCode& ec, const Limits& limits) {
+  if (const auto& r = p.refusal()) {
+    Refusal out = *r;
+    out.limit = r->status != 500;
+    return out;
+  }
+  if (ec == bhttp::error::header_limit) {
+    return {431, "headers_too_large",
+            "headers: larger than " + std::to_string(limits.max_header_bytes) + " bytes", "", true};
+  }
+  // Anything else Beast refuses (bad method, target, field, version,
+  // conflicting Content-Length/Transfer-Encoding, bad chunk) leaves the
+  // stream unsynchronised: answer and close.
+  return {400, "invalid_argument", "malformed request", ec.message(), false};
+}
+
+// The checks on a parsed header before routing; fills req's path and query.
+// A 501 (transfer coding) leaves the body's length unknown.
+std::optional<Refusal> CheckRequestHead(const RequestParser& p, Request* req) {
+  std::string_view target = p.target_text();
+  if (target.empty() || target.front() != '/') {
+    return Refusal{400, "invalid_argument", "request target: must be a path", "", false};
+  }
+  size_t q = target.find('?');
+  req->path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos && !ParseQuery(target.substr(q + 1), &req->query)) {
+    return Refusal{400, "invalid_argument", "query: invalid percent-encoding", "", false};
+  }
+  // Transfer codings other than a lone "chunked" would make the body's
+  // length a matter of interpretation (request smuggling); Beast treats an
+  // unknown coding as "no body", so it is refused here.
+  if (p.transfer_encoding_fields() > 0 && !(p.transfer_encoding_fields() == 1 && p.chunked() &&
+                                            IEquals(Trim(p.transfer_encoding()), "chunked"))) {
+    return Refusal{501, "not_implemented", "transfer-encoding: only chunked is supported", "",
+                   true};
+  }
+  return std::nullopt;
+}
+
+bool BodyAnnounced(const RequestParser& p) {
+  return p.chunked() || p.content_length().value_or(0) > 0;
+}
+
+// After routing: whether the body the header announces (or fails to) suits
+// the route's policy and cap.
+std::optional<Refusal> CheckBodyAnnouncement(const RequestParser& p, const Request& req,
+                                             BodyPolicy policy, uint64_t max_body_bytes) {
+  // A POST or PUT to a route that takes a buffered body must say how long
+  // it is. Without Content-Length HTTP/1.1 would read it as empty and the
+  // rest of the stream as the next request; asking for the length (411)
+  // and closing is clearer for the client and reads nothing.
+  if (!BodyAnnounced(p) && policy == BodyPolicy::kBuffered &&
+      (req.method == "POST" || req.method == "PUT") && !p.content_length()) {
+    return Refusal{411, "length_required", "body: Content-Length required", "", true};
+  }
+  if (!BodyAnnounced(p)) return std::nullopt;
+  for (const Header& h : req.headers) {
+    if (IEquals(h.name, "content-encoding") && !IEquals(Trim(h.value), "identity")) {
+      return Refusal{415, "unsupported_media_type",
+                     "content-encoding: encoded bodies are not accepted", "", true};
+    }
+  }
+  auto length = p.content_length();
+  switch (policy) {
+    case BodyPolicy::kNone:
+      return Refusal{413, "payload_too_large", "body: not accepted by this route", "", true};
+    case BodyPolicy::kBuffered:
+      if (!length) {
+        // Chunked: unbounded until it ends. Only routes that stream to a
+        // file take it (the image blob upload).
+        return Refusal{413, "payload_too_large",
+                       "body: chunked bodies are accepted only by routes that stream them; send "
+                       "Content-Length",
+                       "", true};
+      }
+      [[fallthrough]];
+    case BodyPolicy::kToFile:
+      if (length && *length > max_body_bytes) {
+        return Refusal{413, "payload_too_large",
+                       "body: larger than " + std::to_string(max_body_bytes) + " bytes", "", true};
+      }
+      break;
+  }
+  return std::nullopt;
+}
 
 // A fixed set of threads that run route callbacks. The queue of waiting tasks
 // is bounded so that overload becomes a fast 503, never a backlog.
@@ -578,8 +695,8 @@ class WorkerPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool shutdown_ = false;                     // guarded by mu_
-  std::vector<std::thread> threads_;          // Start/Shutdown only (the Run thread)
+  bool shutdown_ = false;                    // guarded by mu_
+  std::vector<std::thread> threads_;         // Start/Shutdown only (the Run thread)
 };
 
 // Route patterns run on the I/O threads against paths the client chose.
@@ -682,8 +799,7 @@ struct ServerCore {
 // them back through a post, which orders the accesses.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(ServerCore& server, Socket socket, std::string address_key,
-             std::string remote_addr)
+  Connection(ServerCore& server, Socket socket, std::string address_key, std::string remote_addr)
       : server_(server),
         limits_(server.limits),
         socket_(std::move(socket)),
@@ -724,9 +840,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ForceClose() { Close(); }
 
  private:
-  enum class Phase { kAwaitTls, kHandshake, kIdle, kHeader, kWorker, kBody, kWrite, kLinger, kClosed };
+  enum class Phase {
+    kAwaitTls,
+    kHandshake,
+    kIdle,
+    kHeader,
+    kWorker,
+    kBody,
+    kWrite,
+    kLinger,
+    kClosed
+  };
   enum class Deadline { kNone, kHandshake, kFirstRequest, kIdle, kHeader, kBody, kWrite, kLinger };
-  enum class AfterWrite { kReadBody, kFinish };
+  enum class AfterWrite { kReadBody, kStream, kFinish };
   enum class SslResult { kWantRead, kWantWrite, kClosed, kFailed };
 
   // Runs `f`, turning any exception into a closed connection: no exception
@@ -808,7 +934,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case Deadline::kHeader: what = "timeout.header"; break;
       case Deadline::kBody: what = "timeout.body"; break;
       case Deadline::kWrite: what = "timeout.write"; break;
-      case Deadline::kIdle:     // keep-alive expiry is routine
+      case Deadline::kIdle:  // keep-alive expiry is routine
       case Deadline::kLinger:
       case Deadline::kNone: break;
     }
@@ -829,16 +955,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case SSL_ERROR_WANT_WRITE: return SslResult::kWantWrite;
       case SSL_ERROR_ZERO_RETURN: ERR_clear_error(); return SslResult::kClosed;
       case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0 && (saved_errno == 0 || saved_errno == ECONNRESET ||
-                                      saved_errno == EPIPE)) {
+        if (ERR_peek_error() == 0 &&
+            (saved_errno == 0 || saved_errno == ECONNRESET || saved_errno == EPIPE)) {
           return SslResult::kClosed;
         }
         ssl_error_ = saved_errno != 0 ? std::strerror(saved_errno) : TakeOpenSslErrors();
         ERR_clear_error();
         return SslResult::kFailed;
-      default:
-        ssl_error_ = TakeOpenSslErrors();
-        return SslResult::kFailed;
+      default: ssl_error_ = TakeOpenSslErrors(); return SslResult::kFailed;
     }
   }
 
@@ -920,7 +1044,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (;;) {
       if (buffer_.size() > 0) {
         ErrorCode ec;
-        size_t used = parser_->put(buffer_.data(), ec);
+        size_t used = parser_->Put(buffer_.data(), ec);
         buffer_.consume(used);
         if (ec == bhttp::error::need_more) ec = {};
         if (ec) {
@@ -965,22 +1089,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnParseError(const ErrorCode& ec) {
-    if (const auto& r = parser_->refusal()) {
-      if (!r->detail.empty()) server_.Event("body.write_failed", r->detail);
-      Refuse(r->status, r->code, r->message, /*limit=*/r->status != 500);
-      return;
+    const Refusal r = ParseErrorRefusal(*parser_, ec, limits_);
+    if (parser_->refusal()) {
+      if (!r.detail.empty()) server_.Event("body.write_failed", r.detail);
+    } else if (!r.detail.empty()) {
+      server_.Event("request.malformed", r.detail);
     }
-    if (ec == bhttp::error::header_limit) {
-      Refuse(431, "headers_too_large",
-             "headers: larger than " + std::to_string(limits_.max_header_bytes) + " bytes",
-             /*limit=*/true);
-      return;
-    }
-    // Anything else Beast refuses (bad method, target, field, version,
-    // conflicting Content-Length/Transfer-Encoding, bad chunk) leaves the
-    // stream unsynchronised: answer and close.
-    server_.Event("request.malformed", ec.message());
-    Refuse(400, "invalid_argument", "malformed request", /*limit=*/false);
+    Refuse(r.status, r.code, r.message, r.limit);
   }
 
   void OnHeader() {
@@ -989,7 +1104,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ++server_.requests;
     RequestParser& p = *parser_;
     keep_alive_ = p.keep_alive();
-    body_announced_ = p.chunked() || p.content_length().value_or(0) > 0;
+    body_announced_ = BodyAnnounced(p);
     body_complete_ = !body_announced_;
 
     req_.method = p.method_text();
@@ -997,25 +1112,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     req_.remote_addr = remote_addr_;
     head_ = req_.method == "HEAD";
 
-    std::string_view target = p.target_text();
-    if (target.empty() || target.front() != '/') {
-      Refuse(400, "invalid_argument", "request target: must be a path", false);
-      return;
-    }
-    size_t q = target.find('?');
-    req_.path = std::string(target.substr(0, q));
-    if (q != std::string_view::npos && !ParseQuery(target.substr(q + 1), &req_.query)) {
-      Refuse(400, "invalid_argument", "query: invalid percent-encoding", false);
-      return;
-    }
-    // Transfer codings other than a lone "chunked" would make the body's
-    // length a matter of interpretation (request smuggling); Beast treats an
-    // unknown coding as "no body", so it is refused here.
-    if (p.transfer_encoding_fields() > 0 &&
-        !(p.transfer_encoding_fields() == 1 && p.chunked() &&
-          IEquals(Trim(p.transfer_encoding()), "chunked"))) {
-      body_complete_ = false;  // unknown length: the connection must close
-      Refuse(501, "not_implemented", "transfer-encoding: only chunked is supported", true);
+    if (auto r = CheckRequestHead(p, &req_)) {
+      if (r->status == 501) body_complete_ = false;  // unknown length: the connection must close
+      Refuse(r->status, r->code, r->message, r->limit);
       return;
     }
     if (p.http_version() == 11) {
@@ -1026,48 +1125,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     if (!SelectRoute()) return;
-
-    // A POST or PUT to a route that takes a buffered body must say how long
-    // it is. Without Content-Length HTTP/1.1 would read it as empty and the
-    // rest of the stream as the next request; asking for the length (411)
-    // and closing is clearer for the client and reads nothing.
-    if (!body_announced_ && route_->route.body == BodyPolicy::kBuffered &&
-        (req_.method == "POST" || req_.method == "PUT") && !p.content_length()) {
-      Refuse(411, "length_required", "body: Content-Length required", true);
+    if (auto r = CheckBodyAnnouncement(p, req_, route_->route.body, route_->max_body_bytes)) {
+      Refuse(r->status, r->code, r->message, r->limit);
       return;
-    }
-    if (body_announced_) {
-      for (const Header& h : req_.headers) {
-        if (IEquals(h.name, "content-encoding") && !IEquals(Trim(h.value), "identity")) {
-          Refuse(415, "unsupported_media_type", "content-encoding: encoded bodies are not accepted",
-                 true);
-          return;
-        }
-      }
-      auto length = p.content_length();
-      switch (route_->route.body) {
-        case BodyPolicy::kNone:
-          Refuse(413, "payload_too_large", "body: not accepted by this route", true);
-          return;
-        case BodyPolicy::kBuffered:
-          if (!length) {
-            // Chunked: unbounded until it ends. Only routes that stream to a
-            // file take it (the image blob upload).
-            Refuse(413, "payload_too_large",
-                   "body: chunked bodies are accepted only by routes that stream them; send "
-                   "Content-Length",
-                   true);
-            return;
-          }
-          [[fallthrough]];
-        case BodyPolicy::kToFile:
-          if (length && *length > route_->max_body_bytes) {
-            Refuse(413, "payload_too_large",
-                   "body: larger than " + std::to_string(route_->max_body_bytes) + " bytes", true);
-            return;
-          }
-          break;
-      }
     }
 
     if (route_->route.admit) {
@@ -1108,9 +1168,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Runs a route callback on the worker pool; a full queue is a 503.
   void Offload(void (Connection::*task)()) {
     phase_ = Phase::kWorker;
-    bool queued = server_.pool.TryPost([self = shared_from_this(), task] {
-      (self.get()->*task)();
-    });
+    bool queued =
+        server_.pool.TryPost([self = shared_from_this(), task] { (self.get()->*task)(); });
     if (!queued) {
       server_.Event("worker.queue_full", remote_addr_);
       Respond(ErrorResponse(503, "unavailable", "server busy, retry later"));
@@ -1119,11 +1178,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Hands a worker's result back to the strand.
   void PostResult(void (Connection::*next)(std::optional<Response>), std::optional<Response> r) {
-    net::post(socket_.get_executor(), [self = shared_from_this(), next, r = std::move(r)]() mutable {
-      self->Guarded([&] {
-        if (self->phase_ != Phase::kClosed) (self.get()->*next)(std::move(r));
-      });
-    });
+    net::post(socket_.get_executor(),
+              [self = shared_from_this(), next, r = std::move(r)]() mutable {
+                self->Guarded([&] {
+                  if (self->phase_ != Phase::kClosed) (self.get()->*next)(std::move(r));
+                });
+              });
   }
 
   // Worker thread.
@@ -1240,6 +1300,67 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnHandled(std::optional<Response> resp) { Respond(std::move(*resp)); }
 
+  // --- Streaming a body (Response::stream) ---------------------------------
+  // One piece at a time: filled on the worker pool while the strand leaves
+  // stream_ and piece_ alone (phase kWorker), then written like any segment.
+
+  void FillNextPiece() {
+    phase_ = Phase::kWorker;
+    if (!piece_.data) piece_.data = std::make_unique<uint8_t[]>(BodySource::kStreamPieceBytes);
+    bool queued = server_.pool.TryPost([self = shared_from_this()] { self->RunFill(); });
+    if (!queued) AbortStream("worker queue full");
+  }
+
+  // Worker thread.
+  void RunFill() {
+    StatusOr<size_t> n = Internal("no piece");
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(stream_left_, BodySource::kStreamPieceBytes));
+    try {
+      n = stream_->Read(std::span<uint8_t>(piece_.data.get(), want));
+    } catch (const std::exception& e) {
+      n = Internal(std::string("exception: ") + e.what());
+    } catch (...) {
+      n = Internal("non-standard exception");
+    }
+    net::post(socket_.get_executor(), [self = shared_from_this(), n = std::move(n)]() mutable {
+      self->Guarded([&] {
+        if (self->phase_ != Phase::kClosed) self->OnPieceFilled(std::move(n));
+      });
+    });
+  }
+
+  void OnPieceFilled(StatusOr<size_t> n) {
+    if (!n.ok()) {
+      AbortStream(n.status().message());
+      return;
+    }
+    if (*n == 0 || *n > stream_left_ || *n > BodySource::kStreamPieceBytes) {
+      AbortStream("body source returned " + std::to_string(*n) + " bytes with " +
+                  std::to_string(stream_left_) + " to go");
+      return;
+    }
+    stream_left_ -= *n;
+    piece_.len = *n;
+    segments_[0].clear();
+    segments_[1].clear();
+    StartWrite(AfterWrite::kStream);
+  }
+
+  // The head (and Content-Length) are out: all the client can be told is
+  // that the body ends early.
+  void AbortStream(std::string_view why) {
+    server_.Event("stream.aborted", why);
+    ReleaseStream();
+    Close();
+  }
+
+  void ReleaseStream() noexcept {
+    stream_.reset();
+    stream_left_ = 0;
+    piece_.Release();
+  }
+
   // --- Writing a response --------------------------------------------------
 
   // A transport-level refusal. `limit` counts it in Stats().limit_refusals.
@@ -1267,6 +1388,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return false;
       }
     }
+    if (r.stream && !r.body.empty()) {
+      *why = "both a body and a stream";
+      return false;
+    }
     return true;
   }
 
@@ -1280,6 +1405,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                  (body_announced_ && !body_complete_);
     status_ = resp.status;
     bool no_body = resp.status == 204 || resp.status == 304;
+    const uint64_t length = resp.stream ? resp.stream->size() : resp.body.size();
 
     std::string& head = segments_[0];
     head.clear();
@@ -1289,10 +1415,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     head += ReasonPhrase(resp.status);
     head += "\r\n";
     if (!no_body) {
-      if (!resp.body.empty() && !resp.content_type.empty()) {
+      if ((length > 0 || resp.stream) && !resp.content_type.empty()) {
         head += "Content-Type: " + resp.content_type + "\r\n";
       }
-      head += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
+      head += "Content-Length: " + std::to_string(length) + "\r\n";
     }
     for (const Header& h : resp.headers) {
       // The server frames the message itself.
@@ -1318,6 +1444,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     close_after_write_ = close;
+    ReleaseStream();
+    if (!no_body && !head_ && resp.stream && length > 0) {
+      stream_ = std::move(resp.stream);
+      stream_left_ = length;
+      StartWrite(AfterWrite::kStream);
+      return;
+    }
     StartWrite(AfterWrite::kFinish);
   }
 
@@ -1333,11 +1466,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void WriteLoop() {
     size_t budget = kIoBudgetPerTurn;
     for (;;) {
-      if (segment_ == segments_.size()) {
+      if (segment_ == segments_.size() + 1) {
         OnWriteDone();
         return;
       }
-      const std::string& s = segments_[segment_];
+      // Index segments_.size() is the streamed piece (empty unless streaming).
+      const std::string_view s =
+          segment_ < segments_.size()
+              ? std::string_view(segments_[segment_])
+              : std::string_view(reinterpret_cast<const char*>(piece_.data.get()), piece_.len);
       if (offset_ == s.size()) {
         ++segment_;
         offset_ = 0;
@@ -1362,9 +1499,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnWriteDone() {
     DisarmDeadline();
+    piece_.len = 0;
     if (after_write_ == AfterWrite::kReadBody) {
       ReadBody();
       return;
+    }
+    if (after_write_ == AfterWrite::kStream) {
+      if (stream_left_ > 0) {
+        FillNextPiece();
+        return;
+      }
+      ReleaseStream();
     }
     ReportRequest();
     bool close = close_after_write_;
@@ -1391,6 +1536,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Frees what the request held so a kept-alive connection carries nothing.
   void EndRequest() {
+    ReleaseStream();
     server_.ReleaseBufferedBody(reserved_body_bytes_);
     reserved_body_bytes_ = 0;
     body_file_.reset();
@@ -1480,7 +1626,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool force_close_ = false;
   int status_ = 0;
 
-  // The response being written: head (with a small body) and a large body.
+  // A streamed body's piece: wiped when released (end of the response, or
+  // the connection's destruction), since it holds plaintext a route chose
+  // to stream.
+  struct PieceBuffer {
+    std::unique_ptr<uint8_t[]> data;
+    size_t len = 0;
+    void Release() noexcept {
+      if (data) OPENSSL_cleanse(data.get(), BodySource::kStreamPieceBytes);
+      data.reset();
+      len = 0;
+    }
+    ~PieceBuffer() { Release(); }
+  };
+
+  // The response being written: head (with a small body), a large body, and
+  // a streamed body's current piece (segment index 2 in WriteLoop).
+  std::shared_ptr<BodySource> stream_;
+  uint64_t stream_left_ = 0;  // bytes of stream_ not yet read into piece_
+  PieceBuffer piece_;
   std::array<std::string, 2> segments_;
   size_t segment_ = 0;
   size_t offset_ = 0;
@@ -1765,9 +1929,13 @@ StatusOr<int> Server::Listen(const std::string& host, int port) {
   return static_cast<int>(local.port());
 }
 
-void Server::Run() { impl_->Run(); }
+void Server::Run() {
+  impl_->Run();
+}
 
-void Server::Stop() { impl_->Stop(); }
+void Server::Stop() {
+  impl_->Stop();
+}
 
 ServerStats Server::Stats() const {
   const Impl& s = *impl_;
@@ -1801,5 +1969,73 @@ std::string ErrorJson(std::string_view code, std::string_view message) {
   nlohmann::json j = {{"error", {{"code", std::string(code)}, {"message", std::string(message)}}}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+// --- The parsing path without a socket (request_parse.h) ----------------------
+
+namespace internal {
+
+// Mirrors Connection: ReadLoop's feeding, OnParseError, OnHeader's checks and
+// StartBody's sink, in one pass.
+ParseOutcome ParseRequest(std::string_view bytes, const Limits& limits, const ParseRoute& route,
+                          size_t read_size) {
+  ParseOutcome out;
+  auto refused = [&out](const Refusal& r) {
+    out.status = r.status;
+    out.code = r.code;
+    out.message = r.message;
+    return out;
+  };
+  RequestParser p(limits);
+  beast::flat_buffer buffer(std::max<size_t>(limits.max_header_bytes, 4096) + kBodyReadChunk);
+  const uint64_t cap = route.max_body_bytes == 0 ? limits.max_body_bytes : route.max_body_bytes;
+  bool header_done = false;
+  size_t offset = 0;
+  read_size = std::max<size_t>(read_size, 1);
+  for (;;) {
+    if (buffer.size() > 0) {
+      ErrorCode ec;
+      size_t used = p.Put(buffer.data(), ec);
+      buffer.consume(used);
+      out.consumed += used;
+      if (ec == bhttp::error::need_more) ec = {};
+      if (ec) return refused(ParseErrorRefusal(p, ec, limits));
+      if (!header_done && p.is_header_done()) {
+        header_done = true;
+        out.request.method = p.method_text();
+        out.request.headers = p.fields();
+        if (auto r = CheckRequestHead(p, &out.request)) return refused(*r);
+        if (auto r = CheckBodyAnnouncement(p, out.request, route.body, cap)) return refused(*r);
+        if (!BodyAnnounced(p)) {
+          out.complete = true;
+          return out;
+        }
+        RequestParser::BodySink sink;
+        sink.cap = cap;
+        sink.buffer = &out.request.body;
+        if (route.body == BodyPolicy::kBuffered) sink.max_nesting = route.max_nesting;
+        p.SetBodySink(sink);
+      }
+      if (header_done && p.is_done()) {
+        out.complete = true;
+        out.request.body_size = p.body_received();
+        return out;
+      }
+      if (used > 0 && buffer.size() > 0) continue;
+    }
+    if (offset == bytes.size()) return out;  // needs more bytes
+    size_t room = buffer.max_size() - buffer.size();
+    if (room == 0) {
+      return refused({400, "invalid_argument", "body: malformed chunked encoding", "", false});
+    }
+    size_t n = std::min(
+        {room, read_size, header_done ? kBodyReadChunk : kHeaderReadChunk, bytes.size() - offset});
+    auto dst = buffer.prepare(n);
+    std::memcpy(dst.data(), bytes.data() + offset, n);
+    buffer.commit(n);
+    offset += n;
+  }
+}
+
+}  // namespace internal
 
 }  // namespace cce::http

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,16 +30,16 @@ struct Header {
 // One request as a route sees it. Header and query lookups are
 // case-insensitive for names (headers) and exact for query keys.
 struct Request {
-  std::string method;                  // "GET", "POST", "PUT", "DELETE"; "HEAD" when a GET
-                                       // route serves a HEAD (the server drops the body)
-  std::string path;                    // without the query, percent-decoding not applied
-  std::vector<std::string> captures;   // the route pattern's groups, in order
+  std::string method;                 // "GET", "POST", "PUT", "DELETE"; "HEAD" when a GET
+                                      // route serves a HEAD (the server drops the body)
+  std::string path;                   // without the query, percent-decoding not applied
+  std::vector<std::string> captures;  // the route pattern's groups, in order
   std::vector<std::pair<std::string, std::string>> query;  // percent-decoded
   std::vector<Header> headers;
-  std::string remote_addr;             // peer IP address, no port
-  std::string body;                    // BodyPolicy::kBuffered: the whole body
-  int body_fd = -1;                    // BodyPolicy::kToFile: the body, at offset 0; server-owned
-  uint64_t body_size = 0;              // bytes received (either policy)
+  std::string remote_addr;  // peer IP address, no port
+  std::string body;         // BodyPolicy::kBuffered: the whole body
+  int body_fd = -1;         // BodyPolicy::kToFile: the body, at offset 0; server-owned
+  uint64_t body_size = 0;   // bytes received (either policy)
   // Whatever Route::admit wants Route::handle to have (the authenticated
   // caller, say): admit sees the request as const, so this is mutable.
   mutable std::any context;
@@ -47,12 +48,30 @@ struct Request {
   std::optional<std::string> QueryValue(std::string_view key) const;
 };
 
+// A response body produced piece by piece, for bodies too large to hold
+// (output downloads). The server asks for the next piece on the worker pool
+// only once the previous one is written, into one buffer per connection of
+// kStreamPieceBytes that it wipes when the response ends: memory per
+// download is bounded whatever the body's size.
+class BodySource {
+ public:
+  static constexpr size_t kStreamPieceBytes = 256 * 1024;
+  virtual ~BodySource() = default;
+  virtual uint64_t size() const = 0;  // sent as Content-Length
+  // Fills a prefix of `out` (never empty while bytes remain) and returns its
+  // length. An error, or a body shorter or longer than size(), closes the
+  // connection mid-body: the client sees fewer bytes than announced.
+  virtual StatusOr<size_t> Read(std::span<uint8_t> out) = 0;
+};
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<Header> headers;
   bool close = false;  // send Connection: close and close after the write
+  // When set, the body comes from here (and `body` must be empty).
+  std::shared_ptr<BodySource> stream;
 };
 
 enum class BodyPolicy {
@@ -85,12 +104,12 @@ struct Limits {
   size_t max_request_line_bytes = 8 * 1024;
   size_t max_header_bytes = 16 * 1024;  // request line + all header fields
   size_t max_header_count = 64;
-  uint64_t max_body_bytes = 1 << 20;    // default for routes that set 0
+  uint64_t max_body_bytes = 1 << 20;  // default for routes that set 0
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds header_timeout{10'000};  // from first byte to end of headers
   std::chrono::milliseconds body_timeout{60'000};    // whole body (kToFile: per 1 MiB received)
   std::chrono::milliseconds write_timeout{60'000};
-  std::chrono::milliseconds idle_timeout{30'000};    // keep-alive wait for the next request
+  std::chrono::milliseconds idle_timeout{30'000};  // keep-alive wait for the next request
   size_t max_connections = 20'000;
   size_t max_connections_per_address = 2'000;  // IPv6 peers are counted per /64
   size_t io_threads = 2;

@@ -1,13 +1,16 @@
 #include "image/blob_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 namespace cce::image {
@@ -188,6 +191,85 @@ StatusOr<Digest> BlobStore::PutFromFd(int fd, const Digest& expected, uint64_t m
 StatusOr<Digest> BlobStore::PutBytes(std::string_view data, const Digest& expected) const {
   BufferSource source(data);
   return Put(source, expected, data.size());
+}
+
+StatusOr<Digest> BlobStore::Adopt(int fd, const Digest& expected, uint64_t max_bytes) const {
+  if (expected.empty()) return InvalidArgument("blob store: Adopt without an expected digest");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoStatus("blob " + expected.str() + " source: fstat", errno);
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 0) {
+    // Not an anonymous file: never link a file someone else has a name for.
+    if (::lseek(fd, 0, SEEK_SET) != 0) return ErrnoStatus("blob source: lseek", errno);
+    return PutFromFd(fd, expected, max_bytes);
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return InvalidArgument("blob " + expected.str() + ": larger than the limit of " +
+                           std::to_string(max_bytes) + " bytes");
+  }
+  crypto::Sha256Hasher hasher;
+  std::vector<uint8_t> buf(kCopyChunk);
+  uint64_t total = 0;
+  for (;;) {
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(total));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("blob " + expected.str() + " source: read", errno);
+    if (n == 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > max_bytes) {
+      return InvalidArgument("blob " + expected.str() + ": larger than the limit of " +
+                             std::to_string(max_bytes) + " bytes");
+    }
+    hasher.Update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+  }
+  Digest actual = Digest::FromSha256(hasher.Finish());
+  if (actual != expected) return MismatchError(expected, actual, total);
+  if (::fsync(fd) != 0) return ErrnoStatus("fsync blob " + expected.str(), errno);
+  if (::fchmod(fd, 0444) != 0) return ErrnoStatus("fchmod blob " + expected.str(), errno);
+  // Give the anonymous file a temporary name, then publish it like Put does.
+  // linkat through /proc needs no privilege for an O_TMPFILE file.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::array<uint8_t, 8> rnd{};
+    RETURN_IF_ERROR(crypto::RandomBytes(rnd));
+    const std::string tmp = tmp_dir_ + "/adopt-" + crypto::ToHex(rnd);
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      if (errno == EEXIST) continue;
+      // ENOENT (an unlinked named file), EXDEV, no /proc: copy instead.
+      if (::lseek(fd, 0, SEEK_SET) != 0) return ErrnoStatus("blob source: lseek", errno);
+      return PutFromFd(fd, expected, max_bytes);
+    }
+    if (::rename(tmp.c_str(), Path(expected).c_str()) != 0) {
+      Status err = ErrnoStatus("rename " + tmp + " -> " + Path(expected), errno);
+      ::unlink(tmp.c_str());
+      return err;
+    }
+    RETURN_IF_ERROR(FsyncDir(blob_dir_));
+    return actual;
+  }
+  return Internal("blob store: could not name a temporary file in " + tmp_dir_);
+}
+
+StatusOr<std::vector<Digest>> BlobStore::List() const {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(blob_dir_.c_str()), ::closedir);
+  if (!dir) return ErrnoStatus("opendir " + blob_dir_, errno);
+  std::vector<Digest> out;
+  errno = 0;
+  while (const dirent* e = ::readdir(dir.get())) {
+    auto d = Digest::Parse(std::string(kSha256Prefix) + e->d_name);
+    if (d.ok()) out.push_back(*d);
+    errno = 0;
+  }
+  if (errno != 0) return ErrnoStatus("readdir " + blob_dir_, errno);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status BlobStore::Remove(const Digest& digest) const {
+  if (digest.empty()) return InvalidArgument("blob store: empty digest");
+  if (::unlink(Path(digest).c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus("unlink " + Path(digest), errno);
+  }
+  return Status::Ok();
 }
 
 bool BlobStore::Has(const Digest& digest) const {

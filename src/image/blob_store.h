@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "base/fd.h"
 #include "base/status.h"
@@ -91,6 +92,18 @@ class BlobStore {
   StatusOr<Digest> Put(ByteSource& source, const Digest& expected, uint64_t max_bytes) const;
   StatusOr<Digest> PutFromFd(int fd, const Digest& expected, uint64_t max_bytes) const;
   StatusOr<Digest> PutBytes(std::string_view data, const Digest& expected) const;
+
+  // Like PutFromFd, but without a second copy when it can: the bytes of
+  // `fd` (from offset 0) are hashed in place and, when they match, the file
+  // itself is linked into place (an O_TMPFILE file in ROOT/tmp, such as the
+  // plane's upload body). A file that cannot be linked is copied (Put).
+  // After success the caller must not write to `fd` again.
+  StatusOr<Digest> Adopt(int fd, const Digest& expected, uint64_t max_bytes) const;
+
+  // Every stored blob's digest, sorted (names that are not digests are skipped).
+  StatusOr<std::vector<Digest>> List() const;
+  // Unlinks a stored blob; an absent blob is not an error.
+  Status Remove(const Digest& digest) const;
 
   bool Has(const Digest& digest) const;
   StatusOr<uint64_t> Size(const Digest& digest) const;  // kNotFound if absent

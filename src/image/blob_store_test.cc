@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -225,6 +226,67 @@ TEST(BlobStore, PutRequiresAnExpectedDigest) {
   ASSERT_TRUE(store.ok());
   EXPECT_EQ(store->PutBytes("x", Digest()).status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(store->Has(Digest()));
+}
+
+// An upload (the plane's O_TMPFILE body under ROOT/tmp) becomes the blob
+// itself: the same inode, so the store never holds a second copy of it.
+TEST(BlobStore, AdoptLinksAnAnonymousUploadInsteadOfCopyingIt) {
+  TempDir dir;
+  auto store = BlobStore::Create(dir.path());
+  ASSERT_TRUE(store.ok());
+  const std::string data = RandomData(3 << 20, 7);
+  const Digest d = Digest::Of(data);
+  UniqueFd fd(::open((dir.path() + "/tmp").c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd.valid()) << "O_TMPFILE: " << std::strerror(errno);
+  ASSERT_EQ(::write(fd.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  auto adopted = store->Adopt(fd.get(), d, 8 << 20);
+  ASSERT_TRUE(adopted.ok()) << adopted.status().message();
+  struct stat upload {};
+  struct stat blob {};
+  ASSERT_EQ(::fstat(fd.get(), &upload), 0);
+  ASSERT_EQ(::stat(store->Path(d).c_str(), &blob), 0);
+  EXPECT_EQ(upload.st_ino, blob.st_ino) << "the upload was copied, not linked";
+  EXPECT_EQ(blob.st_mode & 0777, 0444u);
+  EXPECT_TRUE(store->Verify(d).ok());
+  EXPECT_EQ(CountFiles(dir.path() + "/tmp"), 0u);
+  auto listed = store->List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, std::vector<Digest>{d});
+  ASSERT_TRUE(store->Remove(d).ok());
+  EXPECT_FALSE(store->Has(d));
+  EXPECT_TRUE(store->Remove(d).ok()) << "removing an absent blob is not an error";
+}
+
+TEST(BlobStore, AdoptOfWrongBytesOrAFileWithANameKeepsItsPromises) {
+  TempDir dir;
+  auto store = BlobStore::Create(dir.path());
+  ASSERT_TRUE(store.ok());
+  const std::string data = RandomData(4096, 8);
+  UniqueFd anon(::open((dir.path() + "/tmp").c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  ASSERT_TRUE(anon.valid());
+  ASSERT_EQ(::write(anon.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  const Digest other = Digest::Of("other");
+  auto wrong = store->Adopt(anon.get(), other, 1 << 20);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kDataLoss);
+  ExpectMessageHas(wrong.status(), Digest::Of(data).str());
+  EXPECT_FALSE(store->Has(other));
+  EXPECT_EQ(CountFiles(dir.path() + "/tmp"), 0u);
+  EXPECT_EQ(store->Adopt(anon.get(), Digest::Of(data), 100).status().code(),
+            StatusCode::kInvalidArgument);  // over max_bytes
+  // A file someone has a name for is copied, never linked.
+  const std::string named = dir.path() + "/named";
+  { std::ofstream(named, std::ios::binary) << data; }
+  UniqueFd fd(::open(named.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  auto copied = store->Adopt(fd.get(), Digest::Of(data), 1 << 20);
+  ASSERT_TRUE(copied.ok()) << copied.status().message();
+  struct stat a {};
+  struct stat b {};
+  ASSERT_EQ(::stat(named.c_str(), &a), 0);
+  ASSERT_EQ(::stat(store->Path(Digest::Of(data)).c_str(), &b), 0);
+  EXPECT_NE(a.st_ino, b.st_ino);
+  EXPECT_NE(a.st_mode & 0200, 0u) << "the caller's own file was changed";
 }
 
 }  // namespace

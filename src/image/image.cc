@@ -1341,6 +1341,24 @@ StatusOr<LocalImage> ReadLocalImage(const std::string& path) {
 
 StatusOr<ManifestInfo> ValidateStoredManifest(std::string_view manifest_json,
                                               const BlobStore& store, uint64_t max_image_bytes) {
+  return ValidateStoredManifest(manifest_json, store, max_image_bytes, nullptr);
+}
+
+StatusOr<std::vector<Digest>> ManifestBlobDigests(std::string_view manifest_json) {
+  try {
+    const std::string what = "manifest " + Digest::Of(manifest_json).str();
+    ASSIGN_OR_RETURN(ParsedManifest parsed, ParseImageManifest(manifest_json, what, ""));
+    std::vector<Digest> out{parsed.config.digest};
+    for (const Descriptor& d : parsed.layers) out.push_back(d.digest);
+    return out;
+  } catch (const json::exception& e) {
+    return Internal(std::string("manifest: unexpected JSON error: ") + e.what());
+  }
+}
+
+StatusOr<ManifestInfo> ValidateStoredManifest(std::string_view manifest_json,
+                                              const BlobStore& store, uint64_t max_image_bytes,
+                                              const BlobVisible& visible) {
   try {
     ManifestInfo info;
     info.digest = Digest::Of(manifest_json);
@@ -1353,7 +1371,8 @@ StatusOr<ManifestInfo> ValidateStoredManifest(std::string_view manifest_json,
     ASSIGN_OR_RETURN(info.total_size,
                      TotalSize(self, info.config, info.layers, max_image_bytes, what));
     auto check = [&](const Descriptor& d, const std::string& role) -> Status {
-      auto size = store.Size(d.digest);
+      auto size = (visible && !visible(d.digest)) ? StatusOr<uint64_t>(NotFound("not visible"))
+                                                  : store.Size(d.digest);
       if (!size.ok()) {
         if (size.status().code() == StatusCode::kNotFound) {
           return NotFound(what + ": " + role + " " + d.digest.str() + ": blob not in the store");

@@ -123,5 +123,17 @@ struct ManifestInfo {
 StatusOr<ManifestInfo> ValidateStoredManifest(std::string_view manifest_json,
                                               const BlobStore& store,
                                               uint64_t max_image_bytes = kDefaultMaxImageBytes);
+// The same, where a blob for which `visible` is false counts as absent, with
+// exactly the error an absent blob gets (the plane passes "uploaded by this
+// user or public", so a manifest cannot borrow, or probe for, another
+// tenant's blobs).
+using BlobVisible = std::function<bool(const Digest&)>;
+StatusOr<ManifestInfo> ValidateStoredManifest(std::string_view manifest_json,
+                                              const BlobStore& store, uint64_t max_image_bytes,
+                                              const BlobVisible& visible);
+
+// The config and layer digests of a stored manifest (parsed with the rules
+// above; the blobs themselves are not looked at). For garbage collection.
+StatusOr<std::vector<Digest>> ManifestBlobDigests(std::string_view manifest_json);
 
 }  // namespace cce::image

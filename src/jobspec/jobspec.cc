@@ -157,16 +157,71 @@ size_t Utf8Length(std::string_view s) {
       s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
 }
 
-// A user's value quoted for a message: JSON-style escapes, cut at 64 bytes on a character
-// boundary so the message stays valid UTF-8 and one line.
-std::string Quote(std::string_view s) {
-  constexpr size_t kMaxShown = 64;
+// A value can be a secret named by mistake (a key file given as the spec):
+// runs that look like key material -- 16 or more hex digits with at least one
+// digit, or 24 or more base64 characters mixing digits, upper and lower case --
+// are never shown, only their length.
+bool IsBase64Char(char c) {
+  return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '+' || c == '/';
+}
+
+std::string HideKeyMaterial(std::string_view s) {
+  constexpr size_t kMinHexRun = 16;
+  constexpr size_t kMinBase64Run = 24;
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && IsBase64Char(s[j])) ++j;
+    if (j == i) {
+      out += s[i++];
+      continue;
+    }
+    const std::string_view run = s.substr(i, j - i);
+    const bool digits = std::any_of(run.begin(), run.end(), IsDigit);
+    if (run.size() >= kMinBase64Run && digits && std::any_of(run.begin(), run.end(), IsUpper) &&
+        std::any_of(run.begin(), run.end(), IsLower)) {
+      out += "<" + std::to_string(run.size()) + " characters hidden>";
+      i = j;
+      continue;
+    }
+    // Hex runs inside the alphanumeric run.
+    size_t k = i;
+    while (k < j) {
+      size_t h = k;
+      while (h < j && IsHexDigit(s[h])) ++h;
+      const std::string_view hex = s.substr(k, h - k);
+      if (hex.size() >= kMinHexRun && std::any_of(hex.begin(), hex.end(), IsDigit)) {
+        out += "<" + std::to_string(hex.size()) + " hex digits hidden>";
+      } else {
+        out += hex;
+      }
+      if (h < j) out += s[h++];
+      k = h;
+    }
+    i = j;
+  }
+  return out;
+}
+
+// A user's value quoted for a message: JSON-style escapes, key material hidden, cut at 32
+// bytes on a character boundary so the message stays short, valid UTF-8 and one line.
+std::string Quote(std::string_view value) {
+  constexpr size_t kMaxShown = 32;
+  const std::string hidden = HideKeyMaterial(value);
+  std::string_view s = hidden;
   bool cut = false;
   if (s.size() > kMaxShown) {
     size_t end = kMaxShown;
     while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xc0) == 0x80) --end;
+    // Never cut a "<N ... hidden>" marker in half.
+    const size_t lt = end > 0 ? s.rfind('<', end - 1) : std::string_view::npos;
+    const size_t gt = lt == std::string_view::npos ? lt : s.find('>', lt);
+    if (gt != std::string_view::npos && gt >= end && s.substr(lt, gt - lt).ends_with(" hidden")) {
+      end = gt + 1;
+    }
     s = s.substr(0, end);
-    cut = true;
+    cut = end < hidden.size();
   }
   std::string out = "\"";
   for (char c : s) {
@@ -196,8 +251,9 @@ std::string Quote(std::string_view s) {
 // Text from yaml-cpp or from the input that was not checked as UTF-8 (tag and anchor
 // names, parser messages that quote a byte): printable ASCII kept, all else as \xNN, so a
 // message is always one line of valid UTF-8.
-std::string Printable(std::string_view s) {
+std::string Printable(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
+  const std::string s = HideKeyMaterial(text);
   std::string out;
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
@@ -215,9 +271,10 @@ std::string Printable(std::string_view s) {
 // "spec.env" + "MODE" -> "spec.env.MODE"; keys that would read ambiguously are bracketed:
 // metadata.labels["app.example/tier"].
 std::string JoinKey(const std::string& path, std::string_view key) {
+  // A key that looks like key material is quoted (and so hidden) as well.
   const bool simple = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
     return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '_' || c == '-';
-  });
+  }) && HideKeyMaterial(key) == key;
   std::string out = path;
   if (simple) {
     if (!out.empty()) out += '.';

@@ -1,9 +1,16 @@
 #include "ledger/ledger.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 namespace cce::ledger {
+
+EmbeddedLedger::EmbeddedLedger(store::Store& db, const crypto::Ed25519PrivateKey& signing_key)
+    : db_(db), key_(signing_key) {
+  const auto pub = signing_key.PublicKey();
+  public_key_.assign(pub.begin(), pub.end());
+}
 
 StatusOr<bool> EmbeddedLedger::Covers(int64_t consumer_id, int64_t dataset_id, int64_t t0,
                                       int64_t t1) {
@@ -15,7 +22,16 @@ StatusOr<bool> EmbeddedLedger::Covers(int64_t consumer_id, int64_t dataset_id, i
   f.limit = 10000;
   for (;;) {
     ASSIGN_OR_RETURN(std::vector<store::Rental> page, db_.ListRentals(f));
-    for (const auto& r : page) spans.emplace_back(r.start, r.end);
+    for (const auto& r : page) {
+      // A row written behind the plane's back (no valid signature over its
+      // own hash) grants nothing; fail closed and loudly.
+      if (!store::RentalRowIsSigned(r, public_key_)) {
+        return DataLoss("rental " + std::to_string(r.seq) +
+                        ": not signed by the plane (its hash or signature does not verify): "
+                        "refusing to rely on the rental records");
+      }
+      spans.emplace_back(r.start, r.end);
+    }
     if (page.size() < static_cast<size_t>(f.limit)) break;
     f.after_seq = page.back().seq;
   }

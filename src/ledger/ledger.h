@@ -28,17 +28,20 @@ class Ledger {
 // the plane and hash-chained (store::AppendRental, store::VerifyRentalChain).
 class EmbeddedLedger : public Ledger {
  public:
-  EmbeddedLedger(store::Store& db, const crypto::Ed25519PrivateKey& signing_key)
-      : db_(db), key_(signing_key) {}
+  EmbeddedLedger(store::Store& db, const crypto::Ed25519PrivateKey& signing_key);
   std::string backend() const override { return "embedded"; }
+  // Relies only on rows the plane signed (store::RentalRowIsSigned): a row
+  // that does not verify is kDataLoss naming it, never coverage.
   StatusOr<bool> Covers(int64_t consumer_id, int64_t dataset_id, int64_t t0, int64_t t1) override;
-  // Records a rental of [start, end), signed by the plane, with its audit entry.
+  // Records a rental of [start, end), signed by the plane, with its audit
+  // entry and the rental chain's signed checkpoint.
   StatusOr<store::Rental> Rent(int64_t consumer_id, int64_t dataset_id, int64_t start, int64_t end,
                                int64_t now, const store::AuditRecord& audit);
 
  private:
   store::Store& db_;
   const crypto::Ed25519PrivateKey& key_;
+  crypto::Bytes public_key_;  // of key_
 };
 
 }  // namespace cce::ledger

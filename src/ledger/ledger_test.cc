@@ -1,6 +1,7 @@
 #include "ledger/ledger.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -18,6 +19,7 @@ class EmbeddedLedgerTest : public ::testing::Test {
     dir_ = tmpl;
     store::SqliteStoreOptions o;
     o.path = dir_ + "/db";
+    o.checkpoint_file = dir_ + "/checkpoints.log";
     auto db = store::SqliteStore::Open(o);
     ASSERT_TRUE(db.ok()) << db.status().message();
     db_ = std::move(*db);
@@ -70,6 +72,20 @@ class EmbeddedLedgerTest : public ::testing::Test {
     return c.ok() && *c;
   }
 
+  // Runs SQL as someone with the database file and the sqlite3 CLI would.
+  void ExecSql(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2((dir_ + "/db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr),
+              SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    const std::string error = err != nullptr ? err : "";
+    sqlite3_free(err);
+    sqlite3_close_v2(db);
+    ASSERT_EQ(rc, SQLITE_OK) << error << " in: " << sql;
+  }
+
   std::string dir_;
   std::unique_ptr<store::SqliteStore> db_;
   std::unique_ptr<crypto::Ed25519PrivateKey> key_;
@@ -105,6 +121,62 @@ TEST_F(EmbeddedLedgerTest, RentalsAreSignedAndChained) {
   auto wrong = store::VerifyRentalChain(*db_, other->PublicKey());
   ASSERT_TRUE(wrong.ok());
   EXPECT_FALSE(wrong->ok());
+}
+
+// Issue 10, finding 2: a rental row with a zero hash and signature, inserted
+// behind the plane's back, let a consumer use a dataset never rented.
+TEST_F(EmbeddedLedgerTest, AForgedRentalRowIsNotHonoured) {
+  Rent(users_[1], 100, 200);  // a real rental, so the forged row links to it
+  auto head = db_->ListRentals({});
+  ASSERT_TRUE(head.ok());
+  ASSERT_EQ(head->size(), 1u);
+  EXPECT_FALSE(Covers(users_[0], 1000, 2000));
+  ExecSql(
+      "INSERT INTO rentals (seq, dataset_id, consumer_id, start_at, end_at, created_at,"
+      " prev_hash, hash, signature) VALUES (2, " +
+      std::to_string(dataset_) + ", " + std::to_string(users_[0]) + ", 0, 9999999999, 1, X'" +
+      crypto::ToHex(head->at(0).hash) + "', zeroblob(32), " + "zeroblob(64))");
+  auto forged = ledger_->Covers(users_[0], dataset_, 1000, 2000);
+  ASSERT_FALSE(forged.ok()) << "a forged rental row was honoured";
+  EXPECT_EQ(forged.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(forged.status().message().find("rental 2"), std::string::npos)
+      << forged.status().message();
+  // A real row re-hashed for another consumer keeps the old signature: refused too.
+  ExecSql("DROP TRIGGER rentals_no_delete; DELETE FROM rentals WHERE seq = 2");
+  store::Rental copy = head->at(0);
+  copy.consumer_id = users_[0];
+  copy.hash = store::RentalHash(copy.prev_hash, copy);
+  ExecSql(
+      "INSERT INTO rentals (seq, dataset_id, consumer_id, start_at, end_at, created_at,"
+      " prev_hash, hash, signature) VALUES (2, " +
+      std::to_string(dataset_) + ", " + std::to_string(users_[0]) + ", 100, 200, 100, X'" +
+      crypto::ToHex(copy.prev_hash) + "', X'" + crypto::ToHex(copy.hash) + "', X'" +
+      crypto::ToHex(copy.signature) + "')");
+  EXPECT_FALSE(ledger_->Covers(users_[0], dataset_, 100, 200).ok());
+}
+
+// Every rental's signed checkpoint also lands in the checkpoint file, so
+// deleting the last rental and its stored checkpoint is still caught.
+TEST_F(EmbeddedLedgerTest, RentalCheckpointsGoToTheFileAndCatchADeletedLastRental) {
+  Rent(users_[0], 100, 200);
+  Rent(users_[1], 100, 300);
+  auto file = store::ReadCheckpointFile(dir_ + "/checkpoints.log");
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  ASSERT_EQ(file->rentals.size(), 2u);
+  EXPECT_EQ(file->rentals[1].seq, 2);
+  EXPECT_TRUE(file->audit.empty());
+  ExecSql(
+      "DROP TRIGGER rentals_no_delete; DROP TRIGGER rental_checkpoints_no_delete;"
+      "DELETE FROM rentals WHERE seq = 2; DELETE FROM rental_checkpoints WHERE seq = 2");
+  auto alone = store::VerifyRentalChain(*db_, key_->PublicKey());
+  ASSERT_TRUE(alone.ok());
+  EXPECT_TRUE(alone->ok()) << alone->reason;  // the finding: exit 0
+  store::VerifyOptions o;
+  o.extra_checkpoints = file->rentals;
+  auto caught = store::VerifyRentalChain(*db_, key_->PublicKey(), o);
+  ASSERT_TRUE(caught.ok());
+  EXPECT_EQ(caught->failure, store::ChainFailure::kTruncated) << caught->reason;
+  EXPECT_EQ(caught->first_bad_seq, 2);
 }
 
 }  // namespace

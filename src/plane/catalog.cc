@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 
 #include "format/format.h"
+#include "plane/dataset_location.h"
 #include "plane/services.h"
 
 namespace cce::plane {
@@ -54,6 +55,11 @@ api::Rental RentalToWire(const store::Rental& r, const std::string& dataset,
           crypto::ToHex(r.signature)};
 }
 
+constexpr std::string_view kLocationRefused =
+    "body.location: the key does not open the dataset, or there is none: expected "
+    "file:///DIR of an encrypted dataset beneath one of the plane's allowed dataset roots "
+    "(datasets.allowed_roots; the plane's log has the reason)";
+
 // Wipes the key text however Register returns.
 struct KeyTextWiper {
   std::string& text;
@@ -71,6 +77,7 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
     return InvalidArgument("body.name: expected [a-z0-9][a-z0-9-]{0,62}");
   }
   d.location = request.location;
+  RETURN_IF_ERROR(RefuseControlCharacters(d.location, "body.location"));
   d.description = request.description;
   d.price = request.price;
   if (!IsPrice(d.price)) return InvalidArgument("body.price: expected a decimal number");
@@ -80,20 +87,54 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
   }
   auto key = format::DatasetKey::ParseKeyFile(request.key, "body.key");
   if (!key.ok()) return key.status();
+  if (request.dataset_id.size() > 128) {
+    return InvalidArgument("body.dataset_id: expected 1..128 characters");
+  }
+  RETURN_IF_ERROR(RefuseControlCharacters(request.dataset_id, "body.dataset_id"));
+  if (request.dataset_version && *request.dataset_version < 1) {
+    return InvalidArgument("body.dataset_version: expected a positive integer");
+  }
   constexpr std::string_view kFile = "file://";
   if (d.location.rfind(kFile, 0) == 0) {
     std::string path = d.location.substr(kFile.size());
     if (path.empty() || path[0] != '/') {
       return InvalidArgument("body.location: expected file:///absolute/path");
     }
-    auto m = format::ReadManifest(path, *key);
+    // One answer for every failure (missing, outside the roots, a symlink,
+    // a FIFO, not a dataset, another key): the details would tell a provider
+    // what exists on the plane's file system. They go to the plane's log.
+    auto m = [&]() -> StatusOr<format::Manifest> {
+      ASSIGN_OR_RETURN(UniqueFd fd,
+                       OpenDatasetManifest(d_.dataset_allowed_roots, path,
+                                           static_cast<uint64_t>(d_.dataset_max_manifest_bytes)));
+      return format::ReadManifestFromFd(fd.get(), *key, path + "/" + format::kManifestName);
+    }();
     if (!m.ok()) {
-      return InvalidArgument("body.location: the key does not open the dataset: " +
-                             m.status().message());
+      d_.log.Warn("dataset.location_refused", {{"dataset", d.name},
+                                               {"user", caller.user.name},
+                                               {"location", d.location},
+                                               {"detail", m.status().message()}});
+      return audit_.Deny(caller.actor(), "dataset.register", "dataset:" + d.name,
+                         InvalidArgument(std::string(kLocationRefused)));
     }
     d.manifest_dataset_id = m->dataset_id;
     d.manifest_version = static_cast<int64_t>(m->dataset_version);
-  } else if (d.location.rfind("s3://", 0) != 0 && d.location.rfind("juicefs://", 0) != 0) {
+    // The provider may state what it means to register: a dataset it did
+    // not mean (another id, an older version) is refused.
+    if (!request.dataset_id.empty() && request.dataset_id != d.manifest_dataset_id) {
+      return InvalidArgument("body.dataset_id: '" + request.dataset_id +
+                             "', but the dataset's manifest says '" + d.manifest_dataset_id + "'");
+    }
+    if (request.dataset_version && *request.dataset_version != d.manifest_version) {
+      return InvalidArgument("body.dataset_version: " + std::to_string(*request.dataset_version) +
+                             ", but the dataset's manifest says " +
+                             std::to_string(d.manifest_version));
+    }
+  } else if (d.location.rfind("s3://", 0) == 0 || d.location.rfind("juicefs://", 0) == 0) {
+    // Not opened here: recorded as the provider gives them (no pin if not).
+    d.manifest_dataset_id = request.dataset_id;
+    d.manifest_version = request.dataset_version.value_or(0);
+  } else {
     return InvalidArgument("body.location: expected file://, s3:// or juicefs://");
   }
   d.owner_id = caller.user.id;

@@ -69,6 +69,17 @@ class MapReader {
       return Status::Ok();
     };
   }
+  void StringList(const std::string& key, std::vector<std::string>* out) {
+    handlers_[key] = [this, key, out](const YAML::Node& v) -> Status {
+      if (!v.IsSequence()) return Bad(v, key, "a list of strings");
+      out->clear();
+      for (const auto& item : v) {
+        if (!item.IsScalar()) return Bad(item, key, "a list of strings");
+        out->push_back(item.Scalar());
+      }
+      return Status::Ok();
+    };
+  }
   void Map(const std::string& key, const std::function<Status(const YAML::Node&)>& read) {
     handlers_[key] = [this, key, read](const YAML::Node& v) -> Status {
       if (!v.IsMap()) return Bad(v, key, "a mapping");
@@ -107,6 +118,35 @@ Status OneOf(const std::string& file, const std::string& field, const std::strin
     list += list.empty() ? std::string("'") + a + "'" : std::string(", '") + a + "'";
   }
   return InvalidArgument(file + ": " + field + ": '" + value + "': expected one of " + list);
+}
+
+// An allowed dataset root made absolute, without "." or ".." parts, empty
+// parts or a trailing '/': the key broker compares locations against it
+// textually (src/plane/dataset_location.cc).
+Status NormalizeDatasetRoot(const PlaneConfig& c, std::string* root) {
+  const std::string given = *root;
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("datasets.allowed_roots: '" + given + "': " + why);
+  };
+  if (given.empty()) return bad("expected a directory path");
+  std::string path = c.Path(given);
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path == "/") return bad("the whole file system cannot be a dataset root");
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string_view part = std::string_view(path).substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") {
+      return bad("expected a path without empty, '.' or '..' parts");
+    }
+    start = end + 1;
+  }
+  for (char ch : path) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) return bad("control character");
+  }
+  *root = path;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -156,6 +196,7 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.Int("http_threads", &c.http_threads, 2, 4096);
     r.Int("max_connections", &c.max_connections, 16, 1000000);
     r.Int("max_connections_per_address", &c.max_connections_per_address, 1, 1000000);
+    r.Int("max_concurrent_downloads", &c.max_concurrent_downloads, 1, 10000);
     return r.Read(n);
   });
   top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, int64_t{30} * 86400);
@@ -172,6 +213,18 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.String("simulation_root_file", &c.attestation_simulation_root_file);
     r.Int("nonce_ttl_seconds", &c.kbs_nonce_ttl_seconds, 5, 3600);
     r.Int("session_ttl_seconds", &c.kbs_session_ttl_seconds, 10, 86400);
+    r.Int("max_nonces_per_credential", &c.kbs_max_nonces_per_credential, 1, 1000);
+    return r.Read(n);
+  });
+  top.Map("datasets", [&](const YAML::Node& n) {
+    MapReader r(file, "datasets.");
+    r.StringList("allowed_roots", &c.dataset_allowed_roots);
+    r.Int("max_manifest_bytes", &c.dataset_max_manifest_bytes, 4096, int64_t{256} << 20);
+    return r.Read(n);
+  });
+  top.Map("images", [&](const YAML::Node& n) {
+    MapReader r(file, "images.");
+    r.Int("quota_bytes", &c.image_quota_bytes, 0, int64_t{1} << 50);
     return r.Read(n);
   });
   RETURN_IF_ERROR(top.Read(root));
@@ -183,6 +236,9 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   RETURN_IF_ERROR(OneOf(file, "log.format", c.log_format, {"json", "text"}));
   RETURN_IF_ERROR(OneOf(file, "log.level", c.log_level, {"debug", "info", "warn", "error"}));
   RETURN_IF_ERROR(OneOf(file, "provisioner.backend", c.provisioner_backend, {"none", "fake"}));
+  for (std::string& dataset_root : c.dataset_allowed_roots) {
+    RETURN_IF_ERROR(NormalizeDatasetRoot(c, &dataset_root).WithContext(file));
+  }
   return c;
 }
 
@@ -243,6 +299,9 @@ std::string RenderConfig(const PlaneConfig& c) {
          "  max_connections_per_address: " +
          std::to_string(c.max_connections_per_address) +
          "   # from one client address\n"
+         "  max_concurrent_downloads: " +
+         std::to_string(c.max_concurrent_downloads) +
+         "   # job outputs streaming at once; more get 503 + Retry-After\n"
          "# Lifetime of a job credential (the agent must attest within it).\n"
          "credential_ttl_seconds: " +
          std::to_string(c.credential_ttl_seconds) +
@@ -272,7 +331,31 @@ std::string RenderConfig(const PlaneConfig& c) {
          std::to_string(c.kbs_nonce_ttl_seconds) +
          "    # POST /kbs/v0/auth nonces\n"
          "  session_ttl_seconds: " +
-         std::to_string(c.kbs_session_ttl_seconds) + "  # sessions returned by /kbs/v0/attest\n";
+         std::to_string(c.kbs_session_ttl_seconds) +
+         "  # sessions returned by /kbs/v0/attest\n"
+         "  max_nonces_per_credential: " +
+         std::to_string(c.kbs_max_nonces_per_credential) +
+         "  # unused, unexpired nonces one credential may hold\n"
+         "# Registered datasets. A file:// location must lie under one of these\n"
+         "# directories (relative to the data directory unless absolute; [] refuses\n"
+         "# every file:// location). Symlinks and '..' below a root are refused.\n"
+         "datasets:\n"
+         "  allowed_roots: [" +
+         [&c] {
+           std::string list;
+           for (const auto& r : c.dataset_allowed_roots) {
+             list += (list.empty() ? "\"" : ", \"") + r + "\"";
+           }
+           return list;
+         }() +
+         "]\n"
+         "  max_manifest_bytes: " +
+         std::to_string(c.dataset_max_manifest_bytes) +
+         "  # larger manifest.cce files are refused\n" +
+         "# Container images (docs/images.md).\n"
+         "images:\n"
+         "  quota_bytes: " +
+         std::to_string(c.image_quota_bytes) + "  # image blobs one user may store\n";
 }
 
 }  // namespace cce::plane

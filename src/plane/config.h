@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 
@@ -27,6 +28,7 @@ struct PlaneConfig {
   int64_t http_threads = 16;       // worker threads running requests (I/O is event-driven)
   int64_t max_connections = 4096;  // ~16 KiB each when idle or slow: bounds memory
   int64_t max_connections_per_address = 2000;
+  int64_t max_concurrent_downloads = 8;  // output downloads streaming at once (limits.)
   int64_t credential_ttl_seconds = 3600;
   int64_t audit_checkpoint_every = 100;
   // "none": jobs wait in PROVISIONING for an agent (the local/qemu/kubernetes
@@ -43,6 +45,17 @@ struct PlaneConfig {
   std::string attestation_simulation_root_file = "attestation/sim/root.crt";
   int64_t kbs_nonce_ttl_seconds = 60;
   int64_t kbs_session_ttl_seconds = 300;
+  // Unused, unexpired nonces one job credential may hold at once.
+  int64_t kbs_max_nonces_per_credential = 8;
+  // The only directories under which a file:// dataset location may lie
+  // (absolute, or relative to data_dir; resolved by LoadConfig). Empty:
+  // file:// locations are refused.
+  std::vector<std::string> dataset_allowed_roots = {"datasets"};
+  // A registered dataset's manifest.cce larger than this is refused.
+  int64_t dataset_max_manifest_bytes = int64_t{64} << 20;
+
+  // Bytes of image blobs (manifests, configs, layers) one user may store.
+  int64_t image_quota_bytes = int64_t{20} << 30;
 
   // Resolves a configured path against data_dir.
   std::string Path(const std::string& configured) const;

@@ -101,6 +101,8 @@ StatusOr<std::string> CreateSimulatedTeeFiles(const PlaneConfig& c, int64_t now)
 StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(const PlaneConfig& c) {
   store::SqliteStoreOptions o;
   o.path = c.Path(c.database_path);
+  // Every signed checkpoint is also kept outside the database (docs/store.md).
+  o.checkpoint_file = c.Path("checkpoints.log");
   return store::SqliteStore::Open(o);
 }
 
@@ -168,10 +170,20 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
   ASSIGN_OR_RETURN(std::string token, NewApiToken());
   {
     ASSIGN_OR_RETURN(auto db, OpenStore(c));
-    RETURN_IF_ERROR(
+    // Entry 1 is the signed genesis: it names the plane key and is
+    // checkpointed at once, so an emptied or replaced log cannot verify.
+    ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey signing_key,
+                     LoadSigningKey(c.Path(c.signing_key_file)));
+    const auto pub = signing_key.PublicKey();
+    ASSIGN_OR_RETURN(
+        store::AuditEntry genesis,
         db->AppendAudit(Audit(now, "cce-plane init", "plane.init", "plane",
-                              options.simulated_tee ? R"({"simulated_tee":true})" : "{}"))
-            .status());
+                              std::string(R"({"public_key":")") + crypto::ToHex(pub) + "\"" +
+                                  (options.simulated_tee ? R"(,"simulated_tee":true})" : "}"))));
+    ASSIGN_OR_RETURN(
+        store::AuditCheckpoint cp,
+        store::SignAuditCheckpoint(signing_key, store::AuditHead{genesis.seq, genesis.hash}, now));
+    RETURN_IF_ERROR(db->AddCheckpoint(cp));
     store::User op;
     op.name = options.operator_name;
     op.role = store::Role::kOperator;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "plane/credential.h"
@@ -297,8 +298,8 @@ class NoneProvisioner : public Provisioner {
 
 class FakeProvisioner : public Provisioner {
  public:
-  FakeProvisioner(store::Store& db, OutputStore& outputs, const Clock& clock)
-      : db_(db), outputs_(outputs), clock_(clock) {}
+  FakeProvisioner(store::Store& db, OutputStore& outputs, const Clock& clock, uint64_t output_bytes)
+      : db_(db), outputs_(outputs), clock_(clock), output_bytes_(output_bytes) {}
   std::string name() const override { return "fake"; }
 
   Status Provision(const store::Job& job, const std::string&) override { return Walk(job.id); }
@@ -329,14 +330,26 @@ class FakeProvisioner : public Provisioner {
     auto existing = db_.GetOutput(job.id);
     if (existing.ok()) return Status::Ok();  // submitted before a crash
     if (existing.status().code() != StatusCode::kNotFound) return existing.status();
-    std::string bundle =
+    const std::string text =
         "fake provisioner output for " + job.id + "\nno container ran and no dataset was read\n";
-    ASSIGN_OR_RETURN(std::string ref, outputs_.Put(job.id, crypto::AsBytes(bundle)));
+    const uint64_t size = output_bytes_ > 0 ? output_bytes_ : text.size();
+    uint64_t at = 0;
+    ASSIGN_OR_RETURN(OutputStore::Stored stored,
+                     outputs_.Put(job.id, size, [&](std::span<uint8_t> buf) {
+                       for (size_t i = 0; i < buf.size();) {
+                         const size_t off = static_cast<size_t>(at % text.size());
+                         const size_t k = std::min(text.size() - off, buf.size() - i);
+                         std::memcpy(buf.data() + i, text.data() + off, k);
+                         i += k;
+                         at += k;
+                       }
+                       return Status::Ok();
+                     }));
     store::Output out;
     out.job_id = job.id;
-    out.blob_ref = ref;
-    out.size = static_cast<int64_t>(bundle.size());
-    out.digest = "sha256:" + crypto::ToHex(crypto::Sha256(crypto::AsBytes(bundle)));
+    out.blob_ref = stored.blob_ref;
+    out.size = static_cast<int64_t>(stored.size);
+    out.digest = stored.digest;
     out.created_at = clock_.NowUnix();
     return db_.PutOutput(out, Audit("output.submit", job.id));
   }
@@ -353,13 +366,14 @@ class FakeProvisioner : public Provisioner {
   store::Store& db_;
   OutputStore& outputs_;
   const Clock& clock_;
+  uint64_t output_bytes_;
 };
 
 }  // namespace
 
 std::unique_ptr<Provisioner> MakeFakeProvisioner(store::Store& db, OutputStore& outputs,
-                                                 const Clock& clock) {
-  return std::make_unique<FakeProvisioner>(db, outputs, clock);
+                                                 const Clock& clock, uint64_t output_bytes) {
+  return std::make_unique<FakeProvisioner>(db, outputs, clock, output_bytes);
 }
 std::unique_ptr<Provisioner> MakeNoneProvisioner() {
   return std::make_unique<NoneProvisioner>();

@@ -68,23 +68,9 @@ StatusOr<Jobs::Submitted> Jobs::Submit(const Caller& caller, const std::string& 
     }
     RETURN_IF_ERROR(covered);
   }
-  std::string digest;
-  if (const auto* d = std::get_if<ImageDigest>(&spec.image)) {
-    ASSIGN_OR_RETURN(image::Digest parsed, image::Digest::Parse(d->digest));
-    if (!d_.blobs.Has(parsed)) {
-      return InvalidArgument("job spec: spec.image: " + d->digest +
-                             " is not in the plane's image store (cce image push)");
-    }
-    digest = d->digest;
-  } else {
-    const auto& n = std::get<ImageName>(spec.image);
-    auto img = d_.db.GetImage(n.name, n.tag);
-    if (!img.ok()) {
-      return InvalidArgument("job spec: spec.image: no image " + n.name + ":" + n.tag +
-                             " on the plane (cce image push)");
-    }
-    digest = img->digest;  // pinned: later pushes of the tag do not affect this job
-  }
+  // Only the caller's own or a public image, and only a manifest digest.
+  ASSIGN_OR_RETURN(std::string digest,
+                   images_.ResolveForJob(caller, spec.image, "job spec: spec.image"));
   store::Job job;
   job.id = NewJobId();
   job.consumer_id = caller.user.id;
@@ -179,14 +165,27 @@ StatusOr<Jobs::Output> Jobs::DownloadOutput(const Caller& caller, const std::str
     return audit_.Deny(caller.actor(), "output.download", object,
                        FailedPrecondition("job " + j.id + ": output has no releasing verdict"));
   }
-  ASSIGN_OR_RETURN(crypto::SecretBytes bundle, d_.outputs.Get(j.id));
-  std::string digest = "sha256:" + crypto::ToHex(crypto::Sha256(bundle.span()));
-  if (digest != out.digest) {
-    return DataLoss("job " + j.id + ": stored output does not match its recorded digest");
+  // A slot before the file is opened: each download holds a file, a segment
+  // of plaintext and a worker's time while it streams.
+  const int64_t limit = d_.max_concurrent_downloads;
+  if (downloads_->fetch_add(1) >= limit) {
+    downloads_->fetch_sub(1);
+    return audit_.Deny(caller.actor(), "output.download", object,
+                       Unavailable("too many output downloads in progress (at most " +
+                                   std::to_string(limit) + "); retry shortly"),
+                       {{"limit", limit}});
+  }
+  std::shared_ptr<void> slot(nullptr, [n = downloads_](void*) { n->fetch_sub(1); });
+  // The reader authenticates every segment and, before the last one, the
+  // digest recorded at submission over the whole plaintext.
+  ASSIGN_OR_RETURN(std::unique_ptr<OutputReader> reader, d_.outputs.Open(j.id, out.digest));
+  if (reader->size() != static_cast<uint64_t>(out.size)) {
+    return DataLoss("job " + j.id + ": stored output does not match its recorded size");
   }
   RETURN_IF_ERROR(audit_.Append(audit_.Record(caller.actor(), "output.download", object,
-                                              AuditDecision::kAllow, {{"digest", digest}})));
-  return Output{std::move(bundle), digest};
+                                              AuditDecision::kAllow, {{"digest", out.digest}})));
+  const uint64_t size = reader->size();
+  return Output{std::move(reader), size, out.digest, std::move(slot)};
 }
 
 StatusOr<api::Job> Jobs::Cancel(const Caller& caller, const std::string& job_id) {

@@ -91,6 +91,9 @@ class KbsTest : public ::testing::Test {
     size_t at = cfg.find("credential_ttl_seconds: ");
     ASSERT_NE(at, std::string::npos);
     cfg.replace(at, cfg.find('\n', at) - at, "credential_ttl_seconds: 2592000");
+    at = cfg.find("  allowed_roots: ");  // AddDataset encrypts into tmp_
+    ASSERT_NE(at, std::string::npos);
+    cfg.replace(at, cfg.find('\n', at) - at, "  allowed_roots: [\"" + tmp_ + "\"]");
     std::ofstream(init_.data_dir + "/plane.yaml", std::ios::trunc) << cfg;
   }
   void TearDown() override {
@@ -164,12 +167,10 @@ class KbsTest : public ::testing::Test {
     carol_ = *carol;
     AddDataset("claims");
     AddDataset("labs");
-    auto blobs = image::BlobStore::Create(init_.data_dir + "/images");
-    ASSERT_TRUE(blobs.ok());
-    std::string manifest = R"({"schemaVersion":2})";
-    auto digest = blobs->PutBytes(manifest, image::Digest::Of(manifest));
-    ASSERT_TRUE(digest.ok());
-    image_ = digest->str();
+    // Tagged as a public image: a job may only name a tagged manifest.
+    auto digest = AddPublicTestImage(init_.data_dir, "world", R"({"schemaVersion":2})", clock_);
+    ASSERT_TRUE(digest.ok()) << digest.status().message();
+    image_ = *digest;
   }
   // Submits a job on `dataset` and waits until the engine has provisioned it;
   // returns {job id, credential}.
@@ -264,6 +265,12 @@ TEST_F(KbsTest, SimulatedTeeGetsTheDatasetKeyThroughTheThreeSteps) {
   ASSERT_TRUE(got.ok()) << got.status().message();
   ASSERT_EQ(got->keys.count("claims"), 1u);
   EXPECT_EQ(crypto::ToHex(got->keys.at("claims").span()), keys_["claims"]);
+  // With the key, the rollback pin recorded at registration.
+  json registered = json::parse(Client()->Get("/api/v1/datasets/claims", Auth(carol_))->body);
+  ASSERT_EQ(got->pins.count("claims"), 1u);
+  EXPECT_EQ(got->pins.at("claims").dataset_id, registered["dataset_id"].get<std::string>());
+  EXPECT_FALSE(got->pins.at("claims").dataset_id.empty());
+  EXPECT_EQ(got->pins.at("claims").min_version, 1u);
   EXPECT_TRUE(got->simulated_tee);
   EXPECT_EQ(got->tcb_status, "UpToDate");
   json job = Job(id);

@@ -34,6 +34,14 @@ std::string Tee(const std::string& remote_addr) {
   return "tee:" + remote_addr;
 }
 
+// {"dataset_id":"...","dataset_version":N} (docs/attestation.md, "Rollback
+// pin"); "" and 0 when the registration recorded none.
+crypto::Bytes DatasetPin(const store::Dataset& ds) {
+  const std::string pin =
+      json{{"dataset_id", ds.manifest_dataset_id}, {"dataset_version", ds.manifest_version}}.dump();
+  return crypto::Bytes(pin.begin(), pin.end());
+}
+
 }  // namespace
 
 // The credential's signature and window, then its store row: issued by us
@@ -70,9 +78,14 @@ StatusOr<api::KbsAuthResponse> KeyBroker::Auth(const std::string& remote_addr,
   n.credential_id = c->credential_id;
   n.issued_at = d_.clock.NowUnix();
   n.expires_at = n.issued_at + d_.kbs_nonce_ttl_seconds;
-  RETURN_IF_ERROR(d_.db.IssueNonce(
-      n, audit_.Record(Tee(remote_addr), "kbs.auth", JobObject(c->job_id), AuditDecision::kAllow,
-                       {{"credential", c->credential_id}, {"expires_at", n.expires_at}})));
+  Status issued = d_.db.IssueNonce(
+      n, d_.kbs_max_nonces_per_credential,
+      audit_.Record(Tee(remote_addr), "kbs.auth", JobObject(c->job_id), AuditDecision::kAllow,
+                    {{"credential", c->credential_id}, {"expires_at", n.expires_at}}));
+  if (issued.code() == StatusCode::kResourceExhausted) {
+    return audit_.Deny(Tee(remote_addr), "kbs.auth", JobObject(c->job_id), issued);
+  }
+  RETURN_IF_ERROR(issued);
   return api::KbsAuthResponse{n.nonce, n.expires_at, n.job_id};
 }
 
@@ -192,6 +205,10 @@ StatusOr<std::string> KeyBroker::ReleaseKey(const std::string& remote_addr,
                    d_.master_key.Open(ds.wrapped_key, "dataset-key:" + ds.name));
   crypto::JweOptions opts;
   opts.kid = "dataset/" + dataset;
+  // The rollback pin: the dataset id and manifest version recorded at
+  // registration. In apv, so it is in the authenticated protected header and
+  // enters the key derivation: changed, the JWE does not open.
+  opts.apv = DatasetPin(ds);
   return crypto::JweEncrypt(to, key.span(), opts);
 }
 

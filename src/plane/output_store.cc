@@ -1,21 +1,102 @@
 #include "plane/output_store.h"
 
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <optional>
 
-#include "base/fd.h"
+#include "format/format.h"
 
 namespace cce::plane {
 namespace {
 
-constexpr size_t kMaxSealedBytes = size_t{1} << 31;
+// Layout (docs/plane.md, "Job outputs"): the magic, the length of the
+// wrapped key (u16 big-endian), the per-output key sealed by the master key
+// (context "output:<job id>"), then one file of the dataset format (its
+// 68-byte header, then the segments). The unsegmented format of earlier
+// builds began with the master key's version byte 0x01.
+constexpr std::array<uint8_t, 8> kOutputMagic = {'C', 'C', 'E', '4', 'O', 'U', 'T', '\n'};
+constexpr uint8_t kLegacyVersionByte = 0x01;
+constexpr size_t kMaxWrappedKeyBytes = 256;
+constexpr uint8_t kSegmentExponent = 16;  // 64 KiB: the most plaintext held at once
+constexpr size_t kMaxGetBytes = size_t{1} << 31;
 
 std::string Context(const std::string& job_id) {
   return "output:" + job_id;
 }
 
+Status CheckJobId(const std::string& job_id) {
+  if (job_id.empty() || job_id.find_first_of("/.") != std::string::npos) {
+    return InvalidArgument("output: job id '" + job_id + "' is not a plain name");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+struct OutputReader::Impl {
+  std::string job_id;
+  UniqueFd fd;
+  std::unique_ptr<format::FileCipher> cipher;  // the crypter points into it
+  std::optional<format::SegmentCrypter> crypter;
+  uint64_t base = 0;  // where the dataset-format file starts
+  uint64_t next = 0;  // the next segment to read
+  bool done = false;
+  bool pending = false;  // `plain` holds the segment Open authenticated ahead
+  size_t pending_size = 0;
+  crypto::SecretBytes plain;
+  crypto::Bytes sealed;
+  crypto::Sha256Hasher hash;
+  std::string expected_digest;
+
+  StatusOr<size_t> ReadSegment() {
+    const format::Geometry& g = cipher->geometry();
+    const uint64_t index = next;
+    const size_t n = g.PlainSegmentSize(index);
+    std::span<uint8_t> in(sealed.data(), n + format::kTagSize);
+    ASSIGN_OR_RETURN(size_t got, PreadFull(fd.get(), in, base + g.SegmentOffset(index)));
+    if (got != in.size()) {
+      return DataLoss("output of " + job_id + ": segment " + std::to_string(index) +
+                      " is truncated");
+    }
+    Status opened = crypter->Open(index, in, plain.span().first(n));
+    if (!opened.ok()) return DataLoss("output of " + job_id + ": " + opened.message());
+    hash.Update(plain.span().first(n));
+    ++next;
+    if (next == g.SegmentCount()) {
+      done = true;
+      if (!expected_digest.empty() && "sha256:" + crypto::ToHex(hash.Finish()) != expected_digest) {
+        OPENSSL_cleanse(plain.data(), plain.size());
+        return DataLoss("output of " + job_id +
+                        ": stored output does not match its recorded digest");
+      }
+    }
+    return n;
+  }
+};
+
+OutputReader::OutputReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+OutputReader::~OutputReader() = default;
+
+uint64_t OutputReader::size() const {
+  return impl_->cipher->geometry().plaintext_size;
+}
+
+StatusOr<crypto::ByteSpan> OutputReader::Next() {
+  Impl& r = *impl_;
+  if (r.pending) {
+    r.pending = false;
+    return crypto::ByteSpan(r.plain.data(), r.pending_size);
+  }
+  if (r.done) return crypto::ByteSpan();
+  ASSIGN_OR_RETURN(size_t n, r.ReadSegment());
+  return crypto::ByteSpan(r.plain.data(), n);
+}
 
 StatusOr<OutputStore> OutputStore::Open(const std::string& dir, MasterKey& master_key) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus(dir, errno);
@@ -26,22 +107,141 @@ std::string OutputStore::PathFor(const std::string& job_id) const {
   return dir_ + "/" + job_id + ".sealed";
 }
 
-StatusOr<std::string> OutputStore::Put(const std::string& job_id, crypto::ByteSpan bundle) {
-  if (job_id.empty() || job_id.find_first_of("/.") != std::string::npos) {
-    return InvalidArgument("output: job id '" + job_id + "' is not a plain name");
+StatusOr<OutputStore::Stored> OutputStore::Put(const std::string& job_id, uint64_t size,
+                                               const Source& source) {
+  RETURN_IF_ERROR(CheckJobId(job_id));
+  ASSIGN_OR_RETURN(format::DatasetKey key, format::DatasetKey::Generate());
+  ASSIGN_OR_RETURN(crypto::Bytes wrapped, mk_->Seal(key.bytes(), Context(job_id)));
+  if (wrapped.size() > kMaxWrappedKeyBytes) return Internal("output: sealed key too long");
+  ASSIGN_OR_RETURN(
+      format::FileCipher cipher,
+      format::FileCipher::ForWriting(key, format::FileKind::kData, size, kSegmentExponent));
+  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, cipher.NewCrypter());
+
+  crypto::Bytes prefix(kOutputMagic.begin(), kOutputMagic.end());
+  prefix.push_back(static_cast<uint8_t>(wrapped.size() >> 8));
+  prefix.push_back(static_cast<uint8_t>(wrapped.size() & 0xff));
+  prefix.insert(prefix.end(), wrapped.begin(), wrapped.end());
+  prefix.insert(prefix.end(), cipher.header_bytes().begin(), cipher.header_bytes().end());
+
+  const std::string path = PathFor(job_id);
+  std::array<uint8_t, 8> rnd{};
+  RETURN_IF_ERROR(crypto::RandomBytes(rnd));
+  const std::string tmp = dir_ + "/." + job_id + ".partial-" + crypto::ToHex(rnd);
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return ErrnoStatus(tmp, errno);
+  crypto::Sha256Hasher hash;
+  auto write_all = [&]() -> Status {
+    RETURN_IF_ERROR(WriteFull(fd.get(), prefix));
+    const format::Geometry& g = cipher.geometry();
+    crypto::SecretBytes plain(g.segment_size);
+    crypto::Bytes sealed(g.segment_size + format::kTagSize);
+    for (uint64_t i = 0; i < g.SegmentCount(); ++i) {
+      const size_t n = g.PlainSegmentSize(i);
+      std::span<uint8_t> p = plain.span().first(n);
+      RETURN_IF_ERROR(source(p));
+      hash.Update(p);
+      std::span<uint8_t> out(sealed.data(), n + format::kTagSize);
+      RETURN_IF_ERROR(crypter.Seal(i, p, out));
+      RETURN_IF_ERROR(WriteFull(fd.get(), out));
+    }
+    if (::fsync(fd.get()) != 0) return ErrnoStatus(tmp + ": fsync", errno);
+    fd.reset();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(path + ": rename", errno);
+    return Status::Ok();
+  };
+  Status s = write_all();
+  if (!s.ok()) {
+    fd.reset();
+    ::unlink(tmp.c_str());
+    return s;
   }
-  ASSIGN_OR_RETURN(crypto::Bytes sealed, mk_->Seal(bundle, Context(job_id)));
-  RETURN_IF_ERROR(WriteFileAtomic(PathFor(job_id), sealed, 0600));
-  return "outputs/" + job_id + ".sealed";
+  UniqueFd d(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d.valid() || ::fsync(d.get()) != 0) return ErrnoStatus(dir_ + ": fsync", errno);
+  return Stored{"outputs/" + job_id + ".sealed", size, "sha256:" + crypto::ToHex(hash.Finish())};
+}
+
+StatusOr<std::string> OutputStore::Put(const std::string& job_id, crypto::ByteSpan bundle) {
+  size_t at = 0;
+  ASSIGN_OR_RETURN(Stored stored, Put(job_id, bundle.size(), [&](std::span<uint8_t> out) {
+                     std::copy_n(bundle.begin() + static_cast<std::ptrdiff_t>(at), out.size(),
+                                 out.begin());
+                     at += out.size();
+                     return Status::Ok();
+                   }));
+  return stored.blob_ref;
+}
+
+StatusOr<std::unique_ptr<OutputReader>> OutputStore::Open(const std::string& job_id,
+                                                          const std::string& expected_digest) {
+  RETURN_IF_ERROR(CheckJobId(job_id));
+  const std::string what = "output of " + job_id;
+  auto impl = std::make_unique<OutputReader::Impl>();
+  impl->job_id = job_id;
+  impl->expected_digest = expected_digest;
+  impl->fd = UniqueFd(::open(PathFor(job_id).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!impl->fd.valid()) return DataLoss(what + ": " + ErrnoStatus("sealed file", errno).message());
+  const int fd = impl->fd.get();
+  std::array<uint8_t, kOutputMagic.size() + 2> lead{};
+  ASSIGN_OR_RETURN(size_t got, PreadFull(fd, lead, 0));
+  if (got >= 1 && lead[0] == kLegacyVersionByte) {
+    return FailedPrecondition(what +
+                              ": stored in the unsegmented format of earlier plane builds, "
+                              "which this build does not read (pre-release; re-run the job)");
+  }
+  if (got != lead.size() || !std::equal(kOutputMagic.begin(), kOutputMagic.end(), lead.begin())) {
+    return DataLoss(what + ": byte 0: not a sealed output (bad magic)");
+  }
+  const size_t wrapped_size = (size_t{lead[8]} << 8) | lead[9];
+  if (wrapped_size == 0 || wrapped_size > kMaxWrappedKeyBytes) {
+    return DataLoss(what + ": byte 8: sealed key length " + std::to_string(wrapped_size) +
+                    ", expected 1.." + std::to_string(kMaxWrappedKeyBytes));
+  }
+  crypto::Bytes head(wrapped_size + format::kHeaderSize);
+  ASSIGN_OR_RETURN(got, PreadFull(fd, head, lead.size()));
+  if (got != head.size()) return DataLoss(what + ": truncated before its segments");
+  auto key_bytes = mk_->Open(crypto::ByteSpan(head.data(), wrapped_size), Context(job_id));
+  if (!key_bytes.ok()) return DataLoss(what + ": sealed key: " + key_bytes.status().message());
+  ASSIGN_OR_RETURN(format::DatasetKey key, format::DatasetKey::FromBytes(key_bytes->span()));
+  auto cipher = format::FileCipher::ForReading(
+      key, crypto::ByteSpan(head.data() + wrapped_size, format::kHeaderSize),
+      format::FileKind::kData);
+  if (!cipher.ok()) return DataLoss(what + ": " + cipher.status().message());
+  impl->cipher = std::make_unique<format::FileCipher>(std::move(cipher).value());
+  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, impl->cipher->NewCrypter());
+  impl->crypter.emplace(std::move(crypter));
+  impl->base = lead.size() + wrapped_size;
+  const format::Geometry& g = impl->cipher->geometry();
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(what, errno);
+  const uint64_t expected_size = impl->base + g.CiphertextSize();
+  if (static_cast<uint64_t>(st.st_size) != expected_size) {
+    return DataLoss(what + ": sealed file is " + std::to_string(st.st_size) + " bytes, expected " +
+                    std::to_string(expected_size) + " (truncated or extended)");
+  }
+  impl->plain = crypto::SecretBytes(g.segment_size);
+  impl->sealed.resize(g.segment_size + format::kTagSize);
+  // The first segment is authenticated now, so a damaged small output is an
+  // error before a response has started.
+  ASSIGN_OR_RETURN(impl->pending_size, impl->ReadSegment());
+  impl->pending = true;
+  return std::unique_ptr<OutputReader>(new OutputReader(std::move(impl)));
 }
 
 StatusOr<crypto::SecretBytes> OutputStore::Get(const std::string& job_id) {
-  if (job_id.empty() || job_id.find_first_of("/.") != std::string::npos) {
-    return InvalidArgument("output: job id '" + job_id + "' is not a plain name");
+  ASSIGN_OR_RETURN(std::unique_ptr<OutputReader> reader, Open(job_id, ""));
+  if (reader->size() > kMaxGetBytes) {
+    return FailedPrecondition("output of " + job_id + ": too large to read into memory");
   }
-  auto sealed = ReadFile(PathFor(job_id), kMaxSealedBytes);
-  if (!sealed.ok()) return DataLoss("output of " + job_id + ": " + sealed.status().message());
-  return mk_->Open(crypto::AsBytes(*sealed), Context(job_id));
+  crypto::SecretBytes out(static_cast<size_t>(reader->size()));
+  size_t at = 0;
+  for (;;) {
+    ASSIGN_OR_RETURN(crypto::ByteSpan piece, reader->Next());
+    if (piece.empty()) break;
+    std::copy(piece.begin(), piece.end(), out.data() + at);
+    at += piece.size();
+  }
+  return out;
 }
 
 }  // namespace cce::plane

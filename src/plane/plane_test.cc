@@ -48,6 +48,14 @@ class PlaneTest : public ::testing::Test {
     auto r = InitPlane(o, clock_);
     ASSERT_TRUE(r.ok()) << r.status().message();
     init_ = *r;
+    {  // Datasets are encrypted into tmp_ (outside the default root).
+      std::ifstream in(init_.data_dir + "/plane.yaml");
+      std::string cfg((std::istreambuf_iterator<char>(in)), {});
+      size_t at = cfg.find("  allowed_roots: ");
+      ASSERT_NE(at, std::string::npos);
+      cfg.replace(at, cfg.find('\n', at) - at, "  allowed_roots: [\"" + tmp_ + "\"]");
+      std::ofstream(init_.data_dir + "/plane.yaml", std::ios::trunc) << cfg;
+    }
     ServeOptions so;
     so.data_dir = init_.data_dir;
     so.stop = &stop_;
@@ -135,12 +143,10 @@ class PlaneTest : public ::testing::Test {
                         "application/json");
     EXPECT_TRUE(rent && rent->status == 201);
     // An image manifest in the plane's blob store (uploads are tested with the images API).
-    auto blobs = image::BlobStore::Create(init_.data_dir + "/images");
-    EXPECT_TRUE(blobs.ok());
-    std::string manifest = R"({"schemaVersion":2})";
-    auto digest = blobs->PutBytes(manifest, image::Digest::Of(manifest));
-    EXPECT_TRUE(digest.ok());
-    w.image = digest->str();
+    // Tagged as a public image: a job may only name a tagged manifest.
+    auto digest = AddPublicTestImage(init_.data_dir, "world", R"({"schemaVersion":2})", clock_);
+    EXPECT_TRUE(digest.ok()) << digest.status().message();
+    w.image = digest.ok() ? *digest : "";
     return w;
   }
   static std::string Spec(const std::string& image, const std::string& dataset, int timeout) {
@@ -486,7 +492,9 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   EXPECT_NE(unknown->body.find("unknown dataset 'nope'"), std::string::npos);
   auto no_image = submit(*carol, Spec("sha256:" + std::string(64, 'e'), "claims", 60), "");
   EXPECT_EQ(no_image->status, 400);
-  EXPECT_NE(no_image->body.find("not in the plane's image store"), std::string::npos);
+  EXPECT_NE(no_image->body.find("is not the manifest digest of one of your images"),
+            std::string::npos)
+      << no_image->body;
   auto bad_spec = submit(*carol, "apiVersion: cce4long/v1\nkind: Nope\n", "");
   EXPECT_EQ(bad_spec->status, 400);
   EXPECT_EQ(submit(*pat, good, "")->status, 403);  // providers do not submit jobs
@@ -681,7 +689,11 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
             (json{{"name", "team/app"}, {"tag", "1.0"}, {"digest", manifest_digest}}));
   EXPECT_TRUE(present(manifest_digest));
 
-  auto list = c.Get("/api/v1/images", Auth(*provider));
+  // Images belong to their owner: another user does not see them.
+  auto others = c.Get("/api/v1/images", Auth(*provider));
+  ASSERT_TRUE(others);
+  EXPECT_EQ(json::parse(others->body)["images"].size(), 0u) << others->body;
+  auto list = c.Get("/api/v1/images", Auth(*consumer));
   ASSERT_TRUE(list);
   ASSERT_EQ(list->status, 200);
   json images = json::parse(list->body)["images"];
@@ -958,6 +970,96 @@ TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {
   EXPECT_EQ(r["rentals"]["first_bad_seq"].get<int64_t>(), 1) << r.dump();
 }
 
+// Issue 10, finding 2: deleting the last audit rows and the checkpoints above
+// them, or the whole log, verified. The plane now checks the checkpoint file
+// kept outside the database and requires entry 1 to be its signed genesis.
+TEST_F(PlaneTest, AuditVerifyCatchesACutLogThroughTheCheckpointFileAndTheGenesis) {
+  JobWorld w = MakeJobWorld();
+  auto c = Client();
+  // Who may read them (kept out of the matrix below, which is at the
+  // per-address failure limit).
+  EXPECT_EQ(c->Get("/api/v1/audit/checkpoints", Auth(w.carol))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/audit/rentals", Auth(w.carol))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/audit/rentals", Auth(w.pat))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/audit/rentals?limit=0", Auth(init_.token))->status, 400);
+  auto chain = c->Get("/api/v1/audit/rentals", Auth(init_.token));
+  ASSERT_EQ(chain->status, 200) << chain->body;
+  EXPECT_EQ(json::parse(chain->body)["rentals"].size(), 1u);
+  auto cps = c->Get("/api/v1/audit/checkpoints", Auth(init_.token));
+  ASSERT_EQ(cps->status, 200) << cps->body;
+  json j = json::parse(cps->body);
+  ASSERT_FALSE(j["audit"].empty());
+  EXPECT_EQ(j["audit"][0]["seq"], 1);                            // the genesis, signed at init
+  const int64_t head = j["audit"].back()["seq"].get<int64_t>();  // signed on request
+  ASSERT_GE(head, 4);
+  EXPECT_EQ(j["rentals"].size(), 1u);  // carol's rental
+  EXPECT_EQ(j["public_key"].get<std::string>().size(), 64u);
+  StopServer();
+  auto config = LoadConfig(init_.data_dir);
+  const std::string db_path = config->Path(config->database_path);
+  auto sql = [&](const std::string& statements) {
+    return std::system(("sqlite3 '" + db_path + "' \"" + statements + "\"").c_str());
+  };
+  const std::string keep = std::to_string(head - 2);
+  ASSERT_EQ(sql("DROP TRIGGER audit_log_no_delete; DROP TRIGGER audit_checkpoints_no_delete;"
+                "DELETE FROM audit_log WHERE seq > " +
+                keep + "; DELETE FROM audit_checkpoints WHERE seq > " + keep + ";"),
+            0);
+  StartServer();
+  auto cut = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  ASSERT_EQ(cut->status, 200) << cut->body;
+  j = json::parse(cut->body);
+  EXPECT_EQ(j["audit"]["failure"], "truncated") << j.dump();
+  EXPECT_EQ(j["audit"]["first_bad_seq"].get<int64_t>(), head - 1) << j.dump();
+
+  // Everything deleted, the checkpoint file too: no signed genesis.
+  StopServer();
+  ASSERT_EQ(sql("DELETE FROM audit_log; DELETE FROM audit_checkpoints;"), 0);
+  fs::remove(init_.data_dir + "/checkpoints.log");
+  StartServer();
+  auto empty = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  ASSERT_EQ(empty->status, 200) << empty->body;
+  j = json::parse(empty->body);
+  EXPECT_EQ(j["audit"]["failure"], "no signed genesis") << j.dump();
+}
+
+// Issue 10, finding 2: a rental row inserted behind the plane's back, with a
+// zero hash and signature, let a consumer submit a job for a dataset never
+// rented (and the key broker uses the same check).
+TEST_F(PlaneTest, AForgedRentalRowDoesNotLetAJobBeSubmitted) {
+  JobWorld w = MakeJobWorld();
+  StopServer();
+  int64_t dave = 0, dataset = 0;
+  std::string head_hash;
+  {
+    auto db = OpenDb();
+    dave = db->GetUserByName("dave")->id;
+    dataset = db->GetDatasetByName("claims")->id;
+    auto rentals = db->ListRentals({});
+    ASSERT_TRUE(rentals.ok());
+    ASSERT_EQ(rentals->size(), 1u);
+    head_hash = crypto::ToHex(rentals->back().hash);
+  }
+  auto config = LoadConfig(init_.data_dir);
+  const std::string db_path = config->Path(config->database_path);
+  ASSERT_EQ(std::system(("sqlite3 '" + db_path +
+                         "' \"INSERT INTO rentals (seq, dataset_id, consumer_id, start_at, end_at,"
+                         " created_at, prev_hash, hash, signature) VALUES (2, " +
+                         std::to_string(dataset) + ", " + std::to_string(dave) +
+                         ", 0, 9999999999, 1, X'" + head_hash + "', zeroblob(32), zeroblob(64));\"")
+                            .c_str()),
+            0);
+  StartServer();
+  auto sub = Client()->Post("/api/v1/jobs", Auth(w.dave), Spec(w.image, "claims", 600),
+                            "application/yaml");
+  ASSERT_TRUE(sub);
+  EXPECT_NE(sub->status, 201) << "a job was accepted on a forged rental: " << sub->body;
+  EXPECT_NE(sub->body.find("rental 2: not signed by the plane"), std::string::npos) << sub->body;
+  auto jobs = Client()->Get("/api/v1/jobs", Auth(w.dave));
+  ASSERT_EQ(jobs->status, 200);
+  EXPECT_TRUE(json::parse(jobs->body)["jobs"].empty()) << jobs->body;
+}
+
 TEST_F(PlaneTest, ASecondServerOnTheSameDataDirectoryIsRefused) {
   ServeOptions so;
   so.data_dir = init_.data_dir;
@@ -1001,6 +1103,7 @@ TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
       {"GET", blob, "", C | O},
       {"PUT", blob, "x", C | O},
       {"PUT", "/api/v1/images/team/app/tags/1", "{}", C | O},
+      {"DELETE", "/api/v1/images/team/app/tags/1", "", C | O},
       {"GET", "/api/v1/images", "", ALL},
       {"POST", "/api/v1/jobs", "kind: nope", C},
       {"GET", "/api/v1/jobs", "", C | R | O},
@@ -1015,14 +1118,18 @@ TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
   auto send = [&](const Case& k, const std::string& token) {
     http::testing::Headers h;
     if (!token.empty()) h = Auth(token);
-    http::testing::Result r = k.method == "GET"   ? c->Get(k.path, h)
-                              : k.method == "PUT" ? c->Put(k.path, h, k.body, "application/json")
+    http::testing::Result r = k.method == "GET"      ? c->Get(k.path, h)
+                              : k.method == "DELETE" ? c->Delete(k.path, h)
+                              : k.method == "PUT"    ? c->Put(k.path, h, k.body, "application/json")
                                                   : c->Post(k.path, h, k.body, "application/json");
     return r ? r->status : -1;
   };
   int denials = 0;
+  int anonymous = 0;
   for (const Case& k : cases) {
-    EXPECT_EQ(send(k, ""), 401) << k.method << " " << k.path;
+    // Past the address's failure limit, a missing token is 429 instead.
+    EXPECT_EQ(send(k, ""), ++anonymous <= FailureLimiter::kMaxFailures ? 401 : 429)
+        << k.method << " " << k.path;
     for (const auto& [role, token] : roles) {
       int status = send(k, token);
       if ((k.allowed & role) != 0) {

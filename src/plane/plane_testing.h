@@ -14,8 +14,18 @@ namespace cce::plane {
 struct TestDoubles {
   Gate* gate = nullptr;                // replaces the fail-closed gate
   Provisioner* provisioner = nullptr;  // replaces the configured provisioner
+  // > 0: the fake provisioner (provisioner.backend: fake) submits outputs of
+  // this many bytes, generated and sealed segment by segment.
+  uint64_t fake_output_bytes = 0;
 };
 
 Status ServeForTest(const ServeOptions& options, const Clock& clock, const TestDoubles& doubles);
+
+// Stores `manifest` in the image store of the plane at data_dir (safe while
+// the server runs) and tags it as the public image library/test:TAG, so any
+// consumer may name it in a job by its digest, which is returned. The
+// manifest is not validated: for tests of what happens after submission.
+StatusOr<std::string> AddPublicTestImage(const std::string& data_dir, const std::string& tag,
+                                         const std::string& manifest, const Clock& clock);
 
 }  // namespace cce::plane

@@ -34,7 +34,9 @@ std::unique_ptr<Provisioner> MakeNoneProvisioner();
 // through ATTESTED and RUNNING to OUTPUT_SUBMITTED with a small text output
 // (sealed in `outputs`); the engine then asks the gate. It attests nothing and
 // reads no data; every step's audit entry and reason say "fake provisioner".
+// output_bytes > 0 (tests): the output is that many bytes of a repeating
+// pattern instead, sealed as it is generated (never whole in memory).
 std::unique_ptr<Provisioner> MakeFakeProvisioner(store::Store& db, OutputStore& outputs,
-                                                 const Clock& clock);
+                                                 const Clock& clock, uint64_t output_bytes = 0);
 
 }  // namespace cce::plane

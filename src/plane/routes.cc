@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "image/image.h"
@@ -54,6 +55,34 @@ StatusOr<int64_t> IntParam(const http::Request& req, const std::string& name, in
   return out;
 }
 
+// A released output as a streamed response body: the service's reader
+// yields authenticated segments (the last only once the whole digest
+// matched); they are copied into the server's piece buffer, so no more than
+// a segment and a piece of plaintext exist per download.
+class OutputBody : public http::BodySource {
+ public:
+  explicit OutputBody(Jobs::Output out) : out_(std::move(out)) {}
+  uint64_t size() const override { return out_.size; }
+  StatusOr<size_t> Read(std::span<uint8_t> buf) override {
+    size_t n = 0;
+    while (n < buf.size()) {
+      if (left_.empty()) {
+        ASSIGN_OR_RETURN(left_, out_.reader->Next());
+        if (left_.empty()) break;
+      }
+      const size_t k = std::min(left_.size(), buf.size() - n);
+      std::copy_n(left_.begin(), k, buf.begin() + static_cast<std::ptrdiff_t>(n));
+      left_ = left_.subspan(k);
+      n += k;
+    }
+    return n;
+  }
+
+ private:
+  Jobs::Output out_;
+  crypto::ByteSpan left_;  // the rest of the reader's current segment
+};
+
 using UserHandler = std::function<StatusOr<http::Response>(const Caller&, http::Request&)>;
 using KbsHandler = std::function<StatusOr<http::Response>(http::Request&)>;
 
@@ -71,17 +100,24 @@ class RouteBuilder {
 
   // An /api/v1 route: the bearer token is checked, and the role, before the
   // body is read; refusals are audited by the Users service.
-  void User(RouteSpec spec, std::vector<Role> roles, UserHandler handler) {
+  // `before_body`, if set, is a further check on the caller and headers
+  // that runs in admit too (e.g. a quota), before any body byte is read.
+  void User(RouteSpec spec, std::vector<Role> roles, UserHandler handler,
+            std::function<Status(const Caller&, const http::Request&)> before_body = nullptr) {
     http::Route r = Base(std::move(spec));
     // The lambdas outlive this builder: they hold the services, never `this`.
     Services* s = &s_;
-    r.admit = [s, roles](const http::Request& req) -> std::optional<http::Response> {
+    r.admit = [s, roles, before_body](const http::Request& req) -> std::optional<http::Response> {
       const std::string line = RequestLine(req);
       auto caller = s->users.Authenticate(req.HeaderValue("Authorization").value_or(""),
                                           req.remote_addr, line);
       if (!caller.ok()) return ErrorResponse(caller.status());
       Status allowed = s->users.Authorize(*caller, roles, line);
       if (!allowed.ok()) return ErrorResponse(allowed);
+      if (before_body) {
+        Status ok = before_body(*caller, req);
+        if (!ok.ok()) return ErrorResponse(ok);
+      }
       req.context = std::move(*caller);
       return std::nullopt;
     };
@@ -295,26 +331,43 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
   // ---- Images
   const std::vector<Role> pushers = {Role::kConsumer, Role::kOperator};
   b.User(with("GET", "/api/v1/images/blobs/([^/]+)"), pushers,
-         [&s](const Caller&, http::Request& req) -> StatusOr<http::Response> {
-           ASSIGN_OR_RETURN(auto out, s.images.BlobStatus(req.captures[0]));
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.images.BlobStatus(c, req.captures[0]));
            return Encode(200, out);
          });
   // A layer may be large: streamed to an anonymous file under the blob
-  // store's tmp/, chunked or with a length, capped at the image limit.
-  b.User(RouteSpec{"PUT", "/api/v1/images/blobs/([^/]+)", http::BodyPolicy::kToFile,
-                   image::kDefaultMaxImageBytes, s.images.blob_upload_dir()},
-         pushers, [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
-           ASSIGN_OR_RETURN(auto out, s.images.PutBlob(c, req.captures[0], req.body_fd));
-           return Encode(201, out);
-         });
+  // store's tmp/, chunked or with a length, capped at the image limit; an
+  // announced length over the caller's quota is refused before the body.
+  b.User(
+      RouteSpec{"PUT", "/api/v1/images/blobs/([^/]+)", http::BodyPolicy::kToFile,
+                image::kDefaultMaxImageBytes, s.images.blob_upload_dir()},
+      pushers,
+      [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+        ASSIGN_OR_RETURN(auto out, s.images.PutBlob(c, req.captures[0], req.body_fd));
+        return Encode(201, out);
+      },
+      [&s](const Caller& c, const http::Request& req) -> Status {
+        std::optional<uint64_t> length;
+        if (auto v = req.HeaderValue("Content-Length")) {
+          uint64_t n = 0;
+          auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+          if (ec == std::errc() && p == v->data() + v->size()) length = n;
+        }
+        return s.images.AdmitUpload(c, length);
+      });
   b.User(with("PUT", "/api/v1/images/(.+)/tags/([^/]+)", true), pushers,
          [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
            ASSIGN_OR_RETURN(auto out, s.images.Tag(c, req.captures[0], req.captures[1], req.body));
            return Encode(201, out);
          });
+  b.User(with("DELETE", "/api/v1/images/(.+)/tags/([^/]+)"), pushers,
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.images.Untag(c, req.captures[0], req.captures[1]));
+           return Encode(200, out);
+         });
   b.User(with("GET", "/api/v1/images"), kAnyRole,
-         [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
-           ASSIGN_OR_RETURN(auto out, s.images.List());
+         [&s](const Caller& c, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.images.List(c));
            return Encode(200, out);
          });
 
@@ -343,11 +396,17 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
          });
   b.User(with("GET", "/api/v1/jobs/" + kJobId + "/output"), {Role::kConsumer},
          [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
-           ASSIGN_OR_RETURN(auto out, s.jobs.DownloadOutput(c, req.captures[0]));
+           auto out = s.jobs.DownloadOutput(c, req.captures[0]);
+           if (out.status().code() == StatusCode::kUnavailable) {  // over the download cap
+             http::Response busy = ErrorResponse(out.status());
+             busy.headers.push_back({"Retry-After", "5"});
+             return busy;
+           }
+           if (!out.ok()) return out.status();
            http::Response r;
            r.content_type = "application/octet-stream";
-           r.body.assign(reinterpret_cast<const char*>(out.bundle.data()), out.bundle.size());
-           r.headers.push_back({"X-Output-Digest", out.digest});
+           r.headers.push_back({"X-Output-Digest", out->digest});
+           r.stream = std::make_shared<OutputBody>(std::move(*out));
            return r;
          });
   b.User(with("POST", "/api/v1/jobs/" + kJobId + "/cancel", true),
@@ -375,6 +434,19 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
   b.User(with("GET", "/api/v1/audit/verify"), {Role::kOperator},
          [&s](const Caller& c, http::Request&) -> StatusOr<http::Response> {
            ASSIGN_OR_RETURN(auto out, s.audit.Verify(c));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/audit/checkpoints"), {Role::kOperator, Role::kReviewer},
+         [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.audit.Checkpoints());
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/audit/rentals"), {Role::kOperator},
+         [&s](const Caller&, http::Request& req) -> StatusOr<http::Response> {
+           store::RentalFilter f;
+           ASSIGN_OR_RETURN(f.after_seq, IntParam(req, "after", 0, 0, INT64_MAX));
+           ASSIGN_OR_RETURN(f.limit, IntParam(req, "limit", 1000, 1, 10000));
+           ASSIGN_OR_RETURN(auto out, s.audit.RentalChain(f));
            return Encode(200, out);
          });
 

@@ -12,7 +12,8 @@
 namespace cce::plane {
 
 // nullptr: the configured gate (fail closed) / provisioner.
+// fake_output_bytes: passed to the fake provisioner (MakeFakeProvisioner).
 Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_override,
-                 Provisioner* provisioner_override);
+                 Provisioner* provisioner_override, uint64_t fake_output_bytes = 0);
 
 }  // namespace cce::plane

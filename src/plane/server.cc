@@ -34,7 +34,7 @@ Status Serve(const ServeOptions& options, const Clock& clock) {
 }
 
 Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_override,
-                 Provisioner* provisioner_override) {
+                 Provisioner* provisioner_override, uint64_t fake_output_bytes) {
   ASSIGN_OR_RETURN(PlaneConfig config, LoadConfig(options.data_dir));
   // One server per data directory: two job engines on one database would
   // both resume (and so provision) the same jobs. Released by the kernel
@@ -64,6 +64,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
                    LoadFileMasterKey(config.Path(config.master_key_file)));
   store::SqliteStoreOptions so;
   so.path = config.Path(config.database_path);
+  so.checkpoint_file = config.Path("checkpoints.log");  // as cce-plane init wrote it
   ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> db, store::SqliteStore::Open(so));
   ledger::EmbeddedLedger ledger(*db, signing_key);
   ASSIGN_OR_RETURN(image::BlobStore blobs, image::BlobStore::Create(config.data_dir + "/images"));
@@ -99,12 +100,19 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       .kbs_nonce_ttl_seconds = config.kbs_nonce_ttl_seconds,
       .kbs_session_ttl_seconds = config.kbs_session_ttl_seconds,
       .job_limits = PlaneLimits{},
+      .checkpoint_file = so.checkpoint_file,
+      .max_concurrent_downloads = config.max_concurrent_downloads,
+      .kbs_max_nonces_per_credential = config.kbs_max_nonces_per_credential,
+      .dataset_allowed_roots = config.dataset_allowed_roots,
+      .dataset_max_manifest_bytes = config.dataset_max_manifest_bytes,
+      .image_quota_bytes = config.image_quota_bytes,
   });
 
   FailClosedGate fail_closed;
-  std::unique_ptr<Provisioner> provisioner = config.provisioner_backend == "fake"
-                                                 ? MakeFakeProvisioner(*db, outputs, clock)
-                                                 : MakeNoneProvisioner();
+  std::unique_ptr<Provisioner> provisioner =
+      config.provisioner_backend == "fake"
+          ? MakeFakeProvisioner(*db, outputs, clock, fake_output_bytes)
+          : MakeNoneProvisioner();
   if (config.provisioner_backend == "fake") {
     log.Warn("plane.fake_provisioner",
              {{"message", "FAKE provisioner: jobs are not run in a TEE; tests and demos only"}});

@@ -6,12 +6,15 @@
 // audit record cannot be written is refused.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -98,6 +101,18 @@ struct ServiceDeps {
   int64_t kbs_nonce_ttl_seconds = 60;
   int64_t kbs_session_ttl_seconds = 300;
   PlaneLimits job_limits;
+  // Where the store also appends every signed checkpoint (empty: nowhere);
+  // AuditTrail verifies against it.
+  std::string checkpoint_file;
+  int64_t max_concurrent_downloads = 8;  // output downloads streaming at once (Jobs)
+  // Key broker: unused, unexpired nonces one credential may hold at once.
+  int64_t kbs_max_nonces_per_credential = 8;
+  // Catalog: file:// locations must lie under one of these (absolute,
+  // normalized by LoadConfig); empty refuses every file:// location.
+  std::vector<std::string> dataset_allowed_roots = {};
+  int64_t dataset_max_manifest_bytes = int64_t{64} << 20;
+  // Bytes of image blobs one user may have stored (plane.yaml images.quota_bytes).
+  int64_t image_quota_bytes = int64_t{20} << 30;
 };
 
 // Users and authentication.
@@ -164,31 +179,72 @@ class Rentals {
   Users& users_;
 };
 
-// Container images: blobs by digest, tags on validated manifests.
+// Container images (docs/images.md): blobs by digest, tags on validated
+// manifests, each in its owner's scope or the operator-curated public one
+// (names under "library/"). A user sees, probes, references in a manifest
+// and runs only its own and public images and blobs; uploads count against
+// a per-user quota; blobs nothing references are collected.
 class Images {
  public:
   Images(ServiceDeps& deps, AuditLog& audit, Users& users)
       : d_(deps), audit_(audit), users_(users) {}
-  StatusOr<api::BlobStatus> BlobStatus(const std::string& digest);
+  // exists is true only for a blob the caller uploaded or a public image's.
+  StatusOr<api::BlobStatus> BlobStatus(const Caller& caller, const std::string& digest);
+  // Before an upload's body is read: kResourceExhausted when the announced
+  // length (if any) does not fit in the caller's remaining quota.
+  Status AdmitUpload(const Caller& caller, std::optional<uint64_t> content_length);
   // The blob's bytes are read from `fd` (at offset 0) and stored only if
-  // they hash to `digest`.
+  // they hash to `digest` and fit in the caller's quota.
   StatusOr<api::StoredBlob> PutBlob(const Caller& caller, const std::string& digest, int fd);
   StatusOr<api::TaggedImage> Tag(const Caller& caller, const std::string& name,
                                  const std::string& tag, const std::string& manifest);
-  StatusOr<api::ImageList> List();
+  // Removes the caller's tag (an operator's, for library/); returns it.
+  StatusOr<api::TaggedImage> Untag(const Caller& caller, const std::string& name,
+                                   const std::string& tag);
+  // The caller's and public images (operators and reviewers: all).
+  StatusOr<api::ImageList> List(const Caller& caller);
+  // The manifest digest a job of `caller` runs for `ref`: a name:tag of its
+  // own (else library/NAME:TAG), or the digest of a manifest one of its or
+  // a public tag points at. Anything else (another user's image, a layer or
+  // config digest) is kInvalidArgument naming `field`.
+  StatusOr<std::string> ResolveForJob(const Caller& caller, const ImageRef& ref,
+                                      const std::string& field);
+  struct GcReport {
+    int64_t records_removed = 0;
+    int64_t blobs_removed = 0;
+    int64_t bytes_removed = 0;
+  };
+  // Drops blob records no tag or unfinished job of their scope references
+  // (once older than kUploadGraceSeconds, so a push in progress keeps its
+  // layers), then unlinks stored blobs that no record, tag or unfinished job
+  // references. Runs after a tag moves or is removed, and with a push when
+  // the last collection is kCollectEverySeconds old.
+  StatusOr<GcReport> CollectGarbage(const std::string& actor);
+  static constexpr int64_t kUploadGraceSeconds = 24 * 3600;
+  static constexpr int64_t kCollectEverySeconds = 3600;
   std::string blob_upload_dir() const { return d_.blobs.root() + "/tmp"; }
 
  private:
+  StatusOr<uint64_t> UsedBytes(int64_t user_id, const std::string& except_digest);
+  StatusOr<GcReport> CollectGarbageLocked(const std::string& actor);
+
   ServiceDeps& d_;
   AuditLog& audit_;
   Users& users_;
+  // Serializes the blob records and tags with garbage collection; guards
+  // in_flight_bytes_ and in_flight_blobs_ (uploads being published now,
+  // which collection never removes and quotas count).
+  std::mutex mu_;
+  std::map<int64_t, uint64_t> in_flight_bytes_;
+  std::multiset<std::string> in_flight_blobs_;
+  int64_t last_collection_ = 0;  // clock time of the last collection
 };
 
 // Privacy Mode jobs.
 class Jobs {
  public:
-  Jobs(ServiceDeps& deps, AuditLog& audit, Users& users, Rentals& rentals)
-      : d_(deps), audit_(audit), users_(users), rentals_(rentals) {}
+  Jobs(ServiceDeps& deps, AuditLog& audit, Users& users, Rentals& rentals, Images& images)
+      : d_(deps), audit_(audit), users_(users), rentals_(rentals), images_(images) {}
   struct Submitted {
     api::Job job;
     bool created = false;  // false: an idempotent replay
@@ -205,10 +261,14 @@ class Jobs {
   StatusOr<api::JobList> List(const Caller& caller, const ListRequest& request);
   StatusOr<api::JobDetail> Get(const Caller& caller, const std::string& job_id);
   struct Output {
-    crypto::SecretBytes bundle;
-    std::string digest;
+    std::unique_ptr<OutputReader> reader;  // the plaintext, one authenticated segment at a time
+    uint64_t size = 0;
+    std::string digest;          // recorded at submission; the reader checks it at the end
+    std::shared_ptr<void> slot;  // one of max_concurrent_downloads, held until destroyed
   };
-  // Only the job's consumer, only once RELEASED; every answer audited.
+  // Only the job's consumer, only once RELEASED; every answer audited. At
+  // most ServiceDeps::max_concurrent_downloads outputs are open at once:
+  // beyond, kUnavailable (audited; retry shortly).
   StatusOr<Output> DownloadOutput(const Caller& caller, const std::string& job_id);
   StatusOr<api::Job> Cancel(const Caller& caller, const std::string& job_id);
 
@@ -221,6 +281,9 @@ class Jobs {
   AuditLog& audit_;
   Users& users_;
   Rentals& rentals_;
+  Images& images_;
+  // Downloads in progress; shared with the slots, which may outlive a request.
+  std::shared_ptr<std::atomic<int64_t>> downloads_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 // The key broker (docs/attestation.md §11): credential -> nonce; quote ->
@@ -253,9 +316,18 @@ class AuditTrail {
  public:
   AuditTrail(ServiceDeps& deps, AuditLog& audit) : d_(deps), audit_(audit) {}
   StatusOr<api::AuditList> List(const store::AuditFilter& filter);
+  // Server-side verification of both chains, with the checkpoint file.
   StatusOr<api::AuditVerifyReport> Verify(const Caller& caller);
+  // Signs the audit log's current head (unless already checkpointed) and
+  // returns the plane key and every signed checkpoint of both chains, from
+  // the database and the checkpoint file: what a client verifies against.
+  StatusOr<api::AuditCheckpoints> Checkpoints();
+  // The rental chain as hashed (ids, hashes, signatures), for client checks.
+  StatusOr<api::ChainRentalList> RentalChain(const store::RentalFilter& filter);
 
  private:
+  StatusOr<store::CheckpointFileContents> ReadCheckpointFile();
+
   ServiceDeps& d_;
   AuditLog& audit_;
 };
@@ -270,7 +342,7 @@ class Services {
         catalog(deps_, audit_log, users),
         rentals(deps_, audit_log, users),
         images(deps_, audit_log, users),
-        jobs(deps_, audit_log, users, rentals),
+        jobs(deps_, audit_log, users, rentals, images),
         key_broker(deps_, audit_log, rentals),
         audit(deps_, audit_log) {}
   Services(const Services&) = delete;

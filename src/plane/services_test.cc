@@ -71,10 +71,26 @@ class AuditFailingStore final : public store::Store {
   StatusOr<store::Image> PutImage(const store::Image& i, const store::AuditRecord& a) override {
     return s_.PutImage(i, a);
   }
-  StatusOr<store::Image> GetImage(std::string_view n, std::string_view t) override {
-    return s_.GetImage(n, t);
+  StatusOr<store::Image> GetImage(int64_t sc, std::string_view n, std::string_view t) override {
+    return s_.GetImage(sc, n, t);
   }
-  StatusOr<std::vector<store::Image>> ListImages() override { return s_.ListImages(); }
+  StatusOr<std::vector<store::Image>> ListImages(const store::ImageFilter& f) override {
+    return s_.ListImages(f);
+  }
+  StatusOr<store::Image> DeleteImage(int64_t sc, std::string_view n, std::string_view t,
+                                     const store::AuditRecord& a) override {
+    return s_.DeleteImage(sc, n, t, a);
+  }
+  Status PutImageBlob(const store::ImageBlob& b, const store::AuditRecord& a) override {
+    return s_.PutImageBlob(b, a);
+  }
+  StatusOr<std::vector<store::ImageBlob>> ListImageBlobs(std::optional<int64_t> sc) override {
+    return s_.ListImageBlobs(sc);
+  }
+  Status DeleteImageBlobs(const std::vector<store::ImageBlob>& b,
+                          const store::AuditRecord& a) override {
+    return s_.DeleteImageBlobs(b, a);
+  }
   StatusOr<store::CreateJobResult> CreateJob(const store::Job& j,
                                              const store::AuditRecord& a) override {
     return s_.CreateJob(j, a);
@@ -110,8 +126,8 @@ class AuditFailingStore final : public store::Store {
                                                    const store::AuditRecord& ma) override {
     return s_.IssueCredentialAndProvision(c, reason, ca, ma);
   }
-  Status IssueNonce(const store::KbsNonce& n, const store::AuditRecord& a) override {
-    return s_.IssueNonce(n, a);
+  Status IssueNonce(const store::KbsNonce& n, int64_t max, const store::AuditRecord& a) override {
+    return s_.IssueNonce(n, max, a);
   }
   StatusOr<store::KbsNonce> ConsumeNonce(std::string_view n, std::string_view job, int64_t now,
                                          const store::AuditRecord& a) override {
@@ -138,6 +154,9 @@ class AuditFailingStore final : public store::Store {
   Status AddCheckpoint(const store::AuditCheckpoint& c) override { return s_.AddCheckpoint(c); }
   StatusOr<std::vector<store::AuditCheckpoint>> ListCheckpoints() override {
     return s_.ListCheckpoints();
+  }
+  StatusOr<std::vector<store::AuditCheckpoint>> ListRentalCheckpoints() override {
+    return s_.ListRentalCheckpoints();
   }
   StatusOr<int64_t> SchemaVersion() override { return s_.SchemaVersion(); }
 
@@ -194,6 +213,8 @@ class ServicesTest : public ::testing::Test {
         .kbs_nonce_ttl_seconds = 60,
         .kbs_session_ttl_seconds = 300,
         .job_limits = PlaneLimits{},
+        .checkpoint_file = "",
+        .dataset_allowed_roots = {tmp_},  // datasets are encrypted into tmp_
     });
   }
   void TearDown() override {

@@ -181,6 +181,56 @@ UPDATE jobs SET
                        FROM json_each(spec_json, '$.spec.datasets')), '')
 WHERE json_valid(spec_json);
 )sql"},
+    // The rental chain's signed checkpoints (one per rental, written in its
+    // transaction): the last rental can no longer be deleted unseen.
+    {4, "rental checkpoints", R"sql(
+CREATE TABLE rental_checkpoints (
+  seq INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL,
+  signature BLOB NOT NULL,
+  at INTEGER NOT NULL
+) STRICT;
+CREATE TRIGGER rental_checkpoints_no_update BEFORE UPDATE ON rental_checkpoints
+  BEGIN SELECT RAISE(ABORT, 'rental_checkpoints is append-only'); END;
+CREATE TRIGGER rental_checkpoints_no_delete BEFORE DELETE ON rental_checkpoints
+  BEGIN SELECT RAISE(ABORT, 'rental_checkpoints is append-only'); END;
+)sql"},
+    // Images are scoped to their owner (or the public library/ scope, 0), so
+    // the same name:tag of two users are two images; blobs are recorded per
+    // scope for existence probes, manifest checks, quotas and collection.
+    // An operator's existing library/ tags become public.
+    {5, "image scopes and blob records", R"sql(
+CREATE TABLE images_v5 (
+  scope INTEGER NOT NULL CHECK (scope >= 0),
+  name TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  owner_id INTEGER NOT NULL REFERENCES users (id),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, name, tag)
+) STRICT;
+INSERT INTO images_v5 (scope, name, tag, digest, owner_id, created_at)
+  SELECT CASE WHEN i.name LIKE 'library/%' AND u.role = 'operator' THEN 0 ELSE i.owner_id END,
+         i.name, i.tag, i.digest, i.owner_id, i.created_at
+  FROM images i JOIN users u ON u.id = i.owner_id;
+DROP TABLE images;
+ALTER TABLE images_v5 RENAME TO images;
+CREATE INDEX images_by_digest ON images (digest);
+CREATE TABLE image_blobs (
+  scope INTEGER NOT NULL CHECK (scope >= 0),
+  digest TEXT NOT NULL,
+  size INTEGER NOT NULL CHECK (size >= 0),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (scope, digest)
+) STRICT;
+CREATE INDEX image_blobs_by_digest ON image_blobs (digest);
+)sql"},
+    // Expired key broker nonces are deleted when a new one is issued, and a
+    // credential may hold only so many unused ones (key broker, IssueNonce).
+    {6, "key broker nonce expiry and per-credential cap", R"sql(
+CREATE INDEX kbs_nonces_by_expiry ON kbs_nonces (expires_at);
+CREATE INDEX kbs_nonces_by_credential ON kbs_nonces (credential_id, used_at);
+)sql"},
 };
 
 Status MigrateInTransaction(Connection& c) {

@@ -28,7 +28,8 @@ namespace {
   "manifest_dataset_id, manifest_version, created_at"
 #define RENTAL_COLS \
   "seq, dataset_id, consumer_id, start_at, end_at, created_at, prev_hash, hash, signature"
-#define IMAGE_COLS "name, tag, digest, owner_id, created_at"
+#define IMAGE_COLS "name, tag, digest, owner_id, created_at, scope"
+#define IMAGE_BLOB_COLS "scope, digest, size, created_at"
 #define JOB_COLS                                                                     \
   "id, consumer_id, name, spec_json, image_digest, state, reason, idempotency_key, " \
   "request_hash, created_at, updated_at, deadline, flags, datasets, timeout_seconds"
@@ -181,7 +182,11 @@ StatusOr<Rental> ReadRental(const Stmt& s) {
 }
 
 StatusOr<Image> ReadImage(const Stmt& s) {
-  return Image{s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4)};
+  return Image{s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4), s.Int(5) == kPublicImageScope};
+}
+
+StatusOr<ImageBlob> ReadImageBlob(const Stmt& s) {
+  return ImageBlob{s.Int(0), s.Text(1), s.Int(2), s.Int(3)};
 }
 
 StatusOr<Job> ReadJob(const Stmt& s) {
@@ -774,7 +779,8 @@ StatusOr<Rental> SqliteStore::AppendRental(const Rental& rental, const RentalSig
   }
   if (!signer) return InvalidArgument("rental: a signer is required");
   RETURN_IF_ERROR(ValidateAudit(audit));
-  return WriteValue<Rental>([&](Connection& c) -> StatusOr<Rental> {
+  AuditCheckpoint checkpoint;  // the chain's signed head after this rental
+  auto appended = WriteValue<Rental>([&](Connection& c) -> StatusOr<Rental> {
     ASSIGN_OR_RETURN(bool dataset,
                      Exists(c, "SELECT 1 FROM datasets WHERE id = ?", rental.dataset_id));
     if (!dataset) return NotFound("rental: dataset " + Str(rental.dataset_id) + " not found");
@@ -810,9 +816,25 @@ StatusOr<Rental> SqliteStore::AppendRental(const Rental& rental, const RentalSig
         .BindBlob(r.hash)
         .BindBlob(r.signature);
     RETURN_IF_ERROR(ins.Run());
+    checkpoint = AuditCheckpoint{r.seq, r.hash, {}, r.created_at};
+    ASSIGN_OR_RETURN(checkpoint.signature,
+                     signer(RentalCheckpointMessage(r.seq, r.hash, r.created_at)));
+    if (checkpoint.signature.size() != crypto::Ed25519PrivateKey::kSignatureSize) {
+      return Internal("rental checkpoint: the signer did not return a 64-byte signature");
+    }
+    ASSIGN_OR_RETURN(Stmt cp, c.Prepare("INSERT INTO rental_checkpoints (seq, hash, signature, at)"
+                                        " VALUES (?, ?, ?, ?)"));
+    cp.Bind(r.seq).BindBlob(r.hash).BindBlob(checkpoint.signature).Bind(r.created_at);
+    RETURN_IF_ERROR(cp.Run());
     RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
     return r;
   });
+  if (appended.ok() && !options_.checkpoint_file.empty()) {
+    // After the commit: a line in the file always names a committed row.
+    RETURN_IF_ERROR(AppendCheckpointFile(options_.checkpoint_file, Chain::kRentals, checkpoint)
+                        .WithContext("rental " + Str(appended->seq) + " was recorded, but"));
+  }
+  return appended;
 }
 
 StatusOr<std::vector<Rental>> SqliteStore::ListRentals(const RentalFilter& f) {
@@ -842,40 +864,100 @@ StatusOr<Image> SqliteStore::PutImage(const Image& image, const AuditRecord& aud
   const std::string ref = image.name + ":" + image.tag;
   return WriteValue<Image>([&](Connection& c) -> StatusOr<Image> {
     RETURN_IF_ERROR(RequireUser(c, image.owner_id, "image " + ref + " owner"));
-    ASSIGN_OR_RETURN(Stmt cur, c.Prepare("SELECT owner_id FROM images WHERE name = ? AND tag = ?"));
-    cur.Bind(image.name).Bind(image.tag);
-    ASSIGN_OR_RETURN(bool exists, cur.Step());
-    if (exists && cur.Int(0) != image.owner_id) {
-      return PermissionDenied("image " + ref + " belongs to user " + Str(cur.Int(0)));
-    }
-    ASSIGN_OR_RETURN(Stmt put, c.Prepare("INSERT INTO images (" IMAGE_COLS
-                                         ") VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, tag)"
-                                         " DO UPDATE SET digest = excluded.digest,"
-                                         " created_at = excluded.created_at"));
+    ASSIGN_OR_RETURN(Stmt put,
+                     c.Prepare("INSERT INTO images (" IMAGE_COLS
+                               ") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, name, tag)"
+                               " DO UPDATE SET digest = excluded.digest,"
+                               " owner_id = excluded.owner_id,"
+                               " created_at = excluded.created_at"));
     put.Bind(image.name)
         .Bind(image.tag)
         .Bind(image.digest)
         .Bind(image.owner_id)
-        .Bind(image.created_at);
+        .Bind(image.created_at)
+        .Bind(image.scope());
     RETURN_IF_ERROR(put.Run());
     RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
     return image;
   });
 }
 
-StatusOr<Image> SqliteStore::GetImage(std::string_view name, std::string_view tag) {
+StatusOr<Image> SqliteStore::GetImage(int64_t scope, std::string_view name, std::string_view tag) {
   return ReadValue<Image>([&](Connection& c) -> StatusOr<Image> {
-    ASSIGN_OR_RETURN(Stmt st,
-                     c.Prepare("SELECT " IMAGE_COLS " FROM images WHERE name = ? AND tag = ?"));
-    st.Bind(name).Bind(tag);
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " IMAGE_COLS
+                                        " FROM images WHERE scope = ? AND name = ? AND tag = ?"));
+    st.Bind(scope).Bind(name).Bind(tag);
     return One(st, ReadImage, "image " + std::string(name) + ":" + std::string(tag));
   });
 }
 
-StatusOr<std::vector<Image>> SqliteStore::ListImages() {
+StatusOr<std::vector<Image>> SqliteStore::ListImages(const ImageFilter& f) {
   return ReadValue<std::vector<Image>>([&](Connection& c) -> StatusOr<std::vector<Image>> {
-    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " IMAGE_COLS " FROM images ORDER BY name, tag"));
+    std::string sql = "SELECT " IMAGE_COLS " FROM images";
+    if (f.visible_to) sql += " WHERE scope IN (?, ?)";
+    sql += " ORDER BY name, tag, scope";
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+    if (f.visible_to) st.Bind(*f.visible_to).Bind(kPublicImageScope);
     return All(st, ReadImage);
+  });
+}
+
+StatusOr<Image> SqliteStore::DeleteImage(int64_t scope, std::string_view name, std::string_view tag,
+                                         const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<Image>([&](Connection& c) -> StatusOr<Image> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " IMAGE_COLS
+                                        " FROM images WHERE scope = ? AND name = ? AND tag = ?"));
+    st.Bind(scope).Bind(name).Bind(tag);
+    ASSIGN_OR_RETURN(Image old,
+                     One(st, ReadImage, "image " + std::string(name) + ":" + std::string(tag)));
+    ASSIGN_OR_RETURN(Stmt del,
+                     c.Prepare("DELETE FROM images WHERE scope = ? AND name = ? AND tag = ?"));
+    del.Bind(scope).Bind(name).Bind(tag);
+    RETURN_IF_ERROR(del.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return old;
+  });
+}
+
+Status SqliteStore::PutImageBlob(const ImageBlob& blob, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckDigest("image_blob.digest", blob.digest));
+  if (blob.scope < 0) return InvalidArgument("image_blob.scope: expected >= 0");
+  if (blob.size < 0) return InvalidArgument("image_blob.size: expected >= 0");
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(Stmt put, c.Prepare("INSERT INTO image_blobs (" IMAGE_BLOB_COLS
+                                         ") VALUES (?, ?, ?, ?) ON CONFLICT (scope, digest)"
+                                         " DO UPDATE SET size = excluded.size,"
+                                         " created_at = excluded.created_at"));
+    put.Bind(blob.scope).Bind(blob.digest).Bind(blob.size).Bind(blob.created_at);
+    RETURN_IF_ERROR(put.Run());
+    return AppendAuditTx(c, audit).status();
+  });
+}
+
+StatusOr<std::vector<ImageBlob>> SqliteStore::ListImageBlobs(std::optional<int64_t> scope) {
+  return ReadValue<std::vector<ImageBlob>>([&](Connection& c) -> StatusOr<std::vector<ImageBlob>> {
+    std::string sql = "SELECT " IMAGE_BLOB_COLS " FROM image_blobs";
+    if (scope) sql += " WHERE scope = ?";
+    sql += " ORDER BY scope, digest";
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+    if (scope) st.Bind(*scope);
+    return All(st, ReadImageBlob);
+  });
+}
+
+Status SqliteStore::DeleteImageBlobs(const std::vector<ImageBlob>& blobs,
+                                     const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    for (const ImageBlob& b : blobs) {
+      ASSIGN_OR_RETURN(Stmt del,
+                       c.Prepare("DELETE FROM image_blobs WHERE scope = ? AND digest = ?"));
+      del.Bind(b.scope).Bind(b.digest);
+      RETURN_IF_ERROR(del.Run());
+    }
+    return AppendAuditTx(c, audit).status();
   });
 }
 
@@ -1175,13 +1257,15 @@ StatusOr<KbsNonce> SelectNonce(Connection& c, std::string_view nonce) {
 
 }  // namespace
 
-Status SqliteStore::IssueNonce(const KbsNonce& n, const AuditRecord& audit) {
+Status SqliteStore::IssueNonce(const KbsNonce& n, int64_t max_outstanding,
+                               const AuditRecord& audit) {
   RETURN_IF_ERROR(CheckText("nonce", n.nonce, kMaxName, true));
   if (n.expires_at <= n.issued_at) {
     return InvalidArgument("nonce: expires_at " + Str(n.expires_at) + " is not after issued_at " +
                            Str(n.issued_at));
   }
   if (n.used_at) return InvalidArgument("nonce: a new nonce is unused");
+  if (max_outstanding < 1) return InvalidArgument("nonce: max_outstanding must be at least 1");
   RETURN_IF_ERROR(ValidateAudit(audit));
   return Write([&](Connection& c) -> Status {
     RETURN_IF_ERROR(RequireJob(c, n.job_id).WithContext("nonce"));
@@ -1189,6 +1273,20 @@ Status SqliteStore::IssueNonce(const KbsNonce& n, const AuditRecord& audit) {
     if (cred.job_id != n.job_id) {
       return InvalidArgument("nonce: credential " + n.credential_id + " is not job " + n.job_id +
                              "'s");
+    }
+    // An expired nonce can never be used again: keep the table small.
+    ASSIGN_OR_RETURN(Stmt prune, c.Prepare("DELETE FROM kbs_nonces WHERE expires_at <= ?"));
+    prune.Bind(n.issued_at);
+    RETURN_IF_ERROR(prune.Run());
+    ASSIGN_OR_RETURN(Stmt count, c.Prepare("SELECT COUNT(*) FROM kbs_nonces WHERE credential_id = ?"
+                                           " AND used_at IS NULL"));
+    count.Bind(n.credential_id);
+    ASSIGN_OR_RETURN(bool row, count.Step());
+    const int64_t outstanding = row ? count.Int(0) : 0;
+    if (outstanding >= max_outstanding) {
+      return ResourceExhausted("nonce: credential " + n.credential_id + " already holds " +
+                               Str(outstanding) + " unused nonces (the limit; each expires " +
+                               "after its lifetime)");
     }
     ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM kbs_nonces WHERE nonce = ?", n.nonce));
     if (taken) return AlreadyExists("nonce already issued");
@@ -1335,7 +1433,7 @@ Status SqliteStore::AddCheckpoint(const AuditCheckpoint& cp) {
   if (cp.signature.size() != crypto::Ed25519PrivateKey::kSignatureSize) {
     return InvalidArgument("audit checkpoint: signature must be 64 bytes (Ed25519)");
   }
-  return Write([&](Connection& c) -> Status {
+  Status s = Write([&](Connection& c) -> Status {
     ASSIGN_OR_RETURN(Stmt entry, c.Prepare("SELECT hash FROM audit_log WHERE seq = ?"));
     entry.Bind(cp.seq);
     ASSIGN_OR_RETURN(bool row, entry.Step());
@@ -1352,6 +1450,19 @@ Status SqliteStore::AddCheckpoint(const AuditCheckpoint& cp) {
     ins.Bind(cp.seq).BindBlob(cp.hash).BindBlob(cp.signature).Bind(cp.at);
     return ins.Run();
   });
+  if (!s.ok() || options_.checkpoint_file.empty()) return s;
+  // After the commit (a repeat at a checkpointed seq appends again: harmless,
+  // the verifier checks every copy).
+  return AppendCheckpointFile(options_.checkpoint_file, Chain::kAudit, cp);
+}
+
+StatusOr<std::vector<AuditCheckpoint>> SqliteStore::ListRentalCheckpoints() {
+  return ReadValue<std::vector<AuditCheckpoint>>(
+      [&](Connection& c) -> StatusOr<std::vector<AuditCheckpoint>> {
+        ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT seq, hash, signature, at FROM"
+                                            " rental_checkpoints ORDER BY seq"));
+        return All(st, ReadCheckpoint);
+      });
 }
 
 StatusOr<std::vector<AuditCheckpoint>> SqliteStore::ListCheckpoints() {

@@ -40,6 +40,9 @@ struct SqliteStoreOptions {
   // into the database file, between batches (after waking the batch's
   // callers, so no caller's commit includes it).
   int checkpoint_frames = 1000;
+  // Where every signed checkpoint (audit and rental chains) is also appended,
+  // outside the database (AppendCheckpointFile); empty: nowhere.
+  std::string checkpoint_file;
 };
 
 struct SqliteWriterStats {
@@ -81,8 +84,13 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<Rental>> ListRentals(const RentalFilter& filter) override;
 
   StatusOr<Image> PutImage(const Image& image, const AuditRecord& audit) override;
-  StatusOr<Image> GetImage(std::string_view name, std::string_view tag) override;
-  StatusOr<std::vector<Image>> ListImages() override;
+  StatusOr<Image> GetImage(int64_t scope, std::string_view name, std::string_view tag) override;
+  StatusOr<std::vector<Image>> ListImages(const ImageFilter& filter) override;
+  StatusOr<Image> DeleteImage(int64_t scope, std::string_view name, std::string_view tag,
+                              const AuditRecord& audit) override;
+  Status PutImageBlob(const ImageBlob& blob, const AuditRecord& audit) override;
+  StatusOr<std::vector<ImageBlob>> ListImageBlobs(std::optional<int64_t> scope) override;
+  Status DeleteImageBlobs(const std::vector<ImageBlob>& blobs, const AuditRecord& audit) override;
 
   StatusOr<CreateJobResult> CreateJob(const Job& job, const AuditRecord& audit) override;
   StatusOr<Job> GetJob(std::string_view job_id) override;
@@ -100,7 +108,8 @@ class SqliteStore final : public Store {
                                             std::string_view reason,
                                             const AuditRecord& credential_audit,
                                             const AuditRecord& move_audit) override;
-  Status IssueNonce(const KbsNonce& nonce, const AuditRecord& audit) override;
+  Status IssueNonce(const KbsNonce& nonce, int64_t max_outstanding,
+                    const AuditRecord& audit) override;
   StatusOr<KbsNonce> ConsumeNonce(std::string_view nonce, std::string_view job_id, int64_t now,
                                   const AuditRecord& audit) override;
   StatusOr<Job> AcceptAttestation(std::string_view job_id, std::string_view credential_id,
@@ -118,6 +127,7 @@ class SqliteStore final : public Store {
   StatusOr<AuditHead> GetAuditHead() override;
   Status AddCheckpoint(const AuditCheckpoint& checkpoint) override;
   StatusOr<std::vector<AuditCheckpoint>> ListCheckpoints() override;
+  StatusOr<std::vector<AuditCheckpoint>> ListRentalCheckpoints() override;
 
   StatusOr<int64_t> SchemaVersion() override;
 

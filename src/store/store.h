@@ -88,14 +88,38 @@ struct Rental {
   friend bool operator==(const Rental&, const Rental&) = default;
 };
 
+// Images live in a scope: their owner's own (scope = owner_id), or the
+// operator-curated public one (kPublicImageScope, names under "library/").
+// (scope, name, tag) is unique, so one user can never take another's tag.
+inline constexpr int64_t kPublicImageScope = 0;
+
 struct Image {
   std::string name;
   std::string tag;
-  std::string digest;  // "sha256:" + 64 lower-case hex digits
-  int64_t owner_id = 0;
+  std::string digest;      // "sha256:" + 64 lower-case hex digits
+  int64_t owner_id = 0;    // who (last) pushed the tag
   int64_t created_at = 0;  // when this tag was (last) pushed
+  bool is_public = false;  // in kPublicImageScope instead of owner_id's scope
 
+  int64_t scope() const { return is_public ? kPublicImageScope : owner_id; }
   friend bool operator==(const Image&, const Image&) = default;
+};
+
+struct ImageFilter {
+  // Only the images this user may see: its own scope and the public one.
+  std::optional<int64_t> visible_to;
+};
+
+// A blob uploaded into a scope (a user's, or kPublicImageScope for the blobs
+// of public images). It is what a scope may reference in a manifest and
+// probe for, and what counts against the user's storage quota.
+struct ImageBlob {
+  int64_t scope = 0;
+  std::string digest;  // "sha256:" + 64 lower-case hex digits
+  int64_t size = 0;
+  int64_t created_at = 0;  // last upload into this scope
+
+  friend bool operator==(const ImageBlob&, const ImageBlob&) = default;
 };
 
 enum JobFlag : uint32_t {
@@ -219,7 +243,9 @@ struct AuditHead {
   friend bool operator==(const AuditHead&, const AuditHead&) = default;
 };
 
-// The plane's Ed25519 signature over AuditCheckpointMessage(seq, hash, at).
+// The plane's Ed25519 signature over AuditCheckpointMessage(seq, hash, at)
+// (or RentalCheckpointMessage for the rental chain: the same shape, another
+// domain label, so one chain's checkpoint never verifies as the other's).
 struct AuditCheckpoint {
   int64_t seq = 0;
   Sha256Digest hash{};
@@ -244,8 +270,9 @@ struct RentalFilter {
 
 // Signs a rental record's chain position. Called inside the write
 // transaction (on the store's writer thread, so keep it fast and never call
-// back into the store) with RentalSignatureMessage(hash); returns the
-// signature bytes.
+// back into the store) twice: with RentalSignatureMessage(hash) for the row
+// and RentalCheckpointMessage(seq, hash, created_at) for the chain's signed
+// checkpoint; returns the signature bytes.
 using RentalSigner = std::function<StatusOr<Bytes>(ByteSpan message)>;
 
 // ---- The interface -----------------------------------------------------------
@@ -277,11 +304,25 @@ class Store {
                                         const AuditRecord& audit) = 0;
   virtual StatusOr<std::vector<Rental>> ListRentals(const RentalFilter& filter) = 0;
 
-  // Images: (name, tag) -> digest. Pushing an existing tag moves it, but
-  // only for the same owner (else kPermissionDenied).
+  // Images: (scope, name, tag) -> digest. Pushing an existing tag of the
+  // same scope moves it (owner_id becomes the new pusher); the same name in
+  // another scope is another image.
   virtual StatusOr<Image> PutImage(const Image& image, const AuditRecord& audit) = 0;
-  virtual StatusOr<Image> GetImage(std::string_view name, std::string_view tag) = 0;
-  virtual StatusOr<std::vector<Image>> ListImages() = 0;
+  virtual StatusOr<Image> GetImage(int64_t scope, std::string_view name, std::string_view tag) = 0;
+  // Ordered by name, tag, scope.
+  virtual StatusOr<std::vector<Image>> ListImages(const ImageFilter& filter) = 0;
+  // Removes a tag (kNotFound if absent); returns what it pointed at.
+  virtual StatusOr<Image> DeleteImage(int64_t scope, std::string_view name, std::string_view tag,
+                                      const AuditRecord& audit) = 0;
+  // Image blobs: (scope, digest) -> size. Putting an existing one updates
+  // its size and created_at. scope is a user id or kPublicImageScope.
+  virtual Status PutImageBlob(const ImageBlob& blob, const AuditRecord& audit) = 0;
+  // Every scope when nullopt; ordered by scope, digest.
+  virtual StatusOr<std::vector<ImageBlob>> ListImageBlobs(std::optional<int64_t> scope) = 0;
+  // Removes the (scope, digest) rows named, in one transaction; absent rows
+  // are ignored.
+  virtual Status DeleteImageBlobs(const std::vector<ImageBlob>& blobs,
+                                  const AuditRecord& audit) = 0;
 
   // Jobs. CreateJob requires job.state == SUBMITTED and records history
   // event 1. With an idempotency key already used by the same consumer: the
@@ -321,7 +362,10 @@ class Store {
                                                     const AuditRecord& move_audit) = 0;
 
   // Key broker. IssueNonce stores a fresh nonce (the job and credential must
-  // exist). ConsumeNonce is an atomic compare-and-set: it marks the nonce
+  // exist); in the same transaction it deletes every nonce (used or not)
+  // whose expires_at <= nonce.issued_at, and refuses with kResourceExhausted
+  // (writing nothing) when the credential already holds `max_outstanding`
+  // unused, unexpired nonces. ConsumeNonce is an atomic compare-and-set: it marks the nonce
   // used only if it exists, is bound to `job_id`, is unused and
   // issued_at <= now < expires_at; otherwise kFailedPrecondition (kNotFound
   // for an unknown nonce). AcceptAttestation, in ONE transaction, marks the
@@ -329,7 +373,8 @@ class Store {
   // the job), moves the job PROVISIONING -> ATTESTED, ORs `add_flags` into the
   // job's flags, appends the history event and `audit`: a job is attested at
   // most once, by one VM.
-  virtual Status IssueNonce(const KbsNonce& nonce, const AuditRecord& audit) = 0;
+  virtual Status IssueNonce(const KbsNonce& nonce, int64_t max_outstanding,
+                            const AuditRecord& audit) = 0;
   virtual StatusOr<KbsNonce> ConsumeNonce(std::string_view nonce, std::string_view job_id,
                                           int64_t now, const AuditRecord& audit) = 0;
   virtual StatusOr<Job> AcceptAttestation(std::string_view job_id, std::string_view credential_id,
@@ -355,6 +400,9 @@ class Store {
   // key); VerifyAudit does.
   virtual Status AddCheckpoint(const AuditCheckpoint& checkpoint) = 0;
   virtual StatusOr<std::vector<AuditCheckpoint>> ListCheckpoints() = 0;
+  // The rental chain's signed checkpoints (RentalCheckpointMessage), one per
+  // rental: AppendRental writes it in the rental's transaction, ascending seq.
+  virtual StatusOr<std::vector<AuditCheckpoint>> ListRentalCheckpoints() = 0;
 
   // The highest schema migration applied to the database.
   virtual StatusOr<int64_t> SchemaVersion() = 0;
@@ -377,6 +425,28 @@ StatusOr<AuditCheckpoint> SignAuditCheckpoint(const crypto::Ed25519PrivateKey& k
 Bytes EncodeRental(const Rental& rental);  // reads seq, ids, start, end, created_at
 Sha256Digest RentalHash(const Sha256Digest& prev_hash, const Rental& rental);
 Bytes RentalSignatureMessage(const Sha256Digest& hash);
+// What the plane signs for a rental chain checkpoint.
+Bytes RentalCheckpointMessage(int64_t seq, const Sha256Digest& hash, int64_t at);
+// True iff `rental` is a row the plane signed: its hash is RentalHash of its
+// own prev_hash and fields, and its signature verifies with the plane key.
+// Needs no other row, so a reader of a filtered subset (the ledger's
+// Covers) can check every row it relies on.
+bool RentalRowIsSigned(const Rental& rental, ByteSpan plane_public_key);
+
+// ---- The checkpoint file -------------------------------------------------------
+// Every signed checkpoint is also appended to a file outside the database
+// (SqliteStoreOptions::checkpoint_file), one line each:
+//   <chain> <seq> <hash hex> <at> <signature hex>\n   (chain: audit | rentals)
+// so deleting rows AND their checkpoints from the database is still caught.
+enum class Chain { kAudit, kRentals };
+std::string_view ChainName(Chain chain);  // "audit", "rentals"
+Status AppendCheckpointFile(const std::string& path, Chain chain, const AuditCheckpoint& cp);
+struct CheckpointFileContents {
+  std::vector<AuditCheckpoint> audit;
+  std::vector<AuditCheckpoint> rentals;
+};
+// A missing file is empty; a malformed line is kDataLoss naming the line.
+StatusOr<CheckpointFileContents> ReadCheckpointFile(const std::string& path);
 
 enum class ChainFailure {
   kNone,
@@ -386,6 +456,9 @@ enum class ChainFailure {
   kBadSignature,        // a checkpoint / rental signature does not verify
   kCheckpointMismatch,  // a validly signed checkpoint disagrees with the chain
   kTruncated,           // a signed checkpoint names entries that are gone
+  kNoGenesis,           // entry 1 is missing or not covered by a signed checkpoint
+  kWentBackwards,       // the chain ends before a head verified earlier
+  kForked,              // the chain disagrees with a head verified earlier
 };
 std::string_view ChainFailureName(ChainFailure failure);
 
@@ -395,23 +468,49 @@ struct ChainReport {
   std::string reason;         // names the seq and what is wrong
   int64_t entries_checked = 0;
   int64_t checkpoints_checked = 0;
-  AuditHead head;  // last verified entry
+  AuditHead head;         // last verified entry
+  AuditHead signed_head;  // highest checkpoint that verified and matched the chain
   bool ok() const { return failure == ChainFailure::kNone; }
 };
+
+struct VerifyOptions {
+  // Checkpoints kept outside the database (ReadCheckpointFile), checked like
+  // the stored ones: deleting the tail and its stored checkpoints is caught.
+  std::vector<AuditCheckpoint> extra_checkpoints;
+  // The audit log starts with a genesis entry checkpointed at seq 1 (the
+  // plane writes it at init): an emptied log, or one whose first entry is
+  // not signed, fails with kNoGenesis.
+  bool require_genesis = false;
+};
+
+// Compares a verified chain (`report` ok, `hash_at(seq)` the verified hash of
+// entry seq <= report.head.seq) with a head verified earlier: a chain ending
+// before it went backwards, another hash at its seq is a fork. Sets the
+// failure in `report`. A remembered seq of 0 checks nothing.
+void CheckAgainstRemembered(const AuditHead& remembered,
+                            const std::function<Sha256Digest(int64_t seq)>& hash_at,
+                            ChainReport* report);
 
 // Recomputes the audit chain from entry 1 and checks every checkpoint
 // against the chain and `plane_public_key`. Tampering is reported in the
 // ChainReport (the first bad seq); the Status is for failing to read.
-// Entries appended after the last checkpoint are covered by the chain only:
-// deleting them leaves no trace, which is why the plane checkpoints every N
-// entries and at shutdown.
-StatusOr<ChainReport> VerifyAudit(Store& store, ByteSpan plane_public_key);
+// Entries appended after the last checkpoint anyone kept (the checkpoint
+// file, a client's remembered head) are covered by the chain only: deleting
+// them leaves no trace, which is why the plane checkpoints every N entries,
+// at shutdown and when a client asks.
+StatusOr<ChainReport> VerifyAudit(Store& store, ByteSpan plane_public_key,
+                                  const VerifyOptions& options = {});
 // The same over given entries and checkpoints (entries ascending by seq).
 ChainReport VerifyAuditEntries(const std::vector<AuditEntry>& entries,
                                const std::vector<AuditCheckpoint>& checkpoints,
-                               ByteSpan plane_public_key);
+                               ByteSpan plane_public_key, bool require_genesis = false);
 
-// Recomputes the rental chain and checks every record's signature.
-StatusOr<ChainReport> VerifyRentalChain(Store& store, ByteSpan plane_public_key);
+// Recomputes the rental chain, checks every record's signature and every
+// rental checkpoint (stored and extra; require_genesis is ignored).
+StatusOr<ChainReport> VerifyRentalChain(Store& store, ByteSpan plane_public_key,
+                                        const VerifyOptions& options = {});
+ChainReport VerifyRentalEntries(const std::vector<Rental>& rentals,
+                                const std::vector<AuditCheckpoint>& checkpoints,
+                                ByteSpan plane_public_key);
 
 }  // namespace cce::store

@@ -508,33 +508,90 @@ TYPED_TEST_P(StoreConformanceTest, RentalChainDetectsDeletedSwappedAndRewrittenR
   EXPECT_EQ(deleted.first_bad_seq, 1);
 }
 
+// Issue 10, finding 2: with the triggers dropped, deleting the last rental
+// verified. Each rental now carries a signed checkpoint (also in the
+// checkpoint file, outside the database).
+TYPED_TEST_P(StoreConformanceTest, DeletingTheLastRentalIsCaughtByTheCheckpoints) {
+  User owner = this->AddUser("p", Role::kProvider);
+  User c = this->AddUser("c");
+  Dataset d = this->AddDataset("ds", owner.id);
+  for (int i = 0; i < 3; ++i) this->Rent(d.id, c.id, 1000 + i);
+  const auto kept = Must(this->S().ListRentalCheckpoints());
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept[2].seq, 3);
+  EXPECT_TRUE(crypto::Ed25519Verify(this->PublicKey(),
+                                    RentalCheckpointMessage(kept[2].seq, kept[2].hash, kept[2].at),
+                                    kept[2].signature));
+  EXPECT_FALSE(this->F().ExecSql("DELETE FROM rental_checkpoints").ok());  // append-only
+  ChainReport whole = this->VerifyRentals();
+  EXPECT_TRUE(whole.ok()) << whole.reason;
+  EXPECT_EQ(whole.checkpoints_checked, 3);
+
+  MustOk(this->F().AllowTampering());
+  MustOk(this->F().ExecSql("DELETE FROM rentals WHERE seq = 3"));
+  ChainReport cut = this->VerifyRentals();
+  EXPECT_EQ(cut.failure, ChainFailure::kTruncated) << cut.reason;
+  EXPECT_EQ(cut.first_bad_seq, 3);
+
+  // The stored checkpoint deleted too: the database alone now verifies (the
+  // finding), the kept copy does not.
+  MustOk(
+      this->F().ExecSql("DROP TRIGGER rental_checkpoints_no_delete;"
+                        "DELETE FROM rental_checkpoints WHERE seq = 3"));
+  EXPECT_TRUE(this->VerifyRentals().ok());
+  VerifyOptions with_file;
+  with_file.extra_checkpoints = kept;
+  ChainReport caught = Must(VerifyRentalChain(this->S(), this->PublicKey(), with_file));
+  EXPECT_EQ(caught.failure, ChainFailure::kTruncated) << caught.reason;
+  EXPECT_EQ(caught.first_bad_seq, 3);
+}
+
 // ==== Images =====================================================================
 
 TYPED_TEST_P(StoreConformanceTest, PutsAndResolvesImageTags) {
   User u = this->AddUser("c");
   Image img{"stats", "v1", Digest('1'), u.id, 400};
   EXPECT_EQ(Must(this->S().PutImage(img, Audit("image.push", "image:stats:v1"))), img);
-  EXPECT_EQ(Must(this->S().GetImage("stats", "v1")), img);
+  EXPECT_EQ(Must(this->S().GetImage(u.id, "stats", "v1")), img);
   Image moved{"stats", "v1", Digest('2'), u.id, 401};
   Must(this->S().PutImage(moved, Audit("image.push", "image:stats:v1")));
-  EXPECT_EQ(Must(this->S().GetImage("stats", "v1")).digest, Digest('2'));
+  EXPECT_EQ(Must(this->S().GetImage(u.id, "stats", "v1")).digest, Digest('2'));
   Must(this->S().PutImage({"stats", "latest", Digest('2'), u.id, 402}, Audit("image.push", "x")));
-  auto all = Must(this->S().ListImages());
+  auto all = Must(this->S().ListImages({}));
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].tag, "latest");
-  EXPECT_EQ(this->S().GetImage("stats", "v9").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->S().GetImage(u.id, "stats", "v9").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->S().GetImage(store::kPublicImageScope, "stats", "v1").status().code(),
+            StatusCode::kNotFound);
 }
 
-TYPED_TEST_P(StoreConformanceTest, RefusesToMoveAnotherOwnersTagOrStoreABadDigest) {
+// The same name:tag of two owners are two images: nobody can move (or squat)
+// another's tag; public images live in their own scope, visible to all.
+TYPED_TEST_P(StoreConformanceTest, ScopesImageTagsPerOwnerAndRefusesABadDigest) {
   User a = this->AddUser("a");
   User b = this->AddUser("b");
+  User op = this->AddUser("op");
   Must(this->S().PutImage({"stats", "v1", Digest('1'), a.id, 400}, Audit("image.push", "x")));
-  EXPECT_EQ(this->S()
-                .PutImage({"stats", "v1", Digest('3'), b.id, 401}, Audit("image.push", "x"))
-                .status()
-                .code(),
-            StatusCode::kPermissionDenied);
-  EXPECT_EQ(Must(this->S().GetImage("stats", "v1")).digest, Digest('1'));
+  Must(this->S().PutImage({"stats", "v1", Digest('3'), b.id, 401}, Audit("image.push", "x")));
+  EXPECT_EQ(Must(this->S().GetImage(a.id, "stats", "v1")).digest, Digest('1'));
+  EXPECT_EQ(Must(this->S().GetImage(b.id, "stats", "v1")).digest, Digest('3'));
+  Image pub{"library/base", "v1", Digest('4'), op.id, 402, true};
+  Must(this->S().PutImage(pub, Audit("image.push", "x")));
+  EXPECT_EQ(Must(this->S().GetImage(store::kPublicImageScope, "library/base", "v1")), pub);
+  EXPECT_EQ(this->S().GetImage(op.id, "library/base", "v1").status().code(), StatusCode::kNotFound);
+  auto seen_by_a = Must(this->S().ListImages({.visible_to = a.id}));
+  ASSERT_EQ(seen_by_a.size(), 2u);
+  EXPECT_EQ(seen_by_a[0], pub);
+  EXPECT_EQ(seen_by_a[1].digest, Digest('1'));
+  EXPECT_EQ(Must(this->S().ListImages({})).size(), 3u);
+
+  EXPECT_EQ(Must(this->S().DeleteImage(a.id, "stats", "v1", Audit("image.delete", "x"))).digest,
+            Digest('1'));
+  EXPECT_EQ(this->S().GetImage(a.id, "stats", "v1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Must(this->S().GetImage(b.id, "stats", "v1")).digest, Digest('3'));
+  EXPECT_EQ(this->S().DeleteImage(a.id, "stats", "v1", Audit("image.delete", "x")).status().code(),
+            StatusCode::kNotFound);
+
   for (const std::string& bad : {std::string("sha256:abc"), "sha512:" + std::string(64, 'a'),
                                  "sha256:" + std::string(64, 'A'), std::string()}) {
     EXPECT_EQ(this->S().PutImage({"x", "v1", bad, a.id, 1}, Audit("p", "x")).status().code(),
@@ -546,6 +603,27 @@ TYPED_TEST_P(StoreConformanceTest, RefusesToMoveAnotherOwnersTagOrStoreABadDiges
                 .status()
                 .code(),
             StatusCode::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RecordsImageBlobsPerScope) {
+  User a = this->AddUser("a");
+  User b = this->AddUser("b");
+  MustOk(this->S().PutImageBlob({a.id, Digest('1'), 10, 100}, Audit("image.blob", "x")));
+  MustOk(this->S().PutImageBlob({a.id, Digest('2'), 20, 100}, Audit("image.blob", "x")));
+  MustOk(this->S().PutImageBlob({b.id, Digest('1'), 10, 101}, Audit("image.blob", "x")));
+  MustOk(this->S().PutImageBlob({a.id, Digest('1'), 10, 105}, Audit("image.blob", "x")));
+  auto of_a = Must(this->S().ListImageBlobs(a.id));
+  ASSERT_EQ(of_a.size(), 2u);
+  EXPECT_EQ(of_a[0], (store::ImageBlob{a.id, Digest('1'), 10, 105}));
+  EXPECT_EQ(Must(this->S().ListImageBlobs(std::nullopt)).size(), 3u);
+  MustOk(this->S().DeleteImageBlobs({{a.id, Digest('1'), 0, 0}, {a.id, Digest('9'), 0, 0}},
+                                    Audit("image.gc", "x")));
+  of_a = Must(this->S().ListImageBlobs(a.id));
+  ASSERT_EQ(of_a.size(), 1u);
+  EXPECT_EQ(of_a[0].digest, Digest('2'));
+  EXPECT_EQ(Must(this->S().ListImageBlobs(b.id)).size(), 1u);
+  EXPECT_EQ(this->S().PutImageBlob({a.id, "sha256:abc", 1, 1}, Audit("image.blob", "x")).code(),
+            StatusCode::kInvalidArgument);
 }
 
 // ==== Jobs =======================================================================
@@ -943,18 +1021,20 @@ TYPED_TEST_P(StoreConformanceTest, NonceIsSingleUseBoundToItsJobAndShortLived) {
   this->SubmitJob(c.id, "job-2");
   MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 5000, std::nullopt},
                                    Audit("credential.issue", "job:job-1")));
-  MustOk(this->S().IssueNonce({"n-1", "job-1", "cred-1", 1000, 1060, std::nullopt},
+  MustOk(this->S().IssueNonce({"n-1", "job-1", "cred-1", 1000, 1060, std::nullopt}, 8,
                               Audit("kbs.auth", "job:job-1")));
-  MustOk(this->S().IssueNonce({"n-2", "job-1", "cred-1", 1000, 1060, std::nullopt},
+  MustOk(this->S().IssueNonce({"n-2", "job-1", "cred-1", 1000, 1060, std::nullopt}, 8,
                               Audit("kbs.auth", "job:job-1")));
-  EXPECT_EQ(this->S()
-                .IssueNonce({"n-1", "job-1", "cred-1", 1000, 1060, std::nullopt}, Audit("a", "x"))
-                .code(),
-            StatusCode::kAlreadyExists);
-  EXPECT_EQ(this->S()
-                .IssueNonce({"n-3", "job-2", "cred-1", 1000, 1060, std::nullopt}, Audit("a", "x"))
-                .code(),
-            StatusCode::kInvalidArgument);  // cred-1 is job-1's
+  EXPECT_EQ(
+      this->S()
+          .IssueNonce({"n-1", "job-1", "cred-1", 1000, 1060, std::nullopt}, 8, Audit("a", "x"))
+          .code(),
+      StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      this->S()
+          .IssueNonce({"n-3", "job-2", "cred-1", 1000, 1060, std::nullopt}, 8, Audit("a", "x"))
+          .code(),
+      StatusCode::kInvalidArgument);  // cred-1 is job-1's
   const int64_t audit_before = this->AuditCount();
   auto other_job = this->S().ConsumeNonce("n-1", "job-2", 1010, Audit("kbs.attest", "x"));
   EXPECT_EQ(other_job.status().code(), StatusCode::kFailedPrecondition);
@@ -972,6 +1052,48 @@ TYPED_TEST_P(StoreConformanceTest, NonceIsSingleUseBoundToItsJobAndShortLived) {
   EXPECT_EQ(replay.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(Contains(replay.status().message(), "already used"));
   EXPECT_EQ(this->AuditCount(), audit_before + 1);
+}
+
+TYPED_TEST_P(StoreConformanceTest, NoncesPerCredentialAreCappedAndExpiredOnesDeleted) {
+  User c = this->AddUser("c");
+  this->SubmitJob(c.id, "job-1");
+  MustOk(this->S().IssueCredential({"cred-1", "job-1", 1000, 5000, std::nullopt},
+                                   Audit("credential.issue", "job:job-1")));
+  auto issue = [&](const std::string& n, int64_t at) {
+    return this->S().IssueNonce({n, "job-1", "cred-1", at, at + 60, std::nullopt}, 3,
+                                Audit("kbs.auth", "job:job-1"));
+  };
+  MustOk(issue("n-1", 1000));
+  MustOk(issue("n-2", 1000));
+  MustOk(issue("n-3", 1000));
+  // A fourth unused nonce is one too many; the refusal writes nothing.
+  const int64_t audit_before = this->AuditCount();
+  Status over = issue("n-4", 1001);
+  EXPECT_EQ(over.code(), StatusCode::kResourceExhausted) << over.message();
+  EXPECT_TRUE(Contains(over.message(), "cred-1")) << over.message();
+  EXPECT_EQ(this->AuditCount(), audit_before);
+  EXPECT_EQ(this->S().ConsumeNonce("n-4", "job-1", 1002, Audit("a", "x")).status().code(),
+            StatusCode::kNotFound);
+  // A used nonce no longer counts.
+  MustOk(this->S().ConsumeNonce("n-1", "job-1", 1010, Audit("kbs.attest", "x")).status());
+  MustOk(issue("n-4", 1020));  // expires at 1080
+  // Until another nonce is issued, an expired one is still there to say so.
+  auto expired = this->S().ConsumeNonce("n-2", "job-1", 1070, Audit("a", "x"));
+  EXPECT_TRUE(Contains(expired.status().message(), "expired")) << expired.status().message();
+  // Issuing at 1061 deletes every nonce expired by then, used or not (n-1,
+  // n-2, n-3): so the unused expired ones no longer count against the cap.
+  MustOk(issue("n-5", 1061));
+  for (const char* gone : {"n-1", "n-2", "n-3"}) {
+    EXPECT_EQ(this->S().ConsumeNonce(gone, "job-1", 1062, Audit("a", "x")).status().code(),
+              StatusCode::kNotFound)
+        << gone;
+  }
+  EXPECT_EQ(Must(this->S().ConsumeNonce("n-4", "job-1", 1062, Audit("a", "x"))).used_at, 1062);
+  EXPECT_EQ(
+      this->S()
+          .IssueNonce({"n-6", "job-1", "cred-1", 1062, 1122, std::nullopt}, 0, Audit("a", "x"))
+          .code(),
+      StatusCode::kInvalidArgument);
 }
 
 TYPED_TEST_P(StoreConformanceTest, AttestationUsesTheCredentialAndMovesTheJobOnce) {
@@ -1192,6 +1314,39 @@ TYPED_TEST_P(StoreConformanceTest, VerifiesAnIntactLogWithCheckpoints) {
   ASSERT_EQ(checkpoints.size(), 2u);
   EXPECT_EQ(checkpoints[0].seq, 4);
   EXPECT_EQ(checkpoints[1].at, 2008);
+}
+
+// Issue 10, finding 2: deleting the last audit rows and the checkpoints above
+// them verified, and so did an emptied log ("OK, 0 entries").
+TYPED_TEST_P(StoreConformanceTest, AuditTailDeletedWithItsCheckpointsIsCaughtByAKeptCopy) {
+  this->AuditLogOfTen();
+  const auto kept = Must(this->S().ListCheckpoints());  // as the checkpoint file has them
+  MustOk(this->F().AllowTampering());
+  MustOk(this->F().ExecSql(
+      "DELETE FROM audit_log WHERE seq > 6; DELETE FROM audit_checkpoints WHERE seq > 6"));
+  EXPECT_TRUE(this->VerifyAuditLog().ok());  // the database alone cannot tell
+  VerifyOptions with_file;
+  with_file.extra_checkpoints = kept;
+  ChainReport r = Must(VerifyAudit(this->S(), this->PublicKey(), with_file));
+  EXPECT_EQ(r.failure, ChainFailure::kTruncated) << r.reason;
+  EXPECT_EQ(r.first_bad_seq, 7);
+}
+
+TYPED_TEST_P(StoreConformanceTest, AnEmptiedAuditLogHasNoSignedGenesis) {
+  Must(this->S().AppendAudit(Audit("plane.init", "plane", AuditDecision::kAllow, 1000)));
+  this->Checkpoint(1000);  // the genesis
+  this->AuditLogOfTen();
+  VerifyOptions genesis;
+  genesis.require_genesis = true;
+  ChainReport intact = Must(VerifyAudit(this->S(), this->PublicKey(), genesis));
+  EXPECT_TRUE(intact.ok()) << intact.reason;
+  EXPECT_EQ(intact.signed_head.seq, 9);
+  MustOk(this->F().AllowTampering());
+  MustOk(this->F().ExecSql("DELETE FROM audit_log; DELETE FROM audit_checkpoints"));
+  EXPECT_TRUE(this->VerifyAuditLog().ok());  // the finding: "OK, 0 entries"
+  ChainReport emptied = Must(VerifyAudit(this->S(), this->PublicKey(), genesis));
+  EXPECT_EQ(emptied.failure, ChainFailure::kNoGenesis) << emptied.reason;
+  EXPECT_EQ(emptied.first_bad_seq, 1);
 }
 
 TYPED_TEST_P(StoreConformanceTest, AddCheckpointChecksTheChain) {
@@ -1530,15 +1685,18 @@ TYPED_TEST_P(StoreConformanceTest, AcknowledgedWritesSurviveSigkill) {
 
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash,
-    NonceIsSingleUseBoundToItsJobAndShortLived, AttestationUsesTheCredentialAndMovesTheJobOnce,
-    CredentialAndProvisioningLandTogetherOrNotAtAll, RejectsDuplicateUserNameAndTokenHash,
-    RejectsInvalidUserInputWithoutWriting, UnknownUserIsNotFound, DisablesAndReenablesAUser,
-    RotatesATokenHash, ListsUsersInCreationOrder, CreatesADatasetAndReadsBackEveryField,
-    RejectsDuplicateDatasetNameAndUnknownOwner, RejectsMalformedDatasetFields, ListsDatasetsByOwner,
-    AppendsRentalsAsASignedHashChain, ListsRentalsByConsumerDatasetAndPage,
-    RejectsRentalWithEmptyIntervalOrUnknownReferences, FailingSignerWritesNothing,
-    RentalChainDetectsEachEditedColumn, RentalChainDetectsDeletedSwappedAndRewrittenRows,
-    PutsAndResolvesImageTags, RefusesToMoveAnotherOwnersTagOrStoreABadDigest,
+    DeletingTheLastRentalIsCaughtByTheCheckpoints,
+    AuditTailDeletedWithItsCheckpointsIsCaughtByAKeptCopy, AnEmptiedAuditLogHasNoSignedGenesis,
+    NonceIsSingleUseBoundToItsJobAndShortLived, NoncesPerCredentialAreCappedAndExpiredOnesDeleted,
+    AttestationUsesTheCredentialAndMovesTheJobOnce, CredentialAndProvisioningLandTogetherOrNotAtAll,
+    RejectsDuplicateUserNameAndTokenHash, RejectsInvalidUserInputWithoutWriting,
+    UnknownUserIsNotFound, DisablesAndReenablesAUser, RotatesATokenHash, ListsUsersInCreationOrder,
+    CreatesADatasetAndReadsBackEveryField, RejectsDuplicateDatasetNameAndUnknownOwner,
+    RejectsMalformedDatasetFields, ListsDatasetsByOwner, AppendsRentalsAsASignedHashChain,
+    ListsRentalsByConsumerDatasetAndPage, RejectsRentalWithEmptyIntervalOrUnknownReferences,
+    FailingSignerWritesNothing, RentalChainDetectsEachEditedColumn,
+    RentalChainDetectsDeletedSwappedAndRewrittenRows, PutsAndResolvesImageTags,
+    ScopesImageTagsPerOwnerAndRefusesABadDigest, RecordsImageBlobsPerScope,
     CreatesAJobInSubmittedWithItsFirstHistoryEvent, RejectsAnInvalidNewJob,
     IdempotentReplayReturnsTheExistingJobAndWritesNothing,
     IdempotencyKeyReusedWithAnotherBodyIsAlreadyExists, IdempotencyKeysAreScopedPerConsumer,

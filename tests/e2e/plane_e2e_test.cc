@@ -195,5 +195,79 @@ TEST(PlaneCli, JobFromSubmitToHeldAndTheAuditLogVerifies) {
   EXPECT_EQ(again.Stop(SIGTERM, 10000), 0) << again.Err();
 }
 
+// Issue 10, finding 2, from the command line: `cce audit verify` recomputes
+// the chains on the client and remembers the signed head it verified, so
+// deleting the last entries with their checkpoints (in the database AND the
+// checkpoint file), or emptying the log, no longer verifies.
+TEST(PlaneCli, AuditVerifyCatchesATruncatedLogAgainstTheRememberedHead) {
+  PlaneFixture plane("none");
+  ASSERT_TRUE(plane.up());
+  plane.AddUser("pat", "provider");
+  plane.AddUser("carol", "consumer");
+  ASSERT_TRUE(plane.Login(plane.operator_token()));
+  auto first = plane.Cce({"audit", "verify"});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  EXPECT_NE(first.out.find("audit log: OK"), std::string::npos) << first.out;
+  EXPECT_NE(first.err.find("pinned the plane key"), std::string::npos) << first.err;
+  // A later `cce login` keeps what was pinned; the file stays private.
+  ASSERT_TRUE(plane.Login(plane.operator_token()));
+  const std::string config = ReadFile(plane.dir() / ".config/cce/config.yaml");
+  EXPECT_NE(config.find("audit_seq"), std::string::npos) << config;
+  struct stat st {};
+  ASSERT_EQ(::stat((plane.dir() / ".config/cce/config.yaml").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A plane presenting another key than the one pinned is refused loudly.
+  const std::string config_path = plane.dir() / ".config/cce/config.yaml";
+  const size_t at = config.find("public_key: ");
+  ASSERT_NE(at, std::string::npos) << config;
+  std::string other_key = config;
+  const size_t digit = at + std::string("public_key: ").size();
+  other_key[digit] = other_key[digit] == 'a' ? 'b' : 'a';
+  WriteFile(config_path, other_key);
+  auto rekeyed = plane.Cce({"audit", "verify"});
+  EXPECT_EQ(rekeyed.exit_code, 3) << rekeyed.out << rekeyed.err;
+  EXPECT_NE(rekeyed.err.find("was pinned for it"), std::string::npos) << rekeyed.err;
+  WriteFile(config_path, config);
+  auto again = plane.Cce({"audit", "verify", "--output", "json"});
+  ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+  const int64_t head = json::parse(again.out)["audit"]["head_seq"].get<int64_t>();
+  ASSERT_GE(head, 3);
+
+  auto restart_and_verify = [&]() {
+    BackgroundProcess server({BinPath("cce-plane"), "serve", "--data-dir", plane.data_dir()});
+    CommandResult r;
+    for (int i = 0; i < 200; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      r = plane.Cce({"audit", "verify", "--output", "json"});
+      if (r.exit_code != 1) break;  // 1: not up yet
+    }
+    EXPECT_EQ(server.Stop(SIGTERM, 10000), 0) << server.Err();
+    return r;
+  };
+  // Cut the tail and every checkpoint above what is left, everywhere the
+  // plane keeps them: the database and its checkpoint file.
+  ASSERT_EQ(plane.Stop(), 0);
+  const std::string keep = std::to_string(head - 2);
+  auto sql = RunCommand({"sqlite3", plane.data_dir() + "/plane.db",
+                         "DROP TRIGGER audit_log_no_delete; DROP TRIGGER "
+                         "audit_checkpoints_no_delete; DELETE FROM audit_log WHERE seq > " +
+                             keep + "; DELETE FROM audit_checkpoints WHERE seq > " + keep + ";"});
+  ASSERT_EQ(sql.exit_code, 0) << sql.err;
+  WriteFile(plane.data_dir() + "/checkpoints.log", "");
+  CommandResult cut = restart_and_verify();
+  EXPECT_EQ(cut.exit_code, 3) << cut.out << cut.err;
+  json cj = json::parse(cut.out);
+  EXPECT_EQ(cj["audit"]["failure"], "head went backwards") << cut.out;
+
+  // Everything deleted ("OK, 0 entries" before): still refused.
+  auto wipe = RunCommand({"sqlite3", plane.data_dir() + "/plane.db",
+                          "DELETE FROM audit_log; DELETE FROM audit_checkpoints;"});
+  ASSERT_EQ(wipe.exit_code, 0) << wipe.err;
+  WriteFile(plane.data_dir() + "/checkpoints.log", "");
+  CommandResult empty = restart_and_verify();
+  EXPECT_EQ(empty.exit_code, 3) << empty.out << empty.err;
+  EXPECT_FALSE(json::parse(empty.out)["audit"]["ok"].get<bool>()) << empty.out;
+}
+
 }  // namespace
 }  // namespace cce::e2e

@@ -28,6 +28,18 @@ PlaneFixture::PlaneFixture(const std::string& provisioner) {
   json ij = json::parse(init.out);
   op_token_ = ij["token"];
   ca_ = ij["ca_file"];
+  {
+    // Tests encrypt their datasets into the temp dir, outside the default
+    // dataset root (DATA_DIR/datasets).
+    std::string config = ReadFile(data_dir() + "/plane.yaml");
+    size_t at = config.find("  allowed_roots: ");
+    if (at == std::string::npos) {
+      ADD_FAILURE() << "plane.yaml has no 'datasets: allowed_roots:' line";
+      return;
+    }
+    config.replace(at, config.find('\n', at) - at, "  allowed_roots: [\"" + t_.path() + "\"]");
+    WriteFile(data_dir() + "/plane.yaml", config);
+  }
   if (provisioner != "none") {
     std::string config = ReadFile(data_dir() + "/plane.yaml");
     size_t at = config.find("  backend: none");

@@ -1,0 +1,364 @@
+// The key broker's refusals, called as services (no HTTP, no job engine, a
+// clock the test moves), one test per rule, each proving the rule matters: a
+// key fetched after a cancel or after the rental lapsed, a credential or
+// nonce of another, sessions missing, expired or forged, the nonce cap, and
+// the rollback pin carried in the released JWE. kbs_test.cc drives the same
+// service end to end over HTTPS.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "agent/kbs_client.h"
+#include "attest/sim.h"
+#include "crypto/jwe.h"
+#include "format/format.h"
+#include "plane/config.h"
+#include "plane/credential.h"
+#include "plane/keys.h"
+#include "plane/plane.h"
+#include "plane/services.h"
+#include "store/sqlite_store.h"
+
+namespace cce::plane {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using store::JobState;
+
+template <typename T>
+T Must(StatusOr<T> v, const std::string& what) {
+  if (!v.ok()) {
+    ADD_FAILURE() << what << ": " << v.status().message();
+    std::abort();
+  }
+  return std::move(*v);
+}
+
+class TestClock : public Clock {
+ public:
+  int64_t NowUnix() const override { return static_cast<int64_t>(std::time(nullptr)) + offset; }
+  std::atomic<int64_t> offset{0};
+};
+
+bool Contains(const Status& s, std::string_view what) {
+  return s.message().find(what) != std::string::npos;
+}
+
+class KeyBrokerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "cce-key-broker-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    tmp_ = tmpl;
+    InitOptions o;
+    o.data_dir = tmp_ + "/plane";
+    o.listen = "127.0.0.1:0";
+    o.simulated_tee = true;
+    init_ = Must(InitPlane(o, clock_), "init");
+    sim_dir_ = init_.data_dir + "/attestation/sim";
+    config_ = Must(LoadConfig(init_.data_dir), "config");
+    signing_key_.emplace(
+        Must(LoadSigningKey(config_.Path(config_.signing_key_file)), "signing key"));
+    master_key_ = Must(LoadFileMasterKey(config_.Path(config_.master_key_file)), "master key");
+    store::SqliteStoreOptions so;
+    so.path = config_.Path(config_.database_path);
+    db_ = Must(store::SqliteStore::Open(so), "store");
+    ledger_.emplace(*db_, *signing_key_);
+    blobs_.emplace(Must(image::BlobStore::Create(init_.data_dir + "/images"), "blobs"));
+    outputs_.emplace(Must(OutputStore::Open(init_.data_dir + "/outputs", *master_key_), "outputs"));
+    attestation_ = Must(AttestationService::Load(config_), "attestation");
+    const auto pub = signing_key_->PublicKey();
+    public_key_ = crypto::Bytes(pub.begin(), pub.end());
+    services_ = std::make_unique<Services>(ServiceDeps{
+        .db = *db_,
+        .clock = clock_,
+        .log = log_,
+        .master_key = *master_key_,
+        .ledger = *ledger_,
+        .blobs = *blobs_,
+        .outputs = *outputs_,
+        .attestation = *attestation_,
+        .signing_key = *signing_key_,
+        .plane_public_key = public_key_,
+        .on_job_submitted = {},
+        .kbs_nonce_ttl_seconds = 60,
+        .kbs_session_ttl_seconds = 300,
+        .job_limits = PlaneLimits{},
+        .checkpoint_file = "",
+        .kbs_max_nonces_per_credential = 4,
+        .dataset_allowed_roots = {tmp_ + "/datasets"},
+    });
+    pat_ = AddUser("pat", store::Role::kProvider);
+    carol_ = AddUser("carol", store::Role::kConsumer);
+    // Dataset "claims" (version 7 of dataset id "claims-2026"), rented by
+    // carol for one day.
+    key_.emplace(Must(format::DatasetKey::Generate(), "key"));
+    fs::create_directories(tmp_ + "/src");
+    fs::create_directories(tmp_ + "/datasets");
+    std::ofstream(tmp_ + "/src/a.csv") << "id,x\n1,2\n";
+    format::EncryptOptions eo;
+    eo.dataset_id = "claims-2026";
+    eo.dataset_version = 7;
+    ASSERT_TRUE(format::EncryptDataset(tmp_ + "/src", tmp_ + "/datasets/claims", *key_, eo).ok());
+    api::RegisterDatasetRequest reg;
+    reg.name = "claims";
+    reg.location = "file://" + tmp_ + "/datasets/claims";
+    auto kt = key_->EncodeKeyFile();
+    reg.key.assign(reinterpret_cast<const char*>(kt.data()), kt.size());
+    Must(services_->catalog.Register(pat_, reg), "register");
+    Must(services_->rentals.Rent(carol_, {"claims", 1}), "rent");
+  }
+  void TearDown() override {
+    services_.reset();
+    db_.reset();
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+
+  Caller AddUser(const std::string& name, store::Role role) {
+    store::User u;
+    u.name = name;
+    u.role = role;
+    u.token_hash = HashApiToken("cce_" + name);
+    u.created_at = clock_.NowUnix();
+    return Caller{Must(db_->CreateUser(u, Rec("user.add", name)), "user")};
+  }
+  store::AuditRecord Rec(const std::string& action, const std::string& object) {
+    return services_->audit_log.Record("test", action, object, store::AuditDecision::kInfo);
+  }
+
+  struct Provisioned {
+    std::string job_id;
+    std::string credential;  // the signed token
+    JobCredentialClaims claims;
+  };
+  // A job of carol's over `claims` in PROVISIONING with a credential, as the
+  // job engine leaves it; the job's deadline is `timeout` from now.
+  Provisioned Provision(const std::string& job_id, int64_t timeout = 3600) {
+    const int64_t now = clock_.NowUnix();
+    store::Job job;
+    job.id = job_id;
+    job.consumer_id = carol_.user.id;
+    job.name = "t";
+    job.spec_json = "{}";
+    job.image_digest = "sha256:" + std::string(64, 'a');
+    job.reason = "submitted";
+    job.created_at = now;
+    job.deadline = now + timeout;
+    job.datasets = {"claims"};
+    job.timeout_seconds = timeout;
+    Must(db_->CreateJob(job, Rec("job.submit", "job:" + job_id)), "job");
+    EXPECT_TRUE(db_->TransitionJob(job_id, JobState::kSubmitted, JobState::kAuthorized, "ok",
+                                   Rec("job.authorize", "job:" + job_id))
+                    .ok());
+    Provisioned p;
+    p.job_id = job_id;
+    p.claims = {"cred-" + crypto::ToHex(crypto::Sha256(crypto::AsBytes(job_id))).substr(0, 32),
+                job_id,
+                "carol",
+                {"claims"},
+                job.image_digest,
+                now,
+                now + 30 * 86400,
+                false};
+    store::JobCredential cred{p.claims.credential_id, job_id, now, now + 30 * 86400, {}};
+    Must(db_->IssueCredentialAndProvision(cred, "ok", Rec("credential.issue", "job:" + job_id),
+                                          Rec("job.provision", "job:" + job_id)),
+         "provision");
+    p.credential = Must(SignJobCredential(p.claims, *signing_key_), "sign credential");
+    return p;
+  }
+  StatusOr<api::KbsAuthResponse> Auth(const std::string& credential) {
+    return services_->key_broker.Auth("127.0.0.1", {credential});
+  }
+  crypto::Bytes Quote(const std::string& nonce, const crypto::EphemeralKey& key) {
+    auto raw = Must(crypto::Base64UrlDecode(nonce), "nonce");
+    return Must(attest::BuildSimulatedQuote(
+                    sim_dir_, agent::KbsReportData(raw, key.public_key().public_bytes())),
+                "quote");
+  }
+  StatusOr<api::KbsAttestResponse> Attest(const std::string& credential, const std::string& nonce,
+                                          const crypto::EphemeralKey& key) {
+    return services_->key_broker.Attest(
+        "127.0.0.1",
+        {credential, nonce, crypto::Base64UrlEncode(Quote(nonce, key)), key.PublicJwk()});
+  }
+  // Auth and attest; returns the session.
+  std::string Session(const Provisioned& p, const crypto::EphemeralKey& key) {
+    auto n = Must(Auth(p.credential), "auth");
+    return Must(Attest(p.credential, n.nonce, key), "attest").session;
+  }
+  StatusOr<std::string> Release(const std::string& session, const std::string& dataset = "claims") {
+    return services_->key_broker.ReleaseKey("127.0.0.1", "Bearer " + session, dataset);
+  }
+  static crypto::EphemeralKey NewKey() {
+    return Must(crypto::EphemeralKey::Generate(crypto::EcdhCurve::kP256), "ephemeral key");
+  }
+  int64_t Denials(const std::string& action) {
+    store::AuditFilter f;
+    f.limit = 10000;
+    auto entries = Must(db_->ListAudit(f), "audit");
+    return std::count_if(entries.begin(), entries.end(), [&](const store::AuditEntry& e) {
+      return e.record.action == action && e.record.decision == store::AuditDecision::kDeny;
+    });
+  }
+
+  TestClock clock_;
+  Logger log_{true, Logger::Level::kError};
+  std::string tmp_, sim_dir_;
+  InitResult init_;
+  PlaneConfig config_;
+  std::optional<crypto::Ed25519PrivateKey> signing_key_;
+  std::unique_ptr<MasterKey> master_key_;
+  std::unique_ptr<store::SqliteStore> db_;
+  std::optional<ledger::EmbeddedLedger> ledger_;
+  std::optional<image::BlobStore> blobs_;
+  std::optional<OutputStore> outputs_;
+  std::unique_ptr<AttestationService> attestation_;
+  crypto::Bytes public_key_;
+  std::unique_ptr<Services> services_;
+  Caller pat_, carol_;
+  std::optional<format::DatasetKey> key_;
+};
+
+TEST_F(KeyBrokerTest, ReleasesTheKeyWithTheDatasetPin) {
+  Provisioned p = Provision("job-00000000000000a1");
+  crypto::EphemeralKey key = NewKey();
+  std::string jwe = Must(Release(Session(p, key)), "release");
+  crypto::JweOptions header;
+  auto k = Must(crypto::JweDecrypt(key, jwe, &header), "decrypt");
+  EXPECT_EQ(crypto::ToHex(k.span()), crypto::ToHex(key_->bytes()));
+  EXPECT_EQ(header.kid, "dataset/claims");
+  // The pin: the id and version of the manifest opened at registration.
+  auto pin = Must(agent::ParseDatasetPin(header.apv), "pin");
+  EXPECT_EQ(pin.dataset_id, "claims-2026");
+  EXPECT_EQ(pin.min_version, 7u);
+}
+
+TEST_F(KeyBrokerTest, NoKeyAfterTheJobWasCancelled) {
+  Provisioned p = Provision("job-00000000000000a2");
+  crypto::EphemeralKey key = NewKey();
+  std::string session = Session(p, key);
+  Must(services_->jobs.Cancel(carol_, p.job_id), "cancel");
+  auto r = Release(session);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Contains(r.status(), "CANCELLED")) << r.status().message();
+  EXPECT_EQ(Denials("key.release"), 1);
+}
+
+TEST_F(KeyBrokerTest, NoKeyAfterTheRentalLapsed) {
+  // Attested with a valid session; then the rental (one day) ends while the
+  // job is still ATTESTED (the engine has not failed it yet: none runs here).
+  Provisioned p = Provision("job-00000000000000a3");
+  crypto::EphemeralKey key = NewKey();
+  std::string session = Session(p, key);
+  clock_.offset += 86400 + 1;
+  // Re-sign the session for the new time, so only the rental is stale.
+  auto claims = Must(VerifyKbsSession(session, public_key_, clock_.NowUnix() - 86401), "session");
+  claims.expires_at = clock_.NowUnix() + 300;
+  session = Must(SignKbsSession(claims, *signing_key_), "sign session");
+  ASSERT_EQ(Must(db_->GetJob(p.job_id), "job").state, JobState::kAttested);
+  auto r = Release(session);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Contains(r.status(), "rental")) << r.status().message();
+}
+
+TEST_F(KeyBrokerTest, SessionsMustBePresentUnexpiredAndOurs) {
+  Provisioned p = Provision("job-00000000000000a4");
+  crypto::EphemeralKey key = NewKey();
+  std::string session = Session(p, key);
+  auto none = services_->key_broker.ReleaseKey("127.0.0.1", session, "claims");  // no "Bearer "
+  ASSERT_FALSE(none.ok());
+  EXPECT_TRUE(Contains(none.status(), "Bearer")) << none.status().message();
+  // Signed by another key: refused.
+  auto claims = Must(VerifyKbsSession(session, public_key_, clock_.NowUnix()), "session");
+  auto other = Must(crypto::Ed25519PrivateKey::Generate(), "key");
+  auto forged = Release(Must(SignKbsSession(claims, other), "sign"));
+  ASSERT_FALSE(forged.ok());
+  EXPECT_EQ(forged.status().code(), StatusCode::kPermissionDenied);
+  // Another dataset than the credential's.
+  auto labs = Release(session, "labs");
+  ASSERT_FALSE(labs.ok());
+  EXPECT_TRUE(Contains(labs.status(), "not in job")) << labs.status().message();
+  // Expired (the session lives 300 s).
+  clock_.offset += 301;
+  auto late = Release(session);
+  ASSERT_FALSE(late.ok());
+  EXPECT_TRUE(Contains(late.status(), "expired")) << late.status().message();
+  EXPECT_EQ(Denials("key.release"), 4);
+}
+
+TEST_F(KeyBrokerTest, ACredentialNamingAnotherJobIsRefused) {
+  Provisioned a = Provision("job-00000000000000a5");
+  Provisioned b = Provision("job-00000000000000a6");
+  // Plane-signed, but its credential id is job b's while it names job a.
+  JobCredentialClaims mixed = a.claims;
+  mixed.credential_id = b.claims.credential_id;
+  auto r = Auth(Must(SignJobCredential(mixed, *signing_key_), "sign"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status(), "unknown to this plane")) << r.status().message();
+  // Unknown id altogether.
+  mixed.credential_id = "cred-" + std::string(32, 'f');
+  r = Auth(Must(SignJobCredential(mixed, *signing_key_), "sign"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status(), "unknown to this plane")) << r.status().message();
+}
+
+TEST_F(KeyBrokerTest, ANonceIssuedToAnotherCredentialOfTheJobIsRefused) {
+  Provisioned p = Provision("job-00000000000000a7");
+  // A second credential row for the same job (as after a re-provisioning).
+  const int64_t now = clock_.NowUnix();
+  JobCredentialClaims second = p.claims;
+  second.credential_id = "cred-" + std::string(32, 'e');
+  ASSERT_TRUE(db_->IssueCredential({second.credential_id, p.job_id, now, now + 86400, {}},
+                                   Rec("credential.issue", "job:" + p.job_id))
+                  .ok());
+  auto n = Must(Auth(Must(SignJobCredential(second, *signing_key_), "sign")), "auth");
+  crypto::EphemeralKey key = NewKey();
+  auto r = Attest(p.credential, n.nonce, key);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status(), "another credential")) << r.status().message();
+  EXPECT_EQ(Must(db_->GetJob(p.job_id), "job").state, JobState::kProvisioning);
+}
+
+TEST_F(KeyBrokerTest, MalformedAttestInputsAreRefusedNamingTheField) {
+  Provisioned p = Provision("job-00000000000000a8");
+  crypto::EphemeralKey key = NewKey();
+  auto n = Must(Auth(p.credential), "auth");
+  const std::string quote = crypto::Base64UrlEncode(Quote(n.nonce, key));
+  auto bad_key = services_->key_broker.Attest("127.0.0.1", {p.credential, n.nonce, quote, "{}"});
+  EXPECT_TRUE(Contains(bad_key.status(), "body.tee_pubkey")) << bad_key.status().message();
+  // Valid base64url, but 16 bytes instead of 32.
+  auto bad_nonce = services_->key_broker.Attest(
+      "127.0.0.1",
+      {p.credential, crypto::Base64UrlEncode(crypto::Bytes(16, 1)), quote, key.PublicJwk()});
+  EXPECT_TRUE(Contains(bad_nonce.status(), "body.nonce")) << bad_nonce.status().message();
+  auto bad_quote =
+      services_->key_broker.Attest("127.0.0.1", {p.credential, n.nonce, "a=b", key.PublicJwk()});
+  EXPECT_TRUE(Contains(bad_quote.status(), "body.quote")) << bad_quote.status().message();
+  EXPECT_EQ(Denials("kbs.attest"), 3);
+  // None of them spent the nonce: it still attests.
+  EXPECT_TRUE(Attest(p.credential, n.nonce, key).ok());
+}
+
+TEST_F(KeyBrokerTest, ACredentialHoldsAtMostTheCapOfUnusedNonces) {
+  Provisioned p = Provision("job-00000000000000a9");
+  for (int i = 0; i < 4; ++i) Must(Auth(p.credential), "auth " + std::to_string(i));
+  auto over = Auth(p.credential);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(Denials("kbs.auth"), 1);  // the refusal is audited
+  // Once they expire (60 s) they are deleted and new ones are issued.
+  clock_.offset += 61;
+  for (int i = 0; i < 4; ++i) Must(Auth(p.credential), "auth after expiry " + std::to_string(i));
+  EXPECT_FALSE(Auth(p.credential).ok());
+}
+
+}  // namespace
+}  // namespace cce::plane

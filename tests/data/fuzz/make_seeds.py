@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Regenerates the fuzz seed corpora in this folder (see README.md).
+
+    tests/data/fuzz/make_seeds.py BUILD_DIR
+
+BUILD_DIR is an ordinary build with `cce` (bin/cce) and `jwe_tool`
+(tests/jwe_tool) built. Datasets and JWEs are made by the project's own
+tools; image archives follow tests/e2e/plane_fixture.cc's WriteOciLayout
+(docker-archive: converted by skopeo); HTTP requests are written out here.
+Encrypted seeds use the fixed keys the fuzz targets hold, so they decrypt.
+Outputs other than JWEs and datasets (random salts, ephemeral keys) are
+byte-for-byte reproducible.
+"""
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "data", "format"))
+import check_vectors  # noqa: E402  (the format's independent reference)
+
+# format_fuzz.cc: the dataset key is bytes 0x00..0x1f.
+DATASET_KEY = bytes(range(32))
+# jwe_fuzz.cc: RFC 7518 Appendix C "Bob" (P-256) and RFC 7748 6.1 "Bob" (X25519).
+BOB_P256 = {"kty": "EC", "crv": "P-256",
+            "x": "weNJy2HscCSM6AEDTDg04biOvhFhyyWvOHQfeF_PxMQ",
+            "y": "e8lnCO-AlStT-NJVX-crhB7QRYhiix03illJOVAOyck"}
+BOB_X25519 = {"kty": "OKP", "crv": "X25519",
+              "x": "3p7bfXt9wbTTW2HC7OQ1Nz-DQ8hbeGdNrfx-FG-IK08"}
+# image_fuzz.cc: the blobs its store holds.
+FUZZ_LAYER = b"cce4long fuzz layer\n"
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def reset(target):
+    d = os.path.join(HERE, target)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def format_seeds(build, tmp):
+    out = reset("format_fuzz")
+    src = os.path.join(tmp, "tree")
+    write(os.path.join(src, "a.txt"), b"hello\n")
+    write(os.path.join(src, "dir", "b.bin"), bytes(i % 251 for i in range(5000)))
+    write(os.path.join(src, "dir", "empty"), b"")
+    key_file = os.path.join(tmp, "dataset.key")
+    with open(key_file, "w") as f:
+        f.write("cce4long-dataset-key-v1 " + DATASET_KEY.hex() + "\n")
+    dst = os.path.join(tmp, "dataset")
+    subprocess.run([os.path.join(build, "bin", "cce"), "dataset", "encrypt", "--key", key_file,
+                    "--segment-exponent", "12", "--dataset-id", "0123456789abcdef0123456789abcdef",
+                    src, dst], check=True, stdout=subprocess.DEVNULL)
+    sealed = open(os.path.join(dst, "manifest.cce"), "rb").read()
+    write(os.path.join(out, "manifest.cce"), sealed)
+    manifest = check_vectors.open_sealed(DATASET_KEY, sealed, 2)
+    write(os.path.join(out, "manifest.json"), manifest)
+    for entry in json.loads(manifest)["entries"]:
+        if entry["type"] == "file":
+            obj = open(os.path.join(dst, "objects", entry["id"]), "rb").read()
+            name = "object-" + entry["path"].replace("/", "-")
+            write(os.path.join(out, name), obj)
+    write(os.path.join(out, "header-only"), sealed[:68])
+
+
+def jwe_seeds(build):
+    out = reset("jwe_fuzz")
+    tool = os.path.join(build, "tests", "jwe_tool")
+    cases = [("p256", BOB_P256, {}),
+             ("p256-kid-apu-apv", BOB_P256, {"kid": "k1", "apu_hex": "416c696365", "apv_hex": "426f62"}),
+             ("x25519", BOB_X25519, {}),
+             ("x25519-kid", BOB_X25519, {"kid": "tee-key"})]
+    for name, jwk, extra in cases:
+        req = {"jwk": jwk, "plaintext_hex": bytes(range(32)).hex(), **extra}
+        jwe = subprocess.run([tool, "encrypt"], input=json.dumps(req) + "\n", text=True,
+                             check=True, capture_output=True).stdout.strip()
+        write(os.path.join(out, "jwe-" + name), jwe.encode())
+    write(os.path.join(out, "jwk-p256"), json.dumps(BOB_P256, separators=(",", ":")).encode())
+    write(os.path.join(out, "jwk-x25519"), json.dumps(BOB_X25519, separators=(",", ":")).encode())
+
+
+def tar_bytes(members, gz=False):
+    """A deterministic ustar archive of (name, bytes) members."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            t.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return gzip.compress(raw, mtime=0) if gz else raw
+
+
+def image_seeds(tmp):
+    out = reset("image_fuzz")
+    layer = tar_bytes([("etc/motd", b"hello from the image\n")])
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]}},
+                        separators=(",", ":")).encode()
+
+    def desc(media, blob):
+        return {"mediaType": media, "digest": sha256(blob), "size": len(blob)}
+
+    manifest = json.dumps({"schemaVersion": 2,
+                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": desc("application/vnd.oci.image.config.v1+json", config),
+                           "layers": [desc("application/vnd.oci.image.layer.v1.tar", layer)]},
+                          separators=(",", ":")).encode()
+    mdesc = desc("application/vnd.oci.image.manifest.v1+json", manifest)
+    mdesc["platform"] = {"os": "linux", "architecture": "amd64"}
+    mdesc["annotations"] = {"org.opencontainers.image.ref.name": "fuzz:1"}
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [mdesc]}, separators=(",", ":")).encode()
+    members = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index)]
+    for blob in (layer, config, manifest):
+        members.append(("blobs/sha256/" + hashlib.sha256(blob).hexdigest(), blob))
+    oci = tar_bytes(members)
+    write(os.path.join(out, "oci-archive.tar"), oci)
+    write(os.path.join(out, "oci-archive.tar.gz"), tar_bytes(members, gz=True))
+    # docker-archive, as `docker save` writes it, converted by skopeo.
+    oci_path = os.path.join(tmp, "image.oci.tar")
+    write(oci_path, oci)
+    docker_path = os.path.join(tmp, "image.docker.tar")
+    subprocess.run(["skopeo", "copy", "--quiet", "oci-archive:" + oci_path + ":fuzz:1",
+                    "docker-archive:" + docker_path + ":fuzz:1"], check=True)
+    write(os.path.join(out, "docker-archive.tar"), open(docker_path, "rb").read())
+    # An uploaded manifest over the blobs image_fuzz.cc's store holds.
+    store_config = ('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["'
+                    + sha256(FUZZ_LAYER) + '"]}}').encode()
+    for media, cmedia, lmedia, name in [
+            ("application/vnd.oci.image.manifest.v1+json",
+             "application/vnd.oci.image.config.v1+json",
+             "application/vnd.oci.image.layer.v1.tar", "stored-manifest-oci.json"),
+            ("application/vnd.docker.distribution.manifest.v2+json",
+             "application/vnd.docker.container.image.v1+json",
+             "application/vnd.docker.image.rootfs.diff.tar", "stored-manifest-docker.json")]:
+        m = {"schemaVersion": 2, "mediaType": media, "config": desc(cmedia, store_config),
+             "layers": [desc(lmedia, FUZZ_LAYER)]}
+        write(os.path.join(out, name), json.dumps(m, separators=(",", ":")).encode())
+
+
+def http_seeds():
+    out = reset("request_parse_fuzz")
+    # Byte 0: bits 0-1 body policy (0 none, 1 buffered, 2 to file), bit 2 small
+    # limits; byte 1: read size (0: 16 KiB). See request_parse_fuzz.cc.
+    body = b'{"name":"job","spec":{"datasets":[{"id":"ds-1"}],"env":{"A":"1"}}}'
+    cases = {
+        "get-query": (0, 0, b"GET /api/v1/jobs?state=running&limit=10&q=a%20b+c HTTP/1.1\r\n"
+                            b"Host: plane\r\nAuthorization: Bearer abc\r\n\r\n"),
+        "get-head-http10": (0, 7, b"HEAD /api/v1/whoami HTTP/1.0\r\nHost: plane\r\n\r\n"),
+        "post-json": (1, 0, b"POST /api/v1/jobs HTTP/1.1\r\nHost: plane\r\n"
+                            b"Content-Type: application/json\r\nContent-Length: "
+                            + str(len(body)).encode() + b"\r\n\r\n" + body),
+        "post-json-split": (1, 3, b"POST /api/v1/jobs HTTP/1.1\r\nHost: plane\r\n"
+                                  b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+                                  b"Expect: 100-continue\r\n\r\n" + body),
+        "post-json-small-limits": (5, 1, b"POST /a HTTP/1.1\r\nContent-Length: 9\r\n\r\n[[{\"a\":1}]]"),
+        "put-chunked-file": (2, 0, b"PUT /api/v1/images/blobs/sha256:00 HTTP/1.1\r\nHost: plane\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n"
+                                   b"5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"),
+        "pipelined": (0, 0, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "refused-te": (2, 0, b"POST /a HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                             b"0\r\n\r\n"),
+        "refused-te-two-fields": (2, 0, b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                                        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        "refused-cl-te": (2, 0, b"POST /a HTTP/1.1\r\nContent-Length: 4\r\n"
+                                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        # One past each small limit (byte 0 bit 2): refused today; accepted, they
+        # would break the target's invariants, so a lost limit fails the replay.
+        "refused-nesting": (5, 0, b"POST /a HTTP/1.1\r\nContent-Length: 9\r\n\r\n[[[[1]]]]"),
+        "refused-chunked-cap-split": (6, 2, b"PUT /a HTTP/1.1\r\n"
+                                            b"Transfer-Encoding: chunked\r\n\r\n"
+                                            b"41\r\n" + b"x" * 65 + b"\r\n0\r\n\r\n"),
+        "refused-body-cap": (5, 0, b"POST /a HTTP/1.1\r\nContent-Length: 65\r\n\r\n" + b"y" * 65),
+        "refused-field-count": (4, 0, b"GET /a HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n"
+                                      b"E: 5\r\n\r\n"),
+        # Header bytes over max_header_bytes. Beast 1.74 consumes the request
+        # line and each complete field as it parses them and applies its
+        # header_limit to what is left, so a header in one read, or one field
+        # per read, passed the limit (found by this target; server.cc now
+        # counts the total). 269 bytes against 256, in one read and byte by
+        # byte; 16577 bytes against 16384 (default limits), a 255-byte request
+        # line and 64 fields of 255 bytes, one per 255-byte read.
+        "refused-header-bytes": (4, 0, b"GET /a HTTP/1.1\r\nX: " + b"a" * 245 + b"\r\n\r\n"),
+        "refused-header-bytes-split": (4, 1, b"GET /a HTTP/1.1\r\nX: " + b"a" * 245 + b"\r\n\r\n"),
+        "refused-header-bytes-field-per-read": (
+            0, 255, b"GET /" + b"a" * 239 + b" HTTP/1.1\r\n" + (b"X: " + b"v" * 250 + b"\r\n") * 64
+            + b"\r\n"),
+    }
+    for name, (flags, read_size, request) in cases.items():
+        write(os.path.join(out, name), bytes([flags, read_size]) + request)
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.exit("usage: make_seeds.py BUILD_DIR")
+    build = os.path.abspath(argv[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        format_seeds(build, tmp)
+        jwe_seeds(build)
+        image_seeds(tmp)
+        http_seeds()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
