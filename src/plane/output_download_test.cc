@@ -217,7 +217,14 @@ TEST_F(OutputDownloadTest, OneGiBOutputStreamsWithThePlanesPeakMemoryBounded) {
   std::printf("[ info ] peak RSS %zu KiB -> %zu KiB over a 1 GiB download\n", before_kib, peak_kib);
   // Buffering the output (sealed, opened, copied into a response) would add
   // 1-3 GiB; streaming holds a segment and a piece per download.
-  EXPECT_LT(peak_kib - std::min(peak_kib, before_kib), size_t{64} * 1024) << "KiB";
+  // Under ASan the quarantine keeps up to 256 MiB of freed pieces resident
+  // (measured +352 MiB), still far below one buffered copy (+1 GiB).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr size_t kBoundKiB = size_t{768} * 1024;
+#else
+  constexpr size_t kBoundKiB = size_t{64} * 1024;
+#endif
+  EXPECT_LT(peak_kib - std::min(peak_kib, before_kib), kBoundKiB) << "KiB";
 }
 
 TEST_F(OutputDownloadTest, DownloadsOverTheCapAre503WithRetryAfterAndAudited) {

@@ -43,7 +43,14 @@ namespace {
 using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
+// Under ASan (make asan) the plane carries shadow memory and a quarantine of
+// freed blocks (~140 MiB idle, ~420 MiB with 1000 connections held), so the
+// bound there catches only gross growth; `make test` checks the real one.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int64_t kMaxPlaneRssKiB = 640 * 1024;
+#else
 constexpr int64_t kMaxPlaneRssKiB = 128 * 1024;
+#endif
 
 int PortOf(const std::string& url) {
   return std::stoi(url.substr(url.rfind(':') + 1));
