@@ -18,6 +18,7 @@
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/plane.h"
+#include "plane/service_world.h"
 #include "plane/services.h"
 #include "store/sqlite_store.h"
 
@@ -183,63 +184,23 @@ class CatalogLocationTest : public DatasetLocationTest {
  protected:
   void SetUp() override {
     DatasetLocationTest::SetUp();
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    init_ = Must(InitPlane(o, clock_), "init");
-    // The plane's own key lies beneath the root: the attack of finding 1.
-    std::ifstream in(init_.data_dir + "/plane.yaml");
-    std::string cfg((std::istreambuf_iterator<char>(in)), {});
-    for (const auto& [key, value] :
-         {std::pair<std::string, std::string>{
-              "  allowed_roots: ", "[\"" + tmp_ + "/roots\", \"" + init_.data_dir + "\"]"},
-          {"  max_manifest_bytes: ", "65536"}}) {
-      size_t at = cfg.find(key);
-      ASSERT_NE(at, std::string::npos) << key;
-      cfg.replace(at, cfg.find('\n', at) - at, key + value);
-    }
-    std::ofstream(init_.data_dir + "/plane.yaml", std::ios::trunc) << cfg;
-    config_ = Must(LoadConfig(init_.data_dir), "config");
-    signing_key_.emplace(
-        Must(LoadSigningKey(config_.Path(config_.signing_key_file)), "signing key"));
-    master_key_ = Must(LoadFileMasterKey(config_.Path(config_.master_key_file)), "master key");
-    store::SqliteStoreOptions so;
-    so.path = config_.Path(config_.database_path);
-    db_ = Must(store::SqliteStore::Open(so), "store");
-    ledger_.emplace(*db_, *signing_key_);
-    blobs_.emplace(Must(image::BlobStore::Create(init_.data_dir + "/images"), "blobs"));
-    outputs_.emplace(Must(OutputStore::Open(init_.data_dir + "/outputs", *master_key_), "outputs"));
-    attestation_ = Must(AttestationService::Load(config_), "attestation");
-    const auto pub = signing_key_->PublicKey();
-    services_ = std::make_unique<Services>(ServiceDeps{
-        .db = *db_,
-        .clock = clock_,
-        .log = log_,
-        .master_key = *master_key_,
-        .ledger = *ledger_,
-        .blobs = *blobs_,
-        .outputs = *outputs_,
-        .attestation = *attestation_,
-        .signing_key = *signing_key_,
-        .plane_public_key = crypto::Bytes(pub.begin(), pub.end()),
-        .on_job_submitted = {},
-        .job_limits = PlaneLimits{},
-        .checkpoint_file = "",
-        .dataset_allowed_roots = config_.dataset_allowed_roots,
-        .dataset_max_manifest_bytes = config_.dataset_max_manifest_bytes,
-    });
-    store::User u;
-    u.name = "pat";
-    u.role = store::Role::kProvider;
-    u.token_hash = HashApiToken("cce_pat");
-    u.created_at = clock_.NowUnix();
-    pat_ = Caller{Must(db_->CreateUser(u, services_->audit_log.Record("test", "user.add", "pat",
-                                                                      store::AuditDecision::kInfo)),
-                       "user")};
+    // The plane's own keys lie beneath a root: the attack of finding 1.
+    const std::string roots = tmp_ + "/roots";
+    world_ = Must(testing::ServiceWorld::Create({
+                      .clock = &clock_,
+                      .adjust =
+                          [&roots](ServiceDeps& d, const std::string& world_tmp) {
+                            d.dataset_allowed_roots = {roots, world_tmp + "/plane"};
+                            d.dataset_max_manifest_bytes = 65536;
+                          },
+                  }),
+                  "world");
+    data_dir_ = world_->init().data_dir;
+    services_ = &world_->services();
+    pat_ = Must(world_->AddUser("pat", store::Role::kProvider), "user");
   }
   void TearDown() override {
-    services_.reset();
-    db_.reset();
+    world_.reset();
     DatasetLocationTest::TearDown();
   }
   StatusOr<api::Dataset> Register(const std::string& name, const std::string& location,
@@ -254,17 +215,9 @@ class CatalogLocationTest : public DatasetLocationTest {
   }
 
   SystemClock clock_;
-  Logger log_{true, Logger::Level::kError};
-  InitResult init_;
-  PlaneConfig config_;
-  std::optional<crypto::Ed25519PrivateKey> signing_key_;
-  std::unique_ptr<MasterKey> master_key_;
-  std::unique_ptr<store::SqliteStore> db_;
-  std::optional<ledger::EmbeddedLedger> ledger_;
-  std::optional<image::BlobStore> blobs_;
-  std::optional<OutputStore> outputs_;
-  std::unique_ptr<AttestationService> attestation_;
-  std::unique_ptr<Services> services_;
+  std::unique_ptr<testing::ServiceWorld> world_;
+  std::string data_dir_;
+  Services* services_ = nullptr;
   Caller pat_;
 };
 
@@ -284,21 +237,21 @@ TEST_F(CatalogLocationTest, EveryRefusedLocationGetsTheSameAnswer) {
   { std::ofstream(root_ + "/big/manifest.cce") << "x"; }
   fs::resize_file(root_ + "/big/manifest.cce", 65537);
   fs::create_directories(root_ + "/dir/manifest.cce");
-  fs::create_directories(init_.data_dir + "/keys/master.key.d");
+  fs::create_directories(data_dir_ + "/keys/master.key.d");
   auto other_key = Must(format::DatasetKey::Generate(), "key");
   const std::vector<std::pair<std::string, const format::DatasetKey*>> cases = {
-      {"file://" + root_ + "/missing", &*key_},                   // does not exist
-      {"file:///etc/shadow", &*key_},                             // outside the roots
-      {"file:///etc", &*key_},                                    // outside, a directory
-      {"file://" + tmp_ + "/outside/claims", &*key_},             // a real dataset, outside
-      {"file://" + root_ + "/../outside/claims", &*key_},         // '..'
-      {"file://" + root_ + "/escape/claims", &*key_},             // a symlink out
-      {"file://" + root_ + "/fifo", &*key_},                      // a FIFO manifest
-      {"file://" + root_ + "/big", &*key_},                       // oversized
-      {"file://" + root_ + "/dir", &*key_},                       // manifest.cce is a directory
-      {"file://" + root_ + "/claims/a", &*key_},                  // not a directory
-      {"file://" + root_ + "/claims", &other_key},                // another key
-      {"file://" + init_.data_dir + "/keys/master.key", &*key_},  // a file, not a dataset
+      {"file://" + root_ + "/missing", &*key_},              // does not exist
+      {"file:///etc/shadow", &*key_},                        // outside the roots
+      {"file:///etc", &*key_},                               // outside, a directory
+      {"file://" + tmp_ + "/outside/claims", &*key_},        // a real dataset, outside
+      {"file://" + root_ + "/../outside/claims", &*key_},    // '..'
+      {"file://" + root_ + "/escape/claims", &*key_},        // a symlink out
+      {"file://" + root_ + "/fifo", &*key_},                 // a FIFO manifest
+      {"file://" + root_ + "/big", &*key_},                  // oversized
+      {"file://" + root_ + "/dir", &*key_},                  // manifest.cce is a directory
+      {"file://" + root_ + "/claims/a", &*key_},             // not a directory
+      {"file://" + root_ + "/claims", &other_key},           // another key
+      {"file://" + data_dir_ + "/keys/master.key", &*key_},  // a file, not a dataset
   };
   std::optional<std::string> first;
   for (const auto& [location, key] : cases) {

@@ -15,6 +15,7 @@
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/plane.h"
+#include "plane/service_world.h"
 #include "plane/services.h"
 #include "store/sqlite_store.h"
 
@@ -79,62 +80,17 @@ TestImage MakeImage(const std::string& seed, size_t layer_bytes = 1000) {
 class ImagesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "cce-images-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    tmp_ = tmpl;
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    init_ = Must(InitPlane(o, clock_), "init");
-    config_ = Must(LoadConfig(init_.data_dir), "config");
-    signing_key_.emplace(
-        Must(LoadSigningKey(config_.Path(config_.signing_key_file)), "signing key"));
-    master_key_ = Must(LoadFileMasterKey(config_.Path(config_.master_key_file)), "master key");
-    store::SqliteStoreOptions so;
-    so.path = config_.Path(config_.database_path);
-    db_ = Must(store::SqliteStore::Open(so), "store");
-    ledger_.emplace(*db_, *signing_key_);
-    blobs_.emplace(Must(image::BlobStore::Create(init_.data_dir + "/images"), "blobs"));
-    outputs_.emplace(Must(OutputStore::Open(init_.data_dir + "/outputs", *master_key_), "outputs"));
-    attestation_ = Must(AttestationService::Load(config_), "attestation");
-    const auto pub = signing_key_->PublicKey();
-    services_ = std::make_unique<Services>(ServiceDeps{
-        .db = *db_,
-        .clock = clock_,
-        .log = log_,
-        .master_key = *master_key_,
-        .ledger = *ledger_,
-        .blobs = *blobs_,
-        .outputs = *outputs_,
-        .attestation = *attestation_,
-        .signing_key = *signing_key_,
-        .plane_public_key = crypto::Bytes(pub.begin(), pub.end()),
-        .on_job_submitted = {},
-        .job_limits = PlaneLimits{},
-        .checkpoint_file = {},
-        .dataset_allowed_roots = {},
-        .image_quota_bytes = 1 << 20,
-    });
-    alice_ = AddUser("alice", store::Role::kConsumer);
-    bob_ = AddUser("bob", store::Role::kConsumer);
-    olga_ = AddUser("olga", store::Role::kOperator);
-  }
-  void TearDown() override {
-    services_.reset();
-    db_.reset();
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
-
-  Caller AddUser(const std::string& name, store::Role role) {
-    store::User u;
-    u.name = name;
-    u.role = role;
-    u.token_hash = HashApiToken("cce_" + name);
-    u.created_at = clock_.NowUnix();
-    return Caller{Must(db_->CreateUser(u, services_->audit_log.Record("test", "user.add", name,
-                                                                      store::AuditDecision::kInfo)),
-                       "user")};
+    world_ = Must(
+        testing::ServiceWorld::Create({
+            .clock = &clock_,
+            .adjust = [](ServiceDeps& d, const std::string&) { d.image_quota_bytes = 1 << 20; },
+        }),
+        "world");
+    services_ = &world_->services();
+    db_ = &world_->db();
+    alice_ = Must(world_->AddUser("alice", store::Role::kConsumer), "user");
+    bob_ = Must(world_->AddUser("bob", store::Role::kConsumer), "user");
+    olga_ = Must(world_->AddUser("olga", store::Role::kOperator), "user");
   }
   Images& images() { return services_->images; }
 
@@ -162,7 +118,7 @@ class ImagesTest : public ::testing::Test {
     return Must(images().BlobStatus(who, digest), "blob status").present;
   }
   bool Stored(const std::string& digest) {
-    return blobs_->Has(Must(image::Digest::Parse(digest), "digest"));
+    return world_->blobs().Has(Must(image::Digest::Parse(digest), "digest"));
   }
   int64_t Audited(const std::string& action) {
     store::AuditFilter f;
@@ -173,18 +129,9 @@ class ImagesTest : public ::testing::Test {
   }
 
   SteppedClock clock_;
-  Logger log_{true, Logger::Level::kError};
-  std::string tmp_;
-  InitResult init_;
-  PlaneConfig config_;
-  std::optional<crypto::Ed25519PrivateKey> signing_key_;
-  std::unique_ptr<MasterKey> master_key_;
-  std::unique_ptr<store::SqliteStore> db_;
-  std::optional<ledger::EmbeddedLedger> ledger_;
-  std::optional<image::BlobStore> blobs_;
-  std::optional<OutputStore> outputs_;
-  std::unique_ptr<AttestationService> attestation_;
-  std::unique_ptr<Services> services_;
+  std::unique_ptr<testing::ServiceWorld> world_;
+  Services* services_ = nullptr;
+  store::Store* db_ = nullptr;
   Caller alice_, bob_, olga_;
 };
 

@@ -19,6 +19,7 @@
 #include "plane/credential.h"
 #include "plane/keys.h"
 #include "plane/plane.h"
+#include "plane/service_world.h"
 #include "plane/services.h"
 #include "store/sqlite_store.h"
 
@@ -51,47 +52,22 @@ bool Contains(const Status& s, std::string_view what) {
 class KeyBrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "cce-key-broker-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    tmp_ = tmpl;
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    o.simulated_tee = true;
-    init_ = Must(InitPlane(o, clock_), "init");
-    sim_dir_ = init_.data_dir + "/attestation/sim";
-    config_ = Must(LoadConfig(init_.data_dir), "config");
-    signing_key_.emplace(
-        Must(LoadSigningKey(config_.Path(config_.signing_key_file)), "signing key"));
-    master_key_ = Must(LoadFileMasterKey(config_.Path(config_.master_key_file)), "master key");
-    store::SqliteStoreOptions so;
-    so.path = config_.Path(config_.database_path);
-    db_ = Must(store::SqliteStore::Open(so), "store");
-    ledger_.emplace(*db_, *signing_key_);
-    blobs_.emplace(Must(image::BlobStore::Create(init_.data_dir + "/images"), "blobs"));
-    outputs_.emplace(Must(OutputStore::Open(init_.data_dir + "/outputs", *master_key_), "outputs"));
-    attestation_ = Must(AttestationService::Load(config_), "attestation");
-    const auto pub = signing_key_->PublicKey();
-    public_key_ = crypto::Bytes(pub.begin(), pub.end());
-    services_ = std::make_unique<Services>(ServiceDeps{
-        .db = *db_,
-        .clock = clock_,
-        .log = log_,
-        .master_key = *master_key_,
-        .ledger = *ledger_,
-        .blobs = *blobs_,
-        .outputs = *outputs_,
-        .attestation = *attestation_,
-        .signing_key = *signing_key_,
-        .plane_public_key = public_key_,
-        .on_job_submitted = {},
-        .kbs_nonce_ttl_seconds = 60,
-        .kbs_session_ttl_seconds = 300,
-        .job_limits = PlaneLimits{},
-        .checkpoint_file = "",
-        .kbs_max_nonces_per_credential = 4,
-        .dataset_allowed_roots = {tmp_ + "/datasets"},
-    });
+    world_ = Must(testing::ServiceWorld::Create({
+                      .clock = &clock_,
+                      .simulated_tee = true,
+                      .adjust =
+                          [](ServiceDeps& d, const std::string& tmp) {
+                            d.kbs_max_nonces_per_credential = 4;
+                            d.dataset_allowed_roots = {tmp + "/datasets"};
+                          },
+                  }),
+                  "world");
+    tmp_ = world_->tmp();
+    sim_dir_ = world_->init().data_dir + "/attestation/sim";
+    services_ = &world_->services();
+    db_ = &world_->db();
+    signing_key_ = &world_->signing_key();
+    public_key_ = world_->public_key();
     pat_ = AddUser("pat", store::Role::kProvider);
     carol_ = AddUser("carol", store::Role::kConsumer);
     // Dataset "claims" (version 7 of dataset id "claims-2026"), rented by
@@ -112,23 +88,11 @@ class KeyBrokerTest : public ::testing::Test {
     Must(services_->catalog.Register(pat_, reg), "register");
     Must(services_->rentals.Rent(carol_, {"claims", 1}), "rent");
   }
-  void TearDown() override {
-    services_.reset();
-    db_.reset();
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
-
   Caller AddUser(const std::string& name, store::Role role) {
-    store::User u;
-    u.name = name;
-    u.role = role;
-    u.token_hash = HashApiToken("cce_" + name);
-    u.created_at = clock_.NowUnix();
-    return Caller{Must(db_->CreateUser(u, Rec("user.add", name)), "user")};
+    return Must(world_->AddUser(name, role), "user");
   }
   store::AuditRecord Rec(const std::string& action, const std::string& object) {
-    return services_->audit_log.Record("test", action, object, store::AuditDecision::kInfo);
+    return world_->Rec(action, object);
   }
 
   struct Provisioned {
@@ -208,19 +172,12 @@ class KeyBrokerTest : public ::testing::Test {
   }
 
   TestClock clock_;
-  Logger log_{true, Logger::Level::kError};
+  std::unique_ptr<testing::ServiceWorld> world_;
   std::string tmp_, sim_dir_;
-  InitResult init_;
-  PlaneConfig config_;
-  std::optional<crypto::Ed25519PrivateKey> signing_key_;
-  std::unique_ptr<MasterKey> master_key_;
-  std::unique_ptr<store::SqliteStore> db_;
-  std::optional<ledger::EmbeddedLedger> ledger_;
-  std::optional<image::BlobStore> blobs_;
-  std::optional<OutputStore> outputs_;
-  std::unique_ptr<AttestationService> attestation_;
+  Services* services_ = nullptr;
+  store::Store* db_ = nullptr;
+  const crypto::Ed25519PrivateKey* signing_key_ = nullptr;
   crypto::Bytes public_key_;
-  std::unique_ptr<Services> services_;
   Caller pat_, carol_;
   std::optional<format::DatasetKey> key_;
 };

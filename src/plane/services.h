@@ -100,10 +100,10 @@ struct ServiceDeps {
   std::function<void()> on_job_submitted;  // wakes the job engine; may be empty
   int64_t kbs_nonce_ttl_seconds = 60;
   int64_t kbs_session_ttl_seconds = 300;
-  PlaneLimits job_limits;
+  PlaneLimits job_limits = {};
   // Where the store also appends every signed checkpoint (empty: nowhere);
   // AuditTrail verifies against it.
-  std::string checkpoint_file;
+  std::string checkpoint_file = {};
   int64_t max_concurrent_downloads = 8;  // output downloads streaming at once (Jobs)
   // Key broker: unused, unexpired nonces one credential may hold at once.
   int64_t kbs_max_nonces_per_credential = 8;

@@ -14,6 +14,7 @@
 #include "plane/credential.h"
 #include "plane/keys.h"
 #include "plane/plane.h"
+#include "plane/service_world.h"
 #include "store/sqlite_store.h"
 
 namespace cce::plane {
@@ -177,63 +178,26 @@ T Must(StatusOr<T> v, const std::string& what) {
 class ServicesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "cce-services-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    tmp_ = tmpl;
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    init_ = Must(InitPlane(o, clock_), "init");
-    config_ = Must(LoadConfig(init_.data_dir), "config");
-    signing_key_.emplace(
-        Must(LoadSigningKey(config_.Path(config_.signing_key_file)), "signing key"));
-    master_key_ = Must(LoadFileMasterKey(config_.Path(config_.master_key_file)), "master key");
-    store::SqliteStoreOptions so;
-    so.path = config_.Path(config_.database_path);
-    sqlite_ = Must(store::SqliteStore::Open(so), "store");
-    db_ = std::make_unique<AuditFailingStore>(*sqlite_);
-    ledger_.emplace(*db_, *signing_key_);
-    blobs_.emplace(Must(image::BlobStore::Create(init_.data_dir + "/images"), "blobs"));
-    outputs_.emplace(Must(OutputStore::Open(init_.data_dir + "/outputs", *master_key_), "outputs"));
-    attestation_ = Must(AttestationService::Load(config_), "attestation");
-    const auto pub = signing_key_->PublicKey();
-    public_key_ = crypto::Bytes(pub.begin(), pub.end());
-    services_ = std::make_unique<Services>(ServiceDeps{
-        .db = *db_,
-        .clock = clock_,
-        .log = log_,
-        .master_key = *master_key_,
-        .ledger = *ledger_,
-        .blobs = *blobs_,
-        .outputs = *outputs_,
-        .attestation = *attestation_,
-        .signing_key = *signing_key_,
-        .plane_public_key = public_key_,
-        .on_job_submitted = {},
-        .kbs_nonce_ttl_seconds = 60,
-        .kbs_session_ttl_seconds = 300,
-        .job_limits = PlaneLimits{},
-        .checkpoint_file = "",
-        .dataset_allowed_roots = {tmp_},  // datasets are encrypted into tmp_
-    });
-  }
-  void TearDown() override {
-    services_.reset();
-    db_.reset();
-    sqlite_.reset();
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
+    world_ = Must(testing::ServiceWorld::Create({
+                      .clock = &clock_,
+                      .wrap_store =
+                          [this](store::Store& inner) {
+                            auto failing = std::make_unique<AuditFailingStore>(inner);
+                            db_ = failing.get();
+                            return std::unique_ptr<store::Store>(std::move(failing));
+                          },
+                      // datasets are encrypted into tmp()
+                      .adjust = [](ServiceDeps& d,
+                                   const std::string& tmp) { d.dataset_allowed_roots = {tmp}; },
+                  }),
+                  "world");
+    tmp_ = world_->tmp();
+    services_ = &world_->services();
+    signing_key_ = &world_->signing_key();
   }
 
   Caller AddUser(const std::string& name, store::Role role) {
-    store::User u;
-    u.name = name;
-    u.role = role;
-    u.token_hash = HashApiToken("cce_" + name);
-    u.created_at = clock_.NowUnix();
-    return Caller{Must(db_->CreateUser(u, services_->audit_log.Record("test", "user.add", name,
-                                                                      store::AuditDecision::kInfo)),
-                       "user")};
+    return Must(world_->AddUser(name, role), "user");
   }
   int64_t AuditCount() { return Must(db_->GetAuditHead(), "head").seq; }
 
@@ -292,20 +256,11 @@ class ServicesTest : public ::testing::Test {
   }
 
   SystemClock clock_;
-  Logger log_{true, Logger::Level::kError};
+  std::unique_ptr<testing::ServiceWorld> world_;
   std::string tmp_;
-  InitResult init_;
-  PlaneConfig config_;
-  std::optional<crypto::Ed25519PrivateKey> signing_key_;
-  std::unique_ptr<MasterKey> master_key_;
-  std::unique_ptr<store::SqliteStore> sqlite_;
-  std::unique_ptr<AuditFailingStore> db_;
-  std::optional<ledger::EmbeddedLedger> ledger_;
-  std::optional<image::BlobStore> blobs_;
-  std::optional<OutputStore> outputs_;
-  std::unique_ptr<AttestationService> attestation_;
-  crypto::Bytes public_key_;
-  std::unique_ptr<Services> services_;
+  AuditFailingStore* db_ = nullptr;  // owned by world_
+  Services* services_ = nullptr;
+  const crypto::Ed25519PrivateKey* signing_key_ = nullptr;
   Caller carol_;
   std::optional<crypto::EphemeralKey> tee_key_;
 };
