@@ -15,6 +15,7 @@
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/plane.h"
+#include "plane/plane_testing.h"
 #include "plane/service_world.h"
 #include "plane/services.h"
 #include "store/sqlite_store.h"
@@ -38,43 +39,6 @@ T Must(StatusOr<T> v, const std::string& what) {
     std::abort();
   }
   return std::move(*v);
-}
-
-// An image whose layer is opaque bytes (the plane checks digests, sizes and
-// the config, not the tar inside an uncompressed layer).
-struct TestImage {
-  std::string layer;
-  std::string config;
-  std::string manifest;
-  std::string layer_digest() const { return image::Digest::Of(layer).str(); }
-  std::string config_digest() const { return image::Digest::Of(config).str(); }
-  std::string manifest_digest() const { return image::Digest::Of(manifest).str(); }
-};
-
-TestImage MakeImage(const std::string& seed, size_t layer_bytes = 1000) {
-  TestImage img;
-  img.layer.resize(layer_bytes);
-  for (size_t i = 0; i < layer_bytes; ++i) {
-    img.layer[i] = static_cast<char>('a' + (i * 7 + seed.size()) % 26);
-  }
-  img.layer.replace(0, std::min(seed.size(), layer_bytes), seed.substr(0, layer_bytes));
-  const std::string layer_digest = img.layer_digest();
-  img.config = json{{"architecture", "amd64"},
-                    {"os", "linux"},
-                    {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}}
-                   .dump();
-  img.manifest =
-      json{
-          {"schemaVersion", 2},
-          {"mediaType", image::kOciManifest},
-          {"config",
-           {{"mediaType", image::kOciConfig},
-            {"digest", img.config_digest()},
-            {"size", img.config.size()}}},
-          {"layers",
-           {{{"mediaType", image::kOciLayerTar}, {"digest", layer_digest}, {"size", layer_bytes}}}}}
-          .dump();
-  return img;
 }
 
 class ImagesTest : public ::testing::Test {
@@ -136,7 +100,7 @@ class ImagesTest : public ::testing::Test {
 };
 
 TEST_F(ImagesTest, AConsumerCannotSeeProbeBorrowOrRunAnothersImage) {
-  TestImage img = MakeImage("alice-app");
+  TestImage img = MakeTestImage("alice-app");
   Must(Push(alice_, "app", "1", img), "alice's push");
   ASSERT_TRUE(Present(alice_, img.layer_digest()));
   ASSERT_TRUE(Present(alice_, img.manifest_digest()));
@@ -175,7 +139,7 @@ TEST_F(ImagesTest, AConsumerCannotSeeProbeBorrowOrRunAnothersImage) {
   EXPECT_NE(borrowed.status().message().find(img.config_digest() + ": blob not in the store"),
             std::string::npos)
       << borrowed.status().message();
-  TestImage never = MakeImage("never-uploaded");
+  TestImage never = MakeTestImage("never-uploaded");
   auto missing = images().Tag(bob_, "mine", "1", never.manifest);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), borrowed.status().code());
@@ -187,8 +151,8 @@ TEST_F(ImagesTest, AConsumerCannotSeeProbeBorrowOrRunAnothersImage) {
 }
 
 TEST_F(ImagesTest, TagsAreNamespacedPerOwnerSoNobodyCanSquatOne) {
-  TestImage bobs = MakeImage("bob-squats");
-  TestImage alices = MakeImage("alice-real");
+  TestImage bobs = MakeTestImage("bob-squats");
+  TestImage alices = MakeTestImage("alice-real");
   // Bob takes "app:1" first; alice's push of the same name:tag is hers.
   Must(Push(bob_, "app", "1", bobs), "bob");
   Must(Push(alice_, "app", "1", alices), "alice");
@@ -207,7 +171,7 @@ TEST_F(ImagesTest, TagsAreNamespacedPerOwnerSoNobodyCanSquatOne) {
 
   // An operator's public image: every consumer sees, probes and runs it;
   // a consumer's own name wins over the public one.
-  TestImage base = MakeImage("library-base");
+  TestImage base = MakeTestImage("library-base");
   Must(Push(olga_, "library/base", "1", base), "operator");
   EXPECT_TRUE(Present(bob_, base.layer_digest()));
   EXPECT_EQ(Must(images().List(bob_), "list").images.size(), 2u);
@@ -227,7 +191,7 @@ TEST_F(ImagesTest, TagsAreNamespacedPerOwnerSoNobodyCanSquatOne) {
 }
 
 TEST_F(ImagesTest, OnlyAManifestDigestIsAJobImage) {
-  TestImage img = MakeImage("alice-app");
+  TestImage img = MakeTestImage("alice-app");
   Must(Push(alice_, "app", "1", img), "push");
   const std::string field = "job spec: spec.image";
   for (const std::string& d : {img.layer_digest(), img.config_digest()}) {
@@ -244,8 +208,8 @@ TEST_F(ImagesTest, OnlyAManifestDigestIsAJobImage) {
 
 TEST_F(ImagesTest, UploadsBeyondTheQuotaAreRefusedWithAClearError) {
   // Quota 1 MiB: a 600 KiB layer fits, a second one does not.
-  TestImage a = MakeImage("first", 600 << 10);
-  TestImage b = MakeImage("second", 600 << 10);
+  TestImage a = MakeTestImage("first", 600 << 10);
+  TestImage b = MakeTestImage("second", 600 << 10);
   Must(Upload(alice_, a.layer), "first layer");
   Must(Upload(alice_, a.layer), "the same layer again is not counted twice");
   auto over = Upload(alice_, b.layer);
@@ -266,10 +230,10 @@ TEST_F(ImagesTest, UploadsBeyondTheQuotaAreRefusedWithAClearError) {
 }
 
 TEST_F(ImagesTest, UnreferencedBlobsAreCollectedAndReferencedOnesKept) {
-  TestImage v1 = MakeImage("version-1");
-  TestImage v2 = MakeImage("version-2");
-  TestImage pinned = MakeImage("pinned-by-a-job");
-  TestImage shared = MakeImage("shared");
+  TestImage v1 = MakeTestImage("version-1");
+  TestImage v2 = MakeTestImage("version-2");
+  TestImage pinned = MakeTestImage("pinned-by-a-job");
+  TestImage shared = MakeTestImage("shared");
   Must(Push(alice_, "app", "1", v1), "v1");
   Must(Push(alice_, "job", "1", pinned), "pinned");
   Must(Push(alice_, "shared", "1", shared), "alice shared");
@@ -290,7 +254,7 @@ TEST_F(ImagesTest, UnreferencedBlobsAreCollectedAndReferencedOnesKept) {
        "job");
   clock_.now += Images::kUploadGraceSeconds + 1;
   // A push in progress: its layer is uploaded, its manifest not yet tagged.
-  TestImage in_progress = MakeImage("in-progress");
+  TestImage in_progress = MakeTestImage("in-progress");
   Must(Upload(alice_, in_progress.layer), "in-progress layer");
 
   // The tag moves to v2, alice removes the other tags: v1's blobs and
@@ -330,7 +294,7 @@ TEST_F(ImagesTest, UnreferencedBlobsAreCollectedAndReferencedOnesKept) {
 }
 
 TEST_F(ImagesTest, BadNamesAndTagsAreRefusedNamingTheRule) {
-  TestImage img = MakeImage("names");
+  TestImage img = MakeTestImage("names");
   Must(Upload(alice_, img.config), "config");
   Must(Upload(alice_, img.layer), "layer");
   for (const std::string name :

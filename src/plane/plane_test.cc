@@ -548,43 +548,12 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   EXPECT_EQ(out->verdict, store::GateVerdict::kHold);
 }
 
-// An image whose "layer" is opaque bytes: the plane checks digests, sizes and
-// the config, not the tar inside an uncompressed layer.
-struct PlaneTestImage {
-  std::string layer;
-  std::string config;
-  std::string manifest;
-};
-
-PlaneTestImage MakePlaneTestImage(size_t layer_bytes) {
-  PlaneTestImage img;
-  img.layer.resize(layer_bytes);
-  for (size_t i = 0; i < layer_bytes; ++i) img.layer[i] = static_cast<char>('a' + i * 7 % 26);
-  std::string layer_digest = image::Digest::Of(img.layer).str();
-  img.config = json{{"architecture", "amd64"},
-                    {"os", "linux"},
-                    {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}}
-                   .dump();
-  img.manifest =
-      json{
-          {"schemaVersion", 2},
-          {"mediaType", image::kOciManifest},
-          {"config",
-           {{"mediaType", image::kOciConfig},
-            {"digest", image::Digest::Of(img.config).str()},
-            {"size", img.config.size()}}},
-          {"layers",
-           {{{"mediaType", image::kOciLayerTar}, {"digest", layer_digest}, {"size", layer_bytes}}}}}
-          .dump();
-  return img;
-}
-
 TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   auto consumer = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
   auto provider = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
   ASSERT_TRUE(consumer.ok() && provider.ok());
   // The layer is larger than limits.max_body_bytes: it must stream (chunked).
-  PlaneTestImage img = MakePlaneTestImage(3u << 20);
+  TestImage img = MakeTestImage("", 3u << 20);
   std::string layer_digest = image::Digest::Of(img.layer).str();
   std::string config_digest = image::Digest::Of(img.config).str();
   const std::string blobs_dir = init_.data_dir + "/images/blobs/sha256/";

@@ -1,8 +1,10 @@
 #include "plane/plane_testing.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "image/blob_store.h"
+#include "image/image.h"
 #include "plane/config.h"
 #include "plane/serve_internal.h"
 #include "store/sqlite_store.h"
@@ -34,6 +36,43 @@ StatusOr<std::string> AddPublicTestImage(const std::string& data_dir, const std:
   audit.object = "image:library/test:" + tag;
   RETURN_IF_ERROR(db->PutImage(img, audit).status());
   return digest.str();
+}
+
+std::string TestImage::layer_digest() const {
+  return image::Digest::Of(layer).str();
+}
+std::string TestImage::config_digest() const {
+  return image::Digest::Of(config).str();
+}
+std::string TestImage::manifest_digest() const {
+  return image::Digest::Of(manifest).str();
+}
+
+TestImage MakeTestImage(const std::string& seed, size_t layer_bytes) {
+  using nlohmann::json;
+  TestImage img;
+  img.layer.resize(layer_bytes);
+  for (size_t i = 0; i < layer_bytes; ++i) {
+    img.layer[i] = static_cast<char>('a' + (i * 7 + seed.size()) % 26);
+  }
+  img.layer.replace(0, std::min(seed.size(), layer_bytes), seed.substr(0, layer_bytes));
+  const std::string layer_digest = img.layer_digest();
+  img.config = json{{"architecture", "amd64"},
+                    {"os", "linux"},
+                    {"rootfs", {{"type", "layers"}, {"diff_ids", {layer_digest}}}}}
+                   .dump();
+  img.manifest =
+      json{
+          {"schemaVersion", 2},
+          {"mediaType", image::kOciManifest},
+          {"config",
+           {{"mediaType", image::kOciConfig},
+            {"digest", img.config_digest()},
+            {"size", img.config.size()}}},
+          {"layers",
+           {{{"mediaType", image::kOciLayerTar}, {"digest", layer_digest}, {"size", layer_bytes}}}}}
+          .dump();
+  return img;
 }
 
 }  // namespace cce::plane

@@ -3,6 +3,9 @@
 // provisioner. Production binaries cannot reach this.
 #pragma once
 
+#include <cstddef>
+#include <string>
+
 #include "base/clock.h"
 #include "base/status.h"
 #include "plane/gate.h"
@@ -27,5 +30,19 @@ Status ServeForTest(const ServeOptions& options, const Clock& clock, const TestD
 // manifest is not validated: for tests of what happens after submission.
 StatusOr<std::string> AddPublicTestImage(const std::string& data_dir, const std::string& tag,
                                          const std::string& manifest, const Clock& clock);
+
+// An OCI image whose layer is opaque bytes (the plane checks digests, sizes
+// and the config, not the tar inside an uncompressed layer). The layer is
+// `layer_bytes` of a fixed pattern starting with `seed`, so different seeds
+// make different images.
+struct TestImage {
+  std::string layer;
+  std::string config;
+  std::string manifest;
+  std::string layer_digest() const;
+  std::string config_digest() const;
+  std::string manifest_digest() const;
+};
+TestImage MakeTestImage(const std::string& seed, size_t layer_bytes = 1000);
 
 }  // namespace cce::plane
