@@ -201,6 +201,7 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   });
   top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, int64_t{30} * 86400);
   top.Int("audit_checkpoint_every", &c.audit_checkpoint_every, 1, 1000000);
+  top.String("audit_checkpoint_file", &c.audit_checkpoint_file);
   top.Map("provisioner", [&](const YAML::Node& n) {
     MapReader r(file, "provisioner.");
     r.String("backend", &c.provisioner_backend);
@@ -236,6 +237,10 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   RETURN_IF_ERROR(OneOf(file, "log.format", c.log_format, {"json", "text"}));
   RETURN_IF_ERROR(OneOf(file, "log.level", c.log_level, {"debug", "info", "warn", "error"}));
   RETURN_IF_ERROR(OneOf(file, "provisioner.backend", c.provisioner_backend, {"none", "fake"}));
+  if (c.audit_checkpoint_file.empty() || c.audit_checkpoint_file.back() == '/') {
+    return InvalidArgument(file + ": audit_checkpoint_file: expected a file path, got '" +
+                           c.audit_checkpoint_file + "'");
+  }
   for (std::string& dataset_root : c.dataset_allowed_roots) {
     RETURN_IF_ERROR(NormalizeDatasetRoot(c, &dataset_root).WithContext(file));
   }
@@ -309,6 +314,11 @@ std::string RenderConfig(const PlaneConfig& c) {
          "# Sign an audit checkpoint after this many entries (and at shutdown).\n"
          "audit_checkpoint_every: " +
          std::to_string(c.audit_checkpoint_every) +
+         "\n"
+         "# Every signed checkpoint is also appended to this file, outside the database;\n"
+         "# keep a copy elsewhere (docs/store.md).\n"
+         "audit_checkpoint_file: " +
+         c.audit_checkpoint_file +
          "\n"
          "# Who starts a job's confidential VM: none (jobs wait for an agent) or fake\n"
          "# (an in-process stand-in for tests and demos; never for real data).\n"

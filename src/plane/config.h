@@ -31,6 +31,10 @@ struct PlaneConfig {
   int64_t max_concurrent_downloads = 8;  // output downloads streaming at once (limits.)
   int64_t credential_ttl_seconds = 3600;
   int64_t audit_checkpoint_every = 100;
+  // Every signed checkpoint (audit and rental chains) is also appended here,
+  // outside the database (absolute, or relative to data_dir). Point it at
+  // another disk or an append-only mount, and copy it off the machine.
+  std::string audit_checkpoint_file = "checkpoints.log";
   // "none": jobs wait in PROVISIONING for an agent (the local/qemu/kubernetes
   // backends come with the Agent issue); "fake": an in-process stand-in for
   // the agent, for tests and demos only (logged loudly at start).

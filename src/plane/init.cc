@@ -102,7 +102,7 @@ StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(const PlaneConfig& c) {
   store::SqliteStoreOptions o;
   o.path = c.Path(c.database_path);
   // Every signed checkpoint is also kept outside the database (docs/store.md).
-  o.checkpoint_file = c.Path("checkpoints.log");
+  o.checkpoint_file = c.Path(c.audit_checkpoint_file);
   return store::SqliteStore::Open(o);
 }
 

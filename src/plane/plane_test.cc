@@ -226,6 +226,25 @@ TEST_F(PlaneTest, ConfigErrorsNameTheFieldAndLine) {
   EXPECT_NE(d.status().message().find("log.format: 'xml'"), std::string::npos);
 }
 
+TEST_F(PlaneTest, CheckpointFileIsConfigurableAndMustNameAFile) {
+  auto c = LoadConfig(init_.data_dir);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->Path(c->audit_checkpoint_file), init_.data_dir + "/checkpoints.log");
+  EXPECT_TRUE(fs::exists(init_.data_dir + "/checkpoints.log"));  // the genesis checkpoint
+  std::string dir = tmp_ + "/cfg";
+  fs::create_directories(dir);
+  std::ofstream(dir + "/plane.yaml") << "audit_checkpoint_file: /elsewhere/cp.log\n";
+  auto moved = LoadConfig(dir);
+  ASSERT_TRUE(moved.ok()) << moved.status().message();
+  EXPECT_EQ(moved->Path(moved->audit_checkpoint_file), "/elsewhere/cp.log");
+  std::ofstream(dir + "/plane.yaml") << "audit_checkpoint_file: ''\n";
+  auto empty = LoadConfig(dir);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.status().message().find("audit_checkpoint_file: expected a file path"),
+            std::string::npos)
+      << empty.status().message();
+}
+
 TEST_F(PlaneTest, SecretKeyFilesRefuseLoosePermissions) {
   std::string path = init_.data_dir + "/keys/master.key";
   ASSERT_TRUE(LoadFileMasterKey(path).ok());

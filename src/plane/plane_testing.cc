@@ -22,7 +22,7 @@ StatusOr<std::string> AddPublicTestImage(const std::string& data_dir, const std:
   ASSIGN_OR_RETURN(PlaneConfig c, LoadConfig(data_dir));
   store::SqliteStoreOptions so;
   so.path = c.Path(c.database_path);
-  so.checkpoint_file = c.Path("checkpoints.log");
+  so.checkpoint_file = c.Path(c.audit_checkpoint_file);
   ASSIGN_OR_RETURN(auto db, store::SqliteStore::Open(so));
   ASSIGN_OR_RETURN(auto users, db->ListUsers());
   auto op = std::find_if(users.begin(), users.end(),

@@ -64,7 +64,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
                    LoadFileMasterKey(config.Path(config.master_key_file)));
   store::SqliteStoreOptions so;
   so.path = config.Path(config.database_path);
-  so.checkpoint_file = config.Path("checkpoints.log");  // as cce-plane init wrote it
+  so.checkpoint_file = config.Path(config.audit_checkpoint_file);
   ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> db, store::SqliteStore::Open(so));
   ledger::EmbeddedLedger ledger(*db, signing_key);
   ASSIGN_OR_RETURN(image::BlobStore blobs, image::BlobStore::Create(config.data_dir + "/images"));
