@@ -14,19 +14,22 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   clang clang-format clang-tidy libclang-rt-14-dev \
   python3 python3-cryptography python3-jsonschema python3-yaml \
   gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev \
-  nodejs libcurl4-openssl-dev
+  nodejs libcurl4-openssl-dev \
+  apparmor runc busybox-static libseccomp-dev curl
 
 .PHONY: all deps build test fuzz-smoke demo bench bench-plane fuzz lint format asan tsan ubsan clean help
 
 all: build
 
 help:
-	@echo "make demo   - install deps, build, encrypt a sample dataset, mount it, show tamper detection"
+	@echo "make demo   - install deps, build, run a Privacy Mode job end to end (plane, agent,"
+	@echo "               DecryptFS, sandbox), then show DecryptFS tamper detection"
 	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse), then"
 	@echo "               fuzz-smoke: every libFuzzer target on its seeds + FUZZ_SMOKE_SECONDS (5) each"
 	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs, then bench-plane"
 	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
-	@echo "               (make bench also runs bench/attest: full key releases/s)"
+	@echo "               (make bench also runs bench/attest: full key releases/s, and"
+	@echo "               bench/job: a Privacy Mode job's overhead, submit -> HELD)"
 	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
@@ -69,6 +72,7 @@ bench: build
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
 	$(BUILD_DIR)/bin/attest_bench --releases 1000 --clients 8
+	./bench/job/run.sh --bin-dir $(BUILD_DIR)/bin
 
 bench-plane: build
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check

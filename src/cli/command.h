@@ -28,5 +28,6 @@ std::vector<Command> ImageCommands();   // image_commands.cc
 std::vector<Command> JobCommands();     // job_commands.cc
 std::vector<Command> AuditCommands();   // audit_commands.cc
 std::vector<Command> AttestCommands();  // attest_commands.cc
+std::vector<Command> SandboxCommands();  // sandbox_commands.cc: local, no plane
 
 }  // namespace cce::cli
