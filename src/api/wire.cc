@@ -669,4 +669,60 @@ Status FromJson(const json& j, KbsAttestResponse* out, Decode mode, std::string_
   return r.Finish();
 }
 
+json ToJson(const AgentReportRequest& v) {
+  json j = {{"state", v.state}};
+  if (!v.reason.empty()) j["reason"] = v.reason;
+  return j;
+}
+Status FromJson(const json& j, AgentReportRequest* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("state", &out->state);
+  r.OptionalString("reason", &out->reason);
+  return r.Finish();
+}
+
+json ToJson(const AgentJobDataset& v) {
+  return {{"name", v.name},
+          {"mount_path", v.mount_path},
+          {"location", v.location},
+          {"key_id", v.key_id}};
+}
+Status FromJson(const json& j, AgentJobDataset* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("name", &out->name);
+  r.String("mount_path", &out->mount_path);
+  r.String("location", &out->location);
+  r.String("key_id", &out->key_id);
+  return r.Finish();
+}
+
+json ToJson(const AgentJob& v) {
+  return {{"job_id", v.job_id},
+          {"spec", v.spec},
+          {"image_digest", v.image_digest},
+          {"deadline", v.deadline},
+          {"datasets", ArrayJson(v.datasets)}};
+}
+Status FromJson(const json& j, AgentJob* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("job_id", &out->job_id);
+  r.String("spec", &out->spec);
+  r.String("image_digest", &out->image_digest);
+  r.Int("deadline", &out->deadline);
+  r.Array("datasets", &out->datasets);
+  return r.Finish();
+}
+
+json ToJson(const AgentOutputReceipt& v) {
+  return {{"job", v.job}, {"state", v.state}, {"size", v.size}, {"digest", v.digest}};
+}
+Status FromJson(const json& j, AgentOutputReceipt* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("job", &out->job);
+  r.String("state", &out->state);
+  r.Int("size", &out->size);
+  r.String("digest", &out->digest);
+  return r.Finish();
+}
+
 }  // namespace cce::api

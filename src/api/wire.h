@@ -245,6 +245,44 @@ struct KbsAttestResponse {
   std::string tcb_status;  // "" when unknown
 };
 
+// ---- Agent (/api/v1/agent, docs/attestation.md "Agent routes") ---------------
+// Authenticated by the key broker session (Authorization: Bearer <session>).
+struct AgentReportRequest {
+  std::string state;   // "RUNNING" or "FAILED"
+  std::string reason;  // FAILED only (optional); at most 512 bytes are kept
+};
+// GET /api/v1/agent/job: what the agent runs, from the plane over the
+// attested session (never from the host that started the VM).
+struct AgentJobDataset {
+  std::string name;
+  std::string mount_path;  // from the spec: where the container sees it
+  std::string location;    // as registered: file:///..., s3://..., juicefs://...
+  std::string key_id;      // the dataset key's id (hex), as registered
+};
+struct AgentJob {
+  std::string job_id;
+  std::string spec;          // the job spec as stored (canonical JSON)
+  std::string image_digest;  // the manifest digest pinned at submission
+  int64_t deadline = 0;      // unix seconds; the plane fails the job then
+  std::vector<AgentJobDataset> datasets;  // spec order
+};
+// PUT /api/v1/agent/output answers with this once the bundle is recorded.
+struct AgentOutputReceipt {
+  std::string job;
+  std::string state;  // "OUTPUT_SUBMITTED"
+  int64_t size = 0;
+  std::string digest;  // "sha256:<hex>"
+};
+inline constexpr std::string_view kBundleDigestHeader = "X-Cce-Bundle-Digest";
+inline constexpr std::string_view kBundleSignatureHeader = "X-Cce-Bundle-Signature";
+// What the TEE key signs (ECDSA P-256 / SHA-256, IEEE P1363 r||s, base64url):
+// "cce-output-bundle-v1\n" + job_id + "\n" + digest ("sha256:<hex>").
+inline std::string OutputSigningInput(std::string_view job_id, std::string_view digest) {
+  std::string m = "cce-output-bundle-v1\n";
+  m.append(job_id).append("\n").append(digest);
+  return m;
+}
+
 // ---- Codec -------------------------------------------------------------------
 // One ToJson overload and one FromJson overload per type above. FromJson
 // errors are kInvalidArgument "<where>.<field>: expected <type>" or
@@ -288,6 +326,10 @@ CCE_API_WIRE_TYPE(KbsAuthRequest)
 CCE_API_WIRE_TYPE(KbsAuthResponse)
 CCE_API_WIRE_TYPE(KbsAttestRequest)
 CCE_API_WIRE_TYPE(KbsAttestResponse)
+CCE_API_WIRE_TYPE(AgentJobDataset)
+CCE_API_WIRE_TYPE(AgentJob)
+CCE_API_WIRE_TYPE(AgentReportRequest)
+CCE_API_WIRE_TYPE(AgentOutputReceipt)
 #undef CCE_API_WIRE_TYPE
 
 // Parses `text` as JSON and decodes it; "<where>: not valid JSON" otherwise.

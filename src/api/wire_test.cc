@@ -183,6 +183,15 @@ KbsAttestRequest SampleKbsAttest() {
           .quote = "BAACAIEAAAAA",
           .tee_pubkey = R"({"crv":"P-256","kty":"EC","x":"f83O","y":"x_FE"})"};
 }
+AgentReportRequest SampleAgentReport() {
+  return {.state = "FAILED", .reason = "image layer failed to unpack"};
+}
+AgentOutputReceipt SampleAgentReceipt() {
+  return {.job = "job-79c4d2e408ce4a76",
+          .state = "OUTPUT_SUBMITTED",
+          .size = 52428800,
+          .digest = "sha256:0b6c"};
+}
 KbsAttestResponse SampleKbsAttestResponse() {
   return {.session = "cce-kbs-v1.eyJq.hR3",
           .expires_at = 1795657772,
@@ -248,6 +257,13 @@ TEST(Wire, EveryTypeRoundTrips) {
   ExpectRoundTrip(SampleKbsAuthResponse());
   ExpectRoundTrip(SampleKbsAttest());
   ExpectRoundTrip(SampleKbsAttestResponse());
+  ExpectRoundTrip(SampleAgentReport());
+  ExpectRoundTrip(AgentReportRequest{.state = "RUNNING", .reason = ""});
+  ExpectRoundTrip(SampleAgentReceipt());
+}
+
+TEST(Wire, OutputSigningInputIsDomainSeparated) {
+  EXPECT_EQ(OutputSigningInput("job-1", "sha256:ab"), "cce-output-bundle-v1\njob-1\nsha256:ab");
 }
 
 TEST(Wire, OptionalFieldsRoundTripWhenAbsent) {
@@ -562,10 +578,13 @@ TEST(WireSchema, EncodedValuesMatchTheOpenApiDocument) {
       Sample("POST /kbs/v0/auth 200", SampleKbsAuthResponse()),
       Sample("POST /kbs/v0/attest body", SampleKbsAttest()),
       Sample("POST /kbs/v0/attest 200", SampleKbsAttestResponse()),
+      Sample("POST /api/v1/agent/report body", SampleAgentReport()),
+      Sample("POST /api/v1/agent/report 200", SampleJob()),
+      Sample("PUT /api/v1/agent/output 201", SampleAgentReceipt()),
   });
   SchemaRun run = ValidateAgainstApiYaml(samples);
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("38 of 38 samples match"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("41 of 41 samples match"), std::string::npos) << run.output;
 }
 
 // The check above can fail: a renamed field, a value outside an enum and a

@@ -713,6 +713,82 @@ StatusOr<SecretBytes> EcdhPrivateKey::DeriveSharedSecret(ByteSpan peer_public) c
   return secret;
 }
 
+// ---- ECDSA P-256 / SHA-256 -------------------------------------------------------
+
+namespace {
+
+using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Free<ECDSA_SIG_free>>;
+constexpr size_t kP256CoordinateSize = 32;
+
+}  // namespace
+
+StatusOr<std::array<uint8_t, kEcdsaP256SignatureSize>> EcdsaP256SignSha256(
+    const EcdhPrivateKey& key, ByteSpan message) {
+  if (key.curve() != EcdhCurve::kP256) {
+    return InvalidArgument("ECDSA: the key is X25519; signing needs a P-256 key");
+  }
+  if (!key.impl_) return FailedPrecondition("ECDSA: key was moved from");
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  size_t der_len = 0;
+  if (!ctx ||
+      EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key.impl_->pkey.get(),
+                            nullptr) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &der_len, Ptr(message), message.size()) != 1) {
+    return OpensslInternal("ECDSA P-256: signing setup");
+  }
+  Bytes der(der_len);
+  if (EVP_DigestSign(ctx.get(), der.data(), &der_len, Ptr(message), message.size()) != 1) {
+    return OpensslInternal("ECDSA P-256: signing");
+  }
+  // OpenSSL gives the DER SEQUENCE {r, s}; P1363 is r||s, each 32 bytes.
+  const unsigned char* p = der.data();
+  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
+  std::array<uint8_t, kEcdsaP256SignatureSize> out{};
+  if (!sig ||
+      BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), out.data(), kP256CoordinateSize) !=
+          static_cast<int>(kP256CoordinateSize) ||
+      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), out.data() + kP256CoordinateSize,
+                   kP256CoordinateSize) != static_cast<int>(kP256CoordinateSize)) {
+    return OpensslInternal("ECDSA P-256: encoding the signature");
+  }
+  return out;
+}
+
+bool EcdsaP256VerifySha256(ByteSpan public_key, ByteSpan message, ByteSpan signature) {
+  if (signature.size() != kEcdsaP256SignatureSize) return false;
+  auto pkey = P256PeerKey(public_key);  // rejects points off the curve
+  if (!pkey.ok()) {
+    ERR_clear_error();
+    return false;
+  }
+  EcdsaSigPtr sig(ECDSA_SIG_new());
+  BIGNUM* r = BN_bin2bn(signature.data(), kP256CoordinateSize, nullptr);
+  BIGNUM* s = BN_bin2bn(signature.data() + kP256CoordinateSize, kP256CoordinateSize, nullptr);
+  if (!sig || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    ERR_clear_error();
+    return false;
+  }
+  // Re-encoded in DER (minimal), so OpenSSL checks exactly these r and s
+  // (its verify refuses r or s outside [1, n-1]).
+  unsigned char* der = nullptr;
+  const int der_len = i2d_ECDSA_SIG(sig.get(), &der);
+  if (der_len <= 0) {
+    ERR_clear_error();
+    return false;
+  }
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  const bool ok = ctx &&
+                  EVP_DigestVerifyInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr,
+                                          pkey->get(), nullptr) == 1 &&
+                  EVP_DigestVerify(ctx.get(), der, static_cast<size_t>(der_len), Ptr(message),
+                                   message.size()) == 1;
+  OPENSSL_free(der);
+  if (!ok) ERR_clear_error();
+  return ok;
+}
+
 // ---- hex ---------------------------------------------------------------------
 
 std::string ToHex(ByteSpan bytes) {

@@ -157,11 +157,25 @@ class EcdhPrivateKey {
   StatusOr<SecretBytes> DeriveSharedSecret(ByteSpan peer_public) const;
 
  private:
+  friend StatusOr<std::array<uint8_t, 64>> EcdsaP256SignSha256(const EcdhPrivateKey& key,
+                                                               ByteSpan message);
   struct Impl;
   EcdhPrivateKey(EcdhCurve curve, std::unique_ptr<Impl> impl);
   EcdhCurve curve_;
   std::unique_ptr<Impl> impl_;
 };
+
+// ECDSA over P-256 with SHA-256 (FIPS 186-4), signatures in the IEEE P1363
+// encoding r||s (64 bytes, each big-endian, zero-padded), as JWS ES256 uses.
+// The key is an ECDH P-256 key (joint use: docs/attestation.md, "Output
+// bundle signature"). kInvalidArgument for an X25519 key.
+inline constexpr size_t kEcdsaP256SignatureSize = 64;
+StatusOr<std::array<uint8_t, kEcdsaP256SignatureSize>> EcdsaP256SignSha256(
+    const EcdhPrivateKey& key, ByteSpan message);
+// True only for a valid signature by `public_key` (65-byte uncompressed SEC1
+// point) over `message`: anything else (wrong size, r or s zero or >= n, a
+// point off the curve) is false.
+bool EcdsaP256VerifySha256(ByteSpan public_key, ByteSpan message, ByteSpan signature);
 
 // Hex helpers (lower case). FromHex rejects odd length and non-hex digits.
 std::string ToHex(ByteSpan bytes);

@@ -5,6 +5,7 @@
 // it; the TEE side decrypts. Format and checks: docs/jwe.md.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -45,6 +46,11 @@ class JwkPublicKey {
   std::string ToJwk() const;
   // RFC 7638 JWK SHA-256 thumbprint, base64url (43 characters).
   std::string Thumbprint() const;
+
+  // EcdsaP256VerifySha256 with this key; false for an X25519 key.
+  bool VerifyEcdsaSha256(ByteSpan message, ByteSpan signature) const {
+    return curve_ == EcdhCurve::kP256 && EcdsaP256VerifySha256(public_, message, signature);
+  }
 
   friend bool operator==(const JwkPublicKey& a, const JwkPublicKey& b) {
     return a.curve_ == b.curve_ && a.public_ == b.public_;
@@ -96,6 +102,10 @@ class EphemeralKey {
   EcdhCurve curve() const { return public_.curve(); }
   const JwkPublicKey& public_key() const { return public_; }
   std::string PublicJwk() const { return public_.ToJwk(); }
+  // ECDSA P-256 / SHA-256, P1363 r||s (EcdsaP256SignSha256); P-256 keys only.
+  StatusOr<std::array<uint8_t, kEcdsaP256SignatureSize>> SignEcdsaSha256(ByteSpan message) const {
+    return EcdsaP256SignSha256(private_, message);
+  }
 
  private:
   EphemeralKey(EcdhPrivateKey key, JwkPublicKey pub)

@@ -278,6 +278,11 @@ StatusOr<Client> Client::Create(ClientOptions options) {
                            "': expected https://HOST:PORT");
   }
   if (!options.ca_file.empty()) RETURN_IF_ERROR(CheckCaFile(options.ca_file));
+  if (!options.unix_socket_path.empty() &&
+      (options.unix_socket_path.front() != '/' || HasControlChar(options.unix_socket_path))) {
+    return InvalidArgument("Unix socket path '" + Printable(options.unix_socket_path, 200) +
+                           "': expected an absolute path");
+  }
   auto impl = std::make_unique<Impl>();
   impl->url_for_messages = RedactUrl(options.base_url);
   impl->protocols = https ? "https" : "http";
@@ -315,6 +320,9 @@ Status Client::Impl::Configure(const std::string& url, const ClientRequest& req,
     set(curl_easy_setopt(h, CURLOPT_CAINFO, options.ca_file.c_str()));
     set(curl_easy_setopt(h, CURLOPT_CAPATH, nullptr));  // only the given file is trusted
   }
+  if (!options.unix_socket_path.empty()) {
+    set(curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, options.unix_socket_path.c_str()));
+  }
   set(curl_easy_setopt(h, CURLOPT_NOSIGNAL, Long{1}));     // timeouts without SIGALRM (threads)
   set(curl_easy_setopt(h, CURLOPT_TCP_NODELAY, Long{1}));  // else Nagle + delayed ACK: ~40 ms
   set(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, Long{1}));
@@ -344,7 +352,8 @@ Status Client::Impl::Configure(const std::string& url, const ClientRequest& req,
     set(curl_easy_setopt(h, CURLOPT_SEEKDATA, &t));
     set(curl_easy_setopt(
         h, CURLOPT_INFILESIZE_LARGE,
-        req.body_reader ? curl_off_t{-1} : static_cast<curl_off_t>(req.body.size())));
+        req.body_reader ? (req.body_size ? static_cast<curl_off_t>(*req.body_size) : curl_off_t{-1})
+                        : static_cast<curl_off_t>(req.body.size())));
     if (req.method != "PUT") set(curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str()));
   } else if (req.method == "HEAD") {
     set(curl_easy_setopt(h, CURLOPT_NOBODY, Long{1}));
@@ -357,7 +366,9 @@ Status Client::Impl::Configure(const std::string& url, const ClientRequest& req,
 }
 
 Status Client::Impl::TransportError(CURLcode rc) const {
-  const std::string where = "cannot reach the plane at " + url_for_messages + ": ";
+  const std::string where =
+      "cannot reach the plane at " + url_for_messages +
+      (options.unix_socket_path.empty() ? "" : " through unix:" + options.unix_socket_path) + ": ";
   const std::string detail =
       Printable(error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc), 300);
   const std::string trust_store =
@@ -450,7 +461,9 @@ StatusOr<ClientResponse> Client::Send(const ClientRequest& request) {
   // No 100-continue round trip (a full RTT per upload); the plane answers
   // early refusals (401, 413) and closes instead.
   RETURN_IF_ERROR(Append(headers, "Expect:"));
-  if (request.body_reader) RETURN_IF_ERROR(Append(headers, "Transfer-Encoding: chunked"));
+  if (request.body_reader && !request.body_size) {
+    RETURN_IF_ERROR(Append(headers, "Transfer-Encoding: chunked"));
+  }
 
   ClientResponse response;
   Transfer t;

@@ -22,6 +22,11 @@ namespace cce::http {
 struct ClientOptions {
   std::string base_url;  // https://HOST:PORT (no trailing slash)
   std::string ca_file;   // PEM bundle to trust; empty: the system store
+  // Set: connect to this Unix-domain socket instead of HOST:PORT. base_url
+  // still names the server, and its host is what the certificate must match
+  // (for the plane's agent socket: https://localhost, a name `cce-plane
+  // init` always puts in the certificate). docs/provisioners.md.
+  std::string unix_socket_path;
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds timeout{0};  // whole request; 0: none
   // Added with client.cc: a request that moves no byte either way for this
@@ -41,6 +46,9 @@ struct ClientRequest {
   // Set for a streamed upload (sent chunked): fills a prefix of buf, 0 at the
   // end; an error aborts the request and is returned by Send.
   std::function<StatusOr<size_t>(std::span<uint8_t> buf)> body_reader;
+  // With body_reader: the body's exact length, sent as Content-Length instead
+  // of chunked (the reader must then yield exactly this many bytes).
+  std::optional<uint64_t> body_size;
   // Set for a streamed download of a 2xx body: gets it piece by piece (not
   // stored in ClientResponse::body); an error aborts and is returned.
   std::function<Status(std::span<const uint8_t> piece)> body_sink;

@@ -20,6 +20,11 @@
 // - Routing and limit checks run on the I/O strand (cheap, no user code);
 //   admit and handle run on a WorkerPool with a bounded queue, so a slow
 //   route never stalls I/O and overload is a fast 503.
+// - kToSink bodies: the route's open_sink runs on the worker pool right after
+//   admit, before any body byte is read; each piece is then handed to its
+//   UploadSink as the parser yields it (on the I/O strand, like kToFile's
+//   file writes), so an upload is never held whole; a sink error stops the
+//   read and handle answers with Request::body_status.
 // - Error responses that leave request bytes unread close the connection
 //   after a short "lingering close" (TCP half-close, discard a bounded amount
 //   for a bounded time) so the client can read the response before the RST
@@ -45,6 +50,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,8 +59,10 @@
 #include <atomic>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -87,7 +96,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using ErrorCode = boost::system::error_code;
 using Strand = net::strand<net::io_context::executor_type>;
-using Socket = net::basic_stream_socket<net::ip::tcp, Strand>;
+// A Connection only waits for readiness, hands the fd to OpenSSL, reads,
+// shuts down and closes: nothing protocol-specific. So TCP and Unix-domain
+// connections share one socket type (Asio moves either into it).
+using Socket = net::basic_stream_socket<net::generic::stream_protocol, Strand>;
+using TcpSocket = net::basic_stream_socket<net::ip::tcp, Strand>;
+using UnixSocket = net::basic_stream_socket<net::local::stream_protocol, Strand>;
 using Timer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Strand>;
 
 // Header reads start small so a slow client holds little (the buffer doubles
@@ -389,6 +403,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
     int max_nesting = 0;            // 0: not scanned
     std::string* buffer = nullptr;  // kBuffered
     int fd = -1;                    // kToFile
+    UploadSink* upload = nullptr;   // kToSink
   };
 
   explicit RequestParser(const Limits& limits) : limits_(limits) {
@@ -431,6 +446,8 @@ class RequestParser final : public bhttp::basic_parser<true> {
   const std::string& transfer_encoding() const { return te_value_; }
   uint64_t body_received() const { return received_; }
   const std::optional<Refusal>& refusal() const { return refusal_; }
+  // Why an UploadSink refused a piece (the parse stopped there), else OK.
+  const Status& upload_error() const { return upload_error_; }
 
  private:
   void Refuse(ErrorCode& ec, int status, std::string code, std::string message,
@@ -509,7 +526,14 @@ class RequestParser final : public bhttp::basic_parser<true> {
              "body: nested deeper than " + std::to_string(sink_.max_nesting) + " levels");
       return 0;
     }
-    if (sink_.fd >= 0) {
+    if (sink_.upload != nullptr) {
+      Status s = sink_.upload->Write({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+      if (!s.ok()) {
+        upload_error_ = std::move(s);
+        ec = ParseStopped();
+        return 0;
+      }
+    } else if (sink_.fd >= 0) {
       Status s = WriteFull(sink_.fd, {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
       if (!s.ok()) {
         Refuse(ec, 500, "internal", "internal error", "body file: " + s.message());
@@ -539,6 +563,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
   size_t header_bytes_ = 0;  // request line and fields consumed so far
   NestingScanner nesting_;
   std::optional<Refusal> refusal_;
+  Status upload_error_;
 };
 
 // The refusal for a parse that stopped with `ec` (need_more excluded).
@@ -619,6 +644,7 @@ std::optional<Refusal> CheckBodyAnnouncement(const RequestParser& p, const Reque
       }
       [[fallthrough]];
     case BodyPolicy::kToFile:
+    case BodyPolicy::kToSink:
       if (length && *length > max_body_bytes) {
         return Refusal{413, "payload_too_large",
                        "body: larger than " + std::to_string(max_body_bytes) + " bytes", "", true};
@@ -732,7 +758,9 @@ struct ServerCore {
         ioc(static_cast<int>(limits.io_threads)),
         accept_strand(net::make_strand(ioc)),
         acceptor(accept_strand),
+        unix_acceptor(accept_strand),
         accept_retry_timer(accept_strand),
+        unix_accept_retry_timer(accept_strand),
         stop_timer(accept_strand),
         pool(limits.max_queued_requests) {}
   ~ServerCore();
@@ -740,7 +768,11 @@ struct ServerCore {
   void Run();
   void Stop();
   void DoAccept();
-  void OnAccept(const ErrorCode& ec, Socket socket);
+  void OnAccept(const ErrorCode& ec, TcpSocket socket);
+  void DoUnixAccept();
+  void OnUnixAccept(const ErrorCode& ec, UnixSocket socket);
+  // Counts an accepted socket and starts its Connection (or closes it).
+  void Admit(Socket socket, const std::string& key, const std::string& text);
   void BeginShutdown();
   void ForEachConnection(void (Connection::*fn)());
 
@@ -786,9 +818,16 @@ struct ServerCore {
   size_t counted = 0;  // sockets counted against the caps, guarded by conn_mu
 
   net::io_context ioc;
-  Strand accept_strand;  // acceptor, accept_retry_timer and stop_timer live on it
+  Strand accept_strand;  // the acceptors, their retry timers and stop_timer live on it
   net::basic_socket_acceptor<net::ip::tcp, Strand> acceptor;
+  net::basic_socket_acceptor<net::local::stream_protocol, Strand> unix_acceptor;
   Timer accept_retry_timer;
+  Timer unix_accept_retry_timer;
+  // The Unix socket file ListenUnix made (removed again in ~ServerCore if it
+  // is still that inode), guarded by being set before Run and read after.
+  std::string unix_path;
+  dev_t unix_dev = 0;
+  ino_t unix_ino = 0;
   Timer stop_timer;
   WorkerPool pool;
 };
@@ -1089,6 +1128,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnParseError(const ErrorCode& ec) {
+    if (!parser_->upload_error().ok()) {
+      // The route's sink refused the body: the route answers (and the
+      // connection closes, the rest of the body unread).
+      DisarmDeadline();
+      req_.body_status = parser_->upload_error();
+      req_.body_size = parser_->body_received();
+      Offload(&Connection::RunHandle);
+      return;
+    }
     const Refusal r = ParseErrorRefusal(*parser_, ec, limits_);
     if (parser_->refusal()) {
       if (!r.detail.empty()) server_.Event("body.write_failed", r.detail);
@@ -1130,7 +1178,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
 
-    if (route_->route.admit) {
+    if (route_->route.admit || route_->route.body == BodyPolicy::kToSink) {
       Offload(&Connection::RunAdmit);
     } else {
       StartBody();
@@ -1190,7 +1238,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void RunAdmit() {
     std::optional<Response> verdict;
     try {
-      verdict = route_->route.admit(req_);
+      if (route_->route.admit) verdict = route_->route.admit(req_);
+      if (!verdict) OpenUploadSink();
     } catch (const std::exception& e) {
       server_.Event("handler.exception", e.what());
       verdict = InternalErrorResponse();
@@ -1199,6 +1248,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
       verdict = InternalErrorResponse();
     }
     PostResult(&Connection::OnAdmitted, std::move(verdict));
+  }
+
+  // Worker thread, after admit (or instead of it): a kToSink route's sink
+  // is made before the first body byte is read. A failure is kept in
+  // body_status for handle to answer.
+  void OpenUploadSink() {
+    if (route_->route.body != BodyPolicy::kToSink) return;
+    auto sink = route_->route.open_sink(req_);
+    if (!sink.ok()) {
+      req_.body_status = sink.status();
+    } else if (*sink == nullptr) {
+      req_.body_status = Internal("open_sink returned no sink");
+    } else {
+      req_.body_sink = std::move(*sink);
+    }
   }
 
   void OnAdmitted(std::optional<Response> verdict) {
@@ -1222,6 +1286,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       body_file_ = std::move(file).value();
       sink.fd = body_file_.get();
+    } else if (route_->route.body == BodyPolicy::kToSink) {
+      if (!req_.body_status.ok()) {
+        // open_sink failed: the route answers without the body.
+        OnBodyRefused();
+        return;
+      }
+      sink.upload = req_.body_sink.get();
     } else if (route_->route.body == BodyPolicy::kBuffered && body_announced_) {
       uint64_t length = parser_->content_length().value_or(0);
       if (!server_.ReserveBufferedBody(length)) {
@@ -1249,6 +1320,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ReadBody();
   }
 
+  void OnBodyRefused() {
+    DisarmDeadline();
+    Offload(&Connection::RunHandle);
+  }
+
   void ReadBody() {
     phase_ = Phase::kBody;
     ArmDeadline(Deadline::kBody, limits_.body_timeout);
@@ -1258,7 +1334,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void MaybeExtendBodyDeadline() {
-    if (route_->route.body != BodyPolicy::kToFile) return;
+    if (route_->route.body != BodyPolicy::kToFile && route_->route.body != BodyPolicy::kToSink) {
+      return;
+    }
     uint64_t received = parser_->body_received();
     if (received - body_deadline_mark_ >= kBodyDeadlineStride) {
       body_deadline_mark_ = received;
@@ -1295,6 +1373,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     body_file_.reset();
     req_.body_fd = -1;
+    req_.body_sink.reset();  // handle has finished with it (or abandoned it)
     PostResult(&Connection::OnHandled, std::move(resp));
   }
 
@@ -1661,6 +1740,12 @@ ServerCore::~ServerCore() {
   pool.Shutdown();
   ErrorCode ec;
   acceptor.close(ec);
+  unix_acceptor.close(ec);
+  struct stat st {};
+  if (!unix_path.empty() && ::lstat(unix_path.c_str(), &st) == 0 && st.st_dev == unix_dev &&
+      st.st_ino == unix_ino) {
+    (void)::unlink(unix_path.c_str());
+  }
   // ioc, declared after the accounting members, is destroyed before them;
   // destroying its pending handlers destroys the last connections.
 }
@@ -1703,7 +1788,7 @@ bool ServerCore::ReserveBufferedBody(uint64_t bytes) {
 void ServerCore::DoAccept() {
   acceptor.async_accept(
       net::make_strand(ioc),
-      net::bind_executor(accept_strand, [this](const ErrorCode& ec, Socket socket) {
+      net::bind_executor(accept_strand, [this](const ErrorCode& ec, TcpSocket socket) {
         try {
           OnAccept(ec, std::move(socket));
         } catch (const std::exception& e) {
@@ -1714,7 +1799,7 @@ void ServerCore::DoAccept() {
       }));
 }
 
-void ServerCore::OnAccept(const ErrorCode& ec, Socket socket) {
+void ServerCore::OnAccept(const ErrorCode& ec, TcpSocket socket) {
   if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
   if (ec) {
     // Usually EMFILE/ENFILE: retry shortly rather than spin.
@@ -1731,25 +1816,69 @@ void ServerCore::OnAccept(const ErrorCode& ec, Socket socket) {
     DoAccept();
     return;  // the socket closes as it goes out of scope
   }
-  std::string key = AddressKey(peer.address());
-  if (!TryAddConnection(key)) {
-    ++refused;
-    Event("connection.refused", AddressText(peer.address()));
+  ErrorCode opt_ec;
+  socket.set_option(net::ip::tcp::no_delay(true), opt_ec);
+  if (opt_ec) {
     DoAccept();
     return;
   }
+  // DoAccept first: Admit may throw (allocation), and accepting must go on.
+  DoAccept();
+  Admit(Socket(std::move(socket)), AddressKey(peer.address()), AddressText(peer.address()));
+}
+
+void ServerCore::DoUnixAccept() {
+  unix_acceptor.async_accept(
+      net::make_strand(ioc),
+      net::bind_executor(accept_strand, [this](const ErrorCode& ec, UnixSocket socket) {
+        try {
+          OnUnixAccept(ec, std::move(socket));
+        } catch (const std::exception& e) {
+          Event("internal.exception", e.what());
+        } catch (...) {
+          Event("internal.exception", "non-standard exception");
+        }
+      }));
+}
+
+void ServerCore::OnUnixAccept(const ErrorCode& ec, UnixSocket socket) {
+  if (ec == net::error::operation_aborted || !unix_acceptor.is_open()) return;
+  if (ec) {
+    Event("accept.failed", ec.message());
+    unix_accept_retry_timer.expires_after(kAcceptRetryDelay);
+    unix_accept_retry_timer.async_wait([this](const ErrorCode& wait_ec) {
+      if (!wait_ec && unix_acceptor.is_open()) DoUnixAccept();
+    });
+    return;
+  }
+  DoUnixAccept();
+  if (stopping) return;
+  // A Unix peer has no address: it is named by its process (SO_PEERCRED, as
+  // seen from the server's PID namespace), which is what the per-address cap
+  // and the plane's per-address failure limits then count.
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;
+  const std::string name = "unix:pid=" + std::to_string(cred.pid);
+  Admit(Socket(std::move(socket)), name, name);
+}
+
+void ServerCore::Admit(Socket socket, const std::string& key, const std::string& text) {
+  if (!TryAddConnection(key)) {
+    ++refused;
+    Event("connection.refused", text);
+    return;
+  }
   ErrorCode opt_ec;
-  socket.set_option(net::ip::tcp::no_delay(true), opt_ec);
-  if (!opt_ec) socket.non_blocking(true, opt_ec);
+  socket.non_blocking(true, opt_ec);
   if (opt_ec) {
     RemoveConnection(nullptr, key);
-    DoAccept();
     return;
   }
   ++accepted;
   std::shared_ptr<Connection> conn;
   try {
-    conn = std::make_shared<Connection>(*this, std::move(socket), key, AddressText(peer.address()));
+    conn = std::make_shared<Connection>(*this, std::move(socket), key, text);
   } catch (...) {
     RemoveConnection(nullptr, key);
     throw;
@@ -1759,7 +1888,6 @@ void ServerCore::OnAccept(const ErrorCode& ec, Socket socket) {
     live.emplace(conn.get(), conn);
   }
   net::post(conn->executor(), [conn] { conn->Start(); });
-  DoAccept();
 }
 
 void ServerCore::ForEachConnection(void (Connection::*fn)()) {
@@ -1777,7 +1905,9 @@ void ServerCore::ForEachConnection(void (Connection::*fn)()) {
 void ServerCore::BeginShutdown() {
   ErrorCode ec;
   acceptor.close(ec);
+  unix_acceptor.close(ec);
   accept_retry_timer.cancel();
+  unix_accept_retry_timer.cancel();
   ForEachConnection(&Connection::OnServerStopping);
   // In-flight requests get write_timeout to finish; then everything closes.
   stop_timer.expires_after(limits.write_timeout);
@@ -1870,6 +2000,9 @@ StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options, std::vec
     if (r.body == BodyPolicy::kToFile && r.body_dir.empty()) {
       return InvalidArgument(where + ": body_dir is required for BodyPolicy::kToFile");
     }
+    if (r.body == BodyPolicy::kToSink && !r.open_sink) {
+      return InvalidArgument(where + ": open_sink is required for BodyPolicy::kToSink");
+    }
     CompiledRoute c;
     try {
       c.regex = std::regex(r.pattern, kRouteRegexFlags);
@@ -1927,6 +2060,74 @@ StatusOr<int> Server::Listen(const std::string& host, int port) {
     }
   });
   return static_cast<int>(local.port());
+}
+
+Status Server::ListenUnix(const std::string& path, mode_t mode) {
+  Impl& s = *impl_;
+  const std::string where = "listen on unix:" + path;
+  sockaddr_un probe{};
+  if (path.empty() || path.front() != '/' || path.size() >= sizeof(probe.sun_path)) {
+    return InvalidArgument(where + ": expected an absolute path shorter than " +
+                           std::to_string(sizeof(probe.sun_path)) + " bytes");
+  }
+  if ((mode & ~static_cast<mode_t>(0777)) != 0) {
+    return InvalidArgument(where + ": mode must be permission bits only");
+  }
+  if (s.unix_acceptor.is_open()) return FailedPrecondition(where + ": already listening");
+  // A socket file left by a previous run is replaced; one a live server
+  // answers on, or anything that is not a socket, is not.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return FailedPrecondition(where + ": the path exists and is not a socket");
+    }
+    UniqueFd probe_fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe_fd.valid()) return ErrnoStatus(where + ": socket", errno);
+    probe.sun_family = AF_UNIX;
+    std::memcpy(probe.sun_path, path.data(), path.size());
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    const auto* addr = reinterpret_cast<const sockaddr*>(&probe);
+    if (::connect(probe_fd.get(), addr, sizeof(probe)) == 0) {
+      return FailedPrecondition(where + ": another server is listening on it");
+    }
+    if (::unlink(path.c_str()) != 0) return ErrnoStatus(where + ": unlink stale socket", errno);
+  } else if (errno != ENOENT) {
+    return ErrnoStatus(where + ": lstat", errno);
+  }
+  ErrorCode ec;
+  auto fail = [&](const char* step) {
+    ErrorCode close_ec;
+    s.unix_acceptor.close(close_ec);
+    return Status(StatusCode::kIo, where + ": " + step + ": " + ec.message());
+  };
+  const net::local::stream_protocol::endpoint endpoint(path);
+  s.unix_acceptor.open(endpoint.protocol(), ec);
+  if (ec) return fail("socket");
+  s.unix_acceptor.bind(endpoint, ec);
+  if (ec) return fail("bind");
+  // The mode is set before listen(): until then a connect is refused, so no
+  // peer can get in through the permissions bind() left (umask-dependent).
+  if (::chmod(path.c_str(), mode) != 0 || ::lstat(path.c_str(), &st) != 0) {
+    ec.assign(errno, boost::system::system_category());
+    (void)::unlink(path.c_str());
+    return fail("chmod");
+  }
+  s.unix_acceptor.listen(kListenBacklog, ec);
+  if (ec) {
+    (void)::unlink(path.c_str());
+    return fail("listen");
+  }
+  s.unix_path = path;
+  s.unix_dev = st.st_dev;
+  s.unix_ino = st.st_ino;
+  net::post(s.accept_strand, [&s] {
+    try {
+      s.DoUnixAccept();
+    } catch (const std::exception& e) {
+      s.Event("internal.exception", e.what());
+    }
+  });
+  return Status::Ok();
 }
 
 void Server::Run() {

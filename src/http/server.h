@@ -6,6 +6,8 @@
 // The server knows nothing of the plane: it routes bytes to callbacks.
 #pragma once
 
+#include <sys/types.h>
+
 #include <any>
 #include <chrono>
 #include <cstdint>
@@ -27,6 +29,20 @@ struct Header {
   std::string value;
 };
 
+// Where a BodyPolicy::kToSink route's body goes as it arrives, so a large
+// upload is never held whole (or written to disk in plaintext) by the
+// server: each piece is handed over as soon as it is read, in order, never
+// concurrently, on the connection's I/O thread (so Write must not block
+// for long: sealing and writing a segment is fine, waiting on a network is
+// not). An error stops the body: nothing more is read, Route::handle runs
+// with Request::body_status set to it, and the connection is closed after
+// the response. A sink destroyed before handle ran saw an incomplete body.
+class UploadSink {
+ public:
+  virtual ~UploadSink() = default;
+  virtual Status Write(std::span<const uint8_t> piece) = 0;
+};
+
 // One request as a route sees it. Header and query lookups are
 // case-insensitive for names (headers) and exact for query keys.
 struct Request {
@@ -39,7 +55,12 @@ struct Request {
   std::string remote_addr;  // peer IP address, no port
   std::string body;         // BodyPolicy::kBuffered: the whole body
   int body_fd = -1;         // BodyPolicy::kToFile: the body, at offset 0; server-owned
-  uint64_t body_size = 0;   // bytes received (either policy)
+  uint64_t body_size = 0;   // bytes received (any policy)
+  // BodyPolicy::kToSink: the sink Route::open_sink made (null if it failed),
+  // and why the body was not taken whole (OK when it was): open_sink's or a
+  // Write's error. handle always runs and answers either way.
+  std::shared_ptr<UploadSink> body_sink;
+  Status body_status;
   // Whatever Route::admit wants Route::handle to have (the authenticated
   // caller, say): admit sees the request as const, so this is mutable.
   mutable std::any context;
@@ -80,6 +101,8 @@ enum class BodyPolicy {
               // a POST or PUT with neither: 411 (other methods: an empty body)
   kToFile,    // Content-Length or chunked; streamed into an anonymous file
               // under body_dir, at most max_body_bytes (413)
+  kToSink,    // Content-Length or chunked, at most max_body_bytes (413); streamed
+              // piece by piece into the UploadSink that Route::open_sink makes
 };
 
 struct Route {
@@ -95,6 +118,10 @@ struct Route {
   // worker pool): a response here (401, 403, 429) is sent instead, and the
   // unread body is not read (the connection is closed if one was announced).
   std::function<std::optional<Response>(const Request&)> admit;
+  // kToSink only (required): runs on the worker pool after admit accepted
+  // the request and before a single body byte is read. An error is put in
+  // Request::body_status and handle runs at once (the body is not read).
+  std::function<StatusOr<std::shared_ptr<UploadSink>>(Request&)> open_sink;
   // Runs once the whole body is in (on the worker pool). Exceptions become
   // a 500 with a generic message; the server logs their text.
   std::function<Response(Request&)> handle;
@@ -156,6 +183,17 @@ class Server {
   // Binds and listens (SO_REUSEADDR, backlog 1024). port 0 picks one; returns
   // the bound port. Errors carry the OS reason.
   StatusOr<int> Listen(const std::string& host, int port);
+  // Also (or only) serves on a Unix-domain stream socket at `path` (absolute,
+  // shorter than sun_path), created with exactly `mode` (set before
+  // listen(), so no peer ever connects through looser permissions): same
+  // TLS, routes, limits and deadlines as TCP. A peer is named
+  // "unix:pid=<pid>" (SO_PEERCRED) in Request::remote_addr and for the
+  // per-address cap. A socket file left at `path` by an earlier run is
+  // replaced; the file is removed when the Server is destroyed.
+  // Errors: kInvalidArgument (path, mode), kFailedPrecondition (already
+  // listening on a Unix path; `path` exists and is not a socket, or a live
+  // server answers there), kIo (socket/bind/chmod/listen, with the OS reason).
+  Status ListenUnix(const std::string& path, mode_t mode);
   // Serves until Stop(); then stops accepting, lets in-flight requests
   // finish (up to write_timeout), closes the rest and returns. Returns at
   // once if called again. Must have returned before the Server is destroyed.

@@ -972,6 +972,123 @@ TEST(HttpServer, StreamsAChunkedBodyIntoAnAnonymousFile) {
   EXPECT_EQ(received, "abcde");
 }
 
+// A sink that records what it was given, and fails from byte `fail_at`.
+class RecordingSink : public UploadSink {
+ public:
+  explicit RecordingSink(uint64_t fail_at = UINT64_MAX) : fail_at_(fail_at) {}
+  Status Write(std::span<const uint8_t> piece) override {
+    std::lock_guard<std::mutex> lock(mu);
+    if (received.size() + piece.size() > fail_at_) return DataLoss("sink: refused (test)");
+    received.append(reinterpret_cast<const char*>(piece.data()), piece.size());
+    largest_piece = std::max(largest_piece, piece.size());
+    ++pieces;
+    return Status::Ok();
+  }
+  std::mutex mu;
+  std::string received;
+  size_t largest_piece = 0;
+  size_t pieces = 0;
+
+ private:
+  uint64_t fail_at_;
+};
+
+TEST(HttpServer, StreamsABodyIntoTheRoutesSinkOpenedAfterAdmit) {
+  std::vector<std::string> order;  // touched by one request at a time
+  std::shared_ptr<RecordingSink> sink;
+  Route upload = BodyRoute("PUT", "/sink", BodyPolicy::kToSink, [&](Request& req) {
+    order.push_back("handle");
+    EXPECT_TRUE(req.body_status.ok()) << req.body_status.ToString();
+    EXPECT_EQ(req.body_sink.get(), sink.get());
+    return Text(std::to_string(req.body_size));
+  });
+  upload.admit = [&](const Request&) -> std::optional<Response> {
+    order.push_back("admit");
+    return std::nullopt;
+  };
+  upload.open_sink = [&](Request& req) -> StatusOr<std::shared_ptr<UploadSink>> {
+    order.push_back("open_sink");
+    EXPECT_EQ(req.body_size, 0u);
+    sink = std::make_shared<RecordingSink>();
+    return std::shared_ptr<UploadSink>(sink);
+  };
+  upload.max_body_bytes = 8 << 20;
+  TestServer ts({upload});
+  const std::string data = Pattern(5 << 20);
+  TlsClient c(ts.port());
+  auto r = c.Call("PUT /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                  Chunked(data, 60'000));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, std::to_string(data.size()));
+  EXPECT_EQ(order, (std::vector<std::string>{"admit", "open_sink", "handle"}));
+  ASSERT_NE(sink, nullptr);
+  EXPECT_TRUE(sink->received == data);
+  // Handed over as it was read, never gathered whole.
+  EXPECT_GT(sink->pieces, 10u);
+  EXPECT_LE(sink->largest_piece, size_t{1} << 20);
+  // Content-Length bodies too, on the same kept-alive connection.
+  order.clear();
+  auto r2 = c.Call("PUT /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde");
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->body, "5");
+  EXPECT_EQ(sink->received, "abcde");
+}
+
+TEST(HttpServer, ASinkThatCannotBeOpenedOrRefusesBytesLetsTheRouteAnswer) {
+  std::atomic<int> opened{0};
+  std::shared_ptr<RecordingSink> sink;
+  Route upload = BodyRoute("PUT", "/sink", BodyPolicy::kToSink, [&](Request& req) {
+    if (!req.body_status.ok()) {
+      Response resp = Text(req.body_status.message());
+      resp.status = 403;
+      return resp;
+    }
+    return Text("ok");
+  });
+  upload.open_sink = [&](Request& req) -> StatusOr<std::shared_ptr<UploadSink>> {
+    ++opened;
+    if (req.HeaderValue("X-Refuse")) return PermissionDenied("no sink for you (test)");
+    sink = std::make_shared<RecordingSink>(100'000);
+    return std::shared_ptr<UploadSink>(sink);
+  };
+  upload.max_body_bytes = 8 << 20;
+  TestServer ts({upload});
+  {
+    TlsClient c(ts.port());
+    auto r = c.Call("PUT /sink HTTP/1.1\r\nHost: t\r\nX-Refuse: 1\r\nContent-Length: 3\r\n\r\n");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403);
+    EXPECT_EQ(r->body, "no sink for you (test)");
+    EXPECT_TRUE(c.ClosedWithin(3000ms));  // the announced body was never read
+  }
+  {
+    TlsClient c(ts.port());
+    const std::string data = Pattern(1 << 20);
+    SendResult sent =
+        c.Send("PUT /sink HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(data.size()) +
+               "\r\n\r\n" + data);
+    EXPECT_NE(sent, SendResult::kTimeout);
+    auto r = c.Read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403);
+    EXPECT_EQ(r->body, "sink: refused (test)");
+    EXPECT_TRUE(c.ClosedWithin(3000ms));
+    EXPECT_LE(sink->received.size(), 100'000u);
+  }
+  EXPECT_EQ(opened, 2);
+}
+
+TEST(HttpServer, ASinkRouteWithoutOpenSinkIsAConfigurationError) {
+  Route r = BodyRoute("PUT", "/sink", BodyPolicy::kToSink, [](Request&) { return Text("x"); });
+  ServerOptions o;
+  o.tls_cert_chain_file = Files().cert;
+  o.tls_key_file = Files().key;
+  auto s = Server::Create(std::move(o), {r});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("open_sink is required"), std::string::npos);
+}
+
 TEST(HttpServer, FileBodyCapIsEnforcedWhileStreaming) {
   std::atomic<int> calls{0};
   Route upload = BodyRoute("PUT", "/upload", BodyPolicy::kToFile, [&](Request&) {

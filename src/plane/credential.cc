@@ -87,7 +87,8 @@ StatusOr<std::string> SignKbsSession(const KbsSessionClaims& c,
 }
 
 StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token,
-                                            crypto::ByteSpan plane_public_key, int64_t now) {
+                                            crypto::ByteSpan plane_public_key, int64_t now,
+                                            SessionUse use) {
   ASSIGN_OR_RETURN(json j, VerifyToken(kSessionPrefix, "session", token, plane_public_key));
   KbsSessionClaims c;
   try {
@@ -103,7 +104,9 @@ StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token,
     return PermissionDenied("session: malformed claims");
   }
   if (now < c.issued_at) return PermissionDenied("session: not valid yet");
-  if (now >= c.expires_at) return PermissionDenied("session: expired");
+  if (use == SessionUse::kKeyRelease && now >= c.expires_at) {
+    return PermissionDenied("session: expired");
+  }
   return c;
 }
 

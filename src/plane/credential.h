@@ -55,7 +55,14 @@ struct KbsSessionClaims {
 
 StatusOr<std::string> SignKbsSession(const KbsSessionClaims& claims,
                                      const crypto::Ed25519PrivateKey& key);
+// What a session is presented for. Key release honours expires_at; the
+// agent routes (AgentReports) accept a session until the job's deadline
+// instead, which the caller checks (docs/attestation.md, "Agent routes").
+enum class SessionUse { kKeyRelease, kAgent };
+// Checks format, signature and (kKeyRelease) now < expires_at; always
+// now >= issued_at. Errors are kPermissionDenied with the reason.
 StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token,
-                                            crypto::ByteSpan plane_public_key, int64_t now);
+                                            crypto::ByteSpan plane_public_key, int64_t now,
+                                            SessionUse use = SessionUse::kKeyRelease);
 
 }  // namespace cce::plane

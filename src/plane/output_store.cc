@@ -107,58 +107,170 @@ std::string OutputStore::PathFor(const std::string& job_id) const {
   return dir_ + "/" + job_id + ".sealed";
 }
 
-StatusOr<OutputStore::Stored> OutputStore::Put(const std::string& job_id, uint64_t size,
-                                               const Source& source) {
+struct OutputWriter::Impl {
+  std::string dir;
+  std::string job_id;
+  std::string path;  // where Finish renames the file to
+  std::string tmp;   // the file being written; removed unless Finish succeeded
+  UniqueFd fd;
+  std::unique_ptr<format::FileCipher> cipher;  // the crypter points into it
+  std::optional<format::SegmentCrypter> crypter;
+  crypto::SecretBytes plain;  // the segment being filled (wiped when destroyed)
+  crypto::Bytes sealed;
+  size_t filled = 0;     // bytes of `plain` in use
+  uint64_t segment = 0;  // index of the segment being filled
+  uint64_t written = 0;  // plaintext bytes accepted so far
+  crypto::Sha256Hasher hash;
+  Status dead;  // the first error; every later call returns it
+  bool finished = false;
+
+  ~Impl() { Discard(); }
+
+  // A dead or abandoned writer leaves nothing behind.
+  void Discard() {
+    if (!finished && !tmp.empty()) {
+      fd.reset();
+      ::unlink(tmp.c_str());
+      tmp.clear();
+    }
+  }
+
+  // Seals and writes the current segment (full, or the last one).
+  Status FlushSegment() {
+    std::span<uint8_t> p = plain.span().first(filled);
+    hash.Update(p);
+    std::span<uint8_t> out(sealed.data(), filled + format::kTagSize);
+    RETURN_IF_ERROR(crypter->Seal(segment, p, out));
+    RETURN_IF_ERROR(WriteFull(fd.get(), out));
+    OPENSSL_cleanse(plain.data(), filled);
+    ++segment;
+    filled = 0;
+    return Status::Ok();
+  }
+
+  Status Write(crypto::ByteSpan piece) {
+    const format::Geometry& g = cipher->geometry();
+    if (piece.size() > g.plaintext_size - written) {
+      return InvalidArgument("output of " + job_id + ": more than the announced " +
+                             std::to_string(g.plaintext_size) + " bytes");
+    }
+    while (!piece.empty()) {
+      const size_t want = g.PlainSegmentSize(segment) - filled;
+      const size_t k = std::min(want, piece.size());
+      std::copy_n(piece.begin(), k, plain.data() + filled);
+      filled += k;
+      written += k;
+      piece = piece.subspan(k);
+      // A full segment is sealed at once, except the last one, which Finish
+      // seals (so an empty output still gets its one empty final segment).
+      if (filled == g.PlainSegmentSize(segment) && segment + 1 < g.SegmentCount()) {
+        RETURN_IF_ERROR(FlushSegment());
+      }
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<StoredOutput> Finish(std::string_view expected_digest) {
+    const format::Geometry& g = cipher->geometry();
+    if (written != g.plaintext_size) {
+      return InvalidArgument("output of " + job_id + ": " + std::to_string(written) +
+                             " bytes received, " + std::to_string(g.plaintext_size) + " announced");
+    }
+    RETURN_IF_ERROR(FlushSegment());
+    const std::string digest = "sha256:" + crypto::ToHex(hash.Finish());
+    if (!expected_digest.empty() && digest != expected_digest) {
+      return InvalidArgument("output of " + job_id + ": the bytes received hash to " + digest +
+                             ", not the announced " + std::string(expected_digest));
+    }
+    if (::fsync(fd.get()) != 0) return ErrnoStatus(tmp + ": fsync", errno);
+    fd.reset();
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(path + ": rename", errno);
+    finished = true;
+    UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d.valid() || ::fsync(d.get()) != 0) return ErrnoStatus(dir + ": fsync", errno);
+    return StoredOutput{"outputs/" + job_id + ".sealed", written, digest};
+  }
+};
+
+OutputWriter::OutputWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+OutputWriter::~OutputWriter() = default;
+
+uint64_t OutputWriter::written() const {
+  return impl_->written;
+}
+
+Status OutputWriter::Write(crypto::ByteSpan piece) {
+  if (!impl_->dead.ok()) return impl_->dead;
+  if (impl_->finished) return FailedPrecondition("output of " + impl_->job_id + ": finished");
+  Status s = impl_->Write(piece);
+  if (!s.ok()) {
+    impl_->dead = s;
+    impl_->Discard();
+  }
+  return s;
+}
+
+StatusOr<StoredOutput> OutputWriter::Finish(std::string_view expected_digest) {
+  if (!impl_->dead.ok()) return impl_->dead;
+  if (impl_->finished) return FailedPrecondition("output of " + impl_->job_id + ": finished");
+  auto stored = impl_->Finish(expected_digest);
+  if (!stored.ok()) {
+    impl_->dead = stored.status();
+    impl_->Discard();
+  }
+  return stored;
+}
+
+StatusOr<std::unique_ptr<OutputWriter>> OutputStore::Create(const std::string& job_id,
+                                                            uint64_t size) {
   RETURN_IF_ERROR(CheckJobId(job_id));
   ASSIGN_OR_RETURN(format::DatasetKey key, format::DatasetKey::Generate());
   ASSIGN_OR_RETURN(crypto::Bytes wrapped, mk_->Seal(key.bytes(), Context(job_id)));
   if (wrapped.size() > kMaxWrappedKeyBytes) return Internal("output: sealed key too long");
+  auto w = std::make_unique<OutputWriter::Impl>();
+  w->dir = dir_;
+  w->job_id = job_id;
+  w->path = PathFor(job_id);
   ASSIGN_OR_RETURN(
       format::FileCipher cipher,
       format::FileCipher::ForWriting(key, format::FileKind::kData, size, kSegmentExponent));
-  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, cipher.NewCrypter());
+  w->cipher = std::make_unique<format::FileCipher>(std::move(cipher));
+  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, w->cipher->NewCrypter());
+  w->crypter.emplace(std::move(crypter));
 
   crypto::Bytes prefix(kOutputMagic.begin(), kOutputMagic.end());
   prefix.push_back(static_cast<uint8_t>(wrapped.size() >> 8));
   prefix.push_back(static_cast<uint8_t>(wrapped.size() & 0xff));
   prefix.insert(prefix.end(), wrapped.begin(), wrapped.end());
-  prefix.insert(prefix.end(), cipher.header_bytes().begin(), cipher.header_bytes().end());
+  prefix.insert(prefix.end(), w->cipher->header_bytes().begin(), w->cipher->header_bytes().end());
 
-  const std::string path = PathFor(job_id);
   std::array<uint8_t, 8> rnd{};
   RETURN_IF_ERROR(crypto::RandomBytes(rnd));
   const std::string tmp = dir_ + "/." + job_id + ".partial-" + crypto::ToHex(rnd);
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) return ErrnoStatus(tmp, errno);
-  crypto::Sha256Hasher hash;
-  auto write_all = [&]() -> Status {
-    RETURN_IF_ERROR(WriteFull(fd.get(), prefix));
-    const format::Geometry& g = cipher.geometry();
-    crypto::SecretBytes plain(g.segment_size);
-    crypto::Bytes sealed(g.segment_size + format::kTagSize);
-    for (uint64_t i = 0; i < g.SegmentCount(); ++i) {
-      const size_t n = g.PlainSegmentSize(i);
-      std::span<uint8_t> p = plain.span().first(n);
-      RETURN_IF_ERROR(source(p));
-      hash.Update(p);
-      std::span<uint8_t> out(sealed.data(), n + format::kTagSize);
-      RETURN_IF_ERROR(crypter.Seal(i, p, out));
-      RETURN_IF_ERROR(WriteFull(fd.get(), out));
-    }
-    if (::fsync(fd.get()) != 0) return ErrnoStatus(tmp + ": fsync", errno);
-    fd.reset();
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(path + ": rename", errno);
-    return Status::Ok();
-  };
-  Status s = write_all();
-  if (!s.ok()) {
-    fd.reset();
-    ::unlink(tmp.c_str());
-    return s;
+  w->fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!w->fd.valid()) return ErrnoStatus(tmp, errno);
+  w->tmp = tmp;  // from here on, the Impl removes it unless Finish succeeds
+  const format::Geometry& g = w->cipher->geometry();
+  w->plain = crypto::SecretBytes(g.segment_size);
+  w->sealed.resize(g.segment_size + format::kTagSize);
+  RETURN_IF_ERROR(WriteFull(w->fd.get(), prefix));
+  return std::unique_ptr<OutputWriter>(new OutputWriter(std::move(w)));
+}
+
+StatusOr<OutputStore::Stored> OutputStore::Put(const std::string& job_id, uint64_t size,
+                                               const Source& source) {
+  ASSIGN_OR_RETURN(std::unique_ptr<OutputWriter> writer, Create(job_id, size));
+  // Pulled a segment at a time into one locked buffer, wiped on the way out.
+  constexpr size_t kPiece = size_t{1} << kSegmentExponent;
+  crypto::SecretBytes piece(static_cast<size_t>(std::min<uint64_t>(size, kPiece)));
+  uint64_t left = size;
+  while (left > 0) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, piece.size()));
+    RETURN_IF_ERROR(source(piece.span().first(n)));
+    RETURN_IF_ERROR(writer->Write(piece.span().first(n)));
+    left -= n;
   }
-  UniqueFd d(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!d.valid() || ::fsync(d.get()) != 0) return ErrnoStatus(dir_ + ": fsync", errno);
-  return Stored{"outputs/" + job_id + ".sealed", size, "sha256:" + crypto::ToHex(hash.Finish())};
+  return writer->Finish();
 }
 
 StatusOr<std::string> OutputStore::Put(const std::string& job_id, crypto::ByteSpan bundle) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "base/fd.h"
 #include "base/status.h"
@@ -44,6 +45,43 @@ class OutputReader {
   std::unique_ptr<Impl> impl_;
 };
 
+// A stored output, as recorded in the store.
+struct StoredOutput {
+  std::string blob_ref;  // "outputs/<job id>.sealed", to record in the store
+  uint64_t size = 0;
+  std::string digest;  // "sha256:<hex>" of the plaintext
+};
+
+// Seals one output pushed to it piece by piece (an upload as it arrives):
+// pieces are gathered into one segment, which is sealed and written as soon
+// as it is full, so no more than a segment of plaintext is ever held. The
+// plaintext size is fixed at Create because the sealed file's header
+// authenticates it. Destroyed without a successful Finish, the partial file
+// is removed: nothing is left behind.
+class OutputWriter {
+ public:
+  ~OutputWriter();
+  OutputWriter(const OutputWriter&) = delete;
+  OutputWriter& operator=(const OutputWriter&) = delete;
+
+  // More bytes than the size given at Create: kInvalidArgument. After any
+  // error the writer is dead (every later call fails).
+  Status Write(crypto::ByteSpan piece);
+  uint64_t written() const;
+  // All `size` bytes written (else kInvalidArgument naming both counts) and,
+  // when `expected_digest` ("sha256:<hex>") is given, their SHA-256 equal to
+  // it (else kInvalidArgument naming both; nothing is stored): fsyncs,
+  // renames into place (replacing an earlier file of the job) and fsyncs the
+  // directory.
+  StatusOr<StoredOutput> Finish(std::string_view expected_digest = {});
+
+ private:
+  friend class OutputStore;
+  struct Impl;
+  explicit OutputWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 class OutputStore {
  public:
   // Creates `dir` (mode 0700) if needed.
@@ -51,14 +89,14 @@ class OutputStore {
 
   // Fills all of `out` with the next plaintext bytes of the bundle.
   using Source = std::function<Status(std::span<uint8_t> out)>;
-  struct Stored {
-    std::string blob_ref;  // "outputs/<job id>.sealed", to record in the store
-    uint64_t size = 0;
-    std::string digest;  // "sha256:<hex>" of the plaintext
-  };
+  using Stored = StoredOutput;
+  // A writer for the `size`-byte output of `job_id` (see OutputWriter).
+  // Errors: kInvalidArgument for a job id that is not a plain name; I/O.
+  StatusOr<std::unique_ptr<OutputWriter>> Create(const std::string& job_id, uint64_t size);
   // Seals `size` bytes pulled from `source` (a segment at a time) and stores
-  // them for `job_id`. Replaces an earlier file of the same job (an agent
-  // retrying after a crash); on error nothing is left behind.
+  // them for `job_id` (an OutputWriter fed by `source`). Replaces an earlier
+  // file of the same job (an agent retrying after a crash); on error nothing
+  // is left behind.
   StatusOr<Stored> Put(const std::string& job_id, uint64_t size, const Source& source);
   // The same for a bundle already in memory; returns the blob reference.
   StatusOr<std::string> Put(const std::string& job_id, crypto::ByteSpan bundle);

@@ -202,5 +202,110 @@ TEST_F(OutputStoreTest, JobIdsMustBePlainNames) {
   }
 }
 
+
+// ---- OutputWriter (push-style, for uploads) ----------------------------------
+
+bool NoPartialFiles(const std::string& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename().string().find(".partial-") != std::string::npos) return false;
+  }
+  return true;
+}
+
+TEST_F(OutputStoreTest, WriterTakesOddPiecesAcrossSegmentsAndReadsBack) {
+  const std::string data = Pattern(3 * kSegment + 1234, 7);
+  auto w = store_->Create(kJob, data.size());
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  // Pieces that straddle segment boundaries in every way, including empty ones.
+  size_t at = 0;
+  size_t step = 1;
+  while (at < data.size()) {
+    const size_t n = std::min(step, data.size() - at);
+    ASSERT_TRUE((*w)->Write(crypto::AsBytes(std::string_view(data).substr(at, n))).ok());
+    ASSERT_TRUE((*w)->Write({}).ok());
+    at += n;
+    step = step * 3 + 17;
+  }
+  EXPECT_EQ((*w)->written(), data.size());
+  auto stored = (*w)->Finish();
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_EQ(stored->size, data.size());
+  EXPECT_EQ(stored->digest, Digest(data));
+  EXPECT_EQ(stored->blob_ref, std::string("outputs/") + kJob + ".sealed");
+  auto back = ReadAllOf(kJob, Digest(data));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(*back == data);
+}
+
+TEST_F(OutputStoreTest, WriterOfEmptyAndExactSegmentOutputs) {
+  for (size_t n : {size_t{0}, kSegment, 2 * kSegment}) {
+    const std::string data = Pattern(n, 3);
+    auto w = store_->Create(kJob, n);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(crypto::AsBytes(data)).ok());
+    auto stored = (*w)->Finish();
+    ASSERT_TRUE(stored.ok()) << n << ": " << stored.status().message();
+    auto back = ReadAllOf(kJob, stored->digest);
+    ASSERT_TRUE(back.ok()) << n << ": " << back.status().message();
+    EXPECT_EQ(back->size(), n);
+  }
+}
+
+TEST_F(OutputStoreTest, WriterRefusesTooManyOrTooFewBytesAndLeavesNothing) {
+  {
+    auto w = store_->Create(kJob, 10);
+    ASSERT_TRUE(w.ok());
+    auto over = (*w)->Write(crypto::AsBytes(Pattern(11)));
+    EXPECT_EQ(over.code(), StatusCode::kInvalidArgument);
+    // Dead after an error, even for a write that would fit.
+    EXPECT_FALSE((*w)->Write(crypto::AsBytes(Pattern(1))).ok());
+    EXPECT_FALSE((*w)->Finish().ok());
+  }
+  {
+    auto w = store_->Create(kJob, 10);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(crypto::AsBytes(Pattern(9))).ok());
+    auto short_finish = (*w)->Finish();
+    ASSERT_FALSE(short_finish.ok());
+    EXPECT_NE(short_finish.status().message().find("9 bytes received, 10 announced"),
+              std::string::npos)
+        << short_finish.status().message();
+  }
+  EXPECT_FALSE(fs::exists(PathOf(kJob)));
+  EXPECT_TRUE(NoPartialFiles(dir_ + "/outputs"));
+}
+
+TEST_F(OutputStoreTest, AbandonedWriterLeavesNothingAndKeepsAnEarlierOutput) {
+  ASSERT_TRUE(store_->Put(kJob, crypto::AsBytes(std::string("earlier"))).ok());
+  {
+    auto w = store_->Create(kJob, 5 * kSegment);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(crypto::AsBytes(Pattern(2 * kSegment + 5))).ok());
+    EXPECT_FALSE(NoPartialFiles(dir_ + "/outputs"));  // it is being written
+  }  // abandoned
+  EXPECT_TRUE(NoPartialFiles(dir_ + "/outputs"));
+  auto back = ReadAllOf(kJob, "");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, "earlier");
+}
+
+TEST_F(OutputStoreTest, WriterRefusesADigestOtherThanTheExpectedOneAndStoresNothing) {
+  const std::string data = Pattern(kSegment + 10, 1);
+  auto w = store_->Create(kJob, data.size());
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write(crypto::AsBytes(data)).ok());
+  auto r = (*w)->Finish(Digest(data + "x"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("not the announced"), std::string::npos);
+  EXPECT_FALSE(fs::exists(PathOf(kJob)));
+  EXPECT_TRUE(NoPartialFiles(dir_ + "/outputs"));
+  // The right digest is accepted.
+  auto w2 = store_->Create(kJob, data.size());
+  ASSERT_TRUE(w2.ok());
+  ASSERT_TRUE((*w2)->Write(crypto::AsBytes(data)).ok());
+  EXPECT_TRUE((*w2)->Finish(Digest(data)).ok());
+}
+
 }  // namespace
 }  // namespace cce::plane

@@ -5,8 +5,10 @@
 #include "plane/routes.h"
 
 #include <openssl/crypto.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 
 #include "image/image.h"
@@ -83,6 +85,46 @@ class OutputBody : public http::BodySource {
   crypto::ByteSpan left_;  // the rest of the reader's current segment
 };
 
+// A blob of a job's image as a streamed response body, read from the blob
+// store's file a piece at a time.
+class BlobBody : public http::BodySource {
+ public:
+  explicit BlobBody(AgentReports::Blob blob) : blob_(std::move(blob)) {}
+  uint64_t size() const override { return blob_.size; }
+  StatusOr<size_t> Read(std::span<uint8_t> buf) override {
+    for (;;) {
+      const ssize_t n = ::read(blob_.fd.get(), buf.data(), buf.size());
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return ErrnoStatus("blob " + blob_.digest, errno);
+    }
+  }
+
+ private:
+  AgentReports::Blob blob_;
+};
+
+// The agent's output upload as the server's sink: each piece goes straight
+// into the service's OutputUpload (sealed a segment at a time).
+class OutputSink : public http::UploadSink {
+ public:
+  explicit OutputSink(std::unique_ptr<AgentReports::OutputUpload> upload)
+      : upload_(std::move(upload)) {}
+  Status Write(std::span<const uint8_t> piece) override { return upload_->Write(piece); }
+  std::unique_ptr<AgentReports::OutputUpload> Take() { return std::move(upload_); }
+
+ private:
+  std::unique_ptr<AgentReports::OutputUpload> upload_;
+};
+
+std::optional<uint64_t> ContentLength(const http::Request& req) {
+  auto v = req.HeaderValue("Content-Length");
+  if (!v) return std::nullopt;
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  if (ec != std::errc() || p != v->data() + v->size()) return std::nullopt;
+  return n;
+}
+
 using UserHandler = std::function<StatusOr<http::Response>(const Caller&, http::Request&)>;
 using KbsHandler = std::function<StatusOr<http::Response>(http::Request&)>;
 
@@ -133,8 +175,13 @@ class RouteBuilder {
   // A /kbs/v0 route: no bearer user (the handler checks the credential or
   // session). An address over its failure limit is refused before the
   // handler runs, and only the first refusal of a window is audited.
-  void Kbs(RouteSpec spec, KbsHandler handler) {
+  // Also the agent's /api/v1/agent routes (the same session, the same
+  // per-address failure budget); `open_sink` for a kToSink body.
+  void Kbs(RouteSpec spec, KbsHandler handler,
+           std::function<StatusOr<std::shared_ptr<http::UploadSink>>(http::Request&)> open_sink =
+               nullptr) {
     http::Route r = Base(std::move(spec));
+    r.open_sink = std::move(open_sink);
     Services* s = &s_;
     r.admit = [s](const http::Request& req) -> std::optional<http::Response> {
       auto& limiter = s->key_broker.limiter();
@@ -472,6 +519,62 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
           r.body = std::move(jwe);
           return r;
         });
+
+  // ---- The job's agent (session from /kbs/v0/attest; docs/attestation.md)
+  auto authz = [](const http::Request& req) {
+    return req.HeaderValue("Authorization").value_or("");
+  };
+  b.Kbs(with("POST", "/api/v1/agent/report", true),
+        [&s, authz](http::Request& req) -> StatusOr<http::Response> {
+          ASSIGN_OR_RETURN(auto in, DecodeBody<api::AgentReportRequest>(req));
+          ASSIGN_OR_RETURN(auto out, s.agent.Report(req.remote_addr, authz(req), in));
+          return Encode(200, out);
+        });
+  b.Kbs(with("GET", "/api/v1/agent/job"),
+        [&s, authz](http::Request& req) -> StatusOr<http::Response> {
+          ASSIGN_OR_RETURN(auto out, s.agent.Job(req.remote_addr, authz(req)));
+          return Encode(200, out);
+        });
+  b.Kbs(with("GET", "/api/v1/agent/image/manifest"),
+        [&s, authz](http::Request& req) -> StatusOr<http::Response> {
+          ASSIGN_OR_RETURN(auto m, s.agent.ImageManifest(req.remote_addr, authz(req)));
+          http::Response r;
+          r.content_type = m.media_type.empty() ? std::string(image::kOciManifest) : m.media_type;
+          r.headers.push_back({"Docker-Content-Digest", m.digest});
+          r.body = std::move(m.bytes);
+          return r;
+        });
+  b.Kbs(with("GET", "/api/v1/agent/image/blobs/([^/]+)"),
+        [&s, authz](http::Request& req) -> StatusOr<http::Response> {
+          ASSIGN_OR_RETURN(auto blob,
+                           s.agent.ImageBlob(req.remote_addr, authz(req), req.captures[0]));
+          http::Response r;
+          r.content_type = "application/octet-stream";
+          r.headers.push_back({"Docker-Content-Digest", blob.digest});
+          r.stream = std::make_shared<BlobBody>(std::move(blob));
+          return r;
+        });
+  // The bundle goes piece by piece into the sealed output store: the session,
+  // headers and signature are checked (open_sink) before any body byte is
+  // read, and the digest once the last one is in (handle).
+  b.Kbs(
+      RouteSpec{"PUT", "/api/v1/agent/output", http::BodyPolicy::kToSink,
+                static_cast<uint64_t>(std::max<int64_t>(s.agent.max_output_bytes(), 1)), ""},
+      [&s](http::Request& req) -> StatusOr<http::Response> {
+        RETURN_IF_ERROR(req.body_status);
+        auto* sink = dynamic_cast<OutputSink*>(req.body_sink.get());
+        if (sink == nullptr) return Internal("agent output: no upload");
+        ASSIGN_OR_RETURN(auto out, s.agent.FinishOutput(sink->Take()));
+        return Encode(201, out);
+      },
+      [&s, authz](http::Request& req) -> StatusOr<std::shared_ptr<http::UploadSink>> {
+        AgentReports::OutputHeaders h;
+        h.digest = req.HeaderValue(api::kBundleDigestHeader).value_or("");
+        h.signature = req.HeaderValue(api::kBundleSignatureHeader).value_or("");
+        h.content_length = ContentLength(req);
+        ASSIGN_OR_RETURN(auto upload, s.agent.BeginOutput(req.remote_addr, authz(req), h));
+        return std::shared_ptr<http::UploadSink>(std::make_shared<OutputSink>(std::move(upload)));
+      });
   return b.Take();
 }
 

@@ -20,12 +20,14 @@
 
 #include "api/wire.h"
 #include "base/clock.h"
+#include "base/fd.h"
 #include "base/status.h"
 #include "crypto/crypto.h"
 #include "image/blob_store.h"
 #include "jobspec/jobspec.h"
 #include "ledger/ledger.h"
 #include "plane/attestation.h"
+#include "plane/credential.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
 #include "plane/output_store.h"
@@ -113,6 +115,8 @@ struct ServiceDeps {
   int64_t dataset_max_manifest_bytes = int64_t{64} << 20;
   // Bytes of image blobs one user may have stored (plane.yaml images.quota_bytes).
   int64_t image_quota_bytes = int64_t{20} << 30;
+  // Largest output bundle an agent may submit (plane.yaml limits.max_output_bytes).
+  int64_t max_output_bytes = int64_t{1} << 30;
 };
 
 // Users and authentication.
@@ -311,6 +315,124 @@ class KeyBroker {
   FailureLimiter limiter_;
 };
 
+// The job's agent, inside the attested TEE (docs/attestation.md, "Agent
+// routes"): it reports progress, fetches the job's pinned image and submits
+// the output bundle signed with its TEE key. Every call is authenticated by
+// the key broker session ("Bearer <session>") from /kbs/v0/attest; every
+// decision audited on "job:<id>" by actor "tee:<addr>"; a decision whose
+// audit record cannot be written is refused.
+//
+// Session rule (one function, VerifyAgentSession): the plane's signature
+// holds, the job exists, the session's credential is the one that attested
+// the job, the job is in one of the states the call allows, and now < the
+// job's deadline. The session's own expires_at (kbs_session_ttl_seconds)
+// bounds key release only; agent calls accept it until the job's deadline.
+class AgentReports {
+ public:
+  AgentReports(ServiceDeps& deps, AuditLog& audit, Users& users)
+      : d_(deps), audit_(audit), users_(users) {}
+
+  // What an authenticated agent call knows.
+  struct AgentSession {
+    KbsSessionClaims claims;
+    store::Job job;
+  };
+  // The session rule above, audited as a refusal of `action` when it fails:
+  // kUnauthenticated (no or malformed bearer token, bad signature),
+  // kPermissionDenied (unknown job, other credential, past the deadline),
+  // kFailedPrecondition (the job is not in one of `states`).
+  StatusOr<AgentSession> Authenticate(const std::string& remote_addr,
+                                      std::string_view authorization, const std::string& action,
+                                      const std::vector<store::JobState>& states);
+
+  // {state: RUNNING}: ATTESTED -> RUNNING. {state: FAILED, reason}: ATTESTED
+  // or RUNNING -> FAILED with reason "agent: <reason>" (non-printable bytes
+  // replaced, capped at kMaxReasonBytes). Anything else kFailedPrecondition
+  // (a wrong state) or kInvalidArgument (an unknown target state). Returns
+  // the job as it now is.
+  static constexpr size_t kMaxReasonBytes = 512;
+  StatusOr<api::Job> Report(const std::string& remote_addr, std::string_view authorization,
+                            const api::AgentReportRequest& request);
+
+  // What the agent runs (ATTESTED or RUNNING): the stored spec, the pinned
+  // image digest, the deadline, and each dataset's mount path, location and
+  // key id. Audited as agent.job.
+  StatusOr<api::AgentJob> Job(const std::string& remote_addr, std::string_view authorization);
+
+  // The job's pinned image manifest, byte for byte as stored (ATTESTED or
+  // RUNNING).
+  struct Manifest {
+    std::string bytes;
+    std::string digest;      // "sha256:<hex>", the job's image_digest
+    std::string media_type;  // from the manifest's mediaType ("" if absent)
+  };
+  StatusOr<Manifest> ImageManifest(const std::string& remote_addr, std::string_view authorization);
+
+  // One blob of the job's image, to stream: only the pinned manifest's
+  // config and layer digests (any other digest is kPermissionDenied,
+  // audited); kNotFound if the blob store lost it.
+  struct Blob {
+    UniqueFd fd;  // read-only, at offset 0
+    uint64_t size = 0;
+    std::string digest;
+  };
+  StatusOr<Blob> ImageBlob(const std::string& remote_addr, std::string_view authorization,
+                           const std::string& digest);
+
+  // An output bundle being received (RUNNING jobs only). Plaintext goes
+  // straight into an OutputWriter (sealed a segment at a time; nothing in
+  // memory beyond a segment, nothing in plaintext on disk). Destroyed
+  // without Finish, the partial output is discarded and the refusal audited.
+  class OutputUpload {
+   public:
+    ~OutputUpload();
+    OutputUpload(const OutputUpload&) = delete;
+    OutputUpload& operator=(const OutputUpload&) = delete;
+    // The next bytes of the bundle. Past the announced length: kInvalidArgument
+    // (audited; the upload is dead, as after any error).
+    Status Write(crypto::ByteSpan piece);
+    uint64_t received() const;
+
+   private:
+    friend class AgentReports;
+    struct Impl;
+    explicit OutputUpload(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+  };
+  struct OutputHeaders {
+    std::string digest;                      // X-Cce-Bundle-Digest: "sha256:<hex>"
+    std::string signature;                   // X-Cce-Bundle-Signature: base64url(P1363 r||s)
+    std::optional<uint64_t> content_length;  // announced, when known
+  };
+  // Before any body byte is accepted: the session (RUNNING, no output yet),
+  // the headers' syntax (kInvalidArgument naming the header), the length
+  // (required: the sealed file's header fixes it; at most max_output_bytes,
+  // else kInvalidArgument) and the signature over
+  // api::OutputSigningInput(job, announced digest) with the session's TEE
+  // key (else kPermissionDenied). All refusals audited.
+  StatusOr<std::unique_ptr<OutputUpload>> BeginOutput(const std::string& remote_addr,
+                                                      std::string_view authorization,
+                                                      const OutputHeaders& headers);
+  // After the last byte: all announced bytes arrived and their SHA-256 is
+  // the announced (signed) digest (else kInvalidArgument), the job is still
+  // RUNNING without an output; then the output is recorded and the job moves
+  // to OUTPUT_SUBMITTED (waking the engine). Any failure: no output
+  // recorded, refusal audited.
+  StatusOr<api::AgentOutputReceipt> FinishOutput(std::unique_ptr<OutputUpload> upload);
+  int64_t max_output_bytes() const { return d_.max_output_bytes; }
+
+ private:
+  StatusOr<AgentSession> CheckSession(std::string_view authorization,
+                                      const std::vector<store::JobState>& states,
+                                      std::string* job_id);
+  api::Job ToWire(const store::Job& job);
+
+  ServiceDeps& d_;
+  AuditLog& audit_;
+  Users& users_;
+  std::mutex finish_mu_;  // one FinishOutput at a time: check, publish, record
+};
+
 // The audit log over the API: listing and verification.
 class AuditTrail {
  public:
@@ -344,6 +466,7 @@ class Services {
         images(deps_, audit_log, users),
         jobs(deps_, audit_log, users, rentals, images),
         key_broker(deps_, audit_log, rentals),
+        agent(deps_, audit_log, users),
         audit(deps_, audit_log) {}
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
@@ -362,6 +485,7 @@ class Services {
   Images images;
   Jobs jobs;
   KeyBroker key_broker;
+  AgentReports agent;
   AuditTrail audit;
 };
 

@@ -210,6 +210,79 @@ def http_seeds():
         write(os.path.join(out, name), bytes([flags, read_size]) + request)
 
 
+def unpack_seeds():
+    """Single layers for unpack_fuzz.cc (ApplyLayer): an ordinary one, gzipped, and
+    ones the unpacker must refuse or confine (escapes, devices, setuid, whiteouts)."""
+    out = reset("unpack_fuzz")
+
+    def layer(entries, gz=False):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+            for name, kind, extra in entries:
+                info = tarfile.TarInfo(name)
+                info.mtime, info.mode = 0, extra.get("mode", 0o644)
+                info.type = kind
+                data = extra.get("data", b"")
+                if kind == tarfile.REGTYPE:
+                    info.size = len(data)
+                if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                    info.linkname = extra["link"]
+                if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                    info.devmajor, info.devminor = 1, 3
+                t.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+        raw = buf.getvalue()
+        return gzip.compress(raw, mtime=0) if gz else raw
+
+    d, f, s, h = tarfile.DIRTYPE, tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
+    ordinary = [("etc/", d, {"mode": 0o755}), ("etc/motd", f, {"data": b"hello\n"}),
+                ("usr/bin/", d, {"mode": 0o755}), ("usr/bin/tool", f, {"data": b"#!/bin/sh\n", "mode": 0o755}),
+                ("bin", s, {"link": "usr/bin"}), ("usr/bin/tool2", h, {"link": "usr/bin/tool"}),
+                ("etc/abs", s, {"link": "/etc/motd"})]
+    seeds = {
+        "ordinary.tar": layer(ordinary),
+        "ordinary.tar.gz": layer(ordinary, gz=True),
+        "whiteouts.tar": layer([("etc/.wh.motd", f, {}), ("usr/.wh..wh..opq", f, {}),
+                                ("usr/new", f, {"data": b"x"}), (".wh..", f, {})]),
+        "setuid.tar": layer([("suid", f, {"data": b"x", "mode": 0o4755}),
+                             ("tmp/", d, {"mode": 0o1777}), ("private/", d, {"mode": 0o700})]),
+        "escape-absolute.tar": layer([("/outside/sentinel", f, {"data": b"pwned"})]),
+        "escape-dotdot.tar": layer([("a/../../outside/sentinel", f, {"data": b"pwned"})]),
+        "escape-symlink.tar": layer([("up", s, {"link": "../outside"}),
+                                     ("up/sentinel", f, {"data": b"pwned"})]),
+        "escape-hardlink.tar": layer([("up", s, {"link": "../outside"}),
+                                      ("l", h, {"link": "up/sentinel"}),
+                                      ("l2", h, {"link": "../outside/sentinel"})]),
+        "device.tar": layer([("dev/null", tarfile.CHRTYPE, {"mode": 0o666}),
+                             ("fifo", tarfile.FIFOTYPE, {})]),
+    }
+    for name, data in seeds.items():
+        write(os.path.join(out, name), data)
+
+
+def ecdsa_seeds():
+    """ecdsa_fuzz.cc: RFC 6979 A.2.5 (P-256, SHA-256, messages "sample" and
+    "test"), raw (byte 0 even) and as the signature header text (odd)."""
+    out = reset("ecdsa_fuzz")
+    pub = bytes.fromhex(
+        "0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6"
+        "7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299")
+    sigs = {
+        b"sample": "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716"
+                   "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8",
+        b"test": "f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367"
+                 "019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083",
+    }
+    import base64
+    for msg, sig in sigs.items():
+        raw = bytes.fromhex(sig)
+        name = msg.decode()
+        write(os.path.join(out, "raw-" + name), b"\x00" + pub + raw + msg)
+        b64 = base64.urlsafe_b64encode(raw).rstrip(b"=")
+        write(os.path.join(out, "header-" + name), b"\x01" + b64 + b"\n" + msg)
+    write(os.path.join(out, "header-bundle"),
+          b"\x01" + b"A" * 86 + b"\ncce-output-bundle-v1\njob-0123456789abcdef\nsha256:" + b"0" * 64)
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: make_seeds.py BUILD_DIR")
@@ -219,6 +292,8 @@ def main(argv):
         jwe_seeds(build)
         image_seeds(tmp)
         http_seeds()
+        unpack_seeds()
+        ecdsa_seeds()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,387 @@
+// The agent's routes end to end: a real plane over TLS (in-process), a job
+// submitted over the API and provisioned by a capturing provisioner, the
+// agent's KBS client with the simulated TEE, then the agent's
+// PlaneAgentClient: report RUNNING, fetch and verify the image, stream a
+// signed output bundle of many segments with memory bounded at both ends.
+// Then the HTTP-level refusals: no session, a bad signature, a chunked or
+// oversized upload, a blob outside the image, and the failure limiter.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/kbs_client.h"
+#include "agent/plane_agent_client.h"
+#include "agent/sim_quote.h"
+#include "api/wire.h"
+#include "base/fd.h"
+#include "crypto/jwe.h"
+#include "format/format.h"
+#include "http/test_client.h"
+#include "image/blob_store.h"
+#include "plane/config.h"
+#include "plane/plane.h"
+#include "plane/plane_testing.h"
+
+namespace cce::plane {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int64_t kMaxOutput = int64_t{64} << 20;
+
+class TestClock : public Clock {
+ public:
+  int64_t NowUnix() const override { return static_cast<int64_t>(std::time(nullptr)) + offset; }
+  std::atomic<int64_t> offset{0};
+};
+
+// Captures the credential the engine hands the "VM"; starts nothing.
+class CapturingProvisioner : public Provisioner {
+ public:
+  std::string name() const override { return "capture"; }
+  Status Provision(const store::Job& job, const std::string& credential) override {
+    std::lock_guard<std::mutex> l(mu);
+    credentials[job.id] = credential;
+    return Status::Ok();
+  }
+  Status Resume(const store::Job&) override { return Status::Ok(); }
+  std::string Get(const std::string& id) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = credentials.find(id);
+    return it == credentials.end() ? "" : it->second;
+  }
+  std::mutex mu;
+  std::map<std::string, std::string> credentials;
+};
+
+// Bytes of /proc/self/status field `name` ("VmRSS", "VmHWM"), in KiB.
+int64_t ProcStatusKib(const std::string& name) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + ":", 0) == 0) return std::stoll(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+class AgentApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "cce-agent-api-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    tmp_ = tmpl;
+    InitOptions o;
+    o.data_dir = tmp_ + "/plane";
+    o.listen = "127.0.0.1:0";
+    o.simulated_tee = true;
+    auto r = InitPlane(o, clock_);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    init_ = *r;
+    sim_dir_ = init_.data_dir + "/attestation/sim";
+    std::string cfg = ReadText(init_.data_dir + "/plane.yaml");
+    size_t at = cfg.find("  allowed_roots: ");  // datasets are encrypted into tmp_
+    ASSERT_NE(at, std::string::npos);
+    cfg.replace(at, cfg.find('\n', at) - at, "  allowed_roots: [\"" + tmp_ + "\"]");
+    at = cfg.find("  max_output_bytes: ");
+    ASSERT_NE(at, std::string::npos) << "plane.yaml from init has no limits.max_output_bytes";
+    cfg.replace(at, cfg.find('\n', at) - at, "  max_output_bytes: " + std::to_string(kMaxOutput));
+    std::ofstream(init_.data_dir + "/plane.yaml", std::ios::trunc) << cfg;
+    Start();
+    auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
+    auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
+    ASSERT_TRUE(pat.ok() && carol.ok());
+    pat_ = *pat;
+    carol_ = *carol;
+    AddDataset("claims");
+    // The job's image: layer and config in the plane's blob store, the
+    // manifest tagged public so a job may name it.
+    image_ = MakeTestImage("agent-api", 300 * 1024);
+    auto blobs = image::BlobStore::Create(init_.data_dir + "/images");
+    ASSERT_TRUE(blobs.ok());
+    for (const std::string* b : {&image_.layer, &image_.config}) {
+      ASSERT_TRUE(blobs->PutBytes(*b, image::Digest::Of(*b)).ok());
+    }
+    stranger_ = "a blob of another image";
+    ASSERT_TRUE(blobs->PutBytes(stranger_, image::Digest::Of(stranger_)).ok());
+    auto digest = AddPublicTestImage(init_.data_dir, "agent", image_.manifest, clock_);
+    ASSERT_TRUE(digest.ok()) << digest.status().message();
+    ASSERT_EQ(*digest, image_.manifest_digest());
+  }
+  void TearDown() override {
+    if (server_.joinable()) {
+      stop_ = true;
+      server_.join();
+    }
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+  static std::string ReadText(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  }
+  void Start() {
+    ServeOptions so;
+    so.data_dir = init_.data_dir;
+    so.stop = &stop_;
+    std::promise<int> bound;
+    auto f = bound.get_future();
+    so.on_listening = [&bound](int port) { bound.set_value(port); };
+    server_ = std::thread([this, so] {
+      serve_status_ = ServeForTest(so, clock_, TestDoubles{nullptr, &provisioner_});
+    });
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    port_ = f.get();
+  }
+  std::unique_ptr<http::testing::TestClient> Client() {
+    return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
+  }
+  static http::testing::Headers Auth(const std::string& t) {
+    return {{"Authorization", "Bearer " + t}};
+  }
+  agent::KbsEndpoint Endpoint() const {
+    return {"https://127.0.0.1:" + std::to_string(port_), init_.ca_file};
+  }
+  void AddDataset(const std::string& name) {
+    std::string src = tmp_ + "/src-" + name, enc = tmp_ + "/enc-" + name;
+    fs::create_directories(src);
+    std::ofstream(src + "/a.csv") << "x\n1\n";
+    auto key = format::DatasetKey::Generate();
+    ASSERT_TRUE(key.ok());
+    ASSERT_TRUE(format::EncryptDataset(src, enc, *key, {}).ok());
+    auto kt = key->EncodeKeyFile();
+    auto c = Client();
+    auto r = c->Post("/api/v1/datasets", Auth(pat_),
+                     json{{"name", name},
+                          {"location", "file://" + enc},
+                          {"key", std::string(reinterpret_cast<const char*>(kt.data()), kt.size())}}
+                         .dump(),
+                     "application/json");
+    ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no response");
+    auto rent = c->Post("/api/v1/rentals", Auth(carol_),
+                        json{{"dataset", name}, {"days", 1}}.dump(), "application/json");
+    ASSERT_TRUE(rent && rent->status == 201);
+  }
+  // Submits a job and waits for its credential; then attests as the agent.
+  agent::DatasetKeys AttestedJob() {
+    std::string spec =
+        "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata: {name: k}\nspec:\n"
+        "  image: " +
+        image_.manifest_digest() +
+        "\n  command: [/app/run]\n  datasets:\n    - {name: claims, mountPath: /data/d}\n"
+        "  resources: {timeoutSeconds: 3600}\n";
+    auto r = Client()->Post("/api/v1/jobs", Auth(carol_), spec, "application/yaml");
+    EXPECT_TRUE(r && r->status == 201) << (r ? r->body : "no response");
+    if (!r || r->status != 201) return {};
+    const std::string id = json::parse(r->body)["id"];
+    for (int i = 0; i < 400 && provisioner_.Get(id).empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    auto quotes = agent::MakeSimulatedQuoteProvider(sim_dir_);
+    auto keys = agent::FetchDatasetKeys(Endpoint(), provisioner_.Get(id), {"claims"}, *quotes);
+    EXPECT_TRUE(keys.ok()) << keys.status().message();
+    if (!keys.ok()) return {};
+    EXPECT_EQ(keys->job_id, id);
+    EXPECT_NE(keys->tee_key, nullptr);
+    return std::move(*keys);
+  }
+  json Job(const std::string& id) {
+    return json::parse(Client()->Get("/api/v1/jobs/" + id, Auth(carol_))->body);
+  }
+  // A file of `n` pattern bytes under tmp_.
+  UniqueFd BundleFile(uint64_t n, const std::string& name) {
+    const std::string path = tmp_ + "/" + name;
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    EXPECT_TRUE(fd.valid());
+    std::string piece(1 << 20, '\0');
+    for (uint64_t at = 0; at < n; at += piece.size()) {
+      for (size_t i = 0; i < piece.size(); ++i) piece[i] = static_cast<char>((at + i) * 13 % 251);
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(piece.size(), n - at));
+      EXPECT_TRUE(WriteFull(fd.get(), crypto::AsBytes(std::string_view(piece).substr(0, k))).ok());
+    }
+    return fd;
+  }
+  std::string FileDigest(int fd, uint64_t n) {
+    crypto::Sha256Hasher h;
+    std::string buf(1 << 20, '\0');
+    for (uint64_t at = 0; at < n;) {
+      const ssize_t k = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(at));
+      if (k <= 0) break;
+      h.Update(crypto::AsBytes(std::string_view(buf).substr(0, static_cast<size_t>(k))));
+      at += static_cast<uint64_t>(k);
+    }
+    return "sha256:" + crypto::ToHex(h.Finish());
+  }
+
+  TestClock clock_;
+  std::string tmp_, sim_dir_;
+  InitResult init_;
+  std::atomic<bool> stop_{false};
+  std::thread server_;
+  Status serve_status_;
+  int port_ = 0;
+  CapturingProvisioner provisioner_;
+  std::string pat_, carol_, stranger_;
+  TestImage image_;
+};
+
+TEST_F(AgentApiTest, TheAgentRunsAJobAndStreamsItsOutputWithBoundedMemory) {
+  agent::DatasetKeys keys = AttestedJob();
+  ASSERT_NE(keys.tee_key, nullptr);
+  auto client = agent::PlaneAgentClient::Create(Endpoint(), keys.session);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+
+  ASSERT_TRUE(client->ReportRunning().ok());
+  EXPECT_EQ(Job(keys.job_id)["state"], "RUNNING");
+  // Twice is refused with the plane's words.
+  Status again = client->ReportRunning();
+  EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition) << again.message();
+
+  auto manifest = client->FetchManifest();
+  ASSERT_TRUE(manifest.ok()) << manifest.status().message();
+  EXPECT_EQ(*manifest, image_.manifest);
+  EXPECT_EQ(client->manifest_digest(), image_.manifest_digest());
+  for (const std::string* blob : {&image_.config, &image_.layer}) {
+    const std::string path = tmp_ + "/blob";
+    UniqueFd out(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ASSERT_TRUE(client->FetchBlob(image::Digest::Of(*blob).str(), out.get()).ok());
+    EXPECT_TRUE(ReadText(path) == *blob);
+  }
+  // A blob of another image: refused by the plane.
+  UniqueFd sink(::open((tmp_ + "/x").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  Status stranger = client->FetchBlob(image::Digest::Of(stranger_).str(), sink.get());
+  EXPECT_EQ(stranger.code(), StatusCode::kPermissionDenied) << stranger.message();
+
+  // 48 MiB: hundreds of sealed segments and server pieces. The peak RSS of
+  // this process (client and plane both) grows by far less than the bundle.
+  const uint64_t size = uint64_t{48} << 20;
+  UniqueFd bundle = BundleFile(size, "bundle.tar");
+  {
+    std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to VmRSS
+  }
+  const int64_t rss_before = ProcStatusKib("VmRSS");
+  Status submitted = client->SubmitOutput(bundle.get(), size, *keys.tee_key, keys.job_id);
+  ASSERT_TRUE(submitted.ok()) << submitted.message();
+  const int64_t peak = ProcStatusKib("VmHWM");
+  ASSERT_GT(rss_before, 0);
+  EXPECT_LT(peak - rss_before, 16 * 1024)
+      << "peak RSS grew by " << (peak - rss_before) << " KiB for a 48 MiB upload";
+
+  json job = Job(keys.job_id);
+  // The engine runs the (fail-closed) gate at once: HELD, or not yet.
+  const std::string state = job["state"];
+  EXPECT_TRUE(state == "OUTPUT_SUBMITTED" || state == "HELD") << state;
+  auto detail = Client()->Get("/api/v1/jobs/" + keys.job_id, Auth(carol_));
+  json output = json::parse(detail->body)["output"];
+  EXPECT_EQ(output["size"].get<int64_t>(), static_cast<int64_t>(size));
+  EXPECT_EQ(output["digest"].get<std::string>(), FileDigest(bundle.get(), size));
+  // Nothing more once submitted.
+  EXPECT_EQ(client->SubmitOutput(bundle.get(), 10, *keys.tee_key, keys.job_id).code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AgentApiTest, RefusalsOverHttpRecordNoOutput) {
+  agent::DatasetKeys keys = AttestedJob();
+  ASSERT_NE(keys.tee_key, nullptr);
+  auto client = agent::PlaneAgentClient::Create(Endpoint(), keys.session);
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client->ReportRunning().ok());
+  const std::string body(200000, 'b');
+  const std::string digest = image::Digest::Of(body).str();
+  auto sign = [&](const crypto::EphemeralKey& k, const std::string& d) {
+    auto s = k.SignEcdsaSha256(crypto::AsBytes(api::OutputSigningInput(keys.job_id, d)));
+    EXPECT_TRUE(s.ok());
+    return crypto::Base64UrlEncode(*s);
+  };
+  auto headers = [&](const std::string& sig) {
+    http::testing::Headers h = Auth(keys.session);
+    h.emplace(std::string(api::kBundleDigestHeader), digest);
+    h.emplace(std::string(api::kBundleSignatureHeader), sig);
+    return h;
+  };
+  auto c = Client();
+  // No session.
+  auto r = c->Get("/api/v1/agent/image/manifest");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401) << r->body;
+  // Signed by another key.
+  auto other = crypto::EphemeralKey::Generate(crypto::EcdhCurve::kP256);
+  ASSERT_TRUE(other.ok());
+  r = Client()->Put("/api/v1/agent/output", headers(sign(*other, digest)), body,
+                    "application/x-tar");
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, 403) << r->body;
+  EXPECT_NE(r->body.find("does not verify"), std::string::npos) << r->body;
+  // Signed right, but the bytes differ from the signed digest.
+  std::string altered = body;
+  altered[150000] = 'c';
+  r = Client()->Put("/api/v1/agent/output", headers(sign(*keys.tee_key, digest)), altered,
+                    "application/x-tar");
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("not the announced"), std::string::npos) << r->body;
+  // Chunked (no length): refused before the body.
+  size_t sent = 0;
+  r = Client()->Put(
+      "/api/v1/agent/output", headers(sign(*keys.tee_key, digest)),
+      [&](std::span<uint8_t> buf) -> StatusOr<size_t> {
+        const size_t n = std::min(buf.size(), body.size() - sent);
+        std::copy_n(body.data() + sent, n, buf.data());
+        sent += n;
+        return n;
+      },
+      "application/x-tar");
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("Content-Length: required"), std::string::npos) << r->body;
+  // Over limits.max_output_bytes: the transport refuses from the header.
+  http::ClientRequest big;
+  big.method = "PUT";
+  big.target = "/api/v1/agent/output";
+  big.headers = {{"Authorization", "Bearer " + keys.session},
+                 {std::string(api::kBundleDigestHeader), digest},
+                 {std::string(api::kBundleSignatureHeader), sign(*keys.tee_key, digest)}};
+  big.body_size = static_cast<uint64_t>(kMaxOutput) + 1;
+  big.body_reader = [](std::span<uint8_t> buf) -> StatusOr<size_t> {
+    std::fill(buf.begin(), buf.end(), 0);
+    return buf.size();
+  };
+  r = Client()->Send(big);
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, 413) << r->body;
+  auto detail = json::parse(Client()->Get("/api/v1/jobs/" + keys.job_id, Auth(carol_))->body);
+  EXPECT_FALSE(detail.contains("output") && !detail["output"].is_null()) << detail.dump();
+  EXPECT_EQ(detail["state"], "RUNNING");
+  // The right bytes then go through.
+  r = Client()->Put("/api/v1/agent/output", headers(sign(*keys.tee_key, digest)), body,
+                    "application/x-tar");
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, 201) << r->body;
+  auto receipt = api::Parse<api::AgentOutputReceipt>(r->body, api::Decode::kStrict, "receipt");
+  ASSERT_TRUE(receipt.ok()) << receipt.status().message();
+  EXPECT_EQ(receipt->digest, digest);
+}
+
+TEST_F(AgentApiTest, RepeatedFailuresFromOneAddressAreRateLimited) {
+  auto c = Client();
+  int limited = 0;
+  for (int i = 0; i < 25; ++i) {
+    auto r = c->Post("/api/v1/agent/report", Auth("cce-kbs-v1.bogus.bogus"),
+                     R"({"state":"RUNNING"})", "application/json");
+    ASSERT_TRUE(r);
+    if (r->status == 429) ++limited;
+  }
+  EXPECT_GE(limited, 4);  // after FailureLimiter::kMaxFailures (20)
+}
+
+}  // namespace
+}  // namespace cce::plane
