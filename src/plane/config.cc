@@ -197,14 +197,25 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.Int("max_connections", &c.max_connections, 16, 1000000);
     r.Int("max_connections_per_address", &c.max_connections_per_address, 1, 1000000);
     r.Int("max_concurrent_downloads", &c.max_concurrent_downloads, 1, 10000);
+    r.Int("max_output_bytes", &c.max_output_bytes, 0, int64_t{1} << 40);
     return r.Read(n);
   });
   top.Int("credential_ttl_seconds", &c.credential_ttl_seconds, 60, int64_t{30} * 86400);
   top.Int("audit_checkpoint_every", &c.audit_checkpoint_every, 1, 1000000);
   top.String("audit_checkpoint_file", &c.audit_checkpoint_file);
+  top.String("agent_socket", &c.agent_socket);
   top.Map("provisioner", [&](const YAML::Node& n) {
     MapReader r(file, "provisioner.");
     r.String("backend", &c.provisioner_backend);
+    r.Map("local", [&](const YAML::Node& l) {
+      MapReader lr(file, "provisioner.local.");
+      lr.String("agent_path", &c.local_agent_path);
+      lr.String("work_root", &c.local_work_root);
+      lr.Int("tmpfs_mib", &c.local_tmpfs_mib, 16, int64_t{1} << 20);
+      lr.Int("memory_mib", &c.local_memory_mib, 0, int64_t{1} << 30);
+      lr.Int("pids_max", &c.local_pids_max, 0, int64_t{1} << 22);
+      return lr.Read(l);
+    });
     return r.Read(n);
   });
   top.Map("attestation", [&](const YAML::Node& n) {
@@ -236,7 +247,22 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   RETURN_IF_ERROR(OneOf(file, "database.backend", c.database_backend, {"sqlite"}));
   RETURN_IF_ERROR(OneOf(file, "log.format", c.log_format, {"json", "text"}));
   RETURN_IF_ERROR(OneOf(file, "log.level", c.log_level, {"debug", "info", "warn", "error"}));
-  RETURN_IF_ERROR(OneOf(file, "provisioner.backend", c.provisioner_backend, {"none", "fake"}));
+  RETURN_IF_ERROR(
+      OneOf(file, "provisioner.backend", c.provisioner_backend, {"none", "local", "fake"}));
+  if (!c.local_agent_path.empty() && c.local_agent_path.front() != '/') {
+    return InvalidArgument(file + ": provisioner.local.agent_path: '" + c.local_agent_path +
+                           "': expected an absolute path (or none: next to cce-plane)");
+  }
+  if (c.local_work_root.size() < 2 || c.local_work_root.front() != '/' ||
+      c.local_work_root.back() == '/') {
+    return InvalidArgument(file + ": provisioner.local.work_root: '" + c.local_work_root +
+                           "': expected an absolute directory path without a trailing '/'");
+  }
+  if (c.agent_socket.empty() || c.agent_socket.back() == '/' ||
+      c.Path(c.agent_socket).size() > 100) {
+    return InvalidArgument(file + ": agent_socket: '" + c.agent_socket +
+                           "': expected a file path of at most 100 bytes once resolved");
+  }
   if (c.audit_checkpoint_file.empty() || c.audit_checkpoint_file.back() == '/') {
     return InvalidArgument(file + ": audit_checkpoint_file: expected a file path, got '" +
                            c.audit_checkpoint_file + "'");
@@ -307,6 +333,9 @@ std::string RenderConfig(const PlaneConfig& c) {
          "  max_concurrent_downloads: " +
          std::to_string(c.max_concurrent_downloads) +
          "   # job outputs streaming at once; more get 503 + Retry-After\n"
+         "  max_output_bytes: " +
+         std::to_string(c.max_output_bytes) +
+         "   # the largest output bundle an agent may submit\n"
          "# Lifetime of a job credential (the agent must attest within it).\n"
          "credential_ttl_seconds: " +
          std::to_string(c.credential_ttl_seconds) +
@@ -320,11 +349,32 @@ std::string RenderConfig(const PlaneConfig& c) {
          "audit_checkpoint_file: " +
          c.audit_checkpoint_file +
          "\n"
-         "# Who starts a job's confidential VM: none (jobs wait for an agent) or fake\n"
+         "# The plane's Unix socket for agents of the local provisioner (same TLS API).\n"
+         "agent_socket: " +
+         c.agent_socket +
+         "\n"
+         "# Who starts a job's confidential VM: none (jobs wait for an agent), local\n"
+         "# (cce-agent in fresh namespaces, as root; docs/provisioners.md) or fake\n"
          "# (an in-process stand-in for tests and demos; never for real data).\n"
          "provisioner:\n"
          "  backend: " +
          c.provisioner_backend +
+         "\n"
+         "  local:\n"
+         "    agent_path: \"" +
+         c.local_agent_path +
+         "\"   # empty: cce-agent next to cce-plane\n"
+         "    work_root: " +
+         c.local_work_root +
+         "   # each job's tmpfs work directory (in its own mount namespace)\n"
+         "    tmpfs_mib: " +
+         std::to_string(c.local_tmpfs_mib) +
+         "\n"
+         "    memory_mib: " +
+         std::to_string(c.local_memory_mib) +
+         "   # platform cgroup: agent, DecryptFS, runc (0: no limit)\n"
+         "    pids_max: " +
+         std::to_string(c.local_pids_max) +
          "\n"
          "# Key broker: which TDX quotes may receive dataset keys (docs/attestation.md).\n"
          "attestation:\n"

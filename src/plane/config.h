@@ -29,16 +29,28 @@ struct PlaneConfig {
   int64_t max_connections = 4096;  // ~16 KiB each when idle or slow: bounds memory
   int64_t max_connections_per_address = 2000;
   int64_t max_concurrent_downloads = 8;  // output downloads streaming at once (limits.)
+  // The largest output bundle an agent may submit (limits.max_output_bytes).
+  int64_t max_output_bytes = int64_t{1} << 30;
   int64_t credential_ttl_seconds = 3600;
   int64_t audit_checkpoint_every = 100;
   // Every signed checkpoint (audit and rental chains) is also appended here,
   // outside the database (absolute, or relative to data_dir). Point it at
   // another disk or an append-only mount, and copy it off the machine.
   std::string audit_checkpoint_file = "checkpoints.log";
-  // "none": jobs wait in PROVISIONING for an agent (the local/qemu/kubernetes
-  // backends come with the Agent issue); "fake": an in-process stand-in for
-  // the agent, for tests and demos only (logged loudly at start).
+  // "none": jobs wait in PROVISIONING for an agent; "local": the agent in
+  // fresh namespaces standing in for a VM (docs/provisioners.md; needs root);
+  // "fake": an in-process stand-in for the agent, for tests and demos only
+  // (logged loudly at start).
   std::string provisioner_backend = "none";
+  // provisioner.local.*: empty agent_path: cce-agent next to cce-plane.
+  std::string local_agent_path;
+  std::string local_work_root = "/run/cce/jobs";  // absolute
+  int64_t local_tmpfs_mib = 2048;
+  int64_t local_memory_mib = 4096;  // the platform cgroup (agent, DecryptFS, runc)
+  int64_t local_pids_max = 4096;
+  // The plane's Unix socket for agents (TLS, same API and limits as
+  // `listen`), served with provisioner.backend local; mode 0600.
+  std::string agent_socket = "agent.sock";
   // Key broker (docs/attestation.md): the quote policy (absent file: the
   // default policy, UpToDate only, no simulation), the collateral cache that
   // `cce-plane collateral import` fills, and the simulated TEE's root

@@ -57,6 +57,7 @@ void JobEngine::Start() {
         (void)ExpireOverdue();
         last_expiry = std::chrono::steady_clock::now();
       }
+      DestroyFinished();
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait_for(l, std::chrono::milliseconds(500), [this] { return wake_ || stop_; });
       if (stop_) return;
@@ -140,7 +141,27 @@ int JobEngine::ExpireOverdue() {
                       std::string(store::JobStateName(job.state)))
             .ok()) {
       ++n;
+      deps_.provisioner->Destroy(job.id);
     }
+  }
+  return n;
+}
+
+int JobEngine::DestroyFinished() {
+  int n = 0;
+  for (const std::string& id : deps_.provisioner->Active()) {
+    auto job = deps_.db->GetJob(id);
+    if (job.ok() && (job->state == JobState::kProvisioning || job->state == JobState::kAttested ||
+                     job->state == JobState::kRunning)) {
+      continue;  // still the VM's; a store error also leaves it be (next pass)
+    }
+    if (!job.ok() && job.status().code() != StatusCode::kNotFound) continue;
+    deps_.log->Info("engine.destroy",
+                    {{"job", id},
+                     {"state", job.ok() ? std::string(store::JobStateName(job->state)) : "absent"},
+                     {"provisioner", deps_.provisioner->name()}});
+    deps_.provisioner->Destroy(id);
+    ++n;
   }
   return n;
 }

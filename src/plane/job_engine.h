@@ -54,8 +54,13 @@ class JobEngine {
   void RunOnce();
   // Resumes jobs left in PROVISIONING, ATTESTED or RUNNING (called by Start).
   void Recover();
-  // Fails jobs whose deadline has passed; returns how many.
+  // Fails jobs whose deadline has passed (and destroys their VMs); returns
+  // how many.
   int ExpireOverdue();
+  // Destroys the provisioner's VMs whose jobs have left PROVISIONING,
+  // ATTESTED and RUNNING (cancelled, failed, output submitted); returns how
+  // many. Run on every pass of the engine's thread.
+  int DestroyFinished();
   // Signs a checkpoint of the audit log's head if enough entries are new.
   void MaybeCheckpoint(bool force);
 

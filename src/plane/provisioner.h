@@ -1,12 +1,14 @@
 // Provisioners start the (confidential) VM for a job and hand it the job
-// credential. Backends: `none` (jobs wait in PROVISIONING for an agent; the
-// Agent issue adds `local`, then `qemu` and `kubernetes`), and `fake`, which
-// plays the agent's part in-process for tests and demos (no data is touched;
-// the plane logs it loudly at every start).
+// credential. Backends: `none` (jobs wait in PROVISIONING for an agent),
+// `local` (local_provisioner.h: the agent in fresh namespaces standing in for
+// a VM; `qemu` and `kubernetes` are designed in docs/provisioners.md), and
+// `fake`, which plays the agent's part in-process for tests and demos (no
+// data is touched; the plane logs it loudly at every start).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -27,6 +29,14 @@ class Provisioner {
   // release moves the job PROVISIONING -> ATTESTED by compare-and-set, so at
   // most one VM can ever receive the job's keys.
   virtual Status Resume(const store::Job& job) = 0;
+  // Destroys the job's VM and everything it held (processes, mounts,
+  // network, cgroups, directories) and returns once it is gone. Called by
+  // the engine when the job fails on its deadline and, through Active(),
+  // once a job has left PROVISIONING/ATTESTED/RUNNING (cancelled, failed,
+  // output submitted...). Idempotent; an unknown job is a no-op.
+  virtual void Destroy(const std::string& job_id) { (void)job_id; }
+  // The jobs this backend holds a VM (or what is left of one) for.
+  virtual std::vector<std::string> Active() const { return {}; }
 };
 
 std::unique_ptr<Provisioner> MakeNoneProvisioner();

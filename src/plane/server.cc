@@ -9,15 +9,19 @@
 
 #include <atomic>
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "base/fd.h"
+#include "crypto/x509.h"
 #include "ledger/ledger.h"
 #include "plane/attestation.h"
 #include "plane/config.h"
 #include "plane/job_engine.h"
 #include "plane/keys.h"
+#include "plane/local_provisioner.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
 #include "plane/output_store.h"
@@ -28,6 +32,56 @@
 #include "store/sqlite_store.h"
 
 namespace cce::plane {
+
+namespace {
+
+// provisioner.backend: local. The agent checks the plane's certificate for
+// "localhost" over the Unix socket (docs/provisioners.md), so the
+// certificate must carry that name.
+StatusOr<std::unique_ptr<Provisioner>> MakeConfiguredLocalProvisioner(const PlaneConfig& config,
+                                                                      store::Store& db,
+                                                                      const Clock& clock,
+                                                                      Logger& log,
+                                                                      bool simulated_tee) {
+  const std::string cert_file = config.Path(config.tls_cert_file);
+  ASSIGN_OR_RETURN(std::string pem, ReadFile(cert_file, size_t{1} << 20));
+  ASSIGN_OR_RETURN(std::vector<crypto::Certificate> chain, crypto::ParseCertificatesPem(pem));
+  const auto& names = chain.front().dns_names();
+  if (std::find(names.begin(), names.end(), "localhost") == names.end()) {
+    return FailedPrecondition("tls.cert_file: " + cert_file +
+                              ": provisioner.backend local needs 'localhost' among the "
+                              "certificate's DNS names (agents verify it over agent_socket)");
+  }
+  LocalProvisionerOptions o;
+  o.agent_path = config.local_agent_path;
+  if (o.agent_path.empty()) {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return Internal("/proc/self/exe: " + ec.message());
+    o.agent_path = (self.parent_path() / "cce-agent").string();
+  }
+  const auto absolute = [](const std::string& p) {
+    std::error_code ec;
+    auto a = std::filesystem::absolute(p, ec);
+    return ec ? p : a.lexically_normal().string();
+  };
+  o.agent_socket = absolute(config.Path(config.agent_socket));
+  o.ca_file = absolute(config.Path(config.tls_ca_file));
+  o.work_root = config.local_work_root;
+  o.tmpfs_mib = config.local_tmpfs_mib;
+  o.log_dir = absolute(config.data_dir + "/logs/jobs");
+  o.memory_bytes = config.local_memory_mib << 20;
+  o.pids_max = config.local_pids_max;
+  if (simulated_tee) {
+    // The stand-in VM quotes with the development chain `init
+    // --simulated-tee` made; the agent labels every such run SIMULATED.
+    const std::string root = absolute(config.Path(config.attestation_simulation_root_file));
+    o.extra_agent_args = {"--tee", "simulated", "--sim-dir", root.substr(0, root.rfind('/'))};
+  }
+  return MakeLocalProvisioner(std::move(o), db, clock, log);
+}
+
+}  // namespace
 
 Status Serve(const ServeOptions& options, const Clock& clock) {
   return ServeWith(options, clock, nullptr, nullptr);
@@ -106,13 +160,20 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       .dataset_allowed_roots = config.dataset_allowed_roots,
       .dataset_max_manifest_bytes = config.dataset_max_manifest_bytes,
       .image_quota_bytes = config.image_quota_bytes,
+      .max_output_bytes = config.max_output_bytes,
   });
 
   FailClosedGate fail_closed;
-  std::unique_ptr<Provisioner> provisioner =
-      config.provisioner_backend == "fake"
-          ? MakeFakeProvisioner(*db, outputs, clock, fake_output_bytes)
-          : MakeNoneProvisioner();
+  std::unique_ptr<Provisioner> provisioner;
+  const bool local = config.provisioner_backend == "local" && provisioner_override == nullptr;
+  if (config.provisioner_backend == "fake") {
+    provisioner = MakeFakeProvisioner(*db, outputs, clock, fake_output_bytes);
+  } else if (local) {
+    ASSIGN_OR_RETURN(provisioner, MakeConfiguredLocalProvisioner(config, *db, clock, log,
+                                                                   attestation->simulation_enabled()));
+  } else {
+    provisioner = MakeNoneProvisioner();
+  }
   if (config.provisioner_backend == "fake") {
     log.Warn("plane.fake_provisioner",
              {{"message", "FAKE provisioner: jobs are not run in a TEE; tests and demos only"}});
@@ -166,6 +227,12 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   if (!bound.ok()) {
     return Unavailable("cannot listen on " + config.listen + ": " + bound.status().message() +
                        " (choose another with --listen ADDR:PORT)");
+  }
+  if (local) {  // the local provisioner's agents reach the plane only here
+    Status unix_listening = server->ListenUnix(config.Path(config.agent_socket), 0600);
+    if (!unix_listening.ok()) {
+      return Unavailable("agent_socket: " + unix_listening.message());
+    }
   }
   engine.Start();  // also resumes jobs left mid-way by a previous run
   log.Info("plane.start", {{"listen", host + ":" + std::to_string(*bound)},
