@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `make demo` tour: make a sample dataset, encrypt it, mount it with
+# The DecryptFS tour (part of `make demo`): make a sample dataset, encrypt it, mount it with
 # cce-decryptfs, read a file through the mount, tamper one ciphertext byte and
 # watch it turn into an I/O error, then unmount. Exits non-zero if any step
 # does not behave as shown (it also runs as a test).
@@ -73,4 +73,4 @@ cat "$WORK/verify.err"
 step "6. Unmount"
 run fusermount3 -u "$MNT"
 echo
-echo "demo: OK"
+echo "decryptfs tour: OK"

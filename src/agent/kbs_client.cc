@@ -67,16 +67,23 @@ StatusOr<DatasetPin> ParseDatasetPin(crypto::ByteSpan apv) {
   return DatasetPin{id->get<std::string>(), version->get<uint64_t>()};
 }
 
-StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::string& credential,
-                                       const std::vector<std::string>& datasets,
-                                       QuoteProvider& quotes) {
+namespace {
+
+StatusOr<http::Client> Connect(const KbsEndpoint& plane) {
   http::ClientOptions options;
   options.base_url = plane.plane_url;
   options.ca_file = plane.ca_file;
+  options.unix_socket_path = plane.unix_socket;
   options.connect_timeout = std::chrono::seconds(10);
   options.stall_timeout = std::chrono::seconds(60);
-  ASSIGN_OR_RETURN(http::Client http, http::Client::Create(std::move(options)));
+  return http::Client::Create(std::move(options));
+}
 
+}  // namespace
+
+StatusOr<KbsSession> AttestTee(const KbsEndpoint& plane, const std::string& credential,
+                               QuoteProvider& quotes) {
+  ASSIGN_OR_RETURN(http::Client http, Connect(plane));
   ASSIGN_OR_RETURN(json auth,
                    PostJson(http, "kbs auth", "/kbs/v0/auth", {{"credential", credential}}));
   const std::string nonce = auth.value("nonce", "");
@@ -92,20 +99,37 @@ StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::stri
                                             {"nonce", nonce},
                                             {"quote", crypto::Base64UrlEncode(quote)},
                                             {"tee_pubkey", key.PublicJwk()}}));
-  DatasetKeys out;
+  KbsSession out;
   out.session = attested.value("session", "");
+  out.job_id = auth.value("job", "");
   out.simulated_tee = attested.value("simulated_tee", false);
   if (attested.contains("tcb_status") && attested["tcb_status"].is_string()) {
     out.tcb_status = attested["tcb_status"].get<std::string>();
   }
+  if (out.session.empty()) return Internal("kbs attest: the plane sent no session");
+  // Kept for the output bundle's signature (PlaneAgentClient::SubmitOutput).
+  out.tee_key = std::make_shared<crypto::EphemeralKey>(std::move(key));
+  return out;
+}
+
+StatusOr<DatasetKeys> ReleaseDatasetKeys(const KbsEndpoint& plane, const KbsSession& session,
+                                         const std::vector<std::string>& datasets) {
+  if (!session.tee_key) return FailedPrecondition("kbs resource: no TEE key in the session");
+  ASSIGN_OR_RETURN(http::Client http, Connect(plane));
+  DatasetKeys out;
+  out.session = session.session;
+  out.job_id = session.job_id;
+  out.tee_key = session.tee_key;
+  out.simulated_tee = session.simulated_tee;
+  out.tcb_status = session.tcb_status;
   for (const std::string& name : datasets) {
     http::ClientRequest req;
     req.target = "/kbs/v0/resource/" + http::UrlEncode(name) + "/key";
-    req.headers = {{"Authorization", "Bearer " + out.session}};
+    req.headers = {{"Authorization", "Bearer " + session.session}};
     auto r = http.Send(req);
     if (!r.ok() || r->status != 200) return Refusal("kbs resource " + name, r);
     crypto::JweOptions header;
-    ASSIGN_OR_RETURN(crypto::SecretBytes k, crypto::JweDecrypt(key, r->body, &header));
+    ASSIGN_OR_RETURN(crypto::SecretBytes k, crypto::JweDecrypt(*session.tee_key, r->body, &header));
     if (header.kid != "dataset/" + name) {
       return PermissionDenied("kbs resource " + name + ": the JWE is for '" + header.kid + "'");
     }
@@ -115,6 +139,13 @@ StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::stri
     out.keys.emplace(name, std::move(k));
   }
   return out;
+}
+
+StatusOr<DatasetKeys> FetchDatasetKeys(const KbsEndpoint& plane, const std::string& credential,
+                                       const std::vector<std::string>& datasets,
+                                       QuoteProvider& quotes) {
+  ASSIGN_OR_RETURN(KbsSession session, AttestTee(plane, credential, quotes));
+  return ReleaseDatasetKeys(plane, session, datasets);
 }
 
 }  // namespace cce::agent

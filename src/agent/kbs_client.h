@@ -2,24 +2,27 @@
 // broker"): with the job credential the plane handed the VM, ask for a nonce,
 // get a quote whose REPORTDATA is SHA-512(nonce || ephemeral public key),
 // attest, then fetch each dataset key wrapped to the ephemeral key (JWE).
-// The ephemeral private key lives only in this call; keys come back in
-// locked, wiped memory.
+// The ephemeral private key stays in the agent (DatasetKeys::tee_key, for
+// signing the output bundle); keys come back in locked, wiped memory.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "agent/quote_provider.h"
 #include "base/status.h"
 #include "crypto/crypto.h"
+#include "crypto/jwe.h"
 
 namespace cce::agent {
 
 struct KbsEndpoint {
-  std::string plane_url;  // https://HOST:PORT
+  std::string plane_url;  // https://HOST:PORT (with unix_socket: https://NAME-IN-THE-CERT)
   std::string ca_file;    // the plane's CA (PEM)
+  std::string unix_socket = {};  // the plane's agent socket; empty: TCP to plane_url
 };
 
 // What the plane recorded at registration: the dataset's manifest must
@@ -33,7 +36,11 @@ struct DatasetPin {
 struct DatasetKeys {
   std::map<std::string, crypto::SecretBytes> keys;  // by dataset name
   std::map<std::string, DatasetPin> pins;           // by dataset name, from the JWE
-  std::string session;                              // for later agent calls
+  std::string session;                              // for later agent calls (PlaneAgentClient)
+  std::string job_id;                               // the job the credential is for
+  // The TEE's ephemeral key the session is bound to: it signs the output
+  // bundle (PlaneAgentClient::SubmitOutput). Never leaves the agent.
+  std::shared_ptr<crypto::EphemeralKey> tee_key;
   bool simulated_tee = false;
   std::string tcb_status;
 };
@@ -44,6 +51,25 @@ ReportData KbsReportData(crypto::ByteSpan nonce, crypto::ByteSpan tee_public_key
 // Parses the pin the plane puts in a released key's JWE (its apv member,
 // authenticated): {"dataset_id": string, "dataset_version": integer >= 0}.
 StatusOr<DatasetPin> ParseDatasetPin(crypto::ByteSpan apv);
+
+// After attestation: the session token (bound to the TEE key and the job),
+// and the TEE's ephemeral key itself, which stays in the agent.
+struct KbsSession {
+  std::string session;
+  std::string job_id;
+  bool simulated_tee = false;
+  std::string tcb_status;
+  std::shared_ptr<crypto::EphemeralKey> tee_key;
+};
+
+// Steps 1 and 2: credential -> nonce; quote over SHA-512(nonce || TEE key)
+// -> session. The job moves PROVISIONING -> ATTESTED on the plane.
+StatusOr<KbsSession> AttestTee(const KbsEndpoint& plane, const std::string& credential,
+                               QuoteProvider& quotes);
+// Step 3: each dataset's key, unwrapped with the session's TEE key, with the
+// pin (dataset id, minimum version) from the JWE's authenticated header.
+StatusOr<DatasetKeys> ReleaseDatasetKeys(const KbsEndpoint& plane, const KbsSession& session,
+                                         const std::vector<std::string>& datasets);
 
 // Runs the three steps. Errors carry the plane's message (kPermissionDenied
 // for a refusal, kUnavailable when the plane cannot be reached).

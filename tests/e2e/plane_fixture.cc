@@ -14,13 +14,15 @@ namespace cce::e2e {
 
 using nlohmann::json;
 
-PlaneFixture::PlaneFixture(const std::string& provisioner) {
+PlaneFixture::PlaneFixture(const std::string& provisioner, bool simulated_tee) {
   ::setenv("HOME", t_.path().c_str(), 1);
   ::unsetenv("XDG_CONFIG_HOME");
   for (const char* v : {"CCE_PLANE_URL", "CCE_TOKEN", "CCE_CA_FILE"}) ::unsetenv(v);
   const std::string listen = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
-  auto init = RunCommand({BinPath("cce-plane"), "init", "--data-dir", data_dir(), "--listen",
-                          listen, "--output", "json"});
+  std::vector<std::string> init_args = {BinPath("cce-plane"), "init", "--data-dir", data_dir(),
+                                        "--listen", listen, "--output", "json"};
+  if (simulated_tee) init_args.push_back("--simulated-tee");
+  auto init = RunCommand(init_args);
   if (init.exit_code != 0) {
     ADD_FAILURE() << "cce-plane init: " << init.err;
     return;

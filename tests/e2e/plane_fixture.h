@@ -14,8 +14,10 @@ namespace cce::e2e {
 
 class PlaneFixture {
  public:
-  // `provisioner`: "none" or "fake" (written into plane.yaml before serving).
-  explicit PlaneFixture(const std::string& provisioner = "none");
+  // `provisioner`: "none", "fake" or "local" (written into plane.yaml before
+  // serving). `simulated_tee`: `init --simulated-tee` (local jobs attest with
+  // the development chain).
+  explicit PlaneFixture(const std::string& provisioner = "none", bool simulated_tee = false);
   ~PlaneFixture();
   PlaneFixture(const PlaneFixture&) = delete;
   PlaneFixture& operator=(const PlaneFixture&) = delete;

@@ -1,0 +1,178 @@
+// A Privacy Mode job end to end on real parts (docs/agent.md): a served
+// plane with a simulated TEE and the `local` provisioner; a provider's
+// encrypted dataset; a consumer's image built from busybox; `cce job
+// submit`. The plane provisions cce-agent in its own namespaces; the agent
+// attests, mounts the dataset with cce-decryptfs, runs the algorithm under
+// runc with the isolation policy and submits the signed bundle, which the
+// fail-closed gate holds. The test then opens the sealed bundle as the plane
+// would (its master key) and checks what the algorithm could and could not
+// do: read its dataset, but not phone home, see another dataset, or write
+// outside /output.
+#include <archive.h>
+#include <archive_entry.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "e2e/plane_fixture.h"
+#include "plane/master_key.h"
+#include "plane/output_store.h"
+
+namespace cce::e2e {
+namespace {
+
+using nlohmann::json;
+
+// What the algorithm tries, each printed as "NAME BLOCKED|ESCAPED" into
+// /output/attempts.txt, plus the dataset's header line into /output/head.txt.
+constexpr char kAlgorithm[] = R"(#!/bin/sh
+out=/output/attempts.txt
+try() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name ESCAPED"; else echo "$name BLOCKED"; fi >> $out; }
+head -n 1 /data/claims/claims.csv > /output/head.txt
+wc -l < /data/claims/claims.csv > /output/rows.txt
+try phone_home_plane nc -w 2 127.0.0.1 "$PLANE_PORT"
+try phone_home_internet nc -w 2 1.1.1.1 443
+try read_other_dataset_mount ls /data/other
+try read_other_dataset_host cat "$OTHER_MANIFEST"
+try write_etc touch /etc/cce-escape
+try write_root touch /cce-escape
+try write_dataset touch /data/claims/cce-escape
+try write_output touch /output/ok
+ls /output/ok >/dev/null 2>&1 && echo "write_output_works yes" >> $out
+echo "algorithm done"
+exit 3
+)";
+
+std::string JobState(PlaneFixture& f, const std::string& job) {
+  auto r = f.Cce({"job", "status", job, "--output", "json"});
+  if (r.exit_code != 0) return "";
+  return json::parse(r.out, nullptr, false).value("state", "");
+}
+
+// The bundle's members (path -> bytes).
+std::map<std::string, std::string> UntarBundle(const std::string& tar) {
+  std::map<std::string, std::string> files;
+  archive* a = archive_read_new();
+  archive_read_support_format_tar(a);
+  EXPECT_EQ(archive_read_open_memory(a, tar.data(), tar.size()), ARCHIVE_OK);
+  archive_entry* e;
+  while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+    if (archive_entry_filetype(e) != AE_IFREG) continue;
+    std::string data(static_cast<size_t>(archive_entry_size(e)), '\0');
+    if (!data.empty()) archive_read_data(a, data.data(), data.size());
+    files[archive_entry_pathname(e)] = data;
+  }
+  archive_read_free(a);
+  return files;
+}
+
+TEST(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
+  PlaneFixture f("local", /*simulated_tee=*/true);
+  ASSERT_TRUE(f.up());
+  const TempDir& t = f.dir();
+  const std::string provider = f.AddUser("hospital", "provider");
+  const std::string consumer = f.AddUser("analyst", "consumer");
+
+  // Provider: two datasets; the consumer rents only "claims".
+  ::mkdir((t / "claims").c_str(), 0755);
+  ::mkdir((t / "other").c_str(), 0755);
+  std::string csv = "patient_id,age,diagnosis,cost\n";
+  for (int i = 0; i < 500; ++i) {
+    csv += "P" + std::to_string(1000 + i) + "," + std::to_string(20 + i % 60) + ",ICD-" +
+           std::to_string(i % 7) + "," + std::to_string(i * 13 % 5000) + ".00\n";
+  }
+  WriteFile(t / "claims/claims.csv", csv);
+  WriteFile(t / "other/secret.csv", "name,secret\nalice,OTHER-DATASET-CANARY\n");
+  ASSERT_TRUE(f.Login(provider));
+  for (const std::string ds : {"claims", "other"}) {
+    ASSERT_EQ(f.Cce({"key", "generate", "--out", t / (ds + ".key")}).exit_code, 0);
+    auto enc = f.Cce({"dataset", "encrypt", "--key", t / (ds + ".key"), t / ds, t / (ds + ".enc")});
+    ASSERT_EQ(enc.exit_code, 0) << enc.err;
+    auto reg = f.Cce({"dataset", "register", ds, "--key", t / (ds + ".key"), "--location",
+                      "file://" + t / (ds + ".enc")});
+    ASSERT_EQ(reg.exit_code, 0) << reg.err;
+  }
+
+  // Consumer: rent, push the algorithm image, submit.
+  ASSERT_TRUE(f.Login(consumer));
+  ASSERT_EQ(f.Cce({"rent", "claims", "--days", "1"}).exit_code, 0);
+  WriteFile(t / "run.sh", kAlgorithm);
+  ::chmod((t / "run.sh").c_str(), 0755);
+  auto built = RunCommand({"/usr/bin/python3", std::string(CCE_SOURCE_DIR) +
+                                                   "/examples/algorithm/build-image.py",
+                           "--out", t / "image", "--ref", "probe/contained:1", "--busybox",
+                           "/bin/busybox", "--add", t / "run.sh" + ":/app/run.sh"});
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+  auto push = f.Cce({"image", "push", t / "image"});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const std::string port = f.url().substr(f.url().rfind(':') + 1);
+  WriteFile(t / "job.yaml",
+            "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata:\n  name: contained\n"
+            "spec:\n  image: probe/contained:1\n  command: [\"/app/run.sh\"]\n"
+            "  env:\n    PLANE_PORT: \"" + port + "\"\n    OTHER_MANIFEST: \"" +
+                t / "other.enc/manifest.cce" +
+                "\"\n  datasets:\n    - name: claims\n      mountPath: /data/claims\n"
+                "  resources:\n    memoryMiB: 256\n    timeoutSeconds: 300\n");
+  auto submit = f.Cce({"job", "submit", "-f", t / "job.yaml", "--output", "json"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string job = json::parse(submit.out)["id"].get<std::string>();
+
+  // The fail-closed gate holds every output: HELD means the bundle arrived.
+  std::string state;
+  for (int i = 0; i < 240; ++i) {
+    state = JobState(f, job);
+    if (state == "HELD" || state == "FAILED" || state == "CANCELLED") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const std::string agent_log = ReadFile(f.data_dir() + "/logs/jobs/" + job + ".log");
+  ASSERT_EQ(state, "HELD") << f.Cce({"job", "status", job}).out << "\nagent log:\n" << agent_log;
+  for (const char* step : {"\"attested\"", "\"mounted\"", "\"running\"", "\"submitted\""}) {
+    EXPECT_NE(agent_log.find(step), std::string::npos) << step << " missing:\n" << agent_log;
+  }
+  // The credential never reaches the log.
+  EXPECT_EQ(agent_log.find("eyJ"), std::string::npos) << agent_log;
+
+  // Open the sealed bundle as the plane does.
+  auto mk = plane::LoadFileMasterKey(f.data_dir() + "/keys/master.key");
+  ASSERT_TRUE(mk.ok()) << mk.status().ToString();
+  auto outputs = plane::OutputStore::Open(f.data_dir() + "/outputs", **mk);
+  ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();
+  auto bundle = outputs->Get(job);
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  auto files = UntarBundle(std::string(reinterpret_cast<const char*>(bundle->data()),
+                                       bundle->size()));
+  ASSERT_TRUE(files.count("result.json")) << "bundle members: " << files.size();
+  json result = json::parse(files["result.json"]);
+  EXPECT_EQ(result["exit_code"], 3) << result.dump();  // the algorithm's own exit code
+  EXPECT_EQ(result["simulated_tee"], true);
+  EXPECT_EQ(files["files/head.txt"], "patient_id,age,diagnosis,cost\n");
+  EXPECT_EQ(files["files/rows.txt"], "501\n");
+  EXPECT_NE(files["stdout.txt"].find("algorithm done"), std::string::npos);
+  const std::string attempts = files["files/attempts.txt"];
+  for (const char* name : {"phone_home_plane", "phone_home_internet", "read_other_dataset_mount",
+                           "read_other_dataset_host", "write_etc", "write_root",
+                           "write_dataset"}) {
+    EXPECT_NE(attempts.find(std::string(name) + " BLOCKED"), std::string::npos)
+        << name << " was not contained:\n" << attempts;
+  }
+  EXPECT_NE(attempts.find("write_output_works yes"), std::string::npos) << attempts;
+  for (const auto& [path, data] : files) {
+    EXPECT_EQ(data.find("OTHER-DATASET-CANARY"), std::string::npos) << path;
+  }
+
+  // Everything the job had is gone: cgroups, mounts.
+  for (const char* kind : {"platform", "workload"}) {
+    struct stat st {};
+    const std::string cg = std::string("/sys/fs/cgroup/pids/cce/") + kind + "/" + job;
+    EXPECT_NE(::stat(cg.c_str(), &st), 0) << cg << " left behind";
+  }
+  EXPECT_EQ(ReadFile("/proc/self/mountinfo").find(job), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cce::e2e
