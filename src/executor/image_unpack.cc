@@ -29,6 +29,7 @@ namespace {
 using image::ByteSource;
 using image::Descriptor;
 using image::Digest;
+using image::QuoteName;
 using json = nlohmann::json;
 
 constexpr size_t kChunk = 1 << 20;
@@ -41,16 +42,6 @@ constexpr std::string_view kWhiteoutMetaPrefix = ".wh..wh.";
 constexpr std::string_view kOpaqueWhiteout = ".wh..wh..opq";
 constexpr char kDefaultPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-std::string Quote(std::string_view s) {
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < 200; ++i) {
-    char c = s[i];
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (s.size() > 200) out += "...";
-  out += "'";
-  return out;
-}
 
 std::string Join(const std::vector<std::string>& parts) {
   std::string out;
@@ -301,7 +292,7 @@ class LayerApplier {
 
   Status Entry(archive* tar, archive_entry* entry) {
     const char* raw = archive_entry_pathname(entry);
-    where_ = raw != nullptr ? Quote(raw) : "(unnamed)";
+    where_ = raw != nullptr ? QuoteName(raw) : "(unnamed)";
     if (raw == nullptr) return Refuse("no name, or one libarchive cannot decode");
     if (++stats_.entries > limits_.max_entries) {
       return Refuse("more than the limit of " + std::to_string(limits_.max_entries) + " entries");
@@ -344,13 +335,13 @@ class LayerApplier {
   // An error resolving a parent path names why it failed.
   Status ResolveError(const std::string& path, int err, const std::string& what) const {
     if (err == EXDEV) {
-      return Refuse(what + "path " + Quote(path) +
+      return Refuse(what + "path " + QuoteName(path) +
                     " leaves the root filesystem (through an absolute symlink, or a symlink or "
                     "'..' pointing outside it)");
     }
-    if (err == ELOOP) return Refuse(what + "too many symlinks resolving " + Quote(path));
-    if (err == ENOTDIR) return Refuse(what + Quote(path) + " is not a directory");
-    return Os("resolving " + Quote(path), err);
+    if (err == ELOOP) return Refuse(what + "too many symlinks resolving " + QuoteName(path));
+    if (err == ENOTDIR) return Refuse(what + QuoteName(path) + " is not a directory");
+    return Os("resolving " + QuoteName(path), err);
   }
 
   // The directory holding an entry, resolved beneath the root. create:
@@ -374,12 +365,12 @@ class LayerApplier {
         if (errno != ENOENT) return ResolveError(here, errno, what);
         if (::mkdirat(cur.get(), part.c_str(), 0700) != 0) {
           // ENOENT from openat2 but EEXIST here: a symlink to nothing.
-          if (errno == EEXIST) return Refuse(what + Quote(here) + " is a dangling symlink");
-          return Os("mkdir " + Quote(here), errno);
+          if (errno == EEXIST) return Refuse(what + QuoteName(here) + " is a dangling symlink");
+          return Os("mkdir " + QuoteName(here), errno);
         }
         next.reset(
             ::openat(cur.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (!next.valid()) return Os("open " + Quote(here), errno);
+        if (!next.valid()) return Os("open " + QuoteName(here), errno);
         RETURN_IF_ERROR(Settle(next.get(), true, 0755));
       }
       cur = std::move(next);
@@ -414,13 +405,13 @@ class LayerApplier {
     struct stat st {};
     if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) return Status::Ok();
-      return Os("stat " + Quote(name), errno);
+      return Os("stat " + QuoteName(name), errno);
     }
     const bool keep = lower_only && Mine(st);
     if (S_ISDIR(st.st_mode)) {
       UniqueFd dir(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!dir.valid()) return Os("open " + Quote(name), errno);
-      ASSIGN_OR_RETURN(std::vector<std::string> children, ListDir(dir.get(), Quote(name)));
+      if (!dir.valid()) return Os("open " + QuoteName(name), errno);
+      ASSIGN_OR_RETURN(std::vector<std::string> children, ListDir(dir.get(), QuoteName(name)));
       for (const std::string& child : children) {
         RETURN_IF_ERROR(RemoveTree(dir.get(), child, lower_only, depth + 1));
       }
@@ -428,12 +419,12 @@ class LayerApplier {
       if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) {
         // Still holds something this layer made: it stays as their parent.
         if (lower_only && errno == ENOTEMPTY) return Status::Ok();
-        return Os("rmdir " + Quote(name), errno);
+        return Os("rmdir " + QuoteName(name), errno);
       }
       return Status::Ok();
     }
     if (keep) return Status::Ok();
-    if (::unlinkat(parent, name.c_str(), 0) != 0) return Os("unlink " + Quote(name), errno);
+    if (::unlinkat(parent, name.c_str(), 0) != 0) return Os("unlink " + QuoteName(name), errno);
     return Status::Ok();
   }
 
@@ -473,7 +464,7 @@ class LayerApplier {
     }
     const std::string target = name.substr(kWhiteoutPrefix.size());
     if (target.empty() || target == "." || target == "..") {
-      return Refuse("whiteout of " + Quote(target) + " names no file");
+      return Refuse("whiteout of " + QuoteName(target) + " names no file");
     }
     ASSIGN_OR_RETURN(UniqueFd parent, OpenParent(parts, false));
     if (!parent.valid()) return Status::Ok();  // nothing below to hide
@@ -578,7 +569,7 @@ class LayerApplier {
       return Refuse("hard link target longer than the limit of " +
                     std::to_string(limits_.max_path_bytes) + " bytes");
     }
-    const std::string what = "hard link target " + Quote(target_raw) + ": ";
+    const std::string what = "hard link target " + QuoteName(target_raw) + ": ";
     ASSIGN_OR_RETURN(std::vector<std::string> target_parts, SplitPath(target_raw, what));
     if (target_parts.empty()) return Refuse(what + "the root directory");
     const std::string target_name = std::move(target_parts.back());
@@ -679,7 +670,7 @@ StatusOr<ParsedConfig> ParseConfig(const std::string& text, const std::string& w
   for (size_t i = 0; i < c.env.size(); ++i) {
     const std::string& e = c.env[i];
     if (e.find('=') == std::string::npos || e.front() == '=') {
-      return InvalidArgument(here + ".Env[" + std::to_string(i) + "]: " + Quote(e) +
+      return InvalidArgument(here + ".Env[" + std::to_string(i) + "]: " + QuoteName(e) +
                              " is not NAME=value");
     }
   }
@@ -700,7 +691,7 @@ StatusOr<UniqueFd> OpenEmptyRoot(const std::string& rootfs_dir) {
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(fd.get(), rootfs_dir));
   if (!names.empty()) {
     return FailedPrecondition(rootfs_dir + ": rootfs directory is not empty (holds " +
-                              Quote(names.front()) + ")");
+                              QuoteName(names.front()) + ")");
   }
   return fd;
 }
@@ -823,7 +814,7 @@ StatusOr<ImageConfig> UnpackImageImpl(const ImageRef& ref, const std::string& ro
 }  // namespace
 
 StatusOr<ImageRef> ParseImageRef(std::string_view text) {
-  const std::string what = "image " + Quote(text);
+  const std::string what = "image " + QuoteName(text);
   const size_t colon = text.find(':');
   const std::string_view transport = text.substr(0, colon);
   static const std::pair<std::string_view, ImageRef::Kind> kKinds[] = {
@@ -835,7 +826,7 @@ StatusOr<ImageRef> ParseImageRef(std::string_view text) {
   const auto* kind = std::find_if(std::begin(kKinds), std::end(kKinds),
                                   [&](const auto& k) { return k.first == transport; });
   if (colon == std::string_view::npos || kind == std::end(kKinds)) {
-    return InvalidArgument(what + ": unknown transport " + Quote(transport) +
+    return InvalidArgument(what + ": unknown transport " + QuoteName(transport) +
                            " (expected oci:PATH[:TAG], oci-archive:PATH[:TAG], "
                            "docker-archive:PATH[:TAG] or dir:ROOTFS)");
   }

@@ -57,16 +57,6 @@ constexpr int kMaxLinkHops = 16;
 // read the index, which may come last); this bounds that memory.
 constexpr uint64_t kMaxBufferedJson = 64ull << 20;
 
-std::string Quote(std::string_view s) {
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < 200; ++i) {
-    char c = s[i];
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (s.size() > 200) out += "...";
-  out += "'";
-  return out;
-}
 
 bool IsLowerHex64(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -115,7 +105,7 @@ StatusOr<json> ParseJson(std::string_view text, const std::string& what) {
   };
   try {
     json parsed = json::parse(text.begin(), text.end(), track);
-    if (!duplicate.empty()) return InvalidArgument(what + ": duplicate key " + Quote(duplicate));
+    if (!duplicate.empty()) return InvalidArgument(what + ": duplicate key " + QuoteName(duplicate));
     return parsed;
   } catch (const json::exception& e) {
     return InvalidArgument(what + ": not valid JSON: " + e.what());
@@ -192,16 +182,16 @@ StatusOr<ParsedManifest> ParseImageManifest(std::string_view text, const std::st
   ASSIGN_OR_RETURN(m.media_type, OptionalString(j, "mediaType", what));
   if (!m.media_type.empty() && !descriptor_media_type.empty() &&
       m.media_type != descriptor_media_type) {
-    return InvalidArgument(what + ".mediaType: " + Quote(m.media_type) +
+    return InvalidArgument(what + ".mediaType: " + QuoteName(m.media_type) +
                            ", but the descriptor pointing here says " +
-                           Quote(descriptor_media_type));
+                           QuoteName(descriptor_media_type));
   }
   if (m.media_type.empty()) {
     // OCI made mediaType optional in early manifests; Docker's is mandatory.
     m.media_type = descriptor_media_type.empty() ? kOciManifest : descriptor_media_type;
   }
   if (!IsManifestType(m.media_type)) {
-    return InvalidArgument(what + ".mediaType: " + Quote(m.media_type) +
+    return InvalidArgument(what + ".mediaType: " + QuoteName(m.media_type) +
                            " is not a supported image manifest type (expected " + kOciManifest +
                            " or " + kDockerManifest + ")");
   }
@@ -209,7 +199,7 @@ StatusOr<ParsedManifest> ParseImageManifest(std::string_view text, const std::st
   if (config == nullptr) return InvalidArgument(what + ": missing field 'config'");
   ASSIGN_OR_RETURN(m.config, ParseDescriptor(*config, what + ".config"));
   if (!IsConfigType(m.config.media_type)) {
-    return InvalidArgument(what + ".config.mediaType: " + Quote(m.config.media_type) +
+    return InvalidArgument(what + ".config.mediaType: " + QuoteName(m.config.media_type) +
                            " is not a supported config type (expected " + kOciConfig + " or " +
                            kDockerConfig + ")");
   }
@@ -259,15 +249,15 @@ StatusOr<std::vector<IndexEntry>> ParseIndex(std::string_view text, const std::s
   RETURN_IF_ERROR(RequireSchemaVersion2(j, what));
   ASSIGN_OR_RETURN(std::string media_type, OptionalString(j, "mediaType", what));
   if (!media_type.empty() && !IsIndexType(media_type)) {
-    return InvalidArgument(what + ".mediaType: " + Quote(media_type) +
+    return InvalidArgument(what + ".mediaType: " + QuoteName(media_type) +
                            " is not a supported index type (expected " + kOciIndex + " or " +
                            kDockerManifestList + ")");
   }
   if (!media_type.empty() && !descriptor_media_type.empty() &&
       media_type != descriptor_media_type) {
-    return InvalidArgument(what + ".mediaType: " + Quote(media_type) +
+    return InvalidArgument(what + ".mediaType: " + QuoteName(media_type) +
                            ", but the descriptor pointing here says " +
-                           Quote(descriptor_media_type));
+                           QuoteName(descriptor_media_type));
   }
   if (Field(j, "config") != nullptr || Field(j, "layers") != nullptr) {
     return InvalidArgument(what + ": has 'config' or 'layers': an image manifest, not an index");
@@ -287,7 +277,7 @@ StatusOr<std::vector<IndexEntry>> ParseIndex(std::string_view text, const std::s
     ASSIGN_OR_RETURN(entry.descriptor, ParseDescriptor(e, here));
     const std::string& t = entry.descriptor.media_type;
     if (!IsManifestType(t) && !IsIndexType(t)) {
-      return InvalidArgument(here + ".mediaType: " + Quote(t) +
+      return InvalidArgument(here + ".mediaType: " + QuoteName(t) +
                              " is not a supported manifest or index type");
     }
     if (const json* p = Field(e, "platform"); p != nullptr) {
@@ -319,7 +309,7 @@ StatusOr<std::vector<Digest>> ValidateConfig(std::string_view text, size_t layer
   ASSIGN_OR_RETURN(std::string os, RequireString(j, "os", what));
   ASSIGN_OR_RETURN(std::string arch, RequireString(j, "architecture", what));
   if (os != "linux" || arch != "amd64") {
-    return InvalidArgument(what + ": os/architecture is " + Quote(os + "/" + arch) +
+    return InvalidArgument(what + ": os/architecture is " + QuoteName(os + "/" + arch) +
                            ", expected 'linux/amd64'");
   }
   const json* rootfs = Field(j, "rootfs");
@@ -328,7 +318,7 @@ StatusOr<std::vector<Digest>> ValidateConfig(std::string_view text, size_t layer
   }
   ASSIGN_OR_RETURN(std::string type, RequireString(*rootfs, "type", what + ".rootfs"));
   if (type != "layers") {
-    return InvalidArgument(what + ".rootfs.type: " + Quote(type) + ", expected 'layers'");
+    return InvalidArgument(what + ".rootfs.type: " + QuoteName(type) + ", expected 'layers'");
   }
   const json* diff_ids = Field(*rootfs, "diff_ids");
   if (diff_ids == nullptr || !diff_ids->is_array()) {
@@ -573,7 +563,7 @@ using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 StatusOr<std::string> NormalizeMemberName(std::string_view raw, const std::string& archive_path) {
   if (raw.empty()) return InvalidArgument(archive_path + ": a member has an empty name");
   if (raw.front() == '/') {
-    return InvalidArgument(archive_path + ": member " + Quote(raw) + ": absolute path not allowed");
+    return InvalidArgument(archive_path + ": member " + QuoteName(raw) + ": absolute path not allowed");
   }
   std::string out;
   size_t pos = 0;
@@ -584,7 +574,7 @@ StatusOr<std::string> NormalizeMemberName(std::string_view raw, const std::strin
     pos = slash + 1;
     if (part.empty() || part == ".") continue;
     if (part == "..") {
-      return InvalidArgument(archive_path + ": member " + Quote(raw) +
+      return InvalidArgument(archive_path + ": member " + QuoteName(raw) +
                              ": '..' path component not allowed");
     }
     if (!out.empty()) out += '/';
@@ -597,7 +587,7 @@ StatusOr<std::string> NormalizeMemberName(std::string_view raw, const std::strin
 // lexically; the result must stay inside the archive.
 StatusOr<std::string> ResolveSymlinkTarget(const std::string& link_name, std::string_view target,
                                            const std::string& archive_path) {
-  std::string where = archive_path + ": symlink " + Quote(link_name) + " -> " + Quote(target);
+  std::string where = archive_path + ": symlink " + QuoteName(link_name) + " -> " + QuoteName(target);
   if (target.empty()) return InvalidArgument(where + ": empty target");
   if (target.front() == '/') return InvalidArgument(where + ": absolute target not allowed");
   std::vector<std::string> parts;
@@ -748,7 +738,7 @@ class ArchiveScan {
       if (name.empty()) continue;  // "./" as a non-directory: nothing to name
       if (scan.members_.count(name) != 0) {
         // Extractors keep the last copy, we would have checked the first.
-        return InvalidArgument(path + ": member " + Quote(name) + " appears more than once");
+        return InvalidArgument(path + ": member " + QuoteName(name) + " appears more than once");
       }
       if (m.type == ArchiveMember::Type::kFile) {
         bool small = archive_entry_size_is_set(entry) != 0 && archive_entry_size(entry) >= 0 &&
@@ -868,7 +858,7 @@ struct Candidate {
                     descriptor.digest.str() + " at " + where;
     if (!ref_names.empty()) {
       s += " named";
-      for (const std::string& r : ref_names) s += " " + Quote(r);
+      for (const std::string& r : ref_names) s += " " + QuoteName(r);
     }
     return s;
   }
@@ -949,7 +939,7 @@ StatusOr<LocalImage> ReadOci(const LayoutReader& reader, ImageFormat format,
   if (!layout.is_object()) return InvalidArgument(layout_name + ": expected a JSON object");
   ASSIGN_OR_RETURN(std::string version, RequireString(layout, "imageLayoutVersion", layout_name));
   if (version != "1.0.0") {
-    return InvalidArgument(layout_name + ".imageLayoutVersion: " + Quote(version) +
+    return InvalidArgument(layout_name + ".imageLayoutVersion: " + QuoteName(version) +
                            ", expected '1.0.0'");
   }
 
@@ -961,14 +951,14 @@ StatusOr<LocalImage> ReadOci(const LayoutReader& reader, ImageFormat format,
     std::string available;
     for (const IndexEntry& e : entries) {
       for (const std::string& r : e.ref_names)
-        available += (available.empty() ? "" : ", ") + Quote(r);
+        available += (available.empty() ? "" : ", ") + QuoteName(r);
       if (std::find(e.ref_names.begin(), e.ref_names.end(), options.ref_name) !=
           e.ref_names.end()) {
         named.push_back(e);
       }
     }
     if (named.empty()) {
-      return NotFound(index_name + ": no image named " + Quote(options.ref_name) +
+      return NotFound(index_name + ": no image named " + QuoteName(options.ref_name) +
                       " (names: " + (available.empty() ? "none" : available) + ")");
     }
     entries = std::move(named);
@@ -1104,14 +1094,14 @@ StatusOr<LocalImage> ReadDocker(const ArchiveScan& scan, const ReadOptions& opti
       }
     }
     listing += (listing.empty() ? "" : "; ") + std::string("[") + std::to_string(i) + "]";
-    for (const std::string& t : tags[i]) listing += " " + Quote(t);
+    for (const std::string& t : tags[i]) listing += " " + QuoteName(t);
     if (options.ref_name.empty() ||
         std::find(tags[i].begin(), tags[i].end(), options.ref_name) != tags[i].end()) {
       picked.push_back(i);
     }
   }
   if (picked.empty()) {
-    return NotFound(label + ": no image tagged " + Quote(options.ref_name) +
+    return NotFound(label + ": no image tagged " + QuoteName(options.ref_name) +
                     " (images: " + listing + ")");
   }
   if (picked.size() > 1) {
@@ -1297,6 +1287,17 @@ Status BlobLocations::ForEach(const BlobVisitor& visit) const {
 
 }  // namespace internal
 
+std::string QuoteName(std::string_view s) {
+  std::string out = "'";
+  for (size_t i = 0; i < s.size() && i < 200; ++i) {
+    char c = s[i];
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  if (s.size() > 200) out += "...";
+  out += "'";
+  return out;
+}
+
 std::string_view ImageFormatName(ImageFormat format) {
   switch (format) {
     case ImageFormat::kOciLayout: return "oci-layout";
@@ -1312,7 +1313,7 @@ StatusOr<LayerCompression> LayerCompressionOf(std::string_view media_type) {
     return LayerCompression::kGzip;
   }
   if (media_type == kOciLayerTarZstd) return LayerCompression::kZstd;
-  return InvalidArgument(Quote(media_type) + " is not a supported layer type (expected " +
+  return InvalidArgument(QuoteName(media_type) + " is not a supported layer type (expected " +
                          kOciLayerTar + ", " + kOciLayerTarGzip + ", " + kOciLayerTarZstd + ", " +
                          kDockerLayerTar + " or " + kDockerLayerTarGzip + ")");
 }

@@ -37,6 +37,11 @@ inline constexpr uint64_t kDefaultMaxImageBytes = 8ull << 30;  // manifest + con
 enum class ImageFormat { kOciLayout, kOciArchive, kDockerArchive };
 std::string_view ImageFormatName(ImageFormat format);  // "oci-layout", ...
 
+// A name from an image (a path in a layer, a tag, a media type) made safe
+// for an error message: in single quotes, at most 200 bytes, bytes outside
+// printable ASCII as '?'.
+std::string QuoteName(std::string_view s);
+
 // How a layer blob is compressed, from its media type. zstd layers are
 // accepted and stored; the executor refuses to unpack them.
 enum class LayerCompression { kNone, kGzip, kZstd };

@@ -100,18 +100,6 @@ StatusOr<AgentReports::AgentSession> AgentReports::Authenticate(
   return s;
 }
 
-api::Job AgentReports::ToWire(const store::Job& j) {
-  return {j.id,
-          j.name,
-          users_.NameOf(j.consumer_id),
-          std::string(store::JobStateName(j.state)),
-          j.reason,
-          j.image_digest,
-          j.created_at,
-          j.updated_at,
-          j.deadline,
-          (j.flags & store::kJobFlagSimulatedTee) != 0};
-}
 
 // ---- reports --------------------------------------------------------------------
 
@@ -153,7 +141,7 @@ StatusOr<api::Job> AgentReports::Report(const std::string& remote_addr,
                                                   {"reason", reason}}));
   if (!moved.ok()) return audit_.Deny(actor, action, object, moved.status());
   if (failed) d_.log.Warn("agent.failed", {{"job", job.id}, {"reason", reason}});
-  return ToWire(*moved);
+  return JobToWire(*moved, users_);
 }
 
 // ---- the image --------------------------------------------------------------------

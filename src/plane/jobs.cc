@@ -26,10 +26,10 @@ std::string NewJobId() {
 
 }  // namespace
 
-api::Job Jobs::ToWire(const store::Job& j) {
+api::Job JobToWire(const store::Job& j, Users& users) {
   return {j.id,
           j.name,
-          users_.NameOf(j.consumer_id),
+          users.NameOf(j.consumer_id),
           std::string(store::JobStateName(j.state)),
           j.reason,
           j.image_digest,
@@ -90,7 +90,7 @@ StatusOr<Jobs::Submitted> Jobs::Submit(const Caller& caller, const std::string& 
                    d_.db.CreateJob(job, audit_.Record(caller.actor(), "job.submit", "job:" + job.id,
                                                       AuditDecision::kAllow, {{"image", digest}})));
   if (d_.on_job_submitted) d_.on_job_submitted();
-  return Submitted{ToWire(r.job), r.created};
+  return Submitted{JobToWire(r.job, users_), r.created};
 }
 
 StatusOr<api::JobList> Jobs::List(const Caller& caller, const ListRequest& request) {
@@ -105,7 +105,7 @@ StatusOr<api::JobList> Jobs::List(const Caller& caller, const ListRequest& reque
   f.offset = request.offset;
   ASSIGN_OR_RETURN(auto jobs, d_.db.ListJobs(f));
   api::JobList out;
-  for (const auto& j : jobs) out.jobs.push_back(ToWire(j));
+  for (const auto& j : jobs) out.jobs.push_back(JobToWire(j, users_));
   // A full page may have more after it: ask again from next_offset.
   if (static_cast<int64_t>(jobs.size()) == f.limit) out.next_offset = f.offset + f.limit;
   return out;
@@ -126,7 +126,7 @@ StatusOr<api::JobDetail> Jobs::Get(const Caller& caller, const std::string& job_
   ASSIGN_OR_RETURN(store::Job j, Load(caller, job_id));
   ASSIGN_OR_RETURN(auto history, d_.db.JobHistory(j.id));
   api::JobDetail out;
-  out.job = ToWire(j);
+  out.job = JobToWire(j, users_);
   for (const auto& e : history) {
     out.history.push_back({e.seq, e.from ? std::string(store::JobStateName(*e.from)) : "",
                            std::string(store::JobStateName(e.to)), e.reason, e.at});
@@ -198,7 +198,7 @@ StatusOr<api::Job> Jobs::Cancel(const Caller& caller, const std::string& job_id)
     auto moved = d_.db.TransitionJob(
         j.id, j.state, JobState::kCancelled, "cancelled by " + caller.user.name,
         audit_.Record(caller.actor(), "job.cancel", "job:" + j.id, AuditDecision::kAllow));
-    if (moved.ok()) return ToWire(*moved);
+    if (moved.ok()) return JobToWire(*moved, users_);
     if (moved.status().code() != StatusCode::kFailedPrecondition) return moved.status();
     ASSIGN_OR_RETURN(j, d_.db.GetJob(j.id));  // it moved on meanwhile: retry
   }

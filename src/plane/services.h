@@ -244,6 +244,9 @@ class Images {
   int64_t last_collection_ = 0;  // clock time of the last collection
 };
 
+// A job as the API shows it (the consumer by name).
+api::Job JobToWire(const store::Job& job, Users& users);
+
 // Privacy Mode jobs.
 class Jobs {
  public:
@@ -279,7 +282,6 @@ class Jobs {
  private:
   // A job another consumer owns is kNotFound, as if it did not exist.
   StatusOr<store::Job> Load(const Caller& caller, const std::string& job_id);
-  api::Job ToWire(const store::Job& job);
 
   ServiceDeps& d_;
   AuditLog& audit_;
@@ -425,7 +427,6 @@ class AgentReports {
   StatusOr<AgentSession> CheckSession(std::string_view authorization,
                                       const std::vector<store::JobState>& states,
                                       std::string* job_id);
-  api::Job ToWire(const store::Job& job);
 
   ServiceDeps& d_;
   AuditLog& audit_;

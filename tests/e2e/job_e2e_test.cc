@@ -13,11 +13,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "e2e/plane_fixture.h"
 #include "plane/master_key.h"
@@ -71,66 +73,99 @@ std::map<std::string, std::string> UntarBundle(const std::string& tar) {
   return files;
 }
 
-TEST(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
-  PlaneFixture f("local", /*simulated_tee=*/true);
-  ASSERT_TRUE(f.up());
-  const TempDir& t = f.dir();
-  const std::string provider = f.AddUser("hospital", "provider");
-  const std::string consumer = f.AddUser("analyst", "consumer");
-
-  // Provider: two datasets; the consumer rents only "claims".
-  ::mkdir((t / "claims").c_str(), 0755);
-  ::mkdir((t / "other").c_str(), 0755);
-  std::string csv = "patient_id,age,diagnosis,cost\n";
-  for (int i = 0; i < 500; ++i) {
-    csv += "P" + std::to_string(1000 + i) + "," + std::to_string(20 + i % 60) + ",ICD-" +
-           std::to_string(i % 7) + "," + std::to_string(i * 13 % 5000) + ".00\n";
+// A plane with the local provisioner, the provider's "claims" (rented by the
+// consumer) and "other" (not rented), and the consumer logged in with an
+// image "probe/contained:1" whose /app/run.sh is `algorithm`.
+class JobE2eTest : public ::testing::Test {
+ protected:
+  void SetUpWorld(const std::string& algorithm) {
+    ASSERT_TRUE(f_.up());
+    const TempDir& t = f_.dir();
+    const std::string provider = f_.AddUser("hospital", "provider");
+    const std::string consumer = f_.AddUser("analyst", "consumer");
+    ::mkdir((t / "claims").c_str(), 0755);
+    ::mkdir((t / "other").c_str(), 0755);
+    std::string csv = "patient_id,age,diagnosis,cost\n";
+    for (int i = 0; i < 500; ++i) {
+      csv += "P" + std::to_string(1000 + i) + "," + std::to_string(20 + i % 60) + ",ICD-" +
+             std::to_string(i % 7) + "," + std::to_string(i * 13 % 5000) + ".00\n";
+    }
+    WriteFile(t / "claims/claims.csv", csv);
+    WriteFile(t / "other/secret.csv", "name,secret\nalice,OTHER-DATASET-CANARY\n");
+    ASSERT_TRUE(f_.Login(provider));
+    for (const std::string ds : {"claims", "other"}) {
+      ASSERT_EQ(f_.Cce({"key", "generate", "--out", t / (ds + ".key")}).exit_code, 0);
+      auto enc =
+          f_.Cce({"dataset", "encrypt", "--key", t / (ds + ".key"), t / ds, t / (ds + ".enc")});
+      ASSERT_EQ(enc.exit_code, 0) << enc.err;
+      auto reg = f_.Cce({"dataset", "register", ds, "--key", t / (ds + ".key"), "--location",
+                         "file://" + t / (ds + ".enc")});
+      ASSERT_EQ(reg.exit_code, 0) << reg.err;
+    }
+    ASSERT_TRUE(f_.Login(consumer));
+    ASSERT_EQ(f_.Cce({"rent", "claims", "--days", "1"}).exit_code, 0);
+    WriteFile(t / "run.sh", algorithm);
+    ::chmod((t / "run.sh").c_str(), 0755);
+    auto built = RunCommand({"/usr/bin/python3",
+                             std::string(CCE_SOURCE_DIR) + "/examples/algorithm/build-image.py",
+                             "--out", t / "image", "--ref", "probe/contained:1", "--busybox",
+                             "/bin/busybox", "--add", t / "run.sh" + ":/app/run.sh"});
+    ASSERT_EQ(built.exit_code, 0) << built.err;
+    auto push = f_.Cce({"image", "push", t / "image"});
+    ASSERT_EQ(push.exit_code, 0) << push.err;
   }
-  WriteFile(t / "claims/claims.csv", csv);
-  WriteFile(t / "other/secret.csv", "name,secret\nalice,OTHER-DATASET-CANARY\n");
-  ASSERT_TRUE(f.Login(provider));
-  for (const std::string ds : {"claims", "other"}) {
-    ASSERT_EQ(f.Cce({"key", "generate", "--out", t / (ds + ".key")}).exit_code, 0);
-    auto enc = f.Cce({"dataset", "encrypt", "--key", t / (ds + ".key"), t / ds, t / (ds + ".enc")});
-    ASSERT_EQ(enc.exit_code, 0) << enc.err;
-    auto reg = f.Cce({"dataset", "register", ds, "--key", t / (ds + ".key"), "--location",
-                      "file://" + t / (ds + ".enc")});
-    ASSERT_EQ(reg.exit_code, 0) << reg.err;
+
+  // Submits /app/run.sh over "claims" with `env` lines; returns the job id.
+  std::string Submit(const std::string& env_yaml) {
+    const TempDir& t = f_.dir();
+    WriteFile(t / "job.yaml",
+              "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata:\n  name: contained\n"
+              "spec:\n  image: probe/contained:1\n  command: [\"/app/run.sh\"]\n" +
+                  env_yaml +
+                  "  datasets:\n    - name: claims\n      mountPath: /data/claims\n"
+                  "  resources:\n    memoryMiB: 256\n    timeoutSeconds: 300\n");
+    auto submit = f_.Cce({"job", "submit", "-f", t / "job.yaml", "--output", "json"});
+    EXPECT_EQ(submit.exit_code, 0) << submit.err;
+    if (submit.exit_code != 0) return "";
+    return json::parse(submit.out)["id"].get<std::string>();
   }
 
-  // Consumer: rent, push the algorithm image, submit.
-  ASSERT_TRUE(f.Login(consumer));
-  ASSERT_EQ(f.Cce({"rent", "claims", "--days", "1"}).exit_code, 0);
-  WriteFile(t / "run.sh", kAlgorithm);
-  ::chmod((t / "run.sh").c_str(), 0755);
-  auto built = RunCommand({"/usr/bin/python3", std::string(CCE_SOURCE_DIR) +
-                                                   "/examples/algorithm/build-image.py",
-                           "--out", t / "image", "--ref", "probe/contained:1", "--busybox",
-                           "/bin/busybox", "--add", t / "run.sh" + ":/app/run.sh"});
-  ASSERT_EQ(built.exit_code, 0) << built.err;
-  auto push = f.Cce({"image", "push", t / "image"});
-  ASSERT_EQ(push.exit_code, 0) << push.err;
-  const std::string port = f.url().substr(f.url().rfind(':') + 1);
-  WriteFile(t / "job.yaml",
-            "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata:\n  name: contained\n"
-            "spec:\n  image: probe/contained:1\n  command: [\"/app/run.sh\"]\n"
-            "  env:\n    PLANE_PORT: \"" + port + "\"\n    OTHER_MANIFEST: \"" +
-                t / "other.enc/manifest.cce" +
-                "\"\n  datasets:\n    - name: claims\n      mountPath: /data/claims\n"
-                "  resources:\n    memoryMiB: 256\n    timeoutSeconds: 300\n");
-  auto submit = f.Cce({"job", "submit", "-f", t / "job.yaml", "--output", "json"});
-  ASSERT_EQ(submit.exit_code, 0) << submit.err;
-  const std::string job = json::parse(submit.out)["id"].get<std::string>();
+  // Polls until the job is in one of `states` (or 120 s pass); returns the state.
+  std::string WaitFor(const std::string& job, const std::vector<std::string>& states) {
+    std::string state;
+    for (int i = 0; i < 240; ++i) {
+      state = JobState(f_, job);
+      if (std::find(states.begin(), states.end(), state) != states.end()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    return state;
+  }
+
+  // Nothing of the job is left: its cgroups and its mounts.
+  void ExpectCleanedUp(const std::string& job) {
+    for (const char* kind : {"platform", "workload"}) {
+      struct stat st {};
+      const std::string cg = std::string("/sys/fs/cgroup/pids/cce/") + kind + "/" + job;
+      EXPECT_NE(::stat(cg.c_str(), &st), 0) << cg << " left behind";
+    }
+    EXPECT_EQ(ReadFile("/proc/self/mountinfo").find(job), std::string::npos);
+  }
+
+  PlaneFixture f_{"local", /*simulated_tee=*/true};
+};
+
+TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
+  ASSERT_NO_FATAL_FAILURE(SetUpWorld(kAlgorithm));
+  const TempDir& t = f_.dir();
+  const std::string port = f_.url().substr(f_.url().rfind(':') + 1);
+  const std::string job = Submit("  env:\n    PLANE_PORT: \"" + port + "\"\n    OTHER_MANIFEST: \"" +
+                                 t / "other.enc/manifest.cce" + "\"\n");
+  ASSERT_FALSE(job.empty());
 
   // The fail-closed gate holds every output: HELD means the bundle arrived.
-  std::string state;
-  for (int i = 0; i < 240; ++i) {
-    state = JobState(f, job);
-    if (state == "HELD" || state == "FAILED" || state == "CANCELLED") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  const std::string agent_log = ReadFile(f.data_dir() + "/logs/jobs/" + job + ".log");
-  ASSERT_EQ(state, "HELD") << f.Cce({"job", "status", job}).out << "\nagent log:\n" << agent_log;
+  const std::string state = WaitFor(job, {"HELD", "FAILED", "CANCELLED"});
+  const std::string agent_log = ReadFile(f_.data_dir() + "/logs/jobs/" + job + ".log");
+  ASSERT_EQ(state, "HELD") << f_.Cce({"job", "status", job}).out << "\nagent log:\n" << agent_log;
   for (const char* step : {"\"attested\"", "\"mounted\"", "\"running\"", "\"submitted\""}) {
     EXPECT_NE(agent_log.find(step), std::string::npos) << step << " missing:\n" << agent_log;
   }
@@ -138,9 +173,9 @@ TEST(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   EXPECT_EQ(agent_log.find("eyJ"), std::string::npos) << agent_log;
 
   // Open the sealed bundle as the plane does.
-  auto mk = plane::LoadFileMasterKey(f.data_dir() + "/keys/master.key");
+  auto mk = plane::LoadFileMasterKey(f_.data_dir() + "/keys/master.key");
   ASSERT_TRUE(mk.ok()) << mk.status().ToString();
-  auto outputs = plane::OutputStore::Open(f.data_dir() + "/outputs", **mk);
+  auto outputs = plane::OutputStore::Open(f_.data_dir() + "/outputs", **mk);
   ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();
   auto bundle = outputs->Get(job);
   ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
@@ -165,13 +200,32 @@ TEST(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
     EXPECT_EQ(data.find("OTHER-DATASET-CANARY"), std::string::npos) << path;
   }
 
-  // Everything the job had is gone: cgroups, mounts.
-  for (const char* kind : {"platform", "workload"}) {
+  ExpectCleanedUp(job);
+}
+
+// The plane enforces cancellation: a running job is CANCELLED, its agent and
+// container are killed and everything they had is destroyed.
+TEST_F(JobE2eTest, CancellingARunningJobKillsItAndCleansUp) {
+  ASSERT_NO_FATAL_FAILURE(SetUpWorld("#!/bin/sh\necho started > /output/started\nsleep 300\n"));
+  const std::string job = Submit("");
+  ASSERT_FALSE(job.empty());
+  ASSERT_EQ(WaitFor(job, {"RUNNING", "FAILED", "HELD"}), "RUNNING");
+  // RUNNING is reported just before runc starts; give the container a moment.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto cancel = f_.Cce({"job", "cancel", job});
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_EQ(JobState(f_, job), "CANCELLED");
+  // The engine destroys cancelled jobs on its next pass.
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
     struct stat st {};
-    const std::string cg = std::string("/sys/fs/cgroup/pids/cce/") + kind + "/" + job;
-    EXPECT_NE(::stat(cg.c_str(), &st), 0) << cg << " left behind";
+    gone = ::stat(("/sys/fs/cgroup/pids/cce/platform/" + job).c_str(), &st) != 0 &&
+           ::stat(("/sys/fs/cgroup/pids/cce/workload/" + job).c_str(), &st) != 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  EXPECT_EQ(ReadFile("/proc/self/mountinfo").find(job), std::string::npos);
+  EXPECT_TRUE(gone) << "the job's cgroups outlived the cancel";
+  ExpectCleanedUp(job);
+  EXPECT_EQ(JobState(f_, job), "CANCELLED");  // the dying agent cannot move it again
 }
 
 }  // namespace
