@@ -39,7 +39,9 @@ cli::FlagParser RunParser() {
        {"ca", "FILE", "the plane's CA certificate (PEM)"},
        {"credential-fd", "N", "read the Job Credential from file descriptor N (then close it)"},
        {"credential-file", "FILE", "read the Job Credential from FILE"},
-       {"job", "ID", "the job this VM was provisioned for: a credential for another is refused"},
+       {"job", "ID",
+        "the job the provisioner made this VM for, as a label for the log (what runs is what "
+        "the credential names)"},
        {"work-dir", "DIR", "an empty directory for this job, on tmpfs (mounts, image, output)"},
        {"tee", "KIND",
         "quote provider: configfs-tsm (a TDX guest, default) or simulated (a plane initialized "
@@ -134,7 +136,6 @@ Status Run(const cli::ParsedFlags& f, const EventLog& log) {
   }
   c.plane.ca_file = *ca;
   c.work_dir = *work;
-  c.expected_job_id = f.Get("job").value_or("");
   if (auto p = f.Get("policy")) {
     ASSIGN_OR_RETURN(std::string text, ReadFile(*p, executor::kMaxPolicyBytes + 1));
     ASSIGN_OR_RETURN(c.base_policy, executor::LoadIsolationPolicy(text, *p));
@@ -156,6 +157,7 @@ Status Run(const cli::ParsedFlags& f, const EventLog& log) {
   }
   c.quotes = quotes.get();
   ASSIGN_OR_RETURN(c.credential, ReadCredential(f));
+  if (auto job = f.Get("job")) log.Emit("info", "start", {{"provisioned_for", *job}});
   c.progress = [&log](const std::string& step, const json& details) {
     log.Emit("info", step, details);
   };

@@ -31,9 +31,6 @@ struct AgentConfig {
   KbsEndpoint plane;
   std::string credential;  // the Job Credential (a signed token): never logged
   QuoteProvider* quotes = nullptr;
-  // Non-empty: the job the provisioner made this VM for; a credential or
-  // session for another job is refused before anything is fetched.
-  std::string expected_job_id;
   // A directory the agent owns for this job (the provisioner's tmpfs): the
   // dataset mount points, the fetched image, the sandbox scratch and the
   // bundle live below it, so no plaintext reaches a disk.

@@ -203,6 +203,27 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   ExpectCleanedUp(job);
 }
 
+// The dataset pin: the plane released the key with the dataset id it recorded
+// at registration, and the agent mounts only that dataset. A storage
+// operator who swaps in another encryption under the same key (an older
+// copy, another dataset) gets the job FAILED, not run on the wrong data.
+TEST_F(JobE2eTest, ASwappedCiphertextIsRefusedByTheDatasetPin) {
+  ASSERT_NO_FATAL_FAILURE(SetUpWorld("#!/bin/sh\ncat /data/claims/claims.csv > /output/copy\n"));
+  const TempDir& t = f_.dir();
+  WriteFile(t / "claims/claims.csv", "patient_id,age,diagnosis,cost\nSWAPPED,1,x,0\n");
+  auto enc = f_.Cce({"dataset", "encrypt", "--key", t / "claims.key", t / "claims",
+                     t / "claims.swapped"});
+  ASSERT_EQ(enc.exit_code, 0) << enc.err;
+  ASSERT_EQ(::rename((t / "claims.enc").c_str(), (t / "claims.registered").c_str()), 0);
+  ASSERT_EQ(::rename((t / "claims.swapped").c_str(), (t / "claims.enc").c_str()), 0);
+  const std::string job = Submit("");
+  ASSERT_FALSE(job.empty());
+  ASSERT_EQ(WaitFor(job, {"HELD", "FAILED", "CANCELLED"}), "FAILED");
+  const std::string status = f_.Cce({"job", "status", job}).out;
+  EXPECT_NE(status.find("dataset id"), std::string::npos) << status;
+  ExpectCleanedUp(job);
+}
+
 // The plane enforces cancellation: a running job is CANCELLED, its agent and
 // container are killed and everything they had is destroyed.
 TEST_F(JobE2eTest, CancellingARunningJobKillsItAndCleansUp) {
