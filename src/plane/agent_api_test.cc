@@ -9,14 +9,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <future>
-#include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "agent/kbs_client.h"
 #include "agent/plane_agent_client.h"
@@ -39,31 +34,6 @@ using nlohmann::json;
 
 constexpr int64_t kMaxOutput = int64_t{64} << 20;
 
-class TestClock : public Clock {
- public:
-  int64_t NowUnix() const override { return static_cast<int64_t>(std::time(nullptr)) + offset; }
-  std::atomic<int64_t> offset{0};
-};
-
-// Captures the credential the engine hands the "VM"; starts nothing.
-class CapturingProvisioner : public Provisioner {
- public:
-  std::string name() const override { return "capture"; }
-  Status Provision(const store::Job& job, const std::string& credential) override {
-    std::lock_guard<std::mutex> l(mu);
-    credentials[job.id] = credential;
-    return Status::Ok();
-  }
-  Status Resume(const store::Job&) override { return Status::Ok(); }
-  std::string Get(const std::string& id) {
-    std::lock_guard<std::mutex> l(mu);
-    auto it = credentials.find(id);
-    return it == credentials.end() ? "" : it->second;
-  }
-  std::mutex mu;
-  std::map<std::string, std::string> credentials;
-};
-
 // Bytes of /proc/self/status field `name` ("VmRSS", "VmHWM"), in KiB.
 int64_t ProcStatusKib(const std::string& name) {
   std::ifstream in("/proc/self/status");
@@ -77,32 +47,26 @@ int64_t ProcStatusKib(const std::string& name) {
 class AgentApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "cce-agent-api-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    tmp_ = tmpl;
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    o.simulated_tee = true;
-    auto r = InitPlane(o, clock_);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    init_ = *r;
+    // Datasets are encrypted into tmp_.
+    auto plane = TestPlane::Create(
+        clock_,
+        {.dir_prefix = "cce-agent-api-test", .simulated_tee = true, .datasets_in_tmp = true});
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    plane_ = std::move(*plane);
+    tmp_ = plane_->tmp();
+    init_ = plane_->init();
     sim_dir_ = init_.data_dir + "/attestation/sim";
-    std::string cfg = ReadText(init_.data_dir + "/plane.yaml");
-    size_t at = cfg.find("  allowed_roots: ");  // datasets are encrypted into tmp_
-    ASSERT_NE(at, std::string::npos);
-    cfg.replace(at, cfg.find('\n', at) - at, "  allowed_roots: [\"" + tmp_ + "\"]");
-    at = cfg.find("  max_output_bytes: ");
-    ASSERT_NE(at, std::string::npos) << "plane.yaml from init has no limits.max_output_bytes";
-    cfg.replace(at, cfg.find('\n', at) - at, "  max_output_bytes: " + std::to_string(kMaxOutput));
-    std::ofstream(init_.data_dir + "/plane.yaml", std::ios::trunc) << cfg;
-    Start();
+    Status limit = plane_->SetConfig("limits.max_output_bytes", std::to_string(kMaxOutput));
+    ASSERT_TRUE(limit.ok()) << limit.message();
+    Status started = plane_->Start(TestDoubles{nullptr, &provisioner_});
+    ASSERT_TRUE(started.ok()) << started.message();
     auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
     auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
     ASSERT_TRUE(pat.ok() && carol.ok());
     pat_ = *pat;
     carol_ = *carol;
-    AddDataset("claims");
+    auto key = plane_->AddRentedDataset("claims", pat_, carol_);
+    ASSERT_TRUE(key.ok()) << key.status().message();
     // The job's image: layer and config in the plane's blob store, the
     // manifest tagged public so a job may name it.
     image_ = MakeTestImage("agent-api", 300 * 1024);
@@ -117,60 +81,12 @@ class AgentApiTest : public ::testing::Test {
     ASSERT_TRUE(digest.ok()) << digest.status().message();
     ASSERT_EQ(*digest, image_.manifest_digest());
   }
-  void TearDown() override {
-    if (server_.joinable()) {
-      stop_ = true;
-      server_.join();
-    }
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
+  void TearDown() override { plane_.reset(); }  // stops the server before provisioner_ goes
   static std::string ReadText(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), {});
   }
-  void Start() {
-    ServeOptions so;
-    so.data_dir = init_.data_dir;
-    so.stop = &stop_;
-    std::promise<int> bound;
-    auto f = bound.get_future();
-    so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread([this, so] {
-      serve_status_ = ServeForTest(so, clock_, TestDoubles{nullptr, &provisioner_});
-    });
-    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-    port_ = f.get();
-  }
-  std::unique_ptr<http::testing::TestClient> Client() {
-    return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
-  }
-  static http::testing::Headers Auth(const std::string& t) {
-    return {{"Authorization", "Bearer " + t}};
-  }
-  agent::KbsEndpoint Endpoint() const {
-    return {"https://127.0.0.1:" + std::to_string(port_), init_.ca_file};
-  }
-  void AddDataset(const std::string& name) {
-    std::string src = tmp_ + "/src-" + name, enc = tmp_ + "/enc-" + name;
-    fs::create_directories(src);
-    std::ofstream(src + "/a.csv") << "x\n1\n";
-    auto key = format::DatasetKey::Generate();
-    ASSERT_TRUE(key.ok());
-    ASSERT_TRUE(format::EncryptDataset(src, enc, *key, {}).ok());
-    auto kt = key->EncodeKeyFile();
-    auto c = Client();
-    auto r = c->Post("/api/v1/datasets", Auth(pat_),
-                     json{{"name", name},
-                          {"location", "file://" + enc},
-                          {"key", std::string(reinterpret_cast<const char*>(kt.data()), kt.size())}}
-                         .dump(),
-                     "application/json");
-    ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no response");
-    auto rent = c->Post("/api/v1/rentals", Auth(carol_),
-                        json{{"dataset", name}, {"days", 1}}.dump(), "application/json");
-    ASSERT_TRUE(rent && rent->status == 201);
-  }
+  agent::KbsEndpoint Endpoint() const { return {plane_->url(), init_.ca_file}; }
   // Submits a job and waits for its credential; then attests as the agent.
   agent::DatasetKeys AttestedJob() {
     std::string spec =
@@ -179,15 +95,13 @@ class AgentApiTest : public ::testing::Test {
         image_.manifest_digest() +
         "\n  command: [/app/run]\n  datasets:\n    - {name: claims, mountPath: /data/d}\n"
         "  resources: {timeoutSeconds: 3600}\n";
-    auto r = Client()->Post("/api/v1/jobs", Auth(carol_), spec, "application/yaml");
+    auto r = plane_->Client()->Post("/api/v1/jobs", BearerAuth(carol_), spec, "application/yaml");
     EXPECT_TRUE(r && r->status == 201) << (r ? r->body : "no response");
     if (!r || r->status != 201) return {};
     const std::string id = json::parse(r->body)["id"];
-    for (int i = 0; i < 400 && provisioner_.Get(id).empty(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    const std::string credential = provisioner_.WaitFor(id);
     auto quotes = agent::MakeSimulatedQuoteProvider(sim_dir_);
-    auto keys = agent::FetchDatasetKeys(Endpoint(), provisioner_.Get(id), {"claims"}, *quotes);
+    auto keys = agent::FetchDatasetKeys(Endpoint(), credential, {"claims"}, *quotes);
     EXPECT_TRUE(keys.ok()) << keys.status().message();
     if (!keys.ok()) return {};
     EXPECT_EQ(keys->job_id, id);
@@ -195,7 +109,7 @@ class AgentApiTest : public ::testing::Test {
     return std::move(*keys);
   }
   json Job(const std::string& id) {
-    return json::parse(Client()->Get("/api/v1/jobs/" + id, Auth(carol_))->body);
+    return json::parse(plane_->Client()->Get("/api/v1/jobs/" + id, BearerAuth(carol_))->body);
   }
   // A file of `n` pattern bytes under tmp_.
   UniqueFd BundleFile(uint64_t n, const std::string& name) {
@@ -223,13 +137,10 @@ class AgentApiTest : public ::testing::Test {
   }
 
   TestClock clock_;
-  std::string tmp_, sim_dir_;
-  InitResult init_;
-  std::atomic<bool> stop_{false};
-  std::thread server_;
-  Status serve_status_;
-  int port_ = 0;
   CapturingProvisioner provisioner_;
+  std::unique_ptr<TestPlane> plane_;
+  std::string tmp_, sim_dir_;  // plane_->tmp(), its simulated TEE
+  InitResult init_;            // plane_->init()
   std::string pat_, carol_, stranger_;
   TestImage image_;
 };
@@ -280,7 +191,7 @@ TEST_F(AgentApiTest, TheAgentRunsAJobAndStreamsItsOutputWithBoundedMemory) {
   // The engine runs the (fail-closed) gate at once: HELD, or not yet.
   const std::string state = job["state"];
   EXPECT_TRUE(state == "OUTPUT_SUBMITTED" || state == "HELD") << state;
-  auto detail = Client()->Get("/api/v1/jobs/" + keys.job_id, Auth(carol_));
+  auto detail = plane_->Client()->Get("/api/v1/jobs/" + keys.job_id, BearerAuth(carol_));
   json output = json::parse(detail->body)["output"];
   EXPECT_EQ(output["size"].get<int64_t>(), static_cast<int64_t>(size));
   EXPECT_EQ(output["digest"].get<std::string>(), FileDigest(bundle.get(), size));
@@ -303,12 +214,12 @@ TEST_F(AgentApiTest, RefusalsOverHttpRecordNoOutput) {
     return crypto::Base64UrlEncode(*s);
   };
   auto headers = [&](const std::string& sig) {
-    http::testing::Headers h = Auth(keys.session);
+    http::testing::Headers h = BearerAuth(keys.session);
     h.emplace(std::string(api::kBundleDigestHeader), digest);
     h.emplace(std::string(api::kBundleSignatureHeader), sig);
     return h;
   };
-  auto c = Client();
+  auto c = plane_->Client();
   // No session.
   auto r = c->Get("/api/v1/agent/image/manifest");
   ASSERT_TRUE(r);
@@ -316,22 +227,22 @@ TEST_F(AgentApiTest, RefusalsOverHttpRecordNoOutput) {
   // Signed by another key.
   auto other = crypto::EphemeralKey::Generate(crypto::EcdhCurve::kP256);
   ASSERT_TRUE(other.ok());
-  r = Client()->Put("/api/v1/agent/output", headers(sign(*other, digest)), body,
-                    "application/x-tar");
+  r = plane_->Client()->Put("/api/v1/agent/output", headers(sign(*other, digest)), body,
+                            "application/x-tar");
   ASSERT_TRUE(r) << "no response";
   EXPECT_EQ(r->status, 403) << r->body;
   EXPECT_NE(r->body.find("does not verify"), std::string::npos) << r->body;
   // Signed right, but the bytes differ from the signed digest.
   std::string altered = body;
   altered[150000] = 'c';
-  r = Client()->Put("/api/v1/agent/output", headers(sign(*keys.tee_key, digest)), altered,
-                    "application/x-tar");
+  r = plane_->Client()->Put("/api/v1/agent/output", headers(sign(*keys.tee_key, digest)), altered,
+                            "application/x-tar");
   ASSERT_TRUE(r) << "no response";
   EXPECT_EQ(r->status, 400) << r->body;
   EXPECT_NE(r->body.find("not the announced"), std::string::npos) << r->body;
   // Chunked (no length): refused before the body.
   size_t sent = 0;
-  r = Client()->Put(
+  r = plane_->Client()->Put(
       "/api/v1/agent/output", headers(sign(*keys.tee_key, digest)),
       [&](std::span<uint8_t> buf) -> StatusOr<size_t> {
         const size_t n = std::min(buf.size(), body.size() - sent);
@@ -355,15 +266,16 @@ TEST_F(AgentApiTest, RefusalsOverHttpRecordNoOutput) {
     std::fill(buf.begin(), buf.end(), 0);
     return buf.size();
   };
-  r = Client()->Send(big);
+  r = plane_->Client()->Send(big);
   ASSERT_TRUE(r) << "no response";
   EXPECT_EQ(r->status, 413) << r->body;
-  auto detail = json::parse(Client()->Get("/api/v1/jobs/" + keys.job_id, Auth(carol_))->body);
+  auto detail =
+      json::parse(plane_->Client()->Get("/api/v1/jobs/" + keys.job_id, BearerAuth(carol_))->body);
   EXPECT_FALSE(detail.contains("output") && !detail["output"].is_null()) << detail.dump();
   EXPECT_EQ(detail["state"], "RUNNING");
   // The right bytes then go through.
-  r = Client()->Put("/api/v1/agent/output", headers(sign(*keys.tee_key, digest)), body,
-                    "application/x-tar");
+  r = plane_->Client()->Put("/api/v1/agent/output", headers(sign(*keys.tee_key, digest)), body,
+                            "application/x-tar");
   ASSERT_TRUE(r) << "no response";
   EXPECT_EQ(r->status, 201) << r->body;
   auto receipt = api::Parse<api::AgentOutputReceipt>(r->body, api::Decode::kStrict, "receipt");
@@ -372,10 +284,10 @@ TEST_F(AgentApiTest, RefusalsOverHttpRecordNoOutput) {
 }
 
 TEST_F(AgentApiTest, RepeatedFailuresFromOneAddressAreRateLimited) {
-  auto c = Client();
+  auto c = plane_->Client();
   int limited = 0;
   for (int i = 0; i < 25; ++i) {
-    auto r = c->Post("/api/v1/agent/report", Auth("cce-kbs-v1.bogus.bogus"),
+    auto r = c->Post("/api/v1/agent/report", BearerAuth("cce-kbs-v1.bogus.bogus"),
                      R"({"state":"RUNNING"})", "application/json");
     ASSERT_TRUE(r);
     if (r->status == 429) ++limited;

@@ -23,177 +23,40 @@
 #include "plane/service_world.h"
 #include "plane/services.h"
 #include "store/sqlite_store.h"
+#include "store/store_testing.h"
 
 namespace cce::plane {
 namespace {
 
 namespace fs = std::filesystem;
 using store::JobState;
-
-template <typename T>
-T Must(StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) {
-    ADD_FAILURE() << what << ": " << v.status().message();
-    std::abort();
-  }
-  return std::move(*v);
-}
-
-class TestClock : public Clock {
- public:
-  int64_t NowUnix() const override { return static_cast<int64_t>(std::time(nullptr)) + offset; }
-  std::atomic<int64_t> offset{0};
-};
-
-bool Contains(const Status& s, std::string_view what) {
-  return s.message().find(what) != std::string::npos;
-}
+using testing::MessageContains;
+using testing::Must;
 
 // A Store whose audit records can be made to fail: alone (AppendAudit) or
 // inside the mutations the agent's decisions use (TransitionJob, PutOutput:
 // their record is in the same transaction, so a record that cannot be
-// written fails the whole mutation). Everything else is delegated.
-class AuditFailingStore final : public store::Store {
+// written fails the whole mutation). Everything else is forwarded.
+class AuditFailingStore final : public store::testing::ForwardingStore {
  public:
-  explicit AuditFailingStore(store::Store& inner) : s_(inner) {}
+  using ForwardingStore::ForwardingStore;
   std::atomic<bool> fail_audit{false};
   static Status Full() { return Status(StatusCode::kIo, "audit table: disk full (test)"); }
 
   StatusOr<store::AuditEntry> AppendAudit(const store::AuditRecord& r) override {
     if (fail_audit) return Full();
-    return s_.AppendAudit(r);
+    return ForwardingStore::AppendAudit(r);
   }
   StatusOr<store::Job> TransitionJob(std::string_view id, JobState from, JobState to,
                                      std::string_view reason,
                                      const store::AuditRecord& a) override {
     if (fail_audit) return Full();
-    return s_.TransitionJob(id, from, to, reason, a);
+    return ForwardingStore::TransitionJob(id, from, to, reason, a);
   }
   Status PutOutput(const store::Output& o, const store::AuditRecord& a) override {
     if (fail_audit) return Full();
-    return s_.PutOutput(o, a);
+    return ForwardingStore::PutOutput(o, a);
   }
-  // ---- plain delegation below ----
-  StatusOr<store::User> CreateUser(const store::User& u, const store::AuditRecord& a) override {
-    return s_.CreateUser(u, a);
-  }
-  StatusOr<store::User> GetUser(int64_t id) override { return s_.GetUser(id); }
-  StatusOr<store::User> GetUserByName(std::string_view n) override { return s_.GetUserByName(n); }
-  StatusOr<store::User> GetUserByTokenHash(const store::Sha256Digest& h) override {
-    return s_.GetUserByTokenHash(h);
-  }
-  StatusOr<std::vector<store::User>> ListUsers() override { return s_.ListUsers(); }
-  Status SetUserDisabled(int64_t id, bool d, const store::AuditRecord& a) override {
-    return s_.SetUserDisabled(id, d, a);
-  }
-  Status SetUserTokenHash(int64_t id, const store::Sha256Digest& h,
-                          const store::AuditRecord& a) override {
-    return s_.SetUserTokenHash(id, h, a);
-  }
-  StatusOr<store::Dataset> CreateDataset(const store::Dataset& d,
-                                         const store::AuditRecord& a) override {
-    return s_.CreateDataset(d, a);
-  }
-  StatusOr<store::Dataset> GetDataset(int64_t id) override { return s_.GetDataset(id); }
-  StatusOr<store::Dataset> GetDatasetByName(std::string_view n) override {
-    return s_.GetDatasetByName(n);
-  }
-  StatusOr<std::vector<store::Dataset>> ListDatasets(std::optional<int64_t> o) override {
-    return s_.ListDatasets(o);
-  }
-  StatusOr<store::Rental> AppendRental(const store::Rental& r, const store::RentalSigner& sign,
-                                       const store::AuditRecord& a) override {
-    return s_.AppendRental(r, sign, a);
-  }
-  StatusOr<std::vector<store::Rental>> ListRentals(const store::RentalFilter& f) override {
-    return s_.ListRentals(f);
-  }
-  StatusOr<store::Image> PutImage(const store::Image& i, const store::AuditRecord& a) override {
-    return s_.PutImage(i, a);
-  }
-  StatusOr<store::Image> GetImage(int64_t sc, std::string_view n, std::string_view t) override {
-    return s_.GetImage(sc, n, t);
-  }
-  StatusOr<std::vector<store::Image>> ListImages(const store::ImageFilter& f) override {
-    return s_.ListImages(f);
-  }
-  StatusOr<store::Image> DeleteImage(int64_t sc, std::string_view n, std::string_view t,
-                                     const store::AuditRecord& a) override {
-    return s_.DeleteImage(sc, n, t, a);
-  }
-  Status PutImageBlob(const store::ImageBlob& b, const store::AuditRecord& a) override {
-    return s_.PutImageBlob(b, a);
-  }
-  StatusOr<std::vector<store::ImageBlob>> ListImageBlobs(std::optional<int64_t> sc) override {
-    return s_.ListImageBlobs(sc);
-  }
-  Status DeleteImageBlobs(const std::vector<store::ImageBlob>& b,
-                          const store::AuditRecord& a) override {
-    return s_.DeleteImageBlobs(b, a);
-  }
-  StatusOr<store::CreateJobResult> CreateJob(const store::Job& j,
-                                             const store::AuditRecord& a) override {
-    return s_.CreateJob(j, a);
-  }
-  StatusOr<store::Job> GetJob(std::string_view id) override { return s_.GetJob(id); }
-  StatusOr<std::vector<store::Job>> ListJobs(const store::JobFilter& f) override {
-    return s_.ListJobs(f);
-  }
-  StatusOr<std::vector<store::Job>> ListJobsInStates(const std::vector<JobState>& s) override {
-    return s_.ListJobsInStates(s);
-  }
-  StatusOr<std::vector<store::JobEvent>> JobHistory(std::string_view id) override {
-    return s_.JobHistory(id);
-  }
-  Status IssueCredential(const store::JobCredential& c, const store::AuditRecord& a) override {
-    return s_.IssueCredential(c, a);
-  }
-  StatusOr<store::JobCredential> GetCredential(std::string_view id) override {
-    return s_.GetCredential(id);
-  }
-  StatusOr<store::JobCredential> MarkCredentialUsed(std::string_view id, int64_t now,
-                                                    const store::AuditRecord& a) override {
-    return s_.MarkCredentialUsed(id, now, a);
-  }
-  StatusOr<store::Job> IssueCredentialAndProvision(const store::JobCredential& c,
-                                                   std::string_view reason,
-                                                   const store::AuditRecord& ca,
-                                                   const store::AuditRecord& ma) override {
-    return s_.IssueCredentialAndProvision(c, reason, ca, ma);
-  }
-  Status IssueNonce(const store::KbsNonce& n, int64_t max, const store::AuditRecord& a) override {
-    return s_.IssueNonce(n, max, a);
-  }
-  StatusOr<store::KbsNonce> ConsumeNonce(std::string_view n, std::string_view job, int64_t now,
-                                         const store::AuditRecord& a) override {
-    return s_.ConsumeNonce(n, job, now, a);
-  }
-  StatusOr<store::Job> AcceptAttestation(std::string_view job, std::string_view cred,
-                                         uint32_t flags, int64_t now, std::string_view reason,
-                                         const store::AuditRecord& a) override {
-    return s_.AcceptAttestation(job, cred, flags, now, reason, a);
-  }
-  StatusOr<store::Output> SetGateVerdict(std::string_view job, store::GateVerdict v, double score,
-                                         std::string_view findings, int64_t at,
-                                         const store::AuditRecord& a) override {
-    return s_.SetGateVerdict(job, v, score, findings, at, a);
-  }
-  StatusOr<store::Output> GetOutput(std::string_view job) override { return s_.GetOutput(job); }
-  StatusOr<std::vector<store::AuditEntry>> ListAudit(const store::AuditFilter& f) override {
-    return s_.ListAudit(f);
-  }
-  StatusOr<store::AuditHead> GetAuditHead() override { return s_.GetAuditHead(); }
-  Status AddCheckpoint(const store::AuditCheckpoint& c) override { return s_.AddCheckpoint(c); }
-  StatusOr<std::vector<store::AuditCheckpoint>> ListCheckpoints() override {
-    return s_.ListCheckpoints();
-  }
-  StatusOr<std::vector<store::AuditCheckpoint>> ListRentalCheckpoints() override {
-    return s_.ListRentalCheckpoints();
-  }
-  StatusOr<int64_t> SchemaVersion() override { return s_.SchemaVersion(); }
-
- private:
-  store::Store& s_;
 };
 
 constexpr int64_t kMaxOutput = 1 << 20;  // the cap in this world
@@ -240,35 +103,10 @@ class AgentReportsTest : public ::testing::Test {
   // A job of carol's (no datasets) walked as the job engine and a simulated
   // TEE would: PROVISIONING with a credential, then kbs auth and attest.
   Attested Attest(const std::string& job_id, int64_t timeout = 3600) {
-    const int64_t now = clock_.NowUnix();
-    store::Job job;
-    job.id = job_id;
-    job.consumer_id = carol_.user.id;
-    job.name = "t";
-    job.spec_json = "{}";
+    store::Job job = testing::SubmittedJob(job_id, carol_.user.id, clock_.NowUnix(), timeout);
     job.image_digest = image_.manifest_digest();
-    job.reason = "submitted";
-    job.created_at = now;
-    job.deadline = now + timeout;
-    job.timeout_seconds = timeout;
-    Must(db_->CreateJob(job, world_->Rec("job.submit", "job:" + job_id)), "job");
-    EXPECT_TRUE(db_->TransitionJob(job_id, JobState::kSubmitted, JobState::kAuthorized, "ok",
-                                   world_->Rec("job.authorize", "job:" + job_id))
-                    .ok());
-    JobCredentialClaims claims{
-        "cred-" + crypto::ToHex(crypto::Sha256(crypto::AsBytes(job_id))).substr(0, 32),
-        job_id,
-        "carol",
-        {},
-        job.image_digest,
-        now,
-        now + 86400,
-        false};
-    store::JobCredential cred{claims.credential_id, job_id, now, now + 86400, {}};
-    Must(db_->IssueCredentialAndProvision(cred, "ok", world_->Rec("credential.issue", job_id),
-                                          world_->Rec("job.provision", job_id)),
-         "provision");
-    const std::string token = Must(SignJobCredential(claims, world_->signing_key()), "sign");
+    const testing::ProvisionedJob p = Must(world_->ProvisionJob(job, carol_, 86400), "provision");
+    const std::string& token = p.credential;
     auto& kbs = world_->services().key_broker;
     auto nonce = Must(kbs.Auth(kAddr, {token}), "auth");
     auto key = std::make_shared<crypto::EphemeralKey>(
@@ -280,7 +118,7 @@ class AgentReportsTest : public ::testing::Test {
     auto attested = Must(
         kbs.Attest(kAddr, {token, nonce.nonce, crypto::Base64UrlEncode(quote), key->PublicJwk()}),
         "attest");
-    return {job_id, claims.credential_id, attested.session, key};
+    return {job_id, p.claims.credential_id, attested.session, key};
   }
 
   Attested Running(const std::string& job_id) {
@@ -313,13 +151,7 @@ class AgentReportsTest : public ::testing::Test {
   bool HasOutput(const std::string& job_id) { return db_->GetOutput(job_id).ok(); }
   // Denied audit records of `action` (on `object`, if given).
   int64_t Denials(const std::string& action, const std::string& object = "") {
-    store::AuditFilter f;
-    f.limit = 10000;
-    auto entries = Must(db_->ListAudit(f), "audit");
-    return std::count_if(entries.begin(), entries.end(), [&](const store::AuditEntry& e) {
-      return e.record.action == action && e.record.decision == store::AuditDecision::kDeny &&
-             (object.empty() || e.record.object == object);
-    });
+    return Must(world_->Denials(action, object), "audit");
   }
   static std::string Bundle(size_t n) {
     std::string s(n, '\0');
@@ -399,7 +231,8 @@ TEST_F(AgentReportsTest, OnlyRunningAndFailedAreReportsAndOnlyFromTheirStates) {
   Must(agent_->Report(kAddr, a.auth(), {"RUNNING", ""}), "running");
   auto twice = agent_->Report(kAddr, a.auth(), {"RUNNING", ""});
   EXPECT_EQ(twice.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(Contains(twice.status(), "is RUNNING, not ATTESTED")) << twice.status().message();
+  EXPECT_TRUE(MessageContains(twice.status(), "is RUNNING, not ATTESTED"))
+      << twice.status().message();
   EXPECT_EQ(Denials("agent.report", "job:" + a.job_id), 3);
 }
 
@@ -419,7 +252,7 @@ TEST_F(AgentReportsTest, RefusesSessionsNotSignedByThePlaneOrMissing) {
   const std::string forged = Must(SignKbsSession(claims, other), "forge");
   auto r = agent_->ImageManifest(kAddr, "Bearer " + forged);
   EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
-  EXPECT_TRUE(Contains(r.status(), "signature does not verify")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "signature does not verify")) << r.status().message();
   // A flipped character in the token itself.
   std::string tampered = a.session;
   tampered[tampered.size() / 2] ^= 0x01;
@@ -441,7 +274,7 @@ TEST_F(AgentReportsTest, RefusesASessionWhoseCredentialDidNotAttestTheJob) {
   const std::string bundle = Bundle(10);
   auto r = agent_->BeginOutput(kAddr, "Bearer " + mixed, Headers(a, bundle));
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(Contains(r.status(), "is not the one that attested job " + a.job_id))
+  EXPECT_TRUE(MessageContains(r.status(), "is not the one that attested job " + a.job_id))
       << r.status().message();
   // And a session naming a job that does not exist.
   claims.job_id = "job-00000000000000ff";
@@ -461,7 +294,7 @@ TEST_F(AgentReportsTest, BlobsOutsideTheJobsImageAreRefused) {
   ASSERT_TRUE(world_->blobs().Has(Must(image::Digest::Parse(stranger), "digest")));
   auto r = agent_->ImageBlob(kAddr, a.auth(), stranger);
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(Contains(r.status(), "is not in job " + a.job_id)) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "is not in job " + a.job_id)) << r.status().message();
   // The manifest itself is served by the manifest call, not as a blob.
   EXPECT_EQ(agent_->ImageBlob(kAddr, a.auth(), image_.manifest_digest()).status().code(),
             StatusCode::kPermissionDenied);
@@ -477,7 +310,7 @@ TEST_F(AgentReportsTest, BytesThatDoNotHashToTheSignedDigestAreNotRecorded) {
   altered[65536 + 3] ^= 0x40;
   auto r = Submit(a, altered, Headers(a, bundle));
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(r.status(), "not the announced")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "not the announced")) << r.status().message();
   EXPECT_FALSE(HasOutput(a.job_id));
   EXPECT_EQ(StateOf(a.job_id), JobState::kRunning);
   EXPECT_FALSE(world_->outputs().Open(a.job_id, "").ok());  // no sealed file either
@@ -506,7 +339,7 @@ TEST_F(AgentReportsTest, BadSignaturesAreRefusedBeforeAnyByte) {
   flipped.signature = crypto::Base64UrlEncode(raw);
   auto r = agent_->BeginOutput(kAddr, a.auth(), flipped);
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(Contains(r.status(), "does not verify")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "does not verify")) << r.status().message();
   // A signature over another job's name (domain: job id and digest).
   auto other_job = h;
   other_job.signature = Sign(*a.key, "job-00000000000000c2", h.digest);
@@ -545,7 +378,7 @@ TEST_F(AgentReportsTest, OutputsOverTheCapOrWithoutALengthAreRefused) {
   const std::string big = Bundle(kMaxOutput + 1);
   auto r = agent_->BeginOutput(kAddr, a.auth(), Headers(a, big));
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(r.status(), "limits.max_output_bytes")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "limits.max_output_bytes")) << r.status().message();
   auto h = Headers(a, big);
   h.content_length.reset();  // chunked: the size is unknown up front
   EXPECT_EQ(agent_->BeginOutput(kAddr, a.auth(), h).status().code(), StatusCode::kInvalidArgument);
@@ -578,7 +411,7 @@ TEST_F(AgentReportsTest, SessionsOutliveTheirKeyReleaseWindowButNotTheJobsDeadli
   // Past kbs_session_ttl_seconds (300): key release refuses the session...
   clock_.offset = 600;
   auto release = world_->services().key_broker.ReleaseKey(kAddr, a.auth(), "claims");
-  EXPECT_TRUE(Contains(release.status(), "session: expired")) << release.status().message();
+  EXPECT_TRUE(MessageContains(release.status(), "session: expired")) << release.status().message();
   // ...but the agent's calls are bound to the job's deadline (3600 s).
   EXPECT_TRUE(agent_->Report(kAddr, a.auth(), {"RUNNING", ""}).ok());
   EXPECT_TRUE(agent_->ImageManifest(kAddr, a.auth()).ok());
@@ -586,7 +419,7 @@ TEST_F(AgentReportsTest, SessionsOutliveTheirKeyReleaseWindowButNotTheJobsDeadli
   clock_.offset = 3600;
   auto late = agent_->ImageManifest(kAddr, a.auth());
   EXPECT_EQ(late.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(Contains(late.status(), "deadline")) << late.status().message();
+  EXPECT_TRUE(MessageContains(late.status(), "deadline")) << late.status().message();
   const std::string bundle = Bundle(100);
   EXPECT_EQ(agent_->BeginOutput(kAddr, a.auth(), Headers(a, bundle)).status().code(),
             StatusCode::kPermissionDenied);
@@ -618,7 +451,7 @@ TEST_F(AgentReportsTest, DecisionsWhoseAuditRecordCannotBeWrittenAreRefused) {
   db_->fail_audit = true;
   auto m = agent_->ImageManifest(kAddr, a.auth());
   EXPECT_FALSE(m.ok());
-  EXPECT_TRUE(Contains(m.status(), "disk full")) << m.status().message();
+  EXPECT_TRUE(MessageContains(m.status(), "disk full")) << m.status().message();
   EXPECT_FALSE(agent_->ImageBlob(kAddr, a.auth(), image_.layer_digest()).ok());
 
   db_->fail_audit = false;

@@ -26,15 +26,7 @@ namespace cce::plane {
 namespace {
 
 namespace fs = std::filesystem;
-
-template <typename T>
-T Must(StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) {
-    ADD_FAILURE() << what << ": " << v.status().message();
-    std::abort();
-  }
-  return std::move(*v);
-}
+using testing::Must;
 
 // Runs `f` on a detached thread and waits at most 20 s: a call that blocks
 // forever (the FIFO of finding 1) fails the test instead of hanging it.

@@ -25,21 +25,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::Must;
 
 class SteppedClock : public Clock {
  public:
   int64_t NowUnix() const override { return now.load(); }
   std::atomic<int64_t> now{1'800'000'000};
 };
-
-template <typename T>
-T Must(StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) {
-    ADD_FAILURE() << what << ": " << v.status().message();
-    std::abort();
-  }
-  return std::move(*v);
-}
 
 class ImagesTest : public ::testing::Test {
  protected:

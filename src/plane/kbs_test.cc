@@ -5,14 +5,10 @@
 // and audited.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "agent/kbs_client.h"
 #include "agent/sim_quote.h"
@@ -35,31 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class TestClock : public Clock {
- public:
-  int64_t NowUnix() const override { return static_cast<int64_t>(std::time(nullptr)) + offset; }
-  std::atomic<int64_t> offset{0};
-};
-
-// Captures the credential the engine hands the "VM"; starts nothing.
-class CapturingProvisioner : public Provisioner {
- public:
-  std::string name() const override { return "capture"; }
-  Status Provision(const store::Job& job, const std::string& credential) override {
-    std::lock_guard<std::mutex> l(mu);
-    credentials[job.id] = credential;
-    return Status::Ok();
-  }
-  Status Resume(const store::Job&) override { return Status::Ok(); }
-  std::string Get(const std::string& id) {
-    std::lock_guard<std::mutex> l(mu);
-    auto it = credentials.find(id);
-    return it == credentials.end() ? "" : it->second;
-  }
-  std::mutex mu;
-  std::map<std::string, std::string> credentials;
-};
-
 // A quote provider that returns whatever the test wants.
 class FixedQuote : public agent::QuoteProvider {
  public:
@@ -75,91 +46,34 @@ class FixedQuote : public agent::QuoteProvider {
 class KbsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "cce-kbs-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    tmp_ = tmpl;
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    o.simulated_tee = true;
-    auto r = InitPlane(o, clock_);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    init_ = *r;
+    // AddDataset encrypts into tmp_.
+    auto plane = TestPlane::Create(
+        clock_, {.dir_prefix = "cce-kbs-test", .simulated_tee = true, .datasets_in_tmp = true});
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    plane_ = std::move(*plane);
+    tmp_ = plane_->tmp();
+    init_ = plane_->init();
     sim_dir_ = init_.data_dir + "/attestation/sim";
     // Credentials outlive the rental in one test; 30 days is the maximum.
-    std::string cfg = ReadText(init_.data_dir + "/plane.yaml");
-    size_t at = cfg.find("credential_ttl_seconds: ");
-    ASSERT_NE(at, std::string::npos);
-    cfg.replace(at, cfg.find('\n', at) - at, "credential_ttl_seconds: 2592000");
-    at = cfg.find("  allowed_roots: ");  // AddDataset encrypts into tmp_
-    ASSERT_NE(at, std::string::npos);
-    cfg.replace(at, cfg.find('\n', at) - at, "  allowed_roots: [\"" + tmp_ + "\"]");
-    std::ofstream(init_.data_dir + "/plane.yaml", std::ios::trunc) << cfg;
+    Status ttl = plane_->SetConfig("credential_ttl_seconds", "2592000");
+    ASSERT_TRUE(ttl.ok()) << ttl.message();
   }
-  void TearDown() override {
-    Stop();
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
+  void TearDown() override { plane_.reset(); }  // stops the server before provisioner_ goes
   static std::string ReadText(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), {});
   }
-  void Start() {
-    stop_ = false;
-    ServeOptions so;
-    so.data_dir = init_.data_dir;
-    if (port_ != 0) so.listen_override = "127.0.0.1:" + std::to_string(port_);
-    so.stop = &stop_;
-    std::promise<int> bound;
-    auto f = bound.get_future();
-    so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread([this, so] {
-      serve_status_ = ServeForTest(so, clock_, TestDoubles{nullptr, &provisioner_});
-    });
-    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-    port_ = f.get();
-  }
-  void Stop() {
-    if (server_.joinable()) {
-      stop_ = true;
-      server_.join();
-    }
-  }
-  std::unique_ptr<http::testing::TestClient> Client() {
-    return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
-  }
-  static http::testing::Headers Auth(const std::string& t) {
-    return {{"Authorization", "Bearer " + t}};
-  }
-  agent::KbsEndpoint Endpoint() const {
-    return {"https://127.0.0.1:" + std::to_string(port_), init_.ca_file};
-  }
+  agent::KbsEndpoint Endpoint() const { return {plane_->url(), init_.ca_file}; }
 
   // A provider's dataset `name` (key kept for comparison), rented by carol.
   void AddDataset(const std::string& name) {
-    std::string src = tmp_ + "/src-" + name, enc = tmp_ + "/enc-" + name;
-    fs::create_directories(src);
-    std::ofstream(src + "/a.csv") << "x\n1\n";
-    auto key = format::DatasetKey::Generate();
-    ASSERT_TRUE(key.ok());
-    ASSERT_TRUE(format::EncryptDataset(src, enc, *key, {}).ok());
-    auto kt = key->EncodeKeyFile();
+    auto key = plane_->AddRentedDataset(name, pat_, carol_);
+    ASSERT_TRUE(key.ok()) << key.status().message();
     keys_[name] = crypto::ToHex(key->bytes());
-    auto c = Client();
-    auto r = c->Post("/api/v1/datasets", Auth(pat_),
-                     json{{"name", name},
-                          {"location", "file://" + enc},
-                          {"key", std::string(reinterpret_cast<const char*>(kt.data()), kt.size())}}
-                         .dump(),
-                     "application/json");
-    ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no response");
-    auto rent = c->Post("/api/v1/rentals", Auth(carol_),
-                        json{{"dataset", name}, {"days", 1}}.dump(), "application/json");
-    ASSERT_TRUE(rent && rent->status == 201);
   }
   void SetUpWorld() {
-    Start();
+    Status started = plane_->Start(TestDoubles{nullptr, &provisioner_});
+    ASSERT_TRUE(started.ok()) << started.message();
     auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
     auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
     ASSERT_TRUE(pat.ok() && carol.ok());
@@ -180,27 +94,25 @@ class KbsTest : public ::testing::Test {
         "  image: " +
         image_ + "\n  command: [/app/run]\n  datasets:\n    - {name: " + dataset +
         ", mountPath: /data/d}\n  resources: {timeoutSeconds: 3600}\n";
-    auto r = Client()->Post("/api/v1/jobs", Auth(carol_), spec, "application/yaml");
+    auto r = plane_->Client()->Post("/api/v1/jobs", BearerAuth(carol_), spec, "application/yaml");
     EXPECT_TRUE(r && r->status == 201) << (r ? r->body : "no response");
     if (!r || r->status != 201) return {};
     std::string id = json::parse(r->body)["id"];
-    for (int i = 0; i < 400 && provisioner_.Get(id).empty(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    EXPECT_FALSE(provisioner_.Get(id).empty()) << "job " << id << " was not provisioned";
-    return {id, provisioner_.Get(id)};
+    const std::string credential = provisioner_.WaitFor(id);
+    EXPECT_FALSE(credential.empty()) << "job " << id << " was not provisioned";
+    return {id, credential};
   }
   json Job(const std::string& id) {
-    return json::parse(Client()->Get("/api/v1/jobs/" + id, Auth(carol_))->body);
+    return json::parse(plane_->Client()->Get("/api/v1/jobs/" + id, BearerAuth(carol_))->body);
   }
   json Post(const std::string& path, const json& body, int* status) {
-    auto r = Client()->Post(path, body.dump(), "application/json");
+    auto r = plane_->Client()->Post(path, body.dump(), "application/json");
     *status = r ? r->status : -1;
     return r ? json::parse(r->body, nullptr, false) : json();
   }
   // The audit decisions recorded for a job, as "action:decision".
   std::vector<std::string> Decisions(const std::string& job_id) {
-    auto r = Client()->Get("/api/v1/audit?job=" + job_id, Auth(init_.token));
+    auto r = plane_->Client()->Get("/api/v1/audit?job=" + job_id, BearerAuth(init_.token));
     std::vector<std::string> out;
     const json entries = json::parse(r->body)["entries"];
     for (const auto& e : entries) {
@@ -244,13 +156,10 @@ class KbsTest : public ::testing::Test {
   }
 
   TestClock clock_;
-  std::string tmp_, sim_dir_;
-  InitResult init_;
-  std::atomic<bool> stop_{false};
-  std::thread server_;
-  Status serve_status_;
-  int port_ = 0;
   CapturingProvisioner provisioner_;
+  std::unique_ptr<TestPlane> plane_;
+  std::string tmp_, sim_dir_;  // plane_->tmp(), its simulated TEE
+  InitResult init_;            // plane_->init()
   std::string pat_, carol_, image_;
   std::map<std::string, std::string> keys_;  // dataset -> key hex
 };
@@ -266,7 +175,8 @@ TEST_F(KbsTest, SimulatedTeeGetsTheDatasetKeyThroughTheThreeSteps) {
   ASSERT_EQ(got->keys.count("claims"), 1u);
   EXPECT_EQ(crypto::ToHex(got->keys.at("claims").span()), keys_["claims"]);
   // With the key, the rollback pin recorded at registration.
-  json registered = json::parse(Client()->Get("/api/v1/datasets/claims", Auth(carol_))->body);
+  json registered =
+      json::parse(plane_->Client()->Get("/api/v1/datasets/claims", BearerAuth(carol_))->body);
   ASSERT_EQ(got->pins.count("claims"), 1u);
   EXPECT_EQ(got->pins.at("claims").dataset_id, registered["dataset_id"].get<std::string>());
   EXPECT_FALSE(got->pins.at("claims").dataset_id.empty());
@@ -283,7 +193,7 @@ TEST_F(KbsTest, SimulatedTeeGetsTheDatasetKeyThroughTheThreeSteps) {
     EXPECT_TRUE(Has(d, want)) << want;
   }
   // The release is recorded as simulated.
-  auto r = Client()->Get("/api/v1/audit?job=" + id, Auth(init_.token));
+  auto r = plane_->Client()->Get("/api/v1/audit?job=" + id, BearerAuth(init_.token));
   EXPECT_NE(r->body.find("\"simulated_tee\":true"), std::string::npos);
 
   // The credential is spent: a second VM cannot attest with it.
@@ -292,13 +202,13 @@ TEST_F(KbsTest, SimulatedTeeGetsTheDatasetKeyThroughTheThreeSteps) {
   EXPECT_EQ(status, 403);
   EXPECT_NE(again.dump().find("already used"), std::string::npos) << again.dump();
   // The session releases only the credential's datasets.
-  auto other = Client()->Get("/kbs/v0/resource/labs/key", Auth(got->session));
+  auto other = plane_->Client()->Get("/kbs/v0/resource/labs/key", BearerAuth(got->session));
   EXPECT_EQ(other->status, 403);
   EXPECT_NE(other->body.find("not in job"), std::string::npos) << other->body;
   // A tampered session is refused.
   std::string bad = got->session;
   bad[bad.size() / 2] = bad[bad.size() / 2] == 'A' ? 'B' : 'A';
-  EXPECT_EQ(Client()->Get("/kbs/v0/resource/claims/key", Auth(bad))->status, 403);
+  EXPECT_EQ(plane_->Client()->Get("/kbs/v0/resource/claims/key", BearerAuth(bad))->status, 403);
   auto ds = Decisions(id);
   EXPECT_TRUE(Has(ds, "key.release:deny"));
   EXPECT_TRUE(Has(ds, "kbs.auth:deny"));  // the second auth, audited on the job
@@ -421,10 +331,11 @@ TEST_F(KbsTest, CredentialsMustBeOursUnexpiredAndForAProvisioningJob) {
   EXPECT_NE(j.dump().find("body.credentials"), std::string::npos);
   // A cancelled job's credential gets no nonce.
   auto [id2, cred2] = ProvisionedJob();
-  ASSERT_EQ(Client()
-                ->Post("/api/v1/jobs/" + id2 + "/cancel", Auth(carol_), "", "application/json")
-                ->status,
-            200);
+  ASSERT_EQ(
+      plane_->Client()
+          ->Post("/api/v1/jobs/" + id2 + "/cancel", BearerAuth(carol_), "", "application/json")
+          ->status,
+      200);
   j = Post("/kbs/v0/auth", {{"credential", cred2}}, &status);
   EXPECT_EQ(status, 403);
   EXPECT_NE(j.dump().find("CANCELLED"), std::string::npos) << j.dump();

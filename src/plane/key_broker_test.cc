@@ -6,7 +6,6 @@
 // service end to end over HTTPS.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,6 +18,7 @@
 #include "plane/credential.h"
 #include "plane/keys.h"
 #include "plane/plane.h"
+#include "plane/plane_testing.h"
 #include "plane/service_world.h"
 #include "plane/services.h"
 #include "store/sqlite_store.h"
@@ -29,25 +29,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using store::JobState;
-
-template <typename T>
-T Must(StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) {
-    ADD_FAILURE() << what << ": " << v.status().message();
-    std::abort();
-  }
-  return std::move(*v);
-}
-
-class TestClock : public Clock {
- public:
-  int64_t NowUnix() const override { return static_cast<int64_t>(std::time(nullptr)) + offset; }
-  std::atomic<int64_t> offset{0};
-};
-
-bool Contains(const Status& s, std::string_view what) {
-  return s.message().find(what) != std::string::npos;
-}
+using testing::MessageContains;
+using testing::Must;
 
 class KeyBrokerTest : public ::testing::Test {
  protected:
@@ -91,9 +74,6 @@ class KeyBrokerTest : public ::testing::Test {
   Caller AddUser(const std::string& name, store::Role role) {
     return Must(world_->AddUser(name, role), "user");
   }
-  store::AuditRecord Rec(const std::string& action, const std::string& object) {
-    return world_->Rec(action, object);
-  }
 
   struct Provisioned {
     std::string job_id;
@@ -103,38 +83,10 @@ class KeyBrokerTest : public ::testing::Test {
   // A job of carol's over `claims` in PROVISIONING with a credential, as the
   // job engine leaves it; the job's deadline is `timeout` from now.
   Provisioned Provision(const std::string& job_id, int64_t timeout = 3600) {
-    const int64_t now = clock_.NowUnix();
-    store::Job job;
-    job.id = job_id;
-    job.consumer_id = carol_.user.id;
-    job.name = "t";
-    job.spec_json = "{}";
-    job.image_digest = "sha256:" + std::string(64, 'a');
-    job.reason = "submitted";
-    job.created_at = now;
-    job.deadline = now + timeout;
+    store::Job job = testing::SubmittedJob(job_id, carol_.user.id, clock_.NowUnix(), timeout);
     job.datasets = {"claims"};
-    job.timeout_seconds = timeout;
-    Must(db_->CreateJob(job, Rec("job.submit", "job:" + job_id)), "job");
-    EXPECT_TRUE(db_->TransitionJob(job_id, JobState::kSubmitted, JobState::kAuthorized, "ok",
-                                   Rec("job.authorize", "job:" + job_id))
-                    .ok());
-    Provisioned p;
-    p.job_id = job_id;
-    p.claims = {"cred-" + crypto::ToHex(crypto::Sha256(crypto::AsBytes(job_id))).substr(0, 32),
-                job_id,
-                "carol",
-                {"claims"},
-                job.image_digest,
-                now,
-                now + 30 * 86400,
-                false};
-    store::JobCredential cred{p.claims.credential_id, job_id, now, now + 30 * 86400, {}};
-    Must(db_->IssueCredentialAndProvision(cred, "ok", Rec("credential.issue", "job:" + job_id),
-                                          Rec("job.provision", "job:" + job_id)),
-         "provision");
-    p.credential = Must(SignJobCredential(p.claims, *signing_key_), "sign credential");
-    return p;
+    testing::ProvisionedJob p = Must(world_->ProvisionJob(job, carol_, 30 * 86400), "provision");
+    return {job_id, std::move(p.credential), std::move(p.claims)};
   }
   StatusOr<api::KbsAuthResponse> Auth(const std::string& credential) {
     return services_->key_broker.Auth("127.0.0.1", {credential});
@@ -162,14 +114,7 @@ class KeyBrokerTest : public ::testing::Test {
   static crypto::EphemeralKey NewKey() {
     return Must(crypto::EphemeralKey::Generate(crypto::EcdhCurve::kP256), "ephemeral key");
   }
-  int64_t Denials(const std::string& action) {
-    store::AuditFilter f;
-    f.limit = 10000;
-    auto entries = Must(db_->ListAudit(f), "audit");
-    return std::count_if(entries.begin(), entries.end(), [&](const store::AuditEntry& e) {
-      return e.record.action == action && e.record.decision == store::AuditDecision::kDeny;
-    });
-  }
+  int64_t Denials(const std::string& action) { return Must(world_->Denials(action), "audit"); }
 
   TestClock clock_;
   std::unique_ptr<testing::ServiceWorld> world_;
@@ -204,7 +149,7 @@ TEST_F(KeyBrokerTest, NoKeyAfterTheJobWasCancelled) {
   auto r = Release(session);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(Contains(r.status(), "CANCELLED")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "CANCELLED")) << r.status().message();
   EXPECT_EQ(Denials("key.release"), 1);
 }
 
@@ -223,7 +168,7 @@ TEST_F(KeyBrokerTest, NoKeyAfterTheRentalLapsed) {
   auto r = Release(session);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_TRUE(Contains(r.status(), "rental")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "rental")) << r.status().message();
 }
 
 TEST_F(KeyBrokerTest, SessionsMustBePresentUnexpiredAndOurs) {
@@ -232,7 +177,7 @@ TEST_F(KeyBrokerTest, SessionsMustBePresentUnexpiredAndOurs) {
   std::string session = Session(p, key);
   auto none = services_->key_broker.ReleaseKey("127.0.0.1", session, "claims");  // no "Bearer "
   ASSERT_FALSE(none.ok());
-  EXPECT_TRUE(Contains(none.status(), "Bearer")) << none.status().message();
+  EXPECT_TRUE(MessageContains(none.status(), "Bearer")) << none.status().message();
   // Signed by another key: refused.
   auto claims = Must(VerifyKbsSession(session, public_key_, clock_.NowUnix()), "session");
   auto other = Must(crypto::Ed25519PrivateKey::Generate(), "key");
@@ -242,12 +187,12 @@ TEST_F(KeyBrokerTest, SessionsMustBePresentUnexpiredAndOurs) {
   // Another dataset than the credential's.
   auto labs = Release(session, "labs");
   ASSERT_FALSE(labs.ok());
-  EXPECT_TRUE(Contains(labs.status(), "not in job")) << labs.status().message();
+  EXPECT_TRUE(MessageContains(labs.status(), "not in job")) << labs.status().message();
   // Expired (the session lives 300 s).
   clock_.offset += 301;
   auto late = Release(session);
   ASSERT_FALSE(late.ok());
-  EXPECT_TRUE(Contains(late.status(), "expired")) << late.status().message();
+  EXPECT_TRUE(MessageContains(late.status(), "expired")) << late.status().message();
   EXPECT_EQ(Denials("key.release"), 4);
 }
 
@@ -259,12 +204,12 @@ TEST_F(KeyBrokerTest, ACredentialNamingAnotherJobIsRefused) {
   mixed.credential_id = b.claims.credential_id;
   auto r = Auth(Must(SignJobCredential(mixed, *signing_key_), "sign"));
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(Contains(r.status(), "unknown to this plane")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "unknown to this plane")) << r.status().message();
   // Unknown id altogether.
   mixed.credential_id = "cred-" + std::string(32, 'f');
   r = Auth(Must(SignJobCredential(mixed, *signing_key_), "sign"));
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(Contains(r.status(), "unknown to this plane")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "unknown to this plane")) << r.status().message();
 }
 
 TEST_F(KeyBrokerTest, ANonceIssuedToAnotherCredentialOfTheJobIsRefused) {
@@ -274,13 +219,13 @@ TEST_F(KeyBrokerTest, ANonceIssuedToAnotherCredentialOfTheJobIsRefused) {
   JobCredentialClaims second = p.claims;
   second.credential_id = "cred-" + std::string(32, 'e');
   ASSERT_TRUE(db_->IssueCredential({second.credential_id, p.job_id, now, now + 86400, {}},
-                                   Rec("credential.issue", "job:" + p.job_id))
+                                   world_->Rec("credential.issue", "job:" + p.job_id))
                   .ok());
   auto n = Must(Auth(Must(SignJobCredential(second, *signing_key_), "sign")), "auth");
   crypto::EphemeralKey key = NewKey();
   auto r = Attest(p.credential, n.nonce, key);
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(Contains(r.status(), "another credential")) << r.status().message();
+  EXPECT_TRUE(MessageContains(r.status(), "another credential")) << r.status().message();
   EXPECT_EQ(Must(db_->GetJob(p.job_id), "job").state, JobState::kProvisioning);
 }
 
@@ -290,15 +235,15 @@ TEST_F(KeyBrokerTest, MalformedAttestInputsAreRefusedNamingTheField) {
   auto n = Must(Auth(p.credential), "auth");
   const std::string quote = crypto::Base64UrlEncode(Quote(n.nonce, key));
   auto bad_key = services_->key_broker.Attest("127.0.0.1", {p.credential, n.nonce, quote, "{}"});
-  EXPECT_TRUE(Contains(bad_key.status(), "body.tee_pubkey")) << bad_key.status().message();
+  EXPECT_TRUE(MessageContains(bad_key.status(), "body.tee_pubkey")) << bad_key.status().message();
   // Valid base64url, but 16 bytes instead of 32.
   auto bad_nonce = services_->key_broker.Attest(
       "127.0.0.1",
       {p.credential, crypto::Base64UrlEncode(crypto::Bytes(16, 1)), quote, key.PublicJwk()});
-  EXPECT_TRUE(Contains(bad_nonce.status(), "body.nonce")) << bad_nonce.status().message();
+  EXPECT_TRUE(MessageContains(bad_nonce.status(), "body.nonce")) << bad_nonce.status().message();
   auto bad_quote =
       services_->key_broker.Attest("127.0.0.1", {p.credential, n.nonce, "a=b", key.PublicJwk()});
-  EXPECT_TRUE(Contains(bad_quote.status(), "body.quote")) << bad_quote.status().message();
+  EXPECT_TRUE(MessageContains(bad_quote.status(), "body.quote")) << bad_quote.status().message();
   EXPECT_EQ(Denials("kbs.attest"), 3);
   // None of them spent the nonce: it still attests.
   EXPECT_TRUE(Attest(p.credential, n.nonce, key).ok());

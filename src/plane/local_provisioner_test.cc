@@ -26,6 +26,7 @@
 #include "http/server.h"
 #include "plane/config.h"
 #include "plane/job_engine.h"
+#include "plane/service_world.h"
 #include "store/sqlite_store.h"
 
 namespace cce::plane {
@@ -34,15 +35,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using store::JobState;
-
-template <class T>
-T Must(StatusOr<T> v, const char* what) {
-  if (!v.ok()) {
-    ADD_FAILURE() << what << ": " << v.status().message();
-    std::abort();
-  }
-  return std::move(*v);
-}
+using testing::Must;
 
 void WriteString(const std::string& path, std::string_view s) {
   ASSERT_TRUE(WriteNewFile(path, {reinterpret_cast<const uint8_t*>(s.data()), s.size()}, 0600).ok())
@@ -167,17 +160,8 @@ class LocalProvisionerTest : public ::testing::Test {
 
   // A job walked to `state` as the engine and an agent would leave it.
   store::Job MakeJob(const std::string& id, JobState state) {
-    store::Job job;
-    job.id = id;
-    job.consumer_id = consumer_;
-    job.name = "t";
-    job.spec_json = "{}";
-    job.image_digest = "sha256:" + std::string(64, 'a');
-    job.reason = "submitted";
-    job.created_at = clock_.NowUnix();
-    job.deadline = job.created_at + 3600;
+    store::Job job = testing::SubmittedJob(id, consumer_, clock_.NowUnix());
     job.datasets = {"d"};
-    job.timeout_seconds = 3600;
     Must(db_->CreateJob(job, Rec("job.submit", "job:" + id)), "job");
     const JobState path[] = {JobState::kSubmitted, JobState::kAuthorized, JobState::kProvisioning,
                              JobState::kAttested, JobState::kRunning};

@@ -49,88 +49,37 @@ size_t StatusKiB(const std::string& field) {
   return 0;
 }
 
-void Replace(std::string& text, const std::string& from, const std::string& to) {
-  size_t at = text.find(from);
-  ASSERT_NE(at, std::string::npos) << from;
-  text.replace(at, from.size(), to);
-}
-
 class OutputDownloadTest : public ::testing::Test {
  protected:
   // A plane with the fake provisioner submitting outputs of `output_bytes`,
   // a releasing gate, and at most `max_downloads` downloads at once.
   void Start(uint64_t output_bytes, int max_downloads) {
-    std::string tmpl = (fs::temp_directory_path() / "cce-output-dl-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    tmp_ = tmpl;
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    auto r = InitPlane(o, clock_);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    init_ = *r;
-    const std::string path = init_.data_dir + "/plane.yaml";
-    std::string text;
-    {
-      std::ifstream in(path);
-      text.assign((std::istreambuf_iterator<char>(in)), {});
+    // Datasets are encrypted into tmp_.
+    auto plane =
+        TestPlane::Create(clock_, {.dir_prefix = "cce-output-dl", .datasets_in_tmp = true});
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    plane_ = std::move(*plane);
+    tmp_ = plane_->tmp();
+    init_ = plane_->init();
+    Status set = plane_->SetConfig("provisioner.backend", "fake");
+    if (set.ok()) {
+      set = plane_->SetConfig("limits.max_concurrent_downloads", std::to_string(max_downloads));
     }
-    Replace(text, "  backend: none", "  backend: fake");
-    Replace(text, "  max_concurrent_downloads: 8",
-            "  max_concurrent_downloads: " + std::to_string(max_downloads));
-    text += "datasets:\n  allowed_roots: [\"" + tmp_ + "\"]\n";
-    std::ofstream(path, std::ios::trunc) << text;
-
-    ServeOptions so;
-    so.data_dir = init_.data_dir;
-    so.stop = &stop_;
-    std::promise<int> bound;
-    auto port_future = bound.get_future();
-    so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread([this, so, output_bytes] {
-      serve_status_ = ServeForTest(so, clock_, TestDoubles{&gate_, nullptr, output_bytes});
-    });
-    ASSERT_EQ(port_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-    port_ = port_future.get();
+    ASSERT_TRUE(set.ok()) << set.message();
+    Status started = plane_->Start(TestDoubles{&gate_, nullptr, output_bytes});
+    ASSERT_TRUE(started.ok()) << started.message();
   }
-  void TearDown() override {
-    if (server_.joinable()) {
-      stop_ = true;
-      server_.join();
-    }
-    std::error_code ec;
-    if (!tmp_.empty()) fs::remove_all(tmp_, ec);
-  }
-
-  std::unique_ptr<http::testing::TestClient> Client() {
-    return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
-  }
-  static http::testing::Headers Auth(const std::string& token) {
-    return {{"Authorization", "Bearer " + token}};
-  }
+  void TearDown() override { plane_.reset(); }  // stops the server before gate_ goes
 
   // A provider's dataset, carol renting it, an image; carol's job, RELEASED.
   // Returns the job's JSON.
   json SubmitAndRelease() {
-    fs::create_directories(tmp_ + "/src");
-    std::ofstream(tmp_ + "/src/a.csv") << "x\n1\n";
-    auto key = format::DatasetKey::Generate();
-    EXPECT_TRUE(format::EncryptDataset(tmp_ + "/src", tmp_ + "/enc", *key, {}).ok());
-    auto kt = key->EncodeKeyFile();
-    std::string key_text(reinterpret_cast<const char*>(kt.data()), kt.size());
     auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
     auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
     EXPECT_TRUE(pat.ok() && carol.ok());
     carol_ = *carol;
-    auto c = Client();
-    auto ds = c->Post(
-        "/api/v1/datasets", Auth(*pat),
-        json{{"name", "claims"}, {"location", "file://" + tmp_ + "/enc"}, {"key", key_text}}.dump(),
-        "application/json");
-    EXPECT_TRUE(ds && ds->status == 201) << (ds ? ds->body : c->error().message());
-    auto rent = c->Post("/api/v1/rentals", Auth(carol_), R"({"dataset":"claims","days":1})",
-                        "application/json");
-    EXPECT_TRUE(rent && rent->status == 201);
+    auto key = plane_->AddRentedDataset("claims", *pat, carol_);
+    EXPECT_TRUE(key.ok()) << key.status().message();
     auto digest = AddPublicTestImage(init_.data_dir, "world", R"({"schemaVersion":2})", clock_);
     EXPECT_TRUE(digest.ok()) << digest.status().message();
     if (!digest.ok()) return json::object();
@@ -140,14 +89,15 @@ class OutputDownloadTest : public ::testing::Test {
         "\n  command: [python3, /app/run.py]\n"
         "  datasets:\n    - {name: claims, mountPath: /data/claims}\n"
         "  resources: {timeoutSeconds: 600}\n";
-    auto sub = c->Post("/api/v1/jobs", Auth(carol_), spec, "application/yaml");
+    auto c = plane_->Client();
+    auto sub = c->Post("/api/v1/jobs", BearerAuth(carol_), spec, "application/yaml");
     EXPECT_TRUE(sub && sub->status == 201) << (sub ? sub->body : "");
     if (!sub || sub->status != 201) return json::object();
     const std::string id = json::parse(sub->body)["id"];
     json job = json::object();
     for (int i = 0; i < 1200 && job.value("state", "") != "RELEASED"; ++i) {
       if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      auto g = c->Get("/api/v1/jobs/" + id, Auth(carol_));
+      auto g = c->Get("/api/v1/jobs/" + id, BearerAuth(carol_));
       if (g && g->status == 200) job = json::parse(g->body);
     }
     EXPECT_EQ(job.value("state", ""), "RELEASED") << job.dump();
@@ -172,7 +122,7 @@ class OutputDownloadTest : public ::testing::Test {
       d.bytes += piece.size();
       return Status::Ok();
     };
-    d.reply = Client()->Send(req);
+    d.reply = plane_->Client()->Send(req);
     d.digest = "sha256:" + crypto::ToHex(hash.Finish());
     return d;
   }
@@ -183,13 +133,10 @@ class OutputDownloadTest : public ::testing::Test {
 
   WallClock clock_;
   ReleasingGate gate_;
-  std::string tmp_;
-  InitResult init_;
+  std::unique_ptr<TestPlane> plane_;
+  std::string tmp_;  // plane_->tmp()
+  InitResult init_;  // plane_->init()
   std::string carol_;
-  std::atomic<bool> stop_{false};
-  std::thread server_;
-  Status serve_status_;
-  int port_ = 0;
 };
 
 TEST_F(OutputDownloadTest, OneGiBOutputStreamsWithThePlanesPeakMemoryBounded) {
@@ -262,7 +209,7 @@ TEST_F(OutputDownloadTest, DownloadsOverTheCapAre503WithRetryAfterAndAudited) {
   EXPECT_EQ(third.reply->status, 200);
   EXPECT_EQ(third.digest, job["output"]["digest"].get<std::string>());
 
-  auto audit = Client()->Get("/api/v1/audit?job=" + id, Auth(init_.token));
+  auto audit = plane_->Client()->Get("/api/v1/audit?job=" + id, BearerAuth(init_.token));
   ASSERT_TRUE(audit && audit->status == 200);
   int allowed = 0, refused = 0;
   const json entries = json::parse(audit->body)["entries"];

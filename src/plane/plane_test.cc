@@ -8,7 +8,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -39,77 +38,29 @@ class FixedClock : public Clock {
 class PlaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "cce-plane-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    tmp_ = tmpl;
-    InitOptions o;
-    o.data_dir = tmp_ + "/plane";
-    o.listen = "127.0.0.1:0";
-    auto r = InitPlane(o, clock_);
-    ASSERT_TRUE(r.ok()) << r.status().message();
-    init_ = *r;
-    {  // Datasets are encrypted into tmp_ (outside the default root).
-      std::ifstream in(init_.data_dir + "/plane.yaml");
-      std::string cfg((std::istreambuf_iterator<char>(in)), {});
-      size_t at = cfg.find("  allowed_roots: ");
-      ASSERT_NE(at, std::string::npos);
-      cfg.replace(at, cfg.find('\n', at) - at, "  allowed_roots: [\"" + tmp_ + "\"]");
-      std::ofstream(init_.data_dir + "/plane.yaml", std::ios::trunc) << cfg;
-    }
-    ServeOptions so;
-    so.data_dir = init_.data_dir;
-    so.stop = &stop_;
-    std::promise<int> bound;
-    auto port_future = bound.get_future();
-    so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread([this, so] { serve_status_ = Serve(so, clock_); });
-    ASSERT_EQ(port_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-    port_ = port_future.get();
+    // Datasets are encrypted into tmp_ (outside the default root).
+    auto plane =
+        TestPlane::Create(clock_, {.dir_prefix = "cce-plane-test", .datasets_in_tmp = true});
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    plane_ = std::move(*plane);
+    tmp_ = plane_->tmp();
+    init_ = plane_->init();
+    Status started = plane_->Start();  // the production Serve
+    ASSERT_TRUE(started.ok()) << started.message();
   }
-  void TearDown() override {
-    StopServer();
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
-  void StopServer() {
-    if (server_.joinable()) {
-      stop_ = true;
-      server_.join();
-    }
-  }
+  void TearDown() override { plane_.reset(); }  // stops the server before gate_ goes
+  void StopServer() { plane_->Stop(); }
+  // Serves again on the same port, with the output gate gate_.
   void StartServer() {
-    stop_ = false;
-    ServeOptions so;
-    so.data_dir = init_.data_dir;
-    so.listen_override = "127.0.0.1:" + std::to_string(port_);
-    so.stop = &stop_;
-    std::promise<int> bound;
-    auto port_future = bound.get_future();
-    so.on_listening = [&bound](int port) { bound.set_value(port); };
-    server_ = std::thread([this, so] {
-      serve_status_ = ServeForTest(so, clock_, TestDoubles{gate_, nullptr});
-    });
-    ASSERT_EQ(port_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-    port_future.get();
+    Status started = plane_->Start(TestDoubles{gate_, nullptr});
+    ASSERT_TRUE(started.ok()) << started.message();
   }
   // Switches the plane to the fake provisioner (restarts it on the same port).
   void UseFakeProvisioner() {
     StopServer();
-    std::string path = init_.data_dir + "/plane.yaml";
-    std::ifstream in(path);
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    size_t at = text.find("  backend: none");
-    ASSERT_NE(at, std::string::npos);
-    text.replace(at, 15, "  backend: fake");
-    std::ofstream(path, std::ios::trunc) << text;
+    Status fake = plane_->SetConfig("provisioner.backend", "fake");
+    ASSERT_TRUE(fake.ok()) << fake.message();
     StartServer();
-  }
-
-  std::unique_ptr<http::testing::TestClient> Client() {
-    return std::make_unique<http::testing::TestClient>(port_, init_.ca_file);
-  }
-  http::testing::Headers Auth(const std::string& token) {
-    return {{"Authorization", "Bearer " + token}};
   }
 
   // The world a job needs: a provider's dataset, a consumer renting it
@@ -120,12 +71,6 @@ class PlaneTest : public ::testing::Test {
   };
   JobWorld MakeJobWorld() {
     JobWorld w;
-    fs::create_directories(tmp_ + "/src");
-    std::ofstream(tmp_ + "/src/a.csv") << "x\n1\n";
-    auto key = format::DatasetKey::Generate();
-    EXPECT_TRUE(format::EncryptDataset(tmp_ + "/src", tmp_ + "/enc", *key, {}).ok());
-    auto kt = key->EncodeKeyFile();
-    std::string key_text(reinterpret_cast<const char*>(kt.data()), kt.size());
     auto pat = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
     auto carol = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
     auto dave = AddUser(init_.data_dir, "dave", store::Role::kConsumer, clock_);
@@ -133,15 +78,8 @@ class PlaneTest : public ::testing::Test {
     w.pat = *pat;
     w.carol = *carol;
     w.dave = *dave;
-    auto c = Client();
-    auto ds = c->Post(
-        "/api/v1/datasets", Auth(w.pat),
-        json{{"name", "claims"}, {"location", "file://" + tmp_ + "/enc"}, {"key", key_text}}.dump(),
-        "application/json");
-    EXPECT_TRUE(ds && ds->status == 201);
-    auto rent = c->Post("/api/v1/rentals", Auth(w.carol), R"({"dataset":"claims","days":1})",
-                        "application/json");
-    EXPECT_TRUE(rent && rent->status == 201);
+    auto key = plane_->AddRentedDataset("claims", w.pat, w.carol);
+    EXPECT_TRUE(key.ok()) << key.status().message();
     // An image manifest in the plane's blob store (uploads are tested with the images API).
     // Tagged as a public image: a job may only name a tagged manifest.
     auto digest = AddPublicTestImage(init_.data_dir, "world", R"({"schemaVersion":2})", clock_);
@@ -162,10 +100,10 @@ class PlaneTest : public ::testing::Test {
   }
   // Polls until the job is in `state` (or 10 s pass); returns its last JSON.
   json WaitForState(const std::string& token, const std::string& id, const std::string& state) {
-    auto c = Client();
+    auto c = plane_->Client();
     json job;
     for (int i = 0; i < 400; ++i) {
-      auto r = c->Get("/api/v1/jobs/" + id, Auth(token));
+      auto r = c->Get("/api/v1/jobs/" + id, BearerAuth(token));
       if (r && r->status == 200) job = json::parse(r->body);
       if (job.value("state", "") == state) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -184,12 +122,9 @@ class PlaneTest : public ::testing::Test {
 
   FixedClock clock_;
   Gate* gate_ = nullptr;  // the output gate the next StartServer uses (default fail closed)
-  std::string tmp_;
-  InitResult init_;
-  std::atomic<bool> stop_{false};
-  std::thread server_;
-  Status serve_status_;
-  int port_ = 0;
+  std::unique_ptr<TestPlane> plane_;
+  std::string tmp_;  // plane_->tmp()
+  InitResult init_;  // plane_->init()
 };
 
 TEST_F(PlaneTest, InitCreatesPrivateKeysAndRefusesToOverwrite) {
@@ -270,58 +205,58 @@ TEST_F(PlaneTest, MasterKeySealBindsContext) {
 }
 
 TEST_F(PlaneTest, HealthAndMetricsOverVerifiedTls) {
-  auto client = Client();
+  auto client = plane_->Client();
   auto& c = *client;
   auto h = c.Get("/healthz");
   ASSERT_TRUE(h) << c.error().message();
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(json::parse(h->body)["status"], "ok");
-  ASSERT_TRUE(c.Get("/api/v1/whoami", Auth(init_.token)));
-  auto m = c.Get("/metrics", Auth(init_.token));  // operator only (per-route activity)
+  ASSERT_TRUE(c.Get("/api/v1/whoami", BearerAuth(init_.token)));
+  auto m = c.Get("/metrics", BearerAuth(init_.token));  // operator only (per-route activity)
   ASSERT_TRUE(m);
   EXPECT_NE(m->body.find("cce_http_requests_total{route=\"/api/v1/whoami\",status=\"200\"} 1"),
             std::string::npos)
       << m->body;
   // A client that does not trust the plane's CA refuses to talk.
-  http::testing::TestClient untrusting(port_, "/nonexistent-ca.pem");
+  http::testing::TestClient untrusting(plane_->port(), "/nonexistent-ca.pem");
   EXPECT_FALSE(untrusting.Get("/healthz"));
 }
 
 TEST_F(PlaneTest, AuthenticationAndRolesAreEnforcedAndAudited) {
-  auto client = Client();
+  auto client = plane_->Client();
   auto& c = *client;
   auto none = c.Get("/api/v1/whoami");
   ASSERT_TRUE(none);
   EXPECT_EQ(none->status, 401);
   EXPECT_EQ(json::parse(none->body)["error"]["code"], "unauthenticated");
-  auto bad = c.Get("/api/v1/whoami", Auth("cce_" + std::string(64, '0')));
+  auto bad = c.Get("/api/v1/whoami", BearerAuth("cce_" + std::string(64, '0')));
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 401);
-  auto me = c.Get("/api/v1/whoami", Auth(init_.token));
+  auto me = c.Get("/api/v1/whoami", BearerAuth(init_.token));
   ASSERT_TRUE(me);
   ASSERT_EQ(me->status, 200);
   EXPECT_EQ(json::parse(me->body)["role"], "operator");
 
-  auto add = c.Post("/api/v1/users", Auth(init_.token), R"({"name":"carol","role":"consumer"})",
-                    "application/json");
+  auto add = c.Post("/api/v1/users", BearerAuth(init_.token),
+                    R"({"name":"carol","role":"consumer"})", "application/json");
   ASSERT_TRUE(add);
   ASSERT_EQ(add->status, 201) << add->body;
   std::string carol = json::parse(add->body)["token"];
-  auto carol_me = c.Get("/api/v1/whoami", Auth(carol));
+  auto carol_me = c.Get("/api/v1/whoami", BearerAuth(carol));
   ASSERT_TRUE(carol_me);
   EXPECT_EQ(json::parse(carol_me->body)["name"], "carol");
-  auto forbidden = c.Post("/api/v1/users", Auth(carol), R"({"name":"eve","role":"operator"})",
+  auto forbidden = c.Post("/api/v1/users", BearerAuth(carol), R"({"name":"eve","role":"operator"})",
                           "application/json");
   ASSERT_TRUE(forbidden);
   EXPECT_EQ(forbidden->status, 403);
-  auto list = c.Get("/api/v1/users", Auth(carol));
+  auto list = c.Get("/api/v1/users", BearerAuth(carol));
   ASSERT_TRUE(list);
   EXPECT_EQ(list->status, 403);
 
   // A user added from the command line while the server runs can log in.
   auto token = AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_);
   ASSERT_TRUE(token.ok()) << token.status().message();
-  auto pat = c.Get("/api/v1/whoami", Auth(*token));
+  auto pat = c.Get("/api/v1/whoami", BearerAuth(*token));
   ASSERT_TRUE(pat);
   EXPECT_EQ(json::parse(pat->body)["role"], "provider");
   EXPECT_EQ(AddUser(init_.data_dir, "pat", store::Role::kProvider, clock_).status().code(),
@@ -329,7 +264,7 @@ TEST_F(PlaneTest, AuthenticationAndRolesAreEnforcedAndAudited) {
   EXPECT_FALSE(AddUser(init_.data_dir, "Bad Name", store::Role::kProvider, clock_).ok());
 
   StopServer();
-  ASSERT_TRUE(serve_status_.ok()) << serve_status_.message();
+  ASSERT_TRUE(plane_->serve_status().ok()) << plane_->serve_status().message();
   // Every denial is in the audit log, which verifies with a signed checkpoint.
   auto config = LoadConfig(init_.data_dir);
   ASSERT_TRUE(config.ok());
@@ -356,26 +291,27 @@ TEST_F(PlaneTest, AuthenticationAndRolesAreEnforcedAndAudited) {
 }
 
 TEST_F(PlaneTest, BadRequestsGetJsonErrors) {
-  auto client = Client();
+  auto client = plane_->Client();
   auto& c = *client;
-  auto malformed = c.Post("/api/v1/users", Auth(init_.token), "{not json", "application/json");
+  auto malformed =
+      c.Post("/api/v1/users", BearerAuth(init_.token), "{not json", "application/json");
   ASSERT_TRUE(malformed);
   EXPECT_EQ(malformed->status, 400);
   EXPECT_EQ(json::parse(malformed->body)["error"]["message"], "body: not valid JSON");
-  auto unknown = c.Post("/api/v1/users", Auth(init_.token),
+  auto unknown = c.Post("/api/v1/users", BearerAuth(init_.token),
                         R"({"name":"x","role":"consumer","admin":true})", "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 400);
   EXPECT_EQ(json::parse(unknown->body)["error"]["message"], "body.admin: unknown field");
-  auto role = c.Post("/api/v1/users", Auth(init_.token), R"({"name":"x","role":"king"})",
+  auto role = c.Post("/api/v1/users", BearerAuth(init_.token), R"({"name":"x","role":"king"})",
                      "application/json");
   ASSERT_TRUE(role);
   EXPECT_EQ(role->status, 400);
-  auto big =
-      c.Post("/api/v1/users", Auth(init_.token), std::string(2 << 20, 'x'), "application/json");
+  auto big = c.Post("/api/v1/users", BearerAuth(init_.token), std::string(2 << 20, 'x'),
+                    "application/json");
   ASSERT_TRUE(big);
   EXPECT_EQ(big->status, 413);
-  auto missing = c.Get("/api/v1/nope", Auth(init_.token));
+  auto missing = c.Get("/api/v1/nope", BearerAuth(init_.token));
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(json::parse(missing->body)["error"]["code"], "not_found");
@@ -403,10 +339,10 @@ TEST_F(PlaneTest, ProvidersRegisterDatasetsAndConsumersRentThem) {
   auto consumer = AddUser(init_.data_dir, "carol", store::Role::kConsumer, clock_);
   auto other = AddUser(init_.data_dir, "dave", store::Role::kConsumer, clock_);
   ASSERT_TRUE(provider.ok() && consumer.ok() && other.ok());
-  auto client = Client();
+  auto client = plane_->Client();
   auto& c = *client;
   auto reg = [&](const std::string& token, json body) {
-    return c.Post("/api/v1/datasets", Auth(token), body.dump(), "application/json");
+    return c.Post("/api/v1/datasets", BearerAuth(token), body.dump(), "application/json");
   };
   json good = {{"name", "claims"},
                {"location", "file://" + tmp_ + "/enc"},
@@ -436,14 +372,14 @@ TEST_F(PlaneTest, ProvidersRegisterDatasetsAndConsumersRentThem) {
   bad_name["name"] = "Claims!";
   EXPECT_EQ(reg(*provider, bad_name)->status, 400);
 
-  auto show = c.Get("/api/v1/datasets/claims", Auth(*consumer));
+  auto show = c.Get("/api/v1/datasets/claims", BearerAuth(*consumer));
   ASSERT_TRUE(show);
   EXPECT_EQ(show->status, 200);
   EXPECT_EQ(json::parse(show->body)["owner"], "pat");
-  EXPECT_EQ(c.Get("/api/v1/datasets/nope", Auth(*consumer))->status, 404);
+  EXPECT_EQ(c.Get("/api/v1/datasets/nope", BearerAuth(*consumer))->status, 404);
 
   auto rent = [&](const std::string& token, json body) {
-    return c.Post("/api/v1/rentals", Auth(token), body.dump(), "application/json");
+    return c.Post("/api/v1/rentals", BearerAuth(token), body.dump(), "application/json");
   };
   auto too_long = rent(*consumer, {{"dataset", "claims"}, {"days", 11}});
   ASSERT_TRUE(too_long);
@@ -456,11 +392,11 @@ TEST_F(PlaneTest, ProvidersRegisterDatasetsAndConsumersRentThem) {
   ASSERT_EQ(rented->status, 201) << rented->body;
   json r = json::parse(rented->body);
   EXPECT_EQ(r["end"].get<int64_t>() - r["start"].get<int64_t>(), 7 * 86400);
-  auto mine = c.Get("/api/v1/rentals", Auth(*consumer));
+  auto mine = c.Get("/api/v1/rentals", BearerAuth(*consumer));
   EXPECT_EQ(json::parse(mine->body)["rentals"].size(), 1u);
-  auto theirs = c.Get("/api/v1/rentals", Auth(*other));
+  auto theirs = c.Get("/api/v1/rentals", BearerAuth(*other));
   EXPECT_EQ(json::parse(theirs->body)["rentals"].size(), 0u);
-  auto owners = c.Get("/api/v1/rentals", Auth(*provider));
+  auto owners = c.Get("/api/v1/rentals", BearerAuth(*provider));
   EXPECT_EQ(json::parse(owners->body)["rentals"].size(), 1u);
 
   // The key rests sealed under the master key, bound to the dataset's name.
@@ -490,10 +426,10 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   const std::string* pat = &w.pat;
   const std::string* carol = &w.carol;
   const std::string* dave = &w.dave;
-  auto client = Client();
+  auto client = plane_->Client();
   auto& c = *client;
   auto submit = [&](const std::string& token, const std::string& body, const std::string& idem) {
-    http::testing::Headers h = Auth(token);
+    http::testing::Headers h = BearerAuth(token);
     if (!idem.empty()) h.emplace("Idempotency-Key", idem);
     return c.Post("/api/v1/jobs", h, body, "application/yaml");
   };
@@ -530,7 +466,7 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   // The fake provisioner plays the agent; the gate fails closed: HELD.
   json job;
   for (int i = 0; i < 200; ++i) {
-    job = json::parse(c.Get("/api/v1/jobs/" + id, Auth(*carol))->body);
+    job = json::parse(c.Get("/api/v1/jobs/" + id, BearerAuth(*carol))->body);
     if (job["state"] == "HELD") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
@@ -539,18 +475,20 @@ TEST_F(PlaneTest, JobsAreCheckedPinnedAndDrivenToHeldFailClosed) {
   for (const auto& e : job["history"]) states.push_back(e["to"]);
   EXPECT_EQ(states, (std::vector<std::string>{"SUBMITTED", "AUTHORIZED", "PROVISIONING", "ATTESTED",
                                               "RUNNING", "OUTPUT_SUBMITTED", "HELD"}));
-  EXPECT_EQ(c.Get("/api/v1/jobs/" + id, Auth(*dave))->status, 404);  // not theirs
-  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(*dave))->body)["jobs"].size(), 0u);
-  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(*carol))->body)["jobs"].size(), 1u);
-  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", Auth(init_.token))->body)["jobs"].size(), 1u);
-  auto held_dl = c.Get("/api/v1/jobs/" + id + "/output", Auth(*carol));
+  EXPECT_EQ(c.Get("/api/v1/jobs/" + id, BearerAuth(*dave))->status, 404);  // not theirs
+  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", BearerAuth(*dave))->body)["jobs"].size(), 0u);
+  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", BearerAuth(*carol))->body)["jobs"].size(), 1u);
+  EXPECT_EQ(json::parse(c.Get("/api/v1/jobs", BearerAuth(init_.token))->body)["jobs"].size(), 1u);
+  auto held_dl = c.Get("/api/v1/jobs/" + id + "/output", BearerAuth(*carol));
   EXPECT_EQ(held_dl->status, 409) << held_dl->body;  // HELD: nothing leaves
   EXPECT_NE(held_dl->body.find("only once RELEASED"), std::string::npos);
-  auto cancel = c.Post("/api/v1/jobs/" + id + "/cancel", Auth(*carol), "", "application/json");
+  auto cancel =
+      c.Post("/api/v1/jobs/" + id + "/cancel", BearerAuth(*carol), "", "application/json");
   EXPECT_EQ(cancel->status, 200) << cancel->body;
   EXPECT_EQ(json::parse(cancel->body)["state"], "CANCELLED");
-  EXPECT_EQ(c.Post("/api/v1/jobs/" + id + "/cancel", Auth(*carol), "", "application/json")->status,
-            409);
+  EXPECT_EQ(
+      c.Post("/api/v1/jobs/" + id + "/cancel", BearerAuth(*carol), "", "application/json")->status,
+      409);
 
   StopServer();
   auto config = LoadConfig(init_.data_dir);
@@ -576,13 +514,13 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   std::string layer_digest = image::Digest::Of(img.layer).str();
   std::string config_digest = image::Digest::Of(img.config).str();
   const std::string blobs_dir = init_.data_dir + "/images/blobs/sha256/";
-  auto client = Client();
+  auto client = plane_->Client();
   auto& c = *client;
   auto put_streamed = [&](const std::string& token, const std::string& digest,
                           const std::string& data) {
     size_t sent = 0;
     return c.Put(
-        "/api/v1/images/blobs/" + digest, Auth(token),
+        "/api/v1/images/blobs/" + digest, BearerAuth(token),
         [&data, &sent](std::span<uint8_t> buf) -> StatusOr<size_t> {
           size_t n = std::min<size_t>({64 * 1024, buf.size(), data.size() - sent});
           std::copy_n(data.data() + sent, n, buf.data());
@@ -592,7 +530,7 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
         "application/octet-stream");
   };
   auto present = [&](const std::string& digest) {
-    auto r = c.Get("/api/v1/images/blobs/" + digest, Auth(*consumer));
+    auto r = c.Get("/api/v1/images/blobs/" + digest, BearerAuth(*consumer));
     EXPECT_TRUE(r && r->status == 200);
     return json::parse(r->body)["present"].get<bool>();
   };
@@ -608,11 +546,11 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   EXPECT_FALSE(fs::exists(blobs_dir + layer_digest.substr(7)));
   EXPECT_TRUE(fs::is_empty(init_.data_dir + "/images/tmp"));
   // Providers may not push images; a malformed digest names the field.
-  auto by_provider = c.Put("/api/v1/images/blobs/" + config_digest, Auth(*provider), img.config,
-                           "application/octet-stream");
+  auto by_provider = c.Put("/api/v1/images/blobs/" + config_digest, BearerAuth(*provider),
+                           img.config, "application/octet-stream");
   ASSERT_TRUE(by_provider);
   EXPECT_EQ(by_provider->status, 403);
-  auto bad_digest = c.Put("/api/v1/images/blobs/sha256:ABC", Auth(*consumer), img.config,
+  auto bad_digest = c.Put("/api/v1/images/blobs/sha256:ABC", BearerAuth(*consumer), img.config,
                           "application/octet-stream");
   ASSERT_TRUE(bad_digest);
   EXPECT_EQ(bad_digest->status, 400);
@@ -620,8 +558,8 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   // Chunked bodies are refused on JSON routes (they would be unbounded).
   std::string users_body = R"({"name":"x","role":"consumer"})";
   bool users_sent = false;
-  auto chunked_json = Client()->Post(
-      "/api/v1/users", Auth(init_.token),
+  auto chunked_json = plane_->Client()->Post(
+      "/api/v1/users", BearerAuth(init_.token),
       [&](std::span<uint8_t> buf) -> StatusOr<size_t> {
         if (users_sent) return size_t{0};
         users_sent = true;
@@ -635,16 +573,16 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   if (chunked_json) {
     EXPECT_EQ(chunked_json->status, 413);
   }
-  auto users = c.Get("/api/v1/users", Auth(init_.token));
+  auto users = c.Get("/api/v1/users", BearerAuth(init_.token));
   ASSERT_TRUE(users);
   EXPECT_EQ(users->body.find(R"("name":"x")"), std::string::npos) << users->body;
 
   // The manifest refers to a layer that is not stored yet: 409 naming it.
-  auto cfg = c.Put("/api/v1/images/blobs/" + config_digest, Auth(*consumer), img.config,
+  auto cfg = c.Put("/api/v1/images/blobs/" + config_digest, BearerAuth(*consumer), img.config,
                    "application/octet-stream");
   ASSERT_TRUE(cfg);
   EXPECT_EQ(cfg->status, 201) << cfg->body;
-  auto early = c.Put("/api/v1/images/app/tags/1.0", Auth(*consumer), img.manifest,
+  auto early = c.Put("/api/v1/images/app/tags/1.0", BearerAuth(*consumer), img.manifest,
                      "application/vnd.oci.image.manifest.v1+json");
   ASSERT_TRUE(early);
   EXPECT_EQ(early->status, 409);
@@ -658,18 +596,18 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   EXPECT_TRUE(present(layer_digest));
 
   auto bad_name =
-      c.Put("/api/v1/images/App/tags/1.0", Auth(*consumer), img.manifest, "application/json");
+      c.Put("/api/v1/images/App/tags/1.0", BearerAuth(*consumer), img.manifest, "application/json");
   ASSERT_TRUE(bad_name);
   EXPECT_EQ(bad_name->status, 400);
   EXPECT_NE(bad_name->body.find("path.name"), std::string::npos);
-  auto bad_tag =
-      c.Put("/api/v1/images/app/tags/1.0+x", Auth(*consumer), img.manifest, "application/json");
+  auto bad_tag = c.Put("/api/v1/images/app/tags/1.0+x", BearerAuth(*consumer), img.manifest,
+                       "application/json");
   ASSERT_TRUE(bad_tag);
   EXPECT_EQ(bad_tag->status, 400);
   EXPECT_NE(bad_tag->body.find("path.tag"), std::string::npos);
 
-  auto tagged =
-      c.Put("/api/v1/images/team/app/tags/1.0", Auth(*consumer), img.manifest, "application/json");
+  auto tagged = c.Put("/api/v1/images/team/app/tags/1.0", BearerAuth(*consumer), img.manifest,
+                      "application/json");
   ASSERT_TRUE(tagged);
   ASSERT_EQ(tagged->status, 201) << tagged->body;
   std::string manifest_digest = image::Digest::Of(img.manifest).str();
@@ -678,10 +616,10 @@ TEST_F(PlaneTest, ImagesUploadVerifiedBlobsAndTagValidatedManifests) {
   EXPECT_TRUE(present(manifest_digest));
 
   // Images belong to their owner: another user does not see them.
-  auto others = c.Get("/api/v1/images", Auth(*provider));
+  auto others = c.Get("/api/v1/images", BearerAuth(*provider));
   ASSERT_TRUE(others);
   EXPECT_EQ(json::parse(others->body)["images"].size(), 0u) << others->body;
-  auto list = c.Get("/api/v1/images", Auth(*consumer));
+  auto list = c.Get("/api/v1/images", BearerAuth(*consumer));
   ASSERT_TRUE(list);
   ASSERT_EQ(list->status, 200);
   json images = json::parse(list->body)["images"];
@@ -726,9 +664,9 @@ TEST_F(PlaneTest, ReleasedOutputsAreSealedAtRestAndOnlyTheirConsumerDownloadsThe
   gate_ = &gate;
   UseFakeProvisioner();
   JobWorld w = MakeJobWorld();
-  auto c = Client();
-  auto sub =
-      c->Post("/api/v1/jobs", Auth(w.carol), Spec(w.image, "claims", 600), "application/yaml");
+  auto c = plane_->Client();
+  auto sub = c->Post("/api/v1/jobs", BearerAuth(w.carol), Spec(w.image, "claims", 600),
+                     "application/yaml");
   ASSERT_EQ(sub->status, 201) << sub->body;
   std::string id = json::parse(sub->body)["id"];
   json job = WaitForState(w.carol, id, "RELEASED");
@@ -737,7 +675,7 @@ TEST_F(PlaneTest, ReleasedOutputsAreSealedAtRestAndOnlyTheirConsumerDownloadsThe
   EXPECT_TRUE(job["output"]["downloadable"].get<bool>());
   EXPECT_EQ(gate.calls.load(), 1);
 
-  auto dl = c->Get("/api/v1/jobs/" + id + "/output", Auth(w.carol));
+  auto dl = c->Get("/api/v1/jobs/" + id + "/output", BearerAuth(w.carol));
   ASSERT_EQ(dl->status, 200) << dl->body;
   EXPECT_NE(dl->body.find("fake provisioner output for " + id), std::string::npos);
   std::string digest = "sha256:" + crypto::ToHex(crypto::Sha256(crypto::AsBytes(dl->body)));
@@ -745,9 +683,9 @@ TEST_F(PlaneTest, ReleasedOutputsAreSealedAtRestAndOnlyTheirConsumerDownloadsThe
   EXPECT_EQ(dl->get_header_value("X-Output-Digest"), digest);
   // Nobody else reads it: another consumer does not see the job at all;
   // operators, reviewers and providers may not download.
-  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", Auth(w.dave))->status, 404);
-  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", Auth(init_.token))->status, 403);
-  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", Auth(w.pat))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", BearerAuth(w.dave))->status, 404);
+  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", BearerAuth(init_.token))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/jobs/" + id + "/output", BearerAuth(w.pat))->status, 403);
 
   // At rest the output is sealed: no plaintext in the file, mode 0600.
   std::string path = init_.data_dir + "/outputs/" + id + ".sealed";
@@ -764,7 +702,7 @@ TEST_F(PlaneTest, ReleasedOutputsAreSealedAtRestAndOnlyTheirConsumerDownloadsThe
   // A flipped byte in the sealed file: an error, never altered bytes.
   sealed[sealed.size() / 2] = static_cast<char>(sealed[sealed.size() / 2] ^ 0x01);
   std::ofstream(path, std::ios::binary | std::ios::trunc) << sealed;
-  auto bad = c->Get("/api/v1/jobs/" + id + "/output", Auth(w.carol));
+  auto bad = c->Get("/api/v1/jobs/" + id + "/output", BearerAuth(w.carol));
   EXPECT_EQ(bad->status, 500);
   EXPECT_NE(bad->body.find("data_loss"), std::string::npos) << bad->body;
 
@@ -844,15 +782,15 @@ TEST_F(PlaneTest, RestartResumesJobsLeftMidWayAndNeverProvisionsTwice) {
     EXPECT_EQ(provisioning, 1) << job.dump();
   }
   // Paging: 6 jobs, newest first, in pages of 4.
-  auto c = Client();
-  json page1 = json::parse(c->Get("/api/v1/jobs?limit=4", Auth(w.carol))->body);
+  auto c = plane_->Client();
+  json page1 = json::parse(c->Get("/api/v1/jobs?limit=4", BearerAuth(w.carol))->body);
   ASSERT_EQ(page1["jobs"].size(), 4u);
   EXPECT_EQ(page1["next_offset"], 4);
-  json page2 = json::parse(c->Get("/api/v1/jobs?limit=4&offset=4", Auth(w.carol))->body);
+  json page2 = json::parse(c->Get("/api/v1/jobs?limit=4&offset=4", BearerAuth(w.carol))->body);
   ASSERT_EQ(page2["jobs"].size(), 2u);
   EXPECT_FALSE(page2.contains("next_offset"));
   EXPECT_NE(page1["jobs"][3]["id"], page2["jobs"][0]["id"]);
-  auto bad = c->Get("/api/v1/jobs?limit=0", Auth(w.carol));
+  auto bad = c->Get("/api/v1/jobs?limit=0", BearerAuth(w.carol));
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("query parameter 'limit'"), std::string::npos) << bad->body;
   c.reset();
@@ -873,17 +811,17 @@ TEST_F(PlaneTest, RestartResumesJobsLeftMidWayAndNeverProvisionsTwice) {
 }
 
 TEST_F(PlaneTest, FailedAuthenticationsAreRateLimitedPerAddress) {
-  auto c = Client();
+  auto c = plane_->Client();
   for (int i = 0; i < FailureLimiter::kMaxFailures; ++i) {
-    ASSERT_EQ(c->Get("/api/v1/whoami", Auth("cce_guess" + std::to_string(i)))->status, 401);
+    ASSERT_EQ(c->Get("/api/v1/whoami", BearerAuth("cce_guess" + std::to_string(i)))->status, 401);
   }
-  auto limited = c->Get("/api/v1/whoami", Auth("cce_guess"));
+  auto limited = c->Get("/api/v1/whoami", BearerAuth("cce_guess"));
   ASSERT_TRUE(limited);
   EXPECT_EQ(limited->status, 429) << limited->body;
   EXPECT_EQ(limited->get_header_value("Retry-After"), "60");
-  for (int i = 0; i < 30; ++i) EXPECT_EQ(c->Get("/api/v1/whoami", Auth("x"))->status, 429);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(c->Get("/api/v1/whoami", BearerAuth("x"))->status, 429);
   // A valid token from the same address still works (no lock-out).
-  EXPECT_EQ(c->Get("/api/v1/whoami", Auth(init_.token))->status, 200);
+  EXPECT_EQ(c->Get("/api/v1/whoami", BearerAuth(init_.token))->status, 200);
   StopServer();
   auto db = OpenDb();
   auto entries = db->ListAudit({});
@@ -900,18 +838,18 @@ TEST_F(PlaneTest, FailedAuthenticationsAreRateLimitedPerAddress) {
 
 TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {
   JobWorld w = MakeJobWorld();
-  auto c = Client();
-  auto ok = c->Get("/api/v1/audit/verify", Auth(init_.token));
+  auto c = plane_->Client();
+  auto ok = c->Get("/api/v1/audit/verify", BearerAuth(init_.token));
   ASSERT_EQ(ok->status, 200) << ok->body;
   json r = json::parse(ok->body);
   EXPECT_TRUE(r["ok"].get<bool>()) << r.dump();
   EXPECT_GT(r["audit"]["entries_checked"].get<int64_t>(), 3);
-  EXPECT_EQ(c->Get("/api/v1/audit/verify", Auth(w.carol))->status, 403);
-  auto list = c->Get("/api/v1/audit?limit=2", Auth(init_.token));
+  EXPECT_EQ(c->Get("/api/v1/audit/verify", BearerAuth(w.carol))->status, 403);
+  auto list = c->Get("/api/v1/audit?limit=2", BearerAuth(init_.token));
   ASSERT_EQ(list->status, 200);
   EXPECT_EQ(json::parse(list->body)["entries"].size(), 2u);
-  EXPECT_EQ(c->Get("/api/v1/audit?limit=0", Auth(init_.token))->status, 400);
-  EXPECT_EQ(c->Get("/api/v1/audit", Auth(w.carol))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/audit?limit=0", BearerAuth(init_.token))->status, 400);
+  EXPECT_EQ(c->Get("/api/v1/audit", BearerAuth(w.carol))->status, 403);
 
   // Edit one stored audit row behind the plane's back.
   StopServer();
@@ -936,7 +874,7 @@ TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {
                 std::to_string(victim) + ";"),
             0);
   StartServer();
-  auto bad = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  auto bad = plane_->Client()->Get("/api/v1/audit/verify", BearerAuth(init_.token));
   ASSERT_EQ(bad->status, 200) << bad->body;
   r = json::parse(bad->body);
   EXPECT_FALSE(r["ok"].get<bool>());
@@ -950,7 +888,7 @@ TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {
                 "WHERE seq = 1;"),
             0);
   StartServer();
-  auto bad2 = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  auto bad2 = plane_->Client()->Get("/api/v1/audit/verify", BearerAuth(init_.token));
   ASSERT_EQ(bad2->status, 200) << bad2->body;
   r = json::parse(bad2->body);
   EXPECT_FALSE(r["ok"].get<bool>());
@@ -963,17 +901,17 @@ TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {
 // kept outside the database and requires entry 1 to be its signed genesis.
 TEST_F(PlaneTest, AuditVerifyCatchesACutLogThroughTheCheckpointFileAndTheGenesis) {
   JobWorld w = MakeJobWorld();
-  auto c = Client();
+  auto c = plane_->Client();
   // Who may read them (kept out of the matrix below, which is at the
   // per-address failure limit).
-  EXPECT_EQ(c->Get("/api/v1/audit/checkpoints", Auth(w.carol))->status, 403);
-  EXPECT_EQ(c->Get("/api/v1/audit/rentals", Auth(w.carol))->status, 403);
-  EXPECT_EQ(c->Get("/api/v1/audit/rentals", Auth(w.pat))->status, 403);
-  EXPECT_EQ(c->Get("/api/v1/audit/rentals?limit=0", Auth(init_.token))->status, 400);
-  auto chain = c->Get("/api/v1/audit/rentals", Auth(init_.token));
+  EXPECT_EQ(c->Get("/api/v1/audit/checkpoints", BearerAuth(w.carol))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/audit/rentals", BearerAuth(w.carol))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/audit/rentals", BearerAuth(w.pat))->status, 403);
+  EXPECT_EQ(c->Get("/api/v1/audit/rentals?limit=0", BearerAuth(init_.token))->status, 400);
+  auto chain = c->Get("/api/v1/audit/rentals", BearerAuth(init_.token));
   ASSERT_EQ(chain->status, 200) << chain->body;
   EXPECT_EQ(json::parse(chain->body)["rentals"].size(), 1u);
-  auto cps = c->Get("/api/v1/audit/checkpoints", Auth(init_.token));
+  auto cps = c->Get("/api/v1/audit/checkpoints", BearerAuth(init_.token));
   ASSERT_EQ(cps->status, 200) << cps->body;
   json j = json::parse(cps->body);
   ASSERT_FALSE(j["audit"].empty());
@@ -994,7 +932,7 @@ TEST_F(PlaneTest, AuditVerifyCatchesACutLogThroughTheCheckpointFileAndTheGenesis
                 keep + "; DELETE FROM audit_checkpoints WHERE seq > " + keep + ";"),
             0);
   StartServer();
-  auto cut = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  auto cut = plane_->Client()->Get("/api/v1/audit/verify", BearerAuth(init_.token));
   ASSERT_EQ(cut->status, 200) << cut->body;
   j = json::parse(cut->body);
   EXPECT_EQ(j["audit"]["failure"], "truncated") << j.dump();
@@ -1005,7 +943,7 @@ TEST_F(PlaneTest, AuditVerifyCatchesACutLogThroughTheCheckpointFileAndTheGenesis
   ASSERT_EQ(sql("DELETE FROM audit_log; DELETE FROM audit_checkpoints;"), 0);
   fs::remove(init_.data_dir + "/checkpoints.log");
   StartServer();
-  auto empty = Client()->Get("/api/v1/audit/verify", Auth(init_.token));
+  auto empty = plane_->Client()->Get("/api/v1/audit/verify", BearerAuth(init_.token));
   ASSERT_EQ(empty->status, 200) << empty->body;
   j = json::parse(empty->body);
   EXPECT_EQ(j["audit"]["failure"], "no signed genesis") << j.dump();
@@ -1038,12 +976,12 @@ TEST_F(PlaneTest, AForgedRentalRowDoesNotLetAJobBeSubmitted) {
                             .c_str()),
             0);
   StartServer();
-  auto sub = Client()->Post("/api/v1/jobs", Auth(w.dave), Spec(w.image, "claims", 600),
-                            "application/yaml");
+  auto sub = plane_->Client()->Post("/api/v1/jobs", BearerAuth(w.dave),
+                                    Spec(w.image, "claims", 600), "application/yaml");
   ASSERT_TRUE(sub);
   EXPECT_NE(sub->status, 201) << "a job was accepted on a forged rental: " << sub->body;
   EXPECT_NE(sub->body.find("rental 2: not signed by the plane"), std::string::npos) << sub->body;
-  auto jobs = Client()->Get("/api/v1/jobs", Auth(w.dave));
+  auto jobs = plane_->Client()->Get("/api/v1/jobs", BearerAuth(w.dave));
   ASSERT_EQ(jobs->status, 200);
   EXPECT_TRUE(json::parse(jobs->body)["jobs"].empty()) << jobs->body;
 }
@@ -1068,9 +1006,9 @@ TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
   JobWorld w = MakeJobWorld();
   auto rita = AddUser(init_.data_dir, "rita", store::Role::kReviewer, clock_);
   ASSERT_TRUE(rita.ok());
-  auto c = Client();
-  auto sub =
-      c->Post("/api/v1/jobs", Auth(w.carol), Spec(w.image, "claims", 600), "application/yaml");
+  auto c = plane_->Client();
+  auto sub = c->Post("/api/v1/jobs", BearerAuth(w.carol), Spec(w.image, "claims", 600),
+                     "application/yaml");
   ASSERT_EQ(sub->status, 201) << sub->body;
   const std::string job = json::parse(sub->body)["id"];
   const std::string blob = "/api/v1/images/blobs/sha256:" + std::string(64, 'a');
@@ -1105,7 +1043,7 @@ TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
       {P, w.pat}, {R, *rita}, {C, w.carol}, {O, init_.token}};
   auto send = [&](const Case& k, const std::string& token) {
     http::testing::Headers h;
-    if (!token.empty()) h = Auth(token);
+    if (!token.empty()) h = BearerAuth(token);
     http::testing::Result r = k.method == "GET"      ? c->Get(k.path, h)
                               : k.method == "DELETE" ? c->Delete(k.path, h)
                               : k.method == "PUT"    ? c->Put(k.path, h, k.body, "application/json")

@@ -16,163 +16,27 @@
 #include "plane/plane.h"
 #include "plane/service_world.h"
 #include "store/sqlite_store.h"
+#include "store/store_testing.h"
 
 namespace cce::plane {
 namespace {
 
 namespace fs = std::filesystem;
 using store::JobState;
+using testing::Must;
 
 // A Store whose audit appends (alone or inside a mutation) can be made to
-// fail, delegating everything else to a real SQLite store.
-class AuditFailingStore final : public store::Store {
+// fail, forwarding everything else to a real SQLite store.
+class AuditFailingStore final : public store::testing::ForwardingStore {
  public:
-  explicit AuditFailingStore(store::Store& inner) : s_(inner) {}
+  using ForwardingStore::ForwardingStore;
   std::atomic<bool> fail_audit{false};
 
   StatusOr<store::AuditEntry> AppendAudit(const store::AuditRecord& r) override {
     if (fail_audit) return Status(StatusCode::kIo, "audit table: disk full (test)");
-    return s_.AppendAudit(r);
+    return ForwardingStore::AppendAudit(r);
   }
-  // ---- plain delegation below ----
-  StatusOr<store::User> CreateUser(const store::User& u, const store::AuditRecord& a) override {
-    return s_.CreateUser(u, a);
-  }
-  StatusOr<store::User> GetUser(int64_t id) override { return s_.GetUser(id); }
-  StatusOr<store::User> GetUserByName(std::string_view n) override { return s_.GetUserByName(n); }
-  StatusOr<store::User> GetUserByTokenHash(const store::Sha256Digest& h) override {
-    return s_.GetUserByTokenHash(h);
-  }
-  StatusOr<std::vector<store::User>> ListUsers() override { return s_.ListUsers(); }
-  Status SetUserDisabled(int64_t id, bool d, const store::AuditRecord& a) override {
-    return s_.SetUserDisabled(id, d, a);
-  }
-  Status SetUserTokenHash(int64_t id, const store::Sha256Digest& h,
-                          const store::AuditRecord& a) override {
-    return s_.SetUserTokenHash(id, h, a);
-  }
-  StatusOr<store::Dataset> CreateDataset(const store::Dataset& d,
-                                         const store::AuditRecord& a) override {
-    return s_.CreateDataset(d, a);
-  }
-  StatusOr<store::Dataset> GetDataset(int64_t id) override { return s_.GetDataset(id); }
-  StatusOr<store::Dataset> GetDatasetByName(std::string_view n) override {
-    return s_.GetDatasetByName(n);
-  }
-  StatusOr<std::vector<store::Dataset>> ListDatasets(std::optional<int64_t> o) override {
-    return s_.ListDatasets(o);
-  }
-  StatusOr<store::Rental> AppendRental(const store::Rental& r, const store::RentalSigner& sign,
-                                       const store::AuditRecord& a) override {
-    return s_.AppendRental(r, sign, a);
-  }
-  StatusOr<std::vector<store::Rental>> ListRentals(const store::RentalFilter& f) override {
-    return s_.ListRentals(f);
-  }
-  StatusOr<store::Image> PutImage(const store::Image& i, const store::AuditRecord& a) override {
-    return s_.PutImage(i, a);
-  }
-  StatusOr<store::Image> GetImage(int64_t sc, std::string_view n, std::string_view t) override {
-    return s_.GetImage(sc, n, t);
-  }
-  StatusOr<std::vector<store::Image>> ListImages(const store::ImageFilter& f) override {
-    return s_.ListImages(f);
-  }
-  StatusOr<store::Image> DeleteImage(int64_t sc, std::string_view n, std::string_view t,
-                                     const store::AuditRecord& a) override {
-    return s_.DeleteImage(sc, n, t, a);
-  }
-  Status PutImageBlob(const store::ImageBlob& b, const store::AuditRecord& a) override {
-    return s_.PutImageBlob(b, a);
-  }
-  StatusOr<std::vector<store::ImageBlob>> ListImageBlobs(std::optional<int64_t> sc) override {
-    return s_.ListImageBlobs(sc);
-  }
-  Status DeleteImageBlobs(const std::vector<store::ImageBlob>& b,
-                          const store::AuditRecord& a) override {
-    return s_.DeleteImageBlobs(b, a);
-  }
-  StatusOr<store::CreateJobResult> CreateJob(const store::Job& j,
-                                             const store::AuditRecord& a) override {
-    return s_.CreateJob(j, a);
-  }
-  StatusOr<store::Job> GetJob(std::string_view id) override { return s_.GetJob(id); }
-  StatusOr<std::vector<store::Job>> ListJobs(const store::JobFilter& f) override {
-    return s_.ListJobs(f);
-  }
-  StatusOr<std::vector<store::Job>> ListJobsInStates(const std::vector<JobState>& s) override {
-    return s_.ListJobsInStates(s);
-  }
-  StatusOr<std::vector<store::JobEvent>> JobHistory(std::string_view id) override {
-    return s_.JobHistory(id);
-  }
-  StatusOr<store::Job> TransitionJob(std::string_view id, JobState from, JobState to,
-                                     std::string_view reason,
-                                     const store::AuditRecord& a) override {
-    return s_.TransitionJob(id, from, to, reason, a);
-  }
-  Status IssueCredential(const store::JobCredential& c, const store::AuditRecord& a) override {
-    return s_.IssueCredential(c, a);
-  }
-  StatusOr<store::JobCredential> GetCredential(std::string_view id) override {
-    return s_.GetCredential(id);
-  }
-  StatusOr<store::JobCredential> MarkCredentialUsed(std::string_view id, int64_t now,
-                                                    const store::AuditRecord& a) override {
-    return s_.MarkCredentialUsed(id, now, a);
-  }
-  StatusOr<store::Job> IssueCredentialAndProvision(const store::JobCredential& c,
-                                                   std::string_view reason,
-                                                   const store::AuditRecord& ca,
-                                                   const store::AuditRecord& ma) override {
-    return s_.IssueCredentialAndProvision(c, reason, ca, ma);
-  }
-  Status IssueNonce(const store::KbsNonce& n, int64_t max, const store::AuditRecord& a) override {
-    return s_.IssueNonce(n, max, a);
-  }
-  StatusOr<store::KbsNonce> ConsumeNonce(std::string_view n, std::string_view job, int64_t now,
-                                         const store::AuditRecord& a) override {
-    return s_.ConsumeNonce(n, job, now, a);
-  }
-  StatusOr<store::Job> AcceptAttestation(std::string_view job, std::string_view cred,
-                                         uint32_t flags, int64_t now, std::string_view reason,
-                                         const store::AuditRecord& a) override {
-    return s_.AcceptAttestation(job, cred, flags, now, reason, a);
-  }
-  Status PutOutput(const store::Output& o, const store::AuditRecord& a) override {
-    return s_.PutOutput(o, a);
-  }
-  StatusOr<store::Output> SetGateVerdict(std::string_view job, store::GateVerdict v, double score,
-                                         std::string_view findings, int64_t at,
-                                         const store::AuditRecord& a) override {
-    return s_.SetGateVerdict(job, v, score, findings, at, a);
-  }
-  StatusOr<store::Output> GetOutput(std::string_view job) override { return s_.GetOutput(job); }
-  StatusOr<std::vector<store::AuditEntry>> ListAudit(const store::AuditFilter& f) override {
-    return s_.ListAudit(f);
-  }
-  StatusOr<store::AuditHead> GetAuditHead() override { return s_.GetAuditHead(); }
-  Status AddCheckpoint(const store::AuditCheckpoint& c) override { return s_.AddCheckpoint(c); }
-  StatusOr<std::vector<store::AuditCheckpoint>> ListCheckpoints() override {
-    return s_.ListCheckpoints();
-  }
-  StatusOr<std::vector<store::AuditCheckpoint>> ListRentalCheckpoints() override {
-    return s_.ListRentalCheckpoints();
-  }
-  StatusOr<int64_t> SchemaVersion() override { return s_.SchemaVersion(); }
-
- private:
-  store::Store& s_;
 };
-
-template <typename T>
-T Must(StatusOr<T> v, const std::string& what) {
-  if (!v.ok()) {
-    ADD_FAILURE() << what << ": " << v.status().message();
-    std::abort();
-  }
-  return std::move(*v);
-}
 
 // A whole plane (data directory from InitPlane) without its HTTP front.
 class ServicesTest : public ::testing::Test {
@@ -219,17 +83,9 @@ class ServicesTest : public ::testing::Test {
     reg.key.assign(reinterpret_cast<const char*>(kt.data()), kt.size());
     Must(services_->catalog.Register(pat, reg), "register");
     Must(services_->rentals.Rent(carol_, {"claims", 2}), "rent");
-    store::Job job;
-    job.id = "job-00000000000000aa";
-    job.consumer_id = carol_.user.id;
-    job.name = "t";
-    job.spec_json = "{}";
-    job.image_digest = "sha256:" + std::string(64, 'a');
-    job.reason = "submitted";
-    job.created_at = clock_.NowUnix();
-    job.deadline = job.created_at + 3600;
+    store::Job job =
+        testing::SubmittedJob("job-00000000000000aa", carol_.user.id, clock_.NowUnix());
     job.datasets = {"claims"};
-    job.timeout_seconds = 3600;
     auto rec = [&](const std::string& action) {
       return services_->audit_log.Record("plane", action, "job:" + job.id,
                                          store::AuditDecision::kInfo);
