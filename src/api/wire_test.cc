@@ -183,6 +183,17 @@ KbsAttestRequest SampleKbsAttest() {
           .quote = "BAACAIEAAAAA",
           .tee_pubkey = R"({"crv":"P-256","kty":"EC","x":"f83O","y":"x_FE"})"};
 }
+AgentJob SampleAgentJob() {
+  return {.job_id = "job-79c4d2e408ce4a76",
+          .spec = R"({"apiVersion":"cce4long/v1"})",
+          .image_digest = "sha256:" + std::string(64, 'a'),
+          .deadline = 1767000000,
+          .datasets = {{.name = "claims",
+                        .mount_path = "/data/claims",
+                        .location = "file:///srv/cce/datasets/claims",
+                        .key_id = "21128f29ed7e6564e331e48e594ee995"}}};
+}
+
 AgentReportRequest SampleAgentReport() {
   return {.state = "FAILED", .reason = "image layer failed to unpack"};
 }
@@ -258,6 +269,7 @@ TEST(Wire, EveryTypeRoundTrips) {
   ExpectRoundTrip(SampleKbsAttest());
   ExpectRoundTrip(SampleKbsAttestResponse());
   ExpectRoundTrip(SampleAgentReport());
+  ExpectRoundTrip(SampleAgentJob());
   ExpectRoundTrip(AgentReportRequest{.state = "RUNNING", .reason = ""});
   ExpectRoundTrip(SampleAgentReceipt());
 }
@@ -581,10 +593,11 @@ TEST(WireSchema, EncodedValuesMatchTheOpenApiDocument) {
       Sample("POST /api/v1/agent/report body", SampleAgentReport()),
       Sample("POST /api/v1/agent/report 200", SampleJob()),
       Sample("PUT /api/v1/agent/output 201", SampleAgentReceipt()),
+      Sample("GET /api/v1/agent/job 200", SampleAgentJob()),
   });
   SchemaRun run = ValidateAgainstApiYaml(samples);
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("41 of 41 samples match"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("42 of 42 samples match"), std::string::npos) << run.output;
 }
 
 // The check above can fail: a renamed field, a value outside an enum and a
