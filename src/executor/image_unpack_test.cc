@@ -1,11 +1,8 @@
 #include "executor/image_unpack.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -19,6 +16,7 @@
 
 #include "base/fd.h"
 #include "image/image.h"
+#include "image/image_testing.h"
 
 namespace cce::executor {
 namespace {
@@ -26,31 +24,23 @@ namespace {
 namespace fs = std::filesystem;
 using image::BufferSource;
 using image::Digest;
+using image::testing::DescriptorJson;
+using image::testing::Dir;
+using image::testing::ExpectError;
+using image::testing::File;
+using image::testing::Gzip;
+using image::testing::HardLink;
+using image::testing::Hex;
+using image::testing::MakeTar;
+using image::testing::Node;
+using image::testing::Symlink;
+using image::testing::TarMember;
+using image::testing::TempDir;
+using image::testing::WriteFile;
 using json = nlohmann::json;
 
 // ---------------------------------------------------------------------------
 // Fixtures, built at test time.
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cce-unpack-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void WriteFile(const fs::path& p, const std::string& data) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
-}
 
 std::string ReadFileOrEmpty(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -66,123 +56,6 @@ mode_t ModeOf(const fs::path& p) {
   struct stat st {};
   EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
   return st.st_mode;
-}
-
-struct Member {
-  enum class Kind { kFile, kDir, kSymlink, kHardlink, kChar, kBlock, kFifo };
-  std::string name;
-  Kind kind = Kind::kFile;
-  std::string data = "";
-  std::string link = "";
-  mode_t perm = 0644;
-  int64_t uid = 0;
-  std::map<std::string, std::string> xattrs = {};
-};
-Member F(std::string name, std::string data, mode_t perm = 0644) {
-  return {std::move(name), Member::Kind::kFile, std::move(data), "", perm};
-}
-Member D(std::string name, mode_t perm = 0755) {
-  return {std::move(name), Member::Kind::kDir, "", "", perm};
-}
-Member L(std::string name, std::string target) {
-  return {std::move(name), Member::Kind::kSymlink, "", std::move(target), 0777};
-}
-Member H(std::string name, std::string target) {
-  return {std::move(name), Member::Kind::kHardlink, "", std::move(target), 0644};
-}
-Member Node(std::string name, Member::Kind kind) {
-  return {std::move(name), kind, "", "", 0600};
-}
-
-la_ssize_t AppendToString(archive*, void* client, const void* buf, size_t n) {
-  static_cast<std::string*>(client)->append(static_cast<const char*>(buf), n);
-  return static_cast<la_ssize_t>(n);
-}
-
-// A pax tar of the members, in order, optionally gzip-compressed. Names are
-// written as given (absolute, "..": libarchive's writer does not clean them).
-std::string Tar(const std::vector<Member>& members, bool gzip = false) {
-  std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  if (gzip) archive_write_add_filter_gzip(a);
-  archive_write_set_bytes_in_last_block(a, 1);
-  EXPECT_EQ(archive_write_open(a, &out, nullptr, AppendToString, nullptr), ARCHIVE_OK);
-  for (const Member& m : members) {
-    archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, m.name.c_str());
-    archive_entry_set_mtime(e, 0, 0);
-    archive_entry_set_uid(e, m.uid);
-    archive_entry_set_gid(e, m.uid);
-    archive_entry_set_perm(e, m.perm);
-    for (const auto& [key, value] : m.xattrs) {
-      archive_entry_xattr_add_entry(e, key.c_str(), value.data(), value.size());
-    }
-    switch (m.kind) {
-      case Member::Kind::kFile:
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_size(e, static_cast<la_int64_t>(m.data.size()));
-        break;
-      case Member::Kind::kDir: archive_entry_set_filetype(e, AE_IFDIR); break;
-      case Member::Kind::kSymlink:
-        archive_entry_set_filetype(e, AE_IFLNK);
-        archive_entry_set_symlink(e, m.link.c_str());
-        break;
-      case Member::Kind::kHardlink:
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_hardlink(e, m.link.c_str());
-        break;
-      case Member::Kind::kChar:
-        archive_entry_set_filetype(e, AE_IFCHR);
-        archive_entry_set_rdev(e, makedev(1, 3));
-        break;
-      case Member::Kind::kBlock:
-        archive_entry_set_filetype(e, AE_IFBLK);
-        archive_entry_set_rdev(e, makedev(7, 0));
-        break;
-      case Member::Kind::kFifo: archive_entry_set_filetype(e, AE_IFIFO); break;
-    }
-    EXPECT_EQ(archive_write_header(a, e), ARCHIVE_OK) << m.name << ": " << archive_error_string(a);
-    if (m.kind == Member::Kind::kFile && !m.data.empty()) {
-      EXPECT_EQ(archive_write_data(a, m.data.data(), m.data.size()),
-                static_cast<la_ssize_t>(m.data.size()));
-    }
-    archive_entry_free(e);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
-  return out;
-}
-
-std::string Gzip(const std::string& data) {
-  std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_raw(a);
-  archive_write_add_filter_gzip(a);
-  archive_write_set_bytes_in_last_block(a, 1);
-  EXPECT_EQ(archive_write_open(a, &out, nullptr, AppendToString, nullptr), ARCHIVE_OK);
-  archive_entry* e = archive_entry_new();
-  archive_entry_set_filetype(e, AE_IFREG);
-  archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-  EXPECT_EQ(archive_write_header(a, e), ARCHIVE_OK);
-  archive_write_data(a, data.data(), data.size());
-  archive_entry_free(e);
-  archive_write_close(a);
-  archive_write_free(a);
-  return out;
-}
-
-void ExpectError(const Status& s, StatusCode code, const std::vector<std::string>& needles) {
-  ASSERT_FALSE(s.ok()) << "expected an error";
-  EXPECT_EQ(s.code(), code) << s.message();
-  for (const std::string& n : needles) {
-    EXPECT_NE(s.message().find(n), std::string::npos)
-        << "message: " << s.message() << "\nexpected to contain: " << n;
-  }
-}
-template <typename T>
-void ExpectError(const StatusOr<T>& s, StatusCode code, const std::vector<std::string>& needles) {
-  ExpectError(s.status(), code, needles);
 }
 
 constexpr char kSentinel[] = "host file\n";
@@ -271,10 +144,11 @@ TEST(ParseImageRef, ErrorsNameThePart) {
 
 TEST(ApplyLayer, CreatesFilesDirectoriesSymlinksAndHardLinks) {
   Sandbox box;
-  const std::string tar = Tar({D("etc/"), F("etc/hostname", "box\n"), D("usr/bin/"),
-                               F("usr/bin/tool", "#!/bin/sh\n", 0755), L("bin", "usr/bin"),
-                               L("etc/abs", "/etc/hostname"), H("usr/bin/tool2", "usr/bin/tool"),
-                               F("deep/implicit/parents", "x")});
+  const std::string tar =
+      MakeTar({Dir("etc/"), File("etc/hostname", "box\n"), Dir("usr/bin/"),
+               File("usr/bin/tool", "#!/bin/sh\n", 0755), Symlink("bin", "usr/bin"),
+               Symlink("etc/abs", "/etc/hostname"), HardLink("usr/bin/tool2", "usr/bin/tool"),
+               File("deep/implicit/parents", "x")});
   auto diff_id = box.Apply(tar);
   ASSERT_TRUE(diff_id.ok()) << diff_id.status().message();
   EXPECT_EQ(*diff_id, Digest::Of(tar));  // the diff_id is the uncompressed stream's digest
@@ -292,7 +166,7 @@ TEST(ApplyLayer, CreatesFilesDirectoriesSymlinksAndHardLinks) {
 
 TEST(ApplyLayer, GzipLayerHasTheDiffIdOfItsTar) {
   Sandbox box;
-  const std::string tar = Tar({F("a", "gzipped\n")});
+  const std::string tar = MakeTar({File("a", "gzipped\n")});
   auto diff_id = box.Apply(Gzip(tar));
   ASSERT_TRUE(diff_id.ok()) << diff_id.status().message();
   EXPECT_EQ(*diff_id, Digest::Of(tar));
@@ -304,13 +178,13 @@ TEST(ApplyLayer, LaterEntriesReplaceEarlierOnesWithoutFollowingThem) {
   const std::string host = (box.outside() / "sentinel").string();
   // A symlink to a host file, then a file of the same name: the file
   // replaces the link, the host file is untouched.
-  ASSERT_TRUE(box.Apply(Tar({L("evil", host)})).ok());
-  ASSERT_TRUE(box.Apply(Tar({F("evil", "mine\n")})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({Symlink("evil", host)})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({File("evil", "mine\n")})).ok());
   EXPECT_FALSE(fs::is_symlink(box / "evil"));
   EXPECT_EQ(ReadFileOrEmpty(box / "evil"), "mine\n");
   // A directory replaced by a file, and a file by a directory.
-  ASSERT_TRUE(box.Apply(Tar({D("d/"), F("d/x", "1"), F("f", "2")})).ok());
-  ASSERT_TRUE(box.Apply(Tar({F("d", "now a file"), D("f/"), F("f/y", "3")})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({Dir("d/"), File("d/x", "1"), File("f", "2")})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({File("d", "now a file"), Dir("f/"), File("f/y", "3")})).ok());
   EXPECT_EQ(ReadFileOrEmpty(box / "d"), "now a file");
   EXPECT_EQ(ReadFileOrEmpty(box / "f/y"), "3");
   box.ExpectOutsideUntouched();
@@ -322,7 +196,7 @@ TEST(ApplyLayer, LaterEntriesReplaceEarlierOnesWithoutFollowingThem) {
 TEST(ApplyLayer, RefusesAbsolutePaths) {
   Sandbox box;
   const std::string target = (box.outside() / "planted").string();
-  auto s = box.Apply(Tar({F(target, "x")}));
+  auto s = box.Apply(MakeTar({File(target, "x")}));
   ExpectError(s, StatusCode::kInvalidArgument,
               {"layer sha256:test", "'" + target + "'", "absolute path"});
   box.ExpectOutsideUntouched();
@@ -330,11 +204,11 @@ TEST(ApplyLayer, RefusesAbsolutePaths) {
 
 TEST(ApplyLayer, RefusesDotDotComponents) {
   Sandbox box;
-  auto s = box.Apply(Tar({D("a/"), F("a/../../outside/planted", "x")}));
+  auto s = box.Apply(MakeTar({Dir("a/"), File("a/../../outside/planted", "x")}));
   ExpectError(s, StatusCode::kInvalidArgument,
               {"layer sha256:test", "'a/../../outside/planted'", "'..' path component"});
   // Even one that would stay inside: no image needs it.
-  ExpectError(box.Apply(Tar({F("a/../b", "x")})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({File("a/../b", "x")})), StatusCode::kInvalidArgument,
               {"'a/../b'", "'..' path component"});
   EXPECT_FALSE(Exists(box / "b"));
   box.ExpectOutsideUntouched();
@@ -343,7 +217,7 @@ TEST(ApplyLayer, RefusesDotDotComponents) {
 TEST(ApplyLayer, RefusesPathsThroughAnAbsoluteSymlink) {
   Sandbox box;
   // esc -> the outside directory, by absolute path; then a file through it.
-  auto s = box.Apply(Tar({L("esc", box.outside().string()), F("esc/planted", "x")}));
+  auto s = box.Apply(MakeTar({Symlink("esc", box.outside().string()), File("esc/planted", "x")}));
   ExpectError(s, StatusCode::kInvalidArgument,
               {"layer sha256:test", "'esc/planted'", "leaves the root filesystem"});
   box.ExpectOutsideUntouched();
@@ -352,17 +226,18 @@ TEST(ApplyLayer, RefusesPathsThroughAnAbsoluteSymlink) {
 TEST(ApplyLayer, RefusesPathsThroughARelativeSymlinkPointingOutside) {
   Sandbox box;
   // The link is made in one layer and used by the next, as an attacker would.
-  ASSERT_TRUE(box.Apply(Tar({D("sub/"), L("sub/up", "../../outside")})).ok());
-  auto s = box.Apply(Tar({D("sub/up/newdir/"), F("sub/up/sentinel", "overwritten")}));
+  ASSERT_TRUE(box.Apply(MakeTar({Dir("sub/"), Symlink("sub/up", "../../outside")})).ok());
+  auto s = box.Apply(MakeTar({Dir("sub/up/newdir/"), File("sub/up/sentinel", "overwritten")}));
   ExpectError(s, StatusCode::kInvalidArgument, {"'sub/up/newdir/'", "leaves the root filesystem"});
-  s = box.Apply(Tar({F("sub/up/sentinel", "overwritten")}));
+  s = box.Apply(MakeTar({File("sub/up/sentinel", "overwritten")}));
   ExpectError(s, StatusCode::kInvalidArgument, {"'sub/up/sentinel'", "leaves the root filesystem"});
   box.ExpectOutsideUntouched();
 }
 
 TEST(ApplyLayer, FollowsSymlinksThatStayInside) {
   Sandbox box;
-  auto s = box.Apply(Tar({D("usr/lib/"), L("lib", "usr/lib"), F("lib/libc.so", "elf")}));
+  auto s =
+      box.Apply(MakeTar({Dir("usr/lib/"), Symlink("lib", "usr/lib"), File("lib/libc.so", "elf")}));
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(ReadFileOrEmpty(box / "usr/lib/libc.so"), "elf");
 }
@@ -371,19 +246,19 @@ TEST(ApplyLayer, WhiteoutsCannotNameDotDot) {
   Sandbox box;
   // ".wh.." would name the parent of the root: the outside directory's
   // parent, were it not refused.
-  ExpectError(box.Apply(Tar({F(".wh..", "")})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({File(".wh..", "")})), StatusCode::kInvalidArgument,
               {"'.wh..'", "whiteout"});
-  ExpectError(box.Apply(Tar({D("a/"), F("a/.wh.", "")})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({Dir("a/"), File("a/.wh.", "")})), StatusCode::kInvalidArgument,
               {"'a/.wh.'", "whiteout"});
   box.ExpectOutsideUntouched();
 }
 
 TEST(ApplyLayer, WhiteoutsDoNotReachThroughSymlinksOutside) {
   Sandbox box;
-  ASSERT_TRUE(box.Apply(Tar({L("esc", "../outside")})).ok());
-  ExpectError(box.Apply(Tar({F("esc/.wh.sentinel", "")})), StatusCode::kInvalidArgument,
+  ASSERT_TRUE(box.Apply(MakeTar({Symlink("esc", "../outside")})).ok());
+  ExpectError(box.Apply(MakeTar({File("esc/.wh.sentinel", "")})), StatusCode::kInvalidArgument,
               {"leaves the root filesystem"});
-  ExpectError(box.Apply(Tar({F("esc/.wh..wh..opq", "")})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({File("esc/.wh..wh..opq", "")})), StatusCode::kInvalidArgument,
               {"leaves the root filesystem"});
   box.ExpectOutsideUntouched();
 }
@@ -393,27 +268,29 @@ TEST(ApplyLayer, WhiteoutsDoNotReachThroughSymlinksOutside) {
 
 TEST(ApplyLayer, HardLinkTargetMustAlreadyBeInTheTree) {
   Sandbox box;
-  ExpectError(box.Apply(Tar({H("l", "missing")})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({HardLink("l", "missing")})), StatusCode::kInvalidArgument,
               {"'l'", "hard link target 'missing'", "not in the tree"});
   // A link before its target.
-  ExpectError(box.Apply(Tar({H("l", "later"), F("later", "x")})), StatusCode::kInvalidArgument,
-              {"not in the tree"});
-  ExpectError(box.Apply(Tar({D("d/"), H("l", "d")})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({HardLink("l", "later"), File("later", "x")})),
+              StatusCode::kInvalidArgument, {"not in the tree"});
+  ExpectError(box.Apply(MakeTar({Dir("d/"), HardLink("l", "d")})), StatusCode::kInvalidArgument,
               {"a directory"});
 }
 
 TEST(ApplyLayer, HardLinksCannotReachOutTheTree) {
   Sandbox box;
   const std::string host = (box.outside() / "sentinel").string();
-  ExpectError(box.Apply(Tar({H("l", host)})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({HardLink("l", host)})), StatusCode::kInvalidArgument,
               {"hard link target", "absolute path"});
-  ExpectError(box.Apply(Tar({H("l", "../outside/sentinel")})), StatusCode::kInvalidArgument,
-              {"hard link target", "'..' path component"});
+  ExpectError(box.Apply(MakeTar({HardLink("l", "../outside/sentinel")})),
+              StatusCode::kInvalidArgument, {"hard link target", "'..' path component"});
   // Through a symlink: absolute, then relative.
-  ASSERT_TRUE(box.Apply(Tar({L("abs", box.outside().string()), L("rel", "../outside")})).ok());
-  ExpectError(box.Apply(Tar({H("l", "abs/sentinel")})), StatusCode::kInvalidArgument,
+  ASSERT_TRUE(
+      box.Apply(MakeTar({Symlink("abs", box.outside().string()), Symlink("rel", "../outside")}))
+          .ok());
+  ExpectError(box.Apply(MakeTar({HardLink("l", "abs/sentinel")})), StatusCode::kInvalidArgument,
               {"hard link target 'abs/sentinel'", "leaves the root filesystem"});
-  ExpectError(box.Apply(Tar({H("l", "rel/sentinel")})), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({HardLink("l", "rel/sentinel")})), StatusCode::kInvalidArgument,
               {"hard link target 'rel/sentinel'", "leaves the root filesystem"});
   EXPECT_FALSE(Exists(box / "l"));
   struct stat st {};
@@ -427,12 +304,12 @@ TEST(ApplyLayer, HardLinksCannotReachOutTheTree) {
 
 TEST(ApplyLayer, RefusesDeviceNodesAndFifos) {
   Sandbox box;
-  ExpectError(box.Apply(Tar({Node("dev/null", Member::Kind::kChar)})), StatusCode::kInvalidArgument,
-              {"'dev/null'", "character device"});
-  ExpectError(box.Apply(Tar({Node("dev/loop0", Member::Kind::kBlock)})),
+  ExpectError(box.Apply(MakeTar({Node("dev/null", TarMember::Kind::kChar)})),
+              StatusCode::kInvalidArgument, {"'dev/null'", "character device"});
+  ExpectError(box.Apply(MakeTar({Node("dev/loop0", TarMember::Kind::kBlock)})),
               StatusCode::kInvalidArgument, {"'dev/loop0'", "block device"});
-  ExpectError(box.Apply(Tar({Node("pipe", Member::Kind::kFifo)})), StatusCode::kInvalidArgument,
-              {"'pipe'", "FIFO"});
+  ExpectError(box.Apply(MakeTar({Node("pipe", TarMember::Kind::kFifo)})),
+              StatusCode::kInvalidArgument, {"'pipe'", "FIFO"});
   EXPECT_FALSE(Exists(box / "dev/null"));
   EXPECT_FALSE(Exists(box / "dev/loop0"));
   EXPECT_FALSE(Exists(box / "pipe"));
@@ -440,9 +317,10 @@ TEST(ApplyLayer, RefusesDeviceNodesAndFifos) {
 
 TEST(ApplyLayer, DropsSetuidSetgidAndFileStickyAndMakesEverythingReadable) {
   Sandbox box;
-  auto s = box.Apply(Tar({F("suid", "x", 04755), F("sgid", "x", 02711), F("sticky", "x", 01644),
-                          F("private", "x", 0600), F("private-exec", "x", 0700), D("tmp/", 01777),
-                          D("sgid-dir/", 02770), D("secret/", 0700)}));
+  auto s = box.Apply(
+      MakeTar({File("suid", "x", 04755), File("sgid", "x", 02711), File("sticky", "x", 01644),
+               File("private", "x", 0600), File("private-exec", "x", 0700), Dir("tmp/", 01777),
+               Dir("sgid-dir/", 02770), Dir("secret/", 0700)}));
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(ModeOf(box / "suid") & 07777, 0755u);
   EXPECT_EQ(ModeOf(box / "sgid") & 07777, 0755u);
@@ -456,13 +334,13 @@ TEST(ApplyLayer, DropsSetuidSetgidAndFileStickyAndMakesEverythingReadable) {
 
 TEST(ApplyLayer, EverythingIsOwnedByTheUnpacker) {
   Sandbox box;
-  Member file = F("home/app/file", "x");
+  TarMember file = File("home/app/file", "x");
   file.uid = 1000;
-  Member dir = D("home/app/", 0700);
+  TarMember dir = Dir("home/app/", 0700);
   dir.uid = 1000;
-  Member link = L("home/app/link", "file");
+  TarMember link = Symlink("home/app/link", "file");
   link.uid = 1000;
-  ASSERT_TRUE(box.Apply(Tar({dir, file, link})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({dir, file, link})).ok());
   for (const char* p : {"home/app", "home/app/file", "home/app/link"}) {
     struct stat st {};
     ASSERT_EQ(::lstat((box / p).c_str(), &st), 0) << p;
@@ -478,11 +356,11 @@ TEST(ApplyLayer, DoesNotApplyXattrs) {
   WriteFile(box.base() / "probe", "");
   ASSERT_EQ(::setxattr((box.base() / "probe").c_str(), "user.probe", "1", 1, 0), 0)
       << "test needs a filesystem with user xattrs: " << std::strerror(errno);
-  Member file = F("bin/ping", "elf", 0755);
+  TarMember file = File("bin/ping", "elf", 0755);
   file.xattrs = {{"user.note", "hello"},
                  {"security.capability",
                   std::string("\x01\x00\x00\x02\x00\x20\x00\x00", 8) + std::string(12, '\0')}};
-  ASSERT_TRUE(box.Apply(Tar({file})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({file})).ok());
   char buf[64];
   EXPECT_LT(::getxattr((box / "bin/ping").c_str(), "user.note", buf, sizeof buf), 0);
   EXPECT_LT(::getxattr((box / "bin/ping").c_str(), "security.capability", buf, sizeof buf), 0);
@@ -494,8 +372,11 @@ TEST(ApplyLayer, DoesNotApplyXattrs) {
 
 TEST(ApplyLayer, WhiteoutRemovesANameFromLowerLayers) {
   Sandbox box;
-  ASSERT_TRUE(box.Apply(Tar({D("a/"), F("a/x", "1"), F("a/y", "2"), D("b/"), F("b/z", "3")})).ok());
-  auto s = box.Apply(Tar({F("a/.wh.x", ""), F(".wh.b", ""), F(".wh.never-existed", "")}));
+  ASSERT_TRUE(box.Apply(MakeTar({Dir("a/"), File("a/x", "1"), File("a/y", "2"), Dir("b/"),
+                                 File("b/z", "3")}))
+                  .ok());
+  auto s =
+      box.Apply(MakeTar({File("a/.wh.x", ""), File(".wh.b", ""), File(".wh.never-existed", "")}));
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_FALSE(Exists(box / "a/x"));
   EXPECT_EQ(ReadFileOrEmpty(box / "a/y"), "2");
@@ -506,8 +387,8 @@ TEST(ApplyLayer, WhiteoutRemovesANameFromLowerLayers) {
 
 TEST(ApplyLayer, WhiteoutDoesNotHideItsOwnLayer) {
   Sandbox box;
-  ASSERT_TRUE(box.Apply(Tar({F("g", "lower")})).ok());
-  ASSERT_TRUE(box.Apply(Tar({F("g", "upper"), F(".wh.g", "")})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({File("g", "lower")})).ok());
+  ASSERT_TRUE(box.Apply(MakeTar({File("g", "upper"), File(".wh.g", "")})).ok());
   EXPECT_EQ(ReadFileOrEmpty(box / "g"), "upper");
 }
 
@@ -515,16 +396,17 @@ TEST(ApplyLayer, OpaqueWhiteoutEmptiesLowerContentOnly) {
   for (bool marker_first : {true, false}) {
     SCOPED_TRACE(marker_first ? "marker first" : "marker last");
     Sandbox box;
-    ASSERT_TRUE(box.Apply(Tar({D("d/"), F("d/old", "1"), D("d/sub/"), F("d/sub/old2", "2"),
-                               D("d/gone/"), F("d/gone/old3", "3"), F("keep", "4")}))
-                    .ok());
-    std::vector<Member> upper = {F("d/new", "5"), F("d/sub/new2", "6")};
+    ASSERT_TRUE(
+        box.Apply(MakeTar({Dir("d/"), File("d/old", "1"), Dir("d/sub/"), File("d/sub/old2", "2"),
+                           Dir("d/gone/"), File("d/gone/old3", "3"), File("keep", "4")}))
+            .ok());
+    std::vector<TarMember> upper = {File("d/new", "5"), File("d/sub/new2", "6")};
     if (marker_first) {
-      upper.insert(upper.begin(), F("d/.wh..wh..opq", ""));
+      upper.insert(upper.begin(), File("d/.wh..wh..opq", ""));
     } else {
-      upper.push_back(F("d/.wh..wh..opq", ""));
+      upper.push_back(File("d/.wh..wh..opq", ""));
     }
-    auto s = box.Apply(Tar(upper));
+    auto s = box.Apply(MakeTar(upper));
     ASSERT_TRUE(s.ok()) << s.status().message();
     EXPECT_FALSE(Exists(box / "d/old"));
     EXPECT_FALSE(Exists(box / "d/sub/old2"));
@@ -543,7 +425,7 @@ TEST(ApplyLayer, EnforcesTheEntryLimit) {
   Sandbox box;
   UnpackLimits limits;
   limits.max_entries = 2;
-  ExpectError(box.Apply(Tar({F("a", ""), F("b", ""), F("c", "")}), limits),
+  ExpectError(box.Apply(MakeTar({File("a", ""), File("b", ""), File("c", "")}), limits),
               StatusCode::kInvalidArgument, {"'c'", "limit of 2 entries"});
 }
 
@@ -552,11 +434,11 @@ TEST(ApplyLayer, EnforcesTheByteLimitsAcrossLayers) {
   UnpackLimits limits;
   limits.max_bytes = 100;
   limits.max_file_bytes = 60;
-  ExpectError(box.Apply(Tar({F("big", std::string(61, 'x'))}), limits),
+  ExpectError(box.Apply(MakeTar({File("big", std::string(61, 'x'))}), limits),
               StatusCode::kInvalidArgument, {"'big'", "limit of 60"});
-  ASSERT_TRUE(box.Apply(Tar({F("a", std::string(60, 'x'))}), limits).ok());
-  ExpectError(box.Apply(Tar({F("b", std::string(41, 'x'))}), limits), StatusCode::kInvalidArgument,
-              {"'b'", "limit of 100 bytes"});
+  ASSERT_TRUE(box.Apply(MakeTar({File("a", std::string(60, 'x'))}), limits).ok());
+  ExpectError(box.Apply(MakeTar({File("b", std::string(41, 'x'))}), limits),
+              StatusCode::kInvalidArgument, {"'b'", "limit of 100 bytes"});
 }
 
 TEST(ApplyLayer, EnforcesPathLimits) {
@@ -564,13 +446,13 @@ TEST(ApplyLayer, EnforcesPathLimits) {
   UnpackLimits limits;
   limits.max_path_depth = 3;
   limits.max_path_bytes = 40;
-  ExpectError(box.Apply(Tar({F("a/b/c/d", "")}), limits), StatusCode::kInvalidArgument,
+  ExpectError(box.Apply(MakeTar({File("a/b/c/d", "")}), limits), StatusCode::kInvalidArgument,
               {"'a/b/c/d'", "4 components", "limit of 3"});
-  ExpectError(box.Apply(Tar({F(std::string(41, 'n'), "")}), limits), StatusCode::kInvalidArgument,
-              {"41 bytes", "limit of 40"});
-  ExpectError(box.Apply(Tar({L("l", std::string(41, 't'))}), limits), StatusCode::kInvalidArgument,
-              {"symlink target", "limit of 40"});
-  ASSERT_TRUE(box.Apply(Tar({F("a/b/c", "")}), limits).ok());
+  ExpectError(box.Apply(MakeTar({File(std::string(41, 'n'), "")}), limits),
+              StatusCode::kInvalidArgument, {"41 bytes", "limit of 40"});
+  ExpectError(box.Apply(MakeTar({Symlink("l", std::string(41, 't'))}), limits),
+              StatusCode::kInvalidArgument, {"symlink target", "limit of 40"});
+  ASSERT_TRUE(box.Apply(MakeTar({File("a/b/c", "")}), limits).ok());
 }
 
 TEST(ApplyLayer, EnforcesTheUncompressedStreamLimit) {
@@ -579,7 +461,7 @@ TEST(ApplyLayer, EnforcesTheUncompressedStreamLimit) {
   limits.max_tar_bytes = 64 * 1024;
   // 1 MiB of zeros gzips to about 1 KiB: the tar's end is reached early, the
   // rest is read (for the diff_id) and counted.
-  std::string tar = Tar({F("a", "x")}) + std::string(1 << 20, '\0');
+  std::string tar = MakeTar({File("a", "x")}) + std::string(1 << 20, '\0');
   std::string gz = Gzip(tar);
   ASSERT_LT(gz.size(), 8192u);
   ExpectError(box.Apply(gz, limits), StatusCode::kInvalidArgument,
@@ -616,7 +498,7 @@ TEST(ApplyLayer, ReportsTheSourcesErrorFirst) {
   };
   for (bool gzip : {false, true}) {
     Sandbox box;
-    FailingAtEnd source(Tar({F("a", "x")}, gzip));
+    FailingAtEnd source(MakeTar({File("a", "x")}, gzip));
     UnpackStats stats;
     UniqueFd root(::open(box.rootfs().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     auto s = ApplyLayer(root.get(), source, "layer 0", UnpackLimits{}, &stats);
@@ -626,14 +508,6 @@ TEST(ApplyLayer, ReportsTheSourcesErrorFirst) {
 
 // ---------------------------------------------------------------------------
 // UnpackImage: whole images in each format
-
-std::string Hex(const std::string& data) {
-  return std::string(Digest::Of(data).hex());
-}
-
-json DescriptorJson(const std::string& media_type, const std::string& data) {
-  return json{{"mediaType", media_type}, {"digest", Digest::Of(data).str()}, {"size", data.size()}};
-}
 
 // An OCI image from layer tars (each gzip-compressed when asked).
 struct TestImage {
@@ -713,11 +587,12 @@ void WriteLayout(const fs::path& dir, const std::vector<const TestImage*>& image
 }
 
 // The archive members of an OCI layout, blobs in the order given (hex).
-std::vector<Member> LayoutMembers(const std::map<std::string, std::string>& blobs,
-                                  const std::vector<std::string>& order, const std::string& index) {
-  std::vector<Member> m = {F("oci-layout", kOciLayoutFile), F("index.json", index), D("blobs/"),
-                           D("blobs/sha256/")};
-  for (const std::string& hex : order) m.push_back(F("blobs/sha256/" + hex, blobs.at(hex)));
+std::vector<TarMember> LayoutMembers(const std::map<std::string, std::string>& blobs,
+                                     const std::vector<std::string>& order,
+                                     const std::string& index) {
+  std::vector<TarMember> m = {File("oci-layout", kOciLayoutFile), File("index.json", index),
+                              Dir("blobs/"), Dir("blobs/sha256/")};
+  for (const std::string& hex : order) m.push_back(File("blobs/sha256/" + hex, blobs.at(hex)));
   return m;
 }
 
@@ -730,9 +605,9 @@ std::vector<std::string> Keys(const std::map<std::string, std::string>& m) {
 // Two layers: the first writes etc/version and etc/only-lower, the second
 // overwrites etc/version, whites out etc/only-lower and adds bin/tool.
 std::vector<std::string> TwoLayers(const std::string& version) {
-  return {Tar({D("etc/"), F("etc/version", "lower\n"), F("etc/only-lower", "x")}),
-          Tar({F("etc/version", version), F("etc/.wh.only-lower", ""),
-               F("bin/tool", "#!/bin/true\n", 04755)})};
+  return {MakeTar({Dir("etc/"), File("etc/version", "lower\n"), File("etc/only-lower", "x")}),
+          MakeTar({File("etc/version", version), File("etc/.wh.only-lower", ""),
+                   File("bin/tool", "#!/bin/true\n", 04755)})};
 }
 
 class UnpackImageTest : public ::testing::Test {
@@ -772,7 +647,7 @@ TEST_F(UnpackImageTest, SelectsATagInAnOciArchive) {
   std::map<std::string, std::string> blobs = one.Blobs();
   blobs.merge(two.Blobs());
   const std::string index = IndexJson({{&one, "1.0"}, {&two, "2.0"}});
-  WriteFile(path("img.tar"), Tar(LayoutMembers(blobs, Keys(blobs), index)));
+  WriteFile(path("img.tar"), MakeTar(LayoutMembers(blobs, Keys(blobs), index)));
 
   auto config =
       UnpackImage({ImageRef::Kind::kOciArchive, path("img.tar"), "2.0"}, rootfs(), UnpackLimits{});
@@ -795,13 +670,14 @@ TEST_F(UnpackImageTest, AppliesLayersInManifestOrderWhateverTheArchiveOrder) {
   // Layer 0 is used again as layer 2, and the archive holds the blobs in
   // reverse manifest order: a reader that applied layers as they arrive
   // would leave "second" or "third".
-  const std::vector<std::string> tars = {Tar({F("f", "first")}), Tar({F("f", "second")}),
-                                         Tar({F("g", "third")}), Tar({F("f", "first")})};
+  const std::vector<std::string> tars = {
+      MakeTar({File("f", "first")}), MakeTar({File("f", "second")}), MakeTar({File("g", "third")}),
+      MakeTar({File("f", "first")})};
   TestImage img = MakeImage(tars);
   std::map<std::string, std::string> blobs = img.Blobs();
   std::vector<std::string> order = {Hex(img.manifest), Hex(tars[2]), Hex(tars[1]), Hex(tars[0]),
                                     Hex(img.config)};
-  WriteFile(path("img.tar"), Tar(LayoutMembers(blobs, order, IndexJson({{&img, "latest"}}))));
+  WriteFile(path("img.tar"), MakeTar(LayoutMembers(blobs, order, IndexJson({{&img, "latest"}}))));
   auto config =
       UnpackImage({ImageRef::Kind::kOciArchive, path("img.tar"), ""}, rootfs(), UnpackLimits{});
   ASSERT_TRUE(config.ok()) << config.status().message();
@@ -817,23 +693,23 @@ TEST_F(UnpackImageTest, UnpacksADockerArchiveByTag) {
   // `docker save` of two images (legacy layout: <id>/layer.tar).
   TestImage a = MakeImage(TwoLayers("a\n"));
   TestImage b = MakeImage(TwoLayers("b\n"));
-  std::vector<Member> members;
+  std::vector<TarMember> members;
   json manifest = json::array();
   for (const auto& [img, tag] :
        {std::pair{&a, "example.com/app:a"}, std::pair{&b, "example.com/app:b"}}) {
     json layer_names = json::array();
     for (size_t i = 0; i < img->tars.size(); ++i) {
       std::string id = Hex(std::string(tag) + std::to_string(i));
-      members.push_back(D(id + "/"));
-      members.push_back(F(id + "/layer.tar", img->tars[i]));
+      members.push_back(Dir(id + "/"));
+      members.push_back(File(id + "/layer.tar", img->tars[i]));
       layer_names.push_back(id + "/layer.tar");
     }
-    members.push_back(F(Hex(img->config) + ".json", img->config));
+    members.push_back(File(Hex(img->config) + ".json", img->config));
     manifest.push_back(
         {{"Config", Hex(img->config) + ".json"}, {"RepoTags", {tag}}, {"Layers", layer_names}});
   }
-  members.push_back(F("manifest.json", manifest.dump()));
-  WriteFile(path("docker.tar"), Tar(members));
+  members.push_back(File("manifest.json", manifest.dump()));
+  WriteFile(path("docker.tar"), MakeTar(members));
 
   auto ref = ParseImageRef("docker-archive:" + path("docker.tar").string() + ":example.com/app:b");
   ASSERT_TRUE(ref.ok()) << ref.status().message();
@@ -892,7 +768,8 @@ TEST_F(UnpackImageTest, RefusesZstdLayersBeforeUnpacking) {
 }
 
 TEST_F(UnpackImageTest, NamesTheLayerAndEntryOfARefusal) {
-  TestImage img = MakeImage({Tar({F("ok", "x")}), Tar({Node("dev/kmsg", Member::Kind::kChar)})});
+  TestImage img =
+      MakeImage({MakeTar({File("ok", "x")}), MakeTar({Node("dev/kmsg", TarMember::Kind::kChar)})});
   WriteLayout(path("layout"), {&img}, IndexJson({{&img, "1.0"}}));
   ExpectError(
       UnpackImage({ImageRef::Kind::kOciLayout, path("layout"), ""}, rootfs(), UnpackLimits{}),

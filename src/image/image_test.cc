@@ -1,7 +1,5 @@
 #include "image/image.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,8 +9,9 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
+
+#include "image/image_testing.h"
 
 namespace cce::image {
 
@@ -28,131 +27,21 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using testing::DescriptorJson;
+using testing::Dir;
+using testing::ExpectError;
+using testing::File;
+using testing::Gzip;
+using testing::Hex;
+using testing::MakeTar;
+using testing::RandomData;
+using testing::Symlink;
+using testing::TarMember;
+using testing::TempDir;
+using testing::WriteFile;
 
 // ---------------------------------------------------------------------------
 // Fixtures, built at test time.
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cce-image-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void WriteFile(const fs::path& p, const std::string& data) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << data;
-}
-
-std::string RandomData(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-struct TarMember {
-  enum class Kind { kFile, kDir, kSymlink, kHardlink };
-  std::string name;
-  std::string data = "";
-  Kind kind = Kind::kFile;
-  std::string link = "";
-};
-TarMember File(std::string name, std::string data) {
-  return {std::move(name), std::move(data)};
-}
-TarMember Dir(std::string name) {
-  return {std::move(name), "", TarMember::Kind::kDir, ""};
-}
-TarMember Symlink(std::string name, std::string target) {
-  return {std::move(name), "", TarMember::Kind::kSymlink, std::move(target)};
-}
-
-la_ssize_t AppendToString(archive*, void* client, const void* buf, size_t n) {
-  static_cast<std::string*>(client)->append(static_cast<const char*>(buf), n);
-  return static_cast<la_ssize_t>(n);
-}
-
-// A tar (pax) of the members, in order, optionally gzip-compressed.
-std::string MakeTar(const std::vector<TarMember>& members, bool gzip = false) {
-  std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  if (gzip) archive_write_add_filter_gzip(a);
-  archive_write_set_bytes_in_last_block(a, 1);
-  EXPECT_EQ(archive_write_open(a, &out, nullptr, AppendToString, nullptr), ARCHIVE_OK);
-  for (const TarMember& m : members) {
-    archive_entry* e = archive_entry_new();
-    archive_entry_set_pathname(e, m.name.c_str());
-    archive_entry_set_mtime(e, 0, 0);
-    switch (m.kind) {
-      case TarMember::Kind::kFile:
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0644);
-        archive_entry_set_size(e, static_cast<la_int64_t>(m.data.size()));
-        break;
-      case TarMember::Kind::kDir:
-        archive_entry_set_filetype(e, AE_IFDIR);
-        archive_entry_set_perm(e, 0755);
-        break;
-      case TarMember::Kind::kSymlink:
-        archive_entry_set_filetype(e, AE_IFLNK);
-        archive_entry_set_perm(e, 0777);
-        archive_entry_set_symlink(e, m.link.c_str());
-        break;
-      case TarMember::Kind::kHardlink:
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0644);
-        archive_entry_set_hardlink(e, m.link.c_str());
-        break;
-    }
-    EXPECT_EQ(archive_write_header(a, e), ARCHIVE_OK) << archive_error_string(a);
-    if (m.kind == TarMember::Kind::kFile && !m.data.empty()) {
-      EXPECT_EQ(archive_write_data(a, m.data.data(), m.data.size()),
-                static_cast<la_ssize_t>(m.data.size()));
-    }
-    archive_entry_free(e);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
-  return out;
-}
-
-// gzip of data (a raw single-member stream through libarchive's writer).
-std::string Gzip(const std::string& data) {
-  std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_raw(a);
-  archive_write_add_filter_gzip(a);
-  archive_write_set_bytes_in_last_block(a, 1);
-  EXPECT_EQ(archive_write_open(a, &out, nullptr, AppendToString, nullptr), ARCHIVE_OK);
-  archive_entry* e = archive_entry_new();
-  archive_entry_set_filetype(e, AE_IFREG);
-  archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
-  EXPECT_EQ(archive_write_header(a, e), ARCHIVE_OK);
-  archive_write_data(a, data.data(), data.size());
-  archive_entry_free(e);
-  archive_write_close(a);
-  archive_write_free(a);
-  return out;
-}
-
-std::string Hex(const std::string& data) {
-  return std::string(Digest::Of(data).hex());
-}
-
-json DescriptorJson(const std::string& media_type, const std::string& data) {
-  return json{{"mediaType", media_type}, {"digest", Digest::Of(data).str()}, {"size", data.size()}};
-}
 
 struct ImageSpec {
   std::string os = "linux";
@@ -306,20 +195,6 @@ std::vector<TarMember> DockerBlobsMembers(const TestImage& img,
                                                   {"Layers", layer_names}}})
                                         .dump()));
   return m;
-}
-
-void ExpectError(const Status& s, StatusCode code, const std::vector<std::string>& needles) {
-  ASSERT_FALSE(s.ok()) << "expected an error";
-  EXPECT_EQ(s.code(), code) << s.message();
-  for (const std::string& n : needles) {
-    EXPECT_NE(s.message().find(n), std::string::npos)
-        << "message: " << s.message() << "\nexpected to contain: " << n;
-  }
-}
-
-template <typename T>
-void ExpectError(const StatusOr<T>& s, StatusCode code, const std::vector<std::string>& needles) {
-  ExpectError(s.status(), code, needles);
 }
 
 void ExpectImage(const LocalImage& got, const TestImage& want) {
