@@ -19,14 +19,13 @@ struct BundleLimits {
 };
 
 struct PackedBundle {
-  uint64_t size = 0;        // bytes written to the fd (the tar)
-  uint64_t files = 0;       // regular files packed
-  std::string digest;       // "sha256:<hex>" of the tar
+  uint64_t size = 0;   // bytes written to the fd (the tar)
+  uint64_t files = 0;  // regular files packed
 };
 
 // Packs `dir` (not followed through symlinks; every open is O_NOFOLLOW
-// beneath it) into `out_fd`, which must be an empty regular file opened for
-// reading and writing. `extra_name`/`extra_content`: one more file at the top
+// beneath it) into `out_fd`, which must be an empty regular file. (The
+// digest is computed where the bundle is signed: PlaneAgentClient.) `extra_name`/`extra_content`: one more file at the top
 // (result.json); empty name: none. Errors name the offending path.
 StatusOr<PackedBundle> PackBundle(const std::string& dir, int out_fd, const BundleLimits& limits,
                                   const std::string& extra_name = "",

@@ -9,20 +9,12 @@
 #include <set>
 
 #include "base/fd.h"
+#include "image/blob_store.h"
 
 namespace cce::agent {
 namespace {
 
 using nlohmann::json;
-
-bool IsSha256Digest(const std::string& d) {
-  if (d.size() != 71 || d.rfind("sha256:", 0) != 0) return false;
-  for (size_t i = 7; i < d.size(); ++i) {
-    const char c = d[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
 
 Status WriteText(const std::string& path, const std::string& text) {
   return WriteNewFile(path,
@@ -45,7 +37,7 @@ Status FetchImageLayout(PlaneAgentClient& plane, const std::string& expected_dig
   std::vector<std::string> digests;
   auto take = [&](const json& desc, const std::string& field) -> Status {
     if (!desc.is_object() || !desc.contains("digest") || !desc["digest"].is_string() ||
-        !IsSha256Digest(desc["digest"].get<std::string>())) {
+        !image::Digest::Parse(desc["digest"].get<std::string>()).ok()) {
       return InvalidArgument("image manifest: " + field + ".digest: expected sha256:<64 hex>");
     }
     digests.push_back(desc["digest"].get<std::string>());

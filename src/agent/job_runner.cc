@@ -143,12 +143,13 @@ class Runner {
                        req.policy.max_stderr_bytes + (1 << 20);
     ASSIGN_OR_RETURN(PackedBundle packed, PackBundle(req.output_dir, bundle.get(), limits,
                                                      "result.json", summary.dump(2) + "\n"));
-    Step("packed", {{"bytes", packed.size}, {"files", packed.files}, {"digest", packed.digest}});
-    RETURN_IF_ERROR(plane.SubmitOutput(bundle.get(), packed.size, *session.tee_key, job.job_id));
+    Step("packed", {{"bytes", packed.size}, {"files", packed.files}});
+    ASSIGN_OR_RETURN(std::string digest,
+                     plane.SubmitOutput(bundle.get(), packed.size, *session.tee_key, job.job_id));
     out_.output_submitted = true;
-    out_.bundle_digest = packed.digest;
+    out_.bundle_digest = digest;
     out_.bundle_size = packed.size;
-    Step("submitted", {{"digest", packed.digest}});
+    Step("submitted", {{"digest", digest}});
     return Status::Ok();
   }
 

@@ -9,6 +9,7 @@
 #include "api/wire.h"
 #include "base/fd.h"
 #include "http/client.h"
+#include "image/blob_store.h"
 
 namespace cce::agent {
 namespace {
@@ -42,11 +43,7 @@ Status Refusal(const std::string& step, const StatusOr<http::ClientResponse>& r)
 }
 
 bool IsSha256Digest(std::string_view d) {
-  if (d.size() != 71 || d.substr(0, 7) != "sha256:") return false;
-  for (char c : d.substr(7)) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
+  return image::Digest::Parse(d).ok();
 }
 
 std::string DigestOf(crypto::Sha256Hasher& h) {
@@ -166,7 +163,7 @@ Status PlaneAgentClient::FetchBlob(const std::string& digest, int out_fd) {
   return Status::Ok();
 }
 
-Status PlaneAgentClient::SubmitOutput(int bundle_fd, uint64_t size,
+StatusOr<std::string> PlaneAgentClient::SubmitOutput(int bundle_fd, uint64_t size,
                                       const crypto::EphemeralKey& tee_key,
                                       const std::string& job_id) {
   // Pass 1: the digest, which the signature covers and the header announces.
@@ -212,7 +209,7 @@ Status PlaneAgentClient::SubmitOutput(int bundle_fd, uint64_t size,
   };
   auto r = impl_->Send(std::move(req));
   if (!r.ok() || r->status != 201) return Refusal("output upload", r);
-  return Status::Ok();
+  return digest;
 }
 
 }  // namespace cce::agent

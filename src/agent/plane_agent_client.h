@@ -63,9 +63,11 @@ class PlaneAgentClient {
   // (tee_key's ECDSA P-256 signature over api::OutputSigningInput(job_id,
   // digest)). The file must not change meanwhile: if its bytes differ on
   // the second pass the upload is aborted (kDataLoss) and the plane records
-  // nothing. On success the job is OUTPUT_SUBMITTED.
-  Status SubmitOutput(int bundle_fd, uint64_t size, const crypto::EphemeralKey& tee_key,
-                      const std::string& job_id);
+  // nothing. On success the job is OUTPUT_SUBMITTED; returns the bundle's
+  // digest ("sha256:<hex>"), as signed and recorded.
+  StatusOr<std::string> SubmitOutput(int bundle_fd, uint64_t size,
+                                     const crypto::EphemeralKey& tee_key,
+                                     const std::string& job_id);
 
  private:
   struct Impl;

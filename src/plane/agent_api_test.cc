@@ -180,8 +180,8 @@ TEST_F(AgentApiTest, TheAgentRunsAJobAndStreamsItsOutputWithBoundedMemory) {
     std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to VmRSS
   }
   const int64_t rss_before = ProcStatusKib("VmRSS");
-  Status submitted = client->SubmitOutput(bundle.get(), size, *keys.tee_key, keys.job_id);
-  ASSERT_TRUE(submitted.ok()) << submitted.message();
+  auto submitted = client->SubmitOutput(bundle.get(), size, *keys.tee_key, keys.job_id);
+  ASSERT_TRUE(submitted.ok()) << submitted.status().message();
   const int64_t peak = ProcStatusKib("VmHWM");
   ASSERT_GT(rss_before, 0);
   EXPECT_LT(peak - rss_before, 16 * 1024)
@@ -195,8 +195,9 @@ TEST_F(AgentApiTest, TheAgentRunsAJobAndStreamsItsOutputWithBoundedMemory) {
   json output = json::parse(detail->body)["output"];
   EXPECT_EQ(output["size"].get<int64_t>(), static_cast<int64_t>(size));
   EXPECT_EQ(output["digest"].get<std::string>(), FileDigest(bundle.get(), size));
+  EXPECT_EQ(*submitted, FileDigest(bundle.get(), size));
   // Nothing more once submitted.
-  EXPECT_EQ(client->SubmitOutput(bundle.get(), 10, *keys.tee_key, keys.job_id).code(),
+  EXPECT_EQ(client->SubmitOutput(bundle.get(), 10, *keys.tee_key, keys.job_id).status().code(),
             StatusCode::kFailedPrecondition);
 }
 
