@@ -24,8 +24,10 @@ constexpr size_t kMaxCredentialBytes = 64 << 10;
 cli::FlagParser RunParser() {
   return cli::FlagParser(
       "cce-agent run --plane URL --ca FILE (--credential-fd N | --credential-file FILE)\n"
-      "                    --work-dir DIR [--job ID] [--tee configfs-tsm|simulated] [--sim-dir DIR]\n"
-      "                    [--policy FILE] [--decryptfs PATH] [--runc PATH] [--log-format json|text]",
+      "                    --work-dir DIR [--job ID] [--tee configfs-tsm|simulated] [--sim-dir "
+      "DIR]\n"
+      "                    [--policy FILE] [--decryptfs PATH] [--runc PATH] [--log-format "
+      "json|text]",
       "Runs one Privacy Mode job inside its VM: attests to the plane, fetches the job, the\n"
       "dataset keys and the image, mounts the datasets with cce-decryptfs, runs the\n"
       "consumer's container in the sandbox (the `cce sandbox run` path), then submits the\n"
@@ -107,8 +109,8 @@ class EventLog {
              details.dump(-1, ' ', false, json::error_handler_t::replace);
     }
     line += '\n';
-    (void)WriteFull(2, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(line.data()),
-                                                line.size()));
+    (void)WriteFull(
+        2, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(line.data()), line.size()));
   }
 
  private:
@@ -120,7 +122,8 @@ Status Run(const cli::ParsedFlags& f, const EventLog& log) {
   auto plane = f.Get("plane");
   auto ca = f.Get("ca");
   auto work = f.Get("work-dir");
-  if (!plane || plane->empty()) return InvalidArgument("--plane: required (https://HOST:PORT or unix:PATH)");
+  if (!plane || plane->empty())
+    return InvalidArgument("--plane: required (https://HOST:PORT or unix:PATH)");
   if (!ca || ca->empty()) return InvalidArgument("--ca: required (the plane's CA certificate)");
   if (!work || work->empty()) return InvalidArgument("--work-dir: required");
   if (plane->rfind("unix:", 0) == 0) {
@@ -132,7 +135,8 @@ Status Run(const cli::ParsedFlags& f, const EventLog& log) {
   } else if (plane->rfind("https://", 0) == 0) {
     c.plane.plane_url = *plane;
   } else {
-    return InvalidArgument("--plane: expected https://HOST:PORT or unix:PATH, got '" + *plane + "'");
+    return InvalidArgument("--plane: expected https://HOST:PORT or unix:PATH, got '" + *plane +
+                           "'");
   }
   c.plane.ca_file = *ca;
   c.work_dir = *work;
@@ -162,8 +166,8 @@ Status Run(const cli::ParsedFlags& f, const EventLog& log) {
     log.Emit("info", step, details);
   };
   ASSIGN_OR_RETURN(agent::AgentOutcome out, agent::RunJob(c));
-  log.Emit("info", "done", {{"job", out.job_id}, {"bundle", out.bundle_digest},
-                            {"bytes", out.bundle_size}});
+  log.Emit("info", "done",
+           {{"job", out.job_id}, {"bundle", out.bundle_digest}, {"bytes", out.bundle_size}});
   return Status::Ok();
 }
 

@@ -62,7 +62,8 @@ class Packer {
 
   // Packs the directory open at dir_fd, whose bundle path is `prefix`.
   Status Dir(int dir_fd, const std::string& prefix, int depth) {
-    if (depth > 64) return ResourceExhausted("bundle: directories nested deeper than 64 at " + prefix);
+    if (depth > 64)
+      return ResourceExhausted("bundle: directories nested deeper than 64 at " + prefix);
     std::vector<std::string> names;
     {
       int dup_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
@@ -121,9 +122,10 @@ class Packer {
 
  private:
   Status Error(const std::string& path) {
-    return Status(StatusCode::kIo, "bundle: " + path + ": " +
-                                       std::string(archive_error_string(a_) ? archive_error_string(a_)
-                                                                            : "write failed"));
+    return Status(
+        StatusCode::kIo,
+        "bundle: " + path + ": " +
+            std::string(archive_error_string(a_) ? archive_error_string(a_) : "write failed"));
   }
   archive* a_;
   BundleLimits limits_;
@@ -135,8 +137,7 @@ class Packer {
 }  // namespace
 
 StatusOr<PackedBundle> PackBundle(const std::string& dir, int out_fd, const BundleLimits& limits,
-                                  const std::string& extra_name,
-                                  const std::string& extra_content) {
+                                  const std::string& extra_name, const std::string& extra_content) {
   UniqueFd root(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!root.valid()) return ErrnoStatus("bundle: open " + dir, errno);
   std::unique_ptr<archive, ArchiveCloser> a(archive_write_new());
@@ -148,8 +149,7 @@ StatusOr<PackedBundle> PackBundle(const std::string& dir, int out_fd, const Bund
   Packer packer(a.get(), limits);
   if (!extra_name.empty()) {
     RETURN_IF_ERROR(packer.Header(extra_name, false, extra_content.size()));
-    RETURN_IF_ERROR(packer.Data(extra_name,
-                                reinterpret_cast<const uint8_t*>(extra_content.data()),
+    RETURN_IF_ERROR(packer.Data(extra_name, reinterpret_cast<const uint8_t*>(extra_content.data()),
                                 extra_content.size()));
     packer.CountFile();
   }

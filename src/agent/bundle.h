@@ -25,8 +25,8 @@ struct PackedBundle {
 
 // Packs `dir` (not followed through symlinks; every open is O_NOFOLLOW
 // beneath it) into `out_fd`, which must be an empty regular file. (The
-// digest is computed where the bundle is signed: PlaneAgentClient.) `extra_name`/`extra_content`: one more file at the top
-// (result.json); empty name: none. Errors name the offending path.
+// digest is computed where the bundle is signed: PlaneAgentClient.) `extra_name`/`extra_content`:
+// one more file at the top (result.json); empty name: none. Errors name the offending path.
 StatusOr<PackedBundle> PackBundle(const std::string& dir, int out_fd, const BundleLimits& limits,
                                   const std::string& extra_name = "",
                                   const std::string& extra_content = "");

@@ -48,8 +48,7 @@ Status DatasetMounts::UnmountAll() {
   for (auto it = mountpoints_.rbegin(); it != mountpoints_.rend(); ++it) {
     // MNT_DETACH: the FUSE server sees the unmount and exits; a container
     // that still held the mount (it is gone by now) cannot keep it busy.
-    if (umount2(it->c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT &&
-        first.ok()) {
+    if (umount2(it->c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT && first.ok()) {
       first = ErrnoStatus("unmount " + *it, errno);
     }
   }
@@ -57,10 +56,10 @@ Status DatasetMounts::UnmountAll() {
   return first;
 }
 
-StatusOr<DatasetMounts> DatasetMounts::Mount(
-    const std::string& decryptfs_binary, const std::vector<DatasetSource>& sources,
-    const std::map<std::string, crypto::SecretBytes>& keys,
-    const std::map<std::string, DatasetPin>& pins) {
+StatusOr<DatasetMounts> DatasetMounts::Mount(const std::string& decryptfs_binary,
+                                             const std::vector<DatasetSource>& sources,
+                                             const std::map<std::string, crypto::SecretBytes>& keys,
+                                             const std::map<std::string, DatasetPin>& pins) {
   DatasetMounts mounts;
   for (const DatasetSource& src : sources) {
     const std::string what = "dataset " + src.name;
@@ -104,8 +103,8 @@ StatusOr<DatasetMounts> DatasetMounts::Mount(
       while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
       const StatusCode code =
           st.code == 3 ? StatusCode::kDataLoss : StatusCode::kFailedPrecondition;
-      return Status(code, what + ": cce-decryptfs " + st.ToString() +
-                              (text.empty() ? "" : ": " + text));
+      return Status(code,
+                    what + ": cce-decryptfs " + st.ToString() + (text.empty() ? "" : ": " + text));
     }
     mounts.mountpoints_.push_back(src.mountpoint);
   }

@@ -17,9 +17,9 @@
 namespace cce::agent {
 
 struct DatasetSource {
-  std::string name;           // catalog name
-  std::string location;       // as registered: file:///DIR (s3://, juicefs:// need their clients)
-  std::string mountpoint;     // an empty directory the agent created
+  std::string name;        // catalog name
+  std::string location;    // as registered: file:///DIR (s3://, juicefs:// need their clients)
+  std::string mountpoint;  // an empty directory the agent created
 };
 
 class DatasetMounts {

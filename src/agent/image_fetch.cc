@@ -17,10 +17,9 @@ namespace {
 using nlohmann::json;
 
 Status WriteText(const std::string& path, const std::string& text) {
-  return WriteNewFile(path,
-                      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
-                                               text.size()),
-                      0644);
+  return WriteNewFile(
+      path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+      0644);
 }
 
 }  // namespace
@@ -67,11 +66,12 @@ Status FetchImageLayout(PlaneAgentClient& plane, const std::string& expected_dig
   RETURN_IF_ERROR(WriteText(layout_dir + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
   const std::string media_type =
       m.value("mediaType", std::string("application/vnd.oci.image.manifest.v1+json"));
-  json index = {{"schemaVersion", 2},
-                {"mediaType", "application/vnd.oci.image.index.v1+json"},
-                {"manifests", json::array({{{"mediaType", media_type},
-                                            {"digest", expected_digest},
-                                            {"size", manifest.size()}}})}};
+  json index = {
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.index.v1+json"},
+      {"manifests",
+       json::array(
+           {{{"mediaType", media_type}, {"digest", expected_digest}, {"size", manifest.size()}}})}};
   return WriteText(layout_dir + "/index.json", index.dump());
 }
 

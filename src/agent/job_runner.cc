@@ -75,7 +75,8 @@ class Runner {
                               session.job_id);
     }
     ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpec(job.spec, "job " + job.job_id + " spec"));
-    Step("job", {{"job", job.job_id}, {"image", job.image_digest},
+    Step("job", {{"job", job.job_id},
+                 {"image", job.image_digest},
                  {"datasets", json(spec.datasets.size())}});
 
     std::vector<std::string> names;
@@ -92,8 +93,8 @@ class Runner {
       sources.push_back({d.name, d.location, mnt});
       data.push_back({d.name, mnt, d.mount_path});
     }
-    ASSIGN_OR_RETURN(DatasetMounts mounts, DatasetMounts::Mount(c_.decryptfs_binary, sources,
-                                                                keys.keys, keys.pins));
+    ASSIGN_OR_RETURN(DatasetMounts mounts,
+                     DatasetMounts::Mount(c_.decryptfs_binary, sources, keys.keys, keys.pins));
     keys.keys.clear();  // wiped: the cce-decryptfs servers hold their own copies
     Step("mounted", {{"datasets", names}});
 
@@ -114,16 +115,19 @@ class Runner {
     RETURN_IF_ERROR(MakeDir(req.work_dir, 0711));
     req.policy = PolicyFor(spec, c_.base_policy, job.deadline);
     req.job_id = job.job_id;
-    Step("running", {{"timeout_seconds", req.policy.timeout_seconds},
-                     {"memory_mib", req.policy.memory_mib}});
+    Step("running",
+         {{"timeout_seconds", req.policy.timeout_seconds}, {"memory_mib", req.policy.memory_mib}});
     auto result = executor::RunSandbox(req, c_.sandbox_host);
     Status unmounted = mounts.UnmountAll();
     if (!result.ok()) return result.status();
     RETURN_IF_ERROR(unmounted);
     out_.sandbox = *result;
-    Step("finished", {{"exit_code", result->exit_code}, {"signal", result->signal},
-                      {"timed_out", result->timed_out}, {"oom_killed", result->oom_killed},
-                      {"files", result->output.files.size()}, {"seconds", result->seconds}});
+    Step("finished", {{"exit_code", result->exit_code},
+                      {"signal", result->signal},
+                      {"timed_out", result->timed_out},
+                      {"oom_killed", result->oom_killed},
+                      {"files", result->output.files.size()},
+                      {"seconds", result->seconds}});
 
     const json summary = {{"job", job.job_id},
                           {"exit_code", result->exit_code},
@@ -135,8 +139,8 @@ class Runner {
                           {"simulated_tee", session.simulated_tee},
                           {"tcb_status", session.tcb_status}};
     const std::string bundle_path = c_.work_dir + "/bundle.tar";
-    UniqueFd bundle(open(bundle_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                         0600));
+    UniqueFd bundle(
+        open(bundle_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!bundle.valid()) return ErrnoStatus("bundle: create " + bundle_path, errno);
     BundleLimits limits;
     limits.max_bytes = req.policy.output_max_bytes + req.policy.max_stdout_bytes +

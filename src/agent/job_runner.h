@@ -15,9 +15,8 @@
 
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "agent/kbs_client.h"
 #include "agent/quote_provider.h"
@@ -35,9 +34,9 @@ struct AgentConfig {
   // dataset mount points, the fetched image, the sandbox scratch and the
   // bundle live below it, so no plaintext reaches a disk.
   std::string work_dir;
-  std::string decryptfs_binary;          // cce-decryptfs
-  executor::SandboxHost sandbox_host;    // runc, seccomp profile, sandbox-init
-  executor::IsolationPolicy base_policy; // the job's resources are applied on top
+  std::string decryptfs_binary;           // cce-decryptfs
+  executor::SandboxHost sandbox_host;     // runc, seccomp profile, sandbox-init
+  executor::IsolationPolicy base_policy;  // the job's resources are applied on top
   // Progress events for the log (step name + details); may be empty.
   std::function<void(const std::string& step, const nlohmann::json& details)> progress;
 };

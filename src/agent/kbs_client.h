@@ -20,8 +20,8 @@
 namespace cce::agent {
 
 struct KbsEndpoint {
-  std::string plane_url;  // https://HOST:PORT (with unix_socket: https://NAME-IN-THE-CERT)
-  std::string ca_file;    // the plane's CA (PEM)
+  std::string plane_url;         // https://HOST:PORT (with unix_socket: https://NAME-IN-THE-CERT)
+  std::string ca_file;           // the plane's CA (PEM)
   std::string unix_socket = {};  // the plane's agent socket; empty: TCP to plane_url
 };
 

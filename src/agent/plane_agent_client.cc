@@ -164,8 +164,8 @@ Status PlaneAgentClient::FetchBlob(const std::string& digest, int out_fd) {
 }
 
 StatusOr<std::string> PlaneAgentClient::SubmitOutput(int bundle_fd, uint64_t size,
-                                      const crypto::EphemeralKey& tee_key,
-                                      const std::string& job_id) {
+                                                     const crypto::EphemeralKey& tee_key,
+                                                     const std::string& job_id) {
   // Pass 1: the digest, which the signature covers and the header announces.
   crypto::Bytes buf(kReadPiece);
   crypto::Sha256Hasher h;

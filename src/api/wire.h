@@ -261,9 +261,9 @@ struct AgentJobDataset {
 };
 struct AgentJob {
   std::string job_id;
-  std::string spec;          // the job spec as stored (canonical JSON)
-  std::string image_digest;  // the manifest digest pinned at submission
-  int64_t deadline = 0;      // unix seconds; the plane fails the job then
+  std::string spec;                       // the job spec as stored (canonical JSON)
+  std::string image_digest;               // the manifest digest pinned at submission
+  int64_t deadline = 0;                   // unix seconds; the plane fails the job then
   std::vector<AgentJobDataset> datasets;  // spec order
 };
 // PUT /api/v1/agent/output answers with this once the bundle is recorded.

@@ -59,8 +59,8 @@ ExitStatus FromWaitStatus(int ws) {
 // err_fd and exits 127 on any failure.
 [[noreturn]] void ChildExec(const char* program, char* const* argv, char* const* envp,
                             const std::vector<std::pair<int, int>>& fds, int devnull,
-                            const char* cwd, bool new_session, bool die_with_parent,
-                            pid_t parent, int err_fd) {
+                            const char* cwd, bool new_session, bool die_with_parent, pid_t parent,
+                            int err_fd) {
   auto fail = [err_fd]() { FailInChild(err_fd); };
   sigset_t none;
   sigemptyset(&none);
@@ -115,7 +115,8 @@ ExitStatus FromWaitStatus(int ws) {
 }  // namespace
 
 std::string ExitStatus::ToString() const {
-  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + SignalName(signal) + ")";
+  if (signal != 0)
+    return "killed by signal " + std::to_string(signal) + " (" + SignalName(signal) + ")";
   return "exit code " + std::to_string(code);
 }
 
@@ -206,7 +207,8 @@ StatusOr<std::optional<ExitStatus>> Subprocess::WaitFor(std::chrono::millisecond
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return std::optional<ExitStatus>();
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(step, deadline - now));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(step, deadline - now));
     step = std::min(step * 2, std::chrono::milliseconds(50));
   }
 }

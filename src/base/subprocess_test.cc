@@ -41,17 +41,17 @@ TEST(SubprocessTest, OnlyNamedDescriptorsReachTheChild) {
   int p[2];
   ASSERT_EQ(pipe(p), 0);
   UniqueFd r(p[0]), w(p[1]);
-  ASSERT_TRUE(WriteFull(w.get(), std::span<const uint8_t>(
-                                     reinterpret_cast<const uint8_t*>("secret"), 6)).ok());
+  ASSERT_TRUE(
+      WriteFull(w.get(), std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("secret"), 6))
+          .ok());
   w.reset();
-  auto out = RunAndCapture({.argv = {"/bin/sh", "-c",
-                                     "cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '"},
-                            .fds = {{3, r.get()}}});
+  auto out = RunAndCapture(
+      {.argv = {"/bin/sh", "-c", "cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '"},
+       .fds = {{3, r.get()}}});
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   // ls shows 0 1 2 3 and the one it opens for /proc/self/fd, never the stray.
   EXPECT_EQ(out->output.substr(0, 6), "secret");
-  EXPECT_EQ(out->output.find(" " + std::to_string(stray) + " "), std::string::npos)
-      << out->output;
+  EXPECT_EQ(out->output.find(" " + std::to_string(stray) + " "), std::string::npos) << out->output;
   EXPECT_NE(out->output.find(" 3 "), std::string::npos) << out->output;
   close(stray);
 }

@@ -24,10 +24,10 @@ extern const FlagSpec kOutputFlag;
 
 // Verbs that talk to the Privacy Plane (plane_commands.cc).
 std::vector<Command> PlaneCommands();
-std::vector<Command> ImageCommands();   // image_commands.cc
-std::vector<Command> JobCommands();     // job_commands.cc
-std::vector<Command> AuditCommands();   // audit_commands.cc
-std::vector<Command> AttestCommands();  // attest_commands.cc
+std::vector<Command> ImageCommands();    // image_commands.cc
+std::vector<Command> JobCommands();      // job_commands.cc
+std::vector<Command> AuditCommands();    // audit_commands.cc
+std::vector<Command> AttestCommands();   // attest_commands.cc
 std::vector<Command> SandboxCommands();  // sandbox_commands.cc: local, no plane
 
 }  // namespace cce::cli

@@ -180,9 +180,9 @@ StatusOr<json> RenderRuntimeConfig(const IsolationPolicy& policy, const RunSpec&
     // and then execs the command (src/executor/landlock_exec.cc). In /dev
     // only the harmless sinks and /dev/shm are writable: a rule on all of
     // /dev would also grant device ioctls.
-    for (const char* a : {kSandboxInitPath, "--ro", "/", "--rw", "/output", "--rw", "/tmp", "--rw",
-                          "/dev/null", "--rw", "/dev/zero", "--rw", "/dev/full", "--rw",
-                          "/dev/shm", "--"}) {
+    for (const char* a :
+         {kSandboxInitPath, "--ro", "/", "--rw", "/output", "--rw", "/tmp", "--rw", "/dev/null",
+          "--rw", "/dev/zero", "--rw", "/dev/full", "--rw", "/dev/shm", "--"}) {
       args.push_back(a);
     }
   }

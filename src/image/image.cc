@@ -57,7 +57,6 @@ constexpr int kMaxLinkHops = 16;
 // read the index, which may come last); this bounds that memory.
 constexpr uint64_t kMaxBufferedJson = 64ull << 20;
 
-
 bool IsLowerHex64(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -105,7 +104,8 @@ StatusOr<json> ParseJson(std::string_view text, const std::string& what) {
   };
   try {
     json parsed = json::parse(text.begin(), text.end(), track);
-    if (!duplicate.empty()) return InvalidArgument(what + ": duplicate key " + QuoteName(duplicate));
+    if (!duplicate.empty())
+      return InvalidArgument(what + ": duplicate key " + QuoteName(duplicate));
     return parsed;
   } catch (const json::exception& e) {
     return InvalidArgument(what + ": not valid JSON: " + e.what());
@@ -563,7 +563,8 @@ using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 StatusOr<std::string> NormalizeMemberName(std::string_view raw, const std::string& archive_path) {
   if (raw.empty()) return InvalidArgument(archive_path + ": a member has an empty name");
   if (raw.front() == '/') {
-    return InvalidArgument(archive_path + ": member " + QuoteName(raw) + ": absolute path not allowed");
+    return InvalidArgument(archive_path + ": member " + QuoteName(raw) +
+                           ": absolute path not allowed");
   }
   std::string out;
   size_t pos = 0;
@@ -587,7 +588,8 @@ StatusOr<std::string> NormalizeMemberName(std::string_view raw, const std::strin
 // lexically; the result must stay inside the archive.
 StatusOr<std::string> ResolveSymlinkTarget(const std::string& link_name, std::string_view target,
                                            const std::string& archive_path) {
-  std::string where = archive_path + ": symlink " + QuoteName(link_name) + " -> " + QuoteName(target);
+  std::string where =
+      archive_path + ": symlink " + QuoteName(link_name) + " -> " + QuoteName(target);
   if (target.empty()) return InvalidArgument(where + ": empty target");
   if (target.front() == '/') return InvalidArgument(where + ": absolute target not allowed");
   std::vector<std::string> parts;

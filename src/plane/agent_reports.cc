@@ -100,7 +100,6 @@ StatusOr<AgentReports::AgentSession> AgentReports::Authenticate(
   return s;
 }
 
-
 // ---- reports --------------------------------------------------------------------
 
 StatusOr<api::Job> AgentReports::Report(const std::string& remote_addr,

@@ -202,7 +202,6 @@ TEST_F(OutputStoreTest, JobIdsMustBePlainNames) {
   }
 }
 
-
 // ---- OutputWriter (push-style, for uploads) ----------------------------------
 
 bool NoPartialFiles(const std::string& dir) {
@@ -282,7 +281,7 @@ TEST_F(OutputStoreTest, AbandonedWriterLeavesNothingAndKeepsAnEarlierOutput) {
     ASSERT_TRUE(w.ok());
     ASSERT_TRUE((*w)->Write(crypto::AsBytes(Pattern(2 * kSegment + 5))).ok());
     EXPECT_FALSE(NoPartialFiles(dir_ + "/outputs"));  // it is being written
-  }  // abandoned
+  }                                                   // abandoned
   EXPECT_TRUE(NoPartialFiles(dir_ + "/outputs"));
   auto back = ReadAllOf(kJob, "");
   ASSERT_TRUE(back.ok());

@@ -7,9 +7,9 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -169,8 +169,8 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   if (config.provisioner_backend == "fake") {
     provisioner = MakeFakeProvisioner(*db, outputs, clock, fake_output_bytes);
   } else if (local) {
-    ASSIGN_OR_RETURN(provisioner, MakeConfiguredLocalProvisioner(config, *db, clock, log,
-                                                                   attestation->simulation_enabled()));
+    ASSIGN_OR_RETURN(provisioner, MakeConfiguredLocalProvisioner(
+                                      config, *db, clock, log, attestation->simulation_enabled()));
   } else {
     provisioner = MakeNoneProvisioner();
   }

@@ -158,8 +158,9 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   ASSERT_NO_FATAL_FAILURE(SetUpWorld(kAlgorithm));
   const TempDir& t = f_.dir();
   const std::string port = f_.url().substr(f_.url().rfind(':') + 1);
-  const std::string job = Submit("  env:\n    PLANE_PORT: \"" + port + "\"\n    OTHER_MANIFEST: \"" +
-                                 t / "other.enc/manifest.cce" + "\"\n");
+  const std::string job =
+      Submit("  env:\n    PLANE_PORT: \"" + port + "\"\n    OTHER_MANIFEST: \"" +
+             t / "other.enc/manifest.cce" + "\"\n");
   ASSERT_FALSE(job.empty());
 
   // The fail-closed gate holds every output: HELD means the bundle arrived.
@@ -179,8 +180,8 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   ASSERT_TRUE(outputs.ok()) << outputs.status().ToString();
   auto bundle = outputs->Get(job);
   ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
-  auto files = UntarBundle(std::string(reinterpret_cast<const char*>(bundle->data()),
-                                       bundle->size()));
+  auto files =
+      UntarBundle(std::string(reinterpret_cast<const char*>(bundle->data()), bundle->size()));
   ASSERT_TRUE(files.count("result.json")) << "bundle members: " << files.size();
   json result = json::parse(files["result.json"]);
   EXPECT_EQ(result["exit_code"], 3) << result.dump();  // the algorithm's own exit code
@@ -190,10 +191,10 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   EXPECT_NE(files["stdout.txt"].find("algorithm done"), std::string::npos);
   const std::string attempts = files["files/attempts.txt"];
   for (const char* name : {"phone_home_plane", "phone_home_internet", "read_other_dataset_mount",
-                           "read_other_dataset_host", "write_etc", "write_root",
-                           "write_dataset"}) {
+                           "read_other_dataset_host", "write_etc", "write_root", "write_dataset"}) {
     EXPECT_NE(attempts.find(std::string(name) + " BLOCKED"), std::string::npos)
-        << name << " was not contained:\n" << attempts;
+        << name << " was not contained:\n"
+        << attempts;
   }
   EXPECT_NE(attempts.find("write_output_works yes"), std::string::npos) << attempts;
   for (const auto& [path, data] : files) {
@@ -211,8 +212,8 @@ TEST_F(JobE2eTest, ASwappedCiphertextIsRefusedByTheDatasetPin) {
   ASSERT_NO_FATAL_FAILURE(SetUpWorld("#!/bin/sh\ncat /data/claims/claims.csv > /output/copy\n"));
   const TempDir& t = f_.dir();
   WriteFile(t / "claims/claims.csv", "patient_id,age,diagnosis,cost\nSWAPPED,1,x,0\n");
-  auto enc = f_.Cce({"dataset", "encrypt", "--key", t / "claims.key", t / "claims",
-                     t / "claims.swapped"});
+  auto enc =
+      f_.Cce({"dataset", "encrypt", "--key", t / "claims.key", t / "claims", t / "claims.swapped"});
   ASSERT_EQ(enc.exit_code, 0) << enc.err;
   ASSERT_EQ(::rename((t / "claims.enc").c_str(), (t / "claims.registered").c_str()), 0);
   ASSERT_EQ(::rename((t / "claims.swapped").c_str(), (t / "claims.enc").c_str()), 0);

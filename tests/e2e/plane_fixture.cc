@@ -20,7 +20,7 @@ PlaneFixture::PlaneFixture(const std::string& provisioner, bool simulated_tee) {
   for (const char* v : {"CCE_PLANE_URL", "CCE_TOKEN", "CCE_CA_FILE"}) ::unsetenv(v);
   const std::string listen = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
   std::vector<std::string> init_args = {BinPath("cce-plane"), "init", "--data-dir", data_dir(),
-                                        "--listen", listen, "--output", "json"};
+                                        "--listen",           listen, "--output",   "json"};
   if (simulated_tee) init_args.push_back("--simulated-tee");
   auto init = RunCommand(init_args);
   if (init.exit_code != 0) {

@@ -280,10 +280,14 @@ HostTargets::HostTargets() : plane_ip(PlaneAddress()), plane(plane_ip) {
 
 std::vector<std::string> HostTargets::ProbeArgs(const std::string& probe_output_dir,
                                                 const std::string& probe_data_dir) const {
-  return {"--plane", plane.host_port(), "--host-port", std::to_string(loopback.port()),
-          "--outside-pid", std::to_string(outside.pid()), "--host-file", host_file,
-          "--data-dir", probe_data_dir, "--forbidden", forbidden, "--output-dir", probe_output_dir,
-          "--socket", socket_path};
+  return {"--plane",       plane.host_port(),
+          "--host-port",   std::to_string(loopback.port()),
+          "--outside-pid", std::to_string(outside.pid()),
+          "--host-file",   host_file,
+          "--data-dir",    probe_data_dir,
+          "--forbidden",   forbidden,
+          "--output-dir",  probe_output_dir,
+          "--socket",      socket_path};
 }
 
 }  // namespace cce::escape_test

@@ -114,7 +114,9 @@ struct HostTargets {
   // data_dir as given (the container-side paths for a confined run).
   std::vector<std::string> ProbeArgs(const std::string& probe_output_dir,
                                      const std::string& probe_data_dir) const;
-  std::vector<std::string> Canaries() const { return {canary_host_file, canary_forbidden, canary_env}; }
+  std::vector<std::string> Canaries() const {
+    return {canary_host_file, canary_forbidden, canary_env};
+  }
 
   cce::e2e::TempDir dir;
   std::string canary_host_file = NewCanary();

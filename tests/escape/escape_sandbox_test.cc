@@ -2,6 +2,7 @@
 // cce-agent uses): no probe may escape, and the copied output may hold neither
 // the planted symlinks' host bytes nor any special file. escape_unconfined_test
 // shows the same probe and checks report ESCAPED/fire without the sandbox.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,8 +13,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "e2e/harness.h"
 #include "escape_harness.h"
@@ -60,7 +59,8 @@ void BuildRootfs(const std::string& rootfs) {
   }
   fs::copy_file(ProbePath(), rootfs + "/bin/cce-escape-probe");
   ::chmod((rootfs + "/bin/cce-escape-probe").c_str(), 0755);
-  WriteFile(rootfs + "/etc/passwd", "root:x:0:0:root:/:/bin/false\nuser:x:1000:1000::/tmp:/bin/false\n");
+  WriteFile(rootfs + "/etc/passwd",
+            "root:x:0:0:root:/:/bin/false\nuser:x:1000:1000::/tmp:/bin/false\n");
   WriteFile(rootfs + "/etc/group", "root:x:0:\nuser:x:1000:\n");
   WriteFile(rootfs + "/etc/hostname", "sandbox\n");
   ::chmod((rootfs + "/tmp").c_str(), 01777);
@@ -82,7 +82,8 @@ TEST(EscapeSandbox, NothingEscapesCceSandboxRun) {
   ASSERT_TRUE(help.exit_code == 0 && help.out.find("--image") != std::string::npos)
       << cce << " has no working `sandbox run` command (issue 11, executor): the escape suite "
       << "cannot run.\n`cce sandbox run --help` exit " << help.exit_code << "\nstdout:\n"
-      << help.out << "\nstderr:\n" << help.err;
+      << help.out << "\nstderr:\n"
+      << help.err;
   std::vector<std::string> names = ProbeNames();
   ASSERT_GE(names.size(), 25u) << "cce-escape-probe --list";
 
@@ -95,21 +96,30 @@ TEST(EscapeSandbox, NothingEscapesCceSandboxRun) {
   const std::set<std::string> root_before = Listing("/");
   const std::set<std::string> etc_before = Listing("/etc");
 
-  std::vector<std::string> argv = {cce,       "sandbox",  "run",
-                                   "--image", "dir:" + rootfs,
-                                   "--output", out,
-                                   "--data",  "ds=" + host.data_dir,
-                                   "--memory", kMemoryMib,
-                                   "--pids",  kPids,
-                                   "--timeout", kTimeoutSeconds,
-                                   "--",      "/bin/cce-escape-probe"};
+  std::vector<std::string> argv = {cce,
+                                   "sandbox",
+                                   "run",
+                                   "--image",
+                                   "dir:" + rootfs,
+                                   "--output",
+                                   out,
+                                   "--data",
+                                   "ds=" + host.data_dir,
+                                   "--memory",
+                                   kMemoryMib,
+                                   "--pids",
+                                   kPids,
+                                   "--timeout",
+                                   kTimeoutSeconds,
+                                   "--",
+                                   "/bin/cce-escape-probe"};
   for (const auto& a : host.ProbeArgs("/output", "/data/ds")) argv.push_back(a);
   CommandResult r = RunCommand(argv);
 
   const std::string probe_out = ReadOr(out + "/stdout.txt", r.out);
   SCOPED_TRACE("cce sandbox run exit " + std::to_string(r.exit_code) + "\ncce stdout:\n" + r.out +
-               "\ncce stderr:\n" + r.err + "\nprobe stdout (" + out + "/stdout.txt):\n" + probe_out +
-               "\nprobe stderr:\n" + ReadOr(out + "/stderr.txt", "(none)\n"));
+               "\ncce stderr:\n" + r.err + "\nprobe stdout (" + out + "/stdout.txt):\n" +
+               probe_out + "\nprobe stderr:\n" + ReadOr(out + "/stderr.txt", "(none)\n"));
   ASSERT_TRUE(Exists(out)) << "cce sandbox run produced no output directory";
   std::cout << "probe report inside the sandbox:\n" << probe_out;
 

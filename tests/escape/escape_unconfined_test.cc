@@ -3,6 +3,7 @@
 // no_new_privs, to show the privileged probes report BLOCKED when the
 // privilege is missing. Also shows the confined run's checks fire on an
 // unconfined report and on an output copied by following links.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -13,8 +14,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "e2e/harness.h"
 #include "escape_harness.h"
@@ -41,8 +40,8 @@ std::string ReadTrimmed(const std::string& path) {
 }
 
 // Unconfined, each bomb runs to its limit: keep them small.
-const std::vector<std::string> kSmallLimits = {"--fork-limit", "64", "--mem-limit-mib", "32",
-                                               "--tmp-limit-mib", "8", "--output-limit-mib", "8"};
+const std::vector<std::string> kSmallLimits = {"--fork-limit",    "64", "--mem-limit-mib",    "32",
+                                               "--tmp-limit-mib", "8",  "--output-limit-mib", "8"};
 
 std::vector<std::string> HostArgs(const HostTargets& host) {
   std::vector<std::string> args = host.ProbeArgs(host.output_dir, host.data_dir);
@@ -118,12 +117,16 @@ TEST_F(EscapeUnconfined, RootOnTheHostEscapesEveryProbe) {
     ++escaped;
   }
   // The list, each shown able to report ESCAPED on any Linux host.
-  for (const char* must :
-       {"mount", "unshare_user", "setns_init", "ptrace_outside", "kill_outside", "read_proc1_environ",
-        "write_root", "write_etc", "write_data", "mknod", "open_dev", "raw_socket", "packet_socket",
-        "tcp_plane", "tcp_loopback", "runtime_socket", "bpf", "perf_event_open", "userfaultfd",
-        "keyctl", "open_by_handle_at", "memfd_exec", "setuid0", "capabilities", "no_new_privs",
-        "seccomp_mode", "fork_bomb", "memory_bomb", "fill_tmp", "fill_output"}) {
+  for (const char* must : {"mount",          "unshare_user", "setns_init",
+                           "ptrace_outside", "kill_outside", "read_proc1_environ",
+                           "write_root",     "write_etc",    "write_data",
+                           "mknod",          "open_dev",     "raw_socket",
+                           "packet_socket",  "tcp_plane",    "tcp_loopback",
+                           "runtime_socket", "bpf",          "perf_event_open",
+                           "userfaultfd",    "keyctl",       "open_by_handle_at",
+                           "memfd_exec",     "setuid0",      "capabilities",
+                           "no_new_privs",   "seccomp_mode", "fork_bomb",
+                           "memory_bomb",    "fill_tmp",     "fill_output"}) {
     EXPECT_EQ(report.probes[must].verdict, "ESCAPED") << must << ": " << report.probes[must].detail;
   }
   ASSERT_TRUE(report.has_summary);
@@ -176,7 +179,8 @@ TEST_F(EscapeUnconfined, ConfinedChecksFireOnAnUnconfinedRun) {
   fs::copy_symlink(host.output_dir + "/link", naive / "files/link");
   ASSERT_EQ(::mkfifo((naive / "files/fifo").c_str(), 0644), 0);
   std::ifstream followed(host.output_dir + "/link", std::ios::binary);
-  WriteFile(naive / "files/followed-link", std::string{std::istreambuf_iterator<char>(followed), {}});
+  WriteFile(naive / "files/followed-link",
+            std::string{std::istreambuf_iterator<char>(followed), {}});
   EXPECT_FALSE(SpecialFiles(naive.path()).empty());
   EXPECT_FALSE(FilesContaining(naive.path(), {host.canary_host_file}).empty());
   // And a clean tree passes them.
@@ -192,18 +196,37 @@ TEST_F(EscapeUnconfined, UnprivilegedUserIsBlockedFromPrivilegedProbes) {
   HostTargets host;
   ::chmod(host.output_dir.c_str(), 01777);
   ASSERT_TRUE(Exists("/usr/bin/setpriv")) << "setpriv (util-linux) is needed";
-  CommandResult r = RunCommand(Concat({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
-                                       "--clear-groups", "--no-new-privs", "--inh-caps=-all",
-                                       "--bounding-set=-all", ProbePath()},
-                                      HostArgs(host)));
+  CommandResult r =
+      RunCommand(Concat({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                         "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", ProbePath()},
+                        HostArgs(host)));
   SCOPED_TRACE("probe stdout:\n" + r.out + "\nstderr:\n" + r.err);
   ProbeReport report = ParseProbeOutput(r.out);
   ASSERT_TRUE(report.has_summary);
-  std::vector<std::string> blocked = {
-      "capabilities", "no_new_privs", "setuid0", "mount", "unshare_net", "setns_init", "chroot",
-      "hostname", "ptrace_outside", "kill_outside", "read_proc1_environ", "write_root", "write_etc",
-      "write_data", "read_other_dataset", "mknod", "open_dev", "proc_sys", "sys_write", "raw_socket",
-      "packet_socket", "open_by_handle_at", "reboot", "swapon"};
+  std::vector<std::string> blocked = {"capabilities",
+                                      "no_new_privs",
+                                      "setuid0",
+                                      "mount",
+                                      "unshare_net",
+                                      "setns_init",
+                                      "chroot",
+                                      "hostname",
+                                      "ptrace_outside",
+                                      "kill_outside",
+                                      "read_proc1_environ",
+                                      "write_root",
+                                      "write_etc",
+                                      "write_data",
+                                      "read_other_dataset",
+                                      "mknod",
+                                      "open_dev",
+                                      "proc_sys",
+                                      "sys_write",
+                                      "raw_socket",
+                                      "packet_socket",
+                                      "open_by_handle_at",
+                                      "reboot",
+                                      "swapon"};
   if (ReadTrimmed("/proc/sys/kernel/unprivileged_bpf_disabled") != "0") blocked.push_back("bpf");
   for (const auto& name : blocked) {
     EXPECT_EQ(report.probes[name].verdict, "BLOCKED") << name << ": " << report.probes[name].detail;

@@ -75,20 +75,20 @@
 #define MAX_SOCKETS 16
 
 static struct {
-  const char *plane;        // --plane HOST:PORT (numeric address)
-  const char *host_port;    // --host-port PORT (the host's 127.0.0.1)
-  pid_t outside_pid;        // --outside-pid PID (a host process outside the sandbox)
-  const char *host_file;    // --host-file PATH (symlink target planted in the output)
-  const char *data_dir;     // --data-dir DIR (a read-only dataset mount)
-  const char *forbidden;    // --forbidden PATH (another dataset: must be unreadable)
-  const char *output_dir;   // --output-dir DIR (default /output)
-  const char *sockets[MAX_SOCKETS];  // --socket PATH (extra unix sockets to try)
+  const char* plane;                 // --plane HOST:PORT (numeric address)
+  const char* host_port;             // --host-port PORT (the host's 127.0.0.1)
+  pid_t outside_pid;                 // --outside-pid PID (a host process outside the sandbox)
+  const char* host_file;             // --host-file PATH (symlink target planted in the output)
+  const char* data_dir;              // --data-dir DIR (a read-only dataset mount)
+  const char* forbidden;             // --forbidden PATH (another dataset: must be unreadable)
+  const char* output_dir;            // --output-dir DIR (default /output)
+  const char* sockets[MAX_SOCKETS];  // --socket PATH (extra unix sockets to try)
   int nsockets;
-  long fork_limit;          // --fork-limit N (default 4096)
-  long mem_limit_mib;       // --mem-limit-mib N (default 2048)
-  long tmp_limit_mib;       // --tmp-limit-mib N (default 1024)
-  long output_limit_mib;    // --output-limit-mib N (default 1024)
-  char *only;               // --only a,b,c
+  long fork_limit;        // --fork-limit N (default 4096)
+  long mem_limit_mib;     // --mem-limit-mib N (default 2048)
+  long tmp_limit_mib;     // --tmp-limit-mib N (default 1024)
+  long output_limit_mib;  // --output-limit-mib N (default 1024)
+  char* only;             // --only a,b,c
 } opt = {
     .output_dir = "/output",
     .fork_limit = 4096,
@@ -101,7 +101,7 @@ static struct {
 // Results
 
 enum verdict { V_ERROR = 0, V_BLOCKED, V_ESCAPED, V_PLANTED };
-static const char *const kVerdictNames[] = {"ERROR", "BLOCKED", "ESCAPED", "PLANTED"};
+static const char* const kVerdictNames[] = {"ERROR", "BLOCKED", "ESCAPED", "PLANTED"};
 
 struct result {
   enum verdict verdict;  // starts as V_ERROR: a probe that forgets to decide fails
@@ -110,7 +110,7 @@ struct result {
 };
 
 // Appends "; "-separated text to the detail (truncated, never overflows).
-__attribute__((format(printf, 2, 3))) static void note(struct result *r, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static void note(struct result* r, const char* fmt, ...) {
   if (r->len + 3 >= sizeof r->detail) return;
   if (r->len > 0) {
     r->detail[r->len++] = ';';
@@ -121,31 +121,36 @@ __attribute__((format(printf, 2, 3))) static void note(struct result *r, const c
   va_start(ap, fmt);
   int n = vsnprintf(r->detail + r->len, sizeof r->detail - r->len, fmt, ap);
   va_end(ap);
-  if (n > 0) r->len += (size_t)n < sizeof r->detail - r->len ? (size_t)n : sizeof r->detail - r->len - 1;
+  if (n > 0)
+    r->len += (size_t)n < sizeof r->detail - r->len ? (size_t)n : sizeof r->detail - r->len - 1;
 }
 
-static void set_verdict(struct result *r, enum verdict v) { r->verdict = v; }
+static void set_verdict(struct result* r, enum verdict v) {
+  r->verdict = v;
+}
 
 // errno as its symbolic name ("EPERM"); a few rotating buffers for unknown ones.
-static const char *en(int e) {
-  const char *name = strerrorname_np(e);
+static const char* en(int e) {
+  const char* name = strerrorname_np(e);
   if (name) return name;
   static char bufs[4][24];
   static int next;
-  char *b = bufs[next++ % 4];
+  char* b = bufs[next++ % 4];
   snprintf(b, sizeof bufs[0], "errno%d", e);
   return b;
 }
 
 // A syscall failing with one of these never got past its permission check
 // (seccomp's ERRNO action, a capability check, an LSM, or no such syscall).
-static int denied(int e) { return e == EPERM || e == EACCES || e == ENOSYS; }
+static int denied(int e) {
+  return e == EPERM || e == EACCES || e == ENOSYS;
+}
 
 // ---------------------------------------------------------------------------
 // Helpers
 
-static void write_all_ignored(int fd, const void *buf, size_t len) {
-  const char *p = buf;
+static void write_all_ignored(int fd, const void* buf, size_t len) {
+  const char* p = buf;
   while (len > 0) {
     ssize_t n = write(fd, p, len);
     if (n < 0 && errno == EINTR) continue;
@@ -165,21 +170,21 @@ static void set_oom_score_adj(int value) {
 }
 
 // "<dir>/<stem>-<pid>-<counter>-<random>": a name nobody else uses.
-static void unique_path(char *out, size_t n, const char *dir, const char *stem) {
+static void unique_path(char* out, size_t n, const char* dir, const char* stem) {
   static unsigned counter;
   unsigned long long rnd = 0;
   if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
     rnd = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
   }
   size_t dl = strlen(dir);
-  const char *sep = (dl > 0 && dir[dl - 1] == '/') ? "" : "/";
+  const char* sep = (dl > 0 && dir[dl - 1] == '/') ? "" : "/";
   snprintf(out, n, "%s%s%s-%d-%u-%016llx", dir, sep, stem, (int)getpid(), counter++, rnd);
 }
 
 // A fresh empty directory in a writable scratch place (/tmp, the output dir,
 // /dev/shm). Returns 1 and fills `out`, or 0.
-static int make_scratch_dir(char *out, size_t n) {
-  const char *candidates[] = {"/tmp", opt.output_dir, "/dev/shm"};
+static int make_scratch_dir(char* out, size_t n) {
+  const char* candidates[] = {"/tmp", opt.output_dir, "/dev/shm"};
   for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; ++i) {
     if (!candidates[i]) continue;
     snprintf(out, n, "%s/cce-probe-XXXXXX", candidates[i]);
@@ -190,7 +195,7 @@ static int make_scratch_dir(char *out, size_t n) {
 
 // Waits for `pid` at most timeout_ms; kills it with SIGKILL then. Returns 0
 // when it ended by itself, 1 when it was killed for the timeout.
-static int wait_child(pid_t pid, int *status, long timeout_ms) {
+static int wait_child(pid_t pid, int* status, long timeout_ms) {
   struct timespec tick = {0, 10 * 1000 * 1000};
   for (long waited = 0;; waited += 10) {
     pid_t w = waitpid(pid, status, WNOHANG);
@@ -217,7 +222,7 @@ static void child_setup(pid_t parent, int timeout_s) {
 
 // Runs fn(arg) in a child; returns its exit code (fn's return value, an errno
 // or 0), 1000+signal if it was killed, or -1 if fork failed.
-static int run_child(int (*fn)(void *), void *arg, int timeout_s) {
+static int run_child(int (*fn)(void*), void* arg, int timeout_s) {
   fflush(stdout);
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -234,17 +239,18 @@ static int run_child(int (*fn)(void *), void *arg, int timeout_s) {
 }
 
 // A child result as text: "OK", "EPERM", "killed by SIGSYS".
-static const char *child_text(int code) {
+static const char* child_text(int code) {
   static char bufs[4][40];
   static int next;
-  char *b = bufs[next++ % 4];
+  char* b = bufs[next++ % 4];
   if (code == 0) return "OK";
-  if (code < 0) snprintf(b, sizeof bufs[0], "fork failed: %s", en(errno));
+  if (code < 0)
+    snprintf(b, sizeof bufs[0], "fork failed: %s", en(errno));
   else if (code >= 1000) {
-    const char *sig = sigabbrev_np(code - 1000);
+    const char* sig = sigabbrev_np(code - 1000);
     snprintf(b, sizeof bufs[0], "killed by SIG%s", sig ? sig : "?");
-  }
-  else return en(code);
+  } else
+    return en(code);
   return b;
 }
 
@@ -270,7 +276,7 @@ struct bomb_run {
 
 // Forks fn(arg, report_fd) in its own process group; collects records until
 // the pipe closes or timeout_s passes, then kills the whole group and reaps.
-static int run_bomb(void (*fn)(void *, int), void *arg, int timeout_s, struct bomb_run *run) {
+static int run_bomb(void (*fn)(void*, int), void* arg, int timeout_s, struct bomb_run* run) {
   memset(run, 0, sizeof *run);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return -1;
@@ -350,7 +356,7 @@ static int run_bomb(void (*fn)(void *, int), void *arg, int timeout_s, struct bo
 }
 
 // Reads a small file whole into buf (NUL-terminated). Returns bytes or -1.
-static ssize_t read_small(const char *path, char *buf, size_t n) {
+static ssize_t read_small(const char* path, char* buf, size_t n) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   size_t got = 0;
@@ -368,11 +374,11 @@ static ssize_t read_small(const char *path, char *buf, size_t n) {
 }
 
 // The value after "Key:" in /proc/self/status, or NULL.
-static const char *status_field(const char *status, const char *key, char *out, size_t n) {
+static const char* status_field(const char* status, const char* key, char* out, size_t n) {
   size_t kl = strlen(key);
-  for (const char *line = status; line && *line;) {
+  for (const char* line = status; line && *line;) {
     if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-      const char *v = line + kl + 1;
+      const char* v = line + kl + 1;
       while (*v == ' ' || *v == '\t') ++v;
       size_t i = 0;
       while (v[i] && v[i] != '\n' && i + 1 < n) {
@@ -396,7 +402,7 @@ static const char *status_field(const char *status, const char *key, char *out, 
 #define INIT_CGROUP_INO 0xEFFFFFFBU
 
 // 1: /proc/<who>/ns/<ns> is the host's initial namespace, 0: not, -1: unknown.
-static int ns_is_initial(const char *who, const char *ns, unsigned long init_ino) {
+static int ns_is_initial(const char* who, const char* ns, unsigned long init_ino) {
   char path[64], link[64];
   snprintf(path, sizeof path, "/proc/%s/ns/%s", who, ns);
   ssize_t n = readlink(path, link, sizeof link - 1);
@@ -412,7 +418,7 @@ static pid_t ppid_of(pid_t pid) {
   char path[64], buf[512];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
   if (read_small(path, buf, sizeof buf) <= 0) return -1;
-  const char *p = strrchr(buf, ')');  // the command name may hold spaces and parens
+  const char* p = strrchr(buf, ')');  // the command name may hold spaces and parens
   if (!p) return -1;
   char state;
   int ppid;
@@ -444,7 +450,7 @@ static int is_ancestor(pid_t pid) {
 // else our parent when we share the host's initial pid namespace (in a pid
 // namespace of our own the parent is inside, or 0). Never pid 1, never one of
 // our own descendants. Returns how many were written.
-static int outside_targets(pid_t *out) {
+static int outside_targets(pid_t* out) {
   int n = 0;
   if (opt.outside_pid > 0) {
     out[n++] = opt.outside_pid;
@@ -460,31 +466,31 @@ static int outside_targets(pid_t *out) {
 
 // Connects a TCP socket to "HOST:PORT" / "[V6]:PORT" within timeout_ms.
 // Returns 1 connected, 0 failed (errno set), -1 bad address.
-static int tcp_connect(const char *hostport, int timeout_ms) {
+static int tcp_connect(const char* hostport, int timeout_ms) {
   char host[128];
-  const char *port_s;
+  const char* port_s;
   if (hostport[0] == '[') {
-    const char *end = strchr(hostport, ']');
+    const char* end = strchr(hostport, ']');
     if (!end || end[1] != ':' || (size_t)(end - hostport - 1) >= sizeof host) return -1;
     memcpy(host, hostport + 1, (size_t)(end - hostport - 1));
     host[end - hostport - 1] = '\0';
     port_s = end + 2;
   } else {
-    const char *colon = strrchr(hostport, ':');
+    const char* colon = strrchr(hostport, ':');
     if (!colon || (size_t)(colon - hostport) >= sizeof host) return -1;
     memcpy(host, hostport, (size_t)(colon - hostport));
     host[colon - hostport] = '\0';
     port_s = colon + 1;
   }
-  char *end;
+  char* end;
   long port = strtol(port_s, &end, 10);
   if (*port_s == '\0' || *end != '\0' || port <= 0 || port > 65535) return -1;
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   socklen_t len;
   int family;
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+  struct sockaddr_in* v4 = (struct sockaddr_in*)&ss;
+  struct sockaddr_in6* v6 = (struct sockaddr_in6*)&ss;
   if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
     family = v4->sin_family = AF_INET;
     v4->sin_port = htons((uint16_t)port);
@@ -498,7 +504,7 @@ static int tcp_connect(const char *hostport, int timeout_ms) {
   }
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
-  int rc = connect(fd, (struct sockaddr *)&ss, len);
+  int rc = connect(fd, (struct sockaddr*)&ss, len);
   if (rc != 0 && errno == EINPROGRESS) {
     struct pollfd pfd = {fd, POLLOUT, 0};
     int pr = poll(&pfd, 1, timeout_ms);
@@ -521,11 +527,11 @@ static int tcp_connect(const char *hostport, int timeout_ms) {
 // ---------------------------------------------------------------------------
 // Probes: identity, privileges, namespaces
 
-static void probe_capabilities(struct result *r) {
+static void probe_capabilities(struct result* r) {
   char status[8192], v[64];
   if (read_small("/proc/self/status", status, sizeof status) > 0 &&
       status_field(status, "CapEff", v, sizeof v)) {
-    const char *keys[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
+    const char* keys[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
     int any = 0;
     for (size_t i = 0; i < 5; ++i) {
       if (!status_field(status, keys[i], v, sizeof v)) continue;
@@ -550,7 +556,7 @@ static void probe_capabilities(struct result *r) {
   set_verdict(r, (eff | prm) ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_no_new_privs(struct result *r) {
+static void probe_no_new_privs(struct result* r) {
   int v = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
   if (v < 0) {
     note(r, "prctl(PR_GET_NO_NEW_PRIVS): %s", en(errno));
@@ -561,7 +567,7 @@ static void probe_no_new_privs(struct result *r) {
   set_verdict(r, v == 1 ? V_BLOCKED : V_ESCAPED);
 }
 
-static void probe_seccomp_mode(struct result *r) {
+static void probe_seccomp_mode(struct result* r) {
   char status[8192], v[64];
   int mode = -1;
   if (read_small("/proc/self/status", status, sizeof status) > 0 &&
@@ -576,12 +582,15 @@ static void probe_seccomp_mode(struct result *r) {
   set_verdict(r, mode == 2 ? V_BLOCKED : V_ESCAPED);
 }
 
-static void probe_namespaces(struct result *r) {
+static void probe_namespaces(struct result* r) {
   static const struct {
-    const char *ns;
+    const char* ns;
     unsigned long ino;
-  } kNs[] = {{"pid", INIT_PID_INO}, {"user", INIT_USER_INO}, {"ipc", INIT_IPC_INO},
-             {"uts", INIT_UTS_INO}, {"cgroup", INIT_CGROUP_INO}};
+  } kNs[] = {{"pid", INIT_PID_INO},
+             {"user", INIT_USER_INO},
+             {"ipc", INIT_IPC_INO},
+             {"uts", INIT_UTS_INO},
+             {"cgroup", INIT_CGROUP_INO}};
   int shared = 0, known = 0;
   for (size_t i = 0; i < sizeof kNs / sizeof kNs[0]; ++i) {
     int init = ns_is_initial("self", kNs[i].ns, kNs[i].ino);
@@ -600,12 +609,12 @@ static void probe_namespaces(struct result *r) {
   set_verdict(r, shared ? V_ESCAPED : V_BLOCKED);
 }
 
-static int child_setuid0(void *arg) {
+static int child_setuid0(void* arg) {
   (void)arg;
   return setuid(0) == 0 ? 0 : errno;
 }
 
-static void probe_setuid0(struct result *r) {
+static void probe_setuid0(struct result* r) {
   if (getuid() == 0 && geteuid() == 0) {
     note(r, "already uid 0 (real and effective)");
     set_verdict(r, V_ESCAPED);
@@ -616,7 +625,7 @@ static void probe_setuid0(struct result *r) {
   set_verdict(r, rc == 0 ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_mount(struct result *r) {
+static void probe_mount(struct result* r) {
   char dir[PATH_MAX];
   if (make_scratch_dir(dir, sizeof dir)) {
     int rc = mount("cce-probe", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k");
@@ -642,11 +651,11 @@ static void probe_mount(struct result *r) {
   set_verdict(r, (rc != 0 && denied(e)) ? V_BLOCKED : V_ESCAPED);
 }
 
-static int child_unshare(void *arg) {
+static int child_unshare(void* arg) {
   return unshare((int)(intptr_t)arg) == 0 ? 0 : errno;
 }
 
-static int child_clone_newuser(void *arg) {
+static int child_clone_newuser(void* arg) {
   (void)arg;
   // A raw clone, fork-like (no new stack): the child only exits.
   long pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, NULL);
@@ -657,26 +666,26 @@ static int child_clone_newuser(void *arg) {
   return 0;
 }
 
-static void probe_unshare_user(struct result *r) {
-  int a = run_child(child_unshare, (void *)(intptr_t)CLONE_NEWUSER, 5);
+static void probe_unshare_user(struct result* r) {
+  int a = run_child(child_unshare, (void*)(intptr_t)CLONE_NEWUSER, 5);
   int b = run_child(child_clone_newuser, NULL, 5);
   note(r, "unshare(CLONE_NEWUSER): %s; clone(CLONE_NEWUSER): %s", child_text(a), child_text(b));
   set_verdict(r, (a == 0 || b == 0) ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_unshare_net(struct result *r) {
-  int a = run_child(child_unshare, (void *)(intptr_t)CLONE_NEWNET, 5);
+static void probe_unshare_net(struct result* r) {
+  int a = run_child(child_unshare, (void*)(intptr_t)CLONE_NEWNET, 5);
   note(r, "unshare(CLONE_NEWNET): %s", child_text(a));
   set_verdict(r, a == 0 ? V_ESCAPED : V_BLOCKED);
 }
 
 struct setns_arg {
   pid_t pid;
-  const char *ns;
+  const char* ns;
 };
 
-static int child_setns(void *arg) {
-  const struct setns_arg *a = arg;
+static int child_setns(void* arg) {
+  const struct setns_arg* a = arg;
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)a->pid, a->ns);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -686,8 +695,8 @@ static int child_setns(void *arg) {
 
 // Joins pid 1's namespaces and, given --outside-pid, that process's: each in
 // a child that exits at once.
-static void probe_setns_init(struct result *r) {
-  const char *kNs[] = {"mnt", "net", "pid", "ipc", "uts", "cgroup", "user"};
+static void probe_setns_init(struct result* r) {
+  const char* kNs[] = {"mnt", "net", "pid", "ipc", "uts", "cgroup", "user"};
   pid_t pids[2] = {1, opt.outside_pid};
   int joined = 0;
   for (int p = 0; p < 2; ++p) {
@@ -705,18 +714,18 @@ static void probe_setns_init(struct result *r) {
   set_verdict(r, joined ? V_ESCAPED : V_BLOCKED);
 }
 
-static int child_chroot(void *arg) {
+static int child_chroot(void* arg) {
   (void)arg;
   return chroot("/") == 0 ? 0 : errno;
 }
 
-static void probe_chroot(struct result *r) {
+static void probe_chroot(struct result* r) {
   int rc = run_child(child_chroot, NULL, 5);
   note(r, "chroot(\"/\"): %s", child_text(rc));
   set_verdict(r, rc == 0 ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_hostname(struct result *r) {
+static void probe_hostname(struct result* r) {
   char name[256];
   if (gethostname(name, sizeof name) != 0) {
     note(r, "gethostname: %s", en(errno));
@@ -732,13 +741,13 @@ static void probe_hostname(struct result *r) {
 // ---------------------------------------------------------------------------
 // Probes: other processes
 
-static int child_ptrace_seize(void *arg) {
+static int child_ptrace_seize(void* arg) {
   pid_t target = (pid_t)(intptr_t)arg;
   // SEIZE never stops the target; our exit detaches it.
   return ptrace(PTRACE_SEIZE, target, NULL, NULL) == 0 ? 0 : errno;
 }
 
-static void probe_ptrace_outside(struct result *r) {
+static void probe_ptrace_outside(struct result* r) {
   pid_t targets[2];
   int n = outside_targets(targets);
   if (n == 0) {
@@ -749,14 +758,14 @@ static void probe_ptrace_outside(struct result *r) {
   }
   int escaped = 0;
   for (int i = 0; i < n; ++i) {
-    int rc = run_child(child_ptrace_seize, (void *)(intptr_t)targets[i], 5);
+    int rc = run_child(child_ptrace_seize, (void*)(intptr_t)targets[i], 5);
     note(r, "PTRACE_SEIZE pid %d: %s", (int)targets[i], child_text(rc));
     if (rc == 0) escaped = 1;
   }
   set_verdict(r, escaped ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_kill_outside(struct result *r) {
+static void probe_kill_outside(struct result* r) {
   pid_t targets[2];
   int n = outside_targets(targets);
   if (n == 0) {
@@ -775,8 +784,8 @@ static void probe_kill_outside(struct result *r) {
   set_verdict(r, escaped ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_signal_agent(struct result *r) {
-  DIR *d = opendir("/proc");
+static void probe_signal_agent(struct result* r) {
+  DIR* d = opendir("/proc");
   if (!d) {
     note(r, "opendir(/proc): %s", en(errno));
     set_verdict(r, V_BLOCKED);
@@ -787,9 +796,9 @@ static void probe_signal_agent(struct result *r) {
   int host_pidns = ns_is_initial("self", "pid", INIT_PID_INO) == 1;
   int own = 0, outsiders = 0;
   pid_t example = 0;
-  struct dirent *de;
+  struct dirent* de;
   while ((de = readdir(d)) != NULL) {
-    char *end;
+    char* end;
     long pid = strtol(de->d_name, &end, 10);
     if (*end != '\0' || pid <= 0) continue;
     if (in_own_subtree((pid_t)pid) || (!host_pidns && is_ancestor((pid_t)pid))) {
@@ -807,7 +816,7 @@ static void probe_signal_agent(struct result *r) {
   set_verdict(r, outsiders ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_read_proc1_environ(struct result *r) {
+static void probe_read_proc1_environ(struct result* r) {
   int escaped = 0;
   // /proc/1 is an outsider only when we share the host's pid namespace: in
   // our own, pid 1 is the sandbox's init (often this very probe).
@@ -849,7 +858,7 @@ static void probe_read_proc1_environ(struct result *r) {
 // Probes: the filesystem
 
 // Creates a new, uniquely named file in dir and removes it. 1 if created.
-static int try_create_in(struct result *r, const char *dir) {
+static int try_create_in(struct result* r, const char* dir) {
   char path[PATH_MAX];
   unique_path(path, sizeof path, dir, ".cce-probe");
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -863,15 +872,15 @@ static int try_create_in(struct result *r, const char *dir) {
   return 0;
 }
 
-static void probe_write_root(struct result *r) {
+static void probe_write_root(struct result* r) {
   set_verdict(r, try_create_in(r, "/") ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_write_etc(struct result *r) {
+static void probe_write_etc(struct result* r) {
   set_verdict(r, try_create_in(r, "/etc") ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_write_data(struct result *r) {
+static void probe_write_data(struct result* r) {
   if (!opt.data_dir) {
     note(r, "no --data-dir given");
     return;  // ERROR
@@ -892,10 +901,10 @@ static void probe_write_data(struct result *r) {
     note(r, "mkdir: %s", en(errno));
   }
   // An existing file opened for writing (never written).
-  DIR *d = opendir(opt.data_dir);
+  DIR* d = opendir(opt.data_dir);
   int tried = 0;
   if (d) {
-    struct dirent *de;
+    struct dirent* de;
     while (!tried && (de = readdir(d)) != NULL) {
       char file[PATH_MAX];
       snprintf(file, sizeof file, "%s/%s", opt.data_dir, de->d_name);
@@ -916,7 +925,7 @@ static void probe_write_data(struct result *r) {
   set_verdict(r, escaped ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_read_other_dataset(struct result *r) {
+static void probe_read_other_dataset(struct result* r) {
   if (!opt.forbidden) {
     note(r, "no --forbidden given");
     return;  // ERROR
@@ -940,8 +949,8 @@ static void probe_read_other_dataset(struct result *r) {
   set_verdict(r, V_ESCAPED);
 }
 
-static void probe_mknod(struct result *r) {
-  const char *dirs[] = {"/tmp", opt.output_dir, "/dev/shm", "/"};
+static void probe_mknod(struct result* r) {
+  const char* dirs[] = {"/tmp", opt.output_dir, "/dev/shm", "/"};
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; ++i) {
     if (!dirs[i]) continue;
     char path[PATH_MAX];
@@ -960,10 +969,10 @@ static void probe_mknod(struct result *r) {
   set_verdict(r, V_BLOCKED);
 }
 
-static void probe_open_dev(struct result *r) {
-  static const char *const kDevices[] = {
-      "/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg", "/dev/sda", "/dev/vda",
-      "/dev/xvda", "/dev/nvme0n1", "/dev/hda", "/dev/mapper/control", "/dev/fuse", "/dev/kvm"};
+static void probe_open_dev(struct result* r) {
+  static const char* const kDevices[] = {
+      "/dev/mem",  "/dev/kmem",    "/dev/port", "/dev/kmsg",           "/dev/sda",  "/dev/vda",
+      "/dev/xvda", "/dev/nvme0n1", "/dev/hda",  "/dev/mapper/control", "/dev/fuse", "/dev/kvm"};
   int opened = 0, present = 0;
   char list[256] = "";
   // Named devices, then every block device in /dev. Opened read-only and
@@ -984,10 +993,10 @@ static void probe_open_dev(struct result *r) {
       note(r, "%s: %s", kDevices[i], en(errno));
     }
   }
-  DIR *d = opendir("/dev");
+  DIR* d = opendir("/dev");
   int blocks = 0;
   if (d) {
-    struct dirent *de;
+    struct dirent* de;
     while ((de = readdir(d)) != NULL) {
       char path[PATH_MAX];
       snprintf(path, sizeof path, "/dev/%s", de->d_name);
@@ -1012,7 +1021,7 @@ static void probe_open_dev(struct result *r) {
 }
 
 // Opens each path for writing, never writes. Returns how many opened.
-static int open_for_write(struct result *r, const char *const *paths, size_t n) {
+static int open_for_write(struct result* r, const char* const* paths, size_t n) {
   int opened = 0;
   for (size_t i = 0; i < n; ++i) {
     int fd = open(paths[i], O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -1027,19 +1036,19 @@ static int open_for_write(struct result *r, const char *const *paths, size_t n) 
   return opened;
 }
 
-static void probe_proc_sysrq(struct result *r) {
-  const char *paths[] = {"/proc/sysrq-trigger"};
+static void probe_proc_sysrq(struct result* r) {
+  const char* paths[] = {"/proc/sysrq-trigger"};
   set_verdict(r, open_for_write(r, paths, 1) ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_proc_sys(struct result *r) {
-  const char *paths[] = {"/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",
+static void probe_proc_sys(struct result* r) {
+  const char* paths[] = {"/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",
                          "/proc/sys/vm/panic_on_oom"};
   set_verdict(r, open_for_write(r, paths, 3) ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_sys_write(struct result *r) {
-  const char *paths[] = {"/sys/kernel/uevent_helper", "/sys/kernel/mm/transparent_hugepage/enabled",
+static void probe_sys_write(struct result* r) {
+  const char* paths[] = {"/sys/kernel/uevent_helper", "/sys/kernel/mm/transparent_hugepage/enabled",
                          "/sys/fs/cgroup/memory/release_agent", "/sys/fs/cgroup/release_agent",
                          "/sys/class/net/lo/mtu"};
   set_verdict(r, open_for_write(r, paths, sizeof paths / sizeof paths[0]) ? V_ESCAPED : V_BLOCKED);
@@ -1048,7 +1057,7 @@ static void probe_sys_write(struct result *r) {
 // ---------------------------------------------------------------------------
 // Probes: the network
 
-static void probe_raw_socket(struct result *r) {
+static void probe_raw_socket(struct result* r) {
   int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd >= 0) {
     close(fd);
@@ -1060,7 +1069,7 @@ static void probe_raw_socket(struct result *r) {
   set_verdict(r, V_BLOCKED);
 }
 
-static void probe_packet_socket(struct result *r) {
+static void probe_packet_socket(struct result* r) {
   // Protocol 0: the socket receives nothing until bound to a protocol.
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (fd >= 0) {
@@ -1073,18 +1082,18 @@ static void probe_packet_socket(struct result *r) {
   set_verdict(r, V_BLOCKED);
 }
 
-static void probe_net_interfaces(struct result *r) {
+static void probe_net_interfaces(struct result* r) {
   char buf[8192];
   char names[256] = "";
   int others = 0, count = 0;
   if (read_small("/proc/net/dev", buf, sizeof buf) > 0) {
-    char *line = strchr(buf, '\n');
+    char* line = strchr(buf, '\n');
     if (line) line = strchr(line + 1, '\n');  // two header lines
     while (line && *++line) {
-      char *colon = strchr(line, ':');
-      char *nl = strchr(line, '\n');
+      char* colon = strchr(line, ':');
+      char* nl = strchr(line, '\n');
       if (!colon || (nl && colon > nl)) break;
-      char *name = line;
+      char* name = line;
       while (*name == ' ') ++name;
       *colon = '\0';
       ++count;
@@ -1098,12 +1107,12 @@ static void probe_net_interfaces(struct result *r) {
       line = nl ? nl : NULL;
     }
   } else {
-    DIR *d = opendir("/sys/class/net");
+    DIR* d = opendir("/sys/class/net");
     if (!d) {
       note(r, "/proc/net/dev and /sys/class/net unreadable (%s)", en(errno));
       return;  // ERROR
     }
-    struct dirent *de;
+    struct dirent* de;
     while ((de = readdir(d)) != NULL) {
       if (de->d_name[0] == '.') continue;
       ++count;
@@ -1121,7 +1130,7 @@ static void probe_net_interfaces(struct result *r) {
   set_verdict(r, others ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_tcp_plane(struct result *r) {
+static void probe_tcp_plane(struct result* r) {
   if (!opt.plane) {
     note(r, "no --plane HOST:PORT given");
     return;  // ERROR
@@ -1135,7 +1144,7 @@ static void probe_tcp_plane(struct result *r) {
   set_verdict(r, rc ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_tcp_loopback(struct result *r) {
+static void probe_tcp_loopback(struct result* r) {
   if (!opt.host_port) {
     note(r, "no --host-port PORT given");
     return;  // ERROR
@@ -1153,7 +1162,7 @@ static void probe_tcp_loopback(struct result *r) {
 
 // Connects to a unix socket (stream, else datagram/seqpacket) and closes it
 // again without sending. 1 if a listener was reached, else 0 (errno set).
-static int unix_reachable(const char *path) {
+static int unix_reachable(const char* path) {
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
@@ -1167,7 +1176,7 @@ static int unix_reachable(const char *path) {
   for (size_t i = 0; i < 3; ++i) {
     int fd = socket(AF_UNIX, types[i] | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return 0;
-    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int rc = connect(fd, (struct sockaddr*)&sa, sizeof sa);
     last = errno;
     close(fd);
     // EAGAIN: a listener with a full backlog is still a listener.
@@ -1179,11 +1188,11 @@ static int unix_reachable(const char *path) {
 }
 
 struct socket_scan {
-  struct result *r;
+  struct result* r;
   int tried, reached, entries;
 };
 
-static void try_socket(struct socket_scan *s, const char *path) {
+static void try_socket(struct socket_scan* s, const char* path) {
   struct stat st;
   if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
   ++s->tried;
@@ -1195,17 +1204,17 @@ static void try_socket(struct socket_scan *s, const char *path) {
   }
 }
 
-static int ends_with(const char *s, const char *suffix) {
+static int ends_with(const char* s, const char* suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 // Every *.sock below dir (depth-limited, entry-limited, no symlinks followed).
-static void scan_sockets(struct socket_scan *s, const char *dir, int depth) {
+static void scan_sockets(struct socket_scan* s, const char* dir, int depth) {
   if (depth > 4) return;
-  DIR *d = opendir(dir);
+  DIR* d = opendir(dir);
   if (!d) return;
-  struct dirent *de;
+  struct dirent* de;
   while ((de = readdir(d)) != NULL && s->entries < 4096) {
     ++s->entries;
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
@@ -1222,11 +1231,14 @@ static void scan_sockets(struct socket_scan *s, const char *dir, int depth) {
   closedir(d);
 }
 
-static void probe_runtime_socket(struct result *r) {
-  static const char *const kKnown[] = {
-      "/run/containerd/containerd.sock", "/var/run/docker.sock", "/run/docker.sock",
-      "/run/crio/crio.sock", "/run/podman/podman.sock", "/run/dbus/system_bus_socket",
-      "/run/systemd/private"};
+static void probe_runtime_socket(struct result* r) {
+  static const char* const kKnown[] = {"/run/containerd/containerd.sock",
+                                       "/var/run/docker.sock",
+                                       "/run/docker.sock",
+                                       "/run/crio/crio.sock",
+                                       "/run/podman/podman.sock",
+                                       "/run/dbus/system_bus_socket",
+                                       "/run/systemd/private"};
   struct socket_scan s = {r, 0, 0, 0};
   for (size_t i = 0; i < sizeof kKnown / sizeof kKnown[0]; ++i) try_socket(&s, kKnown[i]);
   for (int i = 0; i < opt.nsockets; ++i) {
@@ -1242,14 +1254,14 @@ static void probe_runtime_socket(struct result *r) {
   if (lstat("/var/run", &st) == 0 && S_ISDIR(st.st_mode)) scan_sockets(&s, "/var/run", 0);
   // A runtime's state directory with containers in it (runc keeps state.json
   // per container): seeing it is seeing the host's containers.
-  static const char *const kStateDirs[] = {"/run/runc", "/run/cce/runc", "/run/containerd/runc",
+  static const char* const kStateDirs[] = {"/run/runc", "/run/cce/runc", "/run/containerd/runc",
                                            "/run/crun"};
   int states = 0;
   for (size_t i = 0; i < sizeof kStateDirs / sizeof kStateDirs[0]; ++i) {
-    DIR *d = opendir(kStateDirs[i]);
+    DIR* d = opendir(kStateDirs[i]);
     if (!d) continue;
     int here = 0;
-    struct dirent *de;
+    struct dirent* de;
     while ((de = readdir(d)) != NULL) {
       if (de->d_name[0] == '.') continue;
       char path[PATH_MAX];
@@ -1267,7 +1279,7 @@ static void probe_runtime_socket(struct result *r) {
 // ---------------------------------------------------------------------------
 // Probes: kernel attack surface (syscalls the policy denies)
 
-static void syscall_verdict(struct result *r, const char *what, long rc, int e) {
+static void syscall_verdict(struct result* r, const char* what, long rc, int e) {
   if (rc >= 0) {
     note(r, "%s succeeded", what);
     set_verdict(r, V_ESCAPED);
@@ -1280,7 +1292,7 @@ static void syscall_verdict(struct result *r, const char *what, long rc, int e) 
   }
 }
 
-static void probe_bpf(struct result *r) {
+static void probe_bpf(struct result* r) {
   union bpf_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.map_type = BPF_MAP_TYPE_ARRAY;
@@ -1293,7 +1305,7 @@ static void probe_bpf(struct result *r) {
   syscall_verdict(r, "bpf(BPF_MAP_CREATE)", fd, e);
 }
 
-static void probe_perf_event_open(struct result *r) {
+static void probe_perf_event_open(struct result* r) {
   struct perf_event_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.size = sizeof attr;
@@ -1308,7 +1320,7 @@ static void probe_perf_event_open(struct result *r) {
   syscall_verdict(r, "perf_event_open(self, cpu clock)", fd, e);
 }
 
-static void probe_userfaultfd(struct result *r) {
+static void probe_userfaultfd(struct result* r) {
   long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
   int e = errno;
   if (fd < 0 && e == EINVAL) {  // kernels before 5.11 lack UFFD_USER_MODE_ONLY
@@ -1325,7 +1337,7 @@ static void probe_userfaultfd(struct result *r) {
   }
 }
 
-static void probe_io_uring(struct result *r) {
+static void probe_io_uring(struct result* r) {
   struct io_uring_params p;
   memset(&p, 0, sizeof p);
   long fd = syscall(SYS_io_uring_setup, 1, &p);
@@ -1334,13 +1346,13 @@ static void probe_io_uring(struct result *r) {
   syscall_verdict(r, "io_uring_setup(1)", fd, e);
 }
 
-static void probe_keyctl(struct result *r) {
+static void probe_keyctl(struct result* r) {
   // The thread keyring without create: nothing is made; ENOKEY means reached.
   long rc = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_THREAD_KEYRING, 0);
   syscall_verdict(r, "keyctl(KEYCTL_GET_KEYRING_ID, thread keyring)", rc, errno);
 }
 
-static void probe_open_by_handle_at(struct result *r) {
+static void probe_open_by_handle_at(struct result* r) {
   int mount_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (mount_fd < 0) {
     note(r, "open /: %s", en(errno));
@@ -1371,10 +1383,10 @@ static void probe_open_by_handle_at(struct result *r) {
   syscall_verdict(r, "open_by_handle_at", fd, e);
 }
 
-static int child_memfd_exec(void *arg) {
+static int child_memfd_exec(void* arg) {
   int memfd = (int)(intptr_t)arg;
-  char *const argv[] = {"cce-escape-probe", "--noop", NULL};
-  char *const envp[] = {NULL};
+  char* const argv[] = {"cce-escape-probe", "--noop", NULL};
+  char* const envp[] = {NULL};
   fexecve(memfd, argv, envp);
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", memfd);
@@ -1382,7 +1394,7 @@ static int child_memfd_exec(void *arg) {
   return errno;
 }
 
-static void probe_memfd_exec(struct result *r) {
+static void probe_memfd_exec(struct result* r) {
   int memfd = (int)syscall(SYS_memfd_create, "cce-probe", MFD_CLOEXEC);
   if (memfd < 0) {
     note(r, "memfd_create: %s", en(errno));
@@ -1411,14 +1423,14 @@ static void probe_memfd_exec(struct result *r) {
     copied += (uint64_t)n;
   }
   close(self);
-  int rc = run_child(child_memfd_exec, (void *)(intptr_t)memfd, 10);
+  int rc = run_child(child_memfd_exec, (void*)(intptr_t)memfd, 10);
   close(memfd);
   note(r, "memfd_create: OK, %llu bytes copied; exec of the memfd: %s", (unsigned long long)copied,
        rc == 77 ? "ran (--noop exited 77)" : child_text(rc));
   set_verdict(r, rc == 77 ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_clock_settime(struct result *r) {
+static void probe_clock_settime(struct result* r) {
   // settimeofday(NULL, NULL) is the CAP_SYS_TIME check and nothing else.
   long a = syscall(SYS_settimeofday, NULL, NULL);
   int ea = errno;
@@ -1427,32 +1439,32 @@ static void probe_clock_settime(struct result *r) {
   clock_gettime(CLOCK_MONOTONIC, &now);
   long b = syscall(SYS_clock_settime, CLOCK_MONOTONIC, &now);
   int eb = errno;
-  note(r, "settimeofday(NULL, NULL): %s; clock_settime(CLOCK_MONOTONIC): %s", a == 0 ? "OK" : en(ea),
-       b == 0 ? "OK" : en(eb));
+  note(r, "settimeofday(NULL, NULL): %s; clock_settime(CLOCK_MONOTONIC): %s",
+       a == 0 ? "OK" : en(ea), b == 0 ? "OK" : en(eb));
   int escaped = a == 0 || b == 0 || !denied(eb);
   set_verdict(r, escaped ? V_ESCAPED : V_BLOCKED);
 }
 
-static void probe_reboot(struct result *r) {
+static void probe_reboot(struct result* r) {
   // Bad magic: the kernel checks CAP_SYS_BOOT first, then the magic. EINVAL
   // means the privilege was there; nothing happens either way.
   long rc = syscall(SYS_reboot, 0, 0, 0, NULL);
   syscall_verdict(r, "reboot(bad magic)", rc, errno);
 }
 
-static void probe_kexec_load(struct result *r) {
+static void probe_kexec_load(struct result* r) {
   // Too many segments and unknown flags: refused even when permitted.
   long rc = syscall(SYS_kexec_load, 0UL, 17UL, NULL, 0x8000UL);
   syscall_verdict(r, "kexec_load(invalid)", rc, errno);
 }
 
-static void probe_init_module(struct result *r) {
+static void probe_init_module(struct result* r) {
   // An empty image cannot load; only the permission check matters.
   long rc = syscall(SYS_init_module, NULL, 0UL, "");
   syscall_verdict(r, "init_module(empty)", rc, errno);
 }
 
-static void probe_swapon(struct result *r) {
+static void probe_swapon(struct result* r) {
   // A path that cannot exist (no file can be made in /proc): ENOENT means
   // the CAP_SYS_ADMIN check passed.
   long rc = syscall(SYS_swapon, "/proc/cce-escape-probe-no-such-swap", 0);
@@ -1464,12 +1476,13 @@ static void probe_swapon(struct result *r) {
 
 // Creates `name` in the output dir with make(); a leftover symlink/FIFO/socket
 // of an earlier run there is removed first (never a regular file).
-static int plant(struct result *r, const char *name, int (*make)(const char *, const void *),
-                 const void *arg) {
+static int plant(struct result* r, const char* name, int (*make)(const char*, const void*),
+                 const void* arg) {
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", opt.output_dir, name);
   struct stat st;
-  if (lstat(path, &st) == 0 && (S_ISLNK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+  if (lstat(path, &st) == 0 &&
+      (S_ISLNK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
     unlink(path);
   }
   if (make(path, arg) == 0) {
@@ -1480,12 +1493,14 @@ static int plant(struct result *r, const char *name, int (*make)(const char *, c
   return 0;
 }
 
-static int make_symlink(const char *path, const void *target) { return symlink(target, path); }
-static int make_fifo(const char *path, const void *unused) {
+static int make_symlink(const char* path, const void* target) {
+  return symlink(target, path);
+}
+static int make_fifo(const char* path, const void* unused) {
   (void)unused;
   return mkfifo(path, 0644);
 }
-static int make_socket(const char *path, const void *unused) {
+static int make_socket(const char* path, const void* unused) {
   (void)unused;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
@@ -1498,20 +1513,22 @@ static int make_socket(const char *path, const void *unused) {
     return -1;
   }
   strcpy(sa.sun_path, path);
-  int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  int rc = bind(fd, (struct sockaddr*)&sa, sizeof sa);
   int e = errno;
   close(fd);  // the socket file stays
   errno = e;
   return rc;
 }
 
-static void probe_output_symlink(struct result *r) {
-  const char *target = opt.host_file ? opt.host_file : "/etc/hostname";
+static void probe_output_symlink(struct result* r) {
+  const char* target = opt.host_file ? opt.host_file : "/etc/hostname";
   char dir[PATH_MAX];
   snprintf(dir, sizeof dir, "%s", target);
-  char *slash = strrchr(dir, '/');
-  if (slash && slash != dir) *slash = '\0';
-  else snprintf(dir, sizeof dir, "/");
+  char* slash = strrchr(dir, '/');
+  if (slash && slash != dir)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof dir, "/");
   int planted = plant(r, "link", make_symlink, target);
   planted += plant(r, "link_dir", make_symlink, dir);
   planted += plant(r, "link_root", make_symlink, "/");
@@ -1519,11 +1536,11 @@ static void probe_output_symlink(struct result *r) {
   set_verdict(r, planted ? V_PLANTED : V_BLOCKED);
 }
 
-static void probe_output_fifo(struct result *r) {
+static void probe_output_fifo(struct result* r) {
   set_verdict(r, plant(r, "fifo", make_fifo, NULL) ? V_PLANTED : V_BLOCKED);
 }
 
-static void probe_output_socket(struct result *r) {
+static void probe_output_socket(struct result* r) {
   set_verdict(r, plant(r, "sock", make_socket, NULL) ? V_PLANTED : V_BLOCKED);
 }
 
@@ -1531,12 +1548,12 @@ static void probe_output_socket(struct result *r) {
 // Probes: resource limits
 
 struct fill_arg {
-  const char *dir;
+  const char* dir;
   uint64_t want_bytes;
 };
 
-static void fill_child(void *p, int report_fd) {
-  const struct fill_arg *a = p;
+static void fill_child(void* p, int report_fd) {
+  const struct fill_arg* a = p;
   signal(SIGXFSZ, SIG_IGN);  // RLIMIT_FSIZE then gives EFBIG instead of killing
   set_oom_score_adj(1000);   // tmpfs pages count as memory: die first, alone
   char path[PATH_MAX];
@@ -1567,7 +1584,7 @@ static void fill_child(void *p, int report_fd) {
   send_report(report_fd, PH_DONE, 0, written);
 }
 
-static void probe_fill(struct result *r, const char *dir, long limit_mib) {
+static void probe_fill(struct result* r, const char* dir, long limit_mib) {
   struct statvfs vfs;
   if (statvfs(dir, &vfs) != 0) {
     note(r, "statvfs %s: %s", dir, en(errno));
@@ -1607,25 +1624,29 @@ static void probe_fill(struct result *r, const char *dir, long limit_mib) {
     note(r, "wrote %llu MiB, past the limit (removed again)", (unsigned long long)mib);
     set_verdict(r, V_ESCAPED);
   } else if (WIFSIGNALED(run.status)) {
-    note(r, "writer killed by SIG%s after %llu MiB (memory limit)", sigabbrev_np(WTERMSIG(run.status)),
-         (unsigned long long)mib);
+    note(r, "writer killed by SIG%s after %llu MiB (memory limit)",
+         sigabbrev_np(WTERMSIG(run.status)), (unsigned long long)mib);
     set_verdict(r, V_BLOCKED);
   } else {
     note(r, "writer ended without a result (status %d)", run.status);
   }
 }
 
-static void probe_fill_tmp(struct result *r) { probe_fill(r, "/tmp", opt.tmp_limit_mib); }
-static void probe_fill_output(struct result *r) { probe_fill(r, opt.output_dir, opt.output_limit_mib); }
+static void probe_fill_tmp(struct result* r) {
+  probe_fill(r, "/tmp", opt.tmp_limit_mib);
+}
+static void probe_fill_output(struct result* r) {
+  probe_fill(r, opt.output_dir, opt.output_limit_mib);
+}
 
 struct fork_arg {
   long limit;
 };
 
-static void fork_bomb_child(void *p, int report_fd) {
-  const struct fork_arg *a = p;
+static void fork_bomb_child(void* p, int report_fd) {
+  const struct fork_arg* a = p;
   long want = a->limit + 1;  // one past the limit: a pids cap at or below it must stop us
-  pid_t *kids = calloc((size_t)want, sizeof *kids);
+  pid_t* kids = calloc((size_t)want, sizeof *kids);
   if (!kids) {
     send_report(report_fd, PH_SETUP_FAILED, ENOMEM, 0);
     return;
@@ -1656,7 +1677,7 @@ static void fork_bomb_child(void *p, int report_fd) {
   free(kids);
 }
 
-static void probe_fork_bomb(struct result *r) {
+static void probe_fork_bomb(struct result* r) {
   struct fork_arg arg = {opt.fork_limit};
   struct bomb_run run;
   if (run_bomb(fork_bomb_child, &arg, 120, &run) != 0) {
@@ -1684,12 +1705,12 @@ static void probe_fork_bomb(struct result *r) {
   }
 }
 
-static void memory_bomb_child(void *p, int report_fd) {
-  uint64_t want_mib = *(const uint64_t *)p;
+static void memory_bomb_child(void* p, int report_fd) {
+  uint64_t want_mib = *(const uint64_t*)p;
   set_oom_score_adj(1000);  // the OOM killer takes this child, not the probe
   const size_t mib = 1 << 20;
   for (uint64_t i = 0; i < want_mib; ++i) {
-    void *m = mmap(NULL, mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* m = mmap(NULL, mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
       send_report(report_fd, PH_STOPPED, errno, i);
       return;
@@ -1700,12 +1721,13 @@ static void memory_bomb_child(void *p, int report_fd) {
   send_report(report_fd, PH_DONE, 0, want_mib);
 }
 
-static void probe_memory_bomb(struct result *r) {
+static void probe_memory_bomb(struct result* r) {
   uint64_t want = (uint64_t)opt.mem_limit_mib + 1;  // one past the limit
   // Never take more than half of what the machine has free: unconfined on a
   // host the bomb must not push anyone else into the OOM killer.
   char buf[4096], v[64];
-  if (read_small("/proc/meminfo", buf, sizeof buf) > 0 && status_field(buf, "MemAvailable", v, sizeof v)) {
+  if (read_small("/proc/meminfo", buf, sizeof buf) > 0 &&
+      status_field(buf, "MemAvailable", v, sizeof v)) {
     uint64_t avail_mib = strtoull(v, NULL, 10) >> 10;
     if (want > avail_mib / 2) {
       want = avail_mib / 2;
@@ -1741,8 +1763,8 @@ static void probe_memory_bomb(struct result *r) {
 // The table (run in this order) and main
 
 struct probe {
-  const char *name;
-  void (*fn)(struct result *);
+  const char* name;
+  void (*fn)(struct result*);
 };
 
 static const struct probe kProbes[] = {
@@ -1798,7 +1820,7 @@ static const struct probe kProbes[] = {
 };
 #define NPROBES (sizeof kProbes / sizeof kProbes[0])
 
-static void usage(FILE *out) {
+static void usage(FILE* out) {
   fprintf(out,
           "usage: cce-escape-probe [--only NAME,...] [--plane HOST:PORT] [--host-port PORT]\n"
           "         [--outside-pid PID] [--host-file PATH] [--data-dir DIR] [--forbidden PATH]\n"
@@ -1810,27 +1832,28 @@ static void usage(FILE *out) {
           "error, else 0. See tests/escape/README.md.\n");
 }
 
-static int find_probe(const char *name, size_t len) {
+static int find_probe(const char* name, size_t len) {
   for (size_t i = 0; i < NPROBES; ++i) {
     if (strlen(kProbes[i].name) == len && strncmp(kProbes[i].name, name, len) == 0) return (int)i;
   }
   return -1;
 }
 
-static long parse_long(const char *flag, const char *v, long min, long max) {
-  char *end;
+static long parse_long(const char* flag, const char* v, long min, long max) {
+  char* end;
   errno = 0;
   long x = strtol(v, &end, 10);
   if (errno || *v == '\0' || *end != '\0' || x < min || x > max) {
-    fprintf(stderr, "cce-escape-probe: %s: '%s' is not a number in [%ld, %ld]\n", flag, v, min, max);
+    fprintf(stderr, "cce-escape-probe: %s: '%s' is not a number in [%ld, %ld]\n", flag, v, min,
+            max);
     exit(2);
   }
   return x;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
-    const char *a = argv[i];
+    const char* a = argv[i];
     if (strcmp(a, "--noop") == 0) return 77;
     if (strcmp(a, "--help") == 0) {
       usage(stdout);
@@ -1840,10 +1863,11 @@ int main(int argc, char **argv) {
       for (size_t k = 0; k < NPROBES; ++k) printf("%s\n", kProbes[k].name);
       return 0;
     }
-    const char *flags[] = {"--only", "--plane", "--host-port", "--outside-pid", "--host-file",
-                           "--data-dir", "--forbidden", "--output-dir", "--socket", "--fork-limit",
-                           "--mem-limit-mib", "--tmp-limit-mib", "--output-limit-mib"};
-    const char *value = NULL;
+    const char* flags[] = {
+        "--only",          "--plane",         "--host-port",       "--outside-pid", "--host-file",
+        "--data-dir",      "--forbidden",     "--output-dir",      "--socket",      "--fork-limit",
+        "--mem-limit-mib", "--tmp-limit-mib", "--output-limit-mib"};
+    const char* value = NULL;
     size_t f;
     for (f = 0; f < sizeof flags / sizeof flags[0]; ++f) {
       size_t fl = strlen(flags[f]);
@@ -1892,11 +1916,12 @@ int main(int argc, char **argv) {
   char selected[NPROBES];
   memset(selected, opt.only ? 0 : 1, sizeof selected);
   if (opt.only) {
-    for (char *p = opt.only; *p;) {
+    for (char* p = opt.only; *p;) {
       size_t len = strcspn(p, ",");
       int k = find_probe(p, len);
       if (k < 0) {
-        fprintf(stderr, "cce-escape-probe: --only: unknown probe '%.*s' (see --list)\n", (int)len, p);
+        fprintf(stderr, "cce-escape-probe: --only: unknown probe '%.*s' (see --list)\n", (int)len,
+                p);
         return 2;
       }
       selected[k] = 1;
@@ -1925,8 +1950,8 @@ int main(int argc, char **argv) {
     printf("PROBE %s %s %s\n", kProbes[k].name, kVerdictNames[r.verdict], r.len ? r.detail : "-");
     fflush(stdout);
   }
-  printf("SUMMARY escaped=%d blocked=%d planted=%d error=%d\n", counts[V_ESCAPED], counts[V_BLOCKED],
-         counts[V_PLANTED], counts[V_ERROR]);
+  printf("SUMMARY escaped=%d blocked=%d planted=%d error=%d\n", counts[V_ESCAPED],
+         counts[V_BLOCKED], counts[V_PLANTED], counts[V_ERROR]);
   fflush(stdout);
   free(opt.only);
   if (counts[V_ESCAPED]) return 1;
