@@ -269,18 +269,9 @@ class LayerApplier {
   // refused (an image made with them was made to escape).
   StatusOr<std::vector<std::string>> SplitPath(std::string_view raw,
                                                const std::string& what) const {
-    if (!raw.empty() && raw.front() == '/') return Refuse(what + "absolute path not allowed");
-    std::vector<std::string> parts;
-    size_t pos = 0;
-    while (pos <= raw.size()) {
-      size_t slash = raw.find('/', pos);
-      if (slash == std::string_view::npos) slash = raw.size();
-      std::string_view part = raw.substr(pos, slash - pos);
-      pos = slash + 1;
-      if (part.empty() || part == ".") continue;
-      if (part == "..") return Refuse(what + "'..' path component not allowed");
-      parts.emplace_back(part);
-    }
+    auto split = image::SplitMemberPath(raw);
+    if (!split.ok()) return Refuse(what + split.status().message());
+    std::vector<std::string> parts = std::move(split).value();
     if (parts.size() > limits_.max_path_depth) {
       return Refuse(what + "path has " + std::to_string(parts.size()) +
                     " components, more than the limit of " +

@@ -562,22 +562,13 @@ using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 // archive that carries them was made to escape wherever it is unpacked.
 StatusOr<std::string> NormalizeMemberName(std::string_view raw, const std::string& archive_path) {
   if (raw.empty()) return InvalidArgument(archive_path + ": a member has an empty name");
-  if (raw.front() == '/') {
-    return InvalidArgument(archive_path + ": member " + QuoteName(raw) +
-                           ": absolute path not allowed");
+  auto parts = SplitMemberPath(raw);
+  if (!parts.ok()) {
+    return InvalidArgument(archive_path + ": member " + QuoteName(raw) + ": " +
+                           parts.status().message());
   }
   std::string out;
-  size_t pos = 0;
-  while (pos <= raw.size()) {
-    size_t slash = raw.find('/', pos);
-    if (slash == std::string_view::npos) slash = raw.size();
-    std::string_view part = raw.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      return InvalidArgument(archive_path + ": member " + QuoteName(raw) +
-                             ": '..' path component not allowed");
-    }
+  for (const std::string& part : *parts) {
     if (!out.empty()) out += '/';
     out += part;
   }
@@ -1298,6 +1289,22 @@ std::string QuoteName(std::string_view s) {
   if (s.size() > 200) out += "...";
   out += "'";
   return out;
+}
+
+StatusOr<std::vector<std::string>> SplitMemberPath(std::string_view raw) {
+  if (!raw.empty() && raw.front() == '/') return InvalidArgument("absolute path not allowed");
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos <= raw.size()) {
+    size_t slash = raw.find('/', pos);
+    if (slash == std::string_view::npos) slash = raw.size();
+    std::string_view part = raw.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return InvalidArgument("'..' path component not allowed");
+    parts.emplace_back(part);
+  }
+  return parts;
 }
 
 std::string_view ImageFormatName(ImageFormat format) {

@@ -42,6 +42,12 @@ std::string_view ImageFormatName(ImageFormat format);  // "oci-layout", ...
 // printable ASCII as '?'.
 std::string QuoteName(std::string_view s);
 
+// The components of a path inside an archive or layer, "." and empty ones
+// dropped ("./a//b" -> {"a", "b"}). An absolute path or a ".." component is
+// kInvalidArgument ("absolute path not allowed" / "'..' path component not
+// allowed"; callers add where): whoever made it meant to escape.
+StatusOr<std::vector<std::string>> SplitMemberPath(std::string_view raw);
+
 // How a layer blob is compressed, from its media type. zstd layers are
 // accepted and stored; the executor refuses to unpack them.
 enum class LayerCompression { kNone, kGzip, kZstd };
