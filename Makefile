@@ -15,7 +15,9 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   python3 python3-cryptography python3-jsonschema python3-yaml \
   gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev \
   nodejs libcurl4-openssl-dev \
-  apparmor runc busybox-static libseccomp-dev curl
+  apparmor runc busybox-static libseccomp-dev curl \
+  zlib1g-dev libbz2-dev liblzma-dev chromium \
+  python3-matplotlib python3-numpy python3-pil python3-pandas python3-openpyxl
 
 .PHONY: all deps build test fuzz-smoke demo bench bench-plane fuzz lint format asan tsan ubsan clean help
 
@@ -73,6 +75,7 @@ bench: build
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
 	$(BUILD_DIR)/bin/attest_bench --releases 1000 --clients 8
 	./bench/job/run.sh --bin-dir $(BUILD_DIR)/bin
+	./bench/gate/run.sh --bin-dir $(BUILD_DIR)/bin
 
 bench-plane: build
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check

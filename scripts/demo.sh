@@ -7,10 +7,14 @@
 # examples/job.yaml. The local provisioner starts cce-agent in a fresh network
 # and mount namespace; the agent attests (SIMULATED TEE), mounts the dataset
 # with cce-decryptfs, runs the algorithm in the sandbox (runc, seccomp,
-# Landlock, cgroups) and submits the signed output. The Output Gate holds it
-# for review (the gate issue completes that step). Then the DecryptFS tamper
-# tour (scripts/demo-decryptfs.sh). Exits non-zero if a step misbehaves; it
-# also runs as a test.
+# Landlock, cgroups) and submits the signed output. The Output Gate scans it
+# (copies of the dataset, encodings, covert channels, small cells) and
+# releases it; the consumer downloads it. Then a leaking job
+# (examples/leaky-job.yaml) copies the dataset: the gate holds its output, a
+# reviewer sees the findings and rejects it, the consumer sees why, and the
+# audit trail shows every decision. Then the DecryptFS tamper tour
+# (scripts/demo-decryptfs.sh). Exits non-zero if a step misbehaves; it also
+# runs as a test.
 set -euo pipefail
 
 BIN=${1:-build/bin}
@@ -63,28 +67,59 @@ JOB=$("$BIN/cce" job submit -f "$ROOT/examples/job.yaml" --output json | json_fi
 echo "job $JOB submitted"
 
 step "4. The plane provisions a sandboxed VM stand-in; the agent attests, mounts, runs, submits"
-if ! run "$BIN/cce" job status "$JOB" --watch --until HELD --interval 1; then
-  die "job $JOB did not reach HELD"
+if ! run "$BIN/cce" job status "$JOB" --watch --interval 1; then
+  die "job $JOB did not finish"
 fi
 "$BIN/cce" job status "$JOB" --output json > "$WORK/job.json"
 STATE=$(json_field state < "$WORK/job.json")
-[ "$STATE" = HELD ] || die "job $JOB ended $STATE, expected HELD"
+[ "$STATE" = RELEASED ] || die "job $JOB ended $STATE, expected RELEASED (an aggregate with no cell under 10)"
 echo
 echo "The agent's steps (from the plane's log):"
 grep -o '"step":"[a-z_]*"' "$DATA/logs/jobs/$JOB.log" 2>/dev/null | sed 's/"step":/  /' | tr -d '"' | tr '\n' ' ' || true
 echo
-echo "What the sandboxed algorithm did (the agent's 'finished' step):"
-grep '"step":"finished"' "$DATA/logs/jobs/$JOB.log" || die "no finished step in the agent's log"
-echo "The output was submitted, signed by the TEE key, and is sealed in the plane."
-echo "The Output Gate is not built yet: it holds every output for review, so the"
-echo "consumer cannot download it (the Output Gate issue completes this step)."
-if "$BIN/cce" job download "$JOB" --out "$WORK/out" 2>"$WORK/download.err"; then
+echo "The Output Gate scanned the signed output (plane log):"
+grep '"event":"gate.scan"' "$WORK/plane.log" | grep "$JOB" | head -n 1 || die "no gate.scan for $JOB"
+
+step "5. Consumer: download the released output (its digest checked against the plane's record)"
+run "$BIN/cce" job download "$JOB" --out "$WORK/out"
+mkdir -p "$WORK/out/x"
+tar -xf "$WORK/out/output.bundle" -C "$WORK/out/x"
+run head -n 5 "$WORK/out/x/files/summary.csv"
+
+step "6. A leaking algorithm: the same image, but it copies the dataset to /output"
+run cat "$ROOT/examples/leaky-job.yaml"
+LEAK=$("$BIN/cce" job submit -f "$ROOT/examples/leaky-job.yaml" --output json | json_field id)
+run "$BIN/cce" job status "$LEAK" --watch --interval 1 || die "job $LEAK did not finish"
+STATE=$("$BIN/cce" job status "$LEAK" --output json | json_field state)
+[ "$STATE" = HELD ] || die "the leaking job $LEAK ended $STATE, expected HELD"
+echo "HELD: the consumer sees the verdict but not the findings, and cannot download:"
+if "$BIN/cce" job download "$LEAK" --out "$WORK/leak" 2>"$WORK/download.err"; then
   die "a HELD output was downloadable"
 fi
-printf '$ cce job download %s   (refused)\n' "$JOB"
+printf '$ cce job download %s   (refused)\n' "$LEAK"
 cat "$WORK/download.err"
 
-step "5. DecryptFS on its own: tampering reads as an I/O error"
+step "7. Reviewer: the queue, the findings with their locations, a decision"
+REVIEWER=$(local_plane_user compliance reviewer)
+export CCE_TOKEN="$REVIEWER"
+run "$BIN/cce" review list
+run "$BIN/cce" review show "$LEAK" | head -n 16
+run "$BIN/cce" review reject "$LEAK" --reason "export.csv is a verbatim copy of the claims dataset"
+
+step "8. Consumer: the decision and its reason"
+export CCE_TOKEN="$CONSUMER"
+run "$BIN/cce" job status "$LEAK"
+STATE=$("$BIN/cce" job status "$LEAK" --output json | json_field state)
+[ "$STATE" = REJECTED ] || die "job $LEAK is $STATE after the rejection"
+
+step "9. The audit trail: every decision, hash-chained and verified on this client"
+export CCE_TOKEN="$REVIEWER"
+"$BIN/cce" audit list --job "$LEAK" > "$WORK/audit.txt" || die "audit list failed"
+grep -E "gate.verdict|review|job.review|output.submit" "$WORK/audit.txt" || die "no gate or review decision in the audit log"
+export CCE_TOKEN="$OP_TOKEN"   # verifying both chains is the operator's
+run "$BIN/cce" audit verify
+
+step "10. DecryptFS on its own: tampering reads as an I/O error"
 "$ROOT/scripts/demo-decryptfs.sh" "$BIN"
 echo
 echo "demo: OK"

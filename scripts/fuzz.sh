@@ -21,7 +21,7 @@ if [ "$MODE" = smoke ]; then SECONDS_EACH="${FUZZ_SMOKE_SECONDS:-5}"; else SECON
 BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
 
-ALL_TARGETS="quote_fuzz collateral_fuzz jobspec_fuzz format_fuzz jwe_fuzz image_fuzz request_parse_fuzz unpack_fuzz policy_fuzz seccomp_fuzz ecdsa_fuzz"
+ALL_TARGETS="quote_fuzz collateral_fuzz jobspec_fuzz format_fuzz jwe_fuzz image_fuzz request_parse_fuzz unpack_fuzz policy_fuzz seccomp_fuzz ecdsa_fuzz gate_fuzz gate_reference_fuzz bundle_tar_fuzz"
 TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 declare -A SEEDS=(
   [quote_fuzz]="tests/data/tdx/dcap-qvl tests/data/tdx/go-tdx-guest tests/data/tdx/trustee"
@@ -35,6 +35,9 @@ declare -A SEEDS=(
   [policy_fuzz]="tests/data/fuzz/policy_fuzz"
   [seccomp_fuzz]="tests/data/fuzz/seccomp_fuzz"
   [ecdsa_fuzz]="tests/data/fuzz/ecdsa_fuzz"
+  [gate_fuzz]="tests/data/fuzz/gate_fuzz"
+  [gate_reference_fuzz]="tests/data/fuzz/gate_reference_fuzz"
+  [bundle_tar_fuzz]="tests/data/fuzz/bundle_tar_fuzz"
 )
 
 for tool in clang clang++; do

@@ -35,6 +35,28 @@ class FieldReader {
     if (Scalar(name, Find(name, false), kInteger, &v)) *out = v;
   }
   void Bool(const char* name, bool* out) { Scalar(name, Find(name, true), kBoolean, out); }
+  void Number(const char* name, double* out) { Scalar(name, Find(name, true), kNumber, out); }
+  void OptionalNumber(const char* name, std::optional<double>* out) {
+    double v = 0;
+    if (Scalar(name, Find(name, false), kNumber, &v)) *out = v;
+  }
+  // An array of strings; errors name "<where>.<name>[i]".
+  void StringArray(const char* name, std::vector<std::string>* out) {
+    const json* v = Find(name, true);
+    if (v == nullptr) return;
+    if (!v->is_array()) {
+      status_ = InvalidArgument(Path(name) + ": expected an array");
+      return;
+    }
+    out->clear();
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (!(*v)[i].is_string()) {
+        status_ = InvalidArgument(Path(name) + "[" + std::to_string(i) + "]: expected a string");
+        return;
+      }
+      out->push_back((*v)[i].get<std::string>());
+    }
+  }
   // Any JSON value, kept as it is.
   void Value(const char* name, json* out) {
     if (const json* v = Find(name, true)) *out = *v;
@@ -90,7 +112,7 @@ class FieldReader {
   }
 
  private:
-  enum Kind { kString, kInteger, kBoolean };
+  enum Kind { kString, kInteger, kBoolean, kNumber };
 
   // A reader that reads nothing and reports nothing (behind a failed one).
   explicit FieldReader(Decode mode) : j_(nullptr), mode_(mode) {}
@@ -135,6 +157,9 @@ class FieldReader {
         break;
       case kBoolean:
         if (!v->is_boolean()) expected = "a boolean";
+        break;
+      case kNumber:
+        if (!v->is_number()) expected = "a number";
         break;
     }
     if (expected != nullptr) {
@@ -442,10 +467,13 @@ Status FromJson(const json& j, JobEvent* out, Decode mode, std::string_view wher
 }
 
 json ToJson(const OutputSummary& v) {
-  return {{"size", v.size},
-          {"digest", v.digest},
-          {"verdict", v.verdict},
-          {"downloadable", v.downloadable}};
+  json j = {{"size", v.size},
+            {"digest", v.digest},
+            {"verdict", v.verdict},
+            {"downloadable", v.downloadable}};
+  if (v.score) j["score"] = *v.score;
+  if (v.findings) j["findings"] = *v.findings;
+  return j;
 }
 Status FromJson(const json& j, OutputSummary* out, Decode mode, std::string_view where) {
   FieldReader r(j, mode, where);
@@ -453,6 +481,23 @@ Status FromJson(const json& j, OutputSummary* out, Decode mode, std::string_view
   r.String("digest", &out->digest);
   r.String("verdict", &out->verdict);
   r.Bool("downloadable", &out->downloadable);
+  r.OptionalNumber("score", &out->score);
+  r.OptionalInt("findings", &out->findings);
+  return r.Finish();
+}
+
+json ToJson(const JobReview& v) {
+  return {{"decision", v.decision},
+          {"reason", v.reason},
+          {"decided_at", v.decided_at},
+          {"reviewers", v.reviewers}};
+}
+Status FromJson(const json& j, JobReview* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("decision", &out->decision);
+  r.String("reason", &out->reason);
+  r.Int("decided_at", &out->decided_at);
+  r.StringArray("reviewers", &out->reviewers);
   return r.Finish();
 }
 
@@ -460,6 +505,7 @@ json ToJson(const JobDetail& v) {
   json j = ToJson(v.job);
   j["history"] = ArrayJson(v.history);
   if (v.output) j["output"] = ToJson(*v.output);
+  if (v.review) j["review"] = ToJson(*v.review);
   return j;
 }
 Status FromJson(const json& j, JobDetail* out, Decode mode, std::string_view where) {
@@ -467,6 +513,7 @@ Status FromJson(const json& j, JobDetail* out, Decode mode, std::string_view whe
   ReadJob(r, &out->job);
   r.Array("history", &out->history);
   r.OptionalObject("output", &out->output);
+  r.OptionalObject("review", &out->review);
   return r.Finish();
 }
 
@@ -479,6 +526,118 @@ Status FromJson(const json& j, JobList* out, Decode mode, std::string_view where
   FieldReader r(j, mode, where);
   r.Array("jobs", &out->jobs);
   r.OptionalInt("next_offset", &out->next_offset);
+  return r.Finish();
+}
+
+// ---- Review ------------------------------------------------------------------
+
+json ToJson(const ReviewSummary& v) {
+  return {{"job", v.job},
+          {"consumer", v.consumer},
+          {"state", v.state},
+          {"score", v.score},
+          {"findings", v.findings},
+          {"submitted_at", v.submitted_at},
+          {"approvals", v.approvals}};
+}
+Status FromJson(const json& j, ReviewSummary* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("job", &out->job);
+  r.String("consumer", &out->consumer);
+  r.String("state", &out->state);
+  r.Number("score", &out->score);
+  r.Int("findings", &out->findings);
+  r.Int("submitted_at", &out->submitted_at);
+  r.StringArray("approvals", &out->approvals);
+  return r.Finish();
+}
+
+json ToJson(const ReviewList& v) {
+  return {{"reviews", ArrayJson(v.reviews)}};
+}
+Status FromJson(const json& j, ReviewList* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.Array("reviews", &out->reviews);
+  return r.Finish();
+}
+
+json ToJson(const ReviewFinding& v) {
+  json j = {{"detector", v.detector}, {"file", v.file}, {"location", v.location},
+            {"score", v.score},       {"hard", v.hard}, {"message", v.message}};
+  if (v.row) j["row"] = *v.row;
+  if (v.column) j["column"] = *v.column;
+  if (v.line) j["line"] = *v.line;
+  if (v.offset) j["offset"] = *v.offset;
+  return j;
+}
+Status FromJson(const json& j, ReviewFinding* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("detector", &out->detector);
+  r.String("file", &out->file);
+  r.String("location", &out->location);
+  r.Number("score", &out->score);
+  r.Bool("hard", &out->hard);
+  r.String("message", &out->message);
+  r.OptionalInt("row", &out->row);
+  r.OptionalInt("column", &out->column);
+  r.OptionalInt("line", &out->line);
+  r.OptionalInt("offset", &out->offset);
+  return r.Finish();
+}
+
+json ToJson(const ReviewFile& v) {
+  return {{"path", v.path}, {"size", v.size}};
+}
+Status FromJson(const json& j, ReviewFile* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("path", &out->path);
+  r.Int("size", &out->size);
+  return r.Finish();
+}
+
+json ToJson(const ReviewDecisionEntry& v) {
+  return {{"reviewer", v.reviewer}, {"decision", v.decision}, {"reason", v.reason}, {"at", v.at}};
+}
+Status FromJson(const json& j, ReviewDecisionEntry* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("reviewer", &out->reviewer);
+  r.String("decision", &out->decision);
+  r.String("reason", &out->reason);
+  r.Int("at", &out->at);
+  return r.Finish();
+}
+
+json ToJson(const ReviewDetail& v) {
+  return {{"job", v.job},
+          {"consumer", v.consumer},
+          {"state", v.state},
+          {"verdict", v.verdict},
+          {"score", v.score},
+          {"findings", ArrayJson(v.findings)},
+          {"files", ArrayJson(v.files)},
+          {"decisions", ArrayJson(v.decisions)},
+          {"required_approvals", v.required_approvals}};
+}
+Status FromJson(const json& j, ReviewDetail* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("job", &out->job);
+  r.String("consumer", &out->consumer);
+  r.String("state", &out->state);
+  r.String("verdict", &out->verdict);
+  r.Number("score", &out->score);
+  r.Array("findings", &out->findings);
+  r.Array("files", &out->files);
+  r.Array("decisions", &out->decisions);
+  r.Int("required_approvals", &out->required_approvals);
+  return r.Finish();
+}
+
+json ToJson(const ReviewDecisionRequest& v) {
+  return {{"reason", v.reason}};
+}
+Status FromJson(const json& j, ReviewDecisionRequest* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("reason", &out->reason);
   return r.Finish();
 }
 

@@ -150,16 +150,82 @@ struct OutputSummary {
   std::string digest;
   std::string verdict;  // pending | release | hold
   bool downloadable = false;
+  // Once the gate decided: its combined score and how many findings it
+  // made. The findings themselves are for reviewers only (docs/review.md).
+  std::optional<double> score = std::nullopt;
+  std::optional<int64_t> findings = std::nullopt;
 };
-// Job's fields plus "history" and, once submitted, "output".
+// A review's outcome as the job's consumer sees it, once reviewers decided.
+struct JobReview {
+  std::string decision;  // approved | rejected
+  std::string reason;    // the deciding reviewer's reason
+  int64_t decided_at = 0;
+  std::vector<std::string> reviewers;  // who decided so (approvers, or the rejecter)
+};
+// Job's fields plus "history", once submitted "output", once decided "review".
 struct JobDetail {
   Job job;
   std::vector<JobEvent> history;
   std::optional<OutputSummary> output;
+  std::optional<JobReview> review = std::nullopt;
 };
 struct JobList {
   std::vector<Job> jobs;
   std::optional<int64_t> next_offset;
+};
+
+// ---- Review of held outputs (docs/review.md) ---------------------------------
+// GET /api/v1/reviews: one held (or decided) job.
+struct ReviewSummary {
+  std::string job;
+  std::string consumer;
+  std::string state;  // HELD, RELEASED or REJECTED
+  double score = 0;   // the gate's combined score
+  int64_t findings = 0;
+  int64_t submitted_at = 0;             // when the output was submitted
+  std::vector<std::string> approvals;  // reviewers who approved so far
+};
+struct ReviewList {
+  std::vector<ReviewSummary> reviews;
+};
+// One gate finding (src/gate/gate.h Finding), for reviewers.
+struct ReviewFinding {
+  std::string detector;
+  std::string file;
+  std::string location;
+  double score = 0;
+  bool hard = false;
+  std::string message;
+  std::optional<int64_t> row = std::nullopt;  // where they apply
+  std::optional<int64_t> column = std::nullopt;
+  std::optional<int64_t> line = std::nullopt;
+  std::optional<int64_t> offset = std::nullopt;
+};
+struct ReviewFile {
+  std::string path;  // as in the bundle
+  int64_t size = 0;
+};
+struct ReviewDecisionEntry {
+  std::string reviewer;
+  std::string decision;  // approve | reject
+  std::string reason;
+  int64_t at = 0;
+};
+// GET /api/v1/reviews/{job}, and the answer to a decision.
+struct ReviewDetail {
+  std::string job;
+  std::string consumer;
+  std::string state;
+  std::string verdict;  // the gate's: hold
+  double score = 0;
+  std::vector<ReviewFinding> findings;
+  std::vector<ReviewFile> files;
+  std::vector<ReviewDecisionEntry> decisions;  // oldest first
+  int64_t required_approvals = 1;
+};
+// POST /api/v1/reviews/{job}/approve and .../reject.
+struct ReviewDecisionRequest {
+  std::string reason;  // required: 1..2000 bytes, printable
 };
 
 // ---- Audit -------------------------------------------------------------------
@@ -314,6 +380,14 @@ CCE_API_WIRE_TYPE(JobEvent)
 CCE_API_WIRE_TYPE(OutputSummary)
 CCE_API_WIRE_TYPE(JobDetail)
 CCE_API_WIRE_TYPE(JobList)
+CCE_API_WIRE_TYPE(JobReview)
+CCE_API_WIRE_TYPE(ReviewSummary)
+CCE_API_WIRE_TYPE(ReviewList)
+CCE_API_WIRE_TYPE(ReviewFinding)
+CCE_API_WIRE_TYPE(ReviewFile)
+CCE_API_WIRE_TYPE(ReviewDecisionEntry)
+CCE_API_WIRE_TYPE(ReviewDetail)
+CCE_API_WIRE_TYPE(ReviewDecisionRequest)
 CCE_API_WIRE_TYPE(AuditEntry)
 CCE_API_WIRE_TYPE(AuditList)
 CCE_API_WIRE_TYPE(ChainReport)

@@ -63,12 +63,65 @@ JobEvent SampleEvent(int64_t seq, std::string from, std::string to) {
       .seq = seq, .from = std::move(from), .to = std::move(to), .reason = "why", .at = 17 + seq};
 }
 OutputSummary SampleOutput() {
-  return {.size = 90, .digest = "sha256:324caa8a", .verdict = "hold", .downloadable = true};
+  return {.size = 90,
+          .digest = "sha256:324caa8a",
+          .verdict = "hold",
+          .downloadable = true,
+          .score = 0.75,
+          .findings = 3};
+}
+JobReview SampleJobReview() {
+  return {.decision = "approved",
+          .reason = "aggregates of 40+ people only",
+          .decided_at = 1795657700,
+          .reviewers = {"rita", "rob"}};
 }
 JobDetail SampleJobDetail() {
   return {.job = SampleJob(),
           .history = {SampleEvent(1, "", "SUBMITTED"), SampleEvent(2, "SUBMITTED", "AUTHORIZED")},
-          .output = SampleOutput()};
+          .output = SampleOutput(),
+          .review = SampleJobReview()};
+}
+ReviewSummary SampleReviewSummary() {
+  return {.job = "job-90fbd0285e3cbbb4",
+          .consumer = "carol",
+          .state = "HELD",
+          .score = 0.875,
+          .findings = 2,
+          .submitted_at = 1795657650,
+          .approvals = {"rita"}};
+}
+ReviewList SampleReviewList() {
+  return {.reviews = {SampleReviewSummary()}};
+}
+ReviewFinding SampleFinding() {
+  return {.detector = "copy.row",
+          .file = "files/out.csv",
+          .location = "row 3, column 'age'",
+          .score = 0.5,
+          .hard = true,
+          .message = "a row of claims appears verbatim",
+          .row = 3,
+          .column = 1,
+          .line = 5,
+          .offset = 120};
+}
+ReviewDetail SampleReviewDetail() {
+  return {.job = "job-90fbd0285e3cbbb4",
+          .consumer = "carol",
+          .state = "HELD",
+          .verdict = "hold",
+          .score = 0.875,
+          .findings = {SampleFinding()},
+          .files = {{.path = "files/out.csv", .size = 2048}},
+          .decisions = {{.reviewer = "rita",
+                         .decision = "approve",
+                         .reason = "aggregates only",
+                         .at = 1795657690}},
+          .required_approvals = 2};
+}
+ReviewDecisionRequest SampleDecision() {
+  return {.reason = "aggregates of 40+ people only"};
 }
 AuditEntry SampleEntry() {
   return {.seq = 17,
@@ -272,6 +325,34 @@ TEST(Wire, EveryTypeRoundTrips) {
   ExpectRoundTrip(SampleAgentJob());
   ExpectRoundTrip(AgentReportRequest{.state = "RUNNING", .reason = ""});
   ExpectRoundTrip(SampleAgentReceipt());
+  ExpectRoundTrip(SampleJobReview());
+  ExpectRoundTrip(SampleReviewSummary());
+  ExpectRoundTrip(SampleReviewList());
+  ExpectRoundTrip(SampleFinding());
+  ExpectRoundTrip(SampleReviewDetail());
+  ExpectRoundTrip(SampleDecision());
+}
+
+TEST(Wire, ReviewFieldsAreTypedAndOptionalOnesMayBeAbsent) {
+  ReviewFinding bare = SampleFinding();
+  bare.row = bare.column = bare.line = bare.offset = std::nullopt;
+  EXPECT_FALSE(ToJson(bare).contains("row"));
+  ExpectRoundTrip(bare);
+  OutputSummary pending = SampleOutput();
+  pending.score.reset();
+  pending.findings.reset();
+  EXPECT_FALSE(ToJson(pending).contains("score"));
+  ExpectRoundTrip(pending);
+  json f = ToJson(SampleFinding());
+  f["score"] = "high";
+  EXPECT_EQ(DecodeError<ReviewFinding>(f, Decode::kLenient), "response.score: expected a number");
+  json l = ToJson(SampleReviewSummary());
+  l["approvals"] = json::array({"rita", 7});
+  EXPECT_EQ(DecodeError<ReviewSummary>(l, Decode::kLenient),
+            "response.approvals[1]: expected a string");
+  EXPECT_EQ(DecodeError<ReviewDecisionRequest>(json{{"reason", "x"}, {"approve", true}},
+                                               Decode::kStrict, "body"),
+            "body.approve: unknown field");
 }
 
 TEST(Wire, OutputSigningInputIsDomainSeparated) {
@@ -385,7 +466,7 @@ TEST(Wire, StrictRefusesUnknownFieldsLenientIgnoresThem) {
   // Nested objects and array elements too.
   json detail = ToJson(SampleJobDetail());
   detail["history"][1]["actor"] = "plane";
-  detail["output"]["findings"] = json::array();
+  detail["output"]["gate_findings"] = json::array();
   EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kStrict),
             "response.history[1].actor: unknown field");
   JobDetail out;
@@ -594,10 +675,17 @@ TEST(WireSchema, EncodedValuesMatchTheOpenApiDocument) {
       Sample("POST /api/v1/agent/report 200", SampleJob()),
       Sample("PUT /api/v1/agent/output 201", SampleAgentReceipt()),
       Sample("GET /api/v1/agent/job 200", SampleAgentJob()),
+      Sample("JobReview", SampleJobReview()),
+      Sample("GET /api/v1/reviews 200", SampleReviewList()),
+      Sample("GET /api/v1/reviews/{job} 200", SampleReviewDetail()),
+      Sample("POST /api/v1/reviews/{job}/approve body", SampleDecision()),
+      Sample("POST /api/v1/reviews/{job}/approve 200", SampleReviewDetail()),
+      Sample("POST /api/v1/reviews/{job}/reject body", SampleDecision()),
+      Sample("POST /api/v1/reviews/{job}/reject 200", SampleReviewDetail()),
   });
   SchemaRun run = ValidateAgainstApiYaml(samples);
   EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("42 of 42 samples match"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("49 of 49 samples match"), std::string::npos) << run.output;
 }
 
 // The check above can fail: a renamed field, a value outside an enum and a

@@ -27,7 +27,9 @@ std::vector<Command> PlaneCommands();
 std::vector<Command> ImageCommands();    // image_commands.cc
 std::vector<Command> JobCommands();      // job_commands.cc
 std::vector<Command> AuditCommands();    // audit_commands.cc
+std::vector<Command> ReviewCommands();   // review_commands.cc
 std::vector<Command> AttestCommands();   // attest_commands.cc
 std::vector<Command> SandboxCommands();  // sandbox_commands.cc: local, no plane
+std::vector<Command> GateCommands();     // gate_commands.cc: local, no plane
 
 }  // namespace cce::cli

@@ -112,8 +112,17 @@ void PrintJob(const api::JobDetail& d, bool with_history) {
   if (j.simulated_tee) std::cout << "tee:      SIMULATED (not a real TDX VM)\n";
   if (d.output) {
     const api::OutputSummary& o = *d.output;
-    std::cout << "output:   " << o.size << " bytes, " << o.digest << ", gate " << o.verdict
-              << (o.downloadable ? ", downloadable" : "") << "\n";
+    std::cout << "output:   " << o.size << " bytes, " << o.digest << ", gate " << o.verdict;
+    if (o.score)
+      std::cout << " (score " << *o.score << ", " << o.findings.value_or(0) << " findings)";
+    std::cout << (o.downloadable ? ", downloadable" : "") << "\n";
+  }
+  if (d.review) {
+    const api::JobReview& r = *d.review;
+    std::string who;
+    for (const auto& n : r.reviewers) who += (who.empty() ? "" : ", ") + n;
+    std::cout << "review:   " << r.decision << " by " << who << " at " << FormatTime(r.decided_at)
+              << ": " << r.reason << "\n";
   }
   if (!with_history) return;
   std::cout << "history:\n";

@@ -191,6 +191,7 @@ std::vector<Command> PlaneCommands() {
   for (Command& c : ImageCommands()) all.push_back(std::move(c));
   for (Command& c : JobCommands()) all.push_back(std::move(c));
   for (Command& c : AuditCommands()) all.push_back(std::move(c));
+  for (Command& c : ReviewCommands()) all.push_back(std::move(c));
   for (Command& c : AttestCommands()) all.push_back(std::move(c));
   return all;
 }

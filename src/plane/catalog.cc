@@ -94,6 +94,7 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
   if (request.dataset_version && *request.dataset_version < 1) {
     return InvalidArgument("body.dataset_version: expected a positive integer");
   }
+  std::optional<OutputGate::Sealed> fingerprints;
   constexpr std::string_view kFile = "file://";
   if (d.location.rfind(kFile, 0) == 0) {
     std::string path = d.location.substr(kFile.size());
@@ -119,6 +120,7 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
     }
     d.manifest_dataset_id = m->dataset_id;
     d.manifest_version = static_cast<int64_t>(m->dataset_version);
+    ASSIGN_OR_RETURN(fingerprints, gate_.Fingerprint(d.name, path, *m, *key));
     // The provider may state what it means to register: a dataset it did
     // not mean (another id, an older version) is refused.
     if (!request.dataset_id.empty() && request.dataset_id != d.manifest_dataset_id) {
@@ -141,11 +143,24 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
   d.key_id = crypto::ToHex(key->id());
   ASSIGN_OR_RETURN(d.wrapped_key, d_.master_key.Seal(key->bytes(), "dataset-key:" + d.name));
   d.created_at = d_.clock.NowUnix();
-  ASSIGN_OR_RETURN(
-      store::Dataset created,
-      d_.db.CreateDataset(d, audit_.Record(caller.actor(), "dataset.register", "dataset:" + d.name,
-                                           AuditDecision::kAllow,
-                                           {{"location", d.location}, {"key_id", d.key_id}})));
+  json details = {{"location", d.location}, {"key_id", d.key_id}};
+  if (fingerprints) {
+    details["fingerprints"] = {{"files", fingerprints->summary.files},
+                               {"rows", fingerprints->summary.rows},
+                               {"cells", fingerprints->summary.cells}};
+  }
+  ASSIGN_OR_RETURN(store::Dataset created,
+                   d_.db.CreateDataset(d, audit_.Record(caller.actor(), "dataset.register",
+                                                        "dataset:" + d.name, AuditDecision::kAllow,
+                                                        details)));
+  if (fingerprints) {
+    // The dataset is recorded: a failure here leaves it without an index,
+    // and the gate holds every output that reads it (fail closed).
+    Status stored = gate_.StoreFingerprints(d.name, *fingerprints);
+    if (!stored.ok()) {
+      d_.log.Error("gate.fingerprints_not_stored", {{"dataset", d.name}, {"error", stored.message()}});
+    }
+  }
   return DatasetToWire(created, caller.user.name);
 }
 

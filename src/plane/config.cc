@@ -239,6 +239,16 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.Int("quota_bytes", &c.image_quota_bytes, 0, int64_t{1} << 50);
     return r.Read(n);
   });
+  top.Map("review", [&](const YAML::Node& n) {
+    MapReader r(file, "review.");
+    r.Int("required_approvals", &c.review_required_approvals, 1, 2);
+    return r.Read(n);
+  });
+  top.Map("gate", [&](const YAML::Node& n) {
+    MapReader r(file, "gate.");
+    r.String("policy_file", &c.gate_policy_file);
+    return r.Read(n);
+  });
   RETURN_IF_ERROR(top.Read(root));
   std::string host;
   int port = 0;
@@ -415,7 +425,16 @@ std::string RenderConfig(const PlaneConfig& c) {
          "# Container images (docs/images.md).\n"
          "images:\n"
          "  quota_bytes: " +
-         std::to_string(c.image_quota_bytes) + "  # image blobs one user may store\n";
+         std::to_string(c.image_quota_bytes) + "  # image blobs one user may store\n" +
+         "# Review of held outputs (docs/review.md).\n"
+         "review:\n"
+         "  required_approvals: " +
+         std::to_string(c.review_required_approvals) +
+         "  # distinct reviewers' approvals that release a held output (1 or 2)\n"
+         "# The Output Gate (docs/gate.md): a policy YAML file; empty for the defaults.\n"
+         "gate:\n"
+         "  policy_file: \"" +
+         c.gate_policy_file + "\"\n";
 }
 
 }  // namespace cce::plane

@@ -73,6 +73,14 @@ struct PlaneConfig {
   // Bytes of image blobs (manifests, configs, layers) one user may store.
   int64_t image_quota_bytes = int64_t{20} << 30;
 
+  // Review of held outputs (docs/review.md): approvals by distinct reviewers
+  // that release a held output (1 or 2); one rejection always rejects.
+  int64_t review_required_approvals = 1;
+
+  // The Output Gate's policy (docs/gate.md; absolute, or relative to
+  // data_dir). Empty: the documented defaults.
+  std::string gate_policy_file;
+
   // Resolves a configured path against data_dir.
   std::string Path(const std::string& configured) const;
 };

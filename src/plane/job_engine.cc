@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "plane/credential.h"
 #include "plane/services.h"
@@ -207,6 +208,28 @@ void JobEngine::Advance(store::Job job) {
   }
 }
 
+namespace {
+
+// The gate.verdict audit record: verdict, score, how many findings and of
+// which detectors (never their messages: they may quote the output).
+json GateAuditDetails(const GateDecision& d) {
+  json out = {{"verdict", store::GateVerdictName(d.verdict)}, {"score", d.score}};
+  const json findings = json::parse(d.findings_json, nullptr, false);
+  if (findings.is_array()) {
+    std::set<std::string> detectors;
+    for (const json& f : findings) {
+      if (f.is_object() && f.contains("detector") && f["detector"].is_string()) {
+        detectors.insert(f["detector"].get<std::string>());
+      }
+    }
+    out["findings"] = findings.size();
+    out["detectors"] = detectors;
+  }
+  return out;
+}
+
+}  // namespace
+
 // OUTPUT_SUBMITTED -> RELEASED | HELD. The verdict is recorded once (the
 // store refuses a second); after a crash between the verdict and the
 // transition, the recorded verdict is used, never a new one.
@@ -230,9 +253,7 @@ Status JobEngine::ApplyGate(const store::Job& job) {
                                     decision.verdict == store::GateVerdict::kRelease
                                         ? store::AuditDecision::kAllow
                                         : store::AuditDecision::kDeny,
-                                    json{{"verdict", store::GateVerdictName(decision.verdict)},
-                                         {"score", decision.score}}
-                                        .dump())));
+                                    GateAuditDetails(decision).dump())));
   }
   const bool release = out.verdict == store::GateVerdict::kRelease;
   return deps_.db

@@ -133,14 +133,22 @@ StatusOr<api::JobDetail> Jobs::Get(const Caller& caller, const std::string& job_
   }
   auto output = d_.db.GetOutput(j.id);
   if (output.ok()) {
-    // The digest and size only: gate findings may quote the output, so they
-    // are for reviewers (Output Gate issue), not this view.
+    // The verdict, score and how many findings, never the findings: they may
+    // quote the output, and would let the consumer probe which rows exist
+    // (docs/review.md). They are for reviewers (Reviews::Get).
     out.output = api::OutputSummary{output->size, output->digest,
                                     std::string(store::GateVerdictName(output->verdict)),
                                     j.state == JobState::kReleased};
+    if (output->verdict != store::GateVerdict::kPending) {
+      out.output->score = output->gate_score;
+      const json findings = json::parse(output->gate_findings_json, nullptr, false);
+      out.output->findings = findings.is_array() ? static_cast<int64_t>(findings.size()) : 0;
+    }
   } else if (output.status().code() != StatusCode::kNotFound) {
     return output.status();
   }
+  // Once reviewers settled it: their decision, reason and names.
+  ASSIGN_OR_RETURN(out.review, ConsumerReview(d_.db, users_, j));
   return out;
 }
 
@@ -161,9 +169,19 @@ StatusOr<Jobs::Output> Jobs::DownloadOutput(const Caller& caller, const std::str
         {{"state", store::JobStateName(j.state)}});
   }
   ASSIGN_OR_RETURN(store::Output out, d_.db.GetOutput(j.id));
-  if (out.verdict != store::GateVerdict::kRelease) {  // the store forbids this; be sure
-    return audit_.Deny(caller.actor(), "output.download", object,
-                       FailedPrecondition("job " + j.id + ": output has no releasing verdict"));
+  // THE release check. RELEASED is reached two ways, and only these pass:
+  // the gate's "release" verdict, or a held output that reviewers approved
+  // (HELD -> APPROVED -> RELEASED with approvals and no rejection recorded).
+  // The store makes both moves only under these conditions; be sure.
+  if (out.verdict != store::GateVerdict::kRelease) {
+    Status reviewed = out.verdict == store::GateVerdict::kHold
+                          ? CheckReleasedByReview(d_.db, j)
+                          : FailedPrecondition("job " + j.id + ": output has no gate verdict");
+    if (!reviewed.ok()) {
+      return audit_.Deny(caller.actor(), "output.download", object,
+                         FailedPrecondition("job " + j.id + ": output has no releasing verdict " +
+                                            "or review approval (" + reviewed.message() + ")"));
+    }
   }
   // A slot before the file is opened: each download holds a file, a segment
   // of plaintext and a worker's time while it streams.

@@ -1037,6 +1037,11 @@ TEST_F(PlaneTest, AuthorizationMatrixCoversEveryEndpointAndRole) {
       {"GET", "/api/v1/jobs/" + job + "/output", "", C},
       {"GET", "/api/v1/audit", "", R | O},
       {"GET", "/api/v1/audit/verify", "", O},
+      {"GET", "/api/v1/reviews", "", R | O},
+      {"GET", "/api/v1/reviews/" + job, "", R},
+      {"GET", "/api/v1/reviews/" + job + "/files/stdout.txt", "", R},
+      {"POST", "/api/v1/reviews/" + job + "/approve", "{}", R},
+      {"POST", "/api/v1/reviews/" + job + "/reject", "{}", R},
       {"POST", "/api/v1/jobs/" + job + "/cancel", "", C | O},  // last: it cancels
   };
   const std::vector<std::pair<unsigned, std::string>> roles = {

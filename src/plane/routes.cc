@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 
 #include "image/image.h"
+#include "plane/console.h"
 
 namespace cce::plane {
 namespace {
@@ -102,6 +104,55 @@ class BlobBody : public http::BodySource {
  private:
   AgentReports::Blob blob_;
 };
+
+// One file of a held output for a reviewer, streamed from the sealed bundle.
+class ReviewFileBody : public http::BodySource {
+ public:
+  explicit ReviewFileBody(Reviews::File file) : file_(std::move(file)) {}
+  uint64_t size() const override { return file_.size; }
+  StatusOr<size_t> Read(std::span<uint8_t> buf) override { return file_.stream->Read(buf); }
+
+ private:
+  Reviews::File file_;
+};
+
+// A path captured from the URL, percent-decoded ('+' stays '+'); nullopt
+// for a malformed escape.
+std::optional<std::string> DecodePathCapture(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    auto nibble = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = nibble(s[i + 1]);
+    const int lo = nibble(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// A safe filename for Content-Disposition: the path's last part, with only
+// [A-Za-z0-9._-] kept (never a quote or a line break in a header).
+std::string AttachmentName(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  std::string name;
+  for (char c : path.substr(slash == std::string_view::npos ? 0 : slash + 1)) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') name += c;
+  }
+  if (name.empty() || name.find_first_not_of('.') == std::string::npos) name = "file";
+  return name.substr(0, 128);
+}
 
 // The agent's output upload as the server's sink: each piece goes straight
 // into the service's OutputUpload (sealed a segment at a time).
@@ -463,6 +514,62 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
            return Encode(200, out);
          });
 
+  // ---- Review of held outputs (docs/review.md)
+  b.User(with("GET", "/api/v1/reviews"), {Role::kReviewer, Role::kOperator},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           Reviews::ListRequest in;
+           const std::string state = req.QueryValue("state").value_or("HELD");
+           if (state != "HELD" && state != "decided") {
+             return InvalidArgument("query parameter 'state': expected HELD or decided");
+           }
+           in.decided = state == "decided";
+           ASSIGN_OR_RETURN(in.limit, IntParam(req, "limit", 100, 1, 1000));
+           ASSIGN_OR_RETURN(auto out, s.reviews.List(c, in));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/reviews/" + kJobId), {Role::kReviewer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.reviews.Get(c, req.captures[0]));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/reviews/" + kJobId + "/files/(.+)"), {Role::kReviewer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           auto path = DecodePathCapture(req.captures[1]);
+           if (!path) return InvalidArgument("file path: malformed percent-encoding");
+           auto file = s.reviews.OpenFile(c, req.captures[0], *path);
+           if (file.status().code() == StatusCode::kUnavailable) {
+             http::Response busy = ErrorResponse(file.status());
+             busy.headers.push_back({"Retry-After", "5"});
+             return busy;
+           }
+           if (!file.ok()) return file.status();
+           http::Response r;
+           r.content_type = file->content_type;
+           // Hostile bytes shown in a browser: never sniffed into HTML, never
+           // run as script, never given the plane's origin.
+           r.headers.push_back({"X-Content-Type-Options", "nosniff"});
+           r.headers.push_back({"Content-Security-Policy", "sandbox"});
+           r.headers.push_back({"Cache-Control", "no-store"});
+           if (file->attachment) {
+             r.headers.push_back({"Content-Disposition",
+                                  "attachment; filename=\"" + AttachmentName(file->path) + "\""});
+           }
+           r.stream = std::make_shared<ReviewFileBody>(std::move(*file));
+           return r;
+         });
+  b.User(with("POST", "/api/v1/reviews/" + kJobId + "/approve", true), {Role::kReviewer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::ReviewDecisionRequest>(req));
+           ASSIGN_OR_RETURN(auto out, s.reviews.Approve(c, req.captures[0], in));
+           return Encode(200, out);
+         });
+  b.User(with("POST", "/api/v1/reviews/" + kJobId + "/reject", true), {Role::kReviewer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::ReviewDecisionRequest>(req));
+           ASSIGN_OR_RETURN(auto out, s.reviews.Reject(c, req.captures[0], in));
+           return Encode(200, out);
+         });
+
   // ---- Audit
   b.User(with("GET", "/api/v1/audit"), {Role::kOperator, Role::kReviewer},
          [&s](const Caller&, http::Request& req) -> StatusOr<http::Response> {
@@ -575,7 +682,9 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
         ASSIGN_OR_RETURN(auto upload, s.agent.BeginOutput(req.remote_addr, authz(req), h));
         return std::shared_ptr<http::UploadSink>(std::make_shared<OutputSink>(std::move(upload)));
       });
-  return b.Take();
+  std::vector<http::Route> routes = b.Take();
+  AppendConsoleRoutes(routes);  // the web console's static files (console.h)
+  return routes;
 }
 
 }  // namespace cce::plane

@@ -134,6 +134,12 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
                "Never enable this with real data."}});
   }
   const auto pub = signing_key.PublicKey();
+  gate::Policy gate_policy;
+  if (!config.gate_policy_file.empty()) {
+    const std::string policy_path = config.Path(config.gate_policy_file);
+    ASSIGN_OR_RETURN(std::string text, ReadFile(policy_path, 64 * 1024));
+    ASSIGN_OR_RETURN(gate_policy, gate::LoadPolicy(text, policy_path));
+  }
 
   JobEngine* engine_ptr = nullptr;  // set below; the services only wake it
   Services services(ServiceDeps{
@@ -161,9 +167,11 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       .dataset_max_manifest_bytes = config.dataset_max_manifest_bytes,
       .image_quota_bytes = config.image_quota_bytes,
       .max_output_bytes = config.max_output_bytes,
+      .review_required_approvals = config.review_required_approvals,
+      .gate_policy = gate_policy,
+      .fingerprint_dir = config.data_dir + "/fingerprints",
   });
 
-  FailClosedGate fail_closed;
   std::unique_ptr<Provisioner> provisioner;
   const bool local = config.provisioner_backend == "local" && provisioner_override == nullptr;
   if (config.provisioner_backend == "fake") {
@@ -184,7 +192,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   deps.ledger_backend = ledger.backend();
   deps.signing_key = &signing_key;
   deps.provisioner = provisioner_override != nullptr ? provisioner_override : provisioner.get();
-  deps.gate = gate_override != nullptr ? gate_override : &fail_closed;
+  deps.gate = gate_override != nullptr ? gate_override : &services.gate;
   deps.clock = &clock;
   deps.log = &log;
   deps.credential_ttl_seconds = config.credential_ttl_seconds;

@@ -59,6 +59,7 @@ StatusOr<std::unique_ptr<ServiceWorld>> ServiceWorld::Create(ServiceWorldOptions
       .signing_key = *w->signing_key_,
       .plane_public_key = w->public_key_,
       .on_job_submitted = {},
+      .fingerprint_dir = w->init().data_dir + "/fingerprints",
   };
   if (options.adjust) options.adjust(deps, w->tmp());
   w->services_ = std::make_unique<Services>(std::move(deps));

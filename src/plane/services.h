@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "plane/credential.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
+#include "plane/output_gate.h"
 #include "plane/output_store.h"
 #include "store/store.h"
 
@@ -117,6 +119,13 @@ struct ServiceDeps {
   int64_t image_quota_bytes = int64_t{20} << 30;
   // Largest output bundle an agent may submit (plane.yaml limits.max_output_bytes).
   int64_t max_output_bytes = int64_t{1} << 30;
+  // Distinct reviewers' approvals that release a held output
+  // (plane.yaml review.required_approvals, 1 or 2).
+  int64_t review_required_approvals = 1;
+  // The Output Gate: its policy (plane.yaml gate.policy_file) and where the
+  // sealed dataset fingerprints rest (DATA_DIR/fingerprints).
+  gate::Policy gate_policy = {};
+  std::string fingerprint_dir = {};
 };
 
 // Users and authentication.
@@ -148,10 +157,12 @@ class Users {
 // The dataset catalog.
 class Catalog {
  public:
-  Catalog(ServiceDeps& deps, AuditLog& audit, Users& users)
-      : d_(deps), audit_(audit), users_(users) {}
+  Catalog(ServiceDeps& deps, AuditLog& audit, Users& users, OutputGate& gate)
+      : d_(deps), audit_(audit), users_(users), gate_(gate) {}
   // Registers a dataset; its key is sealed under the master key at once and
-  // wiped from the request. A file:// location is opened with the key.
+  // wiped from the request. A file:// location is opened with the key and
+  // its tabular files fingerprinted for the Output Gate (a file that cannot
+  // be is kInvalidArgument naming it).
   StatusOr<api::Dataset> Register(const Caller& caller, api::RegisterDatasetRequest request);
   StatusOr<api::DatasetList> List();
   StatusOr<api::Dataset> Get(const std::string& name);
@@ -160,6 +171,7 @@ class Catalog {
   ServiceDeps& d_;
   AuditLog& audit_;
   Users& users_;
+  OutputGate& gate_;
 };
 
 // Rentals, and the one rule every step that touches data checks: does the
@@ -434,6 +446,90 @@ class AgentReports {
   std::mutex finish_mu_;  // one FinishOutput at a time: check, publish, record
 };
 
+// Review of held outputs (docs/review.md). Reviewers see what the gate
+// found and the output's files, and decide; `review_required_approvals`
+// approvals by distinct reviewers release the output, one rejection rejects.
+// Operators may list the queue but neither see findings and files nor
+// decide. Every answer about a job is audited on "job:<id>" (review.show,
+// review.file, review.approve, review.reject; allow or deny), and a decision
+// (showing data is one) whose record cannot be written is refused.
+class Reviews {
+ public:
+  Reviews(ServiceDeps& deps, AuditLog& audit, Users& users)
+      : d_(deps), audit_(audit), users_(users) {}
+
+  static constexpr size_t kMaxReasonBytes = 2000;
+  static constexpr int64_t kMaxListedFiles = 100'000;  // the agent's bundle entry cap
+
+  struct ListRequest {
+    bool decided = false;  // false: HELD jobs, oldest first; true: settled ones, newest first
+    int64_t limit = 100;   // decided: 1..1000
+  };
+  // Reviewers and operators (others: kPermissionDenied, audited as review.list).
+  StatusOr<api::ReviewList> List(const Caller& caller, const ListRequest& request);
+  // Reviewers only. A job the gate did not hold is kNotFound. Walks the
+  // sealed bundle's tar a segment at a time for the file list.
+  StatusOr<api::ReviewDetail> Get(const Caller& caller, const std::string& job_id);
+
+  // One file of a held output, read from the sealed bundle as it is sent.
+  class FileStream {
+   public:
+    virtual ~FileStream() = default;
+    // Fills a prefix of `out`; 0 at the end of the file.
+    virtual StatusOr<size_t> Read(std::span<uint8_t> out) = 0;
+  };
+  struct File {
+    std::string path;
+    uint64_t size = 0;
+    // By content: "text/plain; charset=utf-8" (valid UTF-8 without control
+    // bytes in the first kSniffBytes), "image/png", "image/jpeg", else
+    // "application/octet-stream" with `attachment` set.
+    std::string content_type;
+    bool attachment = false;
+    std::unique_ptr<FileStream> stream;
+    std::shared_ptr<void> slot;  // one of max_concurrent_downloads, held until destroyed
+  };
+  static constexpr size_t kSniffBytes = 8192;
+  // Reviewers only, while the held job is HELD, APPROVED, REJECTED or
+  // RELEASED; `path` exactly as listed by Get (else kNotFound). Audited as
+  // review.file before the first byte; kUnavailable beyond
+  // max_concurrent_downloads streams.
+  StatusOr<File> OpenFile(const Caller& caller, const std::string& job_id,
+                          const std::string& path);
+
+  // Reviewers only. `request.reason`: 1..kMaxReasonBytes bytes of valid
+  // UTF-8 without control characters (kInvalidArgument naming body.reason).
+  // kAlreadyExists when the caller already decided on the job,
+  // kFailedPrecondition when it is not HELD (or not held by the gate),
+  // kUnavailable when the decision could not be recorded with its audit
+  // record (nothing decided). Returns the review as it now is.
+  StatusOr<api::ReviewDetail> Approve(const Caller& caller, const std::string& job_id,
+                                      const api::ReviewDecisionRequest& request);
+  StatusOr<api::ReviewDetail> Reject(const Caller& caller, const std::string& job_id,
+                                     const api::ReviewDecisionRequest& request);
+
+ private:
+  StatusOr<api::ReviewDetail> Decide(const Caller& caller, const std::string& job_id,
+                                     const api::ReviewDecisionRequest& request,
+                                     store::ReviewDecision decision);
+  StatusOr<api::ReviewDetail> Detail(const store::Job& job, const store::Output& output);
+
+  ServiceDeps& d_;
+  AuditLog& audit_;
+  Users& users_;
+  std::shared_ptr<std::atomic<int64_t>> streams_ = std::make_shared<std::atomic<int64_t>>(0);
+};
+
+// The release rule for reviewed outputs (Jobs::DownloadOutput): OK only when
+// `job` is RELEASED, its output carries the gate's "hold" verdict, its last
+// moves were HELD -> APPROVED -> RELEASED, and the recorded decisions are
+// approvals only (at least one). Otherwise kFailedPrecondition saying why.
+Status CheckReleasedByReview(store::Store& db, const store::Job& job);
+// What the job's consumer sees of a settled review (JobDetail.review):
+// nullopt while no decision settled the job.
+StatusOr<std::optional<api::JobReview>> ConsumerReview(store::Store& db, Users& users,
+                                                       const store::Job& job);
+
 // The audit log over the API: listing and verification.
 class AuditTrail {
  public:
@@ -462,13 +558,16 @@ class Services {
       : deps_(std::move(deps)),
         audit_log(deps_.db, deps_.clock, deps_.log),
         users(deps_, audit_log),
-        catalog(deps_, audit_log, users),
+        gate(deps_.db, deps_.outputs, deps_.master_key, deps_.log, deps_.fingerprint_dir,
+             deps_.gate_policy),
+        catalog(deps_, audit_log, users, gate),
         rentals(deps_, audit_log, users),
         images(deps_, audit_log, users),
         jobs(deps_, audit_log, users, rentals, images),
         key_broker(deps_, audit_log, rentals),
         agent(deps_, audit_log, users),
-        audit(deps_, audit_log) {}
+        audit(deps_, audit_log),
+        reviews(deps_, audit_log, users) {}
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
@@ -481,6 +580,7 @@ class Services {
  public:
   AuditLog audit_log;
   Users users;
+  OutputGate gate;  // also the job engine's Gate
   Catalog catalog;
   Rentals rentals;
   Images images;
@@ -488,6 +588,7 @@ class Services {
   KeyBroker key_broker;
   AgentReports agent;
   AuditTrail audit;
+  Reviews reviews;
 };
 
 }  // namespace cce::plane

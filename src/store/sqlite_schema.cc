@@ -231,6 +231,23 @@ CREATE INDEX image_blobs_by_digest ON image_blobs (digest);
 CREATE INDEX kbs_nonces_by_expiry ON kbs_nonces (expires_at);
 CREATE INDEX kbs_nonces_by_credential ON kbs_nonces (credential_id, used_at);
 )sql"},
+    // Reviewers' decisions on held outputs (RecordReview), one per reviewer
+    // per job, append-only like the other records of decisions.
+    {7, "review decisions", R"sql(
+CREATE TABLE reviews (
+  seq INTEGER PRIMARY KEY,
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  reviewer_id INTEGER NOT NULL REFERENCES users (id),
+  decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  UNIQUE (job_id, reviewer_id)
+) STRICT;
+CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
+  BEGIN SELECT RAISE(ABORT, 'reviews is append-only'); END;
+CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
+  BEGIN SELECT RAISE(ABORT, 'reviews is append-only'); END;
+)sql"},
 };
 
 Status MigrateInTransaction(Connection& c) {

@@ -1140,6 +1140,16 @@ StatusOr<Job> SqliteStore::TransitionJob(std::string_view job_id, JobState expec
     return InvalidArgument("job " + id + ": transition " + from_name + " -> " + to_name +
                            " is not allowed");
   }
+  // A reviewed release needs the decisions behind it: only RecordReview
+  // moves a job out of HELD to APPROVED/REJECTED, or on to RELEASED.
+  if ((expected_from == JobState::kHeld &&
+       (to == JobState::kApproved || to == JobState::kRejected)) ||
+      expected_from == JobState::kApproved) {
+    if (to != JobState::kFailed && to != JobState::kCancelled) {
+      return InvalidArgument("job " + id + ": transition " + from_name + " -> " + to_name +
+                             " is made only by a review decision (RecordReview)");
+    }
+  }
   RETURN_IF_ERROR(CheckText("transition reason", reason, kMaxText, true));
   RETURN_IF_ERROR(ValidateAudit(audit));
   return WriteValue<Job>([&](Connection& c) -> StatusOr<Job> {
@@ -1391,6 +1401,127 @@ StatusOr<Output> SqliteStore::SetGateVerdict(std::string_view job_id, GateVerdic
 
 StatusOr<Output> SqliteStore::GetOutput(std::string_view job_id) {
   return ReadValue<Output>([&](Connection& c) { return SelectOutput(c, job_id); });
+}
+
+// ---- Reviews ---------------------------------------------------------------------------
+
+#define REVIEW_COLS "seq, job_id, reviewer_id, decision, reason, at"
+
+namespace {
+
+StatusOr<Review> ReadReview(const Stmt& s) {
+  Review r;
+  r.seq = s.Int(0);
+  r.job_id = s.Text(1);
+  r.reviewer_id = s.Int(2);
+  auto decision = ParseReviewDecision(s.Text(3));
+  if (!decision.ok()) return Corrupt("reviews row " + Str(r.seq), decision.status());
+  r.decision = *decision;
+  r.reason = s.Text(4);
+  r.at = s.Int(5);
+  return r;
+}
+
+StatusOr<std::vector<Review>> SelectReviews(Connection& c, std::string_view job_id) {
+  ASSIGN_OR_RETURN(Stmt st,
+                   c.Prepare("SELECT " REVIEW_COLS " FROM reviews WHERE job_id = ? ORDER BY seq"));
+  st.Bind(job_id);
+  return All(st, ReadReview);
+}
+
+}  // namespace
+
+StatusOr<ReviewOutcome> SqliteStore::RecordReview(const Review& review, int64_t required_approvals,
+                                                  std::string_view move_reason,
+                                                  const AuditRecord& audit,
+                                                  const AuditRecord& move_audit) {
+  const std::string id = review.job_id;
+  RETURN_IF_ERROR(CheckText("review.job_id", review.job_id, kMaxName, true));
+  RETURN_IF_ERROR(CheckText("review.reason", review.reason, kMaxReviewReasonBytes, true));
+  RETURN_IF_ERROR(CheckText("review move reason", move_reason, kMaxText, true));
+  if (required_approvals < 1 || required_approvals > kMaxRequiredApprovals) {
+    return InvalidArgument("review of job " + id + ": required approvals " +
+                           Str(required_approvals) + " is outside 1.." +
+                           Str(kMaxRequiredApprovals));
+  }
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  RETURN_IF_ERROR(ValidateAudit(move_audit));
+  return WriteValue<ReviewOutcome>([&](Connection& c) -> StatusOr<ReviewOutcome> {
+    ASSIGN_OR_RETURN(Job job, SelectJob(c, id));
+    if (job.state != JobState::kHeld) {
+      return FailedPrecondition("job " + id + " is " + std::string(JobStateName(job.state)) +
+                                ", not HELD: there is nothing to review");
+    }
+    // Fail closed: a review releases only what the gate held.
+    auto output = SelectOutput(c, id);
+    if (!output.ok() && output.status().code() != StatusCode::kNotFound) return output.status();
+    if (!output.ok() || output->verdict != GateVerdict::kHold) {
+      return FailedPrecondition(
+          "job " + id + ": the gate verdict is " +
+          (output.ok() ? Quote(GateVerdictName(output->verdict)) : std::string("missing")) +
+          ", not 'hold'");
+    }
+    ASSIGN_OR_RETURN(User reviewer, SelectUser(c, review.reviewer_id));
+    if (reviewer.role != Role::kReviewer || reviewer.disabled) {
+      return FailedPrecondition("user " + Quote(reviewer.name) +
+                                " is not an enabled reviewer: only reviewers decide on outputs");
+    }
+    ASSIGN_OR_RETURN(Stmt dup, c.Prepare("SELECT decision FROM reviews"
+                                         " WHERE job_id = ? AND reviewer_id = ?"));
+    dup.Bind(id).Bind(review.reviewer_id);
+    ASSIGN_OR_RETURN(bool decided, dup.Step());
+    if (decided) {
+      return AlreadyExists("reviewer " + Quote(reviewer.name) + " already decided on job " + id +
+                           " (" + dup.Text(0) + "); a second reviewer must decide");
+    }
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO reviews (job_id, reviewer_id, decision,"
+                                         " reason, at) VALUES (?, ?, ?, ?, ?)"));
+    ins.Bind(id)
+        .Bind(review.reviewer_id)
+        .Bind(ReviewDecisionName(review.decision))
+        .Bind(review.reason)
+        .Bind(review.at);
+    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    ReviewOutcome out;
+    ASSIGN_OR_RETURN(out.reviews, SelectReviews(c, id));
+    int64_t approvals = 0;
+    for (const Review& r : out.reviews) {
+      if (r.decision == ReviewDecision::kApprove) ++approvals;  // one row per reviewer
+    }
+    const int64_t at = audit.at;
+    if (review.decision == ReviewDecision::kReject) {
+      RETURN_IF_ERROR(MoveJobTx(c, id, JobState::kHeld, JobState::kRejected, move_reason, at, 0,
+                                "cannot reject"));
+      RETURN_IF_ERROR(AppendAuditTx(c, move_audit).status());
+    } else if (approvals >= required_approvals) {
+      RETURN_IF_ERROR(MoveJobTx(c, id, JobState::kHeld, JobState::kApproved, move_reason, at, 0,
+                                "cannot approve"));
+      RETURN_IF_ERROR(MoveJobTx(c, id, JobState::kApproved, JobState::kReleased, move_reason, at, 0,
+                                "cannot release"));
+      RETURN_IF_ERROR(AppendAuditTx(c, move_audit).status());
+    }
+    ASSIGN_OR_RETURN(out.job, SelectJob(c, id));
+    return out;
+  });
+}
+
+StatusOr<std::vector<Review>> SqliteStore::ListReviews(std::string_view job_id) {
+  return ReadValue<std::vector<Review>>([&](Connection& c) -> StatusOr<std::vector<Review>> {
+    ASSIGN_OR_RETURN(auto reviews, SelectReviews(c, job_id));
+    if (reviews.empty()) RETURN_IF_ERROR(RequireJob(c, job_id));
+    return reviews;
+  });
+}
+
+StatusOr<std::vector<Review>> SqliteStore::ListRecentReviews(int64_t limit) {
+  RETURN_IF_ERROR(CheckLimit("reviews", limit));
+  return ReadValue<std::vector<Review>>([&](Connection& c) -> StatusOr<std::vector<Review>> {
+    ASSIGN_OR_RETURN(Stmt st,
+                     c.Prepare("SELECT " REVIEW_COLS " FROM reviews ORDER BY seq DESC LIMIT ?"));
+    st.Bind(limit);
+    return All(st, ReadReview);
+  });
 }
 
 // ---- Audit -----------------------------------------------------------------------------

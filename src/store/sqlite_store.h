@@ -122,6 +122,12 @@ class SqliteStore final : public Store {
                                   const AuditRecord& audit) override;
   StatusOr<Output> GetOutput(std::string_view job_id) override;
 
+  StatusOr<ReviewOutcome> RecordReview(const Review& review, int64_t required_approvals,
+                                       std::string_view move_reason, const AuditRecord& audit,
+                                       const AuditRecord& move_audit) override;
+  StatusOr<std::vector<Review>> ListReviews(std::string_view job_id) override;
+  StatusOr<std::vector<Review>> ListRecentReviews(int64_t limit) override;
+
   StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) override;
   StatusOr<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) override;
   StatusOr<AuditHead> GetAuditHead() override;

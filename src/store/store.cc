@@ -48,4 +48,20 @@ StatusOr<AuditDecision> ParseAuditDecision(std::string_view name) {
                          "' (expected allow, deny or info)");
 }
 
+std::string_view ReviewDecisionName(ReviewDecision decision) {
+  switch (decision) {
+    case ReviewDecision::kApprove: return "approve";
+    case ReviewDecision::kReject: return "reject";
+  }
+  return "unknown";
+}
+
+StatusOr<ReviewDecision> ParseReviewDecision(std::string_view name) {
+  for (ReviewDecision d : {ReviewDecision::kApprove, ReviewDecision::kReject}) {
+    if (ReviewDecisionName(d) == name) return d;
+  }
+  return InvalidArgument("unknown review decision '" + std::string(name) +
+                         "' (expected approve or reject)");
+}
+
 }  // namespace cce::store

@@ -20,6 +20,7 @@
 // - All methods are thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -210,6 +211,32 @@ struct Output {
   friend bool operator==(const Output&, const Output&) = default;
 };
 
+// A reviewer's decision on an output the gate held (docs/review.md).
+enum class ReviewDecision { kApprove, kReject };
+std::string_view ReviewDecisionName(ReviewDecision decision);  // "approve", "reject"
+StatusOr<ReviewDecision> ParseReviewDecision(std::string_view name);
+
+inline constexpr size_t kMaxReviewReasonBytes = 2000;
+inline constexpr int64_t kMaxRequiredApprovals = 10;
+
+// One reviewer's decision on one HELD job; at most one per (job, reviewer).
+struct Review {
+  int64_t seq = 0;  // assigned by RecordReview: 1, 2, 3, ... across all jobs
+  std::string job_id;
+  int64_t reviewer_id = 0;  // an enabled user with role reviewer
+  ReviewDecision decision = ReviewDecision::kReject;
+  std::string reason;  // 1..kMaxReviewReasonBytes bytes
+  int64_t at = 0;
+
+  friend bool operator==(const Review&, const Review&) = default;
+};
+
+// What RecordReview leaves behind.
+struct ReviewOutcome {
+  Job job;                      // as it now is: HELD, RELEASED or REJECTED
+  std::vector<Review> reviews;  // every decision on the job, oldest first (the new one last)
+};
+
 enum class AuditDecision { kAllow, kDeny, kInfo };
 std::string_view AuditDecisionName(AuditDecision decision);  // "allow", "deny", "info"
 StatusOr<AuditDecision> ParseAuditDecision(std::string_view name);
@@ -341,7 +368,10 @@ class Store {
   // IsAllowedTransition refuses, or an empty reason, is kInvalidArgument; a job not in
   // `expected_from` is kFailedPrecondition naming both states. RELEASED from
   // OUTPUT_SUBMITTED also requires the job's output to carry the gate verdict
-  // "release" (fail closed: no release without a passing gate).
+  // "release" (fail closed: no release without a passing gate). The review
+  // moves (HELD -> APPROVED | REJECTED, APPROVED -> RELEASED) are
+  // kInvalidArgument here: only RecordReview makes them, with the decisions
+  // that justify them.
   virtual StatusOr<Job> TransitionJob(std::string_view job_id, JobState expected_from, JobState to,
                                       std::string_view reason, const AuditRecord& audit) = 0;
 
@@ -388,6 +418,29 @@ class Store {
                                           double score, std::string_view findings_json, int64_t at,
                                           const AuditRecord& audit) = 0;
   virtual StatusOr<Output> GetOutput(std::string_view job_id) = 0;
+
+  // Review of held outputs. RecordReview, in ONE transaction: checks that
+  // the job exists (kNotFound), is HELD with a "hold" gate verdict
+  // (kFailedPrecondition naming the state or verdict) and that the reviewer
+  // is an enabled user with role reviewer (kFailedPrecondition); records
+  // `review` (a second decision by the same reviewer on the job is
+  // kAlreadyExists) and `audit`; then, when the decision settles the job —
+  // any reject, or the `required_approvals`-th approval by distinct
+  // reviewers — moves it HELD -> REJECTED, or HELD -> APPROVED -> RELEASED,
+  // with `move_reason` on each history event and `move_audit` appended
+  // once. Otherwise the job stays HELD and `move_audit` is not written.
+  // kInvalidArgument (nothing written): an empty or over-long reason or
+  // move_reason, required_approvals outside 1..kMaxRequiredApprovals, a bad
+  // audit record. HELD -> APPROVED | REJECTED and APPROVED -> RELEASED happen
+  // only here: TransitionJob refuses them.
+  virtual StatusOr<ReviewOutcome> RecordReview(const Review& review, int64_t required_approvals,
+                                               std::string_view move_reason,
+                                               const AuditRecord& audit,
+                                               const AuditRecord& move_audit) = 0;
+  // A job's decisions, oldest first (kNotFound for an unknown job).
+  virtual StatusOr<std::vector<Review>> ListReviews(std::string_view job_id) = 0;
+  // The newest `limit` (1..10000) decisions on any job, newest first.
+  virtual StatusOr<std::vector<Review>> ListRecentReviews(int64_t limit) = 0;
 
   // Audit log. AppendAudit records a decision that changes no other state.
   virtual StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) = 0;

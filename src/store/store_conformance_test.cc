@@ -145,6 +145,30 @@ class StoreConformanceTest : public ::testing::Test {
     return Must(S().GetJob(id));
   }
 
+  static Review NewReview(const std::string& job, int64_t reviewer,
+                          ReviewDecision decision = ReviewDecision::kApprove) {
+    Review r;
+    r.job_id = job;
+    r.reviewer_id = reviewer;
+    r.decision = decision;
+    r.reason = "aggregates only";
+    r.at = 700;
+    return r;
+  }
+  // A job of `consumer` HELD with a "hold" gate verdict, ready for review.
+  Job HeldJob(int64_t consumer, const std::string& id) {
+    JobWithOutput(consumer, id);
+    Must(S().SetGateVerdict(id, GateVerdict::kHold, 0.8, R"([{"detector":"x"}])", 600,
+                            Audit("gate.verdict", "job:" + id)));
+    return Move(id, JobState::kOutputSubmitted, JobState::kHeld);
+  }
+  StatusOr<ReviewOutcome> Decide(const std::string& job, int64_t reviewer, ReviewDecision decision,
+                                 int64_t required = 1) {
+    return S().RecordReview(NewReview(job, reviewer, decision), required, "reviewed",
+                            Audit("review.decide", "job:" + job),
+                            Audit("job.review_move", "job:" + job));
+  }
+
   int64_t AuditCount() { return Must(S().GetAuditHead()).seq; }
   std::vector<AuditEntry> AllAudit() {
     AuditFilter f;
@@ -720,8 +744,12 @@ TYPED_TEST_P(StoreConformanceTest, DrivesJobsThroughTheirWholeLifeWithHistory) {
                 .verdict,
             GateVerdict::kHold);
   this->Move("job-held", JobState::kOutputSubmitted, JobState::kHeld);
-  this->Move("job-held", JobState::kHeld, JobState::kApproved);
-  Job done = this->Move("job-held", JobState::kApproved, JobState::kReleased);
+  User reviewer = this->AddUser("rita", Role::kReviewer);
+  Job done =
+      Must(this->S().RecordReview(this->NewReview("job-held", reviewer.id), 1, "because RELEASED",
+                                  Audit("review.approve", "job:job-held"),
+                                  Audit("job.release", "job:job-held")))
+          .job;
   EXPECT_EQ(done.state, JobState::kReleased);
   EXPECT_EQ(done.reason, "because RELEASED");
   EXPECT_EQ(done.updated_at, 1000);
@@ -736,13 +764,21 @@ TYPED_TEST_P(StoreConformanceTest, DrivesJobsThroughTheirWholeLifeWithHistory) {
     EXPECT_EQ(history[i].to, want[i]);
     if (i > 0) {
       EXPECT_EQ(history[i].from, want[i - 1]);
-      EXPECT_EQ(history[i].reason, "because " + std::string(JobStateName(want[i])));
+      // The review's two moves share the decision's reason.
+      const JobState named = want[i] == JobState::kApproved ? JobState::kReleased : want[i];
+      EXPECT_EQ(history[i].reason, "because " + std::string(JobStateName(named)));
     }
   }
   // Rejected path, and a cancellation with its reason.
   this->JobWithOutput(c.id, "job-rejected");
+  Must(this->S().SetGateVerdict("job-rejected", GateVerdict::kHold, 0.9, "[]", 600,
+                                Audit("gate.verdict", "job:job-rejected")));
   this->Move("job-rejected", JobState::kOutputSubmitted, JobState::kHeld);
-  EXPECT_EQ(this->Move("job-rejected", JobState::kHeld, JobState::kRejected).state,
+  EXPECT_EQ(Must(this->S().RecordReview(
+                     this->NewReview("job-rejected", reviewer.id, ReviewDecision::kReject), 1,
+                     "because REJECTED", Audit("review.reject", "job:job-rejected"),
+                     Audit("job.reject", "job:job-rejected")))
+                .job.state,
             JobState::kRejected);
   this->SubmitJob(c.id, "job-cancelled");
   Job cancelled =
@@ -1683,6 +1719,180 @@ TYPED_TEST_P(StoreConformanceTest, AcknowledgedWritesSurviveSigkill) {
   EXPECT_GE(r.entries_checked, static_cast<int64_t>(acknowledged.size()) + 1);
 }
 
+// ==== Reviews ======================================================================
+
+TYPED_TEST_P(StoreConformanceTest, DistinctApprovalsReleaseAHeldJobInOneStep) {
+  User c = this->AddUser("c");
+  User r1 = this->AddUser("rita", Role::kReviewer);
+  User r2 = this->AddUser("rob", Role::kReviewer);
+  this->HeldJob(c.id, "job-1");
+  const int64_t before = this->AuditCount();
+  // The first of two approvals: recorded and audited; the job stays HELD.
+  ReviewOutcome first = Must(this->Decide("job-1", r1.id, ReviewDecision::kApprove, 2));
+  EXPECT_EQ(first.job.state, JobState::kHeld);
+  ASSERT_EQ(first.reviews.size(), 1u);
+  EXPECT_GT(first.reviews[0].seq, 0);
+  EXPECT_EQ(first.reviews[0].reviewer_id, r1.id);
+  EXPECT_EQ(first.reviews[0].decision, ReviewDecision::kApprove);
+  EXPECT_EQ(first.reviews[0].reason, "aggregates only");
+  EXPECT_EQ(first.reviews[0].at, 700);
+  EXPECT_EQ(this->AuditCount(), before + 1);
+  // The same reviewer again (either way) is refused and writes nothing.
+  for (ReviewDecision d : {ReviewDecision::kApprove, ReviewDecision::kReject}) {
+    auto again = this->Decide("job-1", r1.id, d, 2);
+    EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+    EXPECT_TRUE(Contains(again.status().message(), "rita")) << again.status().message();
+  }
+  EXPECT_EQ(this->AuditCount(), before + 1);
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kHeld);
+  // A second, distinct reviewer completes the policy: APPROVED then RELEASED.
+  ReviewOutcome second = Must(this->Decide("job-1", r2.id, ReviewDecision::kApprove, 2));
+  EXPECT_EQ(second.job.state, JobState::kReleased);
+  EXPECT_EQ(second.job.reason, "reviewed");
+  EXPECT_EQ(second.reviews.size(), 2u);
+  EXPECT_EQ(this->AuditCount(), before + 3);  // the decision and the move
+  auto history = Must(this->S().JobHistory("job-1"));
+  ASSERT_GE(history.size(), 3u);
+  EXPECT_EQ(history[history.size() - 2].to, JobState::kApproved);
+  EXPECT_EQ(history.back().from, JobState::kApproved);
+  EXPECT_EQ(history.back().to, JobState::kReleased);
+  EXPECT_EQ(Must(this->S().ListReviews("job-1")), second.reviews);
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+  // Settled: no further decision.
+  User r3 = this->AddUser("ruth", Role::kReviewer);
+  EXPECT_EQ(this->Decide("job-1", r3.id, ReviewDecision::kReject).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TYPED_TEST_P(StoreConformanceTest, OneRejectRejectsWhateverTheApprovals) {
+  User c = this->AddUser("c");
+  User r1 = this->AddUser("rita", Role::kReviewer);
+  User r2 = this->AddUser("rob", Role::kReviewer);
+  this->HeldJob(c.id, "job-1");
+  EXPECT_EQ(Must(this->Decide("job-1", r1.id, ReviewDecision::kApprove, 2)).job.state,
+            JobState::kHeld);
+  ReviewOutcome out = Must(this->Decide("job-1", r2.id, ReviewDecision::kReject, 2));
+  EXPECT_EQ(out.job.state, JobState::kRejected);
+  EXPECT_EQ(Must(this->S().JobHistory("job-1")).back().from, JobState::kHeld);
+  // With one approval required, a lone reject rejects too.
+  this->HeldJob(c.id, "job-2");
+  EXPECT_EQ(Must(this->Decide("job-2", r1.id, ReviewDecision::kReject)).job.state,
+            JobState::kRejected);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ReviewNeedsAHeldJobAHoldVerdictAndAnEnabledReviewer) {
+  User c = this->AddUser("c");
+  User rita = this->AddUser("rita", Role::kReviewer);
+  User op = this->AddUser("olga", Role::kOperator);
+  this->HeldJob(c.id, "job-1");
+  this->JobWithOutput(c.id, "job-2");  // OUTPUT_SUBMITTED, verdict pending
+  // HELD, but without the gate's hold verdict (a HELD written by hand).
+  this->JobWithOutput(c.id, "job-3");
+  this->Move("job-3", JobState::kOutputSubmitted, JobState::kHeld);
+  const int64_t before = this->AuditCount();
+  auto not_held = this->Decide("job-2", rita.id, ReviewDecision::kApprove);
+  EXPECT_EQ(not_held.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(not_held.status().message(), "OUTPUT_SUBMITTED"))
+      << not_held.status().message();
+  auto pending = this->Decide("job-3", rita.id, ReviewDecision::kApprove);
+  EXPECT_EQ(pending.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(pending.status().message(), "'pending'")) << pending.status().message();
+  EXPECT_EQ(this->Decide("job-1", c.id, ReviewDecision::kApprove).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(this->Decide("job-1", op.id, ReviewDecision::kApprove).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(this->Decide("job-1", 999, ReviewDecision::kApprove).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->Decide("job-404", rita.id, ReviewDecision::kApprove).status().code(),
+            StatusCode::kNotFound);
+  MustOk(this->S().SetUserDisabled(rita.id, true, Audit("user.disable", "user:rita")));
+  EXPECT_EQ(this->Decide("job-1", rita.id, ReviewDecision::kApprove).status().code(),
+            StatusCode::kFailedPrecondition);
+  MustOk(this->S().SetUserDisabled(rita.id, false, Audit("user.enable", "user:rita")));
+  // Malformed input.
+  auto record = [&](const Review& r, int64_t required, std::string_view move_reason) {
+    return this->S()
+        .RecordReview(r, required, move_reason, Audit("review", "job:job-1"),
+                      Audit("move", "job:job-1"))
+        .status()
+        .code();
+  };
+  Review r = this->NewReview("job-1", rita.id);
+  r.reason = "";
+  EXPECT_EQ(record(r, 1, "m"), StatusCode::kInvalidArgument);
+  r.reason = std::string(kMaxReviewReasonBytes + 1, 'x');
+  EXPECT_EQ(record(r, 1, "m"), StatusCode::kInvalidArgument);
+  r.reason = "ok";
+  EXPECT_EQ(record(r, 0, "m"), StatusCode::kInvalidArgument);
+  EXPECT_EQ(record(r, kMaxRequiredApprovals + 1, "m"), StatusCode::kInvalidArgument);
+  EXPECT_EQ(record(r, 1, ""), StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->AuditCount(), before + 2);  // the disable and enable only
+  EXPECT_TRUE(Must(this->S().ListReviews("job-1")).empty());
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kHeld);
+  EXPECT_EQ(this->S().ListReviews("job-404").status().code(), StatusCode::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ReviewMovesAreRefusedOutsideRecordReview) {
+  User c = this->AddUser("c");
+  this->HeldJob(c.id, "job-1");
+  const int64_t before = this->AuditCount();
+  for (JobState to : {JobState::kApproved, JobState::kRejected}) {
+    auto r = this->S().TransitionJob("job-1", JobState::kHeld, to, "by hand",
+                                     Audit("job.transition", "job:job-1"));
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << JobStateName(to);
+    EXPECT_TRUE(Contains(r.status().message(), "review")) << r.status().message();
+  }
+  EXPECT_EQ(this->S()
+                .TransitionJob("job-1", JobState::kApproved, JobState::kReleased, "by hand",
+                               Audit("job.transition", "job:job-1"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->AuditCount(), before);
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kHeld);
+  // A held job can still be cancelled.
+  EXPECT_EQ(this->Move("job-1", JobState::kHeld, JobState::kCancelled).state, JobState::kCancelled);
+}
+
+TYPED_TEST_P(StoreConformanceTest, FailingMoveAuditWritesNeitherTheDecisionNorTheMove) {
+  User c = this->AddUser("c");
+  User rita = this->AddUser("rita", Role::kReviewer);
+  this->HeldJob(c.id, "job-1");
+  const int64_t before = this->AuditCount();
+  MustOk(this->F().FailAuditInsertsFor("job.review_move"));
+  auto r = this->Decide("job-1", rita.id, ReviewDecision::kApprove);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.status().message(), "injected audit failure")) << r.status().message();
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kHeld);
+  EXPECT_TRUE(Must(this->S().ListReviews("job-1")).empty());
+  EXPECT_EQ(this->AuditCount(), before);
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsRecentReviewsNewestFirstAndKeepsThemOnReopen) {
+  User c = this->AddUser("c");
+  User rita = this->AddUser("rita", Role::kReviewer);
+  User rob = this->AddUser("rob", Role::kReviewer);
+  this->HeldJob(c.id, "job-1");
+  this->HeldJob(c.id, "job-2");
+  Must(this->Decide("job-1", rita.id, ReviewDecision::kApprove, 2));
+  Must(this->Decide("job-2", rita.id, ReviewDecision::kReject, 2));
+  Must(this->Decide("job-1", rob.id, ReviewDecision::kApprove, 2));
+  this->Reopen();
+  auto recent = Must(this->S().ListRecentReviews(2));
+  ASSERT_EQ(recent.size(), 2u);
+  EXPECT_EQ(recent[0].job_id, "job-1");
+  EXPECT_EQ(recent[0].reviewer_id, rob.id);
+  EXPECT_EQ(recent[1].job_id, "job-2");
+  EXPECT_GT(recent[0].seq, recent[1].seq);
+  EXPECT_EQ(Must(this->S().ListReviews("job-1")).size(), 2u);
+  EXPECT_EQ(Must(this->S().GetJob("job-1")).state, JobState::kReleased);
+  EXPECT_EQ(this->S().ListRecentReviews(0).status().code(), StatusCode::kInvalidArgument);
+  // Append-only through SQL too.
+  EXPECT_FALSE(this->F().ExecSql("UPDATE reviews SET decision = 'approve'").ok());
+  EXPECT_FALSE(this->F().ExecSql("DELETE FROM reviews").ok());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash,
     DeletingTheLastRentalIsCaughtByTheCheckpoints,
@@ -1716,7 +1926,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     VerifyDetectsAChainRewrittenUnderACheckpoint, VerifyDetectsATruncatedLog,
     ReopeningKeepsDataAndSchema, RefusesADatabaseWithANewerSchema,
     ManyThreadsCreateJobsAndTheLogStaysConsistent, SecondProcessCreatesUsersWhileTheFirstHasItOpen,
-    AcknowledgedWritesSurviveSigkill);
+    AcknowledgedWritesSurviveSigkill, DistinctApprovalsReleaseAHeldJobInOneStep,
+    OneRejectRejectsWhateverTheApprovals, ReviewNeedsAHeldJobAHoldVerdictAndAnEnabledReviewer,
+    ReviewMovesAreRefusedOutsideRecordReview, FailingMoveAuditWritesNeitherTheDecisionNorTheMove,
+    ListsRecentReviewsNewestFirstAndKeepsThemOnReopen);
 
 using SqliteBackends =
     ::testing::Types<storetest::SqliteGroupCommit, storetest::SqliteOneTxnPerWrite>;

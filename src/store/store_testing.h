@@ -148,6 +148,18 @@ class ForwardingStore : public Store {
   }
   StatusOr<Output> GetOutput(std::string_view job_id) override { return inner_.GetOutput(job_id); }
 
+  StatusOr<ReviewOutcome> RecordReview(const Review& review, int64_t required_approvals,
+                                       std::string_view move_reason, const AuditRecord& audit,
+                                       const AuditRecord& move_audit) override {
+    return inner_.RecordReview(review, required_approvals, move_reason, audit, move_audit);
+  }
+  StatusOr<std::vector<Review>> ListReviews(std::string_view job_id) override {
+    return inner_.ListReviews(job_id);
+  }
+  StatusOr<std::vector<Review>> ListRecentReviews(int64_t limit) override {
+    return inner_.ListRecentReviews(limit);
+  }
+
   StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) override {
     return inner_.AppendAudit(record);
   }

@@ -57,6 +57,11 @@ TEST(ApiConformance, RealResponsesMatchTheOpenApiDocument) {
   const std::string id = submit.out.substr(0, submit.out.size() - 1);
   ASSERT_EQ(Cce({"job", "status", id, "--watch", "--until", "HELD", "--interval", "1"}).exit_code,
             0);
+  // A reviewer's decision, so the job's detail carries every field (review).
+  const std::string rita = plane.AddUser("rita", "reviewer");
+  ASSERT_TRUE(plane.Login(rita));
+  auto rejected = Cce({"review", "reject", id, "--reason", "not a real output"});
+  ASSERT_EQ(rejected.exit_code, 0) << rejected.err;
 
   http::testing::TestClient c(PortOf(plane.url()), plane.ca());
   auto as = [](const std::string& token) {

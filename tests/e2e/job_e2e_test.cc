@@ -163,10 +163,12 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
              t / "other.enc/manifest.cce" + "\"\n");
   ASSERT_FALSE(job.empty());
 
-  // The fail-closed gate holds every output: HELD means the bundle arrived.
-  const std::string state = WaitFor(job, {"HELD", "FAILED", "CANCELLED"});
+  // HELD or RELEASED: the bundle arrived and the gate decided (the probes'
+  // reports copy no data; the gate's own verdicts are tested below).
+  const std::string state = WaitFor(job, {"HELD", "RELEASED", "FAILED", "CANCELLED"});
   const std::string agent_log = ReadFile(f_.data_dir() + "/logs/jobs/" + job + ".log");
-  ASSERT_EQ(state, "HELD") << f_.Cce({"job", "status", job}).out << "\nagent log:\n" << agent_log;
+  ASSERT_TRUE(state == "HELD" || state == "RELEASED")
+      << state << "\n" << f_.Cce({"job", "status", job}).out << "\nagent log:\n" << agent_log;
   for (const char* step : {"\"attested\"", "\"mounted\"", "\"running\"", "\"submitted\""}) {
     EXPECT_NE(agent_log.find(step), std::string::npos) << step << " missing:\n" << agent_log;
   }
@@ -202,6 +204,32 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   }
 
   ExpectCleanedUp(job);
+}
+
+// The Output Gate on real jobs: an aggregate with every cell >= 10 is
+// RELEASED and downloadable by its consumer; an algorithm that copies the
+// dataset gets its output HELD with the copy named, and nothing downloads.
+TEST_F(JobE2eTest, TheGateReleasesAnAggregateAndHoldsACopy) {
+  ASSERT_NO_FATAL_FAILURE(SetUpWorld(
+      "#!/bin/sh\nif [ \"$MODE\" = copy ]; then cat /data/claims/claims.csv > /output/copy.csv; "
+      "else awk -F, 'NR>1 {n[$3]++} END {print \"diagnosis,claims\"; for (d in n) print d \",\" "
+      "n[d]}' /data/claims/claims.csv > /output/counts.csv; fi\n"));
+  const std::string aggregate = Submit("  env:\n    MODE: \"count\"\n");
+  const std::string copy = Submit("  env:\n    MODE: \"copy\"\n");
+  ASSERT_FALSE(aggregate.empty());
+  ASSERT_FALSE(copy.empty());
+  EXPECT_EQ(WaitFor(aggregate, {"HELD", "RELEASED", "FAILED", "CANCELLED"}), "RELEASED")
+      << f_.Cce({"job", "status", aggregate}).out;
+  EXPECT_EQ(WaitFor(copy, {"HELD", "RELEASED", "FAILED", "CANCELLED"}), "HELD")
+      << f_.Cce({"job", "status", copy}).out;
+  auto out = f_.Cce({"job", "download", aggregate, "--out", f_.dir() / "released"});
+  EXPECT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_NE(ReadFile(f_.dir() / "released/output.bundle").find("diagnosis,claims"),
+            std::string::npos);
+  auto held = f_.Cce({"job", "download", copy, "--out", f_.dir() / "held"});
+  EXPECT_NE(held.exit_code, 0) << held.out;
+  auto status = f_.Cce({"job", "status", copy, "--output", "json"});
+  EXPECT_NE(status.out.find("\"hold\""), std::string::npos) << status.out;
 }
 
 // The dataset pin: the plane released the key with the dataset id it recorded

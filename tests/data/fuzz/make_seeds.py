@@ -283,6 +283,27 @@ def ecdsa_seeds():
           b"\x01" + b"A" * 86 + b"\ncce-output-bundle-v1\njob-0123456789abcdef\nsha256:" + b"0" * 64)
 
 
+def bundle_tar_seeds():
+    """bundle_tar_fuzz.cc: byte 0 picks the piece size the tar is fed in
+    ((byte % 64 + 1) * 97 bytes); the rest is an agent bundle (pax, as
+    agent/bundle.cc writes it), plain ustar, or one cut short."""
+    out = reset("bundle_tar_fuzz")
+    members = [("files/out.csv", b"name,year\nalice,1984\n"),
+               ("files/plot.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40),
+               ("result.json", b'{"exit_code":0}'), ("stdout.txt", b"done\n")]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in members + [("files/" + "d" * 120 + "/long-name.txt", b"x" * 700)]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            t.addfile(info, io.BytesIO(data))
+    pax = buf.getvalue()
+    write(os.path.join(out, "pax-bundle"), b"\x00" + pax)
+    write(os.path.join(out, "pax-bundle-big-pieces"), b"\x3f" + pax)
+    write(os.path.join(out, "ustar"), b"\x05" + tar_bytes(members))
+    write(os.path.join(out, "cut"), b"\x01" + pax[:1300])
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: make_seeds.py BUILD_DIR")
@@ -294,6 +315,7 @@ def main(argv):
         http_seeds()
         unpack_seeds()
         ecdsa_seeds()
+        bundle_tar_seeds()
 
 
 if __name__ == "__main__":
