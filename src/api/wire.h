@@ -182,7 +182,7 @@ struct ReviewSummary {
   std::string state;  // HELD, RELEASED or REJECTED
   double score = 0;   // the gate's combined score
   int64_t findings = 0;
-  int64_t submitted_at = 0;             // when the output was submitted
+  int64_t submitted_at = 0;            // when the output was submitted
   std::vector<std::string> approvals;  // reviewers who approved so far
 };
 struct ReviewList {

@@ -16,8 +16,30 @@
 namespace cce::gate {
 
 enum class FileType {
-  kEmpty, kCsv, kTsv, kJson, kJsonLines, kYaml, kText, kMarkdown, kHtml, kSvg, kPng, kJpeg,
-  kPdf, kXlsx, kSqlite, kNpy, kNpz, kPickle, kGzip, kBzip2, kXz, kZip, kTar, kUnknown,
+  kEmpty,
+  kCsv,
+  kTsv,
+  kJson,
+  kJsonLines,
+  kYaml,
+  kText,
+  kMarkdown,
+  kHtml,
+  kSvg,
+  kPng,
+  kJpeg,
+  kPdf,
+  kXlsx,
+  kSqlite,
+  kNpy,
+  kNpz,
+  kPickle,
+  kGzip,
+  kBzip2,
+  kXz,
+  kZip,
+  kTar,
+  kUnknown,
 };
 std::string_view FileTypeName(FileType type);  // "csv", ..., "unknown"
 // By content only (the name is a hint to tell CSV from TSV text at most).
@@ -26,7 +48,7 @@ FileType DetectType(std::string_view bytes, std::string_view name);
 // A numeric array in a model artifact (NPY, NPZ member, pickle).
 struct NumericArray {
   std::string file;
-  std::string location;        // "array 'coef_'", "byte 128"
+  std::string location;         // "array 'coef_'", "byte 128"
   std::vector<uint64_t> shape;  // row-major; a 2-D array's rows are records
   std::vector<double> values;   // capped by the parser (say so in a finding if cut)
 };
@@ -38,7 +60,7 @@ struct TextSpan {
   // Where the span is when a byte offset says little (a JSON pointer
   // "/rows/3/name", "PNG chunk tEXt at byte 33"); empty: "byte <offset>".
   std::string location;
-  std::string text;     // UTF-8 (parsers decode UTF-16 and strip markup)
+  std::string text;  // UTF-8 (parsers decode UTF-16 and strip markup)
 };
 
 // A nested item to scan in turn: an archive member, a decompressed stream,

@@ -19,10 +19,14 @@ std::string At(std::string_view format, std::string_view what, uint64_t byte) {
 
 StatusOr<Decompressed> Zlib(Compression kind, std::string_view in, uint64_t max_out) {
   z_stream z{};
-  const int window = kind == Compression::kRawDeflate ? -15 : kind == Compression::kGzip ? 16 + 15 : 15;
+  const int window = kind == Compression::kRawDeflate ? -15
+                     : kind == Compression::kGzip     ? 16 + 15
+                                                      : 15;
   if (inflateInit2(&z, window) != Z_OK) return Internal("zlib: inflateInit2 failed");
   std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&z, inflateEnd);
-  const char* name = kind == Compression::kGzip ? "gzip" : kind == Compression::kZlib ? "zlib" : "deflate";
+  const char* name = kind == Compression::kGzip   ? "gzip"
+                     : kind == Compression::kZlib ? "zlib"
+                                                  : "deflate";
   Decompressed out;
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = static_cast<uInt>(std::min<size_t>(in.size(), UINT32_MAX));

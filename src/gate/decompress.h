@@ -16,7 +16,8 @@ enum class Compression { kZlib, kRawDeflate, kGzip, kBzip2, kXz };
 struct Decompressed {
   std::string bytes;
   bool over_limit = false;  // stopped at max_out with input left: bytes is the prefix
-  uint64_t consumed = 0;    // input bytes used (trailing bytes after the stream's end are the caller's)
+  uint64_t consumed =
+      0;  // input bytes used (trailing bytes after the stream's end are the caller's)
 };
 
 // Errors: kInvalidArgument "<format> stream: <library message> at input byte N".

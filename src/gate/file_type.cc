@@ -32,7 +32,8 @@ uint32_t Le32(std::string_view s, size_t at) {
   return v;
 }
 uint16_t Le16(std::string_view s, size_t at) {
-  return static_cast<uint16_t>(static_cast<uint8_t>(s[at]) | (static_cast<uint8_t>(s[at + 1]) << 8));
+  return static_cast<uint16_t>(static_cast<uint8_t>(s[at]) |
+                               (static_cast<uint8_t>(s[at + 1]) << 8));
 }
 
 // Member names from a zip's central directory (empty when it cannot be
@@ -101,7 +102,8 @@ bool LooksLikeUtf16(std::string_view s) {
     odd_nul += s[i + 1] == 0;
   }
   const size_t pairs = n / 2;
-  return (odd_nul * 10 >= pairs * 9 && even_nul == 0) || (even_nul * 10 >= pairs * 9 && odd_nul == 0);
+  return (odd_nul * 10 >= pairs * 9 && even_nul == 0) ||
+         (even_nul * 10 >= pairs * 9 && odd_nul == 0);
 }
 
 // The ASCII view of a UTF-16 prefix, good enough to classify the text.
@@ -119,7 +121,8 @@ std::string Utf16Ascii(std::string_view s) {
 
 std::string_view TrimLeft(std::string_view s) {
   if (StartsWith(s, "\xEF\xBB\xBF")) s.remove_prefix(3);
-  while (!s.empty() && (s[0] == ' ' || s[0] == '\t' || s[0] == '\r' || s[0] == '\n')) s.remove_prefix(1);
+  while (!s.empty() && (s[0] == ' ' || s[0] == '\t' || s[0] == '\r' || s[0] == '\n'))
+    s.remove_prefix(1);
   return s;
 }
 
@@ -142,8 +145,10 @@ bool ConsistentDelimiter(std::string_view text, char delim) {
     if (c == delim) ++count;
     if (c == '\n') {
       if (count == 0 && first != 0) return false;
-      if (first < 0) first = count;
-      else if (count != first) return false;
+      if (first < 0)
+        first = count;
+      else if (count != first)
+        return false;
       count = 0;
       ++lines;
     }
@@ -171,7 +176,8 @@ bool LooksLikeYaml(std::string_view text) {
                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
                               c == '.' || c == '"' || c == '\'';
                      });
-    const bool bare_key = !line.empty() && line.back() == ':' && line.find(' ') == std::string_view::npos;
+    const bool bare_key =
+        !line.empty() && line.back() == ':' && line.find(' ') == std::string_view::npos;
     if (key || bare_key) ++mapping;
   }
   return lines >= 2 && mapping * 10 >= lines * 8;
@@ -282,21 +288,23 @@ FileType DetectType(std::string_view bytes, std::string_view name) {
   if (StartsWith(bytes, "BZh") && bytes.size() > 3 && bytes[3] >= '1' && bytes[3] <= '9') {
     return FileType::kBzip2;
   }
-  if (StartsWith(bytes, std::string_view("\xFD" "7zXZ\0", 6))) return FileType::kXz;
+  if (StartsWith(bytes, std::string_view("\xFD"
+                                         "7zXZ\0",
+                                         6)))
+    return FileType::kXz;
   if (StartsWith(bytes, std::string_view("SQLite format 3\0", 16))) return FileType::kSqlite;
   if (StartsWith(bytes, "\x93NUMPY")) return FileType::kNpy;
-  if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x80 && bytes[1] >= 2 && bytes[1] <= 5) {
+  if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x80 && bytes[1] >= 2 &&
+      bytes[1] <= 5) {
     return FileType::kPickle;
   }
   if (StartsWith(bytes, "PK\x03\x04") || StartsWith(bytes, "PK\x05\x06")) {
     const auto names = ZipNames(bytes);
-    const bool xlsx = std::any_of(names.begin(), names.end(), [](std::string_view n) {
-      return n == "xl/workbook.xml";
-    });
+    const bool xlsx = std::any_of(names.begin(), names.end(),
+                                  [](std::string_view n) { return n == "xl/workbook.xml"; });
     if (xlsx) return FileType::kXlsx;
-    if (!names.empty() && std::all_of(names.begin(), names.end(), [](std::string_view n) {
-          return EndsWithCi(n, ".npy");
-        })) {
+    if (!names.empty() && std::all_of(names.begin(), names.end(),
+                                      [](std::string_view n) { return EndsWithCi(n, ".npy"); })) {
       return FileType::kNpz;
     }
     return FileType::kZip;

@@ -1338,8 +1338,9 @@ class Matcher {
     for (const Hit& h : hits) {
       if (!h.first || (h.flags & kDense) != 0) continue;
       const size_t w = width > 0 ? width : 1;
-      place.location = (a.location.empty() ? "" : a.location + ", ") +
-                       (width > 0 ? "row " + std::to_string(h.pos / w) : "index " + std::to_string(h.pos));
+      place.location =
+          (a.location.empty() ? "" : a.location + ", ") +
+          (width > 0 ? "row " + std::to_string(h.pos / w) : "index " + std::to_string(h.pos));
       memo_cells_[h.ref].Add((uint64_t{h.row} << 16) | h.col, place);
     }
     const size_t window = 2 * max_memo;
@@ -1427,9 +1428,9 @@ class Matcher {
         f.location = memo_cells_[i].places[0].location;
         f.hard = nmemo >= policy_.cells_hold;
         f.score = f.hard ? 1.0 : std::min(1.0, static_cast<double>(nmemo) * policy_.cell_score);
-        f.message = std::to_string(nmemo) + " distinct distinctive numeric cells of dataset '" +
-                    dataset + "' appear as array values (to float32 precision), at: " +
-                    listed(memo_cells_[i]);
+        f.message =
+            std::to_string(nmemo) + " distinct distinctive numeric cells of dataset '" + dataset +
+            "' appear as array values (to float32 precision), at: " + listed(memo_cells_[i]);
         findings->push_back(std::move(f));
       }
       const size_t ncell = cells_[i].keys.size();

@@ -24,7 +24,8 @@ struct Finding {
   // The file in the output; a nested item is "<outer>!<member>", a decoded
   // one "<outer>!base64@<byte offset>".
   std::string file;
-  std::string location;  // in that file: "row 3, column 'age'", "byte 1024", "chunk tEXt at byte 33"
+  std::string
+      location;  // in that file: "row 3, column 'age'", "byte 1024", "chunk tEXt at byte 33"
   // The same place, structured where it applies (-1: not applicable), so a
   // console can highlight it: a table's data row and column (0-based), a
   // text's 1-based line, a byte offset in the item.
@@ -32,8 +33,8 @@ struct Finding {
   int64_t column = -1;
   int64_t line = -1;
   int64_t offset = -1;
-  double score = 0;      // this finding's risk, in [0, 1]
-  bool hard = false;     // holds the output whatever the combined score
+  double score = 0;   // this finding's risk, in [0, 1]
+  bool hard = false;  // holds the output whatever the combined score
   std::string message;
 };
 
@@ -79,7 +80,6 @@ struct Table {
   std::string RowLocation(size_t row) const;                  // "row 3 (line 4)"
   std::string CellLocation(size_t row, size_t column) const;  // "row 3 (line 4), column 2 'age'"
 };
-
 
 struct ScanInputs {
   std::vector<OutputFile> files;

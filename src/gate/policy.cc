@@ -138,7 +138,8 @@ StatusOr<Policy> LoadPolicy(std::string_view yaml_text, const std::string& sourc
     if (!root.IsMap()) return InvalidArgument(source_name + ": expected a mapping with key 'gate'");
     for (const auto& kv : root) {
       const std::string top = kv.first.as<std::string>();
-      if (top != "gate") return InvalidArgument(source_name + ": " + top + ": unknown key (expected 'gate')");
+      if (top != "gate")
+        return InvalidArgument(source_name + ": " + top + ": unknown key (expected 'gate')");
       if (kv.second.IsNull()) continue;
       if (!kv.second.IsMap()) return InvalidArgument(source_name + ": gate: expected a mapping");
       Status s = Apply(kv.second, "", p);

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   out.texts.push_back({"out.txt", 0, "", bytes});
   std::vector<Finding> findings;
   DetectCopies(out, {&*index}, policy, &findings);
-  auto back = ReferenceIndex::Deserialize(index->Serialize(), cce::crypto::ByteSpan(key.data(), key.size()));
+  auto back = ReferenceIndex::Deserialize(index->Serialize(),
+                                          cce::crypto::ByteSpan(key.data(), key.size()));
   if (!back.ok()) __builtin_trap();  // what Serialize wrote must read back
   return 0;
 }

@@ -78,19 +78,22 @@ class Collector {
   explicit Collector(const Policy& policy)
       : p_(policy),
         budget_(policy.max_expanded_bytes),
-        deadline_(std::chrono::steady_clock::now() + std::chrono::milliseconds(policy.max_scan_millis)),
+        deadline_(std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(policy.max_scan_millis)),
         allowed_(policy.allowed_types.begin(), policy.allowed_types.end()) {}
 
   void Run(const std::vector<OutputFile>& files) {
     uint64_t total = 0;
     for (const OutputFile& f : files) total += f.bytes.size();
     if (files.size() > p_.max_files) {
-      Hold("limits", "", "", "the output has " + std::to_string(files.size()) +
-                                 " files; the policy allows " + std::to_string(p_.max_files));
+      Hold("limits", "", "",
+           "the output has " + std::to_string(files.size()) + " files; the policy allows " +
+               std::to_string(p_.max_files));
     }
     if (total > p_.max_bundle_bytes) {
-      Hold("limits", "", "", "the output has " + std::to_string(total) +
-                                 " bytes; the policy allows " + std::to_string(p_.max_bundle_bytes));
+      Hold("limits", "", "",
+           "the output has " + std::to_string(total) + " bytes; the policy allows " +
+               std::to_string(p_.max_bundle_bytes));
       return;  // not scanned: a reviewer looks at it whole
     }
     const size_t n = std::min<size_t>(files.size(), p_.max_files);
@@ -101,22 +104,25 @@ class Collector {
       Work w = std::move(stack_.back());
       stack_.pop_back();
       if (++items_ > p_.max_items) {
-        Hold("limits", w.path, "", "more than " + std::to_string(p_.max_items) +
-                                       " items (files, members, decoded runs): scan stopped");
+        Hold("limits", w.path, "",
+             "more than " + std::to_string(p_.max_items) +
+                 " items (files, members, decoded runs): scan stopped");
         break;
       }
       if (std::chrono::steady_clock::now() > deadline_) {
-        Hold("limits", w.path, "", "the scan took longer than " +
-                                       std::to_string(p_.max_scan_millis) + " ms: scan stopped");
+        Hold("limits", w.path, "",
+             "the scan took longer than " + std::to_string(p_.max_scan_millis) +
+                 " ms: scan stopped");
         break;
       }
       ScanItem(w);
     }
     if (opaque_bytes_ >= p_.entropy_min_bytes) {
-      Finding f = Make("encoding.opaque", opaque_first_.file, opaque_first_.location,
-                       std::to_string(opaque_bytes_) + " bytes of decoded content have no known type (" +
-                           std::to_string(opaque_runs_) + " runs; first shown): encrypted or " +
-                           "compressed data hidden in encoded text");
+      Finding f =
+          Make("encoding.opaque", opaque_first_.file, opaque_first_.location,
+               std::to_string(opaque_bytes_) + " bytes of decoded content have no known type (" +
+                   std::to_string(opaque_runs_) + " runs; first shown): encrypted or " +
+                   "compressed data hidden in encoded text");
       f.offset = opaque_first_.offset;
       findings.push_back(std::move(f));
     }
@@ -148,7 +154,8 @@ class Collector {
     return f;
   }
   void Hold(std::string detector, std::string file, std::string location, std::string message) {
-    findings.push_back(Make(std::move(detector), std::move(file), std::move(location), std::move(message)));
+    findings.push_back(
+        Make(std::move(detector), std::move(file), std::move(location), std::move(message)));
   }
 
   void ScanItem(const Work& w) {
@@ -156,8 +163,9 @@ class Collector {
     collected.paths.push_back(w.path);
     const uint64_t cap = w.depth == 0 ? p_.max_file_bytes : p_.max_child_bytes;
     if (w.bytes.size() > cap) {
-      Hold("limits", w.path, "", std::to_string(w.bytes.size()) + " bytes; the policy allows " +
-                                     std::to_string(cap) + " per " + (w.depth == 0 ? "file" : "member"));
+      Hold("limits", w.path, "",
+           std::to_string(w.bytes.size()) + " bytes; the policy allows " + std::to_string(cap) +
+               " per " + (w.depth == 0 ? "file" : "member"));
       return;
     }
     const FileType type = DetectType(w.bytes, BaseName(w.path));
@@ -168,7 +176,8 @@ class Collector {
     }
     const std::string_view name = FileTypeName(type);
     if (allowed_.count(std::string(name)) == 0) {
-      Hold("type", w.path, "", "file type '" + std::string(name) + "' is not allowed by the policy");
+      Hold("type", w.path, "",
+           "file type '" + std::string(name) + "' is not allowed by the policy");
       return;
     }
     Parsed parsed;
@@ -309,8 +318,8 @@ std::string_view VerdictName(Verdict verdict) {
 nlohmann::json ReportToJson(const Report& report) {
   nlohmann::json findings = nlohmann::json::array();
   for (const Finding& f : report.findings) {
-    nlohmann::json j = {{"detector", f.detector}, {"file", f.file},   {"location", f.location},
-                        {"score", f.score},       {"hard", f.hard},   {"message", f.message}};
+    nlohmann::json j = {{"detector", f.detector}, {"file", f.file}, {"location", f.location},
+                        {"score", f.score},       {"hard", f.hard}, {"message", f.message}};
     if (f.row >= 0) j["row"] = f.row;
     if (f.column >= 0) j["column"] = f.column;
     if (f.line >= 0) j["line"] = f.line;
@@ -332,13 +341,15 @@ Report Scan(const ScanInputs& inputs, const Policy& policy) {
   DetectDisclosure(c.collected.tables, inputs.released_tables, policy, &c.findings);
   Report r;
   r.findings = std::move(c.findings);
-  for (Finding& f : r.findings) f.score = std::isfinite(f.score) ? std::clamp(f.score, 0.0, 1.0) : 1.0;
+  for (Finding& f : r.findings)
+    f.score = std::isfinite(f.score) ? std::clamp(f.score, 0.0, 1.0) : 1.0;
   std::stable_sort(r.findings.begin(), r.findings.end(), [](const Finding& a, const Finding& b) {
     if (a.hard != b.hard) return a.hard;
     return a.score > b.score;
   });
   r.score = Combine(r.findings);
-  const bool hard = std::any_of(r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.hard; });
+  const bool hard =
+      std::any_of(r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.hard; });
   r.verdict = !hard && r.score <= policy.threshold ? Verdict::kRelease : Verdict::kHold;
   if (r.verdict == Verdict::kHold && r.findings.empty()) {  // a hold always says why
     Finding f;
@@ -382,8 +393,9 @@ StatusOr<std::vector<OutputFile>> ReadOutputDir(const std::string& dir, const Po
     if (ec) return InvalidArgument(p.string() + ": " + ec.message());
     total += size;
     if (out.size() + 1 > policy.max_files || total > policy.max_bundle_bytes) {
-      return InvalidArgument(dir + ": over the policy's limits (" + std::to_string(policy.max_files) +
-                             " files, " + std::to_string(policy.max_bundle_bytes) + " bytes)");
+      return InvalidArgument(dir + ": over the policy's limits (" +
+                             std::to_string(policy.max_files) + " files, " +
+                             std::to_string(policy.max_bundle_bytes) + " bytes)");
     }
     std::ifstream in(p, std::ios::binary);
     std::string bytes(size, '\0');
@@ -392,7 +404,8 @@ StatusOr<std::vector<OutputFile>> ReadOutputDir(const std::string& dir, const Po
     }
     out.push_back({rel, std::move(bytes)});
   }
-  std::sort(out.begin(), out.end(), [](const OutputFile& a, const OutputFile& b) { return a.path < b.path; });
+  std::sort(out.begin(), out.end(),
+            [](const OutputFile& a, const OutputFile& b) { return a.path < b.path; });
   return out;
 }
 

@@ -59,7 +59,11 @@ TEST(GateDetectType, BinaryFormatsByMagicNotByName) {
   EXPECT_EQ(DetectType("%PDF-1.7\n", "a.png"), FileType::kPdf);
   EXPECT_EQ(DetectType(Gzip("hello"), "a.csv"), FileType::kGzip);
   EXPECT_EQ(DetectType("BZh91AY&SY", "x"), FileType::kBzip2);
-  EXPECT_EQ(DetectType(std::string("\xFD" "7zXZ\0\0", 7), "x"), FileType::kXz);
+  EXPECT_EQ(DetectType(std::string("\xFD"
+                                   "7zXZ\0\0",
+                                   7),
+                       "x"),
+            FileType::kXz);
   EXPECT_EQ(DetectType(std::string("SQLite format 3\0", 16) + "xx", "x"), FileType::kSqlite);
   EXPECT_EQ(DetectType("\x93NUMPY\x01\x00", "x"), FileType::kNpy);
   EXPECT_EQ(DetectType("\x80\x04\x95", "x"), FileType::kPickle);
@@ -82,7 +86,8 @@ TEST(GateDetectType, TextFormatsByContent) {
   EXPECT_EQ(DetectType("<!doctype html><html><body>hi</body></html>", "x"), FileType::kHtml);
   EXPECT_EQ(DetectType("<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>", "x"),
             FileType::kSvg);
-  EXPECT_EQ(DetectType("The quick brown fox, as usual, jumps.\nNothing else here.\n", "x"), FileType::kText);
+  EXPECT_EQ(DetectType("The quick brown fox, as usual, jumps.\nNothing else here.\n", "x"),
+            FileType::kText);
   // UTF-16 (with and without a BOM) is text too.
   std::string u16 = "\xFF\xFE";
   for (char c : std::string("id,name\n1,Ann\n2,Bob\n")) u16 += std::string{c, '\0'};

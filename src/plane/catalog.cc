@@ -149,16 +149,17 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
                                {"rows", fingerprints->summary.rows},
                                {"cells", fingerprints->summary.cells}};
   }
-  ASSIGN_OR_RETURN(store::Dataset created,
-                   d_.db.CreateDataset(d, audit_.Record(caller.actor(), "dataset.register",
-                                                        "dataset:" + d.name, AuditDecision::kAllow,
-                                                        details)));
+  ASSIGN_OR_RETURN(
+      store::Dataset created,
+      d_.db.CreateDataset(d, audit_.Record(caller.actor(), "dataset.register", "dataset:" + d.name,
+                                           AuditDecision::kAllow, details)));
   if (fingerprints) {
     // The dataset is recorded: a failure here leaves it without an index,
     // and the gate holds every output that reads it (fail closed).
     Status stored = gate_.StoreFingerprints(d.name, *fingerprints);
     if (!stored.ok()) {
-      d_.log.Error("gate.fingerprints_not_stored", {{"dataset", d.name}, {"error", stored.message()}});
+      d_.log.Error("gate.fingerprints_not_stored",
+                   {{"dataset", d.name}, {"error", stored.message()}});
     }
   }
   return DatasetToWire(created, caller.user.name);

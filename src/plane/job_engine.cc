@@ -246,14 +246,14 @@ Status JobEngine::ApplyGate(const store::Job& job) {
           json::array({{{"detector", "gate"}, {"message", "gate error: " + d.status().message()}}})
               .dump();
     }
-    ASSIGN_OR_RETURN(out, deps_.db->SetGateVerdict(
-                              job.id, decision.verdict, decision.score, decision.findings_json,
-                              deps_.clock->NowUnix(),
-                              Audit("gate.verdict", job.id,
-                                    decision.verdict == store::GateVerdict::kRelease
-                                        ? store::AuditDecision::kAllow
-                                        : store::AuditDecision::kDeny,
-                                    GateAuditDetails(decision).dump())));
+    ASSIGN_OR_RETURN(out,
+                     deps_.db->SetGateVerdict(job.id, decision.verdict, decision.score,
+                                              decision.findings_json, deps_.clock->NowUnix(),
+                                              Audit("gate.verdict", job.id,
+                                                    decision.verdict == store::GateVerdict::kRelease
+                                                        ? store::AuditDecision::kAllow
+                                                        : store::AuditDecision::kDeny,
+                                                    GateAuditDetails(decision).dump())));
   }
   const bool release = out.verdict == store::GateVerdict::kRelease;
   return deps_.db

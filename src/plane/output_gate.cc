@@ -22,7 +22,8 @@ bool Tabular(const std::string& path) {
   auto ends = [&](std::string_view s) {
     if (path.size() < s.size()) return false;
     for (size_t i = 0; i < s.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(path[path.size() - s.size() + i])) != s[i]) return false;
+      if (std::tolower(static_cast<unsigned char>(path[path.size() - s.size() + i])) != s[i])
+        return false;
     }
     return true;
   };
@@ -40,12 +41,14 @@ StatusOr<std::string> ReadPlaintext(const std::string& dir, const format::Manife
   for (uint64_t i = 0; i < g.SegmentCount(); ++i) {
     const size_t plain = g.PlainSegmentSize(i);
     const size_t want = plain + format::kTagSize;
-    const ssize_t got = ::pread(obj.fd.get(), sealed.data(), want, static_cast<off_t>(g.SegmentOffset(i)));
+    const ssize_t got =
+        ::pread(obj.fd.get(), sealed.data(), want, static_cast<off_t>(g.SegmentOffset(i)));
     if (got != static_cast<ssize_t>(want)) {
       return DataLoss(entry.path + ": segment " + std::to_string(i) + " is short");
     }
-    RETURN_IF_ERROR(crypter.Open(i, crypto::ByteSpan(sealed.data(), want),
-                                 std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()) + i * g.segment_size, plain)));
+    RETURN_IF_ERROR(crypter.Open(
+        i, crypto::ByteSpan(sealed.data(), want),
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()) + i * g.segment_size, plain)));
   }
   OPENSSL_cleanse(sealed.data(), sealed.size());
   return out;
@@ -72,7 +75,8 @@ StatusOr<OutputGate::Sealed> OutputGate::Fingerprint(const std::string& dataset,
                                                      const format::DatasetKey& key) {
   crypto::SecretBytes fp_key(kFingerprintKeyBytes);
   RETURN_IF_ERROR(crypto::RandomBytes(std::span<uint8_t>(fp_key.data(), fp_key.size())));
-  gate::ReferenceIndex::Builder builder(dataset, crypto::ByteSpan(fp_key.data(), fp_key.size()), policy_);
+  gate::ReferenceIndex::Builder builder(dataset, crypto::ByteSpan(fp_key.data(), fp_key.size()),
+                                        policy_);
   FingerprintSummary summary;
   uint64_t total = 0;
   for (const format::ManifestEntry& e : manifest.entries) {
@@ -116,10 +120,11 @@ Status OutputGate::StoreFingerprints(const std::string& dataset, const Sealed& s
 
 StatusOr<gate::ReferenceIndex> OutputGate::LoadIndex(const std::string& dataset) {
   ASSIGN_OR_RETURN(std::string sealed, ReadFile(PathFor(dataset), kMaxSealedIndexBytes));
-  ASSIGN_OR_RETURN(crypto::SecretBytes plain,
-                   master_key_.Open(crypto::ByteSpan(reinterpret_cast<const uint8_t*>(sealed.data()),
-                                                     sealed.size()),
-                                    "gate-fingerprints:" + dataset));
+  ASSIGN_OR_RETURN(
+      crypto::SecretBytes plain,
+      master_key_.Open(
+          crypto::ByteSpan(reinterpret_cast<const uint8_t*>(sealed.data()), sealed.size()),
+          "gate-fingerprints:" + dataset));
   if (plain.size() < kFingerprintKeyBytes) return DataLoss(PathFor(dataset) + ": too short");
   return gate::ReferenceIndex::Deserialize(
       std::string_view(reinterpret_cast<const char*>(plain.data()) + kFingerprintKeyBytes,
@@ -156,7 +161,8 @@ StatusOr<GateDecision> OutputGate::Score(const store::Output& output) {
     auto files = gate::ReadOutputBundle(*bundle, policy_);
     OPENSSL_cleanse(bundle->data(), bundle->size());
     if (!files.ok()) {
-      in.findings.push_back(HoldFinding("type", "the bundle cannot be read: " + files.status().message()));
+      in.findings.push_back(
+          HoldFinding("type", "the bundle cannot be read: " + files.status().message()));
     } else {
       in.files = std::move(*files);
     }
@@ -165,7 +171,8 @@ StatusOr<GateDecision> OutputGate::Score(const store::Output& output) {
   for (const std::string& ds : job.datasets) {
     auto index = LoadIndex(ds);
     if (!index.ok()) {
-      log_.Warn("gate.reference", {{"job", job.id}, {"dataset", ds}, {"error", index.status().message()}});
+      log_.Warn("gate.reference",
+                {{"job", job.id}, {"dataset", ds}, {"error", index.status().message()}});
       in.findings.push_back(HoldFinding(
           "gate.reference", "no fingerprints of dataset '" + ds +
                                 "' (registered without a file:// location, or unreadable): copies "
@@ -207,10 +214,11 @@ StatusOr<GateDecision> OutputGate::Score(const store::Output& output) {
   for (gate::OutputFile& f : in.files) OPENSSL_cleanse(f.bytes.data(), f.bytes.size());
   GateDecision d;
   d.verdict = report.verdict == gate::Verdict::kRelease ? store::GateVerdict::kRelease
-                                                         : store::GateVerdict::kHold;
+                                                        : store::GateVerdict::kHold;
   d.score = report.score;
   d.findings_json = gate::ReportToJson(report)["findings"].dump();
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   log_.Info("gate.scan", {{"job", job.id},
                           {"verdict", std::string(gate::VerdictName(report.verdict))},
                           {"score", std::to_string(report.score)},

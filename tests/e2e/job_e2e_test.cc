@@ -168,7 +168,9 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   const std::string state = WaitFor(job, {"HELD", "RELEASED", "FAILED", "CANCELLED"});
   const std::string agent_log = ReadFile(f_.data_dir() + "/logs/jobs/" + job + ".log");
   ASSERT_TRUE(state == "HELD" || state == "RELEASED")
-      << state << "\n" << f_.Cce({"job", "status", job}).out << "\nagent log:\n" << agent_log;
+      << state << "\n"
+      << f_.Cce({"job", "status", job}).out << "\nagent log:\n"
+      << agent_log;
   for (const char* step : {"\"attested\"", "\"mounted\"", "\"running\"", "\"submitted\""}) {
     EXPECT_NE(agent_log.find(step), std::string::npos) << step << " missing:\n" << agent_log;
   }
