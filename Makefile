@@ -25,13 +25,15 @@ all: build
 
 help:
 	@echo "make demo   - install deps, build, run a Privacy Mode job end to end (plane, agent,"
-	@echo "               DecryptFS, sandbox), then show DecryptFS tamper detection"
+	@echo "               DecryptFS, sandbox, Output Gate, download), a leaking job held and"
+	@echo "               rejected by a reviewer, the audit trail, then DecryptFS tamper detection"
 	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse), then"
 	@echo "               fuzz-smoke: every libFuzzer target on its seeds + FUZZ_SMOKE_SECONDS (5) each"
 	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs, then bench-plane"
 	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
 	@echo "               (make bench also runs bench/attest: full key releases/s, and"
-	@echo "               bench/job: a Privacy Mode job's overhead, submit -> HELD)"
+	@echo "               bench/job: a Privacy Mode job's overhead, submit -> gated, and"
+	@echo "               bench/gate: Output Gate detection rate, false holds, MB/s)"
 	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
