@@ -116,7 +116,6 @@ inline uint8_t U(char c) { return static_cast<uint8_t>(c); }
 inline bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 inline bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
 inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-inline bool IsAlnum(char c) { return IsUpper(c) || IsLower(c) || IsDigit(c); }
 
 // Character statistics of a group (or one segment).
 struct Stats {

@@ -10,7 +10,7 @@ namespace cce::plane {
 
 struct BundleTar::Impl {
   struct ArchiveFree {
-    void operator()(archive* a) const { archive_read_free(a); }
+    void operator()(archive* ar) const { archive_read_free(ar); }
   };
 
   // libarchive's read callback: hands it the source's current piece, which
