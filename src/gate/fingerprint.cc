@@ -1420,31 +1420,25 @@ class Matcher {
                     "' appear in the output, at: " + listed(ids_[i]);
         findings->push_back(std::move(f));
       }
-      const size_t nmemo = memo_cells_[i].keys.size();
-      if (nmemo > 0) {
+      // Distinct copied cells (in arrays, or anywhere else): hard at
+      // cells_hold, below it one finding scoring n * cell_score.
+      auto cell_count = [&](const Listed& l, const char* detector, const char* cells,
+                            const char* where) {
+        const size_t n = l.keys.size();
+        if (n == 0) return;
         Finding f;
-        f.detector = "model.memorised_values";
-        f.file = memo_cells_[i].places[0].file;
-        f.location = memo_cells_[i].places[0].location;
-        f.hard = nmemo >= policy_.cells_hold;
-        f.score = f.hard ? 1.0 : std::min(1.0, static_cast<double>(nmemo) * policy_.cell_score);
-        f.message =
-            std::to_string(nmemo) + " distinct distinctive numeric cells of dataset '" + dataset +
-            "' appear as array values (to float32 precision), at: " + listed(memo_cells_[i]);
+        f.detector = detector;
+        f.file = l.places[0].file;
+        f.location = l.places[0].location;
+        f.hard = n >= policy_.cells_hold;
+        f.score = f.hard ? 1.0 : std::min(1.0, static_cast<double>(n) * policy_.cell_score);
+        f.message = std::to_string(n) + " distinct distinctive " + cells + " of dataset '" +
+                    dataset + "' appear " + where + ", at: " + listed(l);
         findings->push_back(std::move(f));
-      }
-      const size_t ncell = cells_[i].keys.size();
-      if (ncell > 0) {
-        Finding f;
-        f.detector = "copy.cell";
-        f.file = cells_[i].places[0].file;
-        f.location = cells_[i].places[0].location;
-        f.hard = ncell >= policy_.cells_hold;
-        f.score = f.hard ? 1.0 : std::min(1.0, static_cast<double>(ncell) * policy_.cell_score);
-        f.message = std::to_string(ncell) + " distinct distinctive cells of dataset '" + dataset +
-                    "' appear in the output, at: " + listed(cells_[i]);
-        findings->push_back(std::move(f));
-      }
+      };
+      cell_count(memo_cells_[i], "model.memorised_values", "numeric cells",
+                 "as array values (to float32 precision)");
+      cell_count(cells_[i], "copy.cell", "cells", "in the output");
     }
   }
 
