@@ -17,7 +17,10 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   nodejs libcurl4-openssl-dev \
   apparmor runc busybox-static libseccomp-dev curl \
   zlib1g-dev libbz2-dev liblzma-dev chromium \
-  python3-matplotlib python3-numpy python3-pil python3-pandas python3-openpyxl
+  python3-matplotlib python3-numpy python3-pil python3-pandas python3-openpyxl \
+  python3-nbclient python3-nbformat python3-ipykernel
+# Explore sessions' local backend (docs/explore/local.md): Debian's Jupyter Notebook server.
+DEB_PACKAGES += python3-notebook python3-jupyter-server
 
 .PHONY: all deps build test fuzz-smoke demo bench bench-plane fuzz lint format asan tsan ubsan clean help
 
@@ -33,7 +36,8 @@ help:
 	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
 	@echo "               (make bench also runs bench/attest: full key releases/s, and"
 	@echo "               bench/job: a Privacy Mode job's overhead, submit -> gated, and"
-	@echo "               bench/gate: Output Gate detection rate, false holds, MB/s)"
+	@echo "               bench/gate: Output Gate detection rate, false holds, MB/s,"
+	@echo "               bench/explore: desensitizer MB/s)"
 	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
@@ -78,6 +82,7 @@ bench: build
 	$(BUILD_DIR)/bin/attest_bench --releases 1000 --clients 8
 	./bench/job/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/gate/run.sh --bin-dir $(BUILD_DIR)/bin
+	./bench/explore/run.sh --bin-dir $(BUILD_DIR)/bin
 
 bench-plane: build
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
@@ -107,6 +112,17 @@ tsan: deps
 
 ubsan: deps
 	$(call sanitizer_build,ubsan,undefined)
+
+# The python-data base image of script jobs (docs/explore/script-jobs.md):
+# Debian's python3.11, numpy and pandas as an OCI layout, offline from
+# `apt-get download` (cached in $(BUILD_DIR)/python-data-cache). Rebuilt only
+# when the builder changes; push it as an operator:
+#   cce image push $(BUILD_DIR)/python-data-oci library/python-data:3.11
+.PHONY: python-data-image
+python-data-image: $(BUILD_DIR)/python-data-oci/index.json
+$(BUILD_DIR)/python-data-oci/index.json: scripts/build-python-data-image.py
+	/usr/bin/python3 scripts/build-python-data-image.py --out $(BUILD_DIR)/python-data-oci \
+	  --cache $(BUILD_DIR)/python-data-cache --ref library/python-data:3.11
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-ubsan build-fuzz

@@ -22,6 +22,8 @@ BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
 
 ALL_TARGETS="quote_fuzz collateral_fuzz jobspec_fuzz format_fuzz jwe_fuzz image_fuzz request_parse_fuzz unpack_fuzz policy_fuzz seccomp_fuzz ecdsa_fuzz gate_fuzz gate_reference_fuzz bundle_tar_fuzz"
+ALL_TARGETS="$ALL_TARGETS explore_policy_fuzz explore_tabular_fuzz"
+ALL_TARGETS="$ALL_TARGETS http_proxy_fuzz"
 TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 declare -A SEEDS=(
   [quote_fuzz]="tests/data/tdx/dcap-qvl tests/data/tdx/go-tdx-guest tests/data/tdx/trustee"
@@ -38,6 +40,9 @@ declare -A SEEDS=(
   [gate_fuzz]="tests/data/fuzz/gate_fuzz"
   [gate_reference_fuzz]="tests/data/fuzz/gate_reference_fuzz"
   [bundle_tar_fuzz]="tests/data/fuzz/bundle_tar_fuzz"
+  [explore_policy_fuzz]="tests/data/fuzz/explore_policy_fuzz"
+  [explore_tabular_fuzz]="tests/data/fuzz/explore_tabular_fuzz"
+  [http_proxy_fuzz]="tests/data/fuzz/http_proxy_fuzz"
 )
 
 for tool in clang clang++; do

@@ -9,6 +9,7 @@ json_field() { /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Starts the plane in $WORK/plane; sets DATA, PORT, URL, CA, OP_TOKEN, PLANE_PID.
+# Runs plane_yaml_hook PLANE_YAML first when the caller defines it.
 local_plane_start() {
   DATA="$WORK/plane"
   PORT=$(free_port)
@@ -19,7 +20,15 @@ local_plane_start() {
   CA=$(json_field ca_file < "$WORK/init.json")
   sed -i 's/^  backend: none$/  backend: local/' "$DATA/plane.yaml"
   grep -q '^  backend: local$' "$DATA/plane.yaml" || { echo "plane.yaml: no provisioner backend line" >&2; return 1; }
-  "$BIN/cce-plane" serve --data-dir "$DATA" > "$WORK/plane.log" 2>&1 &
+  # A caller's last word on plane.yaml (function plane_yaml_hook FILE).
+  if declare -F plane_yaml_hook >/dev/null; then plane_yaml_hook "$DATA/plane.yaml" || return 1; fi
+  local_plane_serve
+}
+
+# (Re)starts `cce-plane serve` on the plane made by local_plane_start and
+# waits until it answers; sets PLANE_PID. The log is appended to plane.log.
+local_plane_serve() {
+  "$BIN/cce-plane" serve --data-dir "$DATA" >> "$WORK/plane.log" 2>&1 &
   PLANE_PID=$!
   for _ in $(seq 1 100); do
     curl -fsS --cacert "$CA" "$URL/healthz" > /dev/null 2>&1 && return 0

@@ -57,6 +57,11 @@ class FieldReader {
       out->push_back((*v)[i].get<std::string>());
     }
   }
+  // Absent: *out keeps its value.
+  void OptionalStringArray(const char* name, std::vector<std::string>* out) {
+    known_.insert(name);
+    if (j_ != nullptr && j_->contains(name)) StringArray(name, out);
+  }
   // Any JSON value, kept as it is.
   void Value(const char* name, json* out) {
     if (const json* v = Find(name, true)) *out = *v;
@@ -641,6 +646,35 @@ Status FromJson(const json& j, ReviewDecisionRequest* out, Decode mode, std::str
   return r.Finish();
 }
 
+// ---- Dataset samples ---------------------------------------------------------
+
+json ToJson(const SampleFile& v) {
+  return {{"path", v.path}, {"size", v.size}, {"sha256", v.sha256}};
+}
+Status FromJson(const json& j, SampleFile* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("path", &out->path);
+  r.Int("size", &out->size);
+  r.String("sha256", &out->sha256);
+  return r.Finish();
+}
+
+json ToJson(const SampleInfo& v) {
+  return {{"dataset", v.dataset},         {"version", v.version},
+          {"published_at", v.published_at}, {"file_count", v.file_count},
+          {"total_bytes", v.total_bytes}, {"files", ArrayJson(v.files)}};
+}
+Status FromJson(const json& j, SampleInfo* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("dataset", &out->dataset);
+  r.Int("version", &out->version);
+  r.Int("published_at", &out->published_at);
+  r.Int("file_count", &out->file_count);
+  r.Int("total_bytes", &out->total_bytes);
+  r.Array("files", &out->files);
+  return r.Finish();
+}
+
 // ---- Audit -------------------------------------------------------------------
 
 json ToJson(const AuditEntry& v) {
@@ -881,6 +915,162 @@ Status FromJson(const json& j, AgentOutputReceipt* out, Decode mode, std::string
   r.String("state", &out->state);
   r.Int("size", &out->size);
   r.String("digest", &out->digest);
+  return r.Finish();
+}
+
+json ToJson(const ScriptFile& v) {
+  return {{"name", v.name}, {"content_base64", v.content_base64}};
+}
+Status FromJson(const json& j, ScriptFile* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("name", &out->name);
+  r.String("content_base64", &out->content_base64);
+  return r.Finish();
+}
+
+json ToJson(const ScriptJobDataset& v) {
+  json j = {{"name", v.name}};
+  if (!v.mount_path.empty()) j["mountPath"] = v.mount_path;
+  return j;
+}
+Status FromJson(const json& j, ScriptJobDataset* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("name", &out->name);
+  r.OptionalString("mountPath", &out->mount_path);
+  return r.Finish();
+}
+
+json ToJson(const ScriptJobResources& v) {
+  json j = json::object();
+  if (v.cpus) j["cpus"] = *v.cpus;
+  if (v.memory_mib) j["memoryMiB"] = *v.memory_mib;
+  if (v.timeout_seconds) j["timeoutSeconds"] = *v.timeout_seconds;
+  if (v.output_max_mib) j["outputMaxMiB"] = *v.output_max_mib;
+  return j;
+}
+Status FromJson(const json& j, ScriptJobResources* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.OptionalNumber("cpus", &out->cpus);
+  r.OptionalInt("memoryMiB", &out->memory_mib);
+  r.OptionalInt("timeoutSeconds", &out->timeout_seconds);
+  r.OptionalInt("outputMaxMiB", &out->output_max_mib);
+  return r.Finish();
+}
+
+json ToJson(const ScriptJobRequest& v) {
+  json j = {{"base", v.base},
+            {"script", ToJson(v.script)},
+            {"datasets", ArrayJson(v.datasets)},
+            {"args", v.args}};
+  if (!v.name.empty()) j["name"] = v.name;
+  if (v.resources) j["resources"] = ToJson(*v.resources);
+  return j;
+}
+Status FromJson(const json& j, ScriptJobRequest* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.OptionalString("name", &out->name);
+  r.String("base", &out->base);
+  r.Object("script", &out->script);
+  r.Array("datasets", &out->datasets);
+  r.OptionalStringArray("args", &out->args);
+  r.OptionalObject("resources", &out->resources);
+  return r.Finish();
+}
+
+json ToJson(const ScriptBaseInfo& v) {
+  return {{"name", v.name}, {"image", v.image}, {"command", v.command}};
+}
+Status FromJson(const json& j, ScriptBaseInfo* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("name", &out->name);
+  r.String("image", &out->image);
+  r.StringArray("command", &out->command);
+  return r.Finish();
+}
+
+json ToJson(const BaseList& v) {
+  return {{"bases", ArrayJson(v.bases)}};
+}
+Status FromJson(const json& j, BaseList* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.Array("bases", &out->bases);
+  return r.Finish();
+}
+
+// ---- Explore sessions --------------------------------------------------------
+
+json ToJson(const ExploreSessionDataset& v) {
+  return {{"name", v.name}, {"sample_version", v.sample_version}};
+}
+Status FromJson(const json& j, ExploreSessionDataset* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("name", &out->name);
+  r.Int("sample_version", &out->sample_version);
+  return r.Finish();
+}
+
+json ToJson(const ExploreSession& v) {
+  json j = {{"id", v.id},
+            {"owner", v.owner},
+            {"backend", v.backend},
+            {"state", v.state},
+            {"datasets", ArrayJson(v.datasets)},
+            {"idle_timeout_seconds", v.idle_timeout_seconds},
+            {"created_at", v.created_at},
+            {"last_activity_at", v.last_activity_at},
+            {"stop_reason", v.stop_reason},
+            {"url", v.url}};
+  if (v.stopped_at) j["stopped_at"] = *v.stopped_at;
+  return j;
+}
+Status FromJson(const json& j, ExploreSession* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("id", &out->id);
+  r.String("owner", &out->owner);
+  r.String("backend", &out->backend);
+  r.String("state", &out->state);
+  r.Array("datasets", &out->datasets);
+  r.Int("idle_timeout_seconds", &out->idle_timeout_seconds);
+  r.Int("created_at", &out->created_at);
+  r.Int("last_activity_at", &out->last_activity_at);
+  r.OptionalInt("stopped_at", &out->stopped_at);
+  r.OptionalString("stop_reason", &out->stop_reason);
+  r.OptionalString("url", &out->url);
+  return r.Finish();
+}
+
+json ToJson(const ExploreSessionList& v) {
+  return {{"sessions", ArrayJson(v.sessions)}};
+}
+Status FromJson(const json& j, ExploreSessionList* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.Array("sessions", &out->sessions);
+  return r.Finish();
+}
+
+json ToJson(const StartExploreRequest& v) {
+  json j = json::object();
+  if (v.datasets) j["datasets"] = *v.datasets;
+  if (v.idle_timeout_seconds) j["idle_timeout_seconds"] = *v.idle_timeout_seconds;
+  return j;
+}
+Status FromJson(const json& j, StartExploreRequest* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  if (j.is_object() && j.contains("datasets")) {
+    out->datasets.emplace();
+    r.StringArray("datasets", &*out->datasets);
+  }
+  r.OptionalInt("idle_timeout_seconds", &out->idle_timeout_seconds);
+  return r.Finish();
+}
+
+json ToJson(const ExploreLogin& v) {
+  return {{"url", v.url}, {"expires_at", v.expires_at}};
+}
+Status FromJson(const json& j, ExploreLogin* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("url", &out->url);
+  r.Int("expires_at", &out->expires_at);
   return r.Finish();
 }
 

@@ -174,6 +174,40 @@ struct JobList {
   std::optional<int64_t> next_offset;
 };
 
+// ---- Script jobs (docs/explore/script-jobs.md) -------------------------------
+// POST /api/v1/jobs/script: a script run on a curated base image.
+struct ScriptFile {
+  std::string name;            // [A-Za-z0-9._-]{1,100}, .py (or .sh)
+  std::string content_base64;  // standard base64 with padding; at most 1 MiB decoded
+};
+struct ScriptJobDataset {
+  std::string name;
+  std::string mount_path = "";  // "mountPath"; "" (absent): /data/<name>
+};
+struct ScriptJobResources {  // the job spec's spec.resources; absent: its defaults
+  std::optional<double> cpus = std::nullopt;
+  std::optional<int64_t> memory_mib = std::nullopt;       // "memoryMiB"
+  std::optional<int64_t> timeout_seconds = std::nullopt;  // "timeoutSeconds"
+  std::optional<int64_t> output_max_mib = std::nullopt;   // "outputMaxMiB"
+};
+struct ScriptJobRequest {
+  std::string name = "";  // the job's metadata.name; "" (absent): from the script's name
+  std::string base;       // a name GET /api/v1/explore/bases lists
+  ScriptFile script;
+  std::vector<ScriptJobDataset> datasets;
+  std::vector<std::string> args = {};  // absent: none
+  std::optional<ScriptJobResources> resources = std::nullopt;
+};
+// GET /api/v1/explore/bases
+struct ScriptBaseInfo {
+  std::string name;
+  std::string image;
+  std::vector<std::string> command;
+};
+struct BaseList {
+  std::vector<ScriptBaseInfo> bases;
+};
+
 // ---- Review of held outputs (docs/review.md) ---------------------------------
 // GET /api/v1/reviews: one held (or decided) job.
 struct ReviewSummary {
@@ -349,6 +383,55 @@ inline std::string OutputSigningInput(std::string_view job_id, std::string_view 
   return m;
 }
 
+// ---- Explore sessions (docs/explore/sessions.md) ----------------------------
+struct ExploreSessionDataset {
+  std::string name;
+  int64_t sample_version = 0;
+};
+// GET /api/v1/explore/sessions/{id}
+struct ExploreSession {
+  std::string id;     // "xs-" + 16 lower-case hex
+  std::string owner;  // the consumer's name
+  std::string backend;
+  std::string state;  // STARTING | RUNNING | STOPPED | LOST | FAILED
+  std::vector<ExploreSessionDataset> datasets;
+  int64_t idle_timeout_seconds = 0;
+  int64_t created_at = 0;
+  int64_t last_activity_at = 0;
+  std::optional<int64_t> stopped_at = std::nullopt;
+  std::string stop_reason = "";
+  std::string url = "";  // "<plane_url>/explore/<id>/" (log in first: POST .../login)
+};
+struct ExploreSessionList {
+  std::vector<ExploreSession> sessions;
+};
+// POST /api/v1/explore/sessions
+struct StartExploreRequest {
+  std::optional<std::vector<std::string>> datasets = std::nullopt;  // absent: all rented now
+  std::optional<int64_t> idle_timeout_seconds = std::nullopt;       // absent: the plane's default
+};
+// POST /api/v1/explore/sessions/{id}/login: a one-time URL (single use).
+struct ExploreLogin {
+  std::string url;
+  int64_t expires_at = 0;
+};
+
+// ---- Dataset samples (docs/explore/samples.md) ------------------------------
+struct SampleFile {
+  std::string path;  // relative, '/'-separated
+  int64_t size = 0;
+  std::string sha256;  // lower-case hex
+};
+// GET /api/v1/datasets/{name}/sample, and the answer to PUT.
+struct SampleInfo {
+  std::string dataset;
+  int64_t version = 0;
+  int64_t published_at = 0;
+  int64_t file_count = 0;
+  int64_t total_bytes = 0;
+  std::vector<SampleFile> files;  // sorted by path
+};
+
 // ---- Codec -------------------------------------------------------------------
 // One ToJson overload and one FromJson overload per type above. FromJson
 // errors are kInvalidArgument "<where>.<field>: expected <type>" or
@@ -404,6 +487,19 @@ CCE_API_WIRE_TYPE(AgentJobDataset)
 CCE_API_WIRE_TYPE(AgentJob)
 CCE_API_WIRE_TYPE(AgentReportRequest)
 CCE_API_WIRE_TYPE(AgentOutputReceipt)
+CCE_API_WIRE_TYPE(ScriptFile)
+CCE_API_WIRE_TYPE(ScriptJobDataset)
+CCE_API_WIRE_TYPE(ScriptJobResources)
+CCE_API_WIRE_TYPE(ScriptJobRequest)
+CCE_API_WIRE_TYPE(ScriptBaseInfo)
+CCE_API_WIRE_TYPE(BaseList)
+CCE_API_WIRE_TYPE(ExploreSessionDataset)
+CCE_API_WIRE_TYPE(ExploreSession)
+CCE_API_WIRE_TYPE(ExploreSessionList)
+CCE_API_WIRE_TYPE(StartExploreRequest)
+CCE_API_WIRE_TYPE(ExploreLogin)
+CCE_API_WIRE_TYPE(SampleFile)
+CCE_API_WIRE_TYPE(SampleInfo)
 #undef CCE_API_WIRE_TYPE
 
 // Parses `text` as JSON and decodes it; "<where>: not valid JSON" otherwise.

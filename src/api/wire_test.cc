@@ -688,6 +688,37 @@ TEST(WireSchema, EncodedValuesMatchTheOpenApiDocument) {
   EXPECT_NE(run.output.find("49 of 49 samples match"), std::string::npos) << run.output;
 }
 
+// Dataset samples (docs/explore/samples.md), checked on their own.
+SampleInfo SampleSampleInfo() {
+  return {.dataset = "claims",
+          .version = 2,
+          .published_at = 1795657605,
+          .file_count = 2,
+          .total_bytes = 31,
+          .files = {{"notes.txt", 9, std::string(64, 'a')},
+                    {"tables/people.csv", 22, std::string(64, 'b')}}};
+}
+
+TEST(Wire, SampleInfoRoundTripsAndNamesABadField) {
+  ExpectRoundTrip(SampleSampleInfo());
+  ExpectRoundTrip(SampleFile{"a.csv", 0, std::string(64, 'c')});
+  json bad = ToJson(SampleSampleInfo());
+  bad["files"][1]["size"] = "22";
+  EXPECT_EQ(DecodeError<SampleInfo>(bad, Decode::kLenient), "response.files[1].size: expected an integer");
+}
+
+TEST(WireSchema, SampleInfoMatchesTheOpenApiDocument) {
+  const json samples = json::array({
+      Sample("SampleInfo", SampleSampleInfo()),
+      Sample("SampleFile", SampleSampleInfo().files[0]),
+      Sample("PUT /api/v1/datasets/{name}/sample 201", SampleSampleInfo()),
+      Sample("GET /api/v1/datasets/{name}/sample 200", SampleSampleInfo()),
+  });
+  SchemaRun run = ValidateAgainstApiYaml(samples);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("4 of 4 samples match"), std::string::npos) << run.output;
+}
+
 // The check above can fail: a renamed field, a value outside an enum and a
 // wrong type are each named.
 TEST(WireSchema, DriftIsDetected) {
@@ -716,5 +747,98 @@ TEST(WireSchema, DriftIsDetected) {
   EXPECT_NE(run.output.find("0 of 3 samples match"), std::string::npos) << run.output;
 }
 
+// Explore sessions (docs/explore/sessions.md), checked on their own.
+ExploreSession SampleExploreSession() {
+  return {.id = "xs-0123456789abcdef",
+          .owner = "carol",
+          .backend = "local",
+          .state = "STOPPED",
+          .datasets = {{"claims", 2}},
+          .idle_timeout_seconds = 1800,
+          .created_at = 1795657605,
+          .last_activity_at = 1795657700,
+          .stopped_at = 1795659600,
+          .stop_reason = "idle for 31 min",
+          .url = "https://plane.example:8443/explore/xs-0123456789abcdef/"};
+}
+
+TEST(Wire, ExploreSessionRoundTripsAndNamesABadField) {
+  ExpectRoundTrip(SampleExploreSession());
+  ExpectRoundTrip(ExploreLogin{"https://p/explore/xs-0123456789abcdef/login?code=x", 5});
+  json bad = ToJson(SampleExploreSession());
+  bad["datasets"][0]["sample_version"] = "2";
+  EXPECT_EQ(DecodeError<ExploreSession>(bad, Decode::kLenient),
+            "response.datasets[0].sample_version: expected an integer");
+  StartExploreRequest none;
+  auto parsed = Parse<StartExploreRequest>("{}", Decode::kStrict, "body");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_FALSE(parsed->datasets.has_value()) << "absent datasets must mean all rented";
+  parsed = Parse<StartExploreRequest>(R"({"datasets":["a"],"idle_timeout_seconds":60})",
+                                      Decode::kStrict, "body");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(*parsed->datasets, std::vector<std::string>{"a"});
+  EXPECT_EQ(*parsed->idle_timeout_seconds, 60);
+  auto unknown = Parse<StartExploreRequest>(R"({"image":"x"})", Decode::kStrict, "body");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(), "body.image: unknown field");
+  (void)none;
+}
+
+TEST(WireSchema, ExploreSessionsMatchTheOpenApiDocument) {
+  StartExploreRequest start;
+  start.datasets = std::vector<std::string>{"claims"};
+  start.idle_timeout_seconds = 1800;
+  const json samples = json::array({
+      Sample("ExploreSession", SampleExploreSession()),
+      Sample("POST /api/v1/explore/sessions body", start),
+      Sample("POST /api/v1/explore/sessions 201", SampleExploreSession()),
+      Sample("GET /api/v1/explore/sessions 200", ExploreSessionList{{SampleExploreSession()}}),
+      Sample("GET /api/v1/explore/sessions/{id} 200", SampleExploreSession()),
+      Sample("DELETE /api/v1/explore/sessions/{id} 200", SampleExploreSession()),
+      Sample("POST /api/v1/explore/sessions/{id}/login 200",
+             ExploreLogin{"https://p:8443/explore/xs-0123456789abcdef/login?code=abc", 1795657725}),
+  });
+  SchemaRun run = ValidateAgainstApiYaml(samples);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("7 of 7 samples match"), std::string::npos) << run.output;
+}
+
+// Script jobs (docs/explore/script-jobs.md): the request with every optional
+// field, the base list; and a strict decode that names an unknown field.
+TEST(WireSchema, ScriptJobTypesMatchTheOpenApiDocument) {
+  ScriptJobRequest full;
+  full.name = "cohort-stats";
+  full.base = "python-data";
+  full.script = {"analysis.py", "aW1wb3J0IHBhbmRhcwo="};
+  full.datasets = {{"claims", "/data/c"}};
+  full.args = {"--rows", "5"};
+  full.resources = ScriptJobResources{1.5, 2048, 1800, 16};
+  const json samples = json::array({
+      Sample("POST /api/v1/jobs/script body", full),
+      Sample("ScriptJobRequest", full),
+      Sample("GET /api/v1/explore/bases 200",
+             BaseList{{{"python-data", "library/python-data:3.11", {"/usr/bin/python3"}}}}),
+      Sample("POST /api/v1/jobs/script 201", SampleJob()),
+  });
+  SchemaRun run = ValidateAgainstApiYaml(samples);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("4 of 4 samples match"), std::string::npos) << run.output;
+
+  auto back = Parse<ScriptJobRequest>(ToJson(full).dump(), Decode::kStrict, "body");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(ToJson(*back), ToJson(full));
+  auto minimal = Parse<ScriptJobRequest>(
+      R"({"base":"b","script":{"name":"a.py","content_base64":""},"datasets":[{"name":"d"}]})",
+      Decode::kStrict, "body");
+  ASSERT_TRUE(minimal.ok()) << minimal.status().message();
+  EXPECT_TRUE(minimal->args.empty());
+  EXPECT_FALSE(minimal->resources.has_value());
+  EXPECT_EQ(minimal->datasets[0].mount_path, "");
+  auto unknown = Parse<ScriptJobRequest>(
+      R"({"base":"b","script":{"name":"a.py","content_base64":"","mode":1},"datasets":[]})",
+      Decode::kStrict, "body");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(), "body.script.mode: unknown field");
+}
 }  // namespace
 }  // namespace cce::api

@@ -292,6 +292,8 @@ const CommandTable& Cce() {
     for (Command& c : PlaneCommands()) t.commands.push_back(std::move(c));
     for (Command& c : SandboxCommands()) t.commands.push_back(std::move(c));
     for (Command& c : GateCommands()) t.commands.push_back(std::move(c));
+    for (Command& c : DatasetSampleCommands()) t.commands.push_back(std::move(c));
+    for (Command& c : ExploreCommands()) t.commands.push_back(std::move(c));
     t.footer =
         "Run `cce COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failure,\n"
         "2 bad usage or input, 3 authentication or authorization failed (tampered data,\n"

@@ -31,5 +31,7 @@ std::vector<Command> ReviewCommands();   // review_commands.cc
 std::vector<Command> AttestCommands();   // attest_commands.cc
 std::vector<Command> SandboxCommands();  // sandbox_commands.cc: local, no plane
 std::vector<Command> GateCommands();     // gate_commands.cc: local, no plane
+std::vector<Command> DatasetSampleCommands();  // dataset_sample_commands.cc: local, no plane
+std::vector<Command> ExploreCommands();  // explore_commands.cc: Explore sessions
 
 }  // namespace cce::cli

@@ -1,6 +1,7 @@
-// `cce job submit|status|list|cancel|download`: Privacy Mode jobs on the
+// `cce job submit|bases|status|list|cancel|download`: Privacy Mode jobs on the
 // plane (docs/cli.md, docs/api.yaml).
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,23 +61,156 @@ Status RefuseKeyFile(std::string_view spec, const std::string& file) {
                          ", not a job spec; refusing to send it (nothing was sent)");
 }
 
+// The script-job flags, only with --script.
+const std::vector<std::string> kScriptOnlyFlags = {"base", "dataset",    "arg",    "name",
+                                                   "cpus", "memory-mib", "timeout"};
+
+StatusOr<int64_t> ParseTimeout(const std::string& text) {
+  auto bad = [&] {
+    return InvalidArgument("--timeout: '" + text +
+                           "': expected a duration such as 90s, 30m, 2h or 1d (or seconds)");
+  };
+  if (text.empty()) return bad();
+  int64_t unit = 1;
+  std::string digits = text;
+  switch (text.back()) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: break;
+  }
+  if (text.back() < '0' || text.back() > '9') {
+    if (std::string_view("smhd").find(text.back()) == std::string_view::npos) return bad();
+    digits.pop_back();
+  }
+  if (digits.empty() || digits.size() > 9 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return bad();
+  }
+  const int64_t n = std::stoll(digits) * unit;
+  if (n <= 0) return bad();
+  return n;
+}
+
+StatusOr<double> ParseCpus(const std::string& text) {
+  // At most 3 decimals, like spec.resources.cpus (docs/jobspec.md).
+  const size_t dot = text.find('.');
+  const bool ok =
+      !text.empty() && text.size() <= 12 &&
+      text.find_first_not_of("0123456789.") == std::string::npos &&
+      text.find('.', dot == std::string::npos ? text.size() : dot + 1) == std::string::npos &&
+      (dot == std::string::npos ||
+       (dot > 0 && text.size() - dot - 1 <= 3 && text.size() - dot - 1 >= 1));
+  if (!ok || std::stod(text) <= 0) {
+    return InvalidArgument("--cpus: '" + text +
+                           "': expected a positive number with at most 3 decimals (0.5, 2)");
+  }
+  return std::stod(text);
+}
+
+std::string Base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+// The POST /api/v1/jobs/script body from the flags (docs/explore/script-jobs.md).
+StatusOr<json> ScriptJobBody(const ParsedFlags& f, const std::string& script_path) {
+  auto base = f.Get("base");
+  if (!base) return InvalidArgument("--base NAME is required with --script (cce job bases)");
+  if (f.All("dataset").empty()) {
+    return InvalidArgument("--dataset NAME[:MOUNT] is required with --script (at least one)");
+  }
+  // The plane allows 1 MiB; read one byte more to say so clearly.
+  ASSIGN_OR_RETURN(std::string content, ReadFile(script_path, (size_t{1} << 20) + 1));
+  if (content.size() > (size_t{1} << 20)) {
+    return InvalidArgument(script_path +
+                           ": larger than 1 MiB, the most a script job's script may be");
+  }
+  RETURN_IF_ERROR(RefuseKeyFile(content, script_path));
+  api::ScriptJobRequest r;
+  r.base = *base;
+  r.name = f.Get("name").value_or("");
+  r.script.name = std::filesystem::path(script_path).filename().string();
+  r.script.content_base64 = Base64(content);
+  for (const std::string& d : f.All("dataset")) {
+    const size_t colon = d.find(':');
+    if (colon == 0) return InvalidArgument("--dataset '" + d + "': expected NAME[:MOUNT]");
+    r.datasets.push_back(
+        {d.substr(0, colon), colon == std::string::npos ? "" : d.substr(colon + 1)});
+  }
+  r.args = f.All("arg");
+  api::ScriptJobResources res;
+  if (auto cpus = f.Get("cpus")) {
+    ASSIGN_OR_RETURN(res.cpus, ParseCpus(*cpus));
+  }
+  ASSIGN_OR_RETURN(auto mem, f.GetUint("memory-mib", 1, uint64_t{1} << 40));
+  if (mem) res.memory_mib = static_cast<int64_t>(*mem);
+  if (auto t = f.Get("timeout")) {
+    ASSIGN_OR_RETURN(res.timeout_seconds, ParseTimeout(*t));
+  }
+  if (res.cpus || res.memory_mib || res.timeout_seconds) r.resources = res;
+  return api::ToJson(r);
+}
+
 int JobSubmit(const Args& args) {
-  FlagParser p("cce job submit -f FILE [--idempotency-key KEY] [--output json]",
-               "Submits a Privacy Mode job (docs/jobspec.md) and prints its id alone on\n"
-               "stdout. The request carries an Idempotency-Key (random unless given) and is\n"
-               "retried with the same key when the plane cannot be reached, so a retried\n"
-               "submit never creates two jobs. FILE '-' reads the spec from stdin.",
-               {{"file", "FILE", "job spec, YAML or JSON", false, 'f'},
-                {"idempotency-key", "KEY",
-                 "reuse a key to make a repeated submit return the first job (at most 128 "
-                 "printable characters)"},
-                kOutputFlag});
+  FlagParser p(
+      "cce job submit (-f FILE | --script FILE --base NAME --dataset NAME[:MOUNT]...) [--arg X]... "
+      "[--name N] [--cpus N] [--memory-mib N] [--timeout 30m] [--idempotency-key KEY] "
+      "[--output json]",
+      "Submits a Privacy Mode job (docs/jobspec.md) and prints its id alone on\n"
+      "stdout. The request carries an Idempotency-Key (random unless given) and is\n"
+      "retried with the same key when the plane cannot be reached, so a retried\n"
+      "submit never creates two jobs. FILE '-' reads the spec from stdin.\n"
+      "With --script, the plane runs FILE (at most 1 MiB) on the curated base image\n"
+      "NAME (cce job bases) as <base command> /job/<FILE's name> <args>, each dataset\n"
+      "read-only at MOUNT (default /data/NAME) (docs/explore/script-jobs.md).",
+      {{"file", "FILE", "job spec, YAML or JSON", false, 'f'},
+       {"script", "FILE", "a script to run on a curated base image (instead of -f)"},
+       {"base", "NAME", "the curated base image (with --script)"},
+       {"dataset", "NAME[:MOUNT]", "a rented dataset and where it is mounted (with --script)",
+        true},
+       {"arg", "X", "an argument after the script (with --script; repeatable)", true},
+       {"name", "N", "the job's name (with --script; default: from the script's name)"},
+       {"cpus", "N", "CPUs, at most 3 decimals (with --script; default 1)"},
+       {"memory-mib", "N", "memory limit in MiB (with --script; default 1024)"},
+       {"timeout", "DURATION", "run time limit: 90s, 30m, 2h, 1d (with --script; default 1h)"},
+       {"idempotency-key", "KEY",
+        "reuse a key to make a repeated submit return the first job (at most 128 "
+        "printable characters)"},
+       kOutputFlag});
   return WithPlane(
       p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
         auto file = f.Get("file");
-        if (!file) return InvalidArgument("-f FILE is required (the job spec)");
-        ASSIGN_OR_RETURN(std::string spec, ReadSpec(*file));
-        RETURN_IF_ERROR(RefuseKeyFile(spec, *file));
+        auto script = f.Get("script");
+        if (file && script) {
+          return InvalidArgument(
+              "-f FILE and --script FILE are exclusive: submit a job spec or a script, not both");
+        }
+        if (!file && !script) {
+          return InvalidArgument("-f FILE (a job spec) or --script FILE (with --base) is required");
+        }
+        std::string body;
+        std::string path = "/api/v1/jobs";
+        std::string content_type = "application/json";
+        if (file) {
+          for (const std::string& flag : kScriptOnlyFlags) {
+            if (f.Has(flag)) return InvalidArgument("--" + flag + " is only for --script FILE");
+          }
+          ASSIGN_OR_RETURN(body, ReadSpec(*file));
+          RETURN_IF_ERROR(RefuseKeyFile(body, *file));
+          if (file->ends_with(".yaml") || file->ends_with(".yml"))
+            content_type = "application/yaml";
+        } else {
+          ASSIGN_OR_RETURN(json request, ScriptJobBody(f, *script));
+          body = request.dump();
+          path = "/api/v1/jobs/script";
+        }
+        const std::string& source = file ? *file : *script;
         std::string key;
         if (auto k = f.Get("idempotency-key")) {
           key = *k;
@@ -85,18 +219,37 @@ int JobSubmit(const Args& args) {
           RETURN_IF_ERROR(crypto::RandomBytes(b));
           key = "cce-" + crypto::ToHex(b);
         }
-        const bool yaml = file->ends_with(".yaml") || file->ends_with(".yml");
         StatusOr<json> r = Status(StatusCode::kUnavailable, "not sent");
         for (int attempt = 0; attempt < 4; ++attempt) {
           if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));
-          r = c.PostRaw("/api/v1/jobs", spec, yaml ? "application/yaml" : "application/json",
-                        {{"Idempotency-Key", key}});
+          r = c.PostRaw(path, body, content_type, {{"Idempotency-Key", key}});
           if (r.ok() || r.status().code() != StatusCode::kUnavailable) break;
         }
-        if (!r.ok()) return r.status().WithContext(*file);
-        ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(*r, "POST /api/v1/jobs"));
+        if (!r.ok()) return r.status().WithContext(source);
+        ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(*r, "POST " + path));
         if (!json_out) std::cout << job.id << "\n";
         (*r)["idempotency_key"] = key;
+        return r;
+      });
+}
+
+int JobBases(const Args& args) {
+  FlagParser p("cce job bases [--output json]",
+               "Lists the curated base images script jobs run on (cce job submit --script).",
+               {kOutputFlag});
+  return WithPlane(
+      p, args, 0, [&](const ParsedFlags&, PlaneClient& c, bool json_out) -> StatusOr<json> {
+        ASSIGN_OR_RETURN(json r, c.Get("/api/v1/explore/bases"));
+        ASSIGN_OR_RETURN(api::BaseList list,
+                         DecodeResponse<api::BaseList>(r, "GET /api/v1/explore/bases"));
+        if (!json_out) {
+          if (list.bases.empty()) std::cout << "no base images configured\n";
+          for (const auto& b : list.bases) {
+            std::string cmd;
+            for (const auto& a : b.command) cmd += (cmd.empty() ? "" : " ") + a;
+            std::cout << b.name << "  " << b.image << "  " << cmd << "\n";
+          }
+        }
         return r;
       });
 }
@@ -307,6 +460,7 @@ int JobDownload(const Args& args) {
 std::vector<Command> JobCommands() {
   return {
       {{"job", "submit"}, "submit a Privacy Mode job", JobSubmit},
+      {{"job", "bases"}, "list the base images of script jobs", JobBases},
       {{"job", "status"}, "show (or --watch) a job", JobStatus},
       {{"job", "list"}, "list jobs", JobList},
       {{"job", "cancel"}, "cancel a job", JobCancel},

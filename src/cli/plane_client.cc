@@ -264,9 +264,10 @@ StatusOr<json> PlaneClient::Delete(const std::string& path) {
   return Decode(impl_->Send(Request("DELETE", path)));
 }
 
-StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader& read) {
+StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader& read,
+                                      const std::string& content_type) {
   http::ClientRequest r = Request("PUT", path);
-  r.headers.push_back({"Content-Type", "application/octet-stream"});
+  r.headers.push_back({"Content-Type", content_type});
   r.body_reader = read;  // its error aborts the upload and is what Send returns
   return Decode(impl_->Send(std::move(r)));
 }

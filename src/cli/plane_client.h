@@ -73,8 +73,10 @@ class PlaneClient {
   // and is what PutStream returns.
   using BodyReader = std::function<StatusOr<size_t>(std::span<uint8_t> buf)>;
   // PUT of a body of any size, read piece by piece and sent with chunked
-  // transfer encoding (the plane's image blob upload), answered with JSON.
-  StatusOr<nlohmann::json> PutStream(const std::string& path, const BodyReader& read);
+  // transfer encoding (the plane's image blob upload, a dataset sample's
+  // tar), answered with JSON.
+  StatusOr<nlohmann::json> PutStream(const std::string& path, const BodyReader& read,
+                                     const std::string& content_type = "application/octet-stream");
 
  private:
   struct Impl;

@@ -12,6 +12,7 @@
 #include "cli/command.h"
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
+#include "cli/sample_commands.h"
 #include "format/format.h"
 
 namespace cce::cli {
@@ -79,6 +80,7 @@ int DatasetRegister(const Args& args) {
        {"description", "TEXT", "shown in the catalog"},
        {"price", "AMOUNT", "price per day (decimal)"},
        {"max-days", "N", "longest rental allowed (default 30)"},
+       {"sample", "DIR", "then publish DIR as its sample (cce dataset publish-sample)"},
        kOutputFlag});
   return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     auto key_path = f.Get("key");
@@ -106,6 +108,22 @@ int DatasetRegister(const Args& args) {
     ASSIGN_OR_RETURN(api::Dataset d, DecodeResponse<api::Dataset>(*r, "POST /api/v1/datasets"));
     if (!f.Has("output")) {
       std::cout << "registered dataset " << d.name << " (key id " << d.key_id << ")\n";
+    }
+    if (auto sample = f.Get("sample")) {
+      auto published = PublishSampleDir(c, d.name, *sample);
+      if (!published.ok()) {
+        return Status(published.status().code(),
+                      "dataset " + d.name + " is registered, but its sample was not published: " +
+                          published.status().message() + " (retry: cce dataset publish-sample " +
+                          d.name + " " + *sample + ")");
+      }
+      if (!f.Has("output")) {
+        std::cout << "published its sample: version " << published->version << ", "
+                  << published->file_count << " files, " << published->total_bytes << " bytes\n";
+      }
+      json out = *r;
+      out["sample"] = api::ToJson(*published);
+      return out;
     }
     return r;
   });
@@ -193,6 +211,7 @@ std::vector<Command> PlaneCommands() {
   for (Command& c : AuditCommands()) all.push_back(std::move(c));
   for (Command& c : ReviewCommands()) all.push_back(std::move(c));
   for (Command& c : AttestCommands()) all.push_back(std::move(c));
+  for (Command& c : SampleCommands()) all.push_back(std::move(c));
   return all;
 }
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
@@ -393,6 +394,75 @@ StatusOr<RuncResult> Runc::Run(const RuncRunRequest& req) const {
   }
   if (!req.cgroup_path.empty()) result.oom_killed = OomKilled(req.cgroup_path);
   return result;
+}
+
+Status Runc::RunDetached(const std::string& bundle_dir, const std::string& container_id,
+                         int stdio_fd) const {
+  if (!ValidContainerId(container_id)) {
+    return InvalidArgument("runc: container_id '" + container_id +
+                           "' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
+  }
+  if (bundle_dir.empty() || bundle_dir[0] != '/') {
+    return InvalidArgument("runc: bundle_dir '" + bundle_dir + "' must be an absolute path");
+  }
+  if (stdio_fd < 0) return InvalidArgument("runc: stdio_fd is required");
+  ASSIGN_OR_RETURN(bool exists, Exists(container_id));
+  if (exists) {
+    return FailedPrecondition("runc: a container '" + container_id + "' already exists in " +
+                              state_root_);
+  }
+  const std::string log_path = bundle_dir + "/runc.log";
+  if (unlink(log_path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus("runc: unlink " + log_path, errno);
+  }
+  UniqueFd devnull(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull.valid()) return ErrnoStatus("runc: open /dev/null", errno);
+  SpawnOptions opts;
+  opts.argv = {binary_, "--root", state_root_, "--log",    log_path,   "--log-format",
+               "json",  "run",    "--detach",  "--bundle", bundle_dir, container_id};
+  opts.env = kRuncEnv;
+  opts.fds = {{0, devnull.get()}, {1, stdio_fd}, {2, stdio_fd}};
+  ASSIGN_OR_RETURN(Subprocess child, Subprocess::Spawn(opts));
+  ASSIGN_OR_RETURN(ExitStatus st, child.Wait());
+  if (st.success()) return Status::Ok();
+  StatusOr<std::string> log = ReadFile(log_path, 1 << 20);
+  std::string logged_error = log.ok() ? LastLoggedError(*log) : "";
+  (void)Delete(container_id);
+  return Internal("runc run --detach " + container_id + ": " + st.ToString() +
+                  (logged_error.empty() ? "" : ": " + logged_error));
+}
+
+StatusOr<std::optional<Runc::State>> Runc::GetState(const std::string& container_id) const {
+  ASSIGN_OR_RETURN(bool exists, Exists(container_id));
+  if (!exists) return std::optional<State>();
+  SpawnOptions opts;
+  opts.argv = {binary_, "--root", state_root_, "state", container_id};
+  opts.env = kRuncEnv;
+  ASSIGN_OR_RETURN(RunResult r, RunAndCapture(opts));
+  if (!r.status.success()) {
+    // Deleted between the two looks: not an error.
+    ASSIGN_OR_RETURN(exists, Exists(container_id));
+    if (!exists) return std::optional<State>();
+    return Internal("runc state " + container_id + ": " + r.status.ToString() + ": " +
+                    r.output.substr(0, 1024));
+  }
+  // stdout and stderr are captured together: the state is the JSON object.
+  size_t open = r.output.find('{');
+  size_t close = r.output.rfind('}');
+  nlohmann::json j;
+  if (open != std::string::npos && close != std::string::npos && close > open) {
+    j = nlohmann::json::parse(r.output.substr(open, close - open + 1), nullptr, false);
+  }
+  if (!j.is_object() || !j.contains("status") || !j["status"].is_string()) {
+    return Internal("runc state " + container_id +
+                    ": no state JSON in: " + r.output.substr(0, 1024));
+  }
+  State state;
+  state.status = j["status"].get<std::string>();
+  if (j.contains("pid") && j["pid"].is_number_integer()) {
+    state.pid = static_cast<pid_t>(j["pid"].get<int64_t>());
+  }
+  return std::optional<State>(std::move(state));
 }
 
 }  // namespace cce::executor

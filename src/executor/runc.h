@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,27 @@ class Runc {
   Status Delete(const std::string& container_id) const;
   // True when runc has state for the id (its dir under state_root exists).
   StatusOr<bool> Exists(const std::string& container_id) const;
+
+  // Added for Explore sessions (src/explore/local_backend.cc): a container
+  // that outlives the call. `runc run --detach --bundle B ID` with stdin from
+  // /dev/null and stdout+stderr both on `stdio_fd` (runc hands that fd
+  // straight to the container's process: pass a file on a size-capped tmpfs,
+  // not a pipe, so the process never blocks or dies with the caller). Returns
+  // when the process runs. On failure the container is deleted again.
+  // Errors: kInvalidArgument (id, bundle_dir or stdio_fd), kFailedPrecondition
+  // (a container of that id exists), kInternal (runc refused: its logged
+  // error), kIo (spawn failed).
+  Status RunDetached(const std::string& bundle_dir, const std::string& container_id,
+                     int stdio_fd) const;
+  // `runc state ID`: "created", "running", "paused" or "stopped", and the
+  // container's init pid (0 when stopped). nullopt: runc has no such container.
+  struct State {
+    std::string status;
+    pid_t pid = 0;
+  };
+  // Errors: kInvalidArgument (id), kInternal (runc failed or printed no
+  // state JSON), kIo.
+  StatusOr<std::optional<State>> GetState(const std::string& container_id) const;
 
   const std::string& binary() const { return binary_; }
   const std::string& state_root() const { return state_root_; }

@@ -25,6 +25,16 @@
 //   UploadSink as the parser yields it (on the I/O strand, like kToFile's
 //   file writes), so an upload is never held whole; a sink error stops the
 //   read and handle answers with Request::body_status.
+// - Proxy routes (Route::proxy): after admit and proxy ran on the worker
+//   pool, the connection opens its own upstream socket on its strand and
+//   moves bytes in bounded steps: a client body piece is parsed (and
+//   re-framed) into one buffer and written upstream before the next read;
+//   an upstream read is parsed (proxy.h) and written to the client before
+//   the next. Each side thus waits for the other (backpressure) and a
+//   connection holds at most its read buffer plus kUpstreamBufferBytes. A
+//   101 turns the connection into a tunnel: two pumps on the same strand,
+//   client->upstream through buffer_ and upstream->client through the
+//   upstream buffer, and one timer checking the time of the last byte.
 // - Error responses that leave request bytes unread close the connection
 //   after a short "lingering close" (TCP half-close, discard a bounded amount
 //   for a bounded time) so the client can read the response before the RST
@@ -43,6 +53,8 @@
 #include "http/server.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -66,6 +78,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
@@ -83,6 +96,7 @@
 #include <unordered_map>
 
 #include "base/fd.h"
+#include "http/proxy.h"
 #include "http/request_parse.h"
 
 namespace cce::http {
@@ -805,6 +819,8 @@ struct ServerCore {
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> limit_refusals{0};
   std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> tunnels_open{0};
+  std::atomic<uint64_t> upstream_failures{0};
   std::atomic<uint64_t> buffered_body_bytes{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> tearing_down{false};  // ~Impl: ioc is going away
@@ -832,10 +848,36 @@ struct ServerCore {
   WorkerPool pool;
 };
 
+// A proxied request's upstream side (Route::proxy). Owned by its Connection
+// and shared with the upstream socket's pending handlers, which keep the
+// buffers they use alive and compare it with Connection::proxy_ to tell a
+// stale completion (after a 502, or a later request) from a current one.
+struct ProxyState {
+  explicit ProxyState(const Strand& ex) : upstream(ex), in(internal::kUpstreamBufferBytes) {}
+  ProxyTarget target;
+  std::vector<net::generic::stream_protocol::endpoint> endpoints;  // resolved on the worker
+  size_t next_endpoint = 0;
+  std::string where;  // "unix:/path" or "host:port", for events only
+  Socket upstream;
+  bool upgrade = false;          // the client asked for a WebSocket
+  bool request_chunked = false;  // the client body is re-chunked upstream
+  std::string out;               // being written upstream (head, or a body piece)
+  std::string piece;             // decoded body bytes on their way (either direction)
+  beast::flat_buffer in;         // upstream bytes not yet parsed (tunnel: not yet sent)
+  std::optional<internal::UpstreamResponseParser> response;
+  internal::ClientFraming framing = internal::ClientFraming::kNone;
+  bool head_sent = false;  // the client has (or is being sent) the response head
+  bool upstream_eof = false;
+  bool upstream_error = false;  // the upstream read ended in an error, not an EOF
+  bool tunnel = false;          // counted in ServerCore::tunnels_open
+  Clock::time_point last_activity;
+};
+
 // One client connection. All members are used on the connection's strand
-// only, except req_, route_, body_file_ and the response a worker builds: the
-// strand hands those to a worker (phase kWorker, no I/O pending) and takes
-// them back through a post, which orders the accesses.
+// only, except req_, route_, body_file_, *proxy_ (PrepareProxy fills it) and
+// the response a worker builds: the strand hands those to a worker (phase
+// kWorker, no I/O pending) and takes them back through a post, which orders
+// the accesses.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(ServerCore& server, Socket socket, std::string address_key, std::string remote_addr)
@@ -847,7 +889,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         remote_addr_(std::move(remote_addr)),
         buffer_(std::max<size_t>(limits_.max_header_bytes, 4096) + kBodyReadChunk) {}
 
-  ~Connection() { server_.RemoveConnection(this, address_key_); }
+  ~Connection() {
+    EndTunnelCount();
+    server_.RemoveConnection(this, address_key_);
+  }
 
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -870,7 +915,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnServerStopping() {
     Guarded([&] {
       if (phase_ == Phase::kAwaitTls || phase_ == Phase::kHandshake || phase_ == Phase::kIdle ||
-          phase_ == Phase::kHeader || phase_ == Phase::kLinger) {
+          phase_ == Phase::kHeader || phase_ == Phase::kLinger || phase_ == Phase::kTunnel) {
         Close();
       }
     });
@@ -888,10 +933,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     kBody,
     kWrite,
     kLinger,
+    kProxyConnect,   // connecting upstream
+    kProxySend,      // writing the request head upstream
+    kProxyResponse,  // reading the upstream response (and writing it: kWrite)
+    kTunnel,         // a WebSocket tunnel
     kClosed
   };
-  enum class Deadline { kNone, kHandshake, kFirstRequest, kIdle, kHeader, kBody, kWrite, kLinger };
-  enum class AfterWrite { kReadBody, kStream, kFinish };
+  enum class Deadline {
+    kNone,
+    kHandshake,
+    kFirstRequest,
+    kIdle,
+    kHeader,
+    kBody,
+    kWrite,
+    kLinger,
+    kProxyConnect,   // ProxyTarget::connect_timeout
+    kProxyUpstream,  // ProxyTarget::response_timeout
+    kTunnelIdle,     // ProxyTarget::tunnel_idle_timeout since the last byte
+  };
+  enum class AfterWrite { kReadBody, kStream, kFinish, kProxyBody, kProxyResponse, kTunnel };
   enum class SslResult { kWantRead, kWantWrite, kClosed, kFailed };
 
   // Runs `f`, turning any exception into a closed connection: no exception
@@ -918,9 +979,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ssl_.reset();
     ErrorCode ec;
     socket_.close(ec);
+    if (proxy_) proxy_->upstream.close(ec);
+    EndTunnelCount();
     try {
       timer_.cancel();
     } catch (...) {
+    }
+  }
+
+  void EndTunnelCount() noexcept {
+    if (proxy_ && proxy_->tunnel) {
+      proxy_->tunnel = false;
+      --server_.tunnels_open;
     }
   }
 
@@ -966,6 +1036,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnDeadline() {
+    if (deadline_ == Deadline::kProxyConnect || deadline_ == Deadline::kProxyUpstream ||
+        deadline_ == Deadline::kTunnelIdle) {
+      OnProxyDeadline();
+      return;
+    }
     const char* what = nullptr;
     switch (deadline_) {
       case Deadline::kHandshake: what = "timeout.handshake"; break;
@@ -975,6 +1050,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case Deadline::kWrite: what = "timeout.write"; break;
       case Deadline::kIdle:  // keep-alive expiry is routine
       case Deadline::kLinger:
+      case Deadline::kProxyConnect:
+      case Deadline::kProxyUpstream:
+      case Deadline::kTunnelIdle:
       case Deadline::kNone: break;
     }
     if (what != nullptr) {
@@ -1096,6 +1174,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }
         if (phase_ == Phase::kBody) {
           MaybeExtendBodyDeadline();
+          if (proxy_ && (!proxy_->piece.empty() || parser_->is_done())) {
+            FlushBodyUpstream();
+            return;
+          }
           if (parser_->is_done()) {
             OnBodyDone();
             return;
@@ -1173,6 +1255,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     if (!SelectRoute()) return;
+    if (route_->route.proxy) {
+      BeginProxy();
+      return;
+    }
     if (auto r = CheckBodyAnnouncement(p, req_, route_->route.body, route_->max_body_bytes)) {
       Refuse(r->status, r->code, r->message, r->limit);
       return;
@@ -1191,7 +1277,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::smatch m;
     for (const CompiledRoute& r : server_.routes) {
       if (!std::regex_match(req_.path, m, r.regex)) continue;
-      bool method_ok = r.route.method == req_.method || (head_ && r.route.method == "GET");
+      bool method_ok = r.route.method == req_.method || (head_ && r.route.method == "GET") ||
+                       (r.route.proxy && r.route.method == "*");
       if (method_ok) {
         route_ = &r;
         for (size_t i = 1; i < m.size(); ++i) req_.captures.push_back(m[i].str());
@@ -1334,7 +1421,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void MaybeExtendBodyDeadline() {
-    if (route_->route.body != BodyPolicy::kToFile && route_->route.body != BodyPolicy::kToSink) {
+    if (!proxy_ && route_->route.body != BodyPolicy::kToFile &&
+        route_->route.body != BodyPolicy::kToSink) {
       return;
     }
     uint64_t received = parser_->body_received();
@@ -1378,6 +1466,513 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnHandled(std::optional<Response> resp) { Respond(std::move(*resp)); }
+
+  // --- Proxying (Route::proxy) ----------------------------------------------
+
+  // After routing: the body announcement against the cap, then admit and
+  // proxy on the worker pool. Nothing reaches upstream before both passed.
+  void BeginProxy() {
+    RequestParser& p = *parser_;
+    auto px = std::make_shared<ProxyState>(executor());
+    px->upgrade = internal::IsWebSocketUpgrade(req_, p.http_version());
+    if (body_announced_) {
+      if (px->upgrade) {
+        Refuse(400, "invalid_argument", "a WebSocket upgrade request carries no body",
+               /*limit=*/false);
+        return;
+      }
+      auto length = p.content_length();
+      if (length && *length > route_->max_body_bytes) {
+        Refuse(413, "payload_too_large",
+               "body: larger than " + std::to_string(route_->max_body_bytes) + " bytes",
+               /*limit=*/true);
+        return;
+      }
+      px->request_chunked = !length;
+    }
+    proxy_ = std::move(px);
+    Offload(&Connection::RunProxyAdmit);
+  }
+
+  // Worker thread.
+  void RunProxyAdmit() {
+    std::optional<Response> verdict;
+    try {
+      if (route_->route.admit) verdict = route_->route.admit(req_);
+      if (!verdict) verdict = PrepareProxy();
+    } catch (const std::exception& e) {
+      server_.Event("handler.exception", e.what());
+      verdict = InternalErrorResponse();
+    } catch (...) {
+      server_.Event("handler.exception", "non-standard exception");
+      verdict = InternalErrorResponse();
+    }
+    PostResult(&Connection::OnProxyAdmitted, std::move(verdict));
+  }
+
+  static Response ProxyTargetError(const Status& s) {
+    switch (s.code()) {
+      case StatusCode::kNotFound: return ErrorResponse(404, "not_found", s.message());
+      case StatusCode::kUnauthenticated: return ErrorResponse(401, "unauthenticated", s.message());
+      case StatusCode::kPermissionDenied:
+        return ErrorResponse(403, "permission_denied", s.message());
+      case StatusCode::kUnavailable:
+      case StatusCode::kFailedPrecondition: return ErrorResponse(503, "unavailable", s.message());
+      default: return ErrorResponse(502, "bad_gateway", s.message());
+    }
+  }
+
+  // A route's ProxyTarget that cannot be used is a bug in the route: 500.
+  Response BadProxyTarget(std::string_view why) {
+    server_.Event("proxy.bad_target", why);
+    return InternalErrorResponse();
+  }
+
+  // Worker thread: names, checks and resolves the upstream and builds the
+  // head it is sent. A response is the answer instead.
+  std::optional<Response> PrepareProxy() {
+    ProxyState& px = *proxy_;
+    StatusOr<ProxyTarget> target = route_->route.proxy(req_);
+    if (!target.ok()) return ProxyTargetError(target.status());
+    px.target = std::move(*target);
+    const ProxyTarget& t = px.target;
+    if (t.unix_socket.empty() == t.host.empty()) {
+      return BadProxyTarget("exactly one of unix_socket and host must be set");
+    }
+    if (t.connect_timeout.count() <= 0 || t.response_timeout.count() <= 0 ||
+        t.tunnel_idle_timeout.count() <= 0) {
+      return BadProxyTarget("timeouts must be positive");
+    }
+    if (!t.unix_socket.empty()) {
+      sockaddr_un probe{};
+      if (t.unix_socket.front() != '/' || t.unix_socket.size() >= sizeof(probe.sun_path)) {
+        return BadProxyTarget("unix_socket: not an absolute path shorter than sun_path");
+      }
+      px.where = "unix:" + t.unix_socket;
+      px.endpoints.emplace_back(net::local::stream_protocol::endpoint(t.unix_socket));
+    } else {
+      if (t.port < 1 || t.port > 65535) return BadProxyTarget("port out of range");
+      px.where = t.host + ":" + std::to_string(t.port);
+      net::ip::tcp::resolver resolver(server_.ioc);
+      ErrorCode ec;
+      auto results = resolver.resolve(t.host, std::to_string(t.port),
+                                      net::ip::resolver_base::numeric_service, ec);
+      if (ec || results.empty()) {
+        ++server_.upstream_failures;
+        server_.Event("proxy.resolve_failed",
+                      px.where + ": " + (ec ? ec.message() : std::string("no address")));
+        return ErrorResponse(502, "bad_gateway", "session upstream: its address does not resolve");
+      }
+      for (const auto& r : results) px.endpoints.emplace_back(r.endpoint());
+    }
+    const internal::BodyFraming framing = !body_announced_     ? internal::BodyFraming::kNone
+                                          : px.request_chunked ? internal::BodyFraming::kChunked
+                                                               : internal::BodyFraming::kLength;
+    auto head = internal::BuildUpstreamRequestHead(req_, parser_->target_text(), t, px.upgrade,
+                                                   framing, parser_->content_length().value_or(0));
+    if (!head.ok()) return BadProxyTarget(head.status().message());
+    px.out = std::move(*head);
+    return std::nullopt;
+  }
+
+  void OnProxyAdmitted(std::optional<Response> verdict) {
+    if (verdict) {
+      Respond(std::move(*verdict));
+      return;
+    }
+    phase_ = Phase::kProxyConnect;
+    ArmDeadline(Deadline::kProxyConnect, proxy_->target.connect_timeout);
+    ConnectNextEndpoint();
+  }
+
+  // Whether a completion for `px` in `phase` is still the current one.
+  bool ProxyCurrent(const std::shared_ptr<ProxyState>& px, Phase phase) const {
+    return phase_ == phase && proxy_ == px;
+  }
+
+  void ConnectNextEndpoint() {
+    auto px = proxy_;
+    if (px->next_endpoint == px->endpoints.size()) {
+      ++server_.upstream_failures;
+      ProxyFail(502, "bad_gateway", "session upstream: not reachable");
+      return;
+    }
+    ErrorCode ignored;
+    px->upstream.close(ignored);
+    const auto& endpoint = px->endpoints[px->next_endpoint++];
+    px->upstream.async_connect(endpoint, [self = shared_from_this(), px](const ErrorCode& ec) {
+      self->Guarded([&] {
+        if (!self->ProxyCurrent(px, Phase::kProxyConnect)) return;
+        if (ec) {
+          self->server_.Event("proxy.connect_failed", px->where + ": " + ec.message());
+          self->ConnectNextEndpoint();
+          return;
+        }
+        self->OnUpstreamConnected();
+      });
+    });
+  }
+
+  void OnUpstreamConnected() {
+    ProxyState& px = *proxy_;
+    if (px.target.unix_socket.empty()) {
+      int one = 1;
+      (void)::setsockopt(px.upstream.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    phase_ = Phase::kProxySend;
+    ArmDeadline(Deadline::kProxyUpstream, px.target.response_timeout);
+    WriteUpstream(&Connection::OnUpstreamHeadSent);
+  }
+
+  // Writes proxy_->out upstream, then resumes `next` (in the same phase).
+  void WriteUpstream(void (Connection::*next)()) {
+    auto px = proxy_;
+    const Phase phase = phase_;
+    net::async_write(px->upstream, net::buffer(px->out),
+                     [self = shared_from_this(), px, phase, next](const ErrorCode& ec, size_t) {
+                       self->Guarded([&] {
+                         if (!self->ProxyCurrent(px, phase)) return;
+                         px->out.clear();
+                         if (ec) {
+                           self->OnUpstreamWriteFailed(ec);
+                           return;
+                         }
+                         (self.get()->*next)();
+                       });
+                     });
+  }
+
+  // Upstream stopped taking the request (it may have answered early, a 413
+  // say): its answer, if any, is still read; the client connection closes
+  // after it, since the rest of its body is unread.
+  void OnUpstreamWriteFailed(const ErrorCode& ec) {
+    server_.Event("proxy.upstream_write_failed", proxy_->where + ": " + ec.message());
+    force_close_ = true;
+    AwaitUpstreamResponse();
+  }
+
+  void OnUpstreamHeadSent() {
+    if (!body_announced_) {
+      AwaitUpstreamResponse();
+      return;
+    }
+    RequestParser::BodySink sink;
+    sink.cap = route_->max_body_bytes;
+    sink.buffer = &proxy_->piece;
+    parser_->SetBodySink(sink);
+    if (expect_continue_) {
+      // Only now, with admit passed and upstream connected, is the client
+      // invited to send (Expect itself is not forwarded).
+      segments_[0] = "HTTP/1.1 100 Continue\r\n\r\n";
+      segments_[1].clear();
+      StartWrite(AfterWrite::kProxyBody);
+      return;
+    }
+    ReadBody();
+  }
+
+  // ReadLoop (phase kBody) parsed a piece of the client's body, or its end:
+  // the piece goes upstream before another byte is read from the client.
+  void FlushBodyUpstream() {
+    ProxyState& px = *proxy_;
+    px.out.clear();
+    if (px.request_chunked) {
+      internal::AppendChunk(px.piece, &px.out);
+    } else {
+      px.out.swap(px.piece);
+    }
+    px.piece.clear();
+    const bool last = parser_->is_done();
+    if (last && px.request_chunked) px.out += "0\r\n\r\n";
+    WriteUpstream(last ? &Connection::OnProxyBodySent : &Connection::ReadLoop);
+  }
+
+  void OnProxyBodySent() {
+    body_complete_ = true;
+    req_.body_size = parser_->body_received();
+    AwaitUpstreamResponse();
+  }
+
+  void AwaitUpstreamResponse() {
+    phase_ = Phase::kProxyResponse;
+    proxy_->response.emplace(head_);
+    ProxyPump();
+  }
+
+  // Parses what upstream sent, writes what the client is owed, and reads
+  // upstream again only once that is written.
+  void ProxyPump() {
+    ProxyState& px = *proxy_;
+    internal::UpstreamResponseParser& rp = *px.response;
+    for (;;) {
+      size_t used = 0;
+      if (px.in.size() > 0 && !rp.done()) {
+        auto data = px.in.data();
+        auto n =
+            rp.Put(std::string_view(static_cast<const char*>(data.data()), data.size()), &px.piece);
+        if (!n.ok()) {
+          UpstreamResponseFailed(n.status());
+          return;
+        }
+        used = *n;
+        px.in.consume(used);
+      }
+      if (used == 0 && px.upstream_eof && !rp.done()) {
+        Status s =
+            px.upstream_error ? DataLoss("upstream response: the connection failed") : rp.PutEof();
+        if (!s.ok()) {
+          UpstreamResponseFailed(s);
+          return;
+        }
+      }
+      if (!px.head_sent && rp.header_done() && !SendProxyHead()) return;
+      if (px.head_sent && (!px.piece.empty() || rp.done() || !segments_[0].empty())) {
+        WriteProxyPiece();
+        return;
+      }
+      if (used > 0 && (px.in.size() > 0 || px.upstream_eof)) continue;
+      ReadUpstream();
+      return;
+    }
+  }
+
+  // Puts the client's response head in segments_[0]; false when the pump
+  // must stop (a refused head, or a 101 whose head is being written).
+  bool SendProxyHead() {
+    ProxyState& px = *proxy_;
+    internal::ClientHeadParams params;
+    params.head_request = head_;
+    params.upgrade_requested = px.upgrade;
+    params.client_version = parser_->http_version();
+    params.close =
+        force_close_ || !keep_alive_ || server_.stopping || (body_announced_ && !body_complete_);
+    auto head = internal::BuildClientResponseHead(*px.response, px.target, params);
+    if (!head.ok()) {
+      UpstreamResponseFailed(head.status());
+      return false;
+    }
+    status_ = px.response->status();
+    px.head_sent = true;
+    px.framing = head->framing;
+    close_after_write_ = head->close;
+    segments_[0] = std::move(head->head);
+    segments_[1].clear();
+    if (head->tunnel) {
+      StartWrite(AfterWrite::kTunnel);
+      return false;
+    }
+    return true;
+  }
+
+  void WriteProxyPiece() {
+    ProxyState& px = *proxy_;
+    const bool last = px.response->done();
+    std::string& body = segments_[1];
+    body.clear();
+    switch (px.framing) {
+      case internal::ClientFraming::kChunked:
+        internal::AppendChunk(px.piece, &body);
+        if (last) body += "0\r\n\r\n";
+        break;
+      case internal::ClientFraming::kLength:
+      case internal::ClientFraming::kUntilClose: body.swap(px.piece); break;
+      case internal::ClientFraming::kNone: break;
+    }
+    px.piece.clear();
+    StartWrite(last ? AfterWrite::kFinish : AfterWrite::kProxyResponse);
+  }
+
+  void ReadUpstream() {
+    auto px = proxy_;
+    const size_t room = px->in.max_size() - px->in.size();
+    if (px->upstream_eof || room == 0) {
+      UpstreamResponseFailed(DataLoss(px->upstream_eof
+                                          ? "upstream response: cut short by the upstream closing"
+                                          : "upstream response: a line longer than the buffer"));
+      return;
+    }
+    phase_ = Phase::kProxyResponse;  // after a write (kWrite) to the client
+    ArmDeadline(Deadline::kProxyUpstream, px->target.response_timeout);
+    px->upstream.async_read_some(px->in.prepare(std::min(room, internal::kUpstreamReadChunk)),
+                                 [self = shared_from_this(), px](const ErrorCode& ec, size_t n) {
+                                   self->Guarded([&] {
+                                     if (!self->ProxyCurrent(px, Phase::kProxyResponse)) return;
+                                     px->in.commit(n);
+                                     if (ec) {
+                                       px->upstream_eof = true;
+                                       px->upstream_error = ec != net::error::eof;
+                                       if (px->upstream_error) {
+                                         self->server_.Event("proxy.upstream_read_failed",
+                                                             px->where + ": " + ec.message());
+                                       }
+                                     }
+                                     self->ProxyPump();
+                                   });
+                                 });
+  }
+
+  void UpstreamResponseFailed(const Status& s) {
+    ++server_.upstream_failures;
+    server_.Event("proxy.bad_response", proxy_->where + ": " + s.message());
+    if (proxy_->head_sent) {
+      Close();  // the client sees the body end early
+      return;
+    }
+    ProxyFail(502, "bad_gateway", "session upstream: " + s.message());
+  }
+
+  // Answers the client before any of upstream's response reached it.
+  void ProxyFail(int status, std::string_view code, std::string_view message) {
+    ErrorCode ignored;
+    proxy_->upstream.close(ignored);
+    Respond(ErrorResponse(status, code, message));
+  }
+
+  void OnProxyDeadline() {
+    if (deadline_ == Deadline::kTunnelIdle) {
+      const auto idle = Clock::now() - proxy_->last_activity;
+      const auto limit = proxy_->target.tunnel_idle_timeout;
+      if (idle < limit) {
+        ArmDeadline(Deadline::kTunnelIdle,
+                    std::chrono::ceil<std::chrono::milliseconds>(limit - idle));
+        return;
+      }
+      server_.Event("tunnel.idle_timeout", remote_addr_);
+      CloseTunnel();
+      return;
+    }
+    ++server_.timeouts;
+    ++server_.upstream_failures;
+    const bool connect = deadline_ == Deadline::kProxyConnect;
+    server_.Event(connect ? "timeout.upstream_connect" : "timeout.upstream", proxy_->where);
+    if (proxy_->head_sent) {
+      Close();
+      return;
+    }
+    const auto ms = connect ? proxy_->target.connect_timeout : proxy_->target.response_timeout;
+    ProxyFail(504, "gateway_timeout",
+              std::string("session upstream: ") + (connect ? "no connection" : "no response") +
+                  " within " + std::to_string(ms.count()) + " ms");
+  }
+
+  // --- The WebSocket tunnel ----------------------------------------------------
+  // Two pumps on the strand: client -> upstream through buffer_ (TLS read,
+  // then an upstream write of what was read) and upstream -> client through
+  // proxy_->in (upstream read, then TLS writes). Each reads only once its
+  // last read is written. One timer closes the tunnel once no byte moved
+  // for tunnel_idle_timeout.
+
+  void StartTunnel() {
+    ProxyState& px = *proxy_;
+    ReportRequest();
+    req_ = Request();
+    segments_[0] = std::string();
+    segments_[1] = std::string();
+    px.response.reset();
+    px.piece = std::string();
+    px.out = std::string();
+    px.tunnel = true;
+    ++server_.tunnels_open;
+    phase_ = Phase::kTunnel;
+    if (server_.stopping) {
+      CloseTunnel();
+      return;
+    }
+    px.last_activity = Clock::now();
+    ArmDeadline(Deadline::kTunnelIdle, px.target.tunnel_idle_timeout);
+    TunnelClientToUpstream();
+    TunnelUpstreamToClient();
+  }
+
+  void TunnelClientToUpstream() {
+    if (phase_ != Phase::kTunnel) return;
+    auto px = proxy_;
+    if (buffer_.size() > 0) {
+      net::async_write(px->upstream, buffer_.data(),
+                       [self = shared_from_this(), px](const ErrorCode& ec, size_t n) {
+                         self->Guarded([&] {
+                           if (!self->ProxyCurrent(px, Phase::kTunnel)) return;
+                           if (ec) {
+                             self->CloseTunnel();
+                             return;
+                           }
+                           self->buffer_.consume(n);
+                           px->last_activity = Clock::now();
+                           self->TunnelClientToUpstream();
+                         });
+                       });
+      return;
+    }
+    auto dst = buffer_.prepare(kBodyReadChunk);
+    ERR_clear_error();
+    int n = SSL_read(ssl_.get(), dst.data(), static_cast<int>(dst.size()));
+    if (n > 0) {
+      buffer_.commit(static_cast<size_t>(n));
+      px->last_activity = Clock::now();
+      TunnelClientToUpstream();
+      return;
+    }
+    switch (Classify(n)) {
+      case SslResult::kWantRead:
+        WaitFor(net::socket_base::wait_read, &Connection::TunnelClientToUpstream);
+        return;
+      case SslResult::kWantWrite:
+        WaitFor(net::socket_base::wait_write, &Connection::TunnelClientToUpstream);
+        return;
+      case SslResult::kClosed:
+      case SslResult::kFailed: Close(); return;  // the client is gone
+    }
+  }
+
+  void TunnelUpstreamToClient() {
+    if (phase_ != Phase::kTunnel) return;
+    auto px = proxy_;
+    while (px->in.size() > 0) {
+      auto data = px->in.data();
+      const size_t len = std::min<size_t>(data.size(), kBodyReadChunk * 4);
+      ERR_clear_error();
+      int n = SSL_write(ssl_.get(), data.data(), static_cast<int>(len));
+      if (n > 0) {
+        px->in.consume(static_cast<size_t>(n));
+        px->last_activity = Clock::now();
+        continue;
+      }
+      switch (Classify(n)) {
+        case SslResult::kWantRead:
+          WaitFor(net::socket_base::wait_read, &Connection::TunnelUpstreamToClient);
+          return;
+        case SslResult::kWantWrite:
+          WaitFor(net::socket_base::wait_write, &Connection::TunnelUpstreamToClient);
+          return;
+        case SslResult::kClosed:
+        case SslResult::kFailed: Close(); return;
+      }
+    }
+    if (px->upstream_eof) {
+      CloseTunnel();  // upstream closed and all it sent is delivered
+      return;
+    }
+    px->upstream.async_read_some(px->in.prepare(internal::kUpstreamReadChunk),
+                                 [self = shared_from_this(), px](const ErrorCode& ec, size_t n) {
+                                   self->Guarded([&] {
+                                     if (!self->ProxyCurrent(px, Phase::kTunnel)) return;
+                                     px->in.commit(n);
+                                     if (n > 0) px->last_activity = Clock::now();
+                                     if (ec) px->upstream_eof = true;
+                                     self->TunnelUpstreamToClient();
+                                   });
+                                 });
+  }
+
+  // One attempt at close_notify (no waiting for the peer's), then close.
+  void CloseTunnel() {
+    if (ssl_) {
+      ERR_clear_error();
+      SSL_shutdown(ssl_.get());
+      ERR_clear_error();
+    }
+    Close();
+  }
 
   // --- Streaming a body (Response::stream) ---------------------------------
   // One piece at a time: filled on the worker pool while the strand leaves
@@ -1579,9 +2174,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWriteDone() {
     DisarmDeadline();
     piece_.len = 0;
-    if (after_write_ == AfterWrite::kReadBody) {
-      ReadBody();
-      return;
+    switch (after_write_) {
+      case AfterWrite::kReadBody:
+      case AfterWrite::kProxyBody: ReadBody(); return;
+      case AfterWrite::kProxyResponse:
+        segments_[0].clear();
+        segments_[1].clear();
+        ProxyPump();
+        return;
+      case AfterWrite::kTunnel: StartTunnel(); return;
+      case AfterWrite::kStream:
+      case AfterWrite::kFinish: break;
     }
     if (after_write_ == AfterWrite::kStream) {
       if (stream_left_ > 0) {
@@ -1621,6 +2224,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     body_file_.reset();
     req_ = Request();
     route_ = nullptr;
+    proxy_.reset();  // closes the upstream socket
     parser_.reset();
     segments_[0] = std::string();
     segments_[1] = std::string();
@@ -1704,6 +2308,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = false;
   bool force_close_ = false;
   int status_ = 0;
+  // The current request's upstream side (proxy routes; the tunnel after a 101).
+  std::shared_ptr<ProxyState> proxy_;
 
   // A streamed body's piece: wiped when released (end of the response, or
   // the connection's destruction), since it holds plaintext a route chose
@@ -1996,7 +2602,10 @@ StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options, std::vec
     Route& r = routes[i];
     std::string where = "route " + std::to_string(i) + " '" + r.method + " " + r.pattern + "'";
     if (!IsToken(r.method)) return InvalidArgument(where + ": method is not an HTTP token");
-    if (!r.handle) return InvalidArgument(where + ": handle is not set");
+    if (!r.handle && !r.proxy) return InvalidArgument(where + ": handle is not set");
+    if (r.method == "*" && !r.proxy) {
+      return InvalidArgument(where + ": method \"*\" is for proxy routes only");
+    }
     if (r.body == BodyPolicy::kToFile && r.body_dir.empty()) {
       return InvalidArgument(where + ": body_dir is required for BodyPolicy::kToFile");
     }
@@ -2147,6 +2756,8 @@ ServerStats Server::Stats() const {
   st.timeouts = s.timeouts.load();
   st.limit_refusals = s.limit_refusals.load();
   st.requests = s.requests.load();
+  st.tunnels_open = s.tunnels_open.load();
+  st.upstream_failures = s.upstream_failures.load();
   return st;
 }
 

@@ -47,7 +47,8 @@ class UploadSink {
 // case-insensitive for names (headers) and exact for query keys.
 struct Request {
   std::string method;                 // "GET", "POST", "PUT", "DELETE"; "HEAD" when a GET
-                                      // route serves a HEAD (the server drops the body)
+                                      // route serves a HEAD (the server drops the body);
+                                      // any method on a proxy route
   std::string path;                   // without the query, percent-decoding not applied
   std::vector<std::string> captures;  // the route pattern's groups, in order
   std::vector<std::pair<std::string, std::string>> query;  // percent-decoded
@@ -95,6 +96,31 @@ struct Response {
   std::shared_ptr<BodySource> stream;
 };
 
+// Where a proxy route (Route::proxy) sends a request, and how the request
+// is rewritten on the way. docs/explore/proxy.md has the whole contract.
+struct ProxyTarget {
+  // Exactly one of: an absolute Unix-domain socket path, or host (a name or
+  // an address) and port; either way plain HTTP/1.1 upstream.
+  std::string unix_socket;
+  std::string host;
+  int port = 0;
+  // Added to the request (replacing client fields of the same name), e.g.
+  // {"Authorization", "token ..."} for the session's Jupyter.
+  std::vector<Header> set_headers;
+  // Client fields never sent upstream (names, case-insensitive).
+  std::vector<std::string> remove_headers;
+  // Cookies (exact names) taken out of the client's Cookie field before it
+  // goes upstream (the others, Jupyter's _xsrf say, are kept); Set-Cookie
+  // fields from upstream that would set one of them are dropped too.
+  std::vector<std::string> remove_cookies;
+  std::chrono::milliseconds connect_timeout{10'000};  // else 504
+  // Upstream silent this long (accepting the request, before its head, or
+  // mid-body): 504 before the head, else the connection closes.
+  std::chrono::milliseconds response_timeout{120'000};
+  // A WebSocket tunnel that moves no byte either way for this long closes.
+  std::chrono::milliseconds tunnel_idle_timeout{3'600'000};
+};
+
 enum class BodyPolicy {
   kNone,      // a body is refused with 413 (GET-like routes)
   kBuffered,  // Content-Length bodies, at most max_body_bytes (413); chunked: 413;
@@ -106,7 +132,7 @@ enum class BodyPolicy {
 };
 
 struct Route {
-  std::string method;   // "GET", "POST", "PUT", "DELETE"
+  std::string method;   // "GET", "POST", "PUT", "DELETE"; "*" (proxy routes only): any
   std::string pattern;  // ECMAScript regex, matched against the whole path
   BodyPolicy body = BodyPolicy::kNone;
   uint64_t max_body_bytes = 0;  // 0: Limits::max_body_bytes
@@ -125,6 +151,20 @@ struct Route {
   // Runs once the whole body is in (on the worker pool). Exceptions become
   // a 500 with a generic message; the server logs their text.
   std::function<Response(Request&)> handle;
+  // Set: the route is a reverse proxy and handle, body, body_dir, open_sink
+  // and max_nesting are unused. After admit accepted the request (admit
+  // runs first and may answer 401/403/303 itself: nothing has been sent
+  // upstream then), proxy runs on the worker pool and names the upstream.
+  // Its error is the client's answer: kNotFound 404, kUnauthenticated 401,
+  // kPermissionDenied 403, kUnavailable or kFailedPrecondition 503, else 502, with
+  // the Status message (so it must not carry secrets). The server then
+  // connects (ProxyTarget::connect_timeout; refused: 502, no answer: 504),
+  // sends the rewritten head, streams the body (Content-Length or chunked,
+  // at most max_body_bytes, never held whole) and streams the response
+  // back (a malformed or oversized upstream head: 502). A WebSocket
+  // upgrade that upstream answers with 101 becomes a byte tunnel both ways
+  // until either side closes, tunnel_idle_timeout passes, or Stop().
+  std::function<StatusOr<ProxyTarget>(const Request&)> proxy;
 };
 
 struct Limits {
@@ -169,6 +209,8 @@ struct ServerStats {
   uint64_t timeouts = 0;
   uint64_t limit_refusals = 0;  // 411/413/414/415/431/501/400-nesting
   uint64_t requests = 0;
+  uint64_t tunnels_open = 0;       // proxied WebSocket connections now open
+  uint64_t upstream_failures = 0;  // proxy: connect/resolve failed, bad or no response
 };
 
 class Server {

@@ -83,6 +83,37 @@ StatusOr<std::optional<BundleTar::Entry>> BundleTar::Next() {
   }
 }
 
+StatusOr<std::optional<BundleTar::Entry>> BundleTar::NextAny() {
+  Impl& i = *impl_;
+  archive_entry* e = nullptr;
+  const int r = archive_read_next_header(i.a.get(), &e);
+  if (r == ARCHIVE_EOF) return std::optional<Entry>();
+  if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return i.Error("reading a tar header");
+  if (++i.entries > i.max_entries) {
+    return ResourceExhausted(i.what + ": more than " + std::to_string(i.max_entries) + " entries");
+  }
+  const char* name = archive_entry_pathname(e);
+  if (name == nullptr) {
+    return InvalidArgument(i.what + ": entry " + std::to_string(i.entries) +
+                           ": a name that cannot be represented");
+  }
+  Entry out{name, 0, Kind::kOther};
+  if (archive_entry_hardlink(e) != nullptr) {
+    out.kind = Kind::kHardlink;  // libarchive types a hard link as the file it names
+  } else {
+    switch (archive_entry_filetype(e)) {
+      case AE_IFREG: out.kind = Kind::kFile; break;
+      case AE_IFDIR: out.kind = Kind::kDirectory; break;
+      case AE_IFLNK: out.kind = Kind::kSymlink; break;
+      default: out.kind = Kind::kOther; break;
+    }
+  }
+  if (out.kind == Kind::kFile) {
+    out.size = static_cast<uint64_t>(std::max<la_int64_t>(archive_entry_size(e), 0));
+  }
+  return std::optional<Entry>(std::move(out));
+}
+
 StatusOr<size_t> BundleTar::Read(std::span<uint8_t> out) {
   const la_ssize_t n = archive_read_data(impl_->a.get(), out.data(), out.size());
   if (n < 0) return impl_->Error("reading a file's data");

@@ -23,9 +23,12 @@ class BundleTar {
   // The next piece of the tar, valid until the next call; empty at the end.
   // An error (a segment that failed to authenticate) ends the walk with it.
   using Source = std::function<StatusOr<crypto::ByteSpan>()>;
+  // What a tar member is (NextAny; Next returns kFile entries only).
+  enum class Kind { kFile, kDirectory, kSymlink, kHardlink, kOther };
   struct Entry {
     std::string path;  // as stored (pax path when present)
     uint64_t size = 0;
+    Kind kind = Kind::kFile;
   };
   // `what` names the bundle in errors ("output of job-...").
   static StatusOr<std::unique_ptr<BundleTar>> Open(Source source, std::string what,
@@ -39,6 +42,11 @@ class BundleTar {
   // source's own error, e.g. kDataLoss, when it failed); more than
   // max_entries headers: kResourceExhausted.
   StatusOr<std::optional<Entry>> Next();
+  // The next entry of any kind (a hard link is kHardlink whatever its
+  // type flag; devices, FIFOs and sockets are kOther), for readers that
+  // must refuse what they do not expect rather than skip it. A name that
+  // cannot be represented is kInvalidArgument; otherwise as Next().
+  StatusOr<std::optional<Entry>> NextAny();
   // Data of the entry Next() returned last; 0 at its end.
   StatusOr<size_t> Read(std::span<uint8_t> out);
 

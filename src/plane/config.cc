@@ -2,9 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/fd.h"
 
@@ -80,6 +83,14 @@ class MapReader {
       return Status::Ok();
     };
   }
+  // A list whose items `read` checks (each item with its index).
+  void List(const std::string& key, const std::function<Status(const YAML::Node&, size_t)>& read) {
+    handlers_[key] = [this, key, read](const YAML::Node& v) -> Status {
+      if (!v.IsSequence()) return Bad(v, key, "a list");
+      for (size_t i = 0; i < v.size(); ++i) RETURN_IF_ERROR(read(v[i], i));
+      return Status::Ok();
+    };
+  }
   void Map(const std::string& key, const std::function<Status(const YAML::Node&)>& read) {
     handlers_[key] = [this, key, read](const YAML::Node& v) -> Status {
       if (!v.IsMap()) return Bad(v, key, "a mapping");
@@ -146,6 +157,50 @@ Status NormalizeDatasetRoot(const PlaneConfig& c, std::string* root) {
     if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) return bad("control character");
   }
   *root = path;
+  return Status::Ok();
+}
+
+// jobs.script_bases[i]: a name [a-z0-9-]{1,63} used once, an image
+// reference in the job spec's syntax, a non-empty command whose program is
+// not empty, an absolute normalized workdir other than "/".
+Status CheckScriptBases(const std::string& file, const std::vector<ScriptBase>& bases) {
+  std::set<std::string> names;
+  for (size_t i = 0; i < bases.size(); ++i) {
+    const ScriptBase& b = bases[i];
+    const std::string field = file + ": jobs.script_bases[" + std::to_string(i) + "].";
+    const bool name_ok = !b.name.empty() && b.name.size() <= 63 &&
+                         std::all_of(b.name.begin(), b.name.end(), [](char ch) {
+                           return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+                         });
+    if (!name_ok) {
+      return InvalidArgument(field + "name: '" + b.name + "': expected [a-z0-9-]{1,63}");
+    }
+    if (!names.insert(b.name).second) {
+      return InvalidArgument(field + "name: '" + b.name + "' is used by an earlier base");
+    }
+    if (b.image.empty() || b.image.size() > 300 ||
+        b.image.find_first_of(" \t\r\n@") != std::string::npos) {
+      return InvalidArgument(field + "image: expected NAME:TAG or sha256:<hex> of a public image");
+    }
+    if (b.command.empty() || b.command.front().empty()) {
+      return InvalidArgument(field +
+                             "command: expected a non-empty list whose first entry (the "
+                             "program) is not empty");
+    }
+    bool workdir_ok = b.workdir.size() > 1 && b.workdir.size() <= 150 && b.workdir.front() == '/' &&
+                      b.workdir.back() != '/' && b.workdir.find("//") == std::string::npos &&
+                      b.workdir.find("/./") == std::string::npos &&
+                      b.workdir.find("/../") == std::string::npos && !b.workdir.ends_with("/.") &&
+                      !b.workdir.ends_with("/..");
+    for (char ch : b.workdir) {
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) workdir_ok = false;
+    }
+    if (!workdir_ok) {
+      return InvalidArgument(
+          field + "workdir: '" + b.workdir +
+          "': expected an absolute, normalized directory other than / (at most 150 bytes)");
+    }
+  }
   return Status::Ok();
 }
 
@@ -249,10 +304,94 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.String("policy_file", &c.gate_policy_file);
     return r.Read(n);
   });
+  top.Map("jobs", [&](const YAML::Node& n) {
+    MapReader r(file, "jobs.");
+    r.List("script_bases", [&](const YAML::Node& item, size_t i) {
+      ScriptBase b;
+      MapReader br(file, "jobs.script_bases[" + std::to_string(i) + "].");
+      br.String("name", &b.name);
+      br.String("image", &b.image);
+      br.StringList("command", &b.command);
+      br.String("workdir", &b.workdir);
+      RETURN_IF_ERROR(br.Read(item));
+      c.script_bases.push_back(std::move(b));
+      return Status::Ok();
+    });
+    return r.Read(n);
+  });
+  top.Map("explore", [&](const YAML::Node& n) {
+    MapReader r(file, "explore.");
+    r.String("backend", &c.explore_backend);
+    r.Int("idle_timeout_seconds", &c.explore_idle_timeout_seconds, 60, int64_t{7} * 86400);
+    r.Int("max_idle_timeout_seconds", &c.explore_max_idle_timeout_seconds, 60, int64_t{7} * 86400);
+    r.Int("max_sessions_per_user", &c.explore_max_sessions_per_user, 1, 100);
+    r.Int("cull_interval_seconds", &c.explore_cull_interval_seconds, 1, 3600);
+    r.String("plane_url", &c.explore_plane_url);
+    r.Int("memory_mib", &c.explore_memory_mib, 256, int64_t{1} << 20);
+    r.Int("cpus", &c.explore_cpus, 1, 256);
+    r.Int("max_sample_bytes", &c.explore_max_sample_bytes, 0, int64_t{1} << 40);
+    // The backends' own keys: explore.local.* (local backend) ...
+    r.Map("local", [&](const YAML::Node& l) {
+      MapReader lr(file, "explore.local.");
+      lr.String("runc", &c.explore_local_runc);
+      lr.String("runc_root", &c.explore_local_runc_root);
+      lr.String("work_root", &c.explore_local_work_root);
+      lr.Int("uid_base", &c.explore_local_uid_base, 1000, 2147483647);
+      lr.String("sdk_dir", &c.explore_local_sdk_dir);
+      lr.Int("start_timeout_seconds", &c.explore_local_start_timeout_seconds, 1, 3600);
+      return lr.Read(l);
+    });
+    // ... and explore.kubernetes.* (kubernetes backend).
+    r.Map("kubernetes", [&](const YAML::Node& k) {
+      MapReader kr(file, "explore.kubernetes.");
+      kr.String("kubeconfig", &c.explore_kubernetes_kubeconfig);
+      kr.String("context", &c.explore_kubernetes_context);
+      kr.String("api_server", &c.explore_kubernetes_api_server);
+      kr.String("namespace", &c.explore_kubernetes_namespace);
+      kr.String("image", &c.explore_kubernetes_image);
+      kr.String("fetcher_image", &c.explore_kubernetes_fetcher_image);
+      kr.String("sdk_config_map", &c.explore_kubernetes_sdk_config_map);
+      kr.String("runtime_class", &c.explore_kubernetes_runtime_class);
+      kr.String("plane_namespace", &c.explore_kubernetes_plane_namespace);
+      kr.Map("plane_pod_labels", [&](const YAML::Node& labels) -> Status {
+        c.explore_kubernetes_plane_pod_labels.clear();
+        for (const auto& kv : labels) {
+          if (!kv.second.IsScalar()) {
+            return InvalidArgument(Where(file, kv.second,
+                                         "explore.kubernetes.plane_pod_labels." + kv.first.Scalar()) +
+                                   ": expected a string");
+          }
+          c.explore_kubernetes_plane_pod_labels.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+        }
+        return Status::Ok();
+      });
+      kr.Int("plane_api_port", &c.explore_kubernetes_plane_api_port, 1, 65535);
+      kr.StringList("extra_denied_cidrs", &c.explore_kubernetes_extra_denied_cidrs);
+      kr.String("cpu_request", &c.explore_kubernetes_cpu_request);
+      kr.String("memory_request", &c.explore_kubernetes_memory_request);
+      kr.Int("request_timeout_seconds", &c.explore_kubernetes_request_timeout_seconds, 1, 600);
+      return kr.Read(k);
+    });
+    return r.Read(n);
+  });
   RETURN_IF_ERROR(top.Read(root));
   std::string host;
   int port = 0;
   RETURN_IF_ERROR(ParseListen(c.listen, &host, &port).WithContext(file));
+  RETURN_IF_ERROR(
+      OneOf(file, "explore.backend", c.explore_backend, {"local", "kubernetes", "none"}));
+  if (c.explore_idle_timeout_seconds > c.explore_max_idle_timeout_seconds) {
+    return InvalidArgument(
+        file + ": explore.idle_timeout_seconds: " + std::to_string(c.explore_idle_timeout_seconds) +
+        " is above explore.max_idle_timeout_seconds (" +
+        std::to_string(c.explore_max_idle_timeout_seconds) + ")");
+  }
+  if (!c.explore_plane_url.empty() &&
+      (c.explore_plane_url.rfind("https://", 0) != 0 || c.explore_plane_url.back() == '/' ||
+       c.explore_plane_url.find_first_of(" \t\r\n\"'<>") != std::string::npos)) {
+    return InvalidArgument(file + ": explore.plane_url: '" + c.explore_plane_url +
+                           "': expected https://HOST[:PORT] without a trailing '/'");
+  }
   RETURN_IF_ERROR(OneOf(file, "master_key.backend", c.master_key_backend, {"file"}));
   RETURN_IF_ERROR(OneOf(file, "database.backend", c.database_backend, {"sqlite"}));
   RETURN_IF_ERROR(OneOf(file, "log.format", c.log_format, {"json", "text"}));
@@ -280,6 +419,7 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   for (std::string& dataset_root : c.dataset_allowed_roots) {
     RETURN_IF_ERROR(NormalizeDatasetRoot(c, &dataset_root).WithContext(file));
   }
+  RETURN_IF_ERROR(CheckScriptBases(file, c.script_bases));
   return c;
 }
 
@@ -434,7 +574,38 @@ std::string RenderConfig(const PlaneConfig& c) {
          "# The Output Gate (docs/gate.md): a policy YAML file; empty for the defaults.\n"
          "gate:\n"
          "  policy_file: \"" +
-         c.gate_policy_file + "\"\n";
+         c.gate_policy_file + "\"\n" +
+         "# Script jobs (`cce job submit --script`, docs/explore/script-jobs.md): curated\n"
+         "# base images, each a public (library/) image an operator pushed, e.g.\n"
+         "#   - {name: python-data, image: \"library/python-data:3.11\",\n"
+         "#      command: [\"/usr/bin/python3\"]}\n"
+         "jobs:\n"
+         "  script_bases: [" +
+         [&c] {
+           std::string list;
+           for (const auto& b : c.script_bases) {
+             nlohmann::json cmd = b.command;
+             list += std::string(list.empty() ? "" : ", ") +
+                     "{name: " + nlohmann::json(b.name).dump() +
+                     ", image: " + nlohmann::json(b.image).dump() + ", command: " + cmd.dump() +
+                     ", workdir: " + nlohmann::json(b.workdir).dump() + "}";
+           }
+           return list;
+         }() +
+         "]\n" +
+         "# Explore sessions (docs/explore/sessions.md): Jupyter over rented datasets'\n"
+         "# samples. backend: local | kubernetes | none (sessions refused).\n"
+         "explore:\n"
+         "  backend: " + c.explore_backend + "\n" +
+         "  idle_timeout_seconds: " + std::to_string(c.explore_idle_timeout_seconds) +
+         "  # default idle timeout of a session\n" +
+         "  max_idle_timeout_seconds: " + std::to_string(c.explore_max_idle_timeout_seconds) +
+         "  # the most a consumer may ask for\n" +
+         "  max_sessions_per_user: " + std::to_string(c.explore_max_sessions_per_user) + "\n" +
+         "  cull_interval_seconds: " + std::to_string(c.explore_cull_interval_seconds) + "\n" +
+         "  max_sample_bytes: " + std::to_string(c.explore_max_sample_bytes) +
+         "  # the most one published dataset sample may hold\n" +
+         "  plane_url: \"" + c.explore_plane_url + "\"  # empty: https://<listen>\n";
 }
 
 }  // namespace cce::plane

@@ -5,11 +5,23 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
 
 namespace cce::plane {
+
+// A curated base image for script jobs (plane.yaml jobs.script_bases,
+// docs/explore/script-jobs.md): `cce job submit --script` runs
+// command + ["<workdir>/<script>"] + args on `image` plus one layer holding
+// the script.
+struct ScriptBase {
+  std::string name;                   // [a-z0-9-]{1,63}, unique
+  std::string image;                  // a public image: library/NAME:TAG, NAME:TAG or sha256:<hex>
+  std::vector<std::string> command;   // non-empty, e.g. ["/usr/bin/python3"]
+  std::string workdir = "/job";       // absolute; where the script is placed and run
+};
 
 struct PlaneConfig {
   std::string data_dir;  // set by the loader, not read from the file
@@ -80,6 +92,62 @@ struct PlaneConfig {
   // The Output Gate's policy (docs/gate.md; absolute, or relative to
   // data_dir). Empty: the documented defaults.
   std::string gate_policy_file;
+
+  // Curated base images for script jobs (jobs.script_bases); empty: script
+  // jobs are refused (no base).
+  std::vector<ScriptBase> script_bases;
+
+  // Explore sessions (explore.*, docs/explore/sessions.md): where their
+  // Jupyter servers run ("local": runc on this host; "kubernetes"; "none":
+  // sessions are refused), their idle timeout (default and cap), how many
+  // one consumer may have live, how often the culler looks, and the plane's
+  // URL as sessions and browsers reach it (empty: https://<listen>).
+  std::string explore_backend = "local";
+  int64_t explore_idle_timeout_seconds = 30 * 60;
+  int64_t explore_max_idle_timeout_seconds = 8 * 3600;
+  int64_t explore_max_sessions_per_user = 2;
+  int64_t explore_cull_interval_seconds = 30;
+  std::string explore_plane_url;
+  int64_t explore_memory_mib = 2048;  // per session
+  int64_t explore_cpus = 1;           // per session
+  // The most bytes one published dataset sample may hold (Samples; docs/explore/samples.md).
+  int64_t explore_max_sample_bytes = int64_t{1} << 30;
+  // explore.local.* (the local backend's keys) and explore.kubernetes.*
+  // (the kubernetes backend's keys) follow here.
+  // explore.local.* (explore/local_backend.h, docs/explore/local.md): the
+  // runc binary and its state dir, the sessions' tmpfs work dirs, the first
+  // host uid of session users (uid = uid_base + user id), the directory
+  // holding the SDK package cce4long/ (mounted at /opt/cce4long; empty: not
+  // mounted), and how long Jupyter may take to answer.
+  std::string explore_local_runc = "runc";
+  std::string explore_local_runc_root = "/run/cce/explore/runc";
+  std::string explore_local_work_root = "/run/cce/explore";
+  int64_t explore_local_uid_base = 200000;
+  std::string explore_local_sdk_dir;
+  int64_t explore_local_start_timeout_seconds = 60;
+  // explore.kubernetes.* (explore/kubernetes_backend.h, docs/explore/kubernetes.md):
+  // credentials (a kubeconfig and its context; empty: the in-cluster service
+  // account), an API server URL override, the sessions' namespace (empty:
+  // the kubeconfig context's or the plane pod's), the Jupyter image and the
+  // sample fetcher's (empty: the same), a ConfigMap holding the SDK, a
+  // RuntimeClass, where the plane's pods are (ingress from them, egress to
+  // their API port), more CIDRs to deny, pod resource requests, and the
+  // timeout of one API request.
+  std::string explore_kubernetes_kubeconfig;
+  std::string explore_kubernetes_context;
+  std::string explore_kubernetes_api_server;
+  std::string explore_kubernetes_namespace;
+  std::string explore_kubernetes_image = "quay.io/jupyter/base-notebook:2024-12-02";
+  std::string explore_kubernetes_fetcher_image;
+  std::string explore_kubernetes_sdk_config_map;
+  std::string explore_kubernetes_runtime_class;
+  std::string explore_kubernetes_plane_namespace;
+  std::vector<std::pair<std::string, std::string>> explore_kubernetes_plane_pod_labels;
+  int64_t explore_kubernetes_plane_api_port = 8443;
+  std::vector<std::string> explore_kubernetes_extra_denied_cidrs;
+  std::string explore_kubernetes_cpu_request = "100m";
+  std::string explore_kubernetes_memory_request = "256Mi";
+  int64_t explore_kubernetes_request_timeout_seconds = 30;
 
   // Resolves a configured path against data_dir.
   std::string Path(const std::string& configured) const;

@@ -43,6 +43,15 @@ class FileMasterKey : public MasterKey {
 
   std::string backend() const override { return "file"; }
 
+  StatusOr<crypto::SecretBytes> DeriveKey(std::string_view purpose) override {
+    if (purpose.empty()) return InvalidArgument("master key derivation: empty purpose");
+    crypto::SecretBytes out(32);
+    RETURN_IF_ERROR(crypto::HkdfSha256(
+        key_.span(), crypto::AsBytes(kKeyLabel),
+        crypto::AsBytes("cce4long-derive-v1:" + std::string(purpose)), out.span()));
+    return out;
+  }
+
  private:
   crypto::SecretBytes key_;
 };

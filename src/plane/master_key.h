@@ -22,6 +22,11 @@ class MasterKey {
   virtual StatusOr<crypto::Bytes> Seal(crypto::ByteSpan plaintext, std::string_view context) = 0;
   virtual StatusOr<crypto::SecretBytes> Open(crypto::ByteSpan sealed, std::string_view context) = 0;
   virtual std::string backend() const = 0;
+  // A 32-byte key for `purpose` derived from the master key (file backend:
+  // HKDF-SHA256), the same for the same master key and purpose: for values
+  // the plane re-derives after a restart instead of storing them (Explore
+  // sessions' Jupyter tokens: purpose "explore-jupyter").
+  virtual StatusOr<crypto::SecretBytes> DeriveKey(std::string_view purpose) = 0;
 };
 
 // File backend: the key file holds 32 random bytes (hex, one line), mode

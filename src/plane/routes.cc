@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <set>
 
 #include "image/image.h"
 #include "plane/console.h"
@@ -116,6 +117,40 @@ class ReviewFileBody : public http::BodySource {
   Reviews::File file_;
 };
 
+// One file of a dataset sample, read from the plane's copy a piece at a time.
+class SampleFileBody : public http::BodySource {
+ public:
+  explicit SampleFileBody(Samples::File file) : file_(std::move(file)) {}
+  uint64_t size() const override { return file_.size; }
+  StatusOr<size_t> Read(std::span<uint8_t> buf) override {
+    for (;;) {
+      const ssize_t n = ::read(file_.fd.get(), buf.data(), buf.size());
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return ErrnoStatus("sample file " + file_.path, errno);
+    }
+  }
+
+ private:
+  Samples::File file_;
+};
+
+// A sample file's Content-Type, by its extension only (the bytes are the
+// provider's; nosniff keeps a browser from guessing otherwise).
+std::string SampleContentType(std::string_view path) {
+  auto ends = [&](std::string_view ext) {
+    if (path.size() < ext.size()) return false;
+    const std::string_view tail = path.substr(path.size() - ext.size());
+    return std::equal(tail.begin(), tail.end(), ext.begin(), [](char a, char b) {
+      return std::tolower(static_cast<unsigned char>(a)) == b;
+    });
+  };
+  if (ends(".csv")) return "text/csv; charset=utf-8";
+  if (ends(".jsonl") || ends(".ndjson")) return "application/x-ndjson";
+  if (ends(".json")) return "application/json";
+  if (ends(".txt") || ends(".md")) return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
 // A path captured from the URL, percent-decoded ('+' stays '+'); nullopt
 // for a malformed escape.
 std::optional<std::string> DecodePathCapture(std::string_view s) {
@@ -176,6 +211,32 @@ std::optional<uint64_t> ContentLength(const http::Request& req) {
   return n;
 }
 
+const std::string kJobIdPattern = "(job-[0-9a-f]{16})";
+
+// The one place that says what an Explore session's SDK token may do
+// (Caller::explore_session; docs/explore/sessions.md): what the SDK in a
+// notebook needs -- list datasets and rentals, read samples, submit jobs
+// and script jobs, read, cancel and download its own jobs, list the script
+// bases -- and nothing else. Checked in admit for every /api/v1 route.
+bool OpenToSessionTokens(const std::string& method, const std::string& pattern) {
+  static const std::set<std::pair<std::string, std::string>> kOpen = {
+      {"GET", "/api/v1/datasets"},
+      {"GET", "/api/v1/datasets/([a-z0-9-]+)"},
+      {"GET", "/api/v1/rentals"},
+      {"POST", "/api/v1/jobs"},
+      {"POST", "/api/v1/jobs/script"},
+      {"GET", "/api/v1/jobs"},
+      {"GET", "/api/v1/jobs/" + kJobIdPattern},
+      {"GET", "/api/v1/jobs/" + kJobIdPattern + "/output"},
+      {"POST", "/api/v1/jobs/" + kJobIdPattern + "/cancel"},
+      {"GET", "/api/v1/explore/bases"},
+  };
+  if (kOpen.count({method, pattern}) != 0) return true;
+  // Reading a dataset's sample (its listing and files; Samples checks the rental).
+  return method == "GET" && pattern.rfind("/api/v1/datasets/", 0) == 0 &&
+         pattern.find("/sample") != std::string::npos;
+}
+
 using UserHandler = std::function<StatusOr<http::Response>(const Caller&, http::Request&)>;
 using KbsHandler = std::function<StatusOr<http::Response>(http::Request&)>;
 
@@ -200,11 +261,21 @@ class RouteBuilder {
     http::Route r = Base(std::move(spec));
     // The lambdas outlive this builder: they hold the services, never `this`.
     Services* s = &s_;
-    r.admit = [s, roles, before_body](const http::Request& req) -> std::optional<http::Response> {
+    const bool session_tokens = OpenToSessionTokens(r.method, r.pattern);
+    r.admit = [s, roles, before_body,
+               session_tokens](const http::Request& req) -> std::optional<http::Response> {
       const std::string line = RequestLine(req);
       auto caller = s->users.Authenticate(req.HeaderValue("Authorization").value_or(""),
                                           req.remote_addr, line);
       if (!caller.ok()) return ErrorResponse(caller.status());
+      if (!caller->explore_session.empty() && !session_tokens) {
+        return ErrorResponse(s->audit_log.Deny(
+            caller->actor(), "authz", line,
+            PermissionDenied("an Explore session token cannot " + line +
+                             ": it may only read datasets, rentals and samples and submit and "
+                             "read its own jobs"),
+            {{"reason", "explore session token"}, {"session", caller->explore_session}}));
+      }
       Status allowed = s->users.Authorize(*caller, roles, line);
       if (!allowed.ok()) return ErrorResponse(allowed);
       if (before_body) {
@@ -257,6 +328,17 @@ class RouteBuilder {
     routes_.push_back(std::move(r));
   }
 
+  // A reverse proxy route (src/http Route::proxy): `admit` authenticates and
+  // may answer itself; `proxy` names the upstream.
+  void Proxy(RouteSpec spec,
+             std::function<std::optional<http::Response>(const http::Request&)> admit,
+             std::function<StatusOr<http::ProxyTarget>(const http::Request&)> proxy) {
+    http::Route r = Base(std::move(spec));
+    r.admit = std::move(admit);
+    r.proxy = std::move(proxy);
+    routes_.push_back(std::move(r));
+  }
+
   void Open(RouteSpec spec, std::function<http::Response(http::Request&)> handler) {
     http::Route r = Base(std::move(spec));
     r.handle = std::move(handler);
@@ -280,6 +362,9 @@ class RouteBuilder {
 };
 
 const std::vector<Role> kAnyRole = {};
+// The largest request body proxied to a session's Jupyter server (an
+// uploaded notebook or file).
+constexpr uint64_t kExploreMaxProxiedBodyBytes = uint64_t{100} << 20;
 constexpr auto kBuffered = http::BodyPolicy::kBuffered;
 const std::string kJobId = "(job-[0-9a-f]{16})";
 
@@ -414,6 +499,47 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
            ASSIGN_OR_RETURN(auto out, s.catalog.Get(req.captures[0]));
            return Encode(200, out);
          });
+  // ---- Dataset samples (docs/explore/samples.md): the owner publishes a
+  // tar (streamed to an anonymous file, ownership and announced length
+  // checked before the body); the owner and current renters read.
+  b.User(
+      RouteSpec{"PUT", "/api/v1/datasets/([a-z0-9-]+)/sample", http::BodyPolicy::kToFile,
+                s.samples.max_upload_bytes(), s.samples.upload_dir()},
+      kAnyRole,
+      [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+        auto out = s.samples.Publish(c, req.captures[0], req.body_fd);
+        if (out.status().code() == StatusCode::kResourceExhausted) {  // too many files or bytes
+          return JsonResponse(
+              413, {{"error", {{"code", "payload_too_large"}, {"message", out.status().message()}}}});
+        }
+        if (!out.ok()) return out.status();
+        return Encode(201, *out);
+      },
+      [&s](const Caller& c, const http::Request& req) -> Status {
+        const auto type = req.HeaderValue("Content-Type").value_or("");
+        if (type != "application/x-tar") {
+          return InvalidArgument("Content-Type: expected application/x-tar (an uncompressed tar)");
+        }
+        return s.samples.AdmitPublish(c, req.captures.at(0), ContentLength(req));
+      });
+  b.User(with("GET", "/api/v1/datasets/([a-z0-9-]+)/sample"), kAnyRole,
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.samples.Get(c, req.captures[0]));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/datasets/([a-z0-9-]+)/sample/files/(.+)"), kAnyRole,
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           auto path = DecodePathCapture(req.captures[1]);
+           if (!path) return InvalidArgument("file path: malformed percent-encoding");
+           ASSIGN_OR_RETURN(auto file, s.samples.OpenFile(c, req.captures[0], *path));
+           http::Response r;
+           r.content_type = SampleContentType(file.path);
+           r.headers.push_back({"X-Content-Type-Options", "nosniff"});
+           r.headers.push_back({"Content-Security-Policy", "sandbox"});
+           r.headers.push_back({"X-Sample-Version", std::to_string(file.version)});
+           r.stream = std::make_shared<SampleFileBody>(std::move(file));
+           return r;
+         });
   b.User(with("POST", "/api/v1/rentals", true), {Role::kConsumer},
          [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
            ASSIGN_OR_RETURN(auto in, DecodeBody<api::RentRequest>(req));
@@ -478,6 +604,20 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
                s.jobs.Submit(c, req.body, req.HeaderValue("Idempotency-Key").value_or("")));
            return Encode(out.created ? 201 : 200, out.job);
          });
+  // Script jobs (docs/explore/script-jobs.md): the body carries the script
+  // (base64, at most ScriptJobs::kMaxScriptBytes), so its own cap.
+  b.User(RouteSpec{"POST", "/api/v1/jobs/script", kBuffered,
+                   std::max<uint64_t>(max_body_bytes, ScriptJobs::kMaxRequestBytes), ""},
+         {Role::kConsumer}, [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::ScriptJobRequest>(req));
+           ASSIGN_OR_RETURN(auto out, s.script_jobs.Submit(
+                                          c, in, req.HeaderValue("Idempotency-Key").value_or("")));
+           return Encode(out.created ? 201 : 200, out.job);
+         });
+  b.User(with("GET", "/api/v1/explore/bases"), kAnyRole,
+         [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
+           return Encode(200, s.script_jobs.Bases());
+         });
   b.User(with("GET", "/api/v1/jobs"), job_readers,
          [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
            Jobs::ListRequest in;
@@ -513,6 +653,90 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
            ASSIGN_OR_RETURN(auto out, s.jobs.Cancel(c, req.captures[0]));
            return Encode(200, out);
          });
+
+  // ---- Explore sessions (docs/explore/sessions.md)
+  const std::string kSessionId = "(xs-[0-9a-f]{16})";
+  b.User(with("POST", "/api/v1/explore/sessions", true), {Role::kConsumer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           api::StartExploreRequest in;
+           if (!req.body.empty()) {
+             ASSIGN_OR_RETURN(in, DecodeBody<api::StartExploreRequest>(req));
+           }
+           ASSIGN_OR_RETURN(auto out, s.explore.Start(c, in));
+           return Encode(201, out);
+         });
+  b.User(with("GET", "/api/v1/explore/sessions"), kAnyRole,
+         [&s](const Caller& c, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.explore.List(c));
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/explore/sessions/" + kSessionId), kAnyRole,
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.explore.Get(c, req.captures[0]));
+           return Encode(200, out);
+         });
+  b.User(with("DELETE", "/api/v1/explore/sessions/" + kSessionId),
+         {Role::kConsumer, Role::kOperator},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.explore.Stop(c, req.captures[0]));
+           return Encode(200, out);
+         });
+  b.User(with("POST", "/api/v1/explore/sessions/" + kSessionId + "/login", true), {Role::kConsumer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.explore.NewLoginUrl(c, req.captures[0]));
+           return Encode(200, out);
+         });
+  // The browser's way in: a one-time code for a cookie scoped to the session.
+  b.Open(with("GET", "/explore/" + kSessionId + "/login"), [&s](http::Request& req) {
+    auto in =
+        s.explore.Login(req.captures[0], req.QueryValue("code").value_or(""), req.remote_addr);
+    if (!in.ok()) return ErrorResponse(in.status());
+    http::Response r;
+    r.status = 303;
+    r.content_type = "text/plain; charset=utf-8";
+    r.headers.push_back({"Set-Cookie", in->set_cookie});
+    r.headers.push_back({"Location", in->location});
+    r.headers.push_back({"Cache-Control", "no-store"});
+    r.headers.push_back({"Referrer-Policy", "no-referrer"});
+    return r;
+  });
+  // Everything else under /explore/<id>/ goes to the session's Jupyter
+  // server, any method, WebSockets included: admit checks the owner's
+  // cookie (or API token) and that the session runs, before any body byte;
+  // the plane's cookie and the Authorization field never go upstream, the
+  // Jupyter token is added instead.
+  b.Proxy(
+      RouteSpec{"*", "/explore/" + kSessionId + "/.*", http::BodyPolicy::kNone,
+                kExploreMaxProxiedBodyBytes, ""},
+      [&s](const http::Request& req) -> std::optional<http::Response> {
+        auto target =
+            s.explore.Target(req.captures[0], req.HeaderValue("Cookie").value_or(""),
+                             req.HeaderValue("Authorization").value_or(""), req.remote_addr);
+        if (!target.ok()) {
+          if (target.status().code() == StatusCode::kUnauthenticated && req.method == "GET") {
+            // A browser without its cookie: say how to log in, as a page.
+            http::Response r = ErrorResponse(target.status());
+            r.content_type = "text/plain; charset=utf-8";
+            r.body = target.status().message() + "\n";
+            return r;
+          }
+          return ErrorResponse(target.status());
+        }
+        http::ProxyTarget t;
+        t.unix_socket = target->upstream.unix_socket;
+        t.host = target->upstream.host;
+        t.port = target->upstream.port;
+        t.set_headers.push_back({"Authorization", std::move(target->jupyter_authorization)});
+        t.remove_headers = {"Authorization"};
+        t.remove_cookies = {std::string(ExploreSessions::kCookieName)};
+        req.context = std::move(t);
+        return std::nullopt;
+      },
+      [](const http::Request& req) -> StatusOr<http::ProxyTarget> {
+        const auto* t = std::any_cast<http::ProxyTarget>(&req.context);
+        if (t == nullptr) return Internal("explore proxy ran without its target");
+        return *t;
+      });
 
   // ---- Review of held outputs (docs/review.md)
   b.User(with("GET", "/api/v1/reviews"), {Role::kReviewer, Role::kOperator},

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +17,9 @@
 
 #include "base/fd.h"
 #include "crypto/x509.h"
+#include "explore/jupyter_status.h"
+#include "explore/kubernetes_backend.h"
+#include "explore/local_backend.h"
 #include "ledger/ledger.h"
 #include "plane/attestation.h"
 #include "plane/config.h"
@@ -81,6 +85,90 @@ StatusOr<std::unique_ptr<Provisioner>> MakeConfiguredLocalProvisioner(const Plan
   return MakeLocalProvisioner(std::move(o), db, clock, log);
 }
 
+// The directory holding the SDK package (cce4long/) a local session mounts
+// at /opt/cce4long: explore.local.sdk_dir, else the copy the build installs
+// next to the binaries (BIN/../share/cce4long/python), else none.
+std::string DefaultSdkDir() {
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return "";
+  std::string dir(self, static_cast<size_t>(n));
+  dir = dir.substr(0, dir.rfind('/'));
+  const std::string candidate = dir.substr(0, dir.rfind('/')) + "/share/cce4long/python";
+  struct stat st {};
+  return ::stat((candidate + "/cce4long").c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? candidate : "";
+}
+
+// explore.backend -> the backend sessions run on (null for "none").
+StatusOr<std::shared_ptr<explore::SessionBackend>> MakeExploreBackend(const PlaneConfig& config) {
+  if (config.explore_backend == "local") {
+    explore::LocalBackendOptions o;
+    o.runc = config.explore_local_runc;
+    o.runc_root = config.explore_local_runc_root;
+    o.work_root = config.explore_local_work_root;
+    o.uid_base = static_cast<uint32_t>(config.explore_local_uid_base);
+    o.sdk_dir = config.explore_local_sdk_dir.empty() ? DefaultSdkDir()
+                                                     : config.Path(config.explore_local_sdk_dir);
+    o.start_timeout = std::chrono::seconds(config.explore_local_start_timeout_seconds);
+    ASSIGN_OR_RETURN(explore::LocalBackend backend, explore::LocalBackend::Create(std::move(o)));
+    return std::shared_ptr<explore::SessionBackend>(
+        std::make_shared<explore::LocalBackend>(std::move(backend)));
+  }
+  if (config.explore_backend == "kubernetes") {
+    explore::KubernetesBackendOptions o;
+    o.kubeconfig = config.explore_kubernetes_kubeconfig.empty()
+                       ? ""
+                       : config.Path(config.explore_kubernetes_kubeconfig);
+    o.kubeconfig_context = config.explore_kubernetes_context;
+    o.api_server = config.explore_kubernetes_api_server;
+    o.manifests.namespace_name = config.explore_kubernetes_namespace;
+    o.manifests.image = config.explore_kubernetes_image;
+    o.manifests.fetcher_image = config.explore_kubernetes_fetcher_image;
+    o.manifests.sdk_config_map = config.explore_kubernetes_sdk_config_map;
+    o.manifests.runtime_class_name = config.explore_kubernetes_runtime_class;
+    o.manifests.plane.namespace_name = config.explore_kubernetes_plane_namespace;
+    for (const auto& [key, value] : config.explore_kubernetes_plane_pod_labels) {
+      o.manifests.plane.pod_labels[key] = value;
+    }
+    o.manifests.plane.api_port = static_cast<int>(config.explore_kubernetes_plane_api_port);
+    o.manifests.extra_denied_cidrs = config.explore_kubernetes_extra_denied_cidrs;
+    o.manifests.cpu_request = config.explore_kubernetes_cpu_request;
+    o.manifests.memory_request = config.explore_kubernetes_memory_request;
+    o.request_timeout = std::chrono::seconds(config.explore_kubernetes_request_timeout_seconds);
+    ASSIGN_OR_RETURN(std::unique_ptr<explore::KubernetesBackend> backend,
+                     explore::KubernetesBackend::Create(std::move(o)));
+    return std::shared_ptr<explore::SessionBackend>(std::move(backend));
+  }
+  return std::shared_ptr<explore::SessionBackend>();
+}
+
+// plane.yaml explore.* -> the sessions service's options.
+StatusOr<ExploreOptions> MakeExploreOptions(const PlaneConfig& config) {
+  ExploreOptions o;
+  o.backend_name = config.explore_backend;
+  ASSIGN_OR_RETURN(o.backend, MakeExploreBackend(config));
+  o.idle_timeout_seconds = config.explore_idle_timeout_seconds;
+  o.max_idle_timeout_seconds = config.explore_max_idle_timeout_seconds;
+  o.max_sessions_per_user = config.explore_max_sessions_per_user;
+  o.plane_url =
+      config.explore_plane_url.empty() ? "https://" + config.listen : config.explore_plane_url;
+  ASSIGN_OR_RETURN(o.ca_pem, ReadFile(config.Path(config.tls_ca_file), size_t{1} << 20));
+  const std::string explore_dir = config.data_dir + "/explore";
+  if (::mkdir(explore_dir.c_str(), 0711) != 0 && errno != EEXIST) {
+    return ErrnoStatus(explore_dir, errno);
+  }
+  o.homes_dir = explore_dir + "/homes";
+  o.memory_mib = config.explore_memory_mib;
+  o.cpus = config.explore_cpus;
+  o.jupyter_activity = [](const explore::Upstream& upstream, const std::string& base_url,
+                          const crypto::SecretBytes& token) -> StatusOr<int64_t> {
+    ASSIGN_OR_RETURN(explore::JupyterActivity a,
+                     explore::FetchJupyterStatus(upstream, base_url, token));
+    return a.last_activity;
+  };
+  return o;
+}
+
 }  // namespace
 
 Status Serve(const ServeOptions& options, const Clock& clock) {
@@ -141,6 +229,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
     ASSIGN_OR_RETURN(gate_policy, gate::LoadPolicy(text, policy_path));
   }
 
+  ASSIGN_OR_RETURN(ExploreOptions explore_options, MakeExploreOptions(config));
   JobEngine* engine_ptr = nullptr;  // set below; the services only wake it
   Services services(ServiceDeps{
       .db = *db,
@@ -170,6 +259,10 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       .review_required_approvals = config.review_required_approvals,
       .gate_policy = gate_policy,
       .fingerprint_dir = config.data_dir + "/fingerprints",
+      .script_bases = config.script_bases,
+      .samples_dir = config.data_dir + "/samples",
+      .max_sample_bytes = config.explore_max_sample_bytes,
+      .explore = std::move(explore_options),
   });
 
   std::unique_ptr<Provisioner> provisioner;
@@ -243,6 +336,30 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
     }
   }
   engine.Start();  // also resumes jobs left mid-way by a previous run
+  // Explore sessions: those a previous run left are found again or LOST;
+  // then the idle culler runs every explore.cull_interval_seconds. A
+  // shutdown leaves running sessions running (the next start finds them).
+  if (auto recovered = services.explore.Recover(); !recovered.ok()) {
+    log.Error("explore.recover", {{"error", recovered.status().message()}});
+  }
+  std::atomic<bool> culler_done{false};
+  std::thread culler([&] {
+    auto next = std::chrono::steady_clock::now();
+    while (!culler_done) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (std::chrono::steady_clock::now() < next) continue;
+      next = std::chrono::steady_clock::now() +
+             std::chrono::seconds(config.explore_cull_interval_seconds);
+      services.explore.FlushActivity();
+      auto culled = services.explore.CullOnce();
+      if (!culled.ok()) {
+        log.Error("explore.cull", {{"error", culled.status().message()}});
+      } else if (culled->stopped + culled->lost > 0) {
+        log.Info("explore.cull", {{"stopped", std::to_string(culled->stopped)},
+                                  {"lost", std::to_string(culled->lost)}});
+      }
+    }
+  });
   log.Info("plane.start", {{"listen", host + ":" + std::to_string(*bound)},
                            {"master_key", master_key->backend()},
                            {"schema", std::to_string(store::SqliteStore::LatestSchemaVersion())}});
@@ -258,6 +375,9 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   server->Run();
   done = true;
   stopper.join();
+  culler_done = true;
+  culler.join();
+  services.explore.FlushActivity(/*force=*/true);
   engine.Stop();                           // no transition may land after the closing checkpoint
   engine.MaybeCheckpoint(/*force=*/true);  // seal the audit log's tail
   server_ptr = nullptr;

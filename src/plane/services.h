@@ -24,10 +24,12 @@
 #include "base/fd.h"
 #include "base/status.h"
 #include "crypto/crypto.h"
+#include "explore/backend.h"
 #include "image/blob_store.h"
 #include "jobspec/jobspec.h"
 #include "ledger/ledger.h"
 #include "plane/attestation.h"
+#include "plane/config.h"
 #include "plane/credential.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
@@ -40,7 +42,14 @@ namespace cce::plane {
 // An authenticated API user.
 struct Caller {
   store::User user;
-  std::string actor() const { return "user:" + user.name; }
+  // Set when the caller authenticated with an Explore session's SDK token
+  // (ExploreSessions): the session's id. Such a caller may use only the
+  // routes routes.cc marks as open to session tokens.
+  std::string explore_session = {};
+  std::string actor() const {
+    return explore_session.empty() ? "user:" + user.name
+                                   : "user:" + user.name + "@" + explore_session;
+  }
 };
 
 // The one way the plane writes audit records.
@@ -90,6 +99,29 @@ class FailureLimiter {
   std::map<std::string, Entry> entries_;
 };
 
+// Explore sessions' settings and their parts from outside the plane
+// (plane.yaml explore.*, docs/explore/sessions.md).
+struct ExploreOptions {
+  // Where sessions' Jupyter servers run; null: sessions are refused
+  // (explore.backend none).
+  std::shared_ptr<explore::SessionBackend> backend = nullptr;
+  std::string backend_name = "none";
+  int64_t idle_timeout_seconds = 30 * 60;
+  int64_t max_idle_timeout_seconds = 8 * 3600;
+  int64_t max_sessions_per_user = 2;
+  // The plane as browsers and sessions reach it: "https://host:port".
+  std::string plane_url = "https://127.0.0.1:8443";
+  std::string ca_pem = {};     // the plane's CA certificate (PEM), for the SDK
+  std::string homes_dir = {};  // DATA_DIR/explore/homes: one home per consumer
+  int64_t memory_mib = 2048;
+  int64_t cpus = 1;
+  // The Jupyter server's own last activity (unix seconds), for the culler
+  // (explore::FetchJupyterStatus). Empty: only the proxy's requests count.
+  std::function<StatusOr<int64_t>(const explore::Upstream&, const std::string& base_url,
+                                  const crypto::SecretBytes& jupyter_token)>
+      jupyter_activity = nullptr;
+};
+
 struct ServiceDeps {
   store::Store& db;
   const Clock& clock;
@@ -126,6 +158,15 @@ struct ServiceDeps {
   // sealed dataset fingerprints rest (DATA_DIR/fingerprints).
   gate::Policy gate_policy = {};
   std::string fingerprint_dir = {};
+  // Curated bases of script jobs (plane.yaml jobs.script_bases; ScriptJobs).
+  std::vector<ScriptBase> script_bases = {};
+  // Published dataset samples (Samples): DATA_DIR/samples, and the most
+  // bytes one sample may hold (plane.yaml explore.max_sample_bytes). Empty
+  // samples_dir: publishing and reading samples is kFailedPrecondition.
+  std::string samples_dir = {};
+  int64_t max_sample_bytes = int64_t{1} << 30;
+  // Explore sessions (ExploreSessions).
+  ExploreOptions explore = {};
 };
 
 // Users and authentication.
@@ -302,6 +343,141 @@ class Jobs {
   Images& images_;
   // Downloads in progress; shared with the slots, which may outlive a request.
   std::shared_ptr<std::atomic<int64_t>> downloads_ = std::make_shared<std::atomic<int64_t>>(0);
+};
+
+// Script jobs (docs/explore/script-jobs.md): a consumer's script run on a
+// curated base image (ServiceDeps::script_bases). Submit builds a derived
+// image -- the base's manifest plus one gzip layer holding
+// <workdir>/<script> (mode 0444, root, mtime 0) and a config with that
+// layer's diff_id, WorkingDir <workdir> and no Cmd -- stores its blobs in
+// the caller's scope through Images (PutBlob, Tag: the push path, under the
+// caller's quota), tags it script/<job name>:<first 12 hex of its digest>,
+// and submits an ordinary job through Jobs::Submit (the same rental check,
+// validation and audit as POST /api/v1/jobs) running
+// base.command + ["<workdir>/<script>"] + args. The same base, script and
+// name give the same image digest.
+class ScriptJobs {
+ public:
+  ScriptJobs(ServiceDeps& deps, AuditLog& audit, Images& images, Jobs& jobs)
+      : d_(deps), audit_(audit), images_(images), jobs_(jobs) {}
+
+  static constexpr size_t kMaxScriptBytes = size_t{1} << 20;
+  // The route's body cap: a kMaxScriptBytes script in base64 and the rest.
+  static constexpr uint64_t kMaxRequestBytes = kMaxScriptBytes / 3 * 4 + (64 << 10);
+
+  // The configured bases (any authenticated user).
+  api::BaseList Bases() const;
+
+  // Errors, each naming the field ("body.base", "body.script.name",
+  // "body.script.content_base64", "body.datasets[i].name", ...):
+  // kInvalidArgument for an unknown base, a script name not
+  // [A-Za-z0-9._-]{1,100} ending in .py or .sh (not starting with '.'),
+  // content that is not base64 or over kMaxScriptBytes, a job spec the
+  // request makes that ParseJobSpec refuses; kFailedPrecondition when the
+  // base's image is not a public image on the plane (only library/ images,
+  // whose blobs every user may reference, can be bases); the quota's
+  // kResourceExhausted; then whatever Jobs::Submit refuses (a missing
+  // rental is its audited kPermissionDenied). On success the job is also
+  // audited as job.script.submit (base, script sha256, image digest); if
+  // that record cannot be written the job is cancelled and the error
+  // returned.
+  StatusOr<Jobs::Submitted> Submit(const Caller& caller, const api::ScriptJobRequest& request,
+                                   const std::string& idempotency_key);
+
+ private:
+  ServiceDeps& d_;
+  AuditLog& audit_;
+  Images& images_;
+  Jobs& jobs_;
+};
+
+// Where a dataset's latest published sample rests on the plane's host, for
+// the sessions service to mount read-only at /data/<dataset>/.
+struct SampleLocation {
+  std::string dir;  // absolute: DATA_DIR/samples/<dataset id>/v<version>
+  int64_t version = 0;
+  std::string dataset;  // the dataset's name
+};
+
+// Dataset samples (docs/explore/samples.md): desensitized files a dataset's
+// owner publishes and the plane keeps in clear, one directory per version
+// under ServiceDeps::samples_dir (<dataset id>/v<N>/, files 0444, dirs 0555,
+// owned by the plane's user, with the listing beside it in v<N>.json), the
+// store's samples row pinning the listing's digest. The latest
+// kVersionsKept versions are kept: a running Explore session may still
+// bind the previous one.
+//
+// Read rule (CheckRead, the one function every read goes through): the
+// dataset's owner, or a consumer whose rental covers now (Rentals::
+// CheckCoverage, the check job submission uses). Operators and reviewers:
+// no, since a sample is derived from the confidential data and they have no
+// business reading it. Every refusal is audited (AuditLog::Deny); an allowed
+// listing is audited as dataset.sample.read (files fetched after it are
+// not, one record per listing), and one whose record cannot be written is
+// refused.
+class Samples {
+ public:
+  Samples(ServiceDeps& deps, AuditLog& audit, Rentals& rentals)
+      : d_(deps), audit_(audit), rentals_(rentals) {}
+
+  static constexpr uint64_t kMaxFiles = 10'000;
+  static constexpr int64_t kVersionsKept = 2;
+
+  // Before any body byte of a publication: the dataset exists (kNotFound),
+  // the caller owns it (kPermissionDenied, audited as
+  // dataset.sample.publish) and an announced length fits in
+  // max_upload_bytes() (kResourceExhausted). Creates upload_dir().
+  Status AdmitPublish(const Caller& caller, const std::string& dataset,
+                      std::optional<uint64_t> content_length);
+  // Unpacks the tar read from `tar_fd` (from offset 0) as the dataset's next
+  // version, records it (audited as dataset.sample.publish, in the same
+  // transaction) and prunes versions older than kVersionsKept. Refusals
+  // (audited): those of AdmitPublish; kInvalidArgument naming the tar member
+  // that is not a plain file or directory, or has an absolute, '..', or
+  // over-long name; kResourceExhausted over kMaxFiles files or
+  // max_sample_bytes bytes. Nothing is left half-written: the files are
+  // unpacked into a temporary directory renamed into place only when
+  // complete, and removed again when the record cannot be written.
+  StatusOr<api::SampleInfo> Publish(const Caller& caller, const std::string& dataset,
+                                    int tar_fd);
+  // The latest version's listing (CheckRead; audited as dataset.sample.read).
+  // kNotFound: no such dataset, or no published sample; kDataLoss: the
+  // listing on disk does not match the recorded digest.
+  StatusOr<api::SampleInfo> Get(const Caller& caller, const std::string& dataset);
+  // One file of the latest version, to stream (CheckRead; not audited when
+  // allowed). `path` as listed; anything else is kNotFound.
+  struct File {
+    UniqueFd fd;  // read-only, at offset 0
+    uint64_t size = 0;
+    std::string path;
+    int64_t version = 0;
+  };
+  StatusOr<File> OpenFile(const Caller& caller, const std::string& dataset,
+                          const std::string& path);
+  // For the sessions service (no caller: it checks the rental itself, with
+  // CheckRead or Rentals::CheckCoverage). kNotFound: "dataset X has no
+  // published sample".
+  StatusOr<SampleLocation> Latest(int64_t dataset_id);
+  // The read rule above for `dataset`; a refusal is audited as `action` on
+  // "dataset:<name>". kPermissionDenied says how to get access.
+  Status CheckRead(const Caller& caller, const store::Dataset& dataset, const std::string& action);
+
+  // Where the route streams an upload (kToFile) before Publish reads it.
+  std::string upload_dir() const { return d_.samples_dir + "/.uploads"; }
+  // The largest tar accepted: max_sample_bytes plus the headers and padding
+  // of kMaxFiles files and as many directories.
+  uint64_t max_upload_bytes() const;
+
+ private:
+  StatusOr<store::Dataset> LoadDataset(const std::string& name);
+  StatusOr<api::SampleInfo> ReadListing(const store::Dataset& dataset,
+                                        const store::Sample& sample);
+  std::string DatasetDir(int64_t dataset_id) const;
+
+  ServiceDeps& d_;
+  AuditLog& audit_;
+  Rentals& rentals_;
+  std::mutex publish_mu_;  // one publication at a time: version choice, rename, prune
 };
 
 // The key broker (docs/attestation.md §11): credential -> nonce; quote ->
@@ -551,6 +727,127 @@ class AuditTrail {
   AuditLog& audit_;
 };
 
+// Explore sessions (docs/explore/sessions.md): a consumer's Jupyter server
+// over the desensitized samples of datasets they rent now, reached only
+// through the plane's proxy at /explore/<id>/ with the consumer's login.
+// Secrets: the Jupyter token is derived from the master key (HKDF of the
+// "explore-jupyter" key and the session id), never stored; the SDK token,
+// the one-time login code and the browser cookie are 32 random bytes of
+// which only SHA-256 is stored. Every decision is audited on
+// "explore:<id>" (explore.start, explore.stop, explore.lost, explore.fail,
+// explore.login_url, explore.login; refusals as deny); a start whose
+// record cannot be written is refused.
+class ExploreSessions {
+ public:
+  ExploreSessions(ServiceDeps& deps, AuditLog& audit, Users& users, Rentals& rentals,
+                  Samples& samples)
+      : d_(deps), audit_(audit), users_(users), rentals_(rentals), samples_(samples) {}
+  ExploreSessions(const ExploreSessions&) = delete;
+  ExploreSessions& operator=(const ExploreSessions&) = delete;
+
+  static constexpr std::string_view kCookieName = "cce_explore";
+  static constexpr int64_t kLoginCodeTtlSeconds = 120;
+  static constexpr int64_t kActivityFlushSeconds = 30;
+  static constexpr int64_t kMinIdleTimeoutSeconds = 60;
+  // SDK tokens: this prefix + 64 hex digits (API tokens start "cce_").
+  static constexpr std::string_view kSdkTokenPrefix = "cxs_";
+
+  // Consumers only (not with a session token). Datasets default to every
+  // one the caller rents now; each must be rented now (Rentals::
+  // CheckCoverage: kPermissionDenied naming it) and have a published sample
+  // (kFailedPrecondition naming it); none at all is kFailedPrecondition.
+  // idle_timeout_seconds: kMinIdleTimeoutSeconds..max_idle_timeout_seconds
+  // (else kInvalidArgument naming the limit). Over max_sessions_per_user
+  // live: kResourceExhausted. Records STARTING (audited explore.start;
+  // refused if the record cannot be written), starts the backend, then
+  // RUNNING (or FAILED with the backend's reason, returned as its error).
+  // Refusals audited.
+  StatusOr<api::ExploreSession> Start(const Caller& caller,
+                                      const api::StartExploreRequest& request);
+  // The caller's sessions, newest first (operators: everyone's).
+  StatusOr<api::ExploreSessionList> List(const Caller& caller);
+  // Another consumer's session is kNotFound (as if it did not exist).
+  StatusOr<api::ExploreSession> Get(const Caller& caller, const std::string& id);
+  // Owner or operator; stops the server and records STOPPED. A session no
+  // longer live is returned as it is.
+  StatusOr<api::ExploreSession> Stop(const Caller& caller, const std::string& id);
+  // Owner only, RUNNING only: a fresh one-time login URL (the previous
+  // unused one dies), valid kLoginCodeTtlSeconds.
+  StatusOr<api::ExploreLogin> NewLoginUrl(const Caller& caller, const std::string& id);
+
+  struct LoginResult {
+    std::string set_cookie;  // the whole Set-Cookie header value
+    std::string location;    // where to send the browser: /explore/<id>/tree
+  };
+  // GET /explore/<id>/login?code=C: the code must be the session's unused,
+  // unexpired one (kPermissionDenied otherwise, audited; rate-limited per
+  // address like authentication: kResourceExhausted). The new cookie
+  // replaces the session's previous one.
+  StatusOr<LoginResult> Login(const std::string& id, const std::string& code,
+                              const std::string& remote_addr);
+
+  struct ProxyTarget {
+    explore::Upstream upstream;
+    std::string jupyter_authorization;  // "token <jupyter token>": the proxy adds it
+  };
+  // For a request to /explore/<id>/...: the `Cookie` header's cce_explore
+  // value (or `Authorization: Bearer <owner's API token>`) must be the
+  // session owner's and the session RUNNING: else kUnauthenticated,
+  // kPermissionDenied (audited) or kFailedPrecondition (not RUNNING). The
+  // proxy strips the request's Cookie and Authorization headers before
+  // adding jupyter_authorization. Records the request time (flushed to the
+  // store at most every kActivityFlushSeconds).
+  StatusOr<ProxyTarget> Target(const std::string& id, std::string_view cookie_header,
+                               std::string_view authorization, const std::string& remote_addr);
+
+  // Users::Authenticate's second kind of token: when `token` is a live
+  // session's SDK token and its owner is enabled, the owner as a Caller
+  // with explore_session set. kNotFound for anything else.
+  static StatusOr<Caller> AuthenticateSdkToken(store::Store& db, std::string_view token);
+
+  struct CullReport {
+    int64_t checked = 0;
+    int64_t stopped = 0;
+    int64_t lost = 0;
+  };
+  // One pass of the idle culler over RUNNING sessions: gone -> LOST; idle
+  // (since the max of Jupyter's last activity and the proxy's last request)
+  // longer than its timeout -> STOPPED "idle for N min"; a dataset no longer
+  // rented -> STOPPED "rental of X ended". Errors only when the sessions
+  // cannot be listed; a session that fails is logged and skipped.
+  StatusOr<CullReport> CullOnce();
+  // At plane start: every STARTING/RUNNING session is observed; running ->
+  // kept (upstream refreshed), anything else -> LOST.
+  StatusOr<CullReport> Recover();
+  // Writes the proxy's pending activity to the store (at most every
+  // kActivityFlushSeconds per session unless `force`).
+  void FlushActivity(bool force = false);
+
+  // The Jupyter token of session `id` (derived, never stored).
+  StatusOr<crypto::SecretBytes> JupyterToken(const std::string& id);
+
+ private:
+  StatusOr<api::ExploreSession> ToWire(const store::ExploreSession& x);
+  StatusOr<store::ExploreSession> LoadVisible(const Caller& caller, const std::string& id,
+                                              bool operators_too);
+  StatusOr<store::ExploreSession> Finish(const store::ExploreSession& x, store::ExploreState to,
+                                         const std::string& actor, const std::string& action,
+                                         const std::string& reason);
+  int64_t LastActivity(const store::ExploreSession& x);
+  std::string BaseUrl(const std::string& id) const { return "/explore/" + id + "/"; }
+
+  ServiceDeps& d_;
+  AuditLog& audit_;
+  Users& users_;
+  Rentals& rentals_;
+  Samples& samples_;
+  FailureLimiter login_limiter_;
+  std::mutex mu_;  // guards the members below
+  std::optional<crypto::SecretBytes> jupyter_key_;
+  std::map<std::string, int64_t> activity_;  // session id -> last proxied request (unix s)
+  std::map<std::string, int64_t> flushed_;   // session id -> when it was last written
+};
+
 // All services, built once, wired to each other.
 class Services {
  public:
@@ -564,10 +861,13 @@ class Services {
         rentals(deps_, audit_log, users),
         images(deps_, audit_log, users),
         jobs(deps_, audit_log, users, rentals, images),
+        script_jobs(deps_, audit_log, images, jobs),
         key_broker(deps_, audit_log, rentals),
         agent(deps_, audit_log, users),
         audit(deps_, audit_log),
-        reviews(deps_, audit_log, users) {}
+        reviews(deps_, audit_log, users),
+        samples(deps_, audit_log, rentals),
+        explore(deps_, audit_log, users, rentals, samples) {}
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
@@ -585,10 +885,13 @@ class Services {
   Rentals rentals;
   Images images;
   Jobs jobs;
+  ScriptJobs script_jobs;
   KeyBroker key_broker;
   AgentReports agent;
   AuditTrail audit;
   Reviews reviews;
+  Samples samples;
+  ExploreSessions explore;
 };
 
 }  // namespace cce::plane

@@ -85,7 +85,16 @@ StatusOr<Caller> Users::Authenticate(std::string_view authorization, const std::
   if (authorization.substr(0, kBearer.size()) != kBearer) {
     why = "missing bearer token";
   } else {
-    auto user = d_.db.GetUserByTokenHash(HashApiToken(authorization.substr(kBearer.size())));
+    const std::string_view token = authorization.substr(kBearer.size());
+    // An Explore session's SDK token: the owner, scoped to the session
+    // (routes.cc admits such a caller only to the routes open to it).
+    if (token.substr(0, ExploreSessions::kSdkTokenPrefix.size()) ==
+        ExploreSessions::kSdkTokenPrefix) {
+      auto scoped = ExploreSessions::AuthenticateSdkToken(d_.db, token);
+      if (scoped.ok()) return scoped;
+      if (scoped.status().code() != StatusCode::kNotFound) return scoped.status();
+    }
+    auto user = d_.db.GetUserByTokenHash(HashApiToken(token));
     // A valid token is served even from an address over its failure limit:
     // no lock-out of users behind the same address as an attacker.
     if (user.ok() && !user->disabled) return Caller{*user};

@@ -248,6 +248,47 @@ CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews
 CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews
   BEGIN SELECT RAISE(ABORT, 'reviews is append-only'); END;
 )sql"},
+    // Published dataset samples (RecordSample): one row per version, the
+    // files on disk under DATA_DIR/samples; append-only.
+    {8, "dataset samples", R"sql(
+CREATE TABLE samples (
+  dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+  version INTEGER NOT NULL CHECK (version >= 1),
+  file_count INTEGER NOT NULL CHECK (file_count >= 0),
+  total_bytes INTEGER NOT NULL CHECK (total_bytes >= 0),
+  files_digest BLOB NOT NULL CHECK (length(files_digest) = 32),
+  published_by INTEGER NOT NULL REFERENCES users (id),
+  published_at INTEGER NOT NULL,
+  PRIMARY KEY (dataset_id, version)
+) STRICT;
+CREATE TRIGGER samples_no_update BEFORE UPDATE ON samples
+  BEGIN SELECT RAISE(ABORT, 'samples is append-only'); END;
+CREATE TRIGGER samples_no_delete BEFORE DELETE ON samples
+  BEGIN SELECT RAISE(ABORT, 'samples is append-only'); END;
+)sql"},
+    // Explore sessions (docs/explore.md): only hashes of their secrets.
+    // (Migration 8 is the samples table.)
+    {9, "explore sessions", R"sql(
+CREATE TABLE explore_sessions (
+  id TEXT PRIMARY KEY,
+  owner_id INTEGER NOT NULL REFERENCES users (id),
+  backend TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('STARTING', 'RUNNING', 'STOPPED', 'LOST', 'FAILED')),
+  datasets TEXT NOT NULL,
+  idle_timeout_s INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_activity_at INTEGER NOT NULL,
+  stopped_at INTEGER,
+  stop_reason TEXT NOT NULL,
+  upstream TEXT NOT NULL,
+  login_code_hash BLOB CHECK (login_code_hash IS NULL OR length(login_code_hash) = 32),
+  login_code_expires_at INTEGER NOT NULL,
+  cookie_hash BLOB CHECK (cookie_hash IS NULL OR length(cookie_hash) = 32),
+  sdk_token_hash BLOB NOT NULL UNIQUE CHECK (length(sdk_token_hash) = 32)
+) STRICT;
+CREATE INDEX explore_sessions_by_owner ON explore_sessions (owner_id, state);
+CREATE INDEX explore_sessions_by_state ON explore_sessions (state);
+)sql"},
 };
 
 Status MigrateInTransaction(Connection& c) {

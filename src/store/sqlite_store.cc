@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -1521,6 +1522,341 @@ StatusOr<std::vector<Review>> SqliteStore::ListRecentReviews(int64_t limit) {
                      c.Prepare("SELECT " REVIEW_COLS " FROM reviews ORDER BY seq DESC LIMIT ?"));
     st.Bind(limit);
     return All(st, ReadReview);
+  });
+}
+
+// ---- Samples ---------------------------------------------------------------------------
+
+#define SAMPLE_COLS \
+  "dataset_id, version, file_count, total_bytes, files_digest, published_by, published_at"
+
+namespace {
+
+StatusOr<Sample> ReadSample(const Stmt& s) {
+  Sample out;
+  out.dataset_id = s.Int(0);
+  out.version = s.Int(1);
+  out.file_count = s.Int(2);
+  out.total_bytes = s.Int(3);
+  ASSIGN_OR_RETURN(out.files_digest, s.Digest(4, "samples row " + Str(out.dataset_id) + "/" +
+                                                     Str(out.version) + " files_digest"));
+  out.published_by = s.Int(5);
+  out.published_at = s.Int(6);
+  return out;
+}
+
+StatusOr<Sample> SelectLatestSample(Connection& c, int64_t dataset_id) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " SAMPLE_COLS " FROM samples WHERE dataset_id = ?"
+                                      " ORDER BY version DESC LIMIT 1"));
+  st.Bind(dataset_id);
+  return One(st, ReadSample, "sample of dataset " + Str(dataset_id));
+}
+
+}  // namespace
+
+StatusOr<Sample> SqliteStore::RecordSample(const Sample& sample, const AuditRecord& audit) {
+  const std::string what = "sample of dataset " + Str(sample.dataset_id);
+  if (sample.version < 1) {
+    return InvalidArgument(what + ": version " + Str(sample.version) + " < 1");
+  }
+  if (sample.file_count < 0 || sample.total_bytes < 0) {
+    return InvalidArgument(what + ": negative file_count or total_bytes");
+  }
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<Sample>([&](Connection& c) -> StatusOr<Sample> {
+    ASSIGN_OR_RETURN(bool dataset,
+                     Exists(c, "SELECT 1 FROM datasets WHERE id = ?", sample.dataset_id));
+    if (!dataset) return NotFound("dataset " + Str(sample.dataset_id) + " not found");
+    RETURN_IF_ERROR(RequireUser(c, sample.published_by, what + " publisher"));
+    auto latest = SelectLatestSample(c, sample.dataset_id);
+    if (!latest.ok() && latest.status().code() != StatusCode::kNotFound) return latest.status();
+    const int64_t expected = latest.ok() ? latest->version + 1 : 1;
+    if (sample.version != expected) {
+      return FailedPrecondition(what + ": version " + Str(sample.version) + ", but the next is " +
+                                Str(expected) + " (another publication came first)");
+    }
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO samples (" SAMPLE_COLS
+                                         ") VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    ins.Bind(sample.dataset_id)
+        .Bind(sample.version)
+        .Bind(sample.file_count)
+        .Bind(sample.total_bytes)
+        .BindBlob(sample.files_digest)
+        .Bind(sample.published_by)
+        .Bind(sample.published_at);
+    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return sample;
+  });
+}
+
+StatusOr<Sample> SqliteStore::GetLatestSample(int64_t dataset_id) {
+  return ReadValue<Sample>([&](Connection& c) { return SelectLatestSample(c, dataset_id); });
+}
+
+// ---- Explore sessions ------------------------------------------------------------------
+
+#define EXPLORE_COLS                                                                         \
+  "id, owner_id, backend, state, datasets, idle_timeout_s, created_at, last_activity_at, "   \
+  "stopped_at, stop_reason, upstream, login_code_hash, login_code_expires_at, cookie_hash, " \
+  "sdk_token_hash"
+
+namespace {
+
+std::string ExploreDatasetsJson(const std::vector<ExploreDataset>& datasets) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& d : datasets) {
+    a.push_back(
+        {{"dataset_id", d.dataset_id}, {"name", d.name}, {"sample_version", d.sample_version}});
+  }
+  return a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+StatusOr<std::vector<ExploreDataset>> ParseExploreDatasets(const std::string& text,
+                                                           const std::string& row) {
+  nlohmann::json a = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!a.is_array()) return DataLoss(row + " datasets: not a JSON array");
+  std::vector<ExploreDataset> out;
+  for (const auto& d : a) {
+    if (!d.is_object() || !d.contains("dataset_id") || !d["dataset_id"].is_number_integer() ||
+        !d.contains("name") || !d["name"].is_string() || !d.contains("sample_version") ||
+        !d["sample_version"].is_number_integer()) {
+      return DataLoss(row + " datasets: an entry lacks dataset_id, name or sample_version");
+    }
+    out.push_back({d["dataset_id"].get<int64_t>(), d["name"].get<std::string>(),
+                   d["sample_version"].get<int64_t>()});
+  }
+  return out;
+}
+
+StatusOr<std::optional<Sha256Digest>> OptionalDigest(const Stmt& s, int col,
+                                                     const std::string& what) {
+  if (s.IsNull(col)) return std::optional<Sha256Digest>();
+  ASSIGN_OR_RETURN(Sha256Digest d, s.Digest(col, what));
+  return std::optional<Sha256Digest>(d);
+}
+
+StatusOr<ExploreSession> ReadExploreSession(const Stmt& s) {
+  ExploreSession x;
+  x.id = s.Text(0);
+  const std::string row = "explore_sessions row " + x.id;
+  x.owner_id = s.Int(1);
+  x.backend = s.Text(2);
+  auto state = ParseExploreState(s.Text(3));
+  if (!state.ok()) return Corrupt(row, state.status());
+  x.state = *state;
+  ASSIGN_OR_RETURN(x.datasets, ParseExploreDatasets(s.Text(4), row));
+  x.idle_timeout_s = s.Int(5);
+  x.created_at = s.Int(6);
+  x.last_activity_at = s.Int(7);
+  x.stopped_at = s.IsNull(8) ? 0 : s.Int(8);
+  x.stop_reason = s.Text(9);
+  x.upstream_json = s.Text(10);
+  ASSIGN_OR_RETURN(x.login_code_hash, OptionalDigest(s, 11, row + " login_code_hash"));
+  x.login_code_expires_at = s.Int(12);
+  ASSIGN_OR_RETURN(x.cookie_hash, OptionalDigest(s, 13, row + " cookie_hash"));
+  ASSIGN_OR_RETURN(x.sdk_token_hash, s.Digest(14, row + " sdk_token_hash"));
+  return x;
+}
+
+StatusOr<ExploreSession> SelectExploreSession(Connection& c, std::string_view id) {
+  ASSIGN_OR_RETURN(Stmt st,
+                   c.Prepare("SELECT " EXPLORE_COLS " FROM explore_sessions WHERE id = ?"));
+  st.Bind(id);
+  return One(st, ReadExploreSession, "Explore session " + std::string(id));
+}
+
+bool IsFinalExploreState(ExploreState s) {
+  return !IsLiveExploreState(s);
+}
+
+}  // namespace
+
+StatusOr<ExploreSession> SqliteStore::CreateExploreSession(const ExploreSession& x,
+                                                           int64_t max_live_per_owner,
+                                                           const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("explore_session.id", x.id, kMaxName, true));
+  RETURN_IF_ERROR(CheckText("explore_session.backend", x.backend, kMaxName, true));
+  RETURN_IF_ERROR(CheckText("explore_session.upstream", x.upstream_json, kMaxText, false));
+  RETURN_IF_ERROR(CheckText("explore_session.stop_reason", x.stop_reason, kMaxText, false));
+  if (x.state != ExploreState::kStarting) {
+    return InvalidArgument("explore_session.state: a session is created STARTING, not " +
+                           std::string(ExploreStateName(x.state)));
+  }
+  if (x.idle_timeout_s <= 0) {
+    return InvalidArgument("explore_session.idle_timeout_s: must be positive");
+  }
+  if (x.login_code_hash || x.cookie_hash) {
+    return InvalidArgument("explore_session: a new session has no login code or cookie");
+  }
+  const std::string datasets = ExploreDatasetsJson(x.datasets);
+  RETURN_IF_ERROR(CheckText("explore_session.datasets", datasets, kMaxDocument, true));
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<ExploreSession>([&](Connection& c) -> StatusOr<ExploreSession> {
+    RETURN_IF_ERROR(RequireUser(c, x.owner_id, "explore_session.owner_id"));
+    ASSIGN_OR_RETURN(bool taken, Exists(c, "SELECT 1 FROM explore_sessions WHERE id = ?", x.id));
+    if (taken) return AlreadyExists("Explore session " + x.id + " already exists");
+    ASSIGN_OR_RETURN(Stmt dup,
+                     c.Prepare("SELECT 1 FROM explore_sessions WHERE sdk_token_hash = ?"));
+    dup.BindBlob(x.sdk_token_hash);
+    ASSIGN_OR_RETURN(bool token_taken, dup.Step());
+    if (token_taken) return AlreadyExists("Explore session " + x.id + ": SDK token hash in use");
+    ASSIGN_OR_RETURN(Stmt live, c.Prepare("SELECT COUNT(*) FROM explore_sessions WHERE owner_id = ?"
+                                          " AND state IN ('STARTING', 'RUNNING')"));
+    live.Bind(x.owner_id);
+    ASSIGN_OR_RETURN(bool row, live.Step());
+    const int64_t n = row ? live.Int(0) : 0;
+    if (n >= max_live_per_owner) {
+      return ResourceExhausted("user " + Str(x.owner_id) + " already has " + Str(n) +
+                               " live Explore sessions (explore.max_sessions_per_user is " +
+                               Str(max_live_per_owner) + "): stop one first");
+    }
+    ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO explore_sessions (" EXPLORE_COLS
+                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, 0,"
+                                         " NULL, ?)"));
+    ins.Bind(x.id)
+        .Bind(x.owner_id)
+        .Bind(x.backend)
+        .Bind(ExploreStateName(x.state))
+        .Bind(datasets)
+        .Bind(x.idle_timeout_s)
+        .Bind(x.created_at)
+        .Bind(x.last_activity_at)
+        .Bind(x.stop_reason)
+        .Bind(x.upstream_json)
+        .BindBlob(x.sdk_token_hash);
+    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectExploreSession(c, x.id);
+  });
+}
+
+StatusOr<ExploreSession> SqliteStore::GetExploreSession(std::string_view id) {
+  return ReadValue<ExploreSession>([&](Connection& c) { return SelectExploreSession(c, id); });
+}
+
+StatusOr<ExploreSession> SqliteStore::GetExploreSessionBySdkTokenHash(const Sha256Digest& hash) {
+  return ReadValue<ExploreSession>([&](Connection& c) -> StatusOr<ExploreSession> {
+    ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " EXPLORE_COLS
+                                        " FROM explore_sessions WHERE sdk_token_hash = ?"));
+    st.BindBlob(hash);
+    return One(st, ReadExploreSession, "Explore session of that token");
+  });
+}
+
+StatusOr<std::vector<ExploreSession>> SqliteStore::ListExploreSessions(const ExploreFilter& f) {
+  return ReadValue<std::vector<ExploreSession>>(
+      [&](Connection& c) -> StatusOr<std::vector<ExploreSession>> {
+        std::string sql = "SELECT " EXPLORE_COLS " FROM explore_sessions WHERE 1 = 1";
+        if (f.owner_id) sql += " AND owner_id = ?";
+        if (f.live_only) sql += " AND state IN ('STARTING', 'RUNNING')";
+        sql += " ORDER BY created_at DESC, id DESC";
+        ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+        if (f.owner_id) st.Bind(*f.owner_id);
+        return All(st, ReadExploreSession);
+      });
+}
+
+StatusOr<ExploreSession> SqliteStore::TransitionExploreSession(
+    std::string_view id, const std::vector<ExploreState>& from, ExploreState to,
+    std::string_view reason, const std::optional<std::string>& upstream_json,
+    const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckText("explore session reason", reason, kMaxText, false));
+  if (upstream_json) {
+    RETURN_IF_ERROR(CheckText("explore_session.upstream", *upstream_json, kMaxText, false));
+  }
+  if (from.empty()) return InvalidArgument("explore session transition: no `from` state");
+  for (ExploreState f : from) {
+    if (IsFinalExploreState(f)) {
+      return InvalidArgument("Explore session " + std::string(id) + ": " +
+                             std::string(ExploreStateName(f)) + " is final, no move leaves it");
+    }
+  }
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<ExploreSession>([&](Connection& c) -> StatusOr<ExploreSession> {
+    ASSIGN_OR_RETURN(ExploreSession x, SelectExploreSession(c, id));
+    if (std::find(from.begin(), from.end(), x.state) == from.end()) {
+      return FailedPrecondition("Explore session " + x.id + " is " +
+                                std::string(ExploreStateName(x.state)) + ", cannot become " +
+                                std::string(ExploreStateName(to)));
+    }
+    // A live move keeps stop_reason empty; a final one records why.
+    const bool final_state = IsFinalExploreState(to);
+    ASSIGN_OR_RETURN(
+        Stmt up,
+        c.Prepare(final_state ? "UPDATE explore_sessions SET state = ?,"
+                                " upstream = COALESCE(?, upstream), stop_reason = ?,"
+                                " stopped_at = ?, login_code_hash = NULL, cookie_hash = NULL"
+                                " WHERE id = ?"
+                              : "UPDATE explore_sessions SET state = ?,"
+                                " upstream = COALESCE(?, upstream) WHERE id = ?"));
+    up.Bind(ExploreStateName(to));
+    if (upstream_json) {
+      up.Bind(std::string_view(*upstream_json));
+    } else {
+      up.BindNull();
+    }
+    if (final_state) up.Bind(reason).Bind(audit.at);
+    up.Bind(id);
+    RETURN_IF_ERROR(up.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectExploreSession(c, id);
+  });
+}
+
+Status SqliteStore::SetExploreLoginCode(std::string_view id, const Sha256Digest& code_hash,
+                                        int64_t expires_at, const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return Write([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(ExploreSession x, SelectExploreSession(c, id));
+    if (x.state != ExploreState::kRunning) {
+      return FailedPrecondition("Explore session " + x.id + " is " +
+                                std::string(ExploreStateName(x.state)) +
+                                ", not RUNNING: there is nothing to log in to");
+    }
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE explore_sessions SET login_code_hash = ?,"
+                                        " login_code_expires_at = ? WHERE id = ?"));
+    up.BindBlob(code_hash).Bind(expires_at).Bind(id);
+    RETURN_IF_ERROR(up.Run());
+    return AppendAuditTx(c, audit).status();
+  });
+}
+
+StatusOr<ExploreSession> SqliteStore::ConsumeExploreLoginCode(std::string_view id,
+                                                              const Sha256Digest& code_hash,
+                                                              int64_t now,
+                                                              const Sha256Digest& cookie_hash,
+                                                              const AuditRecord& audit) {
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<ExploreSession>([&](Connection& c) -> StatusOr<ExploreSession> {
+    auto x = SelectExploreSession(c, id);
+    if (!x.ok() && x.status().code() != StatusCode::kNotFound) return x.status();
+    const Status refused = PermissionDenied(
+        "this login link is not valid (unknown, already used or expired): ask for a new one "
+        "with `cce explore open`");
+    if (!x.ok() || x->state != ExploreState::kRunning || !x->login_code_hash ||
+        !crypto::ConstantTimeEquals(*x->login_code_hash, code_hash) ||
+        now >= x->login_code_expires_at) {
+      return refused;
+    }
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE explore_sessions SET login_code_hash = NULL,"
+                                        " login_code_expires_at = 0, cookie_hash = ?"
+                                        " WHERE id = ? AND login_code_hash = ?"));
+    up.BindBlob(cookie_hash).Bind(id).BindBlob(code_hash);
+    RETURN_IF_ERROR(up.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return SelectExploreSession(c, id);
+  });
+}
+
+Status SqliteStore::TouchExploreSession(std::string_view id, int64_t at) {
+  return Write([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(bool found, Exists(c, "SELECT 1 FROM explore_sessions WHERE id = ?", id));
+    if (!found) return NotFound("Explore session " + std::string(id) + " not found");
+    ASSIGN_OR_RETURN(Stmt up, c.Prepare("UPDATE explore_sessions SET last_activity_at = ?"
+                                        " WHERE id = ? AND last_activity_at < ?"));
+    up.Bind(at).Bind(id).Bind(at);
+    return up.Run();
   });
 }
 

@@ -128,6 +128,28 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<Review>> ListReviews(std::string_view job_id) override;
   StatusOr<std::vector<Review>> ListRecentReviews(int64_t limit) override;
 
+  StatusOr<ExploreSession> CreateExploreSession(const ExploreSession& session,
+                                                int64_t max_live_per_owner,
+                                                const AuditRecord& audit) override;
+  StatusOr<ExploreSession> GetExploreSession(std::string_view id) override;
+  StatusOr<ExploreSession> GetExploreSessionBySdkTokenHash(const Sha256Digest& hash) override;
+  StatusOr<std::vector<ExploreSession>> ListExploreSessions(const ExploreFilter& filter) override;
+  StatusOr<ExploreSession> TransitionExploreSession(std::string_view id,
+                                                    const std::vector<ExploreState>& from,
+                                                    ExploreState to, std::string_view reason,
+                                                    const std::optional<std::string>& upstream_json,
+                                                    const AuditRecord& audit) override;
+  Status SetExploreLoginCode(std::string_view id, const Sha256Digest& code_hash, int64_t expires_at,
+                             const AuditRecord& audit) override;
+  StatusOr<ExploreSession> ConsumeExploreLoginCode(std::string_view id,
+                                                   const Sha256Digest& code_hash, int64_t now,
+                                                   const Sha256Digest& cookie_hash,
+                                                   const AuditRecord& audit) override;
+  Status TouchExploreSession(std::string_view id, int64_t at) override;
+
+  StatusOr<Sample> RecordSample(const Sample& sample, const AuditRecord& audit) override;
+  StatusOr<Sample> GetLatestSample(int64_t dataset_id) override;
+
   StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) override;
   StatusOr<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) override;
   StatusOr<AuditHead> GetAuditHead() override;

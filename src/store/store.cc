@@ -64,4 +64,28 @@ StatusOr<ReviewDecision> ParseReviewDecision(std::string_view name) {
                          "' (expected approve or reject)");
 }
 
+std::string_view ExploreStateName(ExploreState state) {
+  switch (state) {
+    case ExploreState::kStarting: return "STARTING";
+    case ExploreState::kRunning: return "RUNNING";
+    case ExploreState::kStopped: return "STOPPED";
+    case ExploreState::kLost: return "LOST";
+    case ExploreState::kFailed: return "FAILED";
+  }
+  return "UNKNOWN";
+}
+
+StatusOr<ExploreState> ParseExploreState(std::string_view name) {
+  for (ExploreState s : {ExploreState::kStarting, ExploreState::kRunning, ExploreState::kStopped,
+                         ExploreState::kLost, ExploreState::kFailed}) {
+    if (ExploreStateName(s) == name) return s;
+  }
+  return InvalidArgument("unknown Explore session state '" + std::string(name) +
+                         "' (expected STARTING, RUNNING, STOPPED, LOST or FAILED)");
+}
+
+bool IsLiveExploreState(ExploreState state) {
+  return state == ExploreState::kStarting || state == ExploreState::kRunning;
+}
+
 }  // namespace cce::store

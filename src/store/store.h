@@ -237,6 +237,65 @@ struct ReviewOutcome {
   std::vector<Review> reviews;  // every decision on the job, oldest first (the new one last)
 };
 
+// An Explore session (docs/explore.md): a consumer's Jupyter server over the
+// desensitized samples of datasets they rent. Only hashes of its secrets
+// are stored (login code, browser cookie, SDK token); the Jupyter token is
+// derived from the master key and never stored.
+enum class ExploreState { kStarting, kRunning, kStopped, kLost, kFailed };
+std::string_view ExploreStateName(ExploreState state);  // "STARTING", ...
+StatusOr<ExploreState> ParseExploreState(std::string_view name);
+// STARTING and RUNNING: the session may hold a server; the others are final.
+bool IsLiveExploreState(ExploreState state);
+
+struct ExploreDataset {
+  int64_t dataset_id = 0;
+  std::string name;
+  int64_t sample_version = 0;
+
+  friend bool operator==(const ExploreDataset&, const ExploreDataset&) = default;
+};
+
+struct ExploreSession {
+  std::string id;  // "xs-" + 16 lower-case hex
+  int64_t owner_id = 0;
+  std::string backend;  // "local", "kubernetes"
+  ExploreState state = ExploreState::kStarting;
+  std::vector<ExploreDataset> datasets;  // stored as JSON
+  int64_t idle_timeout_s = 0;
+  int64_t created_at = 0;
+  int64_t last_activity_at = 0;
+  int64_t stopped_at = 0;                       // 0 while live
+  std::string stop_reason;                      // why it left RUNNING (or failed to start)
+  std::string upstream_json;                    // the backend's Upstream, as the service encodes it
+  std::optional<Sha256Digest> login_code_hash;  // SHA-256 of the unused one-time code
+  int64_t login_code_expires_at = 0;            // valid while now < this
+  std::optional<Sha256Digest> cookie_hash;      // SHA-256 of the browser cookie's value
+  Sha256Digest sdk_token_hash{};                // SHA-256 of the session-scoped SDK token
+
+  friend bool operator==(const ExploreSession&, const ExploreSession&) = default;
+};
+
+struct ExploreFilter {
+  std::optional<int64_t> owner_id;
+  bool live_only = false;  // STARTING and RUNNING only
+};
+
+// A dataset's published sample (docs/explore/samples.md): desensitized files
+// the plane keeps in clear, on disk under DATA_DIR/samples, and serves to
+// the dataset's renters. This row pins what one publication holds; versions
+// are 1, 2, 3, ... per dataset and never rewritten.
+struct Sample {
+  int64_t dataset_id = 0;
+  int64_t version = 0;  // 1 + the dataset's latest (RecordSample checks it)
+  int64_t file_count = 0;
+  int64_t total_bytes = 0;
+  Sha256Digest files_digest{};  // over the sorted (path, size, sha256) list
+  int64_t published_by = 0;     // a user
+  int64_t published_at = 0;
+
+  friend bool operator==(const Sample&, const Sample&) = default;
+};
+
 enum class AuditDecision { kAllow, kDeny, kInfo };
 std::string_view AuditDecisionName(AuditDecision decision);  // "allow", "deny", "info"
 StatusOr<AuditDecision> ParseAuditDecision(std::string_view name);
@@ -441,6 +500,56 @@ class Store {
   virtual StatusOr<std::vector<Review>> ListReviews(std::string_view job_id) = 0;
   // The newest `limit` (1..10000) decisions on any job, newest first.
   virtual StatusOr<std::vector<Review>> ListRecentReviews(int64_t limit) = 0;
+
+  // Explore sessions. CreateExploreSession stores `session` (state STARTING,
+  // no secrets but sdk_token_hash) and `audit` in one transaction, unless
+  // its owner already has `max_live_per_owner` live sessions
+  // (kResourceExhausted naming the limit) or the id or SDK token hash is
+  // taken (kAlreadyExists). TransitionExploreSession is a compare-and-set:
+  // the session must be in one of `from` (else kFailedPrecondition naming
+  // its state); it moves to `to` with `reason` (stop_reason), sets
+  // upstream_json when `upstream_json` is given, and appends `audit`. A move
+  // to a final state (STOPPED, LOST, FAILED) sets stopped_at = audit.at and
+  // drops the login code and cookie hashes; a move out of a final state is
+  // kInvalidArgument.
+  virtual StatusOr<ExploreSession> CreateExploreSession(const ExploreSession& session,
+                                                        int64_t max_live_per_owner,
+                                                        const AuditRecord& audit) = 0;
+  virtual StatusOr<ExploreSession> GetExploreSession(std::string_view id) = 0;
+  // Indexed: runs on every request made with an SDK token.
+  virtual StatusOr<ExploreSession> GetExploreSessionBySdkTokenHash(const Sha256Digest& hash) = 0;
+  // Newest first.
+  virtual StatusOr<std::vector<ExploreSession>> ListExploreSessions(
+      const ExploreFilter& filter) = 0;
+  virtual StatusOr<ExploreSession> TransitionExploreSession(
+      std::string_view id, const std::vector<ExploreState>& from, ExploreState to,
+      std::string_view reason, const std::optional<std::string>& upstream_json,
+      const AuditRecord& audit) = 0;
+  // Replaces the session's one-time login code (RUNNING sessions only, else
+  // kFailedPrecondition).
+  virtual Status SetExploreLoginCode(std::string_view id, const Sha256Digest& code_hash,
+                                     int64_t expires_at, const AuditRecord& audit) = 0;
+  // Atomic compare-and-set: only when the session is RUNNING, its login code
+  // hash is `code_hash` and now < its expiry, the code is dropped (single
+  // use), `cookie_hash` replaces the session's cookie hash and `audit` is
+  // appended. Anything else is kPermissionDenied (nothing written).
+  virtual StatusOr<ExploreSession> ConsumeExploreLoginCode(std::string_view id,
+                                                           const Sha256Digest& code_hash,
+                                                           int64_t now,
+                                                           const Sha256Digest& cookie_hash,
+                                                           const AuditRecord& audit) = 0;
+  // Raises last_activity_at to `at` (never lowers it). Not a decision, so
+  // no audit record: the proxy's activity, flushed at most every 30 s.
+  virtual Status TouchExploreSession(std::string_view id, int64_t at) = 0;
+
+  // Samples. RecordSample stores `sample` with `audit` in one transaction.
+  // Its version must be 1 + the dataset's latest (1 for the first):
+  // otherwise kFailedPrecondition naming both (another publication won the
+  // race). kNotFound: unknown dataset or publisher; kInvalidArgument:
+  // a version < 1 or negative counts (nothing written).
+  virtual StatusOr<Sample> RecordSample(const Sample& sample, const AuditRecord& audit) = 0;
+  // The dataset's highest version; kNotFound when it has none.
+  virtual StatusOr<Sample> GetLatestSample(int64_t dataset_id) = 0;
 
   // Audit log. AppendAudit records a decision that changes no other state.
   virtual StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) = 0;

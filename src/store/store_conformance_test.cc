@@ -1893,6 +1893,245 @@ TYPED_TEST_P(StoreConformanceTest, ListsRecentReviewsNewestFirstAndKeepsThemOnRe
   EXPECT_FALSE(this->F().ExecSql("DELETE FROM reviews").ok());
 }
 
+Sample NewSample(int64_t dataset, int64_t publisher, int64_t version, uint8_t digest_byte = 1) {
+  Sample out;
+  out.dataset_id = dataset;
+  out.version = version;
+  out.file_count = 3;
+  out.total_bytes = 1234;
+  out.files_digest.fill(digest_byte);
+  out.published_by = publisher;
+  out.published_at = 700 + version;
+  return out;
+}
+
+TYPED_TEST_P(StoreConformanceTest, RecordsSampleVersionsInOrderWithTheirAudit) {
+  User p = this->AddUser("p", Role::kProvider);
+  Dataset d = this->AddDataset("claims", p.id);
+  Dataset other = this->AddDataset("labs", p.id);
+  EXPECT_EQ(this->S().GetLatestSample(d.id).status().code(), StatusCode::kNotFound);
+  const int64_t before = this->AuditCount();
+  Sample v1 = Must(this->S().RecordSample(NewSample(d.id, p.id, 1, 1),
+                                          Audit("dataset.sample.publish", "dataset:claims")));
+  EXPECT_EQ(v1, NewSample(d.id, p.id, 1, 1));
+  EXPECT_EQ(this->AuditCount(), before + 1);
+  EXPECT_EQ(this->AllAudit().back().record.action, "dataset.sample.publish");
+  Must(this->S().RecordSample(NewSample(d.id, p.id, 2, 2),
+                              Audit("dataset.sample.publish", "dataset:claims")));
+  this->Reopen();
+  EXPECT_EQ(Must(this->S().GetLatestSample(d.id)), NewSample(d.id, p.id, 2, 2));
+  // Versions are per dataset.
+  EXPECT_EQ(this->S().GetLatestSample(other.id).status().code(), StatusCode::kNotFound);
+  Must(this->S().RecordSample(NewSample(other.id, p.id, 1, 3),
+                              Audit("dataset.sample.publish", "dataset:labs")));
+  EXPECT_EQ(Must(this->S().GetLatestSample(other.id)).version, 1);
+  EXPECT_EQ(Must(this->S().GetLatestSample(d.id)).version, 2);
+  EXPECT_TRUE(this->VerifyAuditLog().ok());
+  // Append-only through SQL too.
+  EXPECT_FALSE(this->F().ExecSql("UPDATE samples SET total_bytes = 1").ok());
+  EXPECT_FALSE(this->F().ExecSql("DELETE FROM samples").ok());
+}
+
+TYPED_TEST_P(StoreConformanceTest, RefusesASampleOutOfOrderOrWithUnknownReferences) {
+  User p = this->AddUser("p", Role::kProvider);
+  Dataset d = this->AddDataset("claims", p.id);
+  const int64_t before = this->AuditCount();
+  auto audit = Audit("dataset.sample.publish", "dataset:claims");
+  // The first version is 1; a skipped or repeated version is a lost race.
+  auto skipped = this->S().RecordSample(NewSample(d.id, p.id, 2), audit);
+  EXPECT_EQ(skipped.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(skipped.status().message(), "next is 1")) << skipped.status().message();
+  Must(this->S().RecordSample(NewSample(d.id, p.id, 1), audit));
+  EXPECT_EQ(this->S().RecordSample(NewSample(d.id, p.id, 1), audit).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(this->S().RecordSample(NewSample(d.id + 100, p.id, 1), audit).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->S().RecordSample(NewSample(d.id, p.id + 100, 2), audit).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->S().RecordSample(NewSample(d.id, p.id, 0), audit).status().code(),
+            StatusCode::kInvalidArgument);
+  Sample negative = NewSample(d.id, p.id, 2);
+  negative.total_bytes = -1;
+  EXPECT_EQ(this->S().RecordSample(negative, audit).status().code(),
+            StatusCode::kInvalidArgument);
+  // Only the one good publication was written, with its one audit entry.
+  EXPECT_EQ(this->AuditCount(), before + 1);
+  EXPECT_EQ(Must(this->S().GetLatestSample(d.id)).version, 1);
+}
+
+TYPED_TEST_P(StoreConformanceTest, FailingAuditInsertWritesNoSample) {
+  User p = this->AddUser("p", Role::kProvider);
+  Dataset d = this->AddDataset("claims", p.id);
+  const int64_t before = this->AuditCount();
+  MustOk(this->F().FailAuditInsertsFor("dataset.sample.publish"));
+  auto r = this->S().RecordSample(NewSample(d.id, p.id, 1),
+                                  Audit("dataset.sample.publish", "dataset:claims"));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(this->S().GetLatestSample(d.id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), before);
+}
+
+// ==== Explore sessions ==============================================================
+
+ExploreSession NewExploreSession(const std::string& id, int64_t owner, char token = 't') {
+  ExploreSession x;
+  x.id = id;
+  x.owner_id = owner;
+  x.backend = "local";
+  x.datasets = {{7, "claims", 2}, {9, "labs-2026", 1}};
+  x.idle_timeout_s = 1800;
+  x.created_at = 1000;
+  x.last_activity_at = 1000;
+  x.sdk_token_hash = TokenHash(std::string("sdk-") + token + id);
+  return x;
+}
+
+TYPED_TEST_P(StoreConformanceTest, ExploreSessionLivesAndDiesWithItsAudit) {
+  User u = this->AddUser("carol");
+  const int64_t before = this->AuditCount();
+  ExploreSession x = NewExploreSession("xs-00000000000000a1", u.id);
+  ExploreSession got = Must(
+      this->S().CreateExploreSession(x, 2, Audit("explore.start", "explore:" + x.id)), "create");
+  EXPECT_EQ(got, x);
+  EXPECT_EQ(this->AuditCount(), before + 1);
+  EXPECT_EQ(Must(this->S().GetExploreSession(x.id)), x);
+  EXPECT_EQ(Must(this->S().GetExploreSessionBySdkTokenHash(x.sdk_token_hash)).id, x.id);
+  EXPECT_EQ(this->S().GetExploreSessionBySdkTokenHash(TokenHash("nope")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->S().GetExploreSession("xs-ffffffffffffffff").status().code(),
+            StatusCode::kNotFound);
+
+  // No login before RUNNING.
+  EXPECT_EQ(
+      this->S()
+          .SetExploreLoginCode(x.id, TokenHash("code"), 2000, Audit("explore.login_url", x.id))
+          .code(),
+      StatusCode::kFailedPrecondition);
+  ExploreSession running = Must(this->S().TransitionExploreSession(
+      x.id, {ExploreState::kStarting}, ExploreState::kRunning, "", std::string(R"({"port":1})"),
+      Audit("explore.running", x.id)));
+  EXPECT_EQ(running.state, ExploreState::kRunning);
+  EXPECT_EQ(running.upstream_json, R"({"port":1})");
+  EXPECT_EQ(running.stopped_at, 0);
+  // Wrong `from`: names the state.
+  auto wrong =
+      this->S().TransitionExploreSession(x.id, {ExploreState::kStarting}, ExploreState::kRunning,
+                                         "", std::nullopt, Audit("explore.running", x.id));
+  EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(wrong.status().message(), "RUNNING")) << wrong.status().message();
+
+  // A one-time login code: single use, expires.
+  MustOk(this->S().SetExploreLoginCode(x.id, TokenHash("code"), 2000,
+                                       Audit("explore.login_url", x.id)));
+  const int64_t at_code = this->AuditCount();
+  EXPECT_EQ(this->S()
+                .ConsumeExploreLoginCode(x.id, TokenHash("other"), 1500, TokenHash("cookie"),
+                                         Audit("explore.login", x.id))
+                .status()
+                .code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(this->S()
+                .ConsumeExploreLoginCode(x.id, TokenHash("code"), 2000, TokenHash("cookie"),
+                                         Audit("explore.login", x.id))
+                .status()
+                .code(),
+            StatusCode::kPermissionDenied)
+      << "a code must not work at its expiry";
+  EXPECT_EQ(this->AuditCount(), at_code) << "a refused login wrote its allow record";
+  ExploreSession in = Must(this->S().ConsumeExploreLoginCode(
+      x.id, TokenHash("code"), 1999, TokenHash("cookie"), Audit("explore.login", x.id)));
+  EXPECT_EQ(in.cookie_hash, TokenHash("cookie"));
+  EXPECT_FALSE(in.login_code_hash.has_value());
+  EXPECT_EQ(this->S()
+                .ConsumeExploreLoginCode(x.id, TokenHash("code"), 1999, TokenHash("cookie2"),
+                                         Audit("explore.login", x.id))
+                .status()
+                .code(),
+            StatusCode::kPermissionDenied)
+      << "a login code worked twice";
+
+  // Activity only moves forward.
+  MustOk(this->S().TouchExploreSession(x.id, 3000));
+  MustOk(this->S().TouchExploreSession(x.id, 2500));
+  EXPECT_EQ(Must(this->S().GetExploreSession(x.id)).last_activity_at, 3000);
+  EXPECT_EQ(this->S().TouchExploreSession("xs-ffffffffffffffff", 1).code(), StatusCode::kNotFound);
+
+  // Stopping is final and drops the browser's cookie.
+  ExploreSession stopped = Must(this->S().TransitionExploreSession(
+      x.id, {ExploreState::kStarting, ExploreState::kRunning}, ExploreState::kStopped,
+      "idle for 30 min", std::nullopt, Audit("explore.stop", x.id, AuditDecision::kAllow, 4000)));
+  EXPECT_EQ(stopped.state, ExploreState::kStopped);
+  EXPECT_EQ(stopped.stop_reason, "idle for 30 min");
+  EXPECT_EQ(stopped.stopped_at, 4000);
+  EXPECT_FALSE(stopped.cookie_hash.has_value());
+  EXPECT_EQ(stopped.upstream_json, R"({"port":1})");
+  EXPECT_EQ(this->S()
+                .TransitionExploreSession(x.id, {ExploreState::kStopped}, ExploreState::kRunning,
+                                          "", std::nullopt, Audit("explore.running", x.id))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->S()
+                .TransitionExploreSession(x.id, {ExploreState::kRunning}, ExploreState::kLost,
+                                          "gone", std::nullopt, Audit("explore.lost", x.id))
+                .status()
+                .code(),
+            StatusCode::kFailedPrecondition);
+  this->Reopen();
+  EXPECT_EQ(Must(this->S().GetExploreSession(x.id)), stopped);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ExploreSessionsAreCappedPerOwnerAndListed) {
+  User a = this->AddUser("carol");
+  User b = this->AddUser("dave");
+  auto create = [&](const std::string& id, int64_t owner, int64_t at) {
+    ExploreSession x = NewExploreSession(id, owner);
+    x.created_at = at;
+    return this->S().CreateExploreSession(x, 2, Audit("explore.start", id));
+  };
+  ASSERT_TRUE(create("xs-0000000000000001", a.id, 1).ok());
+  ASSERT_TRUE(create("xs-0000000000000002", a.id, 2).ok());
+  const int64_t before = this->AuditCount();
+  auto third = create("xs-0000000000000003", a.id, 3);
+  EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Contains(third.status().message(), "max_sessions_per_user"))
+      << third.status().message();
+  EXPECT_EQ(this->AuditCount(), before);
+  EXPECT_TRUE(create("xs-0000000000000004", b.id, 4).ok()) << "the cap is per owner";
+  EXPECT_EQ(create("xs-0000000000000001", b.id, 5).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(this->S()
+                .CreateExploreSession(NewExploreSession("xs-0000000000000009", 999), 2,
+                                      Audit("explore.start", "x"))
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  ExploreSession bad = NewExploreSession("xs-0000000000000008", b.id);
+  bad.state = ExploreState::kRunning;
+  EXPECT_EQ(this->S().CreateExploreSession(bad, 2, Audit("explore.start", "x")).status().code(),
+            StatusCode::kInvalidArgument);
+  Must(this->S().TransitionExploreSession("xs-0000000000000001", {ExploreState::kStarting},
+                                          ExploreState::kFailed, "runc refused", std::nullopt,
+                                          Audit("explore.fail", "x")));
+  EXPECT_TRUE(create("xs-0000000000000005", a.id, 6).ok()) << "a failed session frees its slot";
+
+  auto all_a = Must(this->S().ListExploreSessions({.owner_id = a.id, .live_only = false}));
+  ASSERT_EQ(all_a.size(), 3u);
+  EXPECT_EQ(all_a[0].id, "xs-0000000000000005");  // newest first
+  auto live = Must(this->S().ListExploreSessions({.owner_id = std::nullopt, .live_only = true}));
+  EXPECT_EQ(live.size(), 3u);
+  for (const auto& x : live) EXPECT_TRUE(IsLiveExploreState(x.state)) << x.id;
+}
+
+TYPED_TEST_P(StoreConformanceTest, FailingAuditInsertWritesNoExploreSession) {
+  User u = this->AddUser("carol");
+  const int64_t before = this->AuditCount();
+  MustOk(this->F().FailAuditInsertsFor("explore.start"));
+  ExploreSession x = NewExploreSession("xs-00000000000000b1", u.id);
+  EXPECT_FALSE(this->S().CreateExploreSession(x, 2, Audit("explore.start", x.id)).ok());
+  EXPECT_EQ(this->S().GetExploreSession(x.id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), before);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash,
     DeletingTheLastRentalIsCaughtByTheCheckpoints,
@@ -1929,7 +2168,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     AcknowledgedWritesSurviveSigkill, DistinctApprovalsReleaseAHeldJobInOneStep,
     OneRejectRejectsWhateverTheApprovals, ReviewNeedsAHeldJobAHoldVerdictAndAnEnabledReviewer,
     ReviewMovesAreRefusedOutsideRecordReview, FailingMoveAuditWritesNeitherTheDecisionNorTheMove,
-    ListsRecentReviewsNewestFirstAndKeepsThemOnReopen);
+    ListsRecentReviewsNewestFirstAndKeepsThemOnReopen, RecordsSampleVersionsInOrderWithTheirAudit,
+    RefusesASampleOutOfOrderOrWithUnknownReferences, FailingAuditInsertWritesNoSample,
+    ExploreSessionLivesAndDiesWithItsAudit, ExploreSessionsAreCappedPerOwnerAndListed,
+    FailingAuditInsertWritesNoExploreSession);
 
 using SqliteBackends =
     ::testing::Types<storetest::SqliteGroupCommit, storetest::SqliteOneTxnPerWrite>;

@@ -160,6 +160,48 @@ class ForwardingStore : public Store {
     return inner_.ListRecentReviews(limit);
   }
 
+  StatusOr<ExploreSession> CreateExploreSession(const ExploreSession& session,
+                                                int64_t max_live_per_owner,
+                                                const AuditRecord& audit) override {
+    return inner_.CreateExploreSession(session, max_live_per_owner, audit);
+  }
+  StatusOr<ExploreSession> GetExploreSession(std::string_view id) override {
+    return inner_.GetExploreSession(id);
+  }
+  StatusOr<ExploreSession> GetExploreSessionBySdkTokenHash(const Sha256Digest& hash) override {
+    return inner_.GetExploreSessionBySdkTokenHash(hash);
+  }
+  StatusOr<std::vector<ExploreSession>> ListExploreSessions(const ExploreFilter& filter) override {
+    return inner_.ListExploreSessions(filter);
+  }
+  StatusOr<ExploreSession> TransitionExploreSession(std::string_view id,
+                                                    const std::vector<ExploreState>& from,
+                                                    ExploreState to, std::string_view reason,
+                                                    const std::optional<std::string>& upstream_json,
+                                                    const AuditRecord& audit) override {
+    return inner_.TransitionExploreSession(id, from, to, reason, upstream_json, audit);
+  }
+  Status SetExploreLoginCode(std::string_view id, const Sha256Digest& code_hash, int64_t expires_at,
+                             const AuditRecord& audit) override {
+    return inner_.SetExploreLoginCode(id, code_hash, expires_at, audit);
+  }
+  StatusOr<ExploreSession> ConsumeExploreLoginCode(std::string_view id,
+                                                   const Sha256Digest& code_hash, int64_t now,
+                                                   const Sha256Digest& cookie_hash,
+                                                   const AuditRecord& audit) override {
+    return inner_.ConsumeExploreLoginCode(id, code_hash, now, cookie_hash, audit);
+  }
+  Status TouchExploreSession(std::string_view id, int64_t at) override {
+    return inner_.TouchExploreSession(id, at);
+  }
+
+  StatusOr<Sample> RecordSample(const Sample& sample, const AuditRecord& audit) override {
+    return inner_.RecordSample(sample, audit);
+  }
+  StatusOr<Sample> GetLatestSample(int64_t dataset_id) override {
+    return inner_.GetLatestSample(dataset_id);
+  }
+
   StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) override {
     return inner_.AppendAudit(record);
   }

@@ -210,6 +210,63 @@ def http_seeds():
         write(os.path.join(out, name), bytes([flags, read_size]) + request)
 
 
+def proxy_seeds():
+    """Upstream responses for proxy_fuzz.cc (src/http/proxy.h): what a session's
+    Jupyter answers, and answers the proxy must refuse (502) or clean."""
+    out = reset("http_proxy_fuzz")
+    # Byte 0: bit 0 HEAD request, bit 1 WebSocket upgrade asked, bit 2 HTTP/1.0
+    # client, bit 3 upstream closes after the bytes; byte 1: read size (0: 16 KiB).
+    ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n" \
+         b"Set-Cookie: _xsrf=2|ab; Path=/\r\n\r\nhello"
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" \
+              b"5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"
+    many = b"".join(b"X-F%d: " % i + b"v" * 512 + b"\r\n" for i in range(128))
+    cases = {
+        "ok-length": (0, 0, ok),
+        "ok-length-split": (0, 3, ok),
+        "chunked": (0, 0, chunked),
+        "chunked-http10-client": (4, 1, chunked),
+        "until-eof": (8, 0, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close"),
+        "head-response": (1, 0, b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"),
+        "no-content": (0, 0, b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n"),
+        "not-modified": (0, 0, b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"),
+        "interim": (0, 2, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                          b"Link: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"),
+        "websocket-101": (2, 0, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                b"Connection: Upgrade\r\n"
+                                b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                                b"\x81\x05hello"),
+        "hop-by-hop": (0, 0, b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n"
+                             b"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\n"
+                             b"Content-Length: 0\r\n\r\n"),
+        # Dropped, not refused: upstream may not set the plane's own cookie.
+        "set-plane-cookie": (0, 0, b"HTTP/1.1 200 OK\r\nSet-Cookie: cce_session=evil; Path=/\r\n"
+                                   b"Set-Cookie: _xsrf=1\r\nContent-Length: 0\r\n\r\n"),
+        "obs-fold": (0, 0, b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n"),
+        # Refused (502): were a check lost these would break the target's
+        # invariants or its split-independence, so the replay would fail.
+        "refused-101-not-asked": (0, 0, b"HTTP/1.1 101 Switching Protocols\r\n"
+                                        b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+        "refused-101-not-websocket": (2, 0, b"HTTP/1.1 101 Switching Protocols\r\n"
+                                            b"Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n"),
+        "refused-cl-te": (0, 0, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+        "refused-te-gzip": (0, 0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                                  b"0\r\n\r\n"),
+        "refused-head-bytes": (0, 0, b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 66000 + b"\r\n\r\n"),
+        "refused-head-bytes-field-per-read": (0, 255, b"HTTP/1.1 200 OK\r\n" + many + b"\r\n"),
+        "refused-field-count": (0, 0, b"HTTP/1.1 200 OK\r\n"
+                                      + b"".join(b"X-%d: 1\r\n" % i for i in range(129)) + b"\r\n"),
+        "refused-version": (0, 0, b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        "refused-status": (0, 0, b"HTTP/1.1 999 Nine\r\nContent-Length: 0\r\n\r\n"),
+        "refused-truncated": (8, 0, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+        "refused-interim-flood": (0, 0, b"HTTP/1.1 100 Continue\r\n\r\n" * 9
+                                        + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    }
+    for name, (flags, read_size, response) in cases.items():
+        write(os.path.join(out, name), bytes([flags, read_size]) + response)
+
+
 def unpack_seeds():
     """Single layers for unpack_fuzz.cc (ApplyLayer): an ordinary one, gzipped, and
     ones the unpacker must refuse or confine (escapes, devices, setuid, whiteouts)."""
@@ -304,6 +361,42 @@ def bundle_tar_seeds():
     write(os.path.join(out, "cut"), b"\x01" + pax[:1300])
 
 
+def sample_tar_seeds():
+    """sample_tar_fuzz.cc: byte 0 picks the piece size ((byte % 64 + 1) * 97
+    bytes); the rest is a dataset sample's tar as `cce dataset
+    publish-sample` sends it (directories, files, a pax long name), one with
+    a symlink, one with a '..' member, and one cut short."""
+    out = reset("sample_tar_fuzz")
+
+    def sample(extra=()):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+            for name in ("tables", "tables/nested"):
+                info = tarfile.TarInfo(name)
+                info.type, info.mtime, info.mode = tarfile.DIRTYPE, 0, 0o755
+                t.addfile(info)
+            for name, data in [("README.txt", b"desensitized\n"),
+                               ("tables/people.csv", b"id,age_band\n1,40-49\n2,30-39\n"),
+                               ("tables/nested/" + "n" * 120 + ".jsonl", b'{"a":1}\n' * 80)]:
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(data), 0, 0o644
+                t.addfile(info, io.BytesIO(data))
+            for info in extra:
+                t.addfile(info, io.BytesIO(b"x" * info.size) if info.size else None)
+        return buf.getvalue()
+
+    link = tarfile.TarInfo("tables/link.csv")
+    link.type, link.linkname, link.mtime = tarfile.SYMTYPE, "/etc/shadow", 0
+    dotdot = tarfile.TarInfo("../escape.csv")
+    dotdot.size, dotdot.mtime = 1, 0
+    plain = sample()
+    write(os.path.join(out, "sample"), b"\x00" + plain)
+    write(os.path.join(out, "sample-big-pieces"), b"\x3f" + plain)
+    write(os.path.join(out, "symlink"), b"\x02" + sample([link]))
+    write(os.path.join(out, "dotdot"), b"\x03" + sample([dotdot]))
+    write(os.path.join(out, "cut"), b"\x01" + plain[:1800])
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: make_seeds.py BUILD_DIR")
@@ -313,9 +406,11 @@ def main(argv):
         jwe_seeds(build)
         image_seeds(tmp)
         http_seeds()
+        proxy_seeds()
         unpack_seeds()
         ecdsa_seeds()
         bundle_tar_seeds()
+        sample_tar_seeds()
 
 
 if __name__ == "__main__":
