@@ -12,7 +12,11 @@
 # releases it; the consumer downloads it. Then a leaking job
 # (examples/leaky-job.yaml) copies the dataset: the gate holds its output, a
 # reviewer sees the findings and rejects it, the consumer sees why, and the
-# audit trail shows every decision. Then the DecryptFS tamper tour
+# audit trail shows every decision. Then Explore Mode: the provider
+# desensitizes the dataset (`cce dataset sample`) and publishes the sample;
+# the consumer starts a Jupyter session that sees only the sample, a
+# headless browser runs a notebook there that shows it and submits the same
+# analysis as a Privacy Mode job with the cce4long SDK. Then the DecryptFS tamper tour
 # (scripts/demo-decryptfs.sh). Exits non-zero if a step misbehaves; it also
 # runs as a test.
 set -euo pipefail
@@ -41,6 +45,12 @@ mkdir -p "$HOME"
 unset CCE_PLANE_URL CCE_TOKEN CCE_CA_FILE
 
 step "1. Start a plane (SIMULATED TEE: no TDX on this machine) with the local provisioner"
+# Script jobs from Explore notebooks run on a curated base the operator
+# publishes (step 10): plane.yaml names it.
+plane_yaml_hook() {
+  sed -i 's|^  script_bases: \[\]$|  script_bases:\n    - {name: python-data, image: "library/python-data:3.11", command: ["/usr/bin/python3"]}|' "$1"
+  grep -q 'name: python-data' "$1" || { echo "plane.yaml: no 'script_bases: []' line" >&2; return 1; }
+}
 local_plane_start || die "the plane did not start"
 echo "plane up at $URL (log: plane.log)"
 PROVIDER=$(local_plane_user hospital provider)
@@ -119,7 +129,45 @@ grep -E "gate.verdict|review|job.review|output.submit" "$WORK/audit.txt" || die 
 export CCE_TOKEN="$OP_TOKEN"   # verifying both chains is the operator's
 run "$BIN/cce" audit verify
 
-step "10. DecryptFS on its own: tampering reads as an I/O error"
+step "10. Explore Mode: a desensitized sample, a notebook in the browser, the same script as a job"
+BUILD=$(cd "$BIN/.." && pwd)
+echo "The python-data base image, from Debian's packages (first run: a few minutes; cached in $BUILD):"
+/usr/bin/python3 "$ROOT/scripts/build-python-data-image.py" --out "$BUILD/python-data-oci" \
+  --cache "$BUILD/python-data-cache" > "$WORK/base-image.log" 2>&1 ||
+  { tail -n 20 "$WORK/base-image.log" >&2; die "cannot build the python-data image"; }
+export CCE_TOKEN="$OP_TOKEN"
+run "$BIN/cce" image push "$BUILD/python-data-oci" --name library/python-data:3.11
+export CCE_TOKEN="$PROVIDER"
+cp "$ROOT/examples/sample-policy.yaml" "$WORK/sample-policy.yaml"
+(umask 077; openssl rand -hex 32 > "$WORK/sample.key")
+run "$BIN/cce" dataset sample "$SRC" --policy "$WORK/sample-policy.yaml" --out "$WORK/sample"
+run "$BIN/cce" dataset publish-sample hospital-claims "$WORK/sample"
+export CCE_TOKEN="$CONSUMER"
+printf '$ cce explore start --datasets hospital-claims --idle-timeout 30m\n' >&2
+"$BIN/cce" explore start --datasets hospital-claims --idle-timeout 30m --output json > "$WORK/session.json" ||
+  die "explore start failed"
+SESSION=$(json_field id < "$WORK/session.json")
+echo "started Explore session $SESSION: Jupyter in a runc sandbox that sees only the sample"
+echo "A headless Chromium opens the one-time login URL and runs a notebook (tests/explore/notebook.mjs):"
+CCE_NOTEBOOK_UPLOADS="$ROOT/examples/explore/analysis.py=analysis.py" \
+  node "$ROOT/tests/explore/notebook.mjs" "$ROOT" "$CA" "$(json_field login_url < "$WORK/session.json")" JOB \
+  'import cce4long
+df = cce4long.sample("hospital-claims")   # the desensitized sample, read-only at /data/hospital-claims
+df.head()' \
+  'job = cce4long.submit(script="analysis.py", datasets=["hospital-claims"], base="python-data")
+job.wait(progress=False)
+print("JOB", job.id, job.state)' > "$WORK/notebook.out" 2> "$WORK/notebook.err" ||
+  { cat "$WORK/notebook.out" "$WORK/notebook.err"; die "the notebook failed"; }
+cat "$WORK/notebook.out"
+SJOB=$(sed -n 's/^JOB \([^ ]*\) .*/\1/p' "$WORK/notebook.out")
+run "$BIN/cce" job status "$SJOB"
+[ "$("$BIN/cce" job status "$SJOB" --output json | json_field state)" = RELEASED ] ||
+  die "the notebook's job $SJOB was not RELEASED"
+run "$BIN/cce" explore list
+echo "(a session left idle past its timeout is stopped by the plane; this one is stopped now)"
+run "$BIN/cce" explore stop "$SESSION"
+
+step "11. DecryptFS on its own: tampering reads as an I/O error"
 "$ROOT/scripts/demo-decryptfs.sh" "$BIN"
 echo
 echo "demo: OK"
