@@ -24,6 +24,8 @@ JOBS="${JOBS:-$(nproc)}"
 ALL_TARGETS="quote_fuzz collateral_fuzz jobspec_fuzz format_fuzz jwe_fuzz image_fuzz request_parse_fuzz unpack_fuzz policy_fuzz seccomp_fuzz ecdsa_fuzz gate_fuzz gate_reference_fuzz bundle_tar_fuzz"
 ALL_TARGETS="$ALL_TARGETS explore_policy_fuzz explore_tabular_fuzz"
 ALL_TARGETS="$ALL_TARGETS http_proxy_fuzz"
+ALL_TARGETS="$ALL_TARGETS explore_jupyter_status_fuzz explore_kubeconfig_fuzz explore_k8s_response_fuzz"
+ALL_TARGETS="$ALL_TARGETS sample_tar_fuzz script_request_fuzz plane_cookie_fuzz"
 TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 declare -A SEEDS=(
   [quote_fuzz]="tests/data/tdx/dcap-qvl tests/data/tdx/go-tdx-guest tests/data/tdx/trustee"
@@ -43,6 +45,12 @@ declare -A SEEDS=(
   [explore_policy_fuzz]="tests/data/fuzz/explore_policy_fuzz"
   [explore_tabular_fuzz]="tests/data/fuzz/explore_tabular_fuzz"
   [http_proxy_fuzz]="tests/data/fuzz/http_proxy_fuzz"
+  [explore_jupyter_status_fuzz]="tests/data/fuzz/explore_jupyter_status_fuzz"
+  [explore_kubeconfig_fuzz]="tests/data/fuzz/explore_kubeconfig_fuzz"
+  [explore_k8s_response_fuzz]="tests/data/fuzz/explore_k8s_response_fuzz"
+  [sample_tar_fuzz]="tests/data/fuzz/sample_tar_fuzz"
+  [script_request_fuzz]="tests/data/fuzz/script_request_fuzz"
+  [plane_cookie_fuzz]="tests/data/fuzz/plane_cookie_fuzz"
 )
 
 for tool in clang clang++; do

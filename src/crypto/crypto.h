@@ -1,6 +1,6 @@
 // crypto: the only place cce4long touches cryptographic primitives. Thin,
 // typed wrappers over OpenSSL 3 (no home-made primitives): AES-256-GCM,
-// HKDF-SHA256, SHA-2, Ed25519, ECDH (X25519, P-256), a CSPRNG, constant-time
+// HKDF-SHA256, HMAC-SHA256, SHA-2, Ed25519, ECDH (X25519, P-256), a CSPRNG, constant-time
 // comparison, and SecretBytes for key material.
 #pragma once
 
@@ -80,6 +80,36 @@ class Sha256Hasher {
 
  private:
   struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// HMAC-SHA256 (RFC 2104) under one key, computed by OpenSSL's EVP_MAC
+// "HMAC": the key lives only inside OpenSSL's context (cleansed when it is
+// freed), and the construction is OpenSSL's. One object reuses one context,
+// re-initialised per message, so it is not thread-safe (Mac is const for
+// callers that hold it as part of a read-only index, not because it is free
+// of state): give each thread its own (cheap to make).
+class HmacSha256 {
+ public:
+  // Any key length (RFC 2104: keys longer than 64 bytes are hashed first).
+  // Errors: kInternal if OpenSSL cannot fetch or key the MAC.
+  static StatusOr<HmacSha256> Create(ByteSpan key);
+  HmacSha256(HmacSha256&&) noexcept;
+  HmacSha256& operator=(HmacSha256&&) noexcept;
+  HmacSha256(const HmacSha256&) = delete;
+  HmacSha256& operator=(const HmacSha256&) = delete;
+  ~HmacSha256();
+
+  // HMAC(key, msg). Aborts the process on an OpenSSL failure (allocation
+  // inside OpenSSL) or on a moved-from object: a MAC is never replaced by an
+  // unkeyed value.
+  Sha256Digest Mac(ByteSpan msg) const;
+  // HMAC(key, a || b), without concatenating.
+  Sha256Digest Mac(std::string_view a, std::string_view b = {}) const;
+
+ private:
+  struct Impl;
+  explicit HmacSha256(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -4,6 +4,8 @@
 // all use.
 #include <openssl/crypto.h>
 
+#include <ctime>
+
 #include "format/format.h"
 #include "plane/dataset_location.h"
 #include "plane/services.h"
@@ -216,6 +218,18 @@ StatusOr<api::RentalList> Rentals::List(const Caller& caller) {
   return out;
 }
 
+namespace {
+// "2026-12-06 13:48:19Z": how a refusal names a moment.
+std::string UtcTime(int64_t unix_seconds) {
+  const time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm);
+  return buf;
+}
+}  // namespace
+
 Status Rentals::CheckCoverage(int64_t consumer_id, const std::vector<std::string>& datasets,
                               int64_t from, int64_t until) {
   for (const auto& name : datasets) {
@@ -228,8 +242,10 @@ Status Rentals::CheckCoverage(int64_t consumer_id, const std::vector<std::string
     }
     ASSIGN_OR_RETURN(bool covered, d_.ledger.Covers(consumer_id, ds->id, from, until));
     if (!covered) {
-      return PermissionDenied("the rental of '" + name + "' does not cover " +
-                              std::to_string(from) + ".." + std::to_string(until));
+      // "... does not cover" stays the message's stem: clients and tests match it.
+      return PermissionDenied("the rental of '" + name + "' does not cover " + UtcTime(from) +
+                              " to " + UtcTime(until) + ": you have no rental of it for that time" +
+                              " (rent it: cce rent " + name + " --days N)");
     }
   }
   return Status::Ok();
