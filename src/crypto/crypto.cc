@@ -266,61 +266,6 @@ Sha256Digest Sha256Hasher::Finish() {
   return out;
 }
 
-// ---- HMAC-SHA256 -------------------------------------------------------------
-
-using MacPtr = std::unique_ptr<EVP_MAC, Free<EVP_MAC_free>>;
-using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, Free<EVP_MAC_CTX_free>>;
-
-struct HmacSha256::Impl {
-  // Keyed once; EVP_MAC_init with no key re-initialises it from the keyed
-  // inner state for the next message (OpenSSL keeps the key's inner and
-  // outer digest states, so a MAC costs the message plus two compressions).
-  MacCtxPtr ctx;
-};
-
-HmacSha256::HmacSha256(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-HmacSha256::HmacSha256(HmacSha256&&) noexcept = default;
-HmacSha256& HmacSha256::operator=(HmacSha256&&) noexcept = default;
-HmacSha256::~HmacSha256() = default;
-
-StatusOr<HmacSha256> HmacSha256::Create(ByteSpan key) {
-  MacPtr mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-  if (!mac) return OpensslInternal("HMAC-SHA256: EVP_MAC_fetch");
-  auto impl = std::make_unique<Impl>();
-  impl->ctx.reset(EVP_MAC_CTX_new(mac.get()));
-  if (!impl->ctx) return OpensslInternal("HMAC-SHA256: EVP_MAC_CTX_new");
-  char digest[] = "SHA256";
-  const OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_end(),
-  };
-  // An empty key must still be a key (a null pointer means "keep the old
-  // one" to EVP_MAC_init).
-  static const uint8_t kNoKey = 0;
-  if (EVP_MAC_init(impl->ctx.get(), key.empty() ? &kNoKey : key.data(), key.size(), params) != 1) {
-    return OpensslInternal("HMAC-SHA256: EVP_MAC_init with the key");
-  }
-  return HmacSha256(std::move(impl));
-}
-
-Sha256Digest HmacSha256::Mac(ByteSpan msg) const {
-  return Mac(std::string_view(reinterpret_cast<const char*>(msg.data()), msg.size()));
-}
-
-Sha256Digest HmacSha256::Mac(std::string_view a, std::string_view b) const {
-  if (!impl_) Fatal("HMAC-SHA256: use of a moved-from object");
-  EVP_MAC_CTX* ctx = impl_->ctx.get();
-  Sha256Digest out{};
-  size_t len = 0;
-  if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1 ||
-      (!a.empty() && EVP_MAC_update(ctx, reinterpret_cast<const uint8_t*>(a.data()), a.size()) != 1) ||
-      (!b.empty() && EVP_MAC_update(ctx, reinterpret_cast<const uint8_t*>(b.data()), b.size()) != 1) ||
-      EVP_MAC_final(ctx, out.data(), &len, out.size()) != 1 || len != out.size()) {
-    Fatal("HMAC-SHA256");
-  }
-  return out;
-}
-
 // ---- HKDF --------------------------------------------------------------------
 
 Status HkdfSha256(ByteSpan ikm, ByteSpan salt, ByteSpan info, std::span<uint8_t> out) {

@@ -83,16 +83,16 @@ class Sha256Hasher {
   std::unique_ptr<Impl> impl_;
 };
 
-// HMAC-SHA256 (RFC 2104) under one key, computed by OpenSSL's EVP_MAC
-// "HMAC": the key lives only inside OpenSSL's context (cleansed when it is
-// freed), and the construction is OpenSSL's. One object reuses one context,
-// re-initialised per message, so it is not thread-safe (Mac is const for
-// callers that hold it as part of a read-only index, not because it is free
-// of state): give each thread its own (cheap to make).
+// HMAC-SHA256 (RFC 2104) under one key. OpenSSL's EVP_MAC "HMAC" is the
+// reference: Create checks the key's precomputed inner and outer SHA-256
+// states (OpenSSL's SHA-256, in locked memory) against it, and each Mac then
+// costs the message plus two compressions, without allocating. Mac is const
+// and thread-safe.
 class HmacSha256 {
  public:
   // Any key length (RFC 2104: keys longer than 64 bytes are hashed first).
-  // Errors: kInternal if OpenSSL cannot fetch or key the MAC.
+  // Errors: kInternal if OpenSSL cannot fetch or key the MAC, or if the
+  // precomputed states disagree with OpenSSL's HMAC for this key.
   static StatusOr<HmacSha256> Create(ByteSpan key);
   HmacSha256(HmacSha256&&) noexcept;
   HmacSha256& operator=(HmacSha256&&) noexcept;
@@ -100,9 +100,8 @@ class HmacSha256 {
   HmacSha256& operator=(const HmacSha256&) = delete;
   ~HmacSha256();
 
-  // HMAC(key, msg). Aborts the process on an OpenSSL failure (allocation
-  // inside OpenSSL) or on a moved-from object: a MAC is never replaced by an
-  // unkeyed value.
+  // HMAC(key, msg). Aborts the process on an OpenSSL failure or on a
+  // moved-from object: a MAC is never replaced by an unkeyed value.
   Sha256Digest Mac(ByteSpan msg) const;
   // HMAC(key, a || b), without concatenating.
   Sha256Digest Mac(std::string_view a, std::string_view b = {}) const;

@@ -1,7 +1,7 @@
 // Known-answer and negative tests for the crypto component. Vectors are the
 // published ones, cited per test: McGrew/Viega GCM spec (NIST) test cases
 // 13-16, RFC 5869 A.1-A.3, FIPS 180-2 "abc", RFC 8032 7.1 TEST 1-3, RFC 7748
-// 6.1, RFC 5903 8.1.
+// 6.1, RFC 5903 8.1, RFC 4231 4.2-4.8.
 #include "crypto/crypto.h"
 
 #include <gtest/gtest.h>
@@ -232,6 +232,72 @@ Bytes Range(int first, int last) {
   Bytes out;
   for (int i = first; i <= last; ++i) out.push_back(static_cast<uint8_t>(i));
   return out;
+}
+
+// RFC 4231 section 4: test cases 1-7 (6 and 7: a 131-byte key, hashed first;
+// 5: the output truncated to 128 bits).
+TEST(HmacSha256, Rfc4231TestCases1To7) {
+  struct Case {
+    Bytes key;
+    Bytes data;
+    std::string mac;  // hex; a prefix for the truncated case
+  };
+  const auto text = [](std::string_view s) { return Bytes(s.begin(), s.end()); };
+  const Case cases[] = {
+      {Bytes(20, 0x0b), text("Hi There"),
+       "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+      {text("Jefe"), text("what do ya want for nothing?"),
+       "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+      {Bytes(20, 0xaa), Bytes(50, 0xdd),
+       "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
+      {H("0102030405060708090a0b0c0d0e0f10111213141516171819"), Bytes(50, 0xcd),
+       "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+      {Bytes(20, 0x0c), text("Test With Truncation"), "a3b6167473100ee06e0c796c2955552b"},
+      {Bytes(131, 0xaa), text("Test Using Larger Than Block-Size Key - Hash Key First"),
+       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+      {Bytes(131, 0xaa),
+       text("This is a test using a larger than block-size key and a larger than block-size "
+            "data. The key needs to be hashed before being used by the HMAC algorithm."),
+       "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    ++n;
+    auto mac = HmacSha256::Create(c.key);
+    ASSERT_TRUE(mac.ok()) << "case " << n << ": " << mac.status().ToString();
+    EXPECT_EQ(Hex(mac->Mac(c.data)).substr(0, c.mac.size()), c.mac) << "case " << n;
+    // Twice: the context re-initialises for the next message.
+    EXPECT_EQ(Hex(mac->Mac(c.data)).substr(0, c.mac.size()), c.mac) << "case " << n << " again";
+  }
+}
+
+TEST(HmacSha256, TwoPartMessageIsTheConcatenation) {
+  auto mac = HmacSha256::Create(AsBytes("Jefe"));
+  ASSERT_TRUE(mac.ok());
+  const std::string want = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  EXPECT_EQ(Hex(mac->Mac("what do ya want ", "for nothing?")), want);
+  EXPECT_EQ(Hex(mac->Mac("", "what do ya want for nothing?")), want);
+  EXPECT_EQ(Hex(mac->Mac("what do ya want for nothing?")), want);
+  EXPECT_NE(Hex(mac->Mac("what do ya want ", "for nothing!")), want);
+}
+
+TEST(HmacSha256, EmptyKeyAndEmptyMessage) {  // Python hmac.new(b"", b"", sha256)
+  auto mac = HmacSha256::Create({});
+  ASSERT_TRUE(mac.ok()) << mac.status().ToString();
+  EXPECT_EQ(Hex(mac->Mac(ByteSpan{})),
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
+TEST(HmacSha256, KeysAreIndependentAndSurviveMoves) {
+  auto a = HmacSha256::Create(Bytes(32, 1));
+  auto b = HmacSha256::Create(Bytes(32, 2));
+  ASSERT_TRUE(a.ok() && b.ok());
+  const Sha256Digest da = a->Mac("m");
+  EXPECT_NE(da, b->Mac("m"));
+  HmacSha256 moved = std::move(*a);
+  EXPECT_EQ(moved.Mac("m"), da);
+  *b = std::move(moved);
+  EXPECT_EQ(b->Mac("m"), da);
 }
 
 TEST(HkdfSha256, Rfc5869Case1) {

@@ -1,7 +1,5 @@
 #include "explore/desensitize_rules.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -104,72 +102,6 @@ void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
   *d = doy - (153 * mp + 2) / 5 + 1;
   *m = mp < 10 ? mp + 3 : mp - 9;
   *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
-}
-
-// --- KeyedHash --------------------------------------------------------------
-
-StatusOr<KeyedHash> KeyedHash::Create(crypto::ByteSpan key) {
-  KeyedHash h;
-  h.inner_ = EVP_MD_CTX_new();
-  h.outer_ = EVP_MD_CTX_new();
-  h.work_ = EVP_MD_CTX_new();
-  if (!h.inner_ || !h.outer_ || !h.work_) return Internal("EVP_MD_CTX_new failed");
-  uint8_t block[64] = {};
-  if (key.size() > sizeof block) {
-    crypto::Sha256Digest d = crypto::Sha256(key);
-    std::memcpy(block, d.data(), d.size());
-    OPENSSL_cleanse(d.data(), d.size());
-  } else {
-    std::memcpy(block, key.data(), key.size());
-  }
-  uint8_t pad[64];
-  for (size_t i = 0; i < 64; ++i) pad[i] = block[i] ^ 0x36;
-  bool ok = EVP_DigestInit_ex(h.inner_, EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(h.inner_, pad, sizeof pad) == 1;
-  for (size_t i = 0; i < 64; ++i) pad[i] = block[i] ^ 0x5c;
-  ok = ok && EVP_DigestInit_ex(h.outer_, EVP_sha256(), nullptr) == 1 &&
-       EVP_DigestUpdate(h.outer_, pad, sizeof pad) == 1;
-  OPENSSL_cleanse(pad, sizeof pad);
-  OPENSSL_cleanse(block, sizeof block);
-  if (!ok) return Internal("HMAC-SHA256 key setup failed");
-  return h;
-}
-
-KeyedHash::KeyedHash(KeyedHash&& o) noexcept
-    : inner_(std::exchange(o.inner_, nullptr)),
-      outer_(std::exchange(o.outer_, nullptr)),
-      work_(std::exchange(o.work_, nullptr)) {}
-
-KeyedHash& KeyedHash::operator=(KeyedHash&& o) noexcept {
-  if (this != &o) {
-    std::swap(inner_, o.inner_);
-    std::swap(outer_, o.outer_);
-    std::swap(work_, o.work_);
-  }
-  return *this;
-}
-
-KeyedHash::~KeyedHash() {
-  EVP_MD_CTX_free(inner_);  // frees (and cleanses) the keyed states
-  EVP_MD_CTX_free(outer_);
-  EVP_MD_CTX_free(work_);
-}
-
-crypto::Sha256Digest KeyedHash::Mac(std::string_view a, std::string_view b) const {
-  crypto::Sha256Digest inner{};
-  crypto::Sha256Digest out{};
-  unsigned len = 0;
-  // Failures here are allocation failures inside OpenSSL; abort rather than
-  // emit an unkeyed value.
-  if (EVP_MD_CTX_copy_ex(work_, inner_) != 1 || EVP_DigestUpdate(work_, a.data(), a.size()) != 1 ||
-      EVP_DigestUpdate(work_, b.data(), b.size()) != 1 ||
-      EVP_DigestFinal_ex(work_, inner.data(), &len) != 1 ||
-      EVP_MD_CTX_copy_ex(work_, outer_) != 1 ||
-      EVP_DigestUpdate(work_, inner.data(), inner.size()) != 1 ||
-      EVP_DigestFinal_ex(work_, out.data(), &len) != 1) {
-    std::abort();
-  }
-  return out;
 }
 
 // --- ColumnRule ---------------------------------------------------------------

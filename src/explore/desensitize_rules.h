@@ -7,8 +7,6 @@
 // generalization lattice over distinct keys instead of re-reading rows.
 #pragma once
 
-#include <openssl/evp.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -22,25 +20,8 @@
 
 namespace cce::explore::internal {
 
-// HMAC-SHA256 with the inner and outer states computed once per key, so one
-// MAC costs two SHA-256 compressions plus the message. Not thread-safe.
-class KeyedHash {
- public:
-  static StatusOr<KeyedHash> Create(crypto::ByteSpan key);
-  KeyedHash(KeyedHash&& o) noexcept;
-  KeyedHash& operator=(KeyedHash&& o) noexcept;
-  KeyedHash(const KeyedHash&) = delete;
-  KeyedHash& operator=(const KeyedHash&) = delete;
-  ~KeyedHash();
-  // HMAC(key, a || b).
-  crypto::Sha256Digest Mac(std::string_view a, std::string_view b = {}) const;
-
- private:
-  KeyedHash() = default;
-  EVP_MD_CTX* inner_ = nullptr;
-  EVP_MD_CTX* outer_ = nullptr;
-  EVP_MD_CTX* work_ = nullptr;
-};
+// HMAC-SHA256 (crypto::HmacSha256): Mac(a, b) is HMAC(key, a || b).
+using KeyedHash = crypto::HmacSha256;
 
 // Key encoding: one kind byte, then the payload. 'a' absent, 'n' null, 'e'
 // empty string (these three pass through every action unchanged), 's' a

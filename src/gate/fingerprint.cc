@@ -46,8 +46,8 @@
 //   (one token, or 2-3 text tokens) that is distinct and distinctive (ids,
 //   e-mails, full names, phone numbers).
 // - Fingerprint of a form: HMAC-SHA256(key, kind byte + form) truncated to
-//   64 bits; the keyed inner/outer SHA-256 states are computed once and kept
-//   in locked memory. The index keeps sorted (fingerprint, row, column,
+//   64 bits (crypto::HmacSha256: the key's states are set up once per
+//   index and checked against OpenSSL's HMAC). The index keeps sorted (fingerprint, row, column,
 //   flags) entries, each row's count of distinctive cells and of
 //   memorisable numeric cells, and its file and line for messages.
 // - Memorisation: a numeric cell in a non-text column is also stored as the
@@ -98,11 +98,7 @@
 // memo), u64 entry count + entries (u64 fp, u32 row, u16 column, u16 flags;
 // sorted), u32 shape count + u64 shape fingerprints (sorted), u64 key check (fingerprint of a fixed
 // string: a wrong key is detected), SHA-256 of all preceding bytes. Strings are u32 length + bytes.
-#define OPENSSL_SUPPRESS_DEPRECATED  // SHA256_CTX: the keyed states are copied per token
 #include "gate/fingerprint.h"
-
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cmath>
@@ -134,48 +130,21 @@ constexpr size_t kMaxListed = 5;        // locations listed in one aggregated fi
 constexpr size_t kMaxRowFindings = 50;  // copied-row findings before a summary
 constexpr size_t kLineWindow = 4096;
 
-// HMAC-SHA256 with the key's inner and outer states computed once.
+// HMAC-SHA256 (crypto::HmacSha256) truncated to its first 64 bits,
+// big-endian.
 class KeyedHasher {
  public:
-  explicit KeyedHasher(crypto::ByteSpan key) : states_(2 * sizeof(SHA256_CTX)) {
-    uint8_t block[SHA256_CBLOCK] = {};
-    if (key.size() > SHA256_CBLOCK) {
-      SHA256(key.data(), key.size(), block);
-    } else if (!key.empty()) {
-      std::memcpy(block, key.data(), key.size());
-    }
-    SHA256_CTX ctx;
-    uint8_t pad[SHA256_CBLOCK];
-    for (size_t i = 0; i < SHA256_CBLOCK; ++i) pad[i] = block[i] ^ 0x36;
-    SHA256_Init(&ctx);
-    SHA256_Update(&ctx, pad, sizeof pad);
-    std::memcpy(states_.data(), &ctx, sizeof ctx);
-    for (size_t i = 0; i < SHA256_CBLOCK; ++i) pad[i] = block[i] ^ 0x5c;
-    SHA256_Init(&ctx);
-    SHA256_Update(&ctx, pad, sizeof pad);
-    std::memcpy(states_.data() + sizeof ctx, &ctx, sizeof ctx);
-    OPENSSL_cleanse(&ctx, sizeof ctx);
-    OPENSSL_cleanse(pad, sizeof pad);
-    OPENSSL_cleanse(block, sizeof block);
-  }
+  explicit KeyedHasher(crypto::HmacSha256 mac) : mac_(std::move(mac)) {}
 
   uint64_t Fingerprint(std::string_view form) const {
-    SHA256_CTX ctx;
-    uint8_t digest[SHA256_DIGEST_LENGTH];
-    std::memcpy(&ctx, states_.data(), sizeof ctx);
-    SHA256_Update(&ctx, form.data(), form.size());
-    SHA256_Final(digest, &ctx);
-    std::memcpy(&ctx, states_.data() + sizeof ctx, sizeof ctx);
-    SHA256_Update(&ctx, digest, sizeof digest);
-    SHA256_Final(digest, &ctx);
-    OPENSSL_cleanse(&ctx, sizeof ctx);
+    const crypto::Sha256Digest digest = mac_.Mac(form);
     uint64_t fp = 0;
     for (int i = 0; i < 8; ++i) fp = (fp << 8) | digest[i];
     return fp;
   }
 
  private:
-  crypto::SecretBytes states_;
+  crypto::HmacSha256 mac_;
 };
 
 uint64_t ShapeFingerprint(const KeyedHasher& hasher, uint16_t shape) {
@@ -473,6 +442,7 @@ struct ReferenceIndex::Builder::Impl {
   std::unique_ptr<ReferenceIndex::Impl> index;
   std::vector<bool> shapes = std::vector<bool>(normalize::kShapes);  // shapes indexed
   size_t key_size = 0;
+  Status key_status;  // why the key could not be set up, if it could not
 };
 
 ReferenceIndex::Builder::Builder(std::string dataset, crypto::ByteSpan key, const Policy& policy)
@@ -480,7 +450,12 @@ ReferenceIndex::Builder::Builder(std::string dataset, crypto::ByteSpan key, cons
   impl_->policy = policy;
   impl_->index = std::make_unique<ReferenceIndex::Impl>();
   impl_->index->dataset = std::move(dataset);
-  impl_->index->hasher = std::make_unique<KeyedHasher>(key);
+  auto mac = crypto::HmacSha256::Create(key);
+  if (mac.ok()) {
+    impl_->index->hasher = std::make_unique<KeyedHasher>(std::move(mac).value());
+  } else {
+    impl_->key_status = mac.status();
+  }
   impl_->key_size = key.size();
   impl_->index->min_token_chars =
       static_cast<uint32_t>(std::max<size_t>(policy.min_token_chars, 1));
@@ -494,6 +469,7 @@ Status ReferenceIndex::Builder::AddFile(const std::string& name, std::string_vie
     return InvalidArgument("fingerprint key: " + std::to_string(impl_->key_size) +
                            " bytes, expected 32");
   }
+  RETURN_IF_ERROR(impl_->key_status);
   ReferenceIndex::Impl& index = *impl_->index;
   RETURN_IF_ERROR(CheckText(name, bytes));
   if (bytes.substr(0, 3) == "\xEF\xBB\xBF") bytes.remove_prefix(3);
@@ -665,6 +641,7 @@ Status ReferenceIndex::Builder::AddFile(const std::string& name, std::string_vie
 
 StatusOr<ReferenceIndex> ReferenceIndex::Builder::Finish() {
   if (!impl_->index) return FailedPrecondition("fingerprint builder already finished");
+  RETURN_IF_ERROR(impl_->key_status);
   std::unique_ptr<ReferenceIndex::Impl> index = std::move(impl_->index);
   std::sort(index->entries.begin(), index->entries.end());
   // One entry per (fingerprint, row, column), its flags merged.
@@ -852,7 +829,8 @@ StatusOr<ReferenceIndex> ReferenceIndex::Deserialize(std::string_view bytes, cry
     return InvalidArgument("fingerprint key: " + std::to_string(key.size()) +
                            " bytes, expected 32");
   }
-  x->hasher = std::make_unique<KeyedHasher>(key);
+  ASSIGN_OR_RETURN(crypto::HmacSha256 mac, crypto::HmacSha256::Create(key));
+  x->hasher = std::make_unique<KeyedHasher>(std::move(mac));
   ASSIGN_OR_RETURN(uint64_t min_chars, in.Read(4, "min_token_chars"));
   ASSIGN_OR_RETURN(uint64_t max_join, in.Read(4, "max_join"));
   ASSIGN_OR_RETURN(uint64_t max_memo, in.Read(4, "max_memo"));

@@ -698,6 +698,28 @@ TEST_F(FingerprintTest, DeserializeChecksStructureBehindAValidTrailer) {
       << r.status().message();
 }
 
+// Fingerprints rest in sealed index files, so their values must never change
+// (a new HMAC implementation, a refactoring): pinned here. The key check
+// (the u64 before the SHA-256 trailer) is the first 8 bytes, big-endian, of
+// HMAC-SHA256(kKey, "\x01cce4long fingerprint key check"), computed
+// independently with Python's hmac; the trailer covers every entry and shape
+// fingerprint of a small fixed index, recorded with the original
+// implementation (hand-built ipad/opad SHA-256 states).
+TEST(FingerprintValues, ArePinned) {
+  const ReferenceIndex index = BuildIndex(MakePeople(20));
+  ASSERT_GT(index.cells(), 20u);  // entry fingerprints are in the pinned bytes
+  const std::string bytes = index.Serialize();
+  ASSERT_GT(bytes.size(), 40u);
+  uint64_t check = 0;
+  for (int i = 7; i >= 0; --i) {
+    check = (check << 8) | static_cast<uint8_t>(bytes[bytes.size() - 40 + static_cast<size_t>(i)]);
+  }
+  EXPECT_EQ(check, 0xdbcb53cb72f48c72u);
+  const std::string trailer = bytes.substr(bytes.size() - 32);
+  EXPECT_EQ(crypto::ToHex(crypto::AsBytes(trailer)),
+            "35b0d1e5ec6c64cb52a4e727130bbdaa870889fc55bab692ef16eb2aee0a47f1");
+}
+
 // ---------------------------------------------------------------------------
 // Throughput (printed, not asserted). CPU time of this thread: the machine
 // running the tests is shared.

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "crypto/jwe.h"
+#include "plane/cookie.h"
 #include "plane/plane.h"
 #include "plane/services.h"
 
@@ -48,22 +49,6 @@ StatusOr<std::string> RandomToken() {
 
 crypto::Sha256Digest Hash(std::string_view s) {
   return crypto::Sha256(crypto::AsBytes(s));
-}
-
-// The value of cookie `name` in a Cookie header ("a=1; b=2"); "" if absent.
-std::string CookieValue(std::string_view header, std::string_view name) {
-  while (!header.empty()) {
-    const size_t semi = header.find(';');
-    std::string_view part = header.substr(0, semi);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    if (part.size() > name.size() && part.substr(0, name.size()) == name &&
-        part[name.size()] == '=') {
-      return std::string(part.substr(name.size() + 1));
-    }
-    if (semi == std::string_view::npos) break;
-    header.remove_prefix(semi + 1);
-  }
-  return "";
 }
 
 bool IsBase64Url(std::string_view s) {
@@ -174,6 +159,14 @@ StatusOr<store::ExploreSession> ExploreSessions::Finish(const store::ExploreSess
       x.id, {ExploreState::kStarting, ExploreState::kRunning}, to, reason, std::nullopt,
       audit_.Record(actor, action, Object(x.id), AuditDecision::kInfo,
                     {{"reason", reason}, {"state", std::string(store::ExploreStateName(to))}}));
+  if (!done.ok()) {
+    // Callers on failure paths go on either way; the record's absence must
+    // not go unseen (the session stays live in the store, and the culler or
+    // the next start's Recover looks at it again).
+    d_.log.Error("explore.record", {{"session", x.id},
+                                    {"to", std::string(store::ExploreStateName(to))},
+                                    {"error", done.status().message()}});
+  }
   std::lock_guard<std::mutex> l(mu_);
   activity_.erase(x.id);
   flushed_.erase(x.id);
@@ -460,7 +453,8 @@ StatusOr<ExploreSessions::ProxyTarget> ExploreSessions::Target(const std::string
   auto x = d_.db.GetExploreSession(id);
   if (!x.ok()) return x.status().code() == StatusCode::kNotFound ? refuse(not_found) : x.status();
 
-  const std::string cookie = CookieValue(cookie_header, kCookieName);
+  // The first cce_explore pair (cookie.h); an empty value counts as no cookie.
+  const std::string cookie(FindCookie(cookie_header, kCookieName).value_or(""));
   constexpr std::string_view kBearer = "Bearer ";
   if (!cookie.empty()) {
     if (!x->cookie_hash || !crypto::ConstantTimeEquals(*x->cookie_hash, Hash(cookie))) {

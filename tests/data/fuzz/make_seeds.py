@@ -397,6 +397,32 @@ def sample_tar_seeds():
     write(os.path.join(out, "cut"), b"\x01" + plain[:1800])
 
 
+def cookie_seeds():
+    """cookie_fuzz.cc (plane_cookie_fuzz): byte 0 even names the plane's
+    cce_explore cookie; odd takes a name of (byte >> 1) % 16 bytes from the
+    front of the rest. The rest is a Cookie header as browsers send one to
+    the Explore proxy (Jupyter's _xsrf beside the login cookie), and the
+    cases cookie.h's rules decide: duplicates, a name that contains the
+    name, quotes, an empty value, spaces and tabs."""
+    out = reset("plane_cookie_fuzz")
+    login = b"cce_explore=3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    for name, header in [
+            ("browser", b"_xsrf=2|1a2b3c4d|5e6f|1733480000; " + login),
+            ("only", login),
+            ("duplicate", b"cce_explore=first; a=1; cce_explore=second"),
+            ("suffix-and-prefix", b"xcce_explore=evil; cce_explore_x=evil; " + login),
+            ("quoted", b'a="x; y"; cce_explore="quoted"'),
+            ("empty-value", b"cce_explore=; cce_explore=later"),
+            ("spaces-tabs", b";;  cce_explore =no;\tcce_explore=no;   cce_explore=yes \t"),
+            ("no-equals", b"cce_explore; b=2"),
+            ("empty", b"")]:
+        write(os.path.join(out, name), b"\x00" + header)
+    # Odd byte 0: the name "_xsrf" (5 bytes) in front of the header "a=1; _xsrf=tok".
+    write(os.path.join(out, "other-name"), bytes([(5 << 1) | 1]) + b"_xsrfa=1; _xsrf=tok")
+    write(os.path.join(out, "name-not-token"), bytes([(3 << 1) | 1]) + b"a;b a;b=1")
+    write(os.path.join(out, "name-with-space"), bytes([(3 << 1) | 1]) + b"a ba b=1")
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: make_seeds.py BUILD_DIR")
@@ -411,6 +437,7 @@ def main(argv):
         ecdsa_seeds()
         bundle_tar_seeds()
         sample_tar_seeds()
+        cookie_seeds()
 
 
 if __name__ == "__main__":
