@@ -166,7 +166,14 @@ TEST_F(JobE2eTest, AJobRunsEndToEndAndItsAlgorithmIsContained) {
   // HELD or RELEASED: the bundle arrived and the gate decided (the probes'
   // reports copy no data; the gate's own verdicts are tested below).
   const std::string state = WaitFor(job, {"HELD", "RELEASED", "FAILED", "CANCELLED"});
-  const std::string agent_log = ReadFile(f_.data_dir() + "/logs/jobs/" + job + ".log");
+  // The plane records the output before the agent logs "submitted" (it
+  // logs after the plane's answer): give the agent's last line a moment.
+  const std::string log_path = f_.data_dir() + "/logs/jobs/" + job + ".log";
+  std::string agent_log = ReadFile(log_path);
+  for (int i = 0; i < 100 && agent_log.find("\"submitted\"") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    agent_log = ReadFile(log_path);
+  }
   ASSERT_TRUE(state == "HELD" || state == "RELEASED")
       << state << "\n"
       << f_.Cce({"job", "status", job}).out << "\nagent log:\n"
