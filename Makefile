@@ -13,7 +13,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libyaml-cpp-dev libarchive-dev libsqlite3-dev \
   clang clang-format clang-tidy libclang-rt-14-dev \
   python3 python3-cryptography python3-jsonschema python3-yaml \
-  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev \
+  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev libsecp256k1-dev libcrypto++-dev \
   nodejs libcurl4-openssl-dev \
   apparmor runc busybox-static libseccomp-dev curl \
   zlib1g-dev libbz2-dev liblzma-dev chromium \

@@ -26,6 +26,10 @@ ALL_TARGETS="$ALL_TARGETS explore_policy_fuzz explore_tabular_fuzz"
 ALL_TARGETS="$ALL_TARGETS http_proxy_fuzz"
 ALL_TARGETS="$ALL_TARGETS explore_jupyter_status_fuzz explore_kubeconfig_fuzz explore_k8s_response_fuzz"
 ALL_TARGETS="$ALL_TARGETS sample_tar_fuzz script_request_fuzz plane_cookie_fuzz"
+ALL_TARGETS="$ALL_TARGETS cli_wallet_message_fuzz"
+ALL_TARGETS="$ALL_TARGETS eth_rlp eth_tx eth_hex eth_abi eth_personal"
+ALL_TARGETS="$ALL_TARGETS eth_rpc_response eth_rented"
+ALL_TARGETS="$ALL_TARGETS wallet_request_fuzz"
 TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 declare -A SEEDS=(
   [quote_fuzz]="tests/data/tdx/dcap-qvl tests/data/tdx/go-tdx-guest tests/data/tdx/trustee"
@@ -51,6 +55,15 @@ declare -A SEEDS=(
   [sample_tar_fuzz]="tests/data/fuzz/sample_tar_fuzz"
   [script_request_fuzz]="tests/data/fuzz/script_request_fuzz"
   [plane_cookie_fuzz]="tests/data/fuzz/plane_cookie_fuzz"
+  [cli_wallet_message_fuzz]="tests/data/fuzz/cli_wallet_message_fuzz"
+  [wallet_request_fuzz]="tests/data/fuzz/wallet_request_fuzz"
+  [eth_rlp]="tests/data/fuzz/eth_rlp"
+  [eth_tx]="tests/data/fuzz/eth_tx"
+  [eth_hex]="tests/data/fuzz/eth_hex"
+  [eth_abi]="tests/data/fuzz/eth_abi"
+  [eth_personal]="tests/data/fuzz/eth_personal"
+  [eth_rpc_response]="tests/data/fuzz/eth_rpc_response"
+  [eth_rented]="tests/data/fuzz/eth_rented"
 )
 
 for tool in clang clang++; do

@@ -29,6 +29,11 @@ class FieldReader {
     const json* v = Find(name, false);
     if (v != nullptr && !v->is_null()) Scalar(name, v, kString, out);
   }
+  // Absent: *out stays nullopt.
+  void OptionalStr(const char* name, std::optional<std::string>* out) {
+    std::string v;
+    if (Scalar(name, Find(name, false), kString, &v)) *out = std::move(v);
+  }
   void Int(const char* name, int64_t* out) { Scalar(name, Find(name, true), kInteger, out); }
   void OptionalInt(const char* name, std::optional<int64_t>* out) {
     int64_t v = 0;
@@ -339,10 +344,15 @@ Status FromJson(const json& j, RegisterDatasetRequest* out, Decode mode, std::st
 }
 
 json ToJson(const Rental& v) {
-  return {{"seq", v.seq},           {"dataset", v.dataset},
-          {"consumer", v.consumer}, {"start", v.start},
-          {"end", v.end},           {"created_at", v.created_at},
-          {"hash", v.hash},         {"signature", v.signature}};
+  json j = {{"seq", v.seq},           {"dataset", v.dataset},
+            {"consumer", v.consumer}, {"start", v.start},
+            {"end", v.end},           {"created_at", v.created_at},
+            {"hash", v.hash},         {"signature", v.signature}};
+  if (v.tx_hash) j["tx_hash"] = *v.tx_hash;
+  if (v.block) j["block"] = *v.block;
+  if (v.payer) j["payer"] = *v.payer;
+  if (v.amount_wei) j["amount_wei"] = *v.amount_wei;
+  return j;
 }
 Status FromJson(const json& j, Rental* out, Decode mode, std::string_view where) {
   FieldReader r(j, mode, where);
@@ -354,6 +364,10 @@ Status FromJson(const json& j, Rental* out, Decode mode, std::string_view where)
   r.Int("created_at", &out->created_at);
   r.String("hash", &out->hash);
   r.String("signature", &out->signature);
+  r.OptionalStr("tx_hash", &out->tx_hash);
+  r.OptionalInt("block", &out->block);
+  r.OptionalStr("payer", &out->payer);
+  r.OptionalStr("amount_wei", &out->amount_wei);
   return r.Finish();
 }
 
@@ -1071,6 +1085,98 @@ Status FromJson(const json& j, ExploreLogin* out, Decode mode, std::string_view 
   FieldReader r(j, mode, where);
   r.String("url", &out->url);
   r.Int("expires_at", &out->expires_at);
+  return r.Finish();
+}
+
+// ---- Ledger and wallets --------------------------------------------------------
+
+json ToJson(const LedgerInfo& v) {
+  json j = {{"backend", v.backend}};
+  if (v.chain_id) j["chain_id"] = *v.chain_id;
+  if (v.contract) j["contract"] = *v.contract;
+  if (v.confirmations) j["confirmations"] = *v.confirmations;
+  if (v.rpc) j["rpc"] = *v.rpc;
+  if (v.plane_id) j["plane_id"] = *v.plane_id;
+  if (v.indexed_through) j["indexed_through"] = *v.indexed_through;
+  if (v.last_sync_error) j["last_sync_error"] = *v.last_sync_error;
+  return j;
+}
+Status FromJson(const json& j, LedgerInfo* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("backend", &out->backend);
+  r.OptionalInt("chain_id", &out->chain_id);
+  r.OptionalStr("contract", &out->contract);
+  r.OptionalInt("confirmations", &out->confirmations);
+  r.OptionalStr("rpc", &out->rpc);
+  r.OptionalStr("plane_id", &out->plane_id);
+  r.OptionalInt("indexed_through", &out->indexed_through);
+  r.OptionalStr("last_sync_error", &out->last_sync_error);
+  return r.Finish();
+}
+
+json ToJson(const LedgerDataset& v) {
+  return {{"dataset", v.dataset},
+          {"chain_dataset_id", v.chain_dataset_id},
+          {"chain_id", v.chain_id},
+          {"contract", v.contract}};
+}
+Status FromJson(const json& j, LedgerDataset* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("dataset", &out->dataset);
+  r.String("chain_dataset_id", &out->chain_dataset_id);
+  r.Int("chain_id", &out->chain_id);
+  r.String("contract", &out->contract);
+  return r.Finish();
+}
+
+json ToJson(const WalletChallengeRequest& v) {
+  return {{"address", v.address}};
+}
+Status FromJson(const json& j, WalletChallengeRequest* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("address", &out->address);
+  return r.Finish();
+}
+
+json ToJson(const WalletChallenge& v) {
+  return {{"message", v.message}, {"nonce", v.nonce}, {"expires_at", v.expires_at}};
+}
+Status FromJson(const json& j, WalletChallenge* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("message", &out->message);
+  r.String("nonce", &out->nonce);
+  r.Int("expires_at", &out->expires_at);
+  return r.Finish();
+}
+
+json ToJson(const WalletLinkRequest& v) {
+  return {{"address", v.address}, {"nonce", v.nonce}, {"signature", v.signature}};
+}
+Status FromJson(const json& j, WalletLinkRequest* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("address", &out->address);
+  r.String("nonce", &out->nonce);
+  r.String("signature", &out->signature);
+  return r.Finish();
+}
+
+json ToJson(const Wallet& v) {
+  return {{"address", v.address}, {"user", v.user}, {"linked_at", v.linked_at}};
+}
+Status FromJson(const json& j, Wallet* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.String("address", &out->address);
+  r.String("user", &out->user);
+  r.Int("linked_at", &out->linked_at);
+  return r.Finish();
+}
+
+json ToJson(const WalletList& v) {
+  return {{"wallets", ArrayJson(v.wallets)}};
+}
+Status FromJson(const json& j, WalletList* out, Decode mode, std::string_view where) {
+  FieldReader r(j, mode, where);
+  r.Array("wallets", &out->wallets);
   return r.Finish();
 }
 

@@ -90,6 +90,14 @@ struct Rental {
   int64_t created_at = 0;
   std::string hash;       // hex
   std::string signature;  // hex
+  // On an Ethereum plane (ledger.backend ethereum; seq 0, hash and signature
+  // empty): the Rented event's transaction ("0x" + 64 hex), its block, the
+  // address that paid (lowercase "0x" + 40 hex) and the amount in wei
+  // (decimal). Absent on the embedded ledger.
+  std::optional<std::string> tx_hash = std::nullopt;
+  std::optional<int64_t> block = std::nullopt;
+  std::optional<std::string> payer = std::nullopt;
+  std::optional<std::string> amount_wei = std::nullopt;
 };
 struct RentalList {
   std::vector<Rental> rentals;
@@ -432,6 +440,52 @@ struct SampleInfo {
   std::vector<SampleFile> files;  // sorted by path
 };
 
+// ---- Ledger and wallets (docs/ledger.md) -------------------------------------
+// GET /api/v1/ledger. Embedded: backend only. Ethereum: every field but
+// indexed_through (absent until a block was indexed) and last_sync_error
+// (absent while the last sync round succeeded).
+struct LedgerInfo {
+  std::string backend;  // embedded | ethereum
+  std::optional<int64_t> chain_id = std::nullopt;
+  std::optional<std::string> contract = std::nullopt;  // EIP-55 checksummed
+  std::optional<int64_t> confirmations = std::nullopt;
+  std::optional<std::string> rpc = std::nullopt;          // the node URL the plane reads
+  std::optional<std::string> plane_id = std::nullopt;     // bytes32 "0x" + 64 hex
+  std::optional<int64_t> indexed_through = std::nullopt;  // the last block indexed
+  std::optional<std::string> last_sync_error = std::nullopt;
+};
+// GET /api/v1/ledger/datasets/{name}: the dataset's id on the contract.
+struct LedgerDataset {
+  std::string dataset;
+  std::string chain_dataset_id;  // bytes32 "0x" + 64 hex
+  int64_t chain_id = 0;
+  std::string contract;  // EIP-55 checksummed
+};
+// POST /api/v1/wallet/challenge
+struct WalletChallengeRequest {
+  std::string address;
+};
+struct WalletChallenge {
+  std::string message;  // sign this exactly (EIP-191 personal_sign)
+  std::string nonce;    // 32 hex
+  int64_t expires_at = 0;
+};
+// POST /api/v1/wallet/link
+struct WalletLinkRequest {
+  std::string address;
+  std::string nonce;
+  std::string signature;  // "0x" + 130 hex (r || s || v)
+};
+// The answer to a link, and one row of GET /api/v1/wallet.
+struct Wallet {
+  std::string address;  // EIP-55 checksummed
+  std::string user;
+  int64_t linked_at = 0;
+};
+struct WalletList {
+  std::vector<Wallet> wallets;
+};
+
 // ---- Codec -------------------------------------------------------------------
 // One ToJson overload and one FromJson overload per type above. FromJson
 // errors are kInvalidArgument "<where>.<field>: expected <type>" or
@@ -500,6 +554,13 @@ CCE_API_WIRE_TYPE(StartExploreRequest)
 CCE_API_WIRE_TYPE(ExploreLogin)
 CCE_API_WIRE_TYPE(SampleFile)
 CCE_API_WIRE_TYPE(SampleInfo)
+CCE_API_WIRE_TYPE(LedgerInfo)
+CCE_API_WIRE_TYPE(LedgerDataset)
+CCE_API_WIRE_TYPE(WalletChallengeRequest)
+CCE_API_WIRE_TYPE(WalletChallenge)
+CCE_API_WIRE_TYPE(WalletLinkRequest)
+CCE_API_WIRE_TYPE(Wallet)
+CCE_API_WIRE_TYPE(WalletList)
 #undef CCE_API_WIRE_TYPE
 
 // Parses `text` as JSON and decodes it; "<where>: not valid JSON" otherwise.

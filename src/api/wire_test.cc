@@ -37,7 +37,11 @@ Rental SampleRental() {
           .end = 1796262406,
           .created_at = 1795657607,
           .hash = "5fab70ab",
-          .signature = "9c1d"};
+          .signature = "9c1d",
+          .tx_hash = "0x" + std::string(64, 'e'),
+          .block = 42,
+          .payer = "0x" + std::string(40, 'a'),
+          .amount_wei = "20000000000000000"};
 }
 Image SampleImage() {
   return {.name = "team/stats",
@@ -717,6 +721,72 @@ TEST(WireSchema, SampleInfoMatchesTheOpenApiDocument) {
   SchemaRun run = ValidateAgainstApiYaml(samples);
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("4 of 4 samples match"), std::string::npos) << run.output;
+}
+
+// Ledger and wallets (docs/ledger.md), checked on their own.
+LedgerInfo SampleLedgerInfo() {
+  return {.backend = "ethereum",
+          .chain_id = 31337,
+          .contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+          .confirmations = 12,
+          .rpc = "http://127.0.0.1:8545",
+          .plane_id = "0x" + std::string(64, 'b'),
+          .indexed_through = 99,
+          .last_sync_error = "eth_blockNumber: connection refused"};
+}
+LedgerDataset SampleLedgerDataset() {
+  return {.dataset = "claims",
+          .chain_dataset_id = "0x" + std::string(64, 'c'),
+          .chain_id = 31337,
+          .contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"};
+}
+WalletChallenge SampleWalletChallenge() {
+  return {.message = "cce4long wallet link\n...", .nonce = std::string(32, 'd'), .expires_at = 7};
+}
+WalletLinkRequest SampleWalletLink() {
+  return {.address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+          .nonce = std::string(32, 'd'),
+          .signature = "0x" + std::string(130, 'f')};
+}
+Wallet SampleWallet() {
+  return {.address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", .user = "carol", .linked_at = 9};
+}
+
+TEST(Wire, LedgerAndWalletTypesRoundTrip) {
+  ExpectRoundTrip(SampleLedgerInfo());
+  ExpectRoundTrip(LedgerInfo{.backend = "embedded"});
+  ExpectRoundTrip(SampleLedgerDataset());
+  ExpectRoundTrip(WalletChallengeRequest{.address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"});
+  ExpectRoundTrip(SampleWalletChallenge());
+  ExpectRoundTrip(SampleWalletLink());
+  ExpectRoundTrip(SampleWallet());
+  ExpectRoundTrip(WalletList{.wallets = {SampleWallet()}});
+  // An embedded rental has none of the chain fields, and none are encoded.
+  Rental embedded = SampleRental();
+  embedded.tx_hash.reset();
+  embedded.block.reset();
+  embedded.payer.reset();
+  embedded.amount_wei.reset();
+  ExpectRoundTrip(embedded);
+  EXPECT_FALSE(ToJson(embedded).contains("tx_hash"));
+  EXPECT_FALSE(ToJson(LedgerInfo{.backend = "embedded"}).contains("chain_id"));
+}
+
+TEST(WireSchema, LedgerAndWalletTypesMatchTheOpenApiDocument) {
+  const json samples = json::array({
+      Sample("LedgerInfo", SampleLedgerInfo()),
+      Sample("GET /api/v1/ledger 200", SampleLedgerInfo()),
+      Sample("GET /api/v1/ledger/datasets/{name} 200", SampleLedgerDataset()),
+      Sample("POST /api/v1/wallet/challenge body",
+             WalletChallengeRequest{.address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"}),
+      Sample("POST /api/v1/wallet/challenge 200", SampleWalletChallenge()),
+      Sample("POST /api/v1/wallet/link body", SampleWalletLink()),
+      Sample("POST /api/v1/wallet/link 201", SampleWallet()),
+      Sample("GET /api/v1/wallet 200", WalletList{.wallets = {SampleWallet()}}),
+  });
+  SchemaRun run = ValidateAgainstApiYaml(samples);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("8 of 8 samples match"), std::string::npos) << run.output;
 }
 
 // The check above can fail: a renamed field, a value outside an enum and a

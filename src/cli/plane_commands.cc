@@ -10,6 +10,7 @@
 #include "api/wire.h"
 #include "cli/cli.h"
 #include "cli/command.h"
+#include "cli/eth_commands.h"
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
 #include "cli/sample_commands.h"
@@ -159,33 +160,59 @@ int DatasetShow(const Args& args) {
 }
 
 int Rent(const Args& args) {
-  FlagParser p("cce rent NAME --days N [--output json]",
-               "Rents a dataset from now for N days (consumer). The rental is a record signed\n"
-               "by the plane in its ledger.",
-               {{"days", "N", "rental length in days"}, kOutputFlag});
-  return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
-    ASSIGN_OR_RETURN(auto days, f.GetUint("days", 1, 3650));
-    if (!days) return InvalidArgument("--days N is required");
-    api::RentRequest req{.dataset = f.positional()[0], .days = static_cast<int64_t>(*days)};
-    ASSIGN_OR_RETURN(json r, c.Post("/api/v1/rentals", api::ToJson(req)));
-    ASSIGN_OR_RETURN(api::Rental rental, DecodeResponse<api::Rental>(r, "POST /api/v1/rentals"));
-    if (f.Get("output") != "json") {
-      std::cout << "rented " << rental.dataset << " until " << FormatTime(rental.end) << "\n";
-    }
-    return r;
-  });
+  std::vector<FlagSpec> flags = {{"days", "N", "rental length in days"}};
+  for (FlagSpec& s : EthereumRentFlags()) flags.push_back(std::move(s));
+  flags.push_back(kOutputFlag);
+  FlagParser p("cce rent NAME --days N [--key-file F [--rpc URL] [--timeout 10m]] [--output json]",
+               "Rents a dataset from now for N days (consumer).\n"
+               "Embedded ledger: the rental is a record signed by the plane in its ledger.\n"
+               "Ethereum ledger (GET /api/v1/ledger): a rent(datasetId, days) transaction\n"
+               "paid from the key in --key-file (its address linked with `cce wallet link`),\n"
+               "at the price the contract states; waits for the plane's confirmations and\n"
+               "for the plane to index it, then prints the transaction, its block and the\n"
+               "rental's end (progress on stderr).",
+               std::move(flags));
+  return WithPlane(
+      p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
+        ASSIGN_OR_RETURN(auto days, f.GetUint("days", 1, 3650));
+        if (!days) return InvalidArgument("--days N is required");
+        ASSIGN_OR_RETURN(api::LedgerInfo ledger, GetLedgerInfo(c));
+        if (ledger.backend == "ethereum") {
+          return EthereumRent(f, c, ledger, static_cast<uint32_t>(*days), json_out);
+        }
+        if (HasEthereumRentFlags(f)) {
+          return InvalidArgument(
+              "this plane's ledger is '" + ledger.backend +
+              "': --key-file, --rpc, --rpc-ca, --timeout and --index-timeout are "
+              "for planes whose ledger is ethereum");
+        }
+        api::RentRequest req{.dataset = f.positional()[0], .days = static_cast<int64_t>(*days)};
+        ASSIGN_OR_RETURN(json r, c.Post("/api/v1/rentals", api::ToJson(req)));
+        ASSIGN_OR_RETURN(api::Rental rental,
+                         DecodeResponse<api::Rental>(r, "POST /api/v1/rentals"));
+        if (f.Get("output") != "json") {
+          std::cout << "rented " << rental.dataset << " until " << FormatTime(rental.end) << "\n";
+        }
+        return r;
+      });
 }
 
 int Rentals(const Args& args) {
   FlagParser p("cce rentals [--output json]",
-               "Lists rentals: your own (consumer), of your datasets (provider), or all "
-               "(operator).",
+               "Lists rentals: your own (consumer), of your datasets (provider), or all\n"
+               "(operator). On an Ethereum plane, with each rental's transaction, block and\n"
+               "the address that paid (a header row first).",
                {kOutputFlag});
   return WithPlane(p, args, 0, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
     ASSIGN_OR_RETURN(json r, c.Get("/api/v1/rentals"));
     ASSIGN_OR_RETURN(api::RentalList list,
                      DecodeResponse<api::RentalList>(r, "GET /api/v1/rentals"));
     if (f.Get("output") != "json") {
+      ASSIGN_OR_RETURN(api::LedgerInfo ledger, GetLedgerInfo(c));
+      if (ledger.backend == "ethereum") {
+        PrintEthereumRentals(list);
+        return r;
+      }
       for (const api::Rental& x : list.rentals) {
         std::cout << x.dataset << "\t" << x.consumer << "\t" << FormatTime(x.start) << " .. "
                   << FormatTime(x.end) << "\n";
@@ -206,6 +233,7 @@ std::vector<Command> PlaneCommands() {
       {{"rent"}, "rent a dataset for N days", Rent},
       {{"rentals"}, "list rentals", Rentals},
   };
+  for (Command& c : WalletCommands()) all.push_back(std::move(c));
   for (Command& c : ImageCommands()) all.push_back(std::move(c));
   for (Command& c : JobCommands()) all.push_back(std::move(c));
   for (Command& c : AuditCommands()) all.push_back(std::move(c));

@@ -182,6 +182,11 @@ StatusOr<api::Dataset> Catalog::Get(const std::string& name) {
 // ---- Rentals ---------------------------------------------------------------------
 
 StatusOr<api::Rental> Rentals::Rent(const Caller& caller, const api::RentRequest& request) {
+  if (d_.embedded == nullptr) {
+    return audit_.Deny(caller.actor(), "rental.create", "dataset:" + request.dataset,
+                       FailedPrecondition(std::string(kEthereumRentHint)),
+                       {{"ledger", d_.ledger.backend()}});
+  }
   auto d = d_.db.GetDatasetByName(request.dataset);
   if (!d.ok()) {
     if (d.status().code() == StatusCode::kNotFound) {
@@ -195,16 +200,17 @@ StatusOr<api::Rental> Rentals::Rent(const Caller& caller, const api::RentRequest
   const int64_t now = d_.clock.NowUnix();
   ASSIGN_OR_RETURN(
       store::Rental r,
-      d_.ledger.Rent(caller.user.id, d->id, now, now + request.days * 86400, now,
-                     audit_.Record(caller.actor(), "rental.create", "dataset:" + request.dataset,
-                                   AuditDecision::kAllow,
-                                   {{"days", request.days}, {"ledger", d_.ledger.backend()}})));
+      d_.embedded->Rent(caller.user.id, d->id, now, now + request.days * 86400, now,
+                        audit_.Record(caller.actor(), "rental.create", "dataset:" + request.dataset,
+                                      AuditDecision::kAllow,
+                                      {{"days", request.days}, {"ledger", d_.ledger.backend()}})));
   return RentalToWire(r, request.dataset, caller.user.name);
 }
 
 StatusOr<api::RentalList> Rentals::List(const Caller& caller) {
   api::RentalList out;
   if (caller.user.role == Role::kReviewer) return out;  // reviewers see no rentals
+  if (d_.embedded == nullptr) return ListChain(caller);
   store::RentalFilter f;
   f.limit = 10000;
   if (caller.user.role == Role::kConsumer) f.consumer_id = caller.user.id;
@@ -214,6 +220,44 @@ StatusOr<api::RentalList> Rentals::List(const Caller& caller) {
     // Providers see rentals of their own datasets only.
     if (caller.user.role == Role::kProvider && d.owner_id != caller.user.id) continue;
     out.rentals.push_back(RentalToWire(r, d.name, users_.NameOf(r.consumer_id)));
+  }
+  return out;
+}
+
+// An ethereum plane's rentals: the Rented events the indexer stored, each
+// with its transaction, block, payer and amount.
+StatusOr<api::RentalList> Rentals::ListChain(const Caller& caller) {
+  api::RentalList out;
+  store::ChainRentalFilter f;
+  f.limit = 10000;
+  if (caller.user.role == Role::kConsumer) f.user_id = caller.user.id;
+  ASSIGN_OR_RETURN(auto rentals, d_.db.ListChainRentals(f));
+  ASSIGN_OR_RETURN(auto links, d_.db.ListWalletLinks(std::nullopt));
+  std::map<std::string, int64_t> payer_user;
+  for (const auto& l : links) payer_user[l.address] = l.user_id;
+  std::map<int64_t, std::optional<store::Dataset>> datasets;
+  for (const auto& r : rentals) {
+    auto [it, fresh] = datasets.try_emplace(r.dataset_id);
+    if (fresh) {
+      auto d = d_.db.GetDataset(r.dataset_id);
+      if (!d.ok() && d.status().code() != StatusCode::kNotFound) return d.status();
+      if (d.ok()) it->second = std::move(*d);
+    }
+    if (!it->second) continue;
+    // Providers see rentals of their own datasets only.
+    if (caller.user.role == Role::kProvider && it->second->owner_id != caller.user.id) continue;
+    auto payer = payer_user.find(r.payer);
+    api::Rental w;
+    w.dataset = it->second->name;
+    w.consumer = payer == payer_user.end() ? "" : users_.NameOf(payer->second);
+    w.start = r.start;
+    w.end = r.end;
+    w.created_at = r.indexed_at;
+    w.tx_hash = r.tx_hash;
+    w.block = r.block_number;
+    w.payer = r.payer;
+    w.amount_wei = r.amount_wei;
+    out.rentals.push_back(std::move(w));
   }
   return out;
 }
@@ -245,7 +289,8 @@ Status Rentals::CheckCoverage(int64_t consumer_id, const std::vector<std::string
       // "... does not cover" stays the message's stem: clients and tests match it.
       return PermissionDenied("the rental of '" + name + "' does not cover " + UtcTime(from) +
                               " to " + UtcTime(until) + ": you have no rental of it for that time" +
-                              " (rent it: cce rent " + name + " --days N)");
+                              " (rent it: cce rent " + name + " --days N" +
+                              (d_.embedded == nullptr ? " --key-file F" : "") + ")");
     }
   }
   return Status::Ok();

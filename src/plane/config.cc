@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <charconv>
 #include <functional>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "base/fd.h"
+#include "eth/eth.h"
 
 namespace cce::plane {
 
@@ -204,6 +206,33 @@ Status CheckScriptBases(const std::string& file, const std::vector<ScriptBase>& 
   return Status::Ok();
 }
 
+// ledger.*: the backend is known; ethereum names its node (an http(s) URL),
+// its chain and its contract (an address, EIP-55 checked when mixed case).
+Status CheckLedger(const std::string& file, const PlaneConfig& c) {
+  RETURN_IF_ERROR(OneOf(file, "ledger.backend", c.ledger_backend, {"embedded", "ethereum"}));
+  if (c.ledger_backend != "ethereum") return Status::Ok();
+  if (c.ledger_rpc.empty()) {
+    return InvalidArgument(file +
+                           ": ledger.rpc: required with backend ethereum (the node's "
+                           "JSON-RPC URL, http:// or https://)");
+  }
+  if ((c.ledger_rpc.rfind("http://", 0) != 0 && c.ledger_rpc.rfind("https://", 0) != 0) ||
+      c.ledger_rpc.find_first_of(" \t\r\n\"'<>") != std::string::npos) {
+    return InvalidArgument(file + ": ledger.rpc: '" + c.ledger_rpc +
+                           "': expected an http:// or https:// URL");
+  }
+  if (c.ledger_chain_id == 0) {
+    return InvalidArgument(file + ": ledger.chain_id: required with backend ethereum");
+  }
+  if (c.ledger_contract.empty()) {
+    return InvalidArgument(file +
+                           ": ledger.contract: required with backend ethereum (the "
+                           "RentalMarket address `cce-plane ledger deploy` printed)");
+  }
+  RETURN_IF_ERROR(eth::ParseAddress(c.ledger_contract, file + ": ledger.contract").status());
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
@@ -374,6 +403,18 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     });
     return r.Read(n);
   });
+  top.Map("ledger", [&](const YAML::Node& n) {
+    MapReader r(file, "ledger.");
+    r.String("backend", &c.ledger_backend);
+    r.String("rpc", &c.ledger_rpc);
+    r.Int("chain_id", &c.ledger_chain_id, 1, std::numeric_limits<int64_t>::max());
+    r.String("contract", &c.ledger_contract);
+    r.Int("start_block", &c.ledger_start_block, 0, std::numeric_limits<int64_t>::max());
+    r.Int("confirmations", &c.ledger_confirmations, 1, 10000);
+    r.Int("poll_seconds", &c.ledger_poll_seconds, 1, 3600);
+    r.String("rpc_ca_file", &c.ledger_rpc_ca_file);
+    return r.Read(n);
+  });
   RETURN_IF_ERROR(top.Read(root));
   std::string host;
   int port = 0;
@@ -420,8 +461,34 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     RETURN_IF_ERROR(NormalizeDatasetRoot(c, &dataset_root).WithContext(file));
   }
   RETURN_IF_ERROR(CheckScriptBases(file, c.script_bases));
+  RETURN_IF_ERROR(CheckLedger(file, c));
   return c;
 }
+
+namespace {
+// The ledger section. Embedded (the default): a comment only, so that
+// `cce-plane ledger deploy` can add the section without replacing one.
+std::string RenderLedger(const PlaneConfig& c) {
+  std::string out =
+      "# Rentals ledger (docs/ledger.md): embedded (signed records in the plane's\n"
+      "# store; the default) or ethereum (a RentalMarket contract read over JSON-RPC;\n"
+      "# `cce-plane ledger deploy` writes this section).\n";
+  if (c.ledger_backend != "ethereum") {
+    return out +
+           "# ledger: {backend: ethereum, rpc: URL, chain_id: N, contract: 0x..., "
+           "start_block: N, confirmations: 12, poll_seconds: 5}\n";
+  }
+  return out + "ledger:\n  backend: ethereum\n  rpc: " + nlohmann::json(c.ledger_rpc).dump() +
+         "\n  chain_id: " + std::to_string(c.ledger_chain_id) + "\n  contract: \"" +
+         c.ledger_contract + "\"" + "\n  start_block: " + std::to_string(c.ledger_start_block) +
+         "   # the deployment block: indexing starts here" +
+         "\n  confirmations: " + std::to_string(c.ledger_confirmations) +
+         "   # a rental counts once its block is this deep" +
+         "\n  poll_seconds: " + std::to_string(c.ledger_poll_seconds) +
+         "\n  rpc_ca_file: " + nlohmann::json(c.ledger_rpc_ca_file).dump() +
+         "   # empty: the system's CAs for an https rpc\n";
+}
+}  // namespace
 
 std::string RenderConfig(const PlaneConfig& c) {
   return "# cce-plane configuration. Reference: docs/plane.md (\"Configuration\").\n"
@@ -596,7 +663,8 @@ std::string RenderConfig(const PlaneConfig& c) {
          "# Explore sessions (docs/explore/sessions.md): Jupyter over rented datasets'\n"
          "# samples. backend: local | kubernetes | none (sessions refused).\n"
          "explore:\n"
-         "  backend: " + c.explore_backend + "\n" +
+         "  backend: " +
+         c.explore_backend + "\n" +
          "  idle_timeout_seconds: " + std::to_string(c.explore_idle_timeout_seconds) +
          "  # default idle timeout of a session\n" +
          "  max_idle_timeout_seconds: " + std::to_string(c.explore_max_idle_timeout_seconds) +
@@ -604,8 +672,8 @@ std::string RenderConfig(const PlaneConfig& c) {
          "  max_sessions_per_user: " + std::to_string(c.explore_max_sessions_per_user) + "\n" +
          "  cull_interval_seconds: " + std::to_string(c.explore_cull_interval_seconds) + "\n" +
          "  max_sample_bytes: " + std::to_string(c.explore_max_sample_bytes) +
-         "  # the most one published dataset sample may hold\n" +
-         "  plane_url: \"" + c.explore_plane_url + "\"  # empty: https://<listen>\n";
+         "  # the most one published dataset sample may hold\n" + "  plane_url: \"" +
+         c.explore_plane_url + "\"  # empty: https://<listen>\n" + RenderLedger(c);
 }
 
 }  // namespace cce::plane

@@ -149,6 +149,23 @@ struct PlaneConfig {
   std::string explore_kubernetes_memory_request = "256Mi";
   int64_t explore_kubernetes_request_timeout_seconds = 30;
 
+  // The rentals ledger (ledger.*, docs/ledger.md): "embedded" (signed
+  // rental records in the plane's store) or "ethereum" (the RentalMarket
+  // contract at `ledger_contract` on chain `ledger_chain_id`, read over
+  // JSON-RPC at `ledger_rpc`; only events with `ledger_confirmations`
+  // confirmations count; indexed every `ledger_poll_seconds` from
+  // `ledger_start_block`, the deployment block). `cce-plane ledger deploy`
+  // writes these keys. rpc_ca_file (absolute, or relative to data_dir):
+  // CAs trusted for an https RPC URL instead of the system store.
+  std::string ledger_backend = "embedded";
+  std::string ledger_rpc;
+  int64_t ledger_chain_id = 0;
+  std::string ledger_contract;  // "0x" + 40 hex (EIP-55 checked when mixed case)
+  int64_t ledger_start_block = 0;
+  int64_t ledger_confirmations = 12;
+  int64_t ledger_poll_seconds = 5;
+  std::string ledger_rpc_ca_file;
+
   // Resolves a configured path against data_dir.
   std::string Path(const std::string& configured) const;
 };

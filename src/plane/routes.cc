@@ -552,6 +552,37 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
            return Encode(200, out);
          });
 
+  // ---- Ledger and wallets (docs/ledger.md). The wallet routes are not open
+  // to Explore session tokens (OpenToSessionTokens): a notebook must not
+  // link an address to its owner.
+  b.User(with("GET", "/api/v1/ledger"), kAnyRole,
+         [&s](const Caller&, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.ledger.Info());
+           return Encode(200, out);
+         });
+  b.User(with("GET", "/api/v1/ledger/datasets/([a-z0-9-]+)"), kAnyRole,
+         [&s](const Caller&, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.ledger.Dataset(req.captures[0]));
+           return Encode(200, out);
+         });
+  b.User(with("POST", "/api/v1/wallet/challenge", true), {Role::kConsumer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::WalletChallengeRequest>(req));
+           ASSIGN_OR_RETURN(auto out, s.wallets.Challenge(c, in));
+           return Encode(200, out);
+         });
+  b.User(with("POST", "/api/v1/wallet/link", true), {Role::kConsumer},
+         [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto in, DecodeBody<api::WalletLinkRequest>(req));
+           ASSIGN_OR_RETURN(auto out, s.wallets.Link(c, in));
+           return Encode(201, out);
+         });
+  b.User(with("GET", "/api/v1/wallet"), kAnyRole,
+         [&s](const Caller& c, http::Request&) -> StatusOr<http::Response> {
+           ASSIGN_OR_RETURN(auto out, s.wallets.List(c));
+           return Encode(200, out);
+         });
+
   // ---- Images
   const std::vector<Role> pushers = {Role::kConsumer, Role::kOperator};
   b.User(with("GET", "/api/v1/images/blobs/([^/]+)"), pushers,

@@ -17,10 +17,14 @@
 
 #include "base/fd.h"
 #include "crypto/x509.h"
+#include "eth/rental_market.h"
+#include "eth/rpc.h"
 #include "explore/jupyter_status.h"
 #include "explore/kubernetes_backend.h"
 #include "explore/local_backend.h"
+#include "ledger/ethereum_ledger.h"
 #include "ledger/ledger.h"
+#include "ledger/rpc_chain_source.h"
 #include "plane/attestation.h"
 #include "plane/config.h"
 #include "plane/job_engine.h"
@@ -169,6 +173,86 @@ StatusOr<ExploreOptions> MakeExploreOptions(const PlaneConfig& config) {
   return o;
 }
 
+// ledger.backend ethereum: is the node on the configured chain, and is the
+// contract there this plane's (its planeId() is eth::PlaneId of the plane's
+// signing key)? kFailedPrecondition naming what was expected and what was
+// found; the RPC client's errors otherwise (kUnavailable: node unreachable).
+Status CheckDeployment(eth::RpcClient& rpc, const PlaneConfig& config, const eth::Address& contract,
+                       const eth::Hash32& plane_id) {
+  ASSIGN_OR_RETURN(uint64_t chain_id, rpc.ChainId());
+  if (chain_id != static_cast<uint64_t>(config.ledger_chain_id)) {
+    return FailedPrecondition("ledger.chain_id: plane.yaml expects chain " +
+                              std::to_string(config.ledger_chain_id) + ", the node at " +
+                              rpc.url_for_messages() + " is on chain " + std::to_string(chain_id));
+  }
+  auto ret = rpc.EthCall(contract, eth::EncodePlaneIdGetter());
+  if (!ret.ok()) return ret.status().WithContext("ledger.contract: " + contract.Checksummed());
+  auto got = eth::DecodeBytes32Return(*ret, "planeId()");
+  if (!got.ok()) {
+    return FailedPrecondition("ledger.contract: " + contract.Checksummed() + " on chain " +
+                              std::to_string(chain_id) + " is not a RentalMarket contract (" +
+                              got.status().message() + ")");
+  }
+  if (*got != plane_id) {
+    return FailedPrecondition("ledger.contract: " + contract.Checksummed() + " belongs to plane " +
+                              got->Hex() + ", expected this plane's " + plane_id.Hex());
+  }
+  return Status::Ok();
+}
+
+// The ethereum ledger's parts: its settings, a node client for the
+// deployment checks, and the indexer over its own client.
+struct EthereumParts {
+  EthereumSettings settings;
+  std::optional<eth::RpcClient> checker;
+  std::unique_ptr<ledger::EthereumLedger> ledger;
+  bool verified = false;  // CheckDeployment passed
+};
+
+// Builds the ethereum ledger and checks the deployment. A wrong chain or
+// contract refuses the start; an unreachable node does not (logged): the
+// background sync repeats the check before it indexes anything, and until
+// then nothing new is granted.
+StatusOr<EthereumParts> MakeEthereumLedger(const PlaneConfig& config, store::Store& db,
+                                           const Clock& clock, crypto::ByteSpan plane_public_key,
+                                           Logger& log) {
+  EthereumParts parts;
+  ASSIGN_OR_RETURN(eth::Address contract,
+                   eth::ParseAddress(config.ledger_contract, "ledger.contract"));
+  const eth::Hash32 plane_id = eth::PlaneId(plane_public_key);
+  eth::RpcOptions ro;
+  ro.url = config.ledger_rpc;
+  if (!config.ledger_rpc_ca_file.empty()) ro.ca_file = config.Path(config.ledger_rpc_ca_file);
+  ASSIGN_OR_RETURN(eth::RpcClient checker, eth::RpcClient::Create(ro));
+  ASSIGN_OR_RETURN(eth::RpcClient indexer_rpc, eth::RpcClient::Create(ro));
+  Status checked = CheckDeployment(checker, config, contract, plane_id);
+  if (checked.code() == StatusCode::kUnavailable) {
+    log.Error("ledger.node_unreachable",
+              {{"error", checked.message()},
+               {"message",
+                "the chain id and contract are checked again before indexing; "
+                "nothing new is granted until then"}});
+  } else if (!checked.ok()) {
+    return FailedPrecondition(config.data_dir + "/plane.yaml: " + checked.message() +
+                              ": refusing to start");
+  }
+  parts.verified = checked.ok();
+  parts.settings.chain_id = static_cast<uint64_t>(config.ledger_chain_id);
+  parts.settings.contract = contract;
+  parts.settings.confirmations = config.ledger_confirmations;
+  parts.settings.rpc = config.ledger_rpc;
+  ledger::EthereumLedgerOptions o;
+  o.chain_id = parts.settings.chain_id;
+  o.contract = contract;
+  o.confirmations = static_cast<uint64_t>(config.ledger_confirmations);
+  o.start_block = static_cast<uint64_t>(config.ledger_start_block);
+  o.plane_id = plane_id;
+  parts.ledger = std::make_unique<ledger::EthereumLedger>(
+      db, std::make_unique<ledger::RpcChainSource>(std::move(indexer_rpc), contract), o, clock);
+  parts.checker.emplace(std::move(checker));
+  return parts;
+}
+
 }  // namespace
 
 Status Serve(const ServeOptions& options, const Clock& clock) {
@@ -208,7 +292,14 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   so.path = config.Path(config.database_path);
   so.checkpoint_file = config.Path(config.audit_checkpoint_file);
   ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> db, store::SqliteStore::Open(so));
-  ledger::EmbeddedLedger ledger(*db, signing_key);
+  ledger::EmbeddedLedger embedded(*db, signing_key);
+  const auto pub = signing_key.PublicKey();
+  std::optional<EthereumParts> ethereum;
+  if (config.ledger_backend == "ethereum") {
+    ASSIGN_OR_RETURN(ethereum, MakeEthereumLedger(config, *db, clock, pub, log));
+  }
+  ledger::Ledger& ledger = ethereum ? static_cast<ledger::Ledger&>(*ethereum->ledger)
+                                    : static_cast<ledger::Ledger&>(embedded);
   ASSIGN_OR_RETURN(image::BlobStore blobs, image::BlobStore::Create(config.data_dir + "/images"));
   ASSIGN_OR_RETURN(OutputStore outputs,
                    OutputStore::Open(config.data_dir + "/outputs", *master_key));
@@ -221,7 +312,6 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
                "development chain; keys may be released to machines that are NOT TDX VMs. "
                "Never enable this with real data."}});
   }
-  const auto pub = signing_key.PublicKey();
   gate::Policy gate_policy;
   if (!config.gate_policy_file.empty()) {
     const std::string policy_path = config.Path(config.gate_policy_file);
@@ -237,6 +327,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       .log = log,
       .master_key = *master_key,
       .ledger = ledger,
+      .embedded = ethereum ? nullptr : &embedded,
       .blobs = blobs,
       .outputs = outputs,
       .attestation = *attestation,
@@ -263,6 +354,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       .samples_dir = config.data_dir + "/samples",
       .max_sample_bytes = config.explore_max_sample_bytes,
       .explore = std::move(explore_options),
+      .ethereum = ethereum ? std::optional<EthereumSettings>(ethereum->settings) : std::nullopt,
   });
 
   std::unique_ptr<Provisioner> provisioner;
@@ -360,6 +452,40 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       }
     }
   });
+  // ledger.backend ethereum: one indexing round every ledger.poll_seconds
+  // (EthereumLedger::Sync). A failed round is logged with its cause and
+  // shown by GET /api/v1/ledger; what was indexed keeps counting (Covers
+  // reads the store), nothing new does until a round succeeds.
+  std::atomic<bool> ledger_done{false};
+  std::thread ledger_sync;
+  if (ethereum) {
+    ledger_sync = std::thread([&] {
+      auto next = std::chrono::steady_clock::now();
+      while (!ledger_done) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (std::chrono::steady_clock::now() < next) continue;
+        next = std::chrono::steady_clock::now() + std::chrono::seconds(config.ledger_poll_seconds);
+        Status round = Status::Ok();
+        if (!ethereum->verified) {
+          round = CheckDeployment(*ethereum->checker, config, ethereum->settings.contract,
+                                  eth::PlaneId(pub));
+          ethereum->verified = round.ok();
+        }
+        if (round.ok()) {
+          auto synced = ethereum->ledger->Sync();
+          round = synced.status();
+          if (synced.ok() && (synced->added > 0 || synced->dropped > 0)) {
+            log.Info("ledger.sync", {{"head", std::to_string(synced->head)},
+                                     {"indexed_through", std::to_string(synced->indexed_through)},
+                                     {"added", std::to_string(synced->added)},
+                                     {"dropped", std::to_string(synced->dropped)}});
+          }
+        }
+        services.ledger.RecordSync(round);
+        if (!round.ok()) log.Error("ledger.sync", {{"error", round.message()}});
+      }
+    });
+  }
   log.Info("plane.start", {{"listen", host + ":" + std::to_string(*bound)},
                            {"master_key", master_key->backend()},
                            {"schema", std::to_string(store::SqliteStore::LatestSchemaVersion())}});
@@ -377,6 +503,8 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   stopper.join();
   culler_done = true;
   culler.join();
+  ledger_done = true;
+  if (ledger_sync.joinable()) ledger_sync.join();
   services.explore.FlushActivity(/*force=*/true);
   engine.Stop();                           // no transition may land after the closing checkpoint
   engine.MaybeCheckpoint(/*force=*/true);  // seal the audit log's tail

@@ -39,6 +39,7 @@ StatusOr<std::unique_ptr<ServiceWorld>> ServiceWorld::Create(ServiceWorldOptions
   ASSIGN_OR_RETURN(w->sqlite_, store::SqliteStore::Open(so));
   if (options.wrap_store) w->wrapped_ = options.wrap_store(*w->sqlite_);
   w->ledger_.emplace(w->db(), *w->signing_key_);
+  if (options.make_ledger) w->other_ledger_ = options.make_ledger(w->db());
   ASSIGN_OR_RETURN(auto blobs, image::BlobStore::Create(w->init().data_dir + "/images"));
   w->blobs_.emplace(std::move(blobs));
   ASSIGN_OR_RETURN(auto outputs,
@@ -52,7 +53,8 @@ StatusOr<std::unique_ptr<ServiceWorld>> ServiceWorld::Create(ServiceWorldOptions
       .clock = *w->clock_,
       .log = w->log_,
       .master_key = *w->master_key_,
-      .ledger = *w->ledger_,
+      .ledger = w->ledger(),
+      .embedded = w->other_ledger_ ? nullptr : &*w->ledger_,
       .blobs = *w->blobs_,
       .outputs = *w->outputs_,
       .attestation = *w->attestation_,
@@ -68,6 +70,7 @@ StatusOr<std::unique_ptr<ServiceWorld>> ServiceWorld::Create(ServiceWorldOptions
 
 ServiceWorld::~ServiceWorld() {
   services_.reset();
+  other_ledger_.reset();
   wrapped_.reset();
   sqlite_.reset();
   plane_.reset();  // removes the temporary directory

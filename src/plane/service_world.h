@@ -60,6 +60,10 @@ struct ServiceWorldOptions {
   // Wraps the SQLite store (a decorator that fails some writes, say); the
   // services and db() then use the wrapper. Empty: none.
   std::function<std::unique_ptr<store::Store>(store::Store&)> wrap_store = {};
+  // Builds the ledger the services ask instead of the embedded one (an
+  // EthereumLedger over a fake chain, say): ServiceDeps::embedded is then
+  // null (rentals are not recorded by the plane). Empty: the embedded ledger.
+  std::function<std::unique_ptr<ledger::Ledger>(store::Store&)> make_ledger = {};
   // Adjusts the services' dependencies (limits, dataset roots, quota) before
   // they are built.
   std::function<void(ServiceDeps&, const std::string& tmp)> adjust = {};
@@ -100,6 +104,8 @@ class ServiceWorld {
   // How many audit records of `action` (on `object`, when not empty) deny.
   // Errors: the store's.
   StatusOr<int64_t> Denials(const std::string& action, const std::string& object = "");
+  // The ledger the services ask (ServiceWorldOptions::make_ledger's, else the embedded one).
+  ledger::Ledger& ledger() { return other_ledger_ ? *other_ledger_ : *ledger_; }
 
  private:
   ServiceWorld() = default;
@@ -113,6 +119,7 @@ class ServiceWorld {
   std::unique_ptr<store::SqliteStore> sqlite_;
   std::unique_ptr<store::Store> wrapped_;
   std::optional<ledger::EmbeddedLedger> ledger_;
+  std::unique_ptr<ledger::Ledger> other_ledger_;  // ServiceWorldOptions::make_ledger's
   std::optional<image::BlobStore> blobs_;
   std::optional<OutputStore> outputs_;
   std::unique_ptr<AttestationService> attestation_;

@@ -24,6 +24,7 @@
 #include "base/fd.h"
 #include "base/status.h"
 #include "crypto/crypto.h"
+#include "eth/eth.h"
 #include "explore/backend.h"
 #include "image/blob_store.h"
 #include "jobspec/jobspec.h"
@@ -122,12 +123,25 @@ struct ExploreOptions {
       jupyter_activity = nullptr;
 };
 
+// An ethereum plane's ledger settings (plane.yaml ledger.*, docs/ledger.md):
+// what GET /api/v1/ledger shows and what a wallet challenge binds.
+struct EthereumSettings {
+  uint64_t chain_id = 0;
+  eth::Address contract = {};
+  int64_t confirmations = 12;
+  std::string rpc = {};  // the node's URL as clients may use it
+};
+
 struct ServiceDeps {
   store::Store& db;
   const Clock& clock;
   Logger& log;
   MasterKey& master_key;
-  ledger::EmbeddedLedger& ledger;
+  // The one rental check (Rentals::CheckCoverage) asks `ledger`; `embedded`
+  // is the same ledger when it is the embedded one (Rentals::Rent records
+  // there), null on an ethereum plane (rentals are transactions).
+  ledger::Ledger& ledger;
+  ledger::EmbeddedLedger* embedded = nullptr;
   image::BlobStore& blobs;
   OutputStore& outputs;
   AttestationService& attestation;
@@ -167,6 +181,8 @@ struct ServiceDeps {
   int64_t max_sample_bytes = int64_t{1} << 30;
   // Explore sessions (ExploreSessions).
   ExploreOptions explore = {};
+  // Set on an ethereum plane (ledger.backend ethereum); nullopt: embedded.
+  std::optional<EthereumSettings> ethereum = std::nullopt;
 };
 
 // Users and authentication.
@@ -221,7 +237,11 @@ class Rentals {
  public:
   Rentals(ServiceDeps& deps, AuditLog& audit, Users& users)
       : d_(deps), audit_(audit), users_(users) {}
+  // Embedded ledger: a signed, chained rental record. Ethereum: rentals are
+  // transactions (`cce rent`), so kFailedPrecondition saying so (audited).
   StatusOr<api::Rental> Rent(const Caller& caller, const api::RentRequest& request);
+  // Consumers see their own (ethereum: paid by their linked addresses),
+  // providers those of their datasets, operators all, reviewers none.
   StatusOr<api::RentalList> List(const Caller& caller);
   // OK when every dataset is in the catalog and covered; otherwise
   // kNotFound (an unknown dataset, naming it) or kPermissionDenied naming
@@ -229,11 +249,87 @@ class Rentals {
   // decision.
   Status CheckCoverage(int64_t consumer_id, const std::vector<std::string>& datasets, int64_t from,
                        int64_t until);
+  // What POST /api/v1/rentals answers on an ethereum plane.
+  static constexpr std::string_view kEthereumRentHint =
+      "rentals on this plane are Ethereum transactions: cce rent NAME --days N --key-file F";
 
  private:
+  StatusOr<api::RentalList> ListChain(const Caller& caller);
+
   ServiceDeps& d_;
   AuditLog& audit_;
   Users& users_;
+};
+
+// The ledger as clients see it (GET /api/v1/ledger): its backend and, on
+// an ethereum plane, the chain, the contract, the plane's id on it, how far
+// the index reaches and the background sync's last error.
+class LedgerView {
+ public:
+  explicit LedgerView(ServiceDeps& deps) : d_(deps) {}
+  StatusOr<api::LedgerInfo> Info();
+  // The dataset's id on the contract (eth::ChainDatasetId). kNotFound for an
+  // unknown dataset; kFailedPrecondition on an embedded plane.
+  StatusOr<api::LedgerDataset> Dataset(const std::string& name);
+  // The outcome of a background sync round (server.cc): an error is shown by
+  // Info until a round succeeds.
+  void RecordSync(const Status& result);
+
+ private:
+  ServiceDeps& d_;
+  std::mutex mu_;  // guards last_error_
+  std::optional<std::string> last_error_;
+};
+
+// Ethereum wallets (docs/ledger.md, "Linking a wallet"): a consumer proves an
+// address is theirs by personal_sign-ing (EIP-191) a message the plane made
+// for them; the signer is recovered (secp256k1) and must be the address.
+// Rentals that address pays then count for the consumer (EthereumLedger::
+// Covers). Challenges live in memory: single use, kChallengeTtlSeconds, at
+// most kMaxChallengesPerUser unused ones per user (a restart voids them).
+// Every link decision is audited as `wallet.link` on "wallet:<address>".
+// Only on an ethereum plane (else kFailedPrecondition).
+class Wallets {
+ public:
+  Wallets(ServiceDeps& deps, AuditLog& audit, Users& users)
+      : d_(deps), audit_(audit), users_(users) {}
+  static constexpr int64_t kChallengeTtlSeconds = 300;
+  static constexpr size_t kMaxChallengesPerUser = 8;
+
+  // The message to sign, binding the plane id, the chain id, the caller's
+  // name, the address (EIP-55), a fresh 128-bit nonce and the expiry:
+  //   cce4long wallet link\nplane: 0x<64 hex>\nchain: N\nuser: NAME\n
+  //   address: 0x<EIP-55>\nnonce: <32 hex>\nexpires: YYYY-MM-DDTHH:MM:SSZ
+  // (no trailing newline). kInvalidArgument naming body.address for a bad
+  // address (mixed case must be a valid checksum); kResourceExhausted with
+  // kMaxChallengesPerUser unused ones; kAlreadyExists for a linked address.
+  StatusOr<api::WalletChallenge> Challenge(const Caller& caller,
+                                           const api::WalletChallengeRequest& request);
+  // Links request.address to the caller when request.nonce is a challenge
+  // issued to the caller (another user's is refused and left unspent),
+  // unexpired, for that same address, and request.signature over its message
+  // recovers to the address. The nonce is spent by any attempt of its user.
+  // Refusals: kPermissionDenied (audited deny), kAlreadyExists when the
+  // address is linked already (to anyone), kInvalidArgument for a malformed
+  // field. The link and its `wallet.link` allow record are one store write.
+  StatusOr<api::Wallet> Link(const Caller& caller, const api::WalletLinkRequest& request);
+  // The caller's links (operators: everyone's), oldest first.
+  StatusOr<api::WalletList> List(const Caller& caller);
+
+ private:
+  struct Pending {
+    int64_t user_id = 0;
+    eth::Address address;
+    std::string message;
+    int64_t expires_at = 0;
+  };
+  StatusOr<const EthereumSettings*> Settings() const;
+
+  ServiceDeps& d_;
+  AuditLog& audit_;
+  Users& users_;
+  std::mutex mu_;                           // guards pending_
+  std::map<std::string, Pending> pending_;  // by nonce (32 hex)
 };
 
 // Container images (docs/images.md): blobs by digest, tags on validated
@@ -867,7 +963,9 @@ class Services {
         audit(deps_, audit_log),
         reviews(deps_, audit_log, users),
         samples(deps_, audit_log, rentals),
-        explore(deps_, audit_log, users, rentals, samples) {}
+        explore(deps_, audit_log, users, rentals, samples),
+        ledger(deps_),
+        wallets(deps_, audit_log, users) {}
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
@@ -892,6 +990,8 @@ class Services {
   Reviews reviews;
   Samples samples;
   ExploreSessions explore;
+  LedgerView ledger;
+  Wallets wallets;
 };
 
 }  // namespace cce::plane

@@ -289,6 +289,47 @@ CREATE TABLE explore_sessions (
 CREATE INDEX explore_sessions_by_owner ON explore_sessions (owner_id, state);
 CREATE INDEX explore_sessions_by_state ON explore_sessions (state);
 )sql"},
+    // The `ethereum` ledger's index (docs/ledger.md): addresses linked to
+    // users (permanent: an address's rentals never move to another user),
+    // the Rented events indexed from the chain (deleted only when their block
+    // leaves the canonical chain) and the single-row cursor of the indexer.
+    {10, "ethereum wallets and chain rentals", R"sql(
+CREATE TABLE eth_wallets (
+  address TEXT PRIMARY KEY CHECK (length(address) = 42 AND substr(address, 1, 2) = '0x'
+      AND substr(address, 3) NOT GLOB '*[^0-9a-f]*'),
+  user_id INTEGER NOT NULL REFERENCES users (id),
+  linked_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX eth_wallets_by_user ON eth_wallets (user_id);
+CREATE TRIGGER eth_wallets_no_update BEFORE UPDATE ON eth_wallets
+  BEGIN SELECT RAISE(ABORT, 'eth_wallets links are permanent'); END;
+CREATE TRIGGER eth_wallets_no_delete BEFORE DELETE ON eth_wallets
+  BEGIN SELECT RAISE(ABORT, 'eth_wallets links are permanent'); END;
+CREATE TABLE chain_rentals (
+  tx_hash TEXT NOT NULL CHECK (length(tx_hash) = 66),
+  log_index INTEGER NOT NULL CHECK (log_index >= 0),
+  block_number INTEGER NOT NULL CHECK (block_number >= 0),
+  block_hash TEXT NOT NULL CHECK (length(block_hash) = 66),
+  dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+  payer TEXT NOT NULL CHECK (length(payer) = 42),
+  start_at INTEGER NOT NULL,
+  end_at INTEGER NOT NULL CHECK (end_at > start_at),
+  days INTEGER NOT NULL CHECK (days >= 1),
+  amount_wei TEXT NOT NULL,
+  indexed_at INTEGER NOT NULL,
+  PRIMARY KEY (tx_hash, log_index)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX chain_rentals_by_dataset ON chain_rentals (dataset_id, end_at);
+CREATE INDEX chain_rentals_by_payer ON chain_rentals (payer, dataset_id, end_at);
+CREATE INDEX chain_rentals_by_block ON chain_rentals (block_number, log_index);
+CREATE TABLE chain_cursor (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  chain_id INTEGER NOT NULL CHECK (chain_id >= 1),
+  contract TEXT NOT NULL CHECK (length(contract) = 42),
+  next_block INTEGER NOT NULL CHECK (next_block >= 0),
+  last_block_hash TEXT NOT NULL CHECK (last_block_hash = '' OR length(last_block_hash) = 66)
+) STRICT;
+)sql"},
 };
 
 Status MigrateInTransaction(Connection& c) {

@@ -1860,6 +1860,251 @@ Status SqliteStore::TouchExploreSession(std::string_view id, int64_t at) {
   });
 }
 
+// ---- Ethereum ledger index -------------------------------------------------------------
+
+#define WALLET_COLS "address, user_id, linked_at"
+#define CHAIN_RENTAL_COLS                                                                     \
+  "tx_hash, log_index, block_number, block_hash, dataset_id, payer, start_at, end_at, days, " \
+  "amount_wei, indexed_at"
+#define CURSOR_COLS "chain_id, contract, next_block, last_block_hash"
+
+namespace {
+
+// "0x" + `digits` lower-case hex: the one spelling the index stores, so an
+// address or hash has exactly one key.
+Status CheckHex0x(std::string_view field, std::string_view value, size_t digits) {
+  if (value.size() != 2 + digits || value.substr(0, 2) != "0x" || !IsLowerHex(value.substr(2))) {
+    return InvalidArgument(std::string(field) + ": " + Quote(value.substr(0, 80)) +
+                           " is not 0x + " + Str(static_cast<int64_t>(digits)) +
+                           " lower-case hex digits");
+  }
+  return Status::Ok();
+}
+
+Status CheckAddress(std::string_view field, std::string_view value) {
+  return CheckHex0x(field, value, 40);
+}
+
+Status CheckHash(std::string_view field, std::string_view value) {
+  return CheckHex0x(field, value, 64);
+}
+
+Status CheckWei(std::string_view field, std::string_view value) {
+  // uint256 in decimal: at most 78 digits, no sign, no leading zeros.
+  if (value.empty() || value.size() > 78 ||
+      !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      (value.size() > 1 && value[0] == '0')) {
+    return InvalidArgument(std::string(field) + ": " + Quote(value.substr(0, 80)) +
+                           " is not a decimal amount of wei");
+  }
+  return Status::Ok();
+}
+
+Status CheckCursor(std::string_view field, const ChainCursor& c) {
+  const std::string f(field);
+  if (c.chain_id < 1) return InvalidArgument(f + ".chain_id: must be positive");
+  RETURN_IF_ERROR(CheckAddress(f + ".contract", c.contract));
+  if (c.next_block < 0) return InvalidArgument(f + ".next_block: must not be negative");
+  if (!c.last_block_hash.empty()) {
+    RETURN_IF_ERROR(CheckHash(f + ".last_block_hash", c.last_block_hash));
+  }
+  return Status::Ok();
+}
+
+Status CheckChainRental(const ChainRental& r, size_t i) {
+  const std::string f = "rentals[" + Str(static_cast<int64_t>(i)) + "]";
+  RETURN_IF_ERROR(CheckHash(f + ".tx_hash", r.tx_hash));
+  if (r.log_index < 0) return InvalidArgument(f + ".log_index: must not be negative");
+  if (r.block_number < 0) return InvalidArgument(f + ".block_number: must not be negative");
+  RETURN_IF_ERROR(CheckHash(f + ".block_hash", r.block_hash));
+  RETURN_IF_ERROR(CheckAddress(f + ".payer", r.payer));
+  if (r.end <= r.start) return InvalidArgument(f + ": end must be after start");
+  if (r.days < 1) return InvalidArgument(f + ".days: must be at least 1");
+  return CheckWei(f + ".amount_wei", r.amount_wei);
+}
+
+std::string DescribeCursor(const std::optional<ChainCursor>& c) {
+  if (!c) return "none";
+  return "{chain " + Str(c->chain_id) + ", contract " + c->contract + ", next block " +
+         Str(c->next_block) + ", last block hash " +
+         (c->last_block_hash.empty() ? std::string("none") : c->last_block_hash) + "}";
+}
+
+StatusOr<WalletLink> ReadWalletLink(const Stmt& s) {
+  return WalletLink{s.Text(0), s.Int(1), s.Int(2)};
+}
+
+StatusOr<ChainRental> ReadChainRental(const Stmt& s) {
+  ChainRental r;
+  r.tx_hash = s.Text(0);
+  r.log_index = s.Int(1);
+  r.block_number = s.Int(2);
+  r.block_hash = s.Text(3);
+  r.dataset_id = s.Int(4);
+  r.payer = s.Text(5);
+  r.start = s.Int(6);
+  r.end = s.Int(7);
+  r.days = s.Int(8);
+  r.amount_wei = s.Text(9);
+  r.indexed_at = s.Int(10);
+  return r;
+}
+
+StatusOr<ChainCursor> ReadChainCursor(const Stmt& s) {
+  return ChainCursor{s.Int(0), s.Text(1), s.Int(2), s.Text(3)};
+}
+
+StatusOr<std::optional<ChainCursor>> SelectChainCursor(Connection& c) {
+  ASSIGN_OR_RETURN(Stmt st, c.Prepare("SELECT " CURSOR_COLS " FROM chain_cursor WHERE id = 1"));
+  ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<ChainCursor>();
+  ASSIGN_OR_RETURN(ChainCursor cursor, ReadChainCursor(st));
+  return std::optional<ChainCursor>(std::move(cursor));
+}
+
+// The cursor compare-and-set shared by IndexChainRentals and
+// DropChainRentals: `expected` must be what is stored, then `next` is.
+Status SwapChainCursor(Connection& c, const std::optional<ChainCursor>& expected,
+                       const ChainCursor& next) {
+  ASSIGN_OR_RETURN(std::optional<ChainCursor> stored, SelectChainCursor(c));
+  if (stored != expected) {
+    return FailedPrecondition("chain cursor: expected " + DescribeCursor(expected) + ", found " +
+                              DescribeCursor(stored) + " (another indexer moved it)");
+  }
+  ASSIGN_OR_RETURN(Stmt up, c.Prepare("INSERT INTO chain_cursor (id, " CURSOR_COLS
+                                      ") VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                                      " chain_id = excluded.chain_id,"
+                                      " contract = excluded.contract,"
+                                      " next_block = excluded.next_block,"
+                                      " last_block_hash = excluded.last_block_hash"));
+  up.Bind(next.chain_id).Bind(next.contract).Bind(next.next_block).Bind(next.last_block_hash);
+  return up.Run();
+}
+
+}  // namespace
+
+StatusOr<WalletLink> SqliteStore::LinkWallet(const WalletLink& link, const AuditRecord& audit) {
+  RETURN_IF_ERROR(CheckAddress("wallet.address", link.address));
+  RETURN_IF_ERROR(ValidateAudit(audit));
+  return WriteValue<WalletLink>([&](Connection& c) -> StatusOr<WalletLink> {
+    RETURN_IF_ERROR(RequireUser(c, link.user_id, "wallet.user_id"));
+    ASSIGN_OR_RETURN(bool taken,
+                     Exists(c, "SELECT 1 FROM eth_wallets WHERE address = ?", link.address));
+    if (taken) return AlreadyExists("address " + link.address + " is already linked to a user");
+    ASSIGN_OR_RETURN(Stmt ins,
+                     c.Prepare("INSERT INTO eth_wallets (" WALLET_COLS ") VALUES (?, ?, ?)"));
+    ins.Bind(link.address).Bind(link.user_id).Bind(link.linked_at);
+    RETURN_IF_ERROR(ins.Run());
+    RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
+    return link;
+  });
+}
+
+StatusOr<std::vector<WalletLink>> SqliteStore::ListWalletLinks(std::optional<int64_t> user_id) {
+  return ReadValue<std::vector<WalletLink>>(
+      [&](Connection& c) -> StatusOr<std::vector<WalletLink>> {
+        ASSIGN_OR_RETURN(Stmt st, c.Prepare(user_id ? "SELECT " WALLET_COLS " FROM eth_wallets"
+                                                      " WHERE user_id = ?"
+                                                      " ORDER BY linked_at, address"
+                                                    : "SELECT " WALLET_COLS " FROM eth_wallets"
+                                                      " ORDER BY linked_at, address"));
+        if (user_id) st.Bind(*user_id);
+        return All(st, ReadWalletLink);
+      });
+}
+
+StatusOr<std::optional<ChainCursor>> SqliteStore::GetChainCursor() {
+  return ReadValue<std::optional<ChainCursor>>([&](Connection& c) { return SelectChainCursor(c); });
+}
+
+Status SqliteStore::IndexChainRentals(const std::optional<ChainCursor>& expected,
+                                      const ChainCursor& next,
+                                      const std::vector<ChainRental>& rentals,
+                                      const std::vector<AuditRecord>& audits) {
+  RETURN_IF_ERROR(CheckCursor("cursor", next));
+  for (size_t i = 0; i < rentals.size(); ++i) RETURN_IF_ERROR(CheckChainRental(rentals[i], i));
+  for (const auto& a : audits) RETURN_IF_ERROR(ValidateAudit(a));
+  return Write([&](Connection& c) -> Status {
+    RETURN_IF_ERROR(SwapChainCursor(c, expected, next));
+    for (const ChainRental& r : rentals) {
+      ASSIGN_OR_RETURN(bool known, Exists(c, "SELECT 1 FROM datasets WHERE id = ?", r.dataset_id));
+      if (!known) {
+        return FailedPrecondition("chain rental " + r.tx_hash + "/" + Str(r.log_index) +
+                                  ": dataset " + Str(r.dataset_id) + " not found");
+      }
+      ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO chain_rentals (" CHAIN_RENTAL_COLS
+                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                                           " ON CONFLICT (tx_hash, log_index) DO NOTHING"));
+      ins.Bind(r.tx_hash)
+          .Bind(r.log_index)
+          .Bind(r.block_number)
+          .Bind(r.block_hash)
+          .Bind(r.dataset_id)
+          .Bind(r.payer)
+          .Bind(r.start)
+          .Bind(r.end)
+          .Bind(r.days)
+          .Bind(r.amount_wei)
+          .Bind(r.indexed_at);
+      RETURN_IF_ERROR(ins.Run());
+    }
+    for (const auto& a : audits) RETURN_IF_ERROR(AppendAuditTx(c, a).status());
+    return Status::Ok();
+  });
+}
+
+Status SqliteStore::DropChainRentals(
+    const ChainCursor& expected, const ChainCursor& next,
+    const std::vector<std::pair<std::string, int64_t>>& tx_log_keys,
+    const std::vector<AuditRecord>& audits) {
+  RETURN_IF_ERROR(CheckCursor("cursor", next));
+  for (const auto& a : audits) RETURN_IF_ERROR(ValidateAudit(a));
+  return Write([&](Connection& c) -> Status {
+    RETURN_IF_ERROR(SwapChainCursor(c, expected, next));
+    for (const auto& [tx_hash, log_index] : tx_log_keys) {
+      ASSIGN_OR_RETURN(Stmt del, c.Prepare("DELETE FROM chain_rentals"
+                                           " WHERE tx_hash = ? AND log_index = ?"));
+      del.Bind(tx_hash).Bind(log_index);
+      RETURN_IF_ERROR(del.Run());
+      if (c.Changes() != 1) {
+        return NotFound("chain rental " + tx_hash + "/" + Str(log_index) + " not found");
+      }
+    }
+    for (const auto& a : audits) RETURN_IF_ERROR(AppendAuditTx(c, a).status());
+    return Status::Ok();
+  });
+}
+
+StatusOr<std::vector<ChainRental>> SqliteStore::ListChainRentals(const ChainRentalFilter& f) {
+  RETURN_IF_ERROR(CheckLimit("chain rentals", f.limit));
+  return ReadValue<std::vector<ChainRental>>(
+      [&](Connection& c) -> StatusOr<std::vector<ChainRental>> {
+        // Columns qualified: the user filter joins eth_wallets.
+        std::string sql =
+            "SELECT r.tx_hash, r.log_index, r.block_number, r.block_hash, r.dataset_id, r.payer,"
+            " r.start_at, r.end_at, r.days, r.amount_wei, r.indexed_at FROM chain_rentals r";
+        if (f.user_id) sql += " JOIN eth_wallets w ON w.address = r.payer AND w.user_id = ?";
+        sql += " WHERE 1 = 1";
+        if (f.dataset_id) sql += " AND r.dataset_id = ?";
+        if (f.min_end) sql += " AND r.end_at >= ?";
+        if (f.min_block) sql += " AND r.block_number >= ?";
+        if (f.after) {
+          sql += " AND (r.block_number, r.log_index, r.tx_hash) > (?, ?, ?)";
+        }
+        sql += " ORDER BY r.block_number, r.log_index, r.tx_hash LIMIT ?";
+        ASSIGN_OR_RETURN(Stmt st, c.Prepare(sql));
+        if (f.user_id) st.Bind(*f.user_id);
+        if (f.dataset_id) st.Bind(*f.dataset_id);
+        if (f.min_end) st.Bind(*f.min_end);
+        if (f.min_block) st.Bind(*f.min_block);
+        if (f.after) {
+          st.Bind(f.after->block_number).Bind(f.after->log_index).Bind(f.after->tx_hash);
+        }
+        st.Bind(f.limit);
+        return All(st, ReadChainRental);
+      });
+}
+
 // ---- Audit -----------------------------------------------------------------------------
 
 StatusOr<AuditEntry> SqliteStore::AppendAudit(const AuditRecord& record) {

@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store/store.h"
@@ -149,6 +150,17 @@ class SqliteStore final : public Store {
 
   StatusOr<Sample> RecordSample(const Sample& sample, const AuditRecord& audit) override;
   StatusOr<Sample> GetLatestSample(int64_t dataset_id) override;
+
+  StatusOr<WalletLink> LinkWallet(const WalletLink& link, const AuditRecord& audit) override;
+  StatusOr<std::vector<WalletLink>> ListWalletLinks(std::optional<int64_t> user_id) override;
+  StatusOr<std::optional<ChainCursor>> GetChainCursor() override;
+  Status IndexChainRentals(const std::optional<ChainCursor>& expected, const ChainCursor& next,
+                           const std::vector<ChainRental>& rentals,
+                           const std::vector<AuditRecord>& audits) override;
+  Status DropChainRentals(const ChainCursor& expected, const ChainCursor& next,
+                          const std::vector<std::pair<std::string, int64_t>>& tx_log_keys,
+                          const std::vector<AuditRecord>& audits) override;
+  StatusOr<std::vector<ChainRental>> ListChainRentals(const ChainRentalFilter& filter) override;
 
   StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) override;
   StatusOr<std::vector<AuditEntry>> ListAudit(const AuditFilter& filter) override;

@@ -1,6 +1,7 @@
 // store: the Privacy Plane's persistence. One narrow interface (Store) over
 // users, the dataset catalog, the embedded ledger's rental records, images,
-// jobs with their history, job credentials, outputs and the hash-chained,
+// jobs with their history, job credentials, outputs, the Ethereum ledger's
+// index (linked wallets, indexed on-chain rentals) and the hash-chained,
 // checkpoint-signed audit log. Backends: SQLite (sqlite_store.h) now,
 // PostgreSQL later; both must pass store_conformance_test.cc.
 //
@@ -26,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -296,6 +298,68 @@ struct Sample {
   friend bool operator==(const Sample&, const Sample&) = default;
 };
 
+// ---- Ethereum ledger index (docs/ledger.md) -----------------------------------
+// Addresses and hashes are stored as lower-case "0x" + hex (40 digits for an
+// address, 64 for a hash); the store refuses any other spelling, so one
+// address has exactly one key.
+
+// A consumer's Ethereum address, proven theirs by an EIP-191 signature the
+// plane checked before calling LinkWallet. Links are permanent: an address
+// is linked to one user, once, so the rentals it paid never move to another.
+struct WalletLink {
+  std::string address;  // lower-case "0x" + 40 hex
+  int64_t user_id = 0;
+  int64_t linked_at = 0;
+
+  friend bool operator==(const WalletLink&, const WalletLink&) = default;
+};
+
+// One Rented event of the rental contract that the plane indexed.
+struct ChainRental {
+  std::string tx_hash;  // "0x" + 64 hex; (tx_hash, log_index) is the key
+  int64_t log_index = 0;
+  int64_t block_number = 0;
+  std::string block_hash;  // "0x" + 64 hex, as indexed (re-checked for reorgs)
+  int64_t dataset_id = 0;  // the plane's dataset id
+  std::string payer;       // the consumer address that paid, "0x" + 40 hex
+  int64_t start = 0;
+  int64_t end = 0;  // the rental covers [start, end)
+  int64_t days = 0;
+  std::string amount_wei;  // decimal digits, no leading zeros
+  int64_t indexed_at = 0;
+
+  friend bool operator==(const ChainRental&, const ChainRental&) = default;
+};
+
+// How far the indexer has read the chain: one row, or none before the first
+// round. `chain_id` and `contract` name the deployment the index is of.
+struct ChainCursor {
+  int64_t chain_id = 0;
+  std::string contract;         // "0x" + 40 hex
+  int64_t next_block = 0;       // the first block not yet indexed
+  std::string last_block_hash;  // of block next_block - 1 as indexed; "" when none was
+
+  friend bool operator==(const ChainCursor&, const ChainCursor&) = default;
+};
+
+// A position in ListChainRentals' order: (block_number, log_index, tx_hash).
+struct ChainRentalPosition {
+  int64_t block_number = 0;
+  int64_t log_index = 0;
+  std::string tx_hash;
+
+  friend bool operator==(const ChainRentalPosition&, const ChainRentalPosition&) = default;
+};
+
+struct ChainRentalFilter {
+  std::optional<int64_t> user_id;  // rentals paid by an address linked to this user
+  std::optional<int64_t> dataset_id;
+  std::optional<int64_t> min_end;            // rentals with end >= min_end
+  int64_t limit = 1000;                      // 1..10000
+  std::optional<int64_t> min_block;          // rentals in blocks >= min_block
+  std::optional<ChainRentalPosition> after;  // the next page: rows strictly after this one
+};
+
 enum class AuditDecision { kAllow, kDeny, kInfo };
 std::string_view AuditDecisionName(AuditDecision decision);  // "allow", "deny", "info"
 StatusOr<AuditDecision> ParseAuditDecision(std::string_view name);
@@ -550,6 +614,36 @@ class Store {
   virtual StatusOr<Sample> RecordSample(const Sample& sample, const AuditRecord& audit) = 0;
   // The dataset's highest version; kNotFound when it has none.
   virtual StatusOr<Sample> GetLatestSample(int64_t dataset_id) = 0;
+
+  // Ethereum ledger index (the `ethereum` ledger backend, ledger/ethereum_ledger.h).
+  // LinkWallet stores `link` with `audit`: kAlreadyExists when the address is
+  // linked already (to anyone, this user included), kNotFound for an unknown
+  // user, kInvalidArgument for an address that is not lower-case "0x" + 40 hex.
+  virtual StatusOr<WalletLink> LinkWallet(const WalletLink& link, const AuditRecord& audit) = 0;
+  // A user's links (or everyone's for nullopt), oldest first.
+  virtual StatusOr<std::vector<WalletLink>> ListWalletLinks(std::optional<int64_t> user_id) = 0;
+  // nullopt before the indexer's first round.
+  virtual StatusOr<std::optional<ChainCursor>> GetChainCursor() = 0;
+  // In ONE transaction: a compare-and-set of the cursor from `expected`
+  // (nullopt: none is stored) to `next` (kFailedPrecondition naming both when
+  // the stored cursor is not `expected`: another indexer moved it), the
+  // rentals inserted (a row already there with the same (tx_hash, log_index)
+  // is kept as it is, not an error) and `audits` appended. kInvalidArgument
+  // for a malformed field (naming it); kFailedPrecondition for a rental of an
+  // unknown dataset. Either way nothing is written.
+  virtual Status IndexChainRentals(const std::optional<ChainCursor>& expected,
+                                   const ChainCursor& next, const std::vector<ChainRental>& rentals,
+                                   const std::vector<AuditRecord>& audits) = 0;
+  // In ONE transaction: the same compare-and-set of the cursor (a cursor
+  // must be stored), the rentals named by (tx_hash, log_index) deleted (their
+  // block left the canonical chain; kNotFound naming one that is not there)
+  // and `audits` appended. Nothing is written on any error.
+  virtual Status DropChainRentals(const ChainCursor& expected, const ChainCursor& next,
+                                  const std::vector<std::pair<std::string, int64_t>>& tx_log_keys,
+                                  const std::vector<AuditRecord>& audits) = 0;
+  // Ascending (block_number, log_index, tx_hash); kInvalidArgument for a
+  // limit outside 1..10000.
+  virtual StatusOr<std::vector<ChainRental>> ListChainRentals(const ChainRentalFilter& filter) = 0;
 
   // Audit log. AppendAudit records a decision that changes no other state.
   virtual StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) = 0;

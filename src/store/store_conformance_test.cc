@@ -2132,6 +2132,313 @@ TYPED_TEST_P(StoreConformanceTest, FailingAuditInsertWritesNoExploreSession) {
   EXPECT_EQ(this->AuditCount(), before);
 }
 
+// ==== Ethereum ledger index ==========================================================
+
+std::string Hex0x(char c, size_t digits) {
+  return "0x" + std::string(digits, c);
+}
+
+ChainCursor NewCursor(int64_t next_block, char hash = 'c') {
+  return {31337, Hex0x('a', 40), next_block, next_block == 0 ? "" : Hex0x(hash, 64)};
+}
+
+ChainRental NewChainRental(char tx, int64_t log_index, int64_t block, int64_t dataset,
+                           const std::string& payer, int64_t start = 1000, int64_t end = 2000) {
+  ChainRental r;
+  r.tx_hash = Hex0x(tx, 64);
+  r.log_index = log_index;
+  r.block_number = block;
+  r.block_hash = Hex0x('b', 64);
+  r.dataset_id = dataset;
+  r.payer = payer;
+  r.start = start;
+  r.end = end;
+  r.days = 1;
+  r.amount_wei = "10000000000000000";
+  r.indexed_at = 3000;
+  return r;
+}
+
+std::vector<std::pair<std::string, int64_t>> Keys(const std::vector<ChainRental>& rentals) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& r : rentals) out.emplace_back(r.tx_hash, r.log_index);
+  return out;
+}
+
+TYPED_TEST_P(StoreConformanceTest, WalletLinksAreUniquePerAddressAndPermanent) {
+  User carol = this->AddUser("carol");
+  User dave = this->AddUser("dave");
+  const std::string a1 = Hex0x('1', 40), a2 = Hex0x('2', 40), a3 = Hex0x('3', 40);
+  const int64_t before = this->AuditCount();
+  EXPECT_EQ(Must(this->S().LinkWallet({a1, carol.id, 10}, Audit("wallet.link", "user:carol"))),
+            (WalletLink{a1, carol.id, 10}));
+  Must(this->S().LinkWallet({a2, carol.id, 11}, Audit("wallet.link", "user:carol")));
+  Must(this->S().LinkWallet({a3, dave.id, 12}, Audit("wallet.link", "user:dave")));
+  EXPECT_EQ(this->AuditCount(), before + 3);
+  // An address is linked once: not to another user, not again to the same one.
+  EXPECT_EQ(
+      this->S().LinkWallet({a1, dave.id, 13}, Audit("wallet.link", "user:dave")).status().code(),
+      StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      this->S().LinkWallet({a1, carol.id, 13}, Audit("wallet.link", "user:carol")).status().code(),
+      StatusCode::kAlreadyExists);
+  // One spelling per address: mixed case (EIP-55) or a short address is refused.
+  auto mixed = this->S().LinkWallet({"0xAb" + std::string(38, '1'), dave.id, 13},
+                                    Audit("wallet.link", "user:dave"));
+  EXPECT_EQ(mixed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(mixed.status().message(), "wallet.address")) << mixed.status().message();
+  EXPECT_EQ(this->S()
+                .LinkWallet({Hex0x('4', 38), dave.id, 13}, Audit("wallet.link", "user:dave"))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->S()
+                .LinkWallet({Hex0x('4', 40), 999, 13}, Audit("wallet.link", "user:x"))
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(this->AuditCount(), before + 3) << "a refused link wrote its audit record";
+
+  auto of_carol = Must(this->S().ListWalletLinks(carol.id));
+  ASSERT_EQ(of_carol.size(), 2u);
+  EXPECT_EQ(of_carol[0].address, a1);
+  EXPECT_EQ(of_carol[1].address, a2);
+  EXPECT_EQ(Must(this->S().ListWalletLinks(std::nullopt)).size(), 3u);
+  EXPECT_TRUE(Must(this->S().ListWalletLinks(999)).empty());
+  // Links are permanent, through SQL too: an address's rentals never move.
+  EXPECT_FALSE(this->F()
+                   .ExecSql("UPDATE eth_wallets SET user_id = " + std::to_string(dave.id) +
+                            " WHERE address = '" + a1 + "'")
+                   .ok());
+  EXPECT_FALSE(this->F().ExecSql("DELETE FROM eth_wallets").ok());
+  this->Reopen();
+  EXPECT_EQ(Must(this->S().ListWalletLinks(carol.id)), of_carol);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ChainCursorIsACompareAndSet) {
+  User p = this->AddUser("p", Role::kProvider);
+  Dataset d = this->AddDataset("claims", p.id);
+  const std::string payer = Hex0x('1', 40);
+  EXPECT_FALSE(Must(this->S().GetChainCursor()).has_value());
+  const int64_t before = this->AuditCount();
+  std::vector<ChainRental> one = {NewChainRental('e', 0, 5, d.id, payer)};
+  std::vector<AuditRecord> audit = {Audit("rental.index", "dataset:claims")};
+  // No cursor is stored: a caller expecting one lost a race it did not know of.
+  auto stale = this->S().IndexChainRentals(NewCursor(3), NewCursor(10), one, audit);
+  EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(stale.message(), "found none")) << stale.message();
+  MustOk(this->S().IndexChainRentals(std::nullopt, NewCursor(10), one, audit));
+  EXPECT_EQ(Must(this->S().GetChainCursor()), NewCursor(10));
+  EXPECT_EQ(this->AuditCount(), before + 1);
+  // A second "first round" and a stale expectation both lose, writing nothing.
+  std::vector<ChainRental> two = {NewChainRental('f', 0, 12, d.id, payer)};
+  EXPECT_EQ(this->S().IndexChainRentals(std::nullopt, NewCursor(20), two, audit).code(),
+            StatusCode::kFailedPrecondition);
+  auto lost = this->S().IndexChainRentals(NewCursor(10, 'd'), NewCursor(20), two, audit);
+  EXPECT_EQ(lost.code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(lost.message(), "next block 10")) << lost.message();
+  EXPECT_EQ(this->S().DropChainRentals(NewCursor(9), NewCursor(5), Keys(one), audit).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(this->AuditCount(), before + 1);
+  EXPECT_EQ(Must(this->S().GetChainCursor()), NewCursor(10));
+  EXPECT_EQ(Must(this->S().ListChainRentals({})), one);
+  // The winner moves on; a round that found no rentals still moves the cursor.
+  MustOk(this->S().IndexChainRentals(NewCursor(10), NewCursor(20), two, audit));
+  MustOk(this->S().IndexChainRentals(NewCursor(20), NewCursor(30), {}, {}));
+  this->Reopen();
+  EXPECT_EQ(Must(this->S().GetChainCursor()), NewCursor(30));
+  EXPECT_EQ(Must(this->S().ListChainRentals({})).size(), 2u);
+  // A malformed cursor is refused, naming the field.
+  ChainCursor bad = NewCursor(40);
+  bad.contract = "0xAA" + std::string(38, 'a');
+  auto refused = this->S().IndexChainRentals(NewCursor(30), bad, {}, {});
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(refused.message(), "cursor.contract")) << refused.message();
+}
+
+TYPED_TEST_P(StoreConformanceTest, AChainRentalIndexedTwiceKeepsTheFirstRow) {
+  User p = this->AddUser("p", Role::kProvider);
+  Dataset d = this->AddDataset("claims", p.id);
+  const ChainRental first = NewChainRental('e', 3, 5, d.id, Hex0x('1', 40));
+  MustOk(this->S().IndexChainRentals(std::nullopt, NewCursor(10), {first}, {}));
+  ChainRental again = first;
+  again.block_number = 7;
+  again.block_hash = Hex0x('9', 64);
+  again.end = 99999;
+  ChainRental other_log = first;  // the same transaction's next event is another rental
+  other_log.log_index = 4;
+  MustOk(this->S().IndexChainRentals(NewCursor(10), NewCursor(20), {again, other_log},
+                                     {Audit("rental.index", "dataset:claims")}));
+  auto rows = Must(this->S().ListChainRentals({}));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0], first);
+  EXPECT_EQ(rows[1], other_log);
+}
+
+TYPED_TEST_P(StoreConformanceTest, DropRemovesExactlyTheNamedChainRentals) {
+  User p = this->AddUser("p", Role::kProvider);
+  Dataset d = this->AddDataset("claims", p.id);
+  const std::string payer = Hex0x('1', 40);
+  const std::vector<ChainRental> rows = {
+      NewChainRental('e', 0, 5, d.id, payer), NewChainRental('e', 1, 5, d.id, payer),
+      NewChainRental('f', 0, 6, d.id, payer), NewChainRental('0', 0, 7, d.id, payer)};
+  MustOk(this->S().IndexChainRentals(std::nullopt, NewCursor(10), rows, {}));
+  const int64_t before = this->AuditCount();
+  // A key that is not there: nothing is dropped, the cursor stays.
+  auto missing = this->S().DropChainRentals(NewCursor(10), NewCursor(5),
+                                            {{rows[1].tx_hash, 1}, {rows[2].tx_hash, 9}},
+                                            {Audit("ledger.reorg", "ledger")});
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Contains(missing.message(), rows[2].tx_hash + "/9")) << missing.message();
+  EXPECT_EQ(Must(this->S().ListChainRentals({})), rows);
+  EXPECT_EQ(Must(this->S().GetChainCursor()), NewCursor(10));
+  EXPECT_EQ(this->AuditCount(), before);
+  // Drops (tx e, log 1) and (tx f, log 0); keeps (tx e, log 0) of the same transaction.
+  MustOk(this->S().DropChainRentals(
+      NewCursor(10), NewCursor(5, 'd'), {{rows[1].tx_hash, 1}, {rows[2].tx_hash, 0}},
+      {Audit("ledger.reorg", "ledger"), Audit("ledger.reorg", "ledger")}));
+  EXPECT_EQ(Must(this->S().ListChainRentals({})), (std::vector<ChainRental>{rows[0], rows[3]}));
+  EXPECT_EQ(Must(this->S().GetChainCursor()), NewCursor(5, 'd'));
+  EXPECT_EQ(this->AuditCount(), before + 2);
+  // Dropping nothing still moves the cursor (a reorg at the cursor block only).
+  MustOk(this->S().DropChainRentals(NewCursor(5, 'd'), NewCursor(4), {},
+                                    {Audit("ledger.reorg", "ledger")}));
+  EXPECT_EQ(Must(this->S().GetChainCursor()), NewCursor(4));
+  EXPECT_EQ(Must(this->S().ListChainRentals({})).size(), 2u);
+}
+
+TYPED_TEST_P(StoreConformanceTest, ListsChainRentalsOfAUserThroughItsLinkedAddresses) {
+  User p = this->AddUser("p", Role::kProvider);
+  User carol = this->AddUser("carol");
+  User dave = this->AddUser("dave");
+  Dataset claims = this->AddDataset("claims", p.id);
+  Dataset labs = this->AddDataset("labs", p.id);
+  const std::string carol1 = Hex0x('1', 40), carol2 = Hex0x('2', 40), daves = Hex0x('3', 40),
+                    nobody = Hex0x('4', 40);
+  Must(this->S().LinkWallet({carol1, carol.id, 1}, Audit("wallet.link", "user:carol")));
+  Must(this->S().LinkWallet({carol2, carol.id, 2}, Audit("wallet.link", "user:carol")));
+  Must(this->S().LinkWallet({daves, dave.id, 3}, Audit("wallet.link", "user:dave")));
+  const std::vector<ChainRental> rows = {
+      NewChainRental('a', 0, 5, claims.id, carol1, 100, 200),
+      NewChainRental('b', 0, 6, labs.id, carol2, 100, 300),
+      NewChainRental('c', 0, 7, claims.id, daves, 100, 400),
+      NewChainRental('d', 0, 8, claims.id, nobody, 100, 500),
+      NewChainRental('e', 2, 8, claims.id, carol2, 300, 600),
+      NewChainRental('e', 1, 9, claims.id, carol1, 300, 700),
+  };
+  MustOk(this->S().IndexChainRentals(std::nullopt, NewCursor(10), rows, {}));
+  auto keys = [](const std::vector<ChainRental>& got) {
+    std::vector<std::string> out;
+    for (const auto& r : got) out.push_back(r.tx_hash.substr(2, 1) + std::to_string(r.log_index));
+    return out;
+  };
+  using V = std::vector<std::string>;
+  ChainRentalFilter f;
+  EXPECT_EQ(keys(Must(this->S().ListChainRentals(f))), (V{"a0", "b0", "c0", "d0", "e2", "e1"}));
+  f.user_id = carol.id;  // both of carol's addresses, not dave's, not the unlinked one
+  EXPECT_EQ(keys(Must(this->S().ListChainRentals(f))), (V{"a0", "b0", "e2", "e1"}));
+  f.dataset_id = claims.id;
+  EXPECT_EQ(keys(Must(this->S().ListChainRentals(f))), (V{"a0", "e2", "e1"}));
+  f.min_end = 600;
+  EXPECT_EQ(keys(Must(this->S().ListChainRentals(f))), (V{"e2", "e1"}));
+  f = {};
+  f.user_id = dave.id;
+  EXPECT_EQ(keys(Must(this->S().ListChainRentals(f))), (V{"c0"}));
+  f.user_id = 999;
+  EXPECT_TRUE(Must(this->S().ListChainRentals(f)).empty());
+  f = {};
+  f.min_block = 8;
+  EXPECT_EQ(keys(Must(this->S().ListChainRentals(f))), (V{"d0", "e2", "e1"}));
+  // Pages of two, in (block, log index, tx hash) order.
+  f = {};
+  f.limit = 2;
+  V paged;
+  for (;;) {
+    auto page = Must(this->S().ListChainRentals(f));
+    for (const auto& k : keys(page)) paged.push_back(k);
+    if (page.size() < 2) break;
+    f.after =
+        ChainRentalPosition{page.back().block_number, page.back().log_index, page.back().tx_hash};
+  }
+  EXPECT_EQ(paged, (V{"a0", "b0", "c0", "d0", "e2", "e1"}));
+  f = {};
+  f.limit = 0;
+  EXPECT_EQ(this->S().ListChainRentals(f).status().code(), StatusCode::kInvalidArgument);
+  f.limit = 10001;
+  EXPECT_EQ(this->S().ListChainRentals(f).status().code(), StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST_P(StoreConformanceTest, RefusesMalformedChainRentalsWritingNothing) {
+  User p = this->AddUser("p", Role::kProvider);
+  Dataset d = this->AddDataset("claims", p.id);
+  const int64_t before = this->AuditCount();
+  auto refuse = [&](ChainRental r, StatusCode code, std::string_view field) {
+    std::vector<ChainRental> rows = {NewChainRental('a', 0, 5, d.id, Hex0x('1', 40)), r};
+    Status s = this->S().IndexChainRentals(std::nullopt, NewCursor(10), rows,
+                                           {Audit("rental.index", "dataset:claims")});
+    EXPECT_EQ(s.code(), code) << field << ": " << s.ToString();
+    EXPECT_TRUE(Contains(s.message(), field)) << s.message();
+  };
+  ChainRental r = NewChainRental('b', 0, 5, d.id, Hex0x('1', 40));
+  ChainRental bad = r;
+  bad.tx_hash = "0x" + std::string(63, 'b');
+  refuse(bad, StatusCode::kInvalidArgument, "rentals[1].tx_hash");
+  bad = r;
+  bad.block_hash = "0x" + std::string(64, 'B');
+  refuse(bad, StatusCode::kInvalidArgument, "rentals[1].block_hash");
+  bad = r;
+  bad.payer = "0xAb" + std::string(38, '1');
+  refuse(bad, StatusCode::kInvalidArgument, "rentals[1].payer");
+  bad = r;
+  bad.end = bad.start;
+  refuse(bad, StatusCode::kInvalidArgument, "end must be after start");
+  bad = r;
+  bad.amount_wei = "012";
+  refuse(bad, StatusCode::kInvalidArgument, "rentals[1].amount_wei");
+  bad = r;
+  bad.amount_wei = "1.5";
+  refuse(bad, StatusCode::kInvalidArgument, "rentals[1].amount_wei");
+  bad = r;
+  bad.days = 0;
+  refuse(bad, StatusCode::kInvalidArgument, "rentals[1].days");
+  bad = r;
+  bad.dataset_id = d.id + 100;
+  refuse(bad, StatusCode::kFailedPrecondition, "dataset " + std::to_string(d.id + 100));
+  EXPECT_EQ(this->AuditCount(), before);
+  EXPECT_FALSE(Must(this->S().GetChainCursor()).has_value());
+  EXPECT_TRUE(Must(this->S().ListChainRentals({})).empty());
+}
+
+TYPED_TEST_P(StoreConformanceTest, FailingAuditInsertWritesNoLinkNoRentalsAndNoCursorMove) {
+  User p = this->AddUser("p", Role::kProvider);
+  User carol = this->AddUser("carol");
+  Dataset d = this->AddDataset("claims", p.id);
+  const ChainRental r = NewChainRental('a', 0, 5, d.id, Hex0x('1', 40));
+  MustOk(this->S().IndexChainRentals(std::nullopt, NewCursor(10), {r}, {}));
+  const int64_t before = this->AuditCount();
+  MustOk(this->F().FailAuditInsertsFor("wallet.link"));
+  MustOk(this->F().FailAuditInsertsFor("rental.index"));
+  MustOk(this->F().FailAuditInsertsFor("ledger.reorg"));
+  EXPECT_FALSE(
+      this->S().LinkWallet({Hex0x('1', 40), carol.id, 1}, Audit("wallet.link", "user:carol")).ok());
+  EXPECT_TRUE(Must(this->S().ListWalletLinks(std::nullopt)).empty());
+  // The failing record is the last of three: the two before it go too.
+  const ChainRental r2 = NewChainRental('b', 0, 12, d.id, Hex0x('1', 40));
+  EXPECT_FALSE(
+      this->S()
+          .IndexChainRentals(NewCursor(10), NewCursor(20), {r2},
+                             {Audit("ledger.sync", "ledger"), Audit("ledger.sync", "ledger"),
+                              Audit("rental.index", "dataset:claims")})
+          .ok());
+  EXPECT_FALSE(this->S()
+                   .DropChainRentals(NewCursor(10), NewCursor(5), {{r.tx_hash, 0}},
+                                     {Audit("ledger.reorg", "ledger")})
+                   .ok());
+  EXPECT_EQ(Must(this->S().GetChainCursor()), NewCursor(10));
+  EXPECT_EQ(Must(this->S().ListChainRentals({})), (std::vector<ChainRental>{r}));
+  EXPECT_EQ(this->AuditCount(), before);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformanceTest, CreatesUserAndFindsItByIdNameAndTokenHash,
     DeletingTheLastRentalIsCaughtByTheCheckpoints,
@@ -2171,7 +2478,11 @@ REGISTER_TYPED_TEST_SUITE_P(
     ListsRecentReviewsNewestFirstAndKeepsThemOnReopen, RecordsSampleVersionsInOrderWithTheirAudit,
     RefusesASampleOutOfOrderOrWithUnknownReferences, FailingAuditInsertWritesNoSample,
     ExploreSessionLivesAndDiesWithItsAudit, ExploreSessionsAreCappedPerOwnerAndListed,
-    FailingAuditInsertWritesNoExploreSession);
+    FailingAuditInsertWritesNoExploreSession, WalletLinksAreUniquePerAddressAndPermanent,
+    ChainCursorIsACompareAndSet, AChainRentalIndexedTwiceKeepsTheFirstRow,
+    DropRemovesExactlyTheNamedChainRentals, ListsChainRentalsOfAUserThroughItsLinkedAddresses,
+    RefusesMalformedChainRentalsWritingNothing,
+    FailingAuditInsertWritesNoLinkNoRentalsAndNoCursorMove);
 
 using SqliteBackends =
     ::testing::Types<storetest::SqliteGroupCommit, storetest::SqliteOneTxnPerWrite>;

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -200,6 +202,27 @@ class ForwardingStore : public Store {
   }
   StatusOr<Sample> GetLatestSample(int64_t dataset_id) override {
     return inner_.GetLatestSample(dataset_id);
+  }
+
+  StatusOr<WalletLink> LinkWallet(const WalletLink& link, const AuditRecord& audit) override {
+    return inner_.LinkWallet(link, audit);
+  }
+  StatusOr<std::vector<WalletLink>> ListWalletLinks(std::optional<int64_t> user_id) override {
+    return inner_.ListWalletLinks(user_id);
+  }
+  StatusOr<std::optional<ChainCursor>> GetChainCursor() override { return inner_.GetChainCursor(); }
+  Status IndexChainRentals(const std::optional<ChainCursor>& expected, const ChainCursor& next,
+                           const std::vector<ChainRental>& rentals,
+                           const std::vector<AuditRecord>& audits) override {
+    return inner_.IndexChainRentals(expected, next, rentals, audits);
+  }
+  Status DropChainRentals(const ChainCursor& expected, const ChainCursor& next,
+                          const std::vector<std::pair<std::string, int64_t>>& tx_log_keys,
+                          const std::vector<AuditRecord>& audits) override {
+    return inner_.DropChainRentals(expected, next, tx_log_keys, audits);
+  }
+  StatusOr<std::vector<ChainRental>> ListChainRentals(const ChainRentalFilter& filter) override {
+    return inner_.ListChainRentals(filter);
   }
 
   StatusOr<AuditEntry> AppendAudit(const AuditRecord& record) override {

@@ -78,7 +78,11 @@ def check_keys(doc, schema, value, path, errors):
         for key in value:
             if key not in props:
                 errors.append(f"{path}.{key}: encoded but not in the schema")
-        for key in props:
+        # Without a `required` list every declared property must be encoded;
+        # with one (objects whose fields depend on the plane's setup, e.g. a
+        # Rental's ethereum fields), only those listed.
+        must = resolve(doc, schema).get("required", list(props))
+        for key in must:
             if key not in value:
                 errors.append(f"{path}.{key}: in the schema but not encoded")
         for key, item in value.items():

@@ -423,6 +423,32 @@ def cookie_seeds():
     write(os.path.join(out, "name-with-space"), bytes([(3 << 1) | 1]) + b"a ba b=1")
 
 
+def wallet_message_seeds():
+    """wallet_message_fuzz.cc (cli_wallet_message_fuzz): the wallet-link
+    message a plane asks `cce wallet link` to sign (src/cli/wallet_message.h):
+    a good one, and the near misses the parser refuses (a trailing newline, a
+    lowercase address, a CR, another site's login text, an impossible date)."""
+    out = reset("cli_wallet_message_fuzz")
+    good = (b"cce4long wallet link\n"
+            b"plane: 0x" + b"1f" * 32 + b"\n"
+            b"chain: 31337\n"
+            b"user: alice\n"
+            b"address: 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC\n"
+            b"nonce: 0123456789abcdef0123456789abcdef\n"
+            b"expires: 2026-12-06T16:00:00Z")
+    for name, text in [
+            ("good", good),
+            ("trailing-newline", good + b"\n"),
+            ("lowercase-address", good.replace(b"0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+                                               b"0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc")),
+            ("carriage-return", good.replace(b"\n", b"\r\n")),
+            ("other-site", b"Sign in to example.com\nnonce: 0123456789abcdef"),
+            ("february-30", good.replace(b"2026-12-06", b"2026-02-30")),
+            ("chain-leading-zero", good.replace(b"chain: 31337", b"chain: 031337")),
+            ("empty", b"")]:
+        write(os.path.join(out, name), text)
+
+
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: make_seeds.py BUILD_DIR")
@@ -438,6 +464,7 @@ def main(argv):
         bundle_tar_seeds()
         sample_tar_seeds()
         cookie_seeds()
+        wallet_message_seeds()
 
 
 if __name__ == "__main__":
