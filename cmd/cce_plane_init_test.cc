@@ -22,6 +22,7 @@
 #include "base/fd.h"
 #include "base/subprocess.h"
 #include "cce_plane_commands.h"
+#include "eth/anvil_testing.h"
 #include "eth/rpc.h"
 #include "plane/config.h"
 
@@ -31,21 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Anvil's development account 0 ("test test ... junk" mnemonic).
-constexpr char kAnvilKey0[] = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-
-int FreeLoopbackPort() {
-  UniqueFd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (!s.valid() || bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return 0;
-  }
-  return ntohs(addr.sin_port);
-}
+using eth::testing::kAnvilKey0;
 
 struct PlaneRun {
   int exit = -1;
@@ -76,52 +63,24 @@ class PlaneInitLedgerTest : public ::testing::Test {
     ASSERT_EQ(::write(fd.get(), line.data(), line.size()), static_cast<ssize_t>(line.size()));
   }
   void TearDown() override {
-    if (anvil_) {
-      (void)anvil_->Signal(SIGTERM);
-      (void)anvil_->WaitFor(std::chrono::seconds(5));
-      anvil_.reset();  // SIGKILL and reap if it is still there
-    }
+    anvil_.reset();  // stops and reaps it
     fs::remove_all(tmp_);
   }
 
   // Starts anvil on a free loopback port; its URL.
   std::string StartAnvil() {
-    const std::string anvil =
-        std::string(CCE_SOURCE_DIR) + "/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
-    if (!fs::exists(anvil)) {
-      ADD_FAILURE() << anvil
-                    << " is missing: run `npm ci` in the repository (package.json pins "
-                       "@foundry-rs/anvil)";
+    auto node = eth::testing::AnvilNode::Start(CCE_SOURCE_DIR, tmp_);
+    if (!node.ok()) {
+      ADD_FAILURE() << node.status().message();
       return "";
     }
-    const int port = FreeLoopbackPort();
-    const std::string log = tmp_ + "/anvil.log";
-    UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    SpawnOptions so;
-    so.argv = {anvil, "--host", "127.0.0.1", "--port", std::to_string(port)};
-    so.env = {"HOME=" + tmp_};
-    so.fds = {{1, log_fd.get()}, {2, log_fd.get()}};
-    so.die_with_parent = true;
-    auto p = Subprocess::Spawn(so);
-    if (!p.ok()) {
-      ADD_FAILURE() << "anvil: " << p.status().message();
-      return "";
-    }
-    anvil_ = std::make_unique<Subprocess>(std::move(p).value());
-    const std::string url = "http://127.0.0.1:" + std::to_string(port);
-    auto rpc =
-        eth::RpcClient::Create({.url = url, .ca_file = "", .timeout = std::chrono::seconds(2)});
-    for (int i = 0; rpc.ok() && i < 200; ++i) {
-      if (rpc->ChainId().ok()) return url;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ADD_FAILURE() << "anvil did not answer on " << url << " within 20 s (log: " << log << ")";
-    return "";
+    anvil_ = std::move(node).value();
+    return anvil_->url();
   }
 
   std::string tmp_;
   std::string key_file_;
-  std::unique_ptr<Subprocess> anvil_;
+  std::unique_ptr<eth::testing::AnvilNode> anvil_;
 };
 
 TEST_F(PlaneInitLedgerTest, BadLedgerFlagsAreRefusedBeforeTheDirectoryIsMade) {
@@ -175,7 +134,7 @@ TEST_F(PlaneInitLedgerTest, DeploysToANodeAndWritesTheLedgerSection) {
 
 TEST_F(PlaneInitLedgerTest, ANodeDownLeavesTheEmbeddedLedgerAndPrintsTheToken) {
   const std::string dir = tmp_ + "/plane";
-  const std::string url = "http://127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  const std::string url = "http://127.0.0.1:" + std::to_string(eth::testing::FreeLoopbackPort());
   PlaneRun r = RunPlane({"init", "--data-dir", dir, "--listen", "127.0.0.1:0", "--ledger",
                          "ethereum", "--rpc", url, "--key-file", key_file_, "--output", "json"});
   EXPECT_NE(r.exit, 0);

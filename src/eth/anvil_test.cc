@@ -20,6 +20,7 @@
 
 #include "base/fd.h"
 #include "base/subprocess.h"
+#include "eth/anvil_testing.h"
 #include "eth/rental_market.h"
 #include "eth/rpc.h"
 #include "eth/secp256k1.h"
@@ -38,81 +39,28 @@ T Must(StatusOr<T> v, std::string_view what = "") {
   return std::move(v).value();
 }
 
-// Anvil's well-known development accounts ("test test ... junk" mnemonic).
-constexpr char kOperatorKey[] =
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-constexpr char kProviderKey[] =
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
-constexpr char kConsumerKey[] =
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
-constexpr uint64_t kChainId = 31337;
+using testing::kAnvilChainId;
+constexpr const char* kOperatorKey = testing::kAnvilKey0;
+constexpr const char* kProviderKey = testing::kAnvilKey1;
+constexpr const char* kConsumerKey = testing::kAnvilKey2;
+constexpr uint64_t kChainId = kAnvilChainId;
 const U256 kEther = U256(1'000'000'000'000'000'000ULL);
-
-int FreeLoopbackPort() {
-  UniqueFd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (!s.valid() || bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return 0;
-  }
-  return ntohs(addr.sin_port);
-}
 
 class Anvil : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const std::string anvil =
-        std::string(CCE_SOURCE_DIR) + "/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
-    ASSERT_TRUE(fs::exists(anvil)) << anvil
-                                   << " is missing: run `npm ci` in the repository (package.json "
-                                      "pins @foundry-rs/anvil)";
     dir_ = new fs::path(fs::temp_directory_path() / ("cce-eth-anvil-" + std::to_string(getpid())));
     fs::create_directories(*dir_);
-    const std::string log = (*dir_ / "anvil.log").string();
-    UniqueFd log_fd(open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    ASSERT_TRUE(log_fd.valid());
-    const int port = FreeLoopbackPort();
-    ASSERT_NE(port, 0);
-    url_ = new std::string("http://127.0.0.1:" + std::to_string(port));
-    SpawnOptions so;
-    so.argv = {anvil,
-               "--host",
-               "127.0.0.1",
-               "--port",
-               std::to_string(port),
-               "--chain-id",
-               std::to_string(kChainId)};
-    so.env = {"HOME=" + dir_->string()};
-    so.fds = {{1, log_fd.get()}, {2, log_fd.get()}};
-    so.die_with_parent = true;
-    auto p = Subprocess::Spawn(so);
-    ASSERT_TRUE(p.ok()) << p.status().ToString();
-    anvil_ = new Subprocess(std::move(p).value());
-    // Up when it answers eth_chainId (at most 20 s).
-    auto rpc = RpcClient::Create({.url = *url_, .ca_file = "", .timeout = std::chrono::seconds(2)});
-    ASSERT_TRUE(rpc.ok());
-    for (int i = 0; i < 200; ++i) {
-      if (rpc->ChainId().ok()) {
-        ready_ = true;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    FAIL() << "anvil did not answer on " << *url_ << " within 20 s; its log:\n" << text;
+    auto node = testing::AnvilNode::Start(CCE_SOURCE_DIR, dir_->string(), kChainId);
+    ASSERT_TRUE(node.ok()) << node.status().message();
+    anvil_ = std::move(node).value().release();
+    url_ = new std::string(anvil_->url());
+    ready_ = true;
   }
 
   static void TearDownTestSuite() {
-    if (anvil_ != nullptr) {
-      (void)anvil_->Signal(SIGTERM);
-      (void)anvil_->WaitFor(std::chrono::seconds(5));
-      delete anvil_;  // SIGKILL and reap if it is still there
-      anvil_ = nullptr;
-    }
+    delete anvil_;  // stops and reaps it
+    anvil_ = nullptr;
     if (dir_ != nullptr) {
       std::error_code ec;
       fs::remove_all(*dir_, ec);
@@ -172,13 +120,13 @@ class Anvil : public ::testing::Test {
   static bool ready_;
   static fs::path* dir_;
   static std::string* url_;
-  static Subprocess* anvil_;
+  static testing::AnvilNode* anvil_;
 };
 
 bool Anvil::ready_ = false;
 fs::path* Anvil::dir_ = nullptr;
 std::string* Anvil::url_ = nullptr;
-Subprocess* Anvil::anvil_ = nullptr;
+testing::AnvilNode* Anvil::anvil_ = nullptr;
 
 TEST_F(Anvil, DeployRegisterRentAndReadTheEvent) {
   RpcClient rpc = Rpc();

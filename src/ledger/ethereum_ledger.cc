@@ -48,12 +48,18 @@ Status CheckBlockNumber(uint64_t n, std::string_view what) {
 }  // namespace
 
 EthereumLedger::EthereumLedger(store::Store& db, std::unique_ptr<ChainSource> chain,
-                               EthereumLedgerOptions o, const Clock& clock)
+                               EthereumLedgerOptions o, const Clock& clock,
+                               const crypto::Ed25519PrivateKey& signing_key)
     : db_(db),
       chain_(std::move(chain)),
       o_(std::move(o)),
       contract_hex_(o_.contract.Hex()),
-      clock_(clock) {}
+      clock_(clock),
+      key_(signing_key),
+      public_key_([&] {
+        const auto pub = signing_key.PublicKey();
+        return crypto::Bytes(pub.begin(), pub.end());
+      }()) {}
 
 Status EthereumLedger::CheckIndexDeployment(const ChainCursor& cursor) const {
   if (cursor.chain_id != static_cast<int64_t>(o_.chain_id) || cursor.contract != contract_hex_) {
@@ -72,6 +78,17 @@ StatusOr<bool> EthereumLedger::Covers(int64_t consumer_id, int64_t dataset_id, i
   ASSIGN_OR_RETURN(std::optional<ChainCursor> cursor, db_.GetChainCursor());
   if (!cursor) return false;  // nothing indexed yet
   RETURN_IF_ERROR(CheckIndexDeployment(*cursor));
+  // Rows written behind the plane's back (no valid signature) grant
+  // nothing: fail closed and loudly, as the embedded ledger does.
+  ASSIGN_OR_RETURN(std::vector<store::WalletLink> links, db_.ListWalletLinks(consumer_id));
+  std::set<std::string> addresses;
+  for (const auto& l : links) {
+    if (!store::WalletLinkIsSigned(l, public_key_)) {
+      return DataLoss("wallet link of " + l.address +
+                      ": not signed by the plane: refusing to rely on the wallet links");
+    }
+    addresses.insert(l.address);
+  }
   std::vector<std::pair<int64_t, int64_t>> spans;
   store::ChainRentalFilter f;
   f.user_id = consumer_id;  // only rentals paid by an address linked to this consumer
@@ -80,19 +97,19 @@ StatusOr<bool> EthereumLedger::Covers(int64_t consumer_id, int64_t dataset_id, i
   f.limit = kPage;
   for (;;) {
     ASSIGN_OR_RETURN(std::vector<ChainRental> page, db_.ListChainRentals(f));
-    for (const auto& r : page) spans.emplace_back(r.start, r.end);
+    for (const auto& r : page) {
+      if (!store::ChainRentalIsSigned(r, public_key_)) {
+        return DataLoss("indexed rental " + r.tx_hash + "/" + std::to_string(r.log_index) +
+                        ": not signed by the plane: refusing to rely on the rental index");
+      }
+      if (addresses.count(r.payer) == 0) continue;  // the join and the links must agree
+      spans.emplace_back(r.start, r.end);
+    }
     if (page.size() < static_cast<size_t>(f.limit)) break;
     f.after = store::ChainRentalPosition{page.back().block_number, page.back().log_index,
                                          page.back().tx_hash};
   }
-  std::sort(spans.begin(), spans.end());
-  int64_t covered_until = t0;  // [t0, covered_until) is covered so far
-  for (const auto& [start, end] : spans) {
-    if (start > covered_until) break;  // a gap
-    covered_until = std::max(covered_until, end);
-    if (covered_until >= t1) return true;
-  }
-  return false;
+  return SpansCover(std::move(spans), t0, t1);
 }
 
 StatusOr<std::optional<eth::Hash32>> EthereumLedger::HashAt(HashCache& cache, uint64_t number) {
@@ -351,6 +368,8 @@ StatusOr<ChainCursor> EthereumLedger::IndexRange(const std::optional<ChainCursor
     r.days = e.days;
     r.amount_wei = eth::ToDecimal(e.amount);
     r.indexed_at = now;
+    ASSIGN_OR_RETURN(auto sig, key_.Sign(store::ChainRentalSignatureMessage(r)));
+    r.signature.assign(sig.begin(), sig.end());
     details["dataset"] = dataset->name;
     details["dataset_id"] = dataset->id;
     audits.push_back(

@@ -52,9 +52,10 @@ struct EthereumLedgerOptions {
 
 class EthereumLedger : public Ledger {
  public:
-  // `db`, `clock` must outlive the ledger; `chain` is used by Sync only.
+  // `db`, `clock` and `signing_key` must outlive the ledger; `chain` is
+  // used by Sync only. The plane's key signs every indexed row.
   EthereumLedger(store::Store& db, std::unique_ptr<ChainSource> chain, EthereumLedgerOptions o,
-                 const Clock& clock);
+                 const Clock& clock, const crypto::Ed25519PrivateKey& signing_key);
 
   std::string backend() const override { return "ethereum"; }
 
@@ -62,7 +63,9 @@ class EthereumLedger : public Ledger {
   // address linked to `consumer_id` covers every second of [t0, t1). Reads
   // the store only, never the node. kInvalidArgument for an empty interval;
   // kFailedPrecondition when the stored index is of another chain id or
-  // contract than the options name (it grants nothing then).
+  // contract than the options name (it grants nothing then); kDataLoss
+  // naming the row when a wallet link or indexed rental it would rely on is
+  // not signed by the plane (written behind its back: it grants nothing).
   StatusOr<bool> Covers(int64_t consumer_id, int64_t dataset_id, int64_t t0, int64_t t1) override;
 
   struct SyncReport {
@@ -124,6 +127,8 @@ class EthereumLedger : public Ledger {
   const EthereumLedgerOptions o_;
   const std::string contract_hex_;  // o_.contract.Hex()
   const Clock& clock_;
+  const crypto::Ed25519PrivateKey& key_;
+  const crypto::Bytes public_key_;  // of key_
 
   std::mutex sync_mu_;  // one Sync at a time; guards chain_ and the catalog below
   std::map<eth::Hash32, CatalogEntry> by_chain_id_;  // guarded by sync_mu_

@@ -151,7 +151,8 @@ class EthereumLedgerTest : public ::testing::Test {
   }
 
   std::unique_ptr<EthereumLedger> MakeLedger(const EthereumLedgerOptions& o) {
-    return std::make_unique<EthereumLedger>(*db_, std::make_unique<FakeChain>(chain_), o, clock_);
+    return std::make_unique<EthereumLedger>(*db_, std::make_unique<FakeChain>(chain_), o, clock_,
+                                            key_);
   }
   static store::AuditRecord Audit(std::string action) {
     store::AuditRecord a;
@@ -174,8 +175,13 @@ class EthereumLedgerTest : public ::testing::Test {
     EXPECT_TRUE(ds.ok()) << ds.status().message();
     return ds.ok() ? ds->id : 0;
   }
+  // A link as the plane's Wallets service makes it: signed.
   void Link(const eth::Address& a, int64_t user) {
-    auto l = db_->LinkWallet({a.Hex(), user, 1000}, Audit("wallet.link"));
+    store::WalletLink link{a.Hex(), user, 1000};
+    auto sig = key_.Sign(store::WalletLinkSignatureMessage(link));
+    ASSERT_TRUE(sig.ok());
+    link.signature.assign(sig->begin(), sig->end());
+    auto l = db_->LinkWallet(link, Audit("wallet.link"));
     ASSERT_TRUE(l.ok()) << l.status().message();
   }
   // A Rented event in (canonical) block `block`, paying for [now, now + days).
@@ -243,6 +249,7 @@ class EthereumLedgerTest : public ::testing::Test {
   const eth::Address unlinked_addr_ = AddressOf(0x33);
   FakeChainState chain_;
   FakeClock clock_;
+  crypto::Ed25519PrivateKey key_ = std::move(crypto::Ed25519PrivateKey::Generate()).value();
   EthereumLedgerOptions options_;
   std::unique_ptr<EthereumLedger> ledger_;
   int tx_counter_ = 0;
@@ -620,6 +627,50 @@ TEST_F(EthereumLedgerTest, RefusesZeroConfirmations) {
   auto r = MakeLedger(o)->Sync();
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("confirmations"), std::string::npos);
+}
+
+// Rows written into the store behind the plane's back grant nothing: the
+// plane signs each link and each indexed rental, and Covers checks both.
+TEST_F(EthereumLedgerTest, AnIndexedRentalNotSignedByThePlaneIsDataLoss) {
+  chain_.MineTo(10);
+  MustSync();
+  ASSERT_FALSE(Covers(carol_, claims_));
+  auto cursor = db_->GetChainCursor();
+  ASSERT_TRUE(cursor.ok() && cursor->has_value());
+  store::ChainRental forged;
+  forged.tx_hash = eth::Keccak256("forged").Hex();
+  forged.block_number = 3;
+  forged.block_hash = eth::Keccak256("block").Hex();
+  forged.dataset_id = claims_;
+  forged.payer = carol_addr_.Hex();
+  forged.start = clock_.now - 10;
+  forged.end = clock_.now + 10 * kDay;
+  forged.days = 10;
+  forged.amount_wei = "1";
+  forged.indexed_at = clock_.now;
+  forged.signature.assign(64, 0);
+  ASSERT_TRUE(db_->IndexChainRentals(*cursor, **cursor, {forged}, {}).ok());
+  auto c = ledger_->Covers(carol_, claims_, clock_.now, clock_.now + 3600);
+  ASSERT_FALSE(c.ok()) << "a forged index row granted " << *c;
+  EXPECT_EQ(c.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(c.status().message().find(forged.tx_hash), std::string::npos)
+      << c.status().message();
+}
+
+TEST_F(EthereumLedgerTest, AWalletLinkNotSignedByThePlaneIsDataLoss) {
+  chain_.MineTo(10);
+  Rent(6, unlinked_addr_, claims_, 2);
+  MustSync();
+  ASSERT_FALSE(Covers(carol_, claims_));
+  // Someone with write access to the database links the payer to carol.
+  store::WalletLink forged{unlinked_addr_.Hex(), carol_, 1000};
+  forged.signature.assign(64, 0);
+  ASSERT_TRUE(db_->LinkWallet(forged, Audit("wallet.link")).ok());
+  auto c = ledger_->Covers(carol_, claims_, clock_.now, clock_.now + 3600);
+  ASSERT_FALSE(c.ok()) << "a forged wallet link granted " << *c;
+  EXPECT_EQ(c.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(c.status().message().find(unlinked_addr_.Hex()), std::string::npos)
+      << c.status().message();
 }
 
 }  // namespace

@@ -6,6 +6,17 @@
 
 namespace cce::ledger {
 
+bool SpansCover(std::vector<std::pair<int64_t, int64_t>> spans, int64_t t0, int64_t t1) {
+  std::sort(spans.begin(), spans.end());
+  int64_t covered_until = t0;  // [t0, covered_until) is covered so far
+  for (const auto& [start, end] : spans) {
+    if (start > covered_until) break;  // a gap
+    covered_until = std::max(covered_until, end);
+    if (covered_until >= t1) return true;
+  }
+  return false;
+}
+
 EmbeddedLedger::EmbeddedLedger(store::Store& db, const crypto::Ed25519PrivateKey& signing_key)
     : db_(db), key_(signing_key) {
   const auto pub = signing_key.PublicKey();
@@ -35,14 +46,7 @@ StatusOr<bool> EmbeddedLedger::Covers(int64_t consumer_id, int64_t dataset_id, i
     if (page.size() < static_cast<size_t>(f.limit)) break;
     f.after_seq = page.back().seq;
   }
-  std::sort(spans.begin(), spans.end());
-  int64_t covered_until = t0;  // [t0, covered_until) is covered so far
-  for (const auto& [start, end] : spans) {
-    if (start > covered_until) break;  // a gap
-    covered_until = std::max(covered_until, end);
-    if (covered_until >= t1) return true;
-  }
-  return false;
+  return SpansCover(std::move(spans), t0, t1);
 }
 
 StatusOr<store::Rental> EmbeddedLedger::Rent(int64_t consumer_id, int64_t dataset_id, int64_t start,

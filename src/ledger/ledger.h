@@ -8,12 +8,18 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 
 namespace cce::ledger {
+
+// True iff the union of `spans` ([start, end) pairs, any order) covers every
+// second of [t0, t1): what every backend's Covers answers from its rows.
+bool SpansCover(std::vector<std::pair<int64_t, int64_t>> spans, int64_t t0, int64_t t1);
 
 class Ledger {
  public:

@@ -214,8 +214,9 @@ struct EthereumParts {
 // background sync repeats the check before it indexes anything, and until
 // then nothing new is granted.
 StatusOr<EthereumParts> MakeEthereumLedger(const PlaneConfig& config, store::Store& db,
-                                           const Clock& clock, crypto::ByteSpan plane_public_key,
-                                           Logger& log) {
+                                           const Clock& clock,
+                                           const crypto::Ed25519PrivateKey& signing_key,
+                                           crypto::ByteSpan plane_public_key, Logger& log) {
   EthereumParts parts;
   ASSIGN_OR_RETURN(eth::Address contract,
                    eth::ParseAddress(config.ledger_contract, "ledger.contract"));
@@ -248,7 +249,8 @@ StatusOr<EthereumParts> MakeEthereumLedger(const PlaneConfig& config, store::Sto
   o.start_block = static_cast<uint64_t>(config.ledger_start_block);
   o.plane_id = plane_id;
   parts.ledger = std::make_unique<ledger::EthereumLedger>(
-      db, std::make_unique<ledger::RpcChainSource>(std::move(indexer_rpc), contract), o, clock);
+      db, std::make_unique<ledger::RpcChainSource>(std::move(indexer_rpc), contract), o, clock,
+      signing_key);
   parts.checker.emplace(std::move(checker));
   return parts;
 }
@@ -296,7 +298,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   const auto pub = signing_key.PublicKey();
   std::optional<EthereumParts> ethereum;
   if (config.ledger_backend == "ethereum") {
-    ASSIGN_OR_RETURN(ethereum, MakeEthereumLedger(config, *db, clock, pub, log));
+    ASSIGN_OR_RETURN(ethereum, MakeEthereumLedger(config, *db, clock, signing_key, pub, log));
   }
   ledger::Ledger& ledger = ethereum ? static_cast<ledger::Ledger&>(*ethereum->ledger)
                                     : static_cast<ledger::Ledger&>(embedded);

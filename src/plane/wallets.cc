@@ -164,6 +164,9 @@ StatusOr<api::Wallet> Wallets::Link(const Caller& caller, const api::WalletLinkR
                 address.Checksummed() + " (sign the challenge's message with that address)");
   }
   store::WalletLink link{address.Hex(), caller.user.id, now};
+  // Signed by the plane: Covers refuses a link written behind its back.
+  ASSIGN_OR_RETURN(auto sig, d_.signing_key.Sign(store::WalletLinkSignatureMessage(link)));
+  link.signature.assign(sig.begin(), sig.end());
   auto linked = d_.db.LinkWallet(
       link, audit_.Record(caller.actor(), "wallet.link", object, AuditDecision::kAllow,
                           {{"address", address.Checksummed()}, {"user", caller.user.name}}));

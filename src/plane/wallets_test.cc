@@ -123,6 +123,9 @@ TEST_F(WalletsTest, AGoodSignatureLinksTheAddress) {
   auto links = Must(world_->db().ListWalletLinks(carol_.user.id), "links");
   ASSERT_EQ(links.size(), 1u);
   EXPECT_EQ(links[0].address, key.address().Hex());  // stored lower case
+  // Signed by the plane, so the ledger can tell it from a row written
+  // behind the plane's back.
+  EXPECT_TRUE(store::WalletLinkIsSigned(links[0], world_->public_key()));
   // Audited as an allowed wallet.link on the address.
   store::AuditFilter f;
   f.limit = 10000;

@@ -23,6 +23,8 @@ constexpr std::string_view kCheckpointDomain = "cce4long/audit-checkpoint/v1";
 constexpr std::string_view kRentalDomain = "cce4long/rental/v1";
 constexpr std::string_view kRentalSignatureDomain = "cce4long/rental-signature/v1";
 constexpr std::string_view kRentalCheckpointDomain = "cce4long/rental-checkpoint/v1";
+constexpr std::string_view kWalletLinkDomain = "cce4long/wallet-link/v1";
+constexpr std::string_view kChainRentalDomain = "cce4long/chain-rental/v1";
 
 class Encoder {
  public:
@@ -131,6 +133,35 @@ Bytes RentalCheckpointMessage(int64_t seq, const Sha256Digest& hash, int64_t at)
 bool RentalRowIsSigned(const Rental& rental, ByteSpan plane_public_key) {
   return RentalHash(rental.prev_hash, rental) == rental.hash &&
          crypto::Ed25519Verify(plane_public_key, RentalSignatureMessage(rental.hash),
+                               rental.signature);
+}
+
+Bytes WalletLinkSignatureMessage(const WalletLink& link) {
+  return Encoder(kWalletLinkDomain).Str(link.address).I64(link.user_id).I64(link.linked_at).Take();
+}
+
+Bytes ChainRentalSignatureMessage(const ChainRental& r) {
+  return Encoder(kChainRentalDomain)
+      .Str(r.tx_hash)
+      .I64(r.log_index)
+      .I64(r.block_number)
+      .Str(r.block_hash)
+      .I64(r.dataset_id)
+      .Str(r.payer)
+      .I64(r.start)
+      .I64(r.end)
+      .I64(r.days)
+      .Str(r.amount_wei)
+      .I64(r.indexed_at)
+      .Take();
+}
+
+bool WalletLinkIsSigned(const WalletLink& link, ByteSpan plane_public_key) {
+  return crypto::Ed25519Verify(plane_public_key, WalletLinkSignatureMessage(link), link.signature);
+}
+
+bool ChainRentalIsSigned(const ChainRental& rental, ByteSpan plane_public_key) {
+  return crypto::Ed25519Verify(plane_public_key, ChainRentalSignatureMessage(rental),
                                rental.signature);
 }
 

@@ -298,7 +298,8 @@ CREATE TABLE eth_wallets (
   address TEXT PRIMARY KEY CHECK (length(address) = 42 AND substr(address, 1, 2) = '0x'
       AND substr(address, 3) NOT GLOB '*[^0-9a-f]*'),
   user_id INTEGER NOT NULL REFERENCES users (id),
-  linked_at INTEGER NOT NULL
+  linked_at INTEGER NOT NULL,
+  signature BLOB NOT NULL  -- the plane's, over WalletLinkSignatureMessage
 ) STRICT;
 CREATE INDEX eth_wallets_by_user ON eth_wallets (user_id);
 CREATE TRIGGER eth_wallets_no_update BEFORE UPDATE ON eth_wallets
@@ -317,6 +318,7 @@ CREATE TABLE chain_rentals (
   days INTEGER NOT NULL CHECK (days >= 1),
   amount_wei TEXT NOT NULL,
   indexed_at INTEGER NOT NULL,
+  signature BLOB NOT NULL,  -- the plane's, over ChainRentalSignatureMessage
   PRIMARY KEY (tx_hash, log_index)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX chain_rentals_by_dataset ON chain_rentals (dataset_id, end_at);

@@ -1862,10 +1862,10 @@ Status SqliteStore::TouchExploreSession(std::string_view id, int64_t at) {
 
 // ---- Ethereum ledger index -------------------------------------------------------------
 
-#define WALLET_COLS "address, user_id, linked_at"
+#define WALLET_COLS "address, user_id, linked_at, signature"
 #define CHAIN_RENTAL_COLS                                                                     \
   "tx_hash, log_index, block_number, block_hash, dataset_id, payer, start_at, end_at, days, " \
-  "amount_wei, indexed_at"
+  "amount_wei, indexed_at, signature"
 #define CURSOR_COLS "chain_id, contract, next_block, last_block_hash"
 
 namespace {
@@ -1931,7 +1931,7 @@ std::string DescribeCursor(const std::optional<ChainCursor>& c) {
 }
 
 StatusOr<WalletLink> ReadWalletLink(const Stmt& s) {
-  return WalletLink{s.Text(0), s.Int(1), s.Int(2)};
+  return WalletLink{s.Text(0), s.Int(1), s.Int(2), s.Blob(3)};
 }
 
 StatusOr<ChainRental> ReadChainRental(const Stmt& s) {
@@ -1947,6 +1947,7 @@ StatusOr<ChainRental> ReadChainRental(const Stmt& s) {
   r.days = s.Int(8);
   r.amount_wei = s.Text(9);
   r.indexed_at = s.Int(10);
+  r.signature = s.Blob(11);
   return r;
 }
 
@@ -1992,8 +1993,8 @@ StatusOr<WalletLink> SqliteStore::LinkWallet(const WalletLink& link, const Audit
                      Exists(c, "SELECT 1 FROM eth_wallets WHERE address = ?", link.address));
     if (taken) return AlreadyExists("address " + link.address + " is already linked to a user");
     ASSIGN_OR_RETURN(Stmt ins,
-                     c.Prepare("INSERT INTO eth_wallets (" WALLET_COLS ") VALUES (?, ?, ?)"));
-    ins.Bind(link.address).Bind(link.user_id).Bind(link.linked_at);
+                     c.Prepare("INSERT INTO eth_wallets (" WALLET_COLS ") VALUES (?, ?, ?, ?)"));
+    ins.Bind(link.address).Bind(link.user_id).Bind(link.linked_at).BindBlob(link.signature);
     RETURN_IF_ERROR(ins.Run());
     RETURN_IF_ERROR(AppendAuditTx(c, audit).status());
     return link;
@@ -2033,7 +2034,7 @@ Status SqliteStore::IndexChainRentals(const std::optional<ChainCursor>& expected
                                   ": dataset " + Str(r.dataset_id) + " not found");
       }
       ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO chain_rentals (" CHAIN_RENTAL_COLS
-                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                                            " ON CONFLICT (tx_hash, log_index) DO NOTHING"));
       ins.Bind(r.tx_hash)
           .Bind(r.log_index)
@@ -2045,7 +2046,8 @@ Status SqliteStore::IndexChainRentals(const std::optional<ChainCursor>& expected
           .Bind(r.end)
           .Bind(r.days)
           .Bind(r.amount_wei)
-          .Bind(r.indexed_at);
+          .Bind(r.indexed_at)
+          .BindBlob(r.signature);
       RETURN_IF_ERROR(ins.Run());
     }
     for (const auto& a : audits) RETURN_IF_ERROR(AppendAuditTx(c, a).status());
@@ -2082,7 +2084,8 @@ StatusOr<std::vector<ChainRental>> SqliteStore::ListChainRentals(const ChainRent
         // Columns qualified: the user filter joins eth_wallets.
         std::string sql =
             "SELECT r.tx_hash, r.log_index, r.block_number, r.block_hash, r.dataset_id, r.payer,"
-            " r.start_at, r.end_at, r.days, r.amount_wei, r.indexed_at FROM chain_rentals r";
+            " r.start_at, r.end_at, r.days, r.amount_wei, r.indexed_at, r.signature"
+            " FROM chain_rentals r";
         if (f.user_id) sql += " JOIN eth_wallets w ON w.address = r.payer AND w.user_id = ?";
         sql += " WHERE 1 = 1";
         if (f.dataset_id) sql += " AND r.dataset_id = ?";

@@ -310,6 +310,7 @@ struct WalletLink {
   std::string address;  // lower-case "0x" + 40 hex
   int64_t user_id = 0;
   int64_t linked_at = 0;
+  Bytes signature = {};  // the plane's Ed25519 over WalletLinkSignatureMessage
 
   friend bool operator==(const WalletLink&, const WalletLink&) = default;
 };
@@ -327,6 +328,7 @@ struct ChainRental {
   int64_t days = 0;
   std::string amount_wei;  // decimal digits, no leading zeros
   int64_t indexed_at = 0;
+  Bytes signature = {};  // the plane's Ed25519 over ChainRentalSignatureMessage
 
   friend bool operator==(const ChainRental&, const ChainRental&) = default;
 };
@@ -688,6 +690,16 @@ Bytes RentalCheckpointMessage(int64_t seq, const Sha256Digest& hash, int64_t at)
 // Needs no other row, so a reader of a filtered subset (the ledger's
 // Covers) can check every row it relies on.
 bool RentalRowIsSigned(const Rental& rental, ByteSpan plane_public_key);
+
+// What the plane signs for each row of the Ethereum index (docs/ledger.md):
+// every field but the signature, domain-separated from the chains' messages.
+// The store keeps the signature and checks nothing; the ledger signs when it
+// links or indexes and checks every row it relies on (a row written behind
+// the plane's back grants nothing).
+Bytes WalletLinkSignatureMessage(const WalletLink& link);
+Bytes ChainRentalSignatureMessage(const ChainRental& rental);
+bool WalletLinkIsSigned(const WalletLink& link, ByteSpan plane_public_key);
+bool ChainRentalIsSigned(const ChainRental& rental, ByteSpan plane_public_key);
 
 // ---- The checkpoint file -------------------------------------------------------
 // Every signed checkpoint is also appended to a file outside the database
