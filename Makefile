@@ -37,7 +37,8 @@ help:
 	@echo "               (make bench also runs bench/attest: full key releases/s, and"
 	@echo "               bench/job: a Privacy Mode job's overhead, submit -> gated, and"
 	@echo "               bench/gate: Output Gate detection rate, false holds, MB/s,"
-	@echo "               bench/explore: desensitizer MB/s)"
+	@echo "               bench/explore: desensitizer MB/s, bench/ledger: rental checks/s of"
+	@echo "               the ethereum index against the embedded ledger)"
 	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
@@ -80,6 +81,7 @@ bench: build
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
 	$(BUILD_DIR)/bin/attest_bench --releases 1000 --clients 8
+	$(BUILD_DIR)/bin/ledger_bench
 	./bench/job/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/gate/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/explore/run.sh --bin-dir $(BUILD_DIR)/bin
