@@ -119,7 +119,7 @@ ubsan: deps
 # Debian's python3.11, numpy and pandas as an OCI layout, offline from
 # `apt-get download` (cached in $(BUILD_DIR)/python-data-cache). Rebuilt only
 # when the builder changes; push it as an operator:
-#   cce image push $(BUILD_DIR)/python-data-oci library/python-data:3.11
+#   cce image push $(BUILD_DIR)/python-data-oci --name library/python-data:3.11
 .PHONY: python-data-image
 python-data-image: $(BUILD_DIR)/python-data-oci/index.json
 $(BUILD_DIR)/python-data-oci/index.json: scripts/build-python-data-image.py
