@@ -46,6 +46,9 @@ constexpr char kRunTmpfsOptions[] = "mode=0755,size=64m";
 constexpr int kCredentialFd = 3;
 // A job credential is a compact JWS of a few hundred bytes; a pipe holds 64 KiB.
 constexpr size_t kMaxCredentialBytes = 16 * 1024;
+// How long Destroy waits for an agent that submitted its output to exit by
+// itself before killing it.
+constexpr std::chrono::milliseconds kExitGrace{3000};
 
 // glibc 2.36's <sys/pidfd.h> lacks extern "C"; the system calls directly.
 int PidfdOpen(pid_t pid) {
@@ -604,6 +607,14 @@ void LocalProvisioner::Destroy(const std::string& job_id) {
     auto it = instances_.find(job_id);
     if (it == instances_.end()) return;
     inst = it->second;
+  }
+  // An agent whose output the plane has stored is on its way out (it logs
+  // "submitted" and exits): let it finish its last words for up to
+  // kExitGrace before the kill, so its log is whole. Any other job (cancelled,
+  // failed, past its deadline) is killed at once.
+  if (inst->pidfd.valid() && db_.GetOutput(job_id).ok()) {
+    pollfd p{inst->pidfd.get(), POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(kExitGrace.count()));
   }
   {
     std::lock_guard<std::mutex> j(inst->join_mu);
