@@ -22,7 +22,7 @@
 #include "base/fd.h"
 #include "base/subprocess.h"
 #include "cce_plane_commands.h"
-#include "eth/anvil_testing.h"
+#include "eth/node_testing.h"
 #include "eth/rpc.h"
 #include "plane/config.h"
 

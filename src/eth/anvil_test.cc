@@ -20,7 +20,7 @@
 
 #include "base/fd.h"
 #include "base/subprocess.h"
-#include "eth/anvil_testing.h"
+#include "eth/node_testing.h"
 #include "eth/rental_market.h"
 #include "eth/rpc.h"
 #include "eth/secp256k1.h"

@@ -1,6 +1,6 @@
-// RpcClient against a fake node: a plain-HTTP server of a few lines here
-// (http::Server speaks only TLS), so each test decides exactly what the
-// "node" answers, including answers no real node gives.
+// RpcClient against a fake node (eth::testing::FakeRpcNode), so each test
+// decides exactly what the "node" answers, including answers no real node
+// gives.
 #include "eth/rpc.h"
 
 #include <arpa/inet.h>
@@ -19,6 +19,7 @@
 
 #include "base/fd.h"
 #include "eth/abi.h"
+#include "eth/node_testing.h"
 #include "eth/rental_market.h"
 
 namespace cce::eth {
@@ -32,98 +33,8 @@ T Must(StatusOr<T> v) {
   return std::move(v).value();
 }
 
-struct Answer {
-  int status = 200;
-  std::string body;
-};
-
-// Answers each POST with handler(request JSON, request target); one request
-// per connection (Connection: close).
-class FakeNode {
- public:
-  using Handler = std::function<Answer(const json& request, const std::string& target)>;
-
-  explicit FakeNode(Handler handler) : handler_(std::move(handler)) {
-    listener_ = UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (!listener_.valid() ||
-        bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        listen(listener_.get(), 16) != 0 ||
-        getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot listen on 127.0.0.1";
-      return;
-    }
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~FakeNode() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string last_target() {
-    std::lock_guard lock(mu_);
-    return last_target_;
-  }
-
- private:
-  void Run() {
-    while (!stop_) {
-      pollfd p{listener_.get(), POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      UniqueFd conn(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (conn.valid()) Serve(conn.get());
-    }
-  }
-
-  void Serve(int fd) {
-    std::string in;
-    char buf[4096];
-    size_t body_at = std::string::npos;
-    size_t content_length = 0;
-    for (;;) {
-      const ssize_t n = read(fd, buf, sizeof buf);
-      if (n <= 0) return;
-      in.append(buf, static_cast<size_t>(n));
-      if (body_at == std::string::npos) {
-        const size_t end = in.find("\r\n\r\n");
-        if (end == std::string::npos) continue;
-        body_at = end + 4;
-        const size_t cl = in.find("Content-Length: ");
-        if (cl != std::string::npos) content_length = std::stoul(in.substr(cl + 16));
-      }
-      if (in.size() >= body_at + content_length) break;
-    }
-    const std::string target = in.substr(5, in.find(' ', 5) - 5);  // "POST /..."
-    {
-      std::lock_guard lock(mu_);
-      last_target_ = target;
-    }
-    const Answer a = handler_(json::parse(in.substr(body_at, content_length)), target);
-    const std::string out =
-        "HTTP/1.1 " + std::to_string(a.status) +
-        " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(a.body.size()) +
-        "\r\nConnection: close\r\n\r\n" + a.body;
-    size_t sent = 0;
-    while (sent < out.size()) {
-      const ssize_t n = write(fd, out.data() + sent, out.size() - sent);
-      if (n <= 0) return;
-      sent += static_cast<size_t>(n);
-    }
-  }
-
-  Handler handler_;
-  UniqueFd listener_;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex mu_;
-  std::string last_target_;  // guarded by mu_
-};
+using Answer = testing::RpcAnswer;
+using FakeNode = testing::FakeRpcNode;
 
 // A node whose every answer is `result` for the request's id.
 FakeNode::Handler Result(json result) {

@@ -19,6 +19,7 @@
 
 #include "base/fd.h"
 #include "eth/eip191.h"
+#include "eth/node_testing.h"
 #include "eth/rental_market.h"
 #include "eth/secp256k1.h"
 #include "plane/config.h"
@@ -32,87 +33,8 @@ namespace {
 
 using nlohmann::json;
 
-// Answers each JSON-RPC POST with handler(method) as the result, or a
-// JSON-RPC error when it returns nullopt. One request per connection.
-class FakeNode {
- public:
-  using Handler = std::function<std::optional<json>(const std::string& method)>;
-
-  explicit FakeNode(Handler handler) : handler_(std::move(handler)) {
-    listener_ = UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (!listener_.valid() ||
-        bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        listen(listener_.get(), 16) != 0 ||
-        getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot listen on 127.0.0.1";
-      return;
-    }
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~FakeNode() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  void Run() {
-    while (!stop_) {
-      pollfd p{listener_.get(), POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      UniqueFd conn(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (conn.valid()) Serve(conn.get());
-    }
-  }
-  void Serve(int fd) {
-    std::string in;
-    char buf[4096];
-    size_t body_at = std::string::npos;
-    size_t content_length = 0;
-    for (;;) {
-      const ssize_t n = read(fd, buf, sizeof buf);
-      if (n <= 0) return;
-      in.append(buf, static_cast<size_t>(n));
-      if (body_at == std::string::npos) {
-        const size_t end = in.find("\r\n\r\n");
-        if (end == std::string::npos) continue;
-        body_at = end + 4;
-        const size_t cl = in.find("Content-Length: ");
-        if (cl != std::string::npos) content_length = std::stoul(in.substr(cl + 16));
-      }
-      if (in.size() >= body_at + content_length) break;
-    }
-    const json req = json::parse(in.substr(body_at, content_length), nullptr, false);
-    json answer = {{"jsonrpc", "2.0"}, {"id", req.value("id", json(nullptr))}};
-    auto result = handler_(req.value("method", std::string()));
-    if (result) {
-      answer["result"] = *result;
-    } else {
-      answer["error"] = {{"code", -32601}, {"message", "method not found"}};
-    }
-    const std::string body = answer.dump();
-    const std::string out =
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-    size_t sent = 0;
-    while (sent < out.size()) {
-      const ssize_t n = write(fd, out.data() + sent, out.size() - sent);
-      if (n <= 0) return;
-      sent += static_cast<size_t>(n);
-    }
-  }
-
-  Handler handler_;
-  UniqueFd listener_;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
+using eth::testing::FakeRpcNode;
+using FakeNode = FakeRpcNode;
 
 const char kContract[] = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 
@@ -140,11 +62,12 @@ class LedgerRoutesTest : public ::testing::Test {
   // A node on chain `chain_id` whose contract's planeId() is `plane_id`;
   // every other method is a JSON-RPC error.
   static FakeNode::Handler Node(uint64_t chain_id, eth::Hash32 plane_id) {
-    return [chain_id, plane_id](const std::string& method) -> std::optional<json> {
-      if (method == "eth_chainId") return eth::ToQuantity(chain_id);
-      if (method == "eth_call") return plane_id.Hex();
-      return std::nullopt;
-    };
+    return FakeRpcNode::Results(
+        [chain_id, plane_id](const std::string& method) -> std::optional<json> {
+          if (method == "eth_chainId") return eth::ToQuantity(chain_id);
+          if (method == "eth_call") return plane_id.Hex();
+          return std::nullopt;
+        });
   }
   std::string Token(const std::string& name, store::Role role) {
     auto t = AddUser(dir_, name, role, clock_);
@@ -202,7 +125,7 @@ TEST_F(LedgerRoutesTest, StartsWhenTheNodeIsDownAndSaysWhy) {
   // A port nothing listens on (bound, then closed).
   std::string url;
   {
-    FakeNode gone([](const std::string&) { return std::nullopt; });
+    FakeNode gone(FakeRpcNode::Results([](const std::string&) { return std::nullopt; }));
     url = gone.url();
   }
   UseEthereum(url);

@@ -1,13 +1,22 @@
-// Tests only: a real local Ethereum node, anvil (npm @foundry-rs/anvil,
-// pinned in package.json), on a free loopback port, started and stopped by
-// the test. One place for what eth_anvil_test and cce_plane_init_test need.
+// Tests only: Ethereum nodes for tests. AnvilNode is a real local node,
+// anvil (npm @foundry-rs/anvil, pinned in package.json), on a free loopback
+// port, started and stopped by the test (eth_anvil_test,
+// cce_plane_init_test). FakeRpcNode is a plain-HTTP JSON-RPC responder of a
+// few lines whose every answer the test decides, including answers no real
+// node gives (eth_rpc_test, ledger_routes_test); http::Server speaks only TLS.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 
+#include "base/fd.h"
 #include "base/status.h"
 #include "base/subprocess.h"
 
@@ -48,6 +57,43 @@ class AnvilNode {
       : process_(std::move(process)), url_(std::move(url)) {}
   std::optional<Subprocess> process_;
   std::string url_;
+};
+
+struct RpcAnswer {
+  int status = 200;  // the HTTP status
+  std::string body;
+};
+
+// Answers each POST on 127.0.0.1 with handler(request JSON, request target),
+// one request per connection (Connection: close), until destroyed. A port
+// that cannot be had is a test failure (ADD_FAILURE).
+class FakeRpcNode {
+ public:
+  using Handler =
+      std::function<RpcAnswer(const nlohmann::json& request, const std::string& target)>;
+  // A handler answering each method with the JSON-RPC result `results`
+  // gives for it, or a JSON-RPC error -32601 when it gives nullopt.
+  static Handler Results(std::function<std::optional<nlohmann::json>(const std::string&)> results);
+
+  explicit FakeRpcNode(Handler handler);
+  ~FakeRpcNode();
+  FakeRpcNode(const FakeRpcNode&) = delete;
+  FakeRpcNode& operator=(const FakeRpcNode&) = delete;
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string last_target();  // of the last request ("/", "/v3/KEY", ...)
+
+ private:
+  void Run();
+  void Serve(int fd);
+
+  Handler handler_;
+  UniqueFd listener_;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::string last_target_;  // guarded by mu_
 };
 
 }  // namespace cce::eth::testing
