@@ -6,14 +6,21 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
+# Debug info of $(BUILD_DIR) (docs/build.md): lines (-g1, what CI builds: file:line
+# in backtraces and perf, no local variables in a debugger) or full (-g).
+# Read when $(BUILD_DIR) is first configured.
+DEBUG_INFO ?= lines
+# 1: `make test` builds the fuzz targets (build-fuzz/, SCHED_IDLE) while ctest
+# runs, then fuzz-smoke only runs them (docs/build.md). 0: one after the other.
+FUZZ_OVERLAP ?= 0
 
 # Debian packages the build, tests, demo and benchmarks need.
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libssl-dev libfuse3-dev fuse3 libgtest-dev libgmock-dev nlohmann-json3-dev \
   libyaml-cpp-dev libarchive-dev libsqlite3-dev \
   clang clang-format clang-tidy libclang-rt-14-dev \
-  python3 python3-cryptography python3-jsonschema python3-yaml \
-  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev libsecp256k1-dev libcrypto++-dev \
+  python3 python3-cryptography python3-jsonschema python3-yaml linux-perf \
+  gocryptfs fio hyperfine time procps util-linux xxd skopeo sqlite3 libboost-dev libsecp256k1-dev libcrypto++-dev lld \
   nodejs libcurl4-openssl-dev \
   apparmor runc busybox-static libseccomp-dev curl \
   zlib1g-dev libbz2-dev liblzma-dev chromium \
@@ -32,6 +39,7 @@ help:
 	@echo "               rejected by a reviewer, the audit trail, then DecryptFS tamper detection"
 	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse), then"
 	@echo "               fuzz-smoke: every libFuzzer target on its seeds + FUZZ_SMOKE_SECONDS (5) each"
+	@echo "               (DEBUG_INFO=full for -g instead of -g1, FUZZ_OVERLAP=1: docs/build.md)"
 	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs, then bench-plane"
 	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
 	@echo "               (make bench also runs bench/attest: full key releases/s, and"
@@ -60,13 +68,19 @@ deps:
 	fi
 
 $(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCCE_DEBUG_INFO=$(DEBUG_INFO)
 
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j 2 $(CTEST_ARGS)
+	@bg=; if [ "$(FUZZ_OVERLAP)" = 1 ] && command -v clang++ >/dev/null; then \
+	  mkdir -p build-fuzz; echo "test: building the fuzz targets at idle priority (build-fuzz/overlap.log)"; \
+	  JOBS=$(JOBS) chrt --idle 0 ./scripts/fuzz.sh --build-only >build-fuzz/overlap.log 2>&1 & bg=$$!; \
+	fi; \
+	(cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j 2 $(CTEST_ARGS)); rc=$$?; \
+	if [ -n "$$bg" ]; then wait $$bg || echo "test: the overlapped fuzz build failed; fuzz-smoke retries it"; fi; \
+	exit $$rc
 	JOBS=$(JOBS) ./scripts/fuzz-smoke.sh
 
 # clang + ASan build of the fuzz targets only (build-fuzz/), seeds replayed,

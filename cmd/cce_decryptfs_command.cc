@@ -25,7 +25,7 @@ FlagParser Parser() {
   return FlagParser(
       "cce-decryptfs (--key-fd N | --key-file FILE) [--foreground] [-o allow_other,nonempty]\n"
       "                     [--expect-dataset-id ID] [--min-version N] [--log-file FILE]\n"
-      "                     [--cache-mib N] [--threads N] ENCRYPTED_DIR MOUNTPOINT",
+      "                     [--threads N] ENCRYPTED_DIR MOUNTPOINT",
       "Mounts the plaintext view of an encrypted dataset directory, read-only.\n"
       "Every byte read is authenticated; a tampered segment reads as an I/O error.\n"
       "MOUNTPOINT must be an empty directory that is not already a mount point.\n"
@@ -46,7 +46,6 @@ FlagParser Parser() {
        {"log-file", "FILE",
         "append runtime messages to FILE (default: stderr; syslog once "
         "detached)"},
-       {"cache-mib", "N", "decrypted-segment cache size in MiB (default 32)"},
        {"threads", "N", "maximum FUSE worker threads (default 16)"}});
 }
 
@@ -102,10 +101,6 @@ StatusOr<Request> RequestFrom(const ParsedFlags& f) {
   r.mount.foreground = f.Has("foreground");
   for (const std::string& list : f.All("mount-options")) {
     RETURN_IF_ERROR(AddMountOptions(list, &r.mount));
-  }
-  if (auto v = f.Get("cache-mib")) {
-    ASSIGN_OR_RETURN(uint64_t mib, ParseNumber("--cache-mib", *v, 0, 65536));
-    r.mount.cache_bytes = static_cast<size_t>(mib) << 20;
   }
   if (auto v = f.Get("threads")) {
     ASSIGN_OR_RETURN(uint64_t n, ParseNumber("--threads", *v, 1, 1024));

@@ -8,6 +8,8 @@
 #   scripts/fuzz.sh --smoke    `make test` (via scripts/fuzz-smoke.sh): each
 #                              target replays its seeds, then fuzzes for
 #                              FUZZ_SMOKE_SECONDS (default 5) from a scratch corpus
+#   scripts/fuzz.sh --build-only   builds the targets, runs nothing (`make test`
+#                              with FUZZ_OVERLAP=1 builds them while ctest runs)
 #
 # FUZZ_TARGETS="a b" limits the run to some targets. Findings (crash-*,
 # leak-*, timeout-*, oom-*) land in build-fuzz/findings/<target>/; the script
@@ -16,7 +18,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=long
-if [ "${1:-}" = "--smoke" ]; then MODE=smoke; fi
+case "${1:-}" in
+  --smoke) MODE=smoke ;;
+  --build-only) MODE=build ;;
+  "") ;;
+  *) echo "fuzz: ERROR: unknown argument '$1' (--smoke, --build-only or none)" >&2; exit 2 ;;
+esac
 if [ "$MODE" = smoke ]; then SECONDS_EACH="${FUZZ_SMOKE_SECONDS:-5}"; else SECONDS_EACH="${FUZZ_SECONDS:-600}"; fi
 BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
@@ -90,6 +97,7 @@ fi
 # shellcheck disable=SC2086
 ninja -C "$BUILD" -j "$JOBS" $TARGETS
 echo "fuzz: built $(wc -w <<<"$TARGETS") targets in $(( $(date +%s) - start ))s"
+if [ "$MODE" = build ]; then exit 0; fi
 
 # One target: seeds replayed, then fuzzed. Prints what it found; returns 1
 # when the target crashed or broke an invariant.

@@ -1,46 +1,66 @@
 #!/usr/bin/env bash
-# Cold-cache read benchmark: the plaintext on the underlying disk, the same
-# bytes through cce-decryptfs, and through gocryptfs as the baseline, all in one
-# run on one machine; plus `cce dataset encrypt` throughput and the decryptfs
-# daemon's peak RSS. README.md beside this file says what is measured and how
-# to read the ratios. Needs root (drop_caches, FUSE mounts).
+# Cold-cache read benchmark of cce-decryptfs against gocryptfs (the baseline)
+# and the plain disk, all in one run on one machine: one large file read
+# sequentially and at random, a tree of small files read whole (one reader
+# and four) and walked (find/stat); plus `cce dataset encrypt` throughput and
+# the decryptfs daemon's peak RSS. gocryptfs is measured at its default FUSE
+# read-ahead (128 KiB) and at cce-decryptfs's (1 MiB); every ratio is taken
+# against the better of the two. README.md beside this file says what is
+# measured and how to read it. Needs root (drop_caches, FUSE mounts, sysfs).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
-SIZE_MIB=1024
-RUNTIME_S=20
-ENCRYPT_RUNS=3
-REPEAT=3
+# Options; empty means "not given" (the defaults depend on --quick).
+OPT_SIZE_MIB='' OPT_RUNTIME='' OPT_REPEAT='' OPT_ENCRYPT_RUNS='' OPT_SMALL_FILES=''
+QUICK=0
+ONLY=all
 BIN_DIR=$REPO_ROOT/build/bin
 WORK_DIR=/var/tmp/cce-bench-decryptfs
 
-# Targets. The read targets are cce relative to gocryptfs measured in the same run.
-readonly TARGET_SEQ=1.5 TARGET_RAND1=1.0 TARGET_RAND4=1.3
+# Targets. Read targets are cce relative to gocryptfs's better figure (of its
+# 128 KiB and 1 MiB read-ahead runs) in the same run; 1.0 means "keep".
+readonly TARGET_SEQ=1.5 TARGET_RAND1=1.3 TARGET_RAND4=1.3
+readonly TARGET_SMALL1=1.5 TARGET_SMALL4=1.0 TARGET_WALK=1.0
 readonly TARGET_ENCRYPT_MBPS=1000 TARGET_RSS_MIB=64
-# While random reads run, the page cache is emptied this often (seconds).
-# fio's --invalidate only empties it when a job starts; without this, pages
-# read earlier in the run are served from memory and the later part of the run
-# measures RAM, not the file system (see README, "Why the evictor").
+# While random reads run, the page cache of the file and of its ciphertext is
+# emptied this often (seconds); see README, "Keeping random reads cold".
 readonly EVICT_INTERVAL_S=0.1
 readonly DATA_NAME=data.bin
+# The small-file tree: sizes uniform in 4..64 KiB from this seed (lib.sh).
+readonly SMALL_SEED=14 SMALL_READERS=4 SMALL_BATCH=50
+# FUSE read-ahead (KiB): gocryptfs's default, and what cce-decryptfs sets on
+# its own mount and gocryptfs gets in its second variant.
+readonly RA_DEFAULT_KB=128 RA_RAISED_KB=1024
 
 usage() {
   cat <<EOF
 Usage: bench/decryptfs/run.sh [options]
 
-Cold-cache sequential and 4 KiB random read throughput of plain disk,
-cce-decryptfs and gocryptfs on the same file, 'cce dataset encrypt'
-throughput, and cce-decryptfs peak RSS. Runs as root.
+Cold-cache reads through cce-decryptfs, gocryptfs (at 128 KiB and 1 MiB
+FUSE read-ahead) and the plain disk: a large file sequentially and at
+random (4 KiB, 1 and 4 jobs), a tree of small files (4-64 KiB) read whole
+by 1 and $SMALL_READERS readers, and a metadata walk of that tree; plus
+'cce dataset encrypt' throughput (the large file and the tree) and
+cce-decryptfs peak RSS. Runs as root. A default run takes about 10 minutes.
 
 Options:
-  --size-mib N       size of the test file in MiB (default $SIZE_MIB)
-  --runtime S        seconds per random-read fio run (default $RUNTIME_S)
-  --repeat N         rounds of each fio measurement, interleaved across
-                     plain/cce/gocryptfs; the median is reported (default $REPEAT)
-  --encrypt-runs N   cold runs of 'cce dataset encrypt' (default $ENCRYPT_RUNS)
+  --quick            a look in about 2 minutes: --size-mib 256 --runtime 4
+                     --repeat 1 --encrypt-runs 1 --small-files 1000 (options
+                     given explicitly still win)
+  --only LIST        measure only these, comma-separated, from:
+                     seq, rand1, rand4, small (1 and $SMALL_READERS readers), walk,
+                     encrypt (the large file and the tree); default all
+  --size-mib N       size of the large file in MiB (default 1024)
+  --runtime S        seconds per random-read fio run (default 15)
+  --repeat N         rounds of each read measurement, the targets taking
+                     turns within a round; the median is reported (default 3)
+  --encrypt-runs N   cold runs of each 'cce dataset encrypt' (default 3)
+  --small-files N    files in the small-file tree (default 5000)
   --bin-dir DIR      where cce and cce-decryptfs are (default build/bin)
   --work-dir DIR     scratch and results; must be on a real disk, not tmpfs
                      (default $WORK_DIR)
@@ -63,14 +83,19 @@ need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value (see --help)"; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --help | -h) usage; exit 0 ;;
-    --size-mib) need_value "$@"; SIZE_MIB=$2; shift 2 ;;
-    --size-mib=*) SIZE_MIB=${1#*=}; shift ;;
-    --runtime) need_value "$@"; RUNTIME_S=$2; shift 2 ;;
-    --runtime=*) RUNTIME_S=${1#*=}; shift ;;
-    --repeat) need_value "$@"; REPEAT=$2; shift 2 ;;
-    --repeat=*) REPEAT=${1#*=}; shift ;;
-    --encrypt-runs) need_value "$@"; ENCRYPT_RUNS=$2; shift 2 ;;
-    --encrypt-runs=*) ENCRYPT_RUNS=${1#*=}; shift ;;
+    --quick) QUICK=1; shift ;;
+    --only) need_value "$@"; ONLY=$2; shift 2 ;;
+    --only=*) ONLY=${1#*=}; shift ;;
+    --size-mib) need_value "$@"; OPT_SIZE_MIB=$2; shift 2 ;;
+    --size-mib=*) OPT_SIZE_MIB=${1#*=}; shift ;;
+    --runtime) need_value "$@"; OPT_RUNTIME=$2; shift 2 ;;
+    --runtime=*) OPT_RUNTIME=${1#*=}; shift ;;
+    --repeat) need_value "$@"; OPT_REPEAT=$2; shift 2 ;;
+    --repeat=*) OPT_REPEAT=${1#*=}; shift ;;
+    --encrypt-runs) need_value "$@"; OPT_ENCRYPT_RUNS=$2; shift 2 ;;
+    --encrypt-runs=*) OPT_ENCRYPT_RUNS=${1#*=}; shift ;;
+    --small-files) need_value "$@"; OPT_SMALL_FILES=$2; shift 2 ;;
+    --small-files=*) OPT_SMALL_FILES=${1#*=}; shift ;;
     --bin-dir) need_value "$@"; BIN_DIR=$2; shift 2 ;;
     --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
     --work-dir) need_value "$@"; WORK_DIR=$2; shift 2 ;;
@@ -79,27 +104,51 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+if ((QUICK)); then
+  SIZE_MIB=${OPT_SIZE_MIB:-256} RUNTIME_S=${OPT_RUNTIME:-4} REPEAT=${OPT_REPEAT:-1}
+  ENCRYPT_RUNS=${OPT_ENCRYPT_RUNS:-1} SMALL_FILES=${OPT_SMALL_FILES:-1000}
+else
+  SIZE_MIB=${OPT_SIZE_MIB:-1024} RUNTIME_S=${OPT_RUNTIME:-15} REPEAT=${OPT_REPEAT:-3}
+  ENCRYPT_RUNS=${OPT_ENCRYPT_RUNS:-3} SMALL_FILES=${OPT_SMALL_FILES:-5000}
+fi
 [[ $SIZE_MIB =~ ^[1-9][0-9]*$ ]] || die "--size-mib: '$SIZE_MIB' is not a positive integer"
 [[ $RUNTIME_S =~ ^[1-9][0-9]*$ ]] || die "--runtime: '$RUNTIME_S' is not a positive integer"
 [[ $ENCRYPT_RUNS =~ ^[1-9][0-9]*$ ]] || die "--encrypt-runs: '$ENCRYPT_RUNS' is not a positive integer"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat: '$REPEAT' is not a positive integer"
-readonly SIZE_MIB RUNTIME_S ENCRYPT_RUNS REPEAT
-readonly TOTAL_STEPS=$((5 + 9 * REPEAT))
+[[ $SMALL_FILES =~ ^[1-9][0-9]*$ ]] || die "--small-files: '$SMALL_FILES' is not a positive integer"
+((SMALL_FILES <= 100000)) || die "--small-files: $SMALL_FILES is more than 100000"
+readonly SIZE_MIB RUNTIME_S ENCRYPT_RUNS REPEAT SMALL_FILES QUICK
+only_list=$(parse_only "$ONLY" 2>&1) || die "$only_list"
+mapfile -t SELECTED <<<"$only_list"
+readonly SELECTED
+declare -A SEL=()
+for m in "${SELECTED[@]}"; do SEL[$m]=1; done
+sel() { [[ -n ${SEL[$1]:-} ]]; }
+# What the selection needs set up.
+NEED_BIG=0 NEED_SMALL=0 NEED_GC=0
+if sel seq || sel rand1 || sel rand4 || sel encrypt; then NEED_BIG=1; fi
+if sel small || sel walk || sel encrypt; then NEED_SMALL=1; fi
+if sel seq || sel rand1 || sel rand4 || sel small || sel walk; then NEED_GC=1; fi
+NEED_CCE_BIG=0 NEED_CCE_SMALL=0
+if sel seq || sel rand1 || sel rand4; then NEED_CCE_BIG=1; fi
+if sel small || sel walk; then NEED_CCE_SMALL=1; fi
+readonly NEED_BIG NEED_SMALL NEED_GC NEED_CCE_BIG NEED_CCE_SMALL
+
 readonly SIZE_BYTES=$((SIZE_MIB * 1024 * 1024))
 if ((SIZE_MIB % 1024 == 0)); then SIZE_LABEL="$((SIZE_MIB / 1024))GiB"; else SIZE_LABEL="${SIZE_MIB}MiB"; fi
 readonly SIZE_LABEL
 
 # ---- preflight ----
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (drop_caches and FUSE mounts need it)"
-for tool in fio hyperfine gocryptfs fusermount3 flock cmp findmnt mountpoint; do
+[[ $(id -u) -eq 0 ]] || die "must run as root (drop_caches, FUSE mounts and read_ahead_kb need it)"
+for tool in fio hyperfine gocryptfs fusermount3 flock cmp diff findmnt mountpoint xargs sha256sum od; do
   command -v "$tool" >/dev/null ||
-    die "'$tool' not found; install with: apt-get install -y fio hyperfine gocryptfs fuse3 time"
+    die "'$tool' not found; install with: apt-get install -y fio hyperfine gocryptfs fuse3 time diffutils util-linux findutils"
 done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time not found; install with: apt-get install -y time"
 [[ -c /dev/fuse ]] || die "/dev/fuse missing (no FUSE in this kernel or container)"
 [[ -w /proc/sys/vm/drop_caches ]] || die "/proc/sys/vm/drop_caches is not writable"
-abs_bin_dir=$(cd "$BIN_DIR" 2>/dev/null && pwd) || die "--bin-dir '$BIN_DIR' does not exist (build first: make build)"
+abs_bin_dir=$(cd "$BIN_DIR" 2>/dev/null && pwd -P) || die "--bin-dir '$BIN_DIR' does not exist (build first: make build)"
 BIN_DIR=$abs_bin_dir
 readonly BIN_DIR CCE=$BIN_DIR/cce DECRYPTFS=$BIN_DIR/cce-decryptfs
 [[ -x $CCE ]] || die "$CCE not found or not executable (build first: make build)"
@@ -132,27 +181,39 @@ exec 9>"$WORK_DIR/.lock"
 flock -n 9 || die "another run holds $WORK_DIR/.lock"
 
 readonly DATA_DIR=$WORK_DIR/data
-readonly PLAIN_DIR=$DATA_DIR/plain PLAIN_FILE=$DATA_DIR/plain/$DATA_NAME
+readonly PLAIN_DIR=$DATA_DIR/plain PLAIN_FILE=$DATA_DIR/plain/$DATA_NAME PLAIN_SMALL=$DATA_DIR/plain-small
+readonly SMALL_LIST=$DATA_DIR/small-files.list
 readonly CCE_KEY=$DATA_DIR/cce.key CCE_ENC=$DATA_DIR/cce-enc CCE_MNT=$DATA_DIR/cce-mnt
+readonly CCE_SMALL_ENC=$DATA_DIR/cce-small-enc CCE_SMALL_MNT=$DATA_DIR/cce-small-mnt
 readonly GC_PASS=$DATA_DIR/gocryptfs.pass GC_CIPHER=$DATA_DIR/gc-cipher GC_MNT=$DATA_DIR/gc-mnt
+readonly ALL_MOUNTS=("$CCE_MNT" "$CCE_SMALL_MNT" "$GC_MNT")
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 readonly RUN_ID RESULTS_DIR=$WORK_DIR/results
 readonly LOG_DIR=$RESULTS_DIR/$RUN_ID
 
+# The small-file tree: sizes and total, fixed by SMALL_FILES and SMALL_SEED.
+mapfile -t SMALL_SIZES < <(small_file_sizes "$SMALL_FILES" "$SMALL_SEED")
+SMALL_BYTES=0
+for s in "${SMALL_SIZES[@]}"; do SMALL_BYTES=$((SMALL_BYTES + s)); done
+readonly SMALL_DIRS=$(((SMALL_FILES + 99) / 100))
+readonly SMALL_BYTES SMALL_ENTRIES=$((SMALL_FILES + SMALL_DIRS + 1)) # files, dirs and the root
+SMALL_MIB_LABEL=$(calc "$SMALL_BYTES / 1048576" 1)
+readonly SMALL_MIB_LABEL
+
 avail_mib=$(df --output=avail -BM "$WORK_DIR" | tail -1 | tr -dc 0-9)
-need_mib=$((SIZE_MIB * 3 + SIZE_MIB / 8 + 512)) # plaintext + two ciphertext copies + slack
+need_mib=512 # slack
+((NEED_BIG)) && need_mib=$((need_mib + SIZE_MIB * 3 + SIZE_MIB / 8)) # plaintext + two ciphertext copies
+((NEED_SMALL)) && need_mib=$((need_mib + SMALL_BYTES * 4 / 1048576)) # the same, plus per-file overhead
 ((avail_mib >= need_mib)) || die "$WORK_DIR has ${avail_mib} MiB free, needs about ${need_mib} MiB"
 
 # ---- process and mount bookkeeping; cleanup runs on any exit ----
 
 declare -A MOUNT_PID=() # mountpoint -> pid of the FUSE daemon we started (foreground mode)
 EVICTOR_PID=
-STEP=0
+GC_BDI= # /sys/class/bdi/MAJ:MIN of the read-only gocryptfs mount
+START_S=$SECONDS
 
-progress() {
-  STEP=$((STEP + 1))
-  printf '[%d/%d] %s\n' "$STEP" "$TOTAL_STEPS" "$*" >&2
-}
+progress() { printf '[%3ds] %s\n' $((SECONDS - START_S)) "$*" >&2; }
 
 is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
 
@@ -199,13 +260,21 @@ stop_evictor() {
   EVICTOR_PID=
 }
 
+# Puts the gocryptfs mount's read-ahead back to the kernel default, so a
+# mount that outlives us (it should not) is left as gocryptfs made it.
+restore_gc_ra() {
+  [[ -n $GC_BDI && -w $GC_BDI/read_ahead_kb ]] || return 0
+  echo "$RA_DEFAULT_KB" >"$GC_BDI/read_ahead_kb" 2>/dev/null || true
+}
+
 cleanup() {
   local rc=$? mnt
   set +e
   trap - EXIT INT TERM
   stop_evictor
+  restore_gc_ra
   for mnt in "${!MOUNT_PID[@]}"; do stop_fuse "$mnt"; done
-  for mnt in "$CCE_MNT" "$GC_MNT"; do # left over from a run that was SIGKILLed
+  for mnt in "${ALL_MOUNTS[@]}"; do # left over from a run that was SIGKILLed
     is_mounted "$mnt" && { fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"; }
   done
   rm -rf --one-file-system "$DATA_DIR"
@@ -234,6 +303,32 @@ start_fuse() { # mountpoint log cmd...
   done
   tail -n 20 "$log" >&2 || true
   die "$1 did not mount $mnt within 30 s (log: $log)"
+}
+
+bdi_of() { echo "/sys/class/bdi/$(mountpoint -d "$1")"; }
+ra_kb_of() { cat "$(bdi_of "$1")/read_ahead_kb" 2>/dev/null || echo 0; }
+
+# Waits up to 5 s for cce-decryptfs to raise its mount's read-ahead (it does
+# so itself, right after mounting; docs/decryptfs.md) and prints the value.
+cce_ra_kb() {
+  local mnt=$1 i kb
+  for ((i = 0; i < 50; i++)); do
+    kb=$(ra_kb_of "$mnt")
+    ((kb >= RA_RAISED_KB)) && break
+    sleep 0.1
+  done
+  if ((kb != RA_RAISED_KB)); then
+    echo "run.sh: warning: cce-decryptfs on $mnt has read_ahead_kb $kb, not $RA_RAISED_KB; cce is measured at $kb" >&2
+  fi
+  echo "$kb"
+}
+
+# Sets the gocryptfs mount's read-ahead and checks that it took.
+set_gc_ra() { # kib
+  local got
+  echo "$1" >"$GC_BDI/read_ahead_kb" || die "cannot write $GC_BDI/read_ahead_kb"
+  got=$(cat "$GC_BDI/read_ahead_kb")
+  [[ $got == "$1" ]] || die "set $GC_BDI/read_ahead_kb (gocryptfs) to $1 but it reads $got"
 }
 
 drop_caches() {
@@ -267,26 +362,87 @@ cpu_ticks() { # user+system clock ticks of a process, all threads
 
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
+loadavg_1m() { cut -d' ' -f1 /proc/loadavg; }
+CLK_TCK=$(getconf CLK_TCK)
+readonly CLK_TCK
 
-# Floating point via awk: calc EXPR [DECIMALS]
-calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
-# ratio A B -> A/B with 2 decimals, 0 if B is 0
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "0" }'; }
-verdict() { # value op target
-  awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "PASS" : "MISS" }'
+# ---- the targets ----
+
+# Every read measurement runs on these, in turn within a round: the plain
+# disk, cce-decryptfs, and gocryptfs at the default and the raised
+# read-ahead (one mount; its read_ahead_kb is set before each of its runs and
+# is read by the kernel when a file is opened).
+readonly TARGETS=(plain cce gc128 gc1024)
+declare -A TARGET_NAME=([plain]=plain [cce]=cce [gc128]="gocryptfs@128KiB" [gc1024]="gocryptfs@1MiB")
+
+prepare_target() {
+  case $1 in
+    gc128) set_gc_ra "$RA_DEFAULT_KB" ;;
+    gc1024) set_gc_ra "$RA_RAISED_KB" ;;
+  esac
 }
-json_bool() { if [[ $1 == PASS ]]; then echo true; else echo false; fi; }
 
-# fio results, keyed "<workload>_<target>": per-round samples (space
-# separated) and sums over the rounds.
-declare -A MBPS_SAMPLES=() IOPS_SAMPLES=() DEV_KIB=() OPS=() CPU_TICKS=()
+big_file_of() {
+  case $1 in
+    plain) echo "$PLAIN_FILE" ;;
+    cce) echo "$CCE_MNT/$DATA_NAME" ;;
+    gc*) echo "$GC_MNT/$DATA_NAME" ;;
+  esac
+}
+small_root_of() {
+  case $1 in
+    plain) echo "$PLAIN_SMALL" ;;
+    cce) echo "$CCE_SMALL_MNT" ;;
+    gc*) echo "$GC_MNT/small" ;;
+  esac
+}
+daemon_pid_of() { # target measure
+  case $1 in
+    plain) echo "" ;;
+    cce) if [[ $2 == small* || $2 == walk ]]; then echo "$CCE_SMALL_PID"; else echo "$CCE_PID"; fi ;;
+    gc*) echo "$GC_PID" ;;
+  esac
+}
+# What a target's random reads must not find in the page cache: the file read
+# and the files its daemon reads from. (The gocryptfs cipher dir's top level
+# holds the large file's ciphertext; the small tree is one directory down.)
+evict_list() {
+  case $1 in
+    plain) echo "$PLAIN_FILE" ;;
+    cce) echo "$CCE_MNT/$DATA_NAME"; find "$CCE_ENC" -type f ;;
+    gc*) echo "$GC_MNT/$DATA_NAME"; find "$GC_CIPHER" -maxdepth 1 -type f ;;
+  esac
+}
+# Round r starts at target (r-1) mod 4, so that no target always runs first
+# (right after setup) or right after the same other target.
+round_order() {
+  local r=$1 i n=${#TARGETS[@]}
+  for ((i = 0; i < n; i++)); do echo "${TARGETS[(i + r - 1) % n]}"; done
+}
 
-# measure KEY ROUND DAEMON_PID EVICT(0|1) fio-args...
+# ---- measurement bookkeeping ----
+
+# Keyed "<measure>_<target>": per-round samples of the headline figure
+# (space separated), and sums over the rounds of operations (reads, files,
+# entries), bytes, device KiB read, daemon CPU ticks and wall seconds.
+declare -A SAMPLES=() OPS=() BYTES=() DEV_KIB=() CPU_TICKS=() WALL_S=()
+declare -A LOAD_AT=() # measure -> 1-min load average when it started
+
+record() { # key ops bytes dev_sectors cpu_ticks wall_s sample
+  SAMPLES[$1]+=" $7"
+  OPS[$1]=$((${OPS[$1]:-0} + $2))
+  BYTES[$1]=$((${BYTES[$1]:-0} + $3))
+  DEV_KIB[$1]=$((${DEV_KIB[$1]:-0} + $4 / 2))
+  CPU_TICKS[$1]=$((${CPU_TICKS[$1]:-0} + $5))
+  WALL_S[$1]=$(calc "${WALL_S[$1]:-0} + $6" 3)
+}
+
+# measure_fio KEY ROUND DAEMON_PID EVICT(0|1) fio-args...
 # Cold cache before each run; records device reads and daemon CPU around it.
 # With EVICT=1 the files in EVICT_FILES are kept out of the page cache while
-# fio runs.
-measure() {
-  local key=$1 round=$2 pid=$3 evict=$4 out s0 s1 c0 c1 line bs=4096
+# fio runs. The sample is MB/s for sequential runs, IOPS for random ones.
+measure_fio() {
+  local key=$1 round=$2 pid=$3 evict=$4 out s0 s1 c0 c1 line bs=4096 sample
   shift 4
   [[ $1 == --rw=read ]] && bs=1048576
   out=$LOG_DIR/fio-$key-r$round.txt
@@ -303,23 +459,55 @@ measure() {
   stop_evictor
   s1=$(dev_sectors_read)
   c1=$(cpu_ticks "$pid")
-  # terse v3: 5 error, 6 read KiB total, 7 read bandwidth KiB/s, 8 read IOPS
+  # terse v3: 5 error, 6 read KiB total, 7 read bandwidth KiB/s, 8 read IOPS, 9 runtime ms
   line=$(grep '^3;' "$out" | tail -n 1)
   [[ -n $line ]] || die "no fio result in $out"
   IFS=';' read -r -a f <<<"$line"
   [[ ${f[4]} == 0 ]] || die "fio $key reported error ${f[4]} (log: $out)"
-  MBPS_SAMPLES[$key]+=" $(calc "${f[6]} * 1024 / 1000000" 1)"
-  IOPS_SAMPLES[$key]+=" ${f[7]}"
-  OPS[$key]=$((${OPS[$key]:-0} + f[5] * 1024 / bs))
-  DEV_KIB[$key]=$((${DEV_KIB[$key]:-0} + (s1 - s0) / 2))
-  CPU_TICKS[$key]=$((${CPU_TICKS[$key]:-0} + c1 - c0))
+  if ((bs == 4096)); then sample=${f[7]}; else sample=$(calc "${f[6]} * 1024 / 1000000" 1); fi
+  record "$key" $((f[5] * 1024 / bs)) $((f[5] * 1024)) $((s1 - s0)) $((c1 - c0)) "$(calc "${f[8]} / 1000" 3)" "$sample"
 }
 
-median() { # values... -> median
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+# measure_small KEY ROUND DAEMON_PID ROOT READERS
+# Reads every file of the small tree whole with cat (read(2) of 128 KiB,
+# so one call per file plus the one that sees EOF), the files handed out by
+# xargs in batches of SMALL_BATCH to READERS parallel cats, after a
+# drop_caches. Sample: plaintext MiB/s.
+measure_small() {
+  local key=$1 round=$2 pid=$3 root=$4 readers=$5 s0 s1 c0 c1 t0 t1 wall
+  drop_caches
+  s0=$(dev_sectors_read)
+  c0=$(cpu_ticks "$pid")
+  t0=$EPOCHREALTIME
+  (cd "$root" && xargs -0 -P "$readers" -n "$SMALL_BATCH" cat -- <"$SMALL_LIST" >/dev/null) 2>"$LOG_DIR/$key-r$round.err" ||
+    { tail -n 5 "$LOG_DIR/$key-r$round.err" >&2; die "reading the small files under $root failed (log: $LOG_DIR/$key-r$round.err)"; }
+  t1=$EPOCHREALTIME
+  s1=$(dev_sectors_read)
+  c1=$(cpu_ticks "$pid")
+  wall=$(calc "$t1 - $t0" 6)
+  record "$key" "$SMALL_FILES" "$SMALL_BYTES" $((s1 - s0)) $((c1 - c0)) "$wall" "$(calc "$SMALL_BYTES / 1048576 / $wall" 1)"
 }
-CLK_TCK=$(getconf CLK_TCK)
-readonly CLK_TCK
+
+# measure_walk KEY ROUND DAEMON_PID ROOT
+# find(1) over the small tree printing every entry's size (an lstat each),
+# after a drop_caches. Sample: entries per second. The entry count is checked.
+measure_walk() {
+  local key=$1 round=$2 pid=$3 root=$4 s0 s1 c0 c1 t0 t1 wall n
+  local out=$LOG_DIR/$key-r$round.txt
+  drop_caches
+  s0=$(dev_sectors_read)
+  c0=$(cpu_ticks "$pid")
+  t0=$EPOCHREALTIME
+  (cd "$root" && find . -printf '%s %y\n' >"$out") 2>"$out.err" ||
+    { tail -n 5 "$out.err" >&2; die "find over $root failed (log: $out.err)"; }
+  t1=$EPOCHREALTIME
+  s1=$(dev_sectors_read)
+  c1=$(cpu_ticks "$pid")
+  n=$(wc -l <"$out")
+  ((n == SMALL_ENTRIES)) || die "find over $root listed $n entries, expected $SMALL_ENTRIES (log: $out)"
+  wall=$(calc "$t1 - $t0" 6)
+  record "$key" "$n" 0 $((s1 - s0)) $((c1 - c0)) "$wall" "$(calc "$n / $wall" 0)"
+}
 
 seq_args() { echo "--rw=read --bs=1M --numjobs=1"; }
 rand_args() { # jobs
@@ -327,224 +515,424 @@ rand_args() { # jobs
     "--runtime=$RUNTIME_S --numjobs=$1 --group_reporting"
 }
 
+# Runs one read measurement for REPEAT rounds over all targets.
+run_rounds() { # measure label
+  local m=$1 label=$2 round t key pid
+  LOAD_AT[$m]=$(loadavg_1m)
+  for ((round = 1; round <= REPEAT; round++)); do
+    for t in $(round_order "$round"); do
+      progress "$label on ${TARGET_NAME[$t]} (round $round/$REPEAT)"
+      prepare_target "$t"
+      key=${m}_$t
+      pid=$(daemon_pid_of "$t" "$m")
+      case $m in
+        seq)
+          # shellcheck disable=SC2046 # word splitting of the fio options is intended
+          measure_fio "$key" "$round" "$pid" 0 $(seq_args) --filename="$(big_file_of "$t")" ;;
+        rand1 | rand4)
+          mapfile -t EVICT_FILES < <(evict_list "$t")
+          # shellcheck disable=SC2046
+          measure_fio "$key" "$round" "$pid" 1 $(rand_args "${m#rand}") --filename="$(big_file_of "$t")" ;;
+        small1) measure_small "$key" "$round" "$pid" "$(small_root_of "$t")" 1 ;;
+        small4) measure_small "$key" "$round" "$pid" "$(small_root_of "$t")" "$SMALL_READERS" ;;
+        walk) measure_walk "$key" "$round" "$pid" "$(small_root_of "$t")" ;;
+      esac
+    done
+  done
+}
+
+# encrypt_dataset NAME SRC DST TIMED(0|1)
+# With TIMED=1: ENCRYPT_RUNS cold runs under hyperfine (before each, the
+# previous output is removed and caches dropped); the last run's output
+# stays. Sets ENC[NAME_{mean,min,max,user,sys,rss_mib}]. With TIMED=0 one
+# untimed run, for a dataset that is only read.
+encrypt_dataset() {
+  local name=$1 src=$2 dst=$3 timed=$4 cmd log=$LOG_DIR/encrypt-$1
+  if ((!timed)); then
+    "$CCE" dataset encrypt --key "$CCE_KEY" --output json "$src" "$dst" >"$log.json" 2>"$log.err" ||
+      { tail -n 20 "$log.err" >&2; die "cce dataset encrypt $src failed (log: $log.err)"; }
+    return 0
+  fi
+  cmd="$(printf '%q ' /usr/bin/time -f %M -a -o "$log-maxrss-kib.txt" \
+    "$CCE" dataset encrypt --key "$CCE_KEY" --output json "$src" "$dst")"
+  cmd+="> $(printf '%q' "$log-summary.json")"
+  if ! hyperfine --style basic --runs "$ENCRYPT_RUNS" --command-name "cce dataset encrypt $name" \
+    --prepare "rm -rf $(printf '%q' "$dst") && sync && echo 3 > /proc/sys/vm/drop_caches" \
+    --export-csv "$log.csv" --export-json "$log-hyperfine.json" \
+    "$cmd" >"$log-hyperfine.txt" 2>&1; then
+    tail -n 20 "$log-hyperfine.txt" >&2
+    die "cce dataset encrypt $src failed (log: $log-hyperfine.txt)"
+  fi
+  local mean user sys min max
+  # CSV: command,mean,stddev,median,user,system,min,max (seconds)
+  read -r mean user sys min max < <(awk -F, 'NR == 2 { print $(NF-6), $(NF-3), $(NF-2), $(NF-1), $NF }' "$log.csv")
+  ENC[${name}_mean]="$(calc "$mean" 3)"
+  ENC[${name}_min]="$(calc "$min" 3)"
+  ENC[${name}_max]="$(calc "$max" 3)"
+  ENC[${name}_user]="$(calc "$user" 3)"
+  ENC[${name}_sys]="$(calc "$sys" 3)"
+  ENC[${name}_rss_mib]="$(calc "$(sort -n "$log-maxrss-kib.txt" | tail -n 1) / 1024" 1)"
+}
+
+declare -A ENC=() # <big|small>_<mean|min|max|user|sys|rss_mib> of the timed encrypt runs
+
 # ---- setup ----
 
 mkdir -p "$LOG_DIR"
-for mnt in "$CCE_MNT" "$GC_MNT"; do # left over from a run that was SIGKILLed
+for mnt in "${ALL_MOUNTS[@]}"; do # left over from a run that was SIGKILLed
   if is_mounted "$mnt"; then fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"; fi
 done
 rm -rf --one-file-system "$DATA_DIR"
-mkdir -p "$PLAIN_DIR" "$CCE_MNT" "$GC_CIPHER" "$GC_MNT"
+mkdir -p "$PLAIN_DIR" "$PLAIN_SMALL" "$CCE_MNT" "$CCE_SMALL_MNT" "$GC_CIPHER" "$GC_MNT"
 
-loadavg_1m() { cut -d' ' -f1 /proc/loadavg; }
 LOAD_START=$(loadavg_1m)
 if awk -v l="$LOAD_START" 'BEGIN { exit !(l > 0.5) }'; then
   echo "run.sh: warning: load average is $LOAD_START; other work on this machine skews the figures" >&2
 fi
-echo "decryptfs bench: ${SIZE_LABEL} file, ${RUNTIME_S}s random runs, work dir $WORK_DIR ($FS_TYPE on $FS_SOURCE)" >&2
+echo "decryptfs bench: ${SELECTED[*]}; ${SIZE_LABEL} file, $SMALL_FILES small files ($SMALL_MIB_LABEL MiB)," \
+  "${RUNTIME_S}s random runs, $REPEAT rounds; work dir $WORK_DIR ($FS_TYPE on $FS_SOURCE)" >&2
 
-progress "writing ${SIZE_MIB} MiB of random plaintext"
-head -c "$SIZE_BYTES" /dev/urandom >"$PLAIN_FILE"
-sync
+# What was measured: binaries, their commit, gocryptfs.
+first_line() { "$@" 2>&1 | head -n 1 | tr -d '\r' || true; }
+CCE_VERSION=$(first_line "$CCE" --version)
+GC_VERSION=$(first_line gocryptfs -version)
+GIT_COMMIT='' GIT_DIRTY=''
+if git -C "$BIN_DIR" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  GIT_COMMIT=$(git -C "$BIN_DIR" rev-parse HEAD 2>/dev/null || true)
+  if git -C "$BIN_DIR" diff --quiet HEAD -- 2>/dev/null; then GIT_DIRTY=false; else GIT_DIRTY=true; fi
+elif git -C "$REPO_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  # A bin dir outside the tree (e.g. a copied build): record the script's
+  # checkout, labelled as such.
+  GIT_COMMIT="script-checkout:$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || true)"
+fi
+CCE_SHA256=$(sha256sum "$CCE" | cut -c1-16)
+DECRYPTFS_SHA256=$(sha256sum "$DECRYPTFS" | cut -c1-16)
 
-progress "cce dataset encrypt, $ENCRYPT_RUNS cold-cache runs (hyperfine)"
 "$CCE" key generate --out "$CCE_KEY" >"$LOG_DIR/key-generate.log" 2>&1 ||
   { cat "$LOG_DIR/key-generate.log" >&2; die "cce key generate failed"; }
-encrypt_cmd="$(printf '%q ' /usr/bin/time -f %M -a -o "$LOG_DIR/encrypt-maxrss-kib.txt" \
-  "$CCE" dataset encrypt --key "$CCE_KEY" --output json "$PLAIN_DIR" "$CCE_ENC")"
-encrypt_cmd+="> $(printf '%q' "$LOG_DIR/encrypt-summary.json")"
-if ! hyperfine --style basic --runs "$ENCRYPT_RUNS" --command-name "cce dataset encrypt" \
-  --prepare "rm -rf $(printf '%q' "$CCE_ENC") && sync && echo 3 > /proc/sys/vm/drop_caches" \
-  --export-csv "$LOG_DIR/encrypt.csv" --export-json "$LOG_DIR/encrypt.json" \
-  "$encrypt_cmd" >"$LOG_DIR/hyperfine.txt" 2>&1; then
-  tail -n 20 "$LOG_DIR/hyperfine.txt" >&2
-  die "cce dataset encrypt failed (log: $LOG_DIR/hyperfine.txt)"
+
+if ((NEED_BIG)); then
+  progress "writing ${SIZE_MIB} MiB of random plaintext"
+  head -c "$SIZE_BYTES" /dev/urandom >"$PLAIN_FILE"
 fi
-# CSV: command,mean,stddev,median,user,system,min,max (seconds)
-read -r ENC_MEAN ENC_USER ENC_SYS ENC_MIN ENC_MAX < <(awk -F, 'NR == 2 { print $(NF-6), $(NF-3), $(NF-2), $(NF-1), $NF }' "$LOG_DIR/encrypt.csv")
-ENC_MBPS=$(calc "$SIZE_BYTES / $ENC_MEAN / 1000000" 1)
-ENC_RSS_MIB=$(calc "$(sort -n "$LOG_DIR/encrypt-maxrss-kib.txt" | tail -n 1) / 1024" 1)
+if ((NEED_SMALL)); then
+  progress "writing $SMALL_FILES small files ($SMALL_MIB_LABEL MiB of random bytes, seed $SMALL_SEED)"
+  for ((d = 0; d < SMALL_DIRS; d++)); do mkdir -p "$PLAIN_SMALL/$(printf 'd%03d' "$d")"; done
+  for ((i = 0; i < SMALL_FILES; i++)); do
+    printf -v p 'd%03d/f%05d.bin' $((i / 100)) "$i" # small_file_path, without a subshell
+    head -c "${SMALL_SIZES[i]}" /dev/urandom >"$PLAIN_SMALL/$p"
+    printf '%s\0' "$p"
+  done >"$SMALL_LIST"
+fi
+sync
 
-progress "gocryptfs: init, copy plaintext in, remount read-only"
-head -c 32 /dev/urandom | base64 -w0 >"$GC_PASS"
-gocryptfs -init -q -passfile "$GC_PASS" "$GC_CIPHER" >"$LOG_DIR/gocryptfs-init.log" 2>&1 ||
-  { cat "$LOG_DIR/gocryptfs-init.log" >&2; die "gocryptfs -init failed"; }
-start_fuse "$GC_MNT" "$LOG_DIR/gocryptfs-write.log" gocryptfs -fg -q -passfile "$GC_PASS" "$GC_CIPHER" "$GC_MNT"
-cp "$PLAIN_FILE" "$GC_MNT/$DATA_NAME"
-stop_fuse "$GC_MNT" || die "gocryptfs did not unmount cleanly after the copy (log: $LOG_DIR/gocryptfs-write.log)"
-start_fuse "$GC_MNT" "$LOG_DIR/gocryptfs.log" gocryptfs -fg -q -ro -passfile "$GC_PASS" "$GC_CIPHER" "$GC_MNT"
-GC_PID=$FUSE_PID
-[[ $(stat -c %s "$GC_MNT/$DATA_NAME") == "$SIZE_BYTES" ]] || die "gocryptfs view of $DATA_NAME has the wrong size"
+ENC_TIMED=0
+sel encrypt && ENC_TIMED=1
+if ((NEED_BIG)); then
+  if ((ENC_TIMED)); then progress "cce dataset encrypt ${SIZE_LABEL} file, $ENCRYPT_RUNS cold run(s) (hyperfine)"; fi
+  ((ENC_TIMED || NEED_CCE_BIG)) && encrypt_dataset big "$PLAIN_DIR" "$CCE_ENC" "$ENC_TIMED"
+fi
+if ((NEED_SMALL)); then
+  if ((ENC_TIMED)); then progress "cce dataset encrypt $SMALL_FILES small files, $ENCRYPT_RUNS cold run(s) (hyperfine)"; fi
+  ((ENC_TIMED || NEED_CCE_SMALL)) && encrypt_dataset small "$PLAIN_SMALL" "$CCE_SMALL_ENC" "$ENC_TIMED"
+fi
 
-progress "mounting cce-decryptfs"
-start_fuse "$CCE_MNT" "$LOG_DIR/cce-decryptfs.log" "$DECRYPTFS" --key-file "$CCE_KEY" --foreground "$CCE_ENC" "$CCE_MNT"
-CCE_PID=$FUSE_PID
-[[ -f $CCE_MNT/$DATA_NAME ]] || die "cce-decryptfs view has no $DATA_NAME (has: $(find "$CCE_MNT" -mindepth 1 -maxdepth 2 | head -5 | tr '\n' ' '))"
-[[ $(stat -c %s "$CCE_MNT/$DATA_NAME") == "$SIZE_BYTES" ]] || die "cce-decryptfs view of $DATA_NAME has the wrong size"
+# The dataset's format version and block size, from an object header.
+FORMAT_VERSION=null BLOCK_SIZE=null HEADER_OF=''
+for enc in "$CCE_ENC" "$CCE_SMALL_ENC"; do
+  [[ -d $enc/objects ]] || continue
+  obj=$(find "$enc/objects" -type f -print -quit)
+  [[ -n $obj ]] || continue
+  if info=$(header_info "$obj" 2>"$LOG_DIR/header.err"); then
+    read -r FORMAT_VERSION BLOCK_SIZE <<<"$info"
+    HEADER_OF=${obj#"$DATA_DIR"/}
+  else
+    echo "run.sh: warning: $(cat "$LOG_DIR/header.err")" >&2
+  fi
+  break
+done
+[[ -n $HEADER_OF ]] || echo "run.sh: warning: no cce object header found; format version and block size not recorded" >&2
+
+GC_OPTS=(-fg -q -ro)
+GC_FLAGS=''
+if ((NEED_GC)); then
+  progress "gocryptfs: init, copy plaintext in, remount read-only"
+  head -c 32 /dev/urandom | base64 -w0 >"$GC_PASS"
+  gocryptfs -init -q -passfile "$GC_PASS" "$GC_CIPHER" >"$LOG_DIR/gocryptfs-init.log" 2>&1 ||
+    { cat "$LOG_DIR/gocryptfs-init.log" >&2; die "gocryptfs -init failed"; }
+  GC_FLAGS=$(tr -d ' \n\t' <"$GC_CIPHER/gocryptfs.conf" | sed -n 's/.*"FeatureFlags":\[\([^]]*\)\].*/\1/p' | tr -d '"')
+  start_fuse "$GC_MNT" "$LOG_DIR/gocryptfs-write.log" gocryptfs -fg -q -passfile "$GC_PASS" "$GC_CIPHER" "$GC_MNT"
+  if ((NEED_CCE_BIG)); then cp "$PLAIN_FILE" "$GC_MNT/$DATA_NAME"; fi
+  if ((NEED_CCE_SMALL)); then cp -a "$PLAIN_SMALL" "$GC_MNT/small"; fi
+  stop_fuse "$GC_MNT" || die "gocryptfs did not unmount cleanly after the copy (log: $LOG_DIR/gocryptfs-write.log)"
+  start_fuse "$GC_MNT" "$LOG_DIR/gocryptfs.log" gocryptfs "${GC_OPTS[@]}" -passfile "$GC_PASS" "$GC_CIPHER" "$GC_MNT"
+  GC_PID=$FUSE_PID
+  GC_BDI=$(bdi_of "$GC_MNT")
+  GC_RA_INITIAL=$(cat "$GC_BDI/read_ahead_kb")
+  ((GC_RA_INITIAL == RA_DEFAULT_KB)) ||
+    echo "run.sh: warning: the gocryptfs mount came up with read_ahead_kb $GC_RA_INITIAL, not $RA_DEFAULT_KB" >&2
+  GC_MOUNT_OPTS=$(findmnt -n -o OPTIONS --mountpoint "$GC_MNT" | tr -d '\042\134' || echo "?")
+  if ((NEED_CCE_BIG)); then
+    [[ $(stat -c %s "$GC_MNT/$DATA_NAME") == "$SIZE_BYTES" ]] || die "gocryptfs view of $DATA_NAME has the wrong size"
+  fi
+fi
+
+# cce-decryptfs runs with its default options (threads, cache), in the
+# foreground as our child so that the script owns the daemon's pid; the
+# daemonized mode runs the same code.
+CCE_OPTS=(--key-file "$CCE_KEY" --foreground)
+CCE_RA_KB=0 CCE_SMALL_RA_KB=0 CCE_PID='' CCE_SMALL_PID=''
+if ((NEED_CCE_BIG)); then
+  progress "mounting cce-decryptfs (${SIZE_LABEL} file)"
+  start_fuse "$CCE_MNT" "$LOG_DIR/cce-decryptfs.log" "$DECRYPTFS" "${CCE_OPTS[@]}" "$CCE_ENC" "$CCE_MNT"
+  CCE_PID=$FUSE_PID
+  [[ -f $CCE_MNT/$DATA_NAME ]] || die "cce-decryptfs view has no $DATA_NAME (has: $(find "$CCE_MNT" -mindepth 1 -maxdepth 2 | head -5 | tr '\n' ' '))"
+  [[ $(stat -c %s "$CCE_MNT/$DATA_NAME") == "$SIZE_BYTES" ]] || die "cce-decryptfs view of $DATA_NAME has the wrong size"
+  CCE_RA_KB=$(cce_ra_kb "$CCE_MNT")
+  CCE_MOUNT_OPTS=$(findmnt -n -o OPTIONS --mountpoint "$CCE_MNT" | tr -d '\042\134' || echo "?")
+fi
+if ((NEED_CCE_SMALL)); then
+  progress "mounting cce-decryptfs (small-file tree)"
+  start_fuse "$CCE_SMALL_MNT" "$LOG_DIR/cce-decryptfs-small.log" "$DECRYPTFS" "${CCE_OPTS[@]}" "$CCE_SMALL_ENC" "$CCE_SMALL_MNT"
+  CCE_SMALL_PID=$FUSE_PID
+  [[ -f $CCE_SMALL_MNT/$(small_file_path 0) ]] || die "cce-decryptfs small-tree view has no $(small_file_path 0)"
+  CCE_SMALL_RA_KB=$(cce_ra_kb "$CCE_SMALL_MNT")
+  CCE_MOUNT_OPTS=${CCE_MOUNT_OPTS:-$(findmnt -n -o OPTIONS --mountpoint "$CCE_SMALL_MNT" | tr -d '\042\134' || echo "?")}
+fi
 
 # ---- measurements ----
 
-declare -A FILE_OF=([plain]=$PLAIN_FILE [cce]=$CCE_MNT/$DATA_NAME [gocryptfs]=$GC_MNT/$DATA_NAME)
-declare -A PID_OF=([plain]="" [cce]=$CCE_PID [gocryptfs]=$GC_PID)
-# What a target's random reads must not find in the page cache: the file read
-# and the files its daemon reads from.
-evict_list() {
-  case $1 in
-    plain) echo "$PLAIN_FILE" ;;
-    cce) echo "$CCE_MNT/$DATA_NAME"; find "$CCE_ENC" -type f ;;
-    gocryptfs) echo "$GC_MNT/$DATA_NAME"; find "$GC_CIPHER" -type f ;;
-  esac
-}
-readonly TARGETS=(plain cce gocryptfs)
+sel seq && run_rounds seq "fio seq read ${SIZE_LABEL} bs=1M"
+sel rand1 && run_rounds rand1 "fio randread 4k 1 job ${RUNTIME_S}s"
+sel rand4 && run_rounds rand4 "fio randread 4k 4 jobs ${RUNTIME_S}s"
+sel small && run_rounds small1 "small files, 1 reader"
+sel small && run_rounds small4 "small files, $SMALL_READERS readers"
+sel walk && run_rounds walk "metadata walk"
 
-# Rounds interleave the targets so that drift (other load, disk state) hits
-# all three alike; the median of the rounds is reported.
-for ((round = 1; round <= REPEAT; round++)); do
-  for t in "${TARGETS[@]}"; do
-    progress "fio seq read ${SIZE_LABEL} bs=1M on $t (round $round/$REPEAT)"
-    # shellcheck disable=SC2046 # word splitting of the fio options is intended
-    measure "seq_$t" "$round" "${PID_OF[$t]}" 0 $(seq_args) --filename="${FILE_OF[$t]}"
-  done
-done
-for jobs in 1 4; do
-  plural=s
-  ((jobs > 1)) || plural=
-  for ((round = 1; round <= REPEAT; round++)); do
-    for t in "${TARGETS[@]}"; do
-      progress "fio randread 4k $jobs job$plural ${RUNTIME_S}s on $t (round $round/$REPEAT)"
-      mapfile -t EVICT_FILES < <(evict_list "$t")
-      # shellcheck disable=SC2046
-      measure "rand${jobs}_$t" "$round" "${PID_OF[$t]}" 1 $(rand_args "$jobs") --filename="${FILE_OF[$t]}"
-    done
-  done
-done
-
-progress "peak RSS, verifying both plaintext views, unmounting"
-CCE_HWM_MIB=$(calc "$(vm_hwm_kib "$CCE_PID") / 1024" 1)
-CCE_THREADS=$(threads_of "$CCE_PID")
-GC_HWM_MIB=$(calc "$(vm_hwm_kib "$GC_PID") / 1024" 1)
-fuse_ra_kb() { cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb" 2>/dev/null || echo 0; }
-CCE_RA_KB=$(fuse_ra_kb "$CCE_MNT")
-GC_RA_KB=$(fuse_ra_kb "$GC_MNT")
-CCE_MOUNT_OPTS=$(findmnt -n -o OPTIONS --mountpoint "$CCE_MNT" | tr -d '\042\134' || echo "?")
-cmp -s "$PLAIN_FILE" "$CCE_MNT/$DATA_NAME" || die "cce-decryptfs returned different bytes than the plaintext"
-cmp -s "$PLAIN_FILE" "$GC_MNT/$DATA_NAME" || die "gocryptfs returned different bytes than the plaintext"
+progress "peak RSS, verifying the plaintext views, unmounting"
+CCE_HWM_MIB=null CCE_THREADS=null CCE_SMALL_HWM_MIB=null GC_HWM_MIB=null
+if ((NEED_CCE_BIG)); then
+  CCE_HWM_MIB=$(calc "$(vm_hwm_kib "$CCE_PID") / 1024" 1)
+  CCE_THREADS=$(threads_of "$CCE_PID")
+  cmp -s "$PLAIN_FILE" "$CCE_MNT/$DATA_NAME" || die "cce-decryptfs returned different bytes than the plaintext of $DATA_NAME"
+  cmp -s "$PLAIN_FILE" "$GC_MNT/$DATA_NAME" || die "gocryptfs returned different bytes than the plaintext of $DATA_NAME"
+fi
+if ((NEED_CCE_SMALL)); then
+  CCE_SMALL_HWM_MIB=$(calc "$(vm_hwm_kib "$CCE_SMALL_PID") / 1024" 1)
+  [[ $CCE_THREADS != null ]] || CCE_THREADS=$(threads_of "$CCE_SMALL_PID")
+  diff -rq "$PLAIN_SMALL" "$CCE_SMALL_MNT" >"$LOG_DIR/diff-cce.txt" 2>&1 ||
+    die "cce-decryptfs's view of the small-file tree differs from the plaintext (log: $LOG_DIR/diff-cce.txt)"
+  diff -rq "$PLAIN_SMALL" "$GC_MNT/small" >"$LOG_DIR/diff-gocryptfs.txt" 2>&1 ||
+    die "gocryptfs's view of the small-file tree differs from the plaintext (log: $LOG_DIR/diff-gocryptfs.txt)"
+fi
+((NEED_GC)) && GC_HWM_MIB=$(calc "$(vm_hwm_kib "$GC_PID") / 1024" 1)
 CCE_EXIT=0
-stop_fuse "$CCE_MNT" || CCE_EXIT=$?
-stop_fuse "$GC_MNT" || true
+for mnt in "$CCE_MNT" "$CCE_SMALL_MNT"; do
+  [[ -n ${MOUNT_PID[$mnt]:-} ]] || continue
+  stop_fuse "$mnt" || CCE_EXIT=$?
+done
+if ((NEED_GC)); then
+  restore_gc_ra
+  stop_fuse "$GC_MNT" || true
+fi
 ((CCE_EXIT == 0)) || echo "run.sh: warning: cce-decryptfs exited with status $CCE_EXIT on unmount" >&2
 
 # ---- report ----
 
 LOAD_END=$(loadavg_1m)
-declare -A MBPS=() IOPS=() CPU_S=()
-for key in "${!MBPS_SAMPLES[@]}"; do
+declare -A MED=() # key -> median of the samples
+for key in "${!SAMPLES[@]}"; do
   # shellcheck disable=SC2086 # the samples are a space-separated list
-  MBPS[$key]=$(calc "$(median ${MBPS_SAMPLES[$key]})" 1)
-  # shellcheck disable=SC2086
-  IOPS[$key]=$(calc "$(median ${IOPS_SAMPLES[$key]})" 0)
-  CPU_S[$key]=$(calc "${CPU_TICKS[$key]} / $CLK_TCK" 2)
+  MED[$key]=$(median ${SAMPLES[$key]})
 done
-for v in ENC_MEAN ENC_MIN ENC_MAX ENC_USER ENC_SYS; do printf -v "$v" '%s' "$(calc "${!v}" 3)"; done
 
-RATIO_SEQ=$(ratio "${MBPS[seq_cce]}" "${MBPS[seq_gocryptfs]}")
-RATIO_RAND1=$(ratio "${IOPS[rand1_cce]}" "${IOPS[rand1_gocryptfs]}")
-RATIO_RAND4=$(ratio "${IOPS[rand4_cce]}" "${IOPS[rand4_gocryptfs]}")
-V_SEQ=$(verdict "$RATIO_SEQ" ">=" "$TARGET_SEQ")
-V_RAND1=$(verdict "$RATIO_RAND1" ">=" "$TARGET_RAND1")
-V_RAND4=$(verdict "$RATIO_RAND4" ">=" "$TARGET_RAND4")
-V_ENC=$(verdict "$ENC_MBPS" ">=" "$TARGET_ENCRYPT_MBPS")
-V_RSS=$(verdict "$CCE_HWM_MIB" "<=" "$TARGET_RSS_MIB")
+# Per measure: unit, decimals, label, target, JSON name.
+declare -A UNIT=([seq]="MB/s" [rand1]=IOPS [rand4]=IOPS [small1]="MiB/s" [small4]="MiB/s" [walk]="entries/s")
+declare -A DECIMALS=([seq]=1 [rand1]=0 [rand4]=0 [small1]=1 [small4]=1 [walk]=0)
+declare -A LABEL=(
+  [seq]="seq read ${SIZE_LABEL}"
+  [rand1]="rand 4k 1 job"
+  [rand4]="rand 4k 4 jobs"
+  [small1]="small files ($SMALL_FILES, 4-64 KiB, $SMALL_MIB_LABEL MiB) read whole, 1 reader"
+  [small4]="small files read whole, $SMALL_READERS readers"
+  [walk]="metadata walk ($SMALL_ENTRIES entries)"
+)
+declare -A TARGET=([seq]=$TARGET_SEQ [rand1]=$TARGET_RAND1 [rand4]=$TARGET_RAND4 [small1]=$TARGET_SMALL1 [small4]=$TARGET_SMALL4 [walk]=$TARGET_WALK)
+declare -A JSON_NAME=([seq]=seq_read_mbps [rand1]=rand4k_1job_iops [rand4]=rand4k_4jobs_iops
+  [small1]=small_files_1reader_mibps [small4]=small_files_${SMALL_READERS}readers_mibps [walk]=metadata_walk_entries_per_s)
+declare -A CHECK_NAME=([seq]=seq_read [rand1]=rand4k_1job [rand4]=rand4k_4jobs
+  [small1]=small_files_1reader [small4]=small_files_${SMALL_READERS}readers [walk]=metadata_walk)
+MEASURED=()
+for m in seq rand1 rand4 small1 small4 walk; do [[ -n ${SAMPLES[${m}_cce]:-} ]] && MEASURED+=("$m"); done
 
-# Diagnostics per key, over all rounds. Device figures are "null" when the
-# device counters are unavailable.
-seq_amp() { # disk bytes read per plaintext byte
-  if [[ -n $DEV_STAT ]]; then calc "${DEV_KIB[$1]} / (${OPS[$1]} * 1024)" 2; else echo null; fi
-}
-rand_kib() { # disk KiB read per 4 KiB read
-  if [[ -n $DEV_STAT ]]; then calc "${DEV_KIB[$1]} / ${OPS[$1]}" 1; else echo null; fi
-}
-cpu_ms_per_mib() { calc "${CPU_S[$1]} * 1000 / ${OPS[$1]}" 2; }
-cpu_us_per_read() { calc "${CPU_S[$1]} * 1000000 / ${OPS[$1]}" 1; }
-
-# "<what>: plain A, cce B, gocryptfs C" from a function or array applied to PREFIX<target>
-line3() { # label fn prefix [unit]
-  echo "$1: plain $($2 "${3}plain")${4:-}, cce $($2 "${3}cce")${4:-}, gocryptfs $($2 "${3}gocryptfs")${4:-}"
-}
-json3() { # fn prefix
-  printf '{"plain":%s,"cce":%s,"gocryptfs":%s}' "$($1 "${2}plain")" "$($1 "${2}cce")" "$($1 "${2}gocryptfs")"
-}
-json2() { # fn prefix (daemons only)
-  printf '{"cce":%s,"gocryptfs":%s}' "$($1 "${2}cce")" "$($1 "${2}gocryptfs")"
-}
-mbps_of() { echo "${MBPS[$1]}"; }
-iops_of() { echo "${IOPS[$1]}"; }
-samples_of() { # key -> JSON array of the per-round samples
-  local kind=$1 key=$2 v out=
-  if [[ $kind == mbps ]]; then v=${MBPS_SAMPLES[$key]}; else v=${IOPS_SAMPLES[$key]}; fi
-  for x in $v; do out+=${out:+,}$x; done
-  echo "[$out]"
-}
-mbps_samples() { samples_of mbps "$1"; }
-iops_samples() { samples_of iops "$1"; }
-spaced() { samples_of "$@" | tr -d '[]' | tr , ' '; }
-seq_spread() { spaced mbps "$1"; }
-rand_spread() { spaced iops "$1"; }
-
-echo "$(line3 "seq read ${SIZE_LABEL}" mbps_of seq_ " MB/s"), cce/gocryptfs = $RATIO_SEQ (target >= $TARGET_SEQ) $V_SEQ"
-echo "$(line3 "rand 4k 1 job" iops_of rand1_ " IOPS"), cce/gocryptfs = $RATIO_RAND1 (target >= $TARGET_RAND1) $V_RAND1"
-echo "$(line3 "rand 4k 4 jobs" iops_of rand4_ " IOPS"), cce/gocryptfs = $RATIO_RAND4 (target >= $TARGET_RAND4) $V_RAND4"
-echo "encrypt: $ENC_MBPS MB/s (target >= $TARGET_ENCRYPT_MBPS) $V_ENC"
-echo "decryptfs peak RSS: $CCE_HWM_MIB MiB (target <= $TARGET_RSS_MIB) $V_RSS"
-echo "details (medians of $REPEAT rounds; MB = 10^6 bytes):"
-echo "  cce/plain: seq $(ratio "${MBPS[seq_cce]}" "${MBPS[seq_plain]}"), rand 1 job $(ratio "${IOPS[rand1_cce]}" "${IOPS[rand1_plain]}"), rand 4 jobs $(ratio "${IOPS[rand4_cce]}" "${IOPS[rand4_plain]}")"
-echo "  $(line3 "rounds, seq MB/s" seq_spread seq_)"
-echo "  $(line3 "rounds, rand 1 job IOPS" rand_spread rand1_)"
-echo "  $(line3 "rounds, rand 4 jobs IOPS" rand_spread rand4_)"
-echo "  $(line3 "disk bytes read per plaintext byte, seq" seq_amp seq_)"
-echo "  $(line3 "disk KiB read per 4 KiB read, rand 1 job" rand_kib rand1_)"
-echo "  $(line3 "disk KiB read per 4 KiB read, rand 4 jobs" rand_kib rand4_)"
-echo "  daemon CPU, seq: cce $(cpu_ms_per_mib seq_cce) ms/MiB, gocryptfs $(cpu_ms_per_mib seq_gocryptfs) ms/MiB"
-for j in 1 4; do
-  echo "  daemon CPU per 4 KiB read, rand $j: cce $(cpu_us_per_read "rand${j}_cce") us, gocryptfs $(cpu_us_per_read "rand${j}_gocryptfs") us"
+fmt_m() { calc "$1" "${DECIMALS[$2]}"; } # value measure
+declare -A GC_BEST=() GC_BEST_RA=() RATIO=() VERDICT=()
+for m in "${MEASURED[@]}"; do
+  read -r best best_ra r < <(vs_best "${MED[${m}_cce]}" "${MED[${m}_gc128]}" "${MED[${m}_gc1024]}")
+  GC_BEST[$m]=$best GC_BEST_RA[$m]=$best_ra RATIO[$m]=$r
+  VERDICT[$m]=$(verdict "${RATIO[$m]}" ">=" "${TARGET[$m]}")
 done
-echo "  encrypt: mean ${ENC_MEAN}s (min ${ENC_MIN}s, max ${ENC_MAX}s) over $ENCRYPT_RUNS runs, user ${ENC_USER}s sys ${ENC_SYS}s, peak RSS ${ENC_RSS_MIB} MiB"
-echo "  cce-decryptfs: $CCE_THREADS threads, FUSE read_ahead_kb $CCE_RA_KB, mount options $CCE_MOUNT_OPTS"
-echo "  gocryptfs: peak RSS $GC_HWM_MIB MiB, FUSE read_ahead_kb $GC_RA_KB"
+ra_label() { if (($1 >= 1024)); then echo "$(($1 / 1024)) MiB"; else echo "$1 KiB"; fi; }
+
+for m in "${MEASURED[@]}"; do
+  u=${UNIT[$m]}
+  keep=''
+  [[ ${TARGET[$m]} == 1.0 ]] && keep=', keep'
+  echo "${LABEL[$m]}: plain $(fmt_m "${MED[${m}_plain]}" "$m") $u, cce $(fmt_m "${MED[${m}_cce]}" "$m") $u," \
+    "gocryptfs $(fmt_m "${MED[${m}_gc128]}" "$m") $u at 128 KiB read-ahead / $(fmt_m "${MED[${m}_gc1024]}" "$m") $u at 1 MiB;" \
+    "cce/gocryptfs(best, $(ra_label "${GC_BEST_RA[$m]}")) = ${RATIO[$m]} (target >= ${TARGET[$m]}$keep) ${VERDICT[$m]}"
+done
+
+V_ENC='' V_RSS=''
+if ((ENC_TIMED)); then
+  ENC_MBPS=$(calc "$SIZE_BYTES / ${ENC[big_mean]} / 1000000" 1)
+  V_ENC=$(verdict "$ENC_MBPS" ">=" "$TARGET_ENCRYPT_MBPS")
+  ENC_SMALL_MBPS=$(calc "$SMALL_BYTES / ${ENC[small_mean]} / 1000000" 1)
+  ENC_SMALL_FPS=$(calc "$SMALL_FILES / ${ENC[small_mean]}" 0)
+  echo "encrypt ${SIZE_LABEL} file: $ENC_MBPS MB/s (target >= $TARGET_ENCRYPT_MBPS) $V_ENC"
+  echo "encrypt small-file tree ($SMALL_FILES files, $SMALL_MIB_LABEL MiB): $ENC_SMALL_MBPS MB/s, $ENC_SMALL_FPS files/s (no target)"
+fi
+RSS_MAX=$(max_of "${CCE_HWM_MIB/null/0}" "${CCE_SMALL_HWM_MIB/null/0}")
+if ((NEED_CCE_BIG || NEED_CCE_SMALL)); then
+  V_RSS=$(verdict "$RSS_MAX" "<=" "$TARGET_RSS_MIB")
+  echo "decryptfs peak RSS: $RSS_MAX MiB (target <= $TARGET_RSS_MIB) $V_RSS"
+fi
+
+# Diagnostics per key, over all rounds.
+spread() { echo "${SAMPLES[$1]# }"; }
+per_op_dev_kib() { # disk KiB read per operation (read, file, entry)
+  if [[ -n $DEV_STAT && ${OPS[$1]:-0} -gt 0 ]]; then calc "${DEV_KIB[$1]} / ${OPS[$1]}" 1; else echo null; fi
+}
+per_byte_dev() { # disk bytes read per plaintext byte
+  if [[ -n $DEV_STAT && ${BYTES[$1]:-0} -gt 0 ]]; then calc "${DEV_KIB[$1]} * 1024 / ${BYTES[$1]}" 2; else echo null; fi
+}
+# Daemon CPU; null for the plain disk, which has no daemon.
+cpu_us_per_op() {
+  if [[ $1 != *_plain ]] && ((${OPS[$1]:-0} > 0)); then calc "${CPU_TICKS[$1]} * 1000000 / $CLK_TCK / ${OPS[$1]}" 1; else echo null; fi
+}
+cpu_ms_per_mib() {
+  if [[ $1 != *_plain ]] && ((${BYTES[$1]:-0} > 0)); then calc "${CPU_TICKS[$1]} * 1000 / $CLK_TCK / (${BYTES[$1]} / 1048576)" 2; else echo null; fi
+}
+# "<what>: plain A, cce B, gocryptfs@128KiB C, gocryptfs@1MiB D" of FN applied to <measure>_<target>
+line4() { # label fn measure [unit]
+  local out="$1:" t sep=' '
+  for t in "${TARGETS[@]}"; do
+    out+="$sep${TARGET_NAME[$t]} $($2 "${3}_$t")${4:-}"
+    sep=', '
+  done
+  echo "$out"
+}
+line_daemons() { # label fn measure unit
+  echo "$1: cce $($2 "${3}_cce") $4, gocryptfs@128KiB $($2 "${3}_gc128") $4, gocryptfs@1MiB $($2 "${3}_gc1024") $4"
+}
+
+echo "details (medians of $REPEAT rounds; MB = 10^6 bytes, MiB = 2^20):"
+for m in "${MEASURED[@]}"; do
+  echo "  ${LABEL[$m]}: cce/plain $(ratio "${MED[${m}_cce]}" "${MED[${m}_plain]}"), cce/gocryptfs@128KiB $(ratio "${MED[${m}_cce]}" "${MED[${m}_gc128]}"), cce/gocryptfs@1MiB $(ratio "${MED[${m}_cce]}" "${MED[${m}_gc1024]}"); 1-min load at start ${LOAD_AT[$m]}"
+  echo "    $(line4 "rounds, ${UNIT[$m]}" spread "$m")"
+  case $m in
+    seq)
+      echo "    $(line4 "disk bytes read per plaintext byte" per_byte_dev "$m")"
+      echo "    $(line_daemons "daemon CPU" cpu_ms_per_mib "$m" "ms/MiB")" ;;
+    rand*)
+      echo "    $(line4 "disk KiB read per 4 KiB read" per_op_dev_kib "$m")"
+      echo "    $(line_daemons "daemon CPU per 4 KiB read" cpu_us_per_op "$m" us)" ;;
+    small*)
+      echo "    $(line4 "disk bytes read per plaintext byte" per_byte_dev "$m")"
+      echo "    $(line_daemons "daemon CPU per file" cpu_us_per_op "$m" us)" ;;
+    walk)
+      echo "    $(line4 "disk KiB read per entry" per_op_dev_kib "$m")"
+      echo "    $(line_daemons "daemon CPU per entry" cpu_us_per_op "$m" us)" ;;
+  esac
+done
+if ((ENC_TIMED)); then
+  echo "  encrypt ${SIZE_LABEL} file: mean ${ENC[big_mean]}s (min ${ENC[big_min]}s, max ${ENC[big_max]}s) over $ENCRYPT_RUNS runs, user ${ENC[big_user]}s sys ${ENC[big_sys]}s, peak RSS ${ENC[big_rss_mib]} MiB"
+  echo "  encrypt small-file tree: mean ${ENC[small_mean]}s (min ${ENC[small_min]}s, max ${ENC[small_max]}s), user ${ENC[small_user]}s sys ${ENC[small_sys]}s, peak RSS ${ENC[small_rss_mib]} MiB"
+fi
+echo "  dataset: format version $FORMAT_VERSION, block size $BLOCK_SIZE bytes (header of ${HEADER_OF:-none})"
+if ((NEED_CCE_BIG || NEED_CCE_SMALL)); then
+  echo "  cce-decryptfs: 'cce-decryptfs --key-file FILE --foreground DATASET MNT' (default options otherwise), $CCE_THREADS threads, FUSE read_ahead_kb $CCE_RA_KB (large file) / $CCE_SMALL_RA_KB (tree), peak RSS $CCE_HWM_MIB MiB (large file) / $CCE_SMALL_HWM_MIB MiB (tree), mount options $CCE_MOUNT_OPTS"
+fi
+if ((NEED_GC)); then
+  echo "  gocryptfs: $GC_VERSION; mounted 'gocryptfs ${GC_OPTS[*]} -passfile FILE' (default options otherwise; feature flags $GC_FLAGS), mount options $GC_MOUNT_OPTS; read_ahead_kb $GC_RA_INITIAL as mounted, set to $RA_DEFAULT_KB / $RA_RAISED_KB per run; peak RSS $GC_HWM_MIB MiB"
+fi
+echo "  binaries: $BIN_DIR (cce: ${CCE_VERSION:-?}; commit ${GIT_COMMIT:-unknown}${GIT_DIRTY:+, uncommitted changes: $GIT_DIRTY}; sha256 cce $CCE_SHA256, cce-decryptfs $DECRYPTFS_SHA256)"
 echo "  machine: $(nproc) CPUs, 1-min load average $LOAD_START at start, $LOAD_END at end"
+
+# ---- JSON ----
 
 check() { # name value op target verdict
   printf '{"name":"%s","value":%s,"op":"%s","target":%s,"pass":%s}' "$1" "$2" "$3" "$4" "$(json_bool "$5")"
 }
+num_or_null() { if [[ -n ${1:-} ]]; then echo "$1"; else echo null; fi; }
+json_targets() { # fn measure -> {"plain":..,"cce":..,"gocryptfs_ra128kb":..,"gocryptfs_ra1mb":..}
+  printf '{"plain":%s,"cce":%s,"gocryptfs_ra128kb":%s,"gocryptfs_ra1mb":%s}' \
+    "$($1 "${2}_plain")" "$($1 "${2}_cce")" "$($1 "${2}_gc128")" "$($1 "${2}_gc1024")"
+}
+med_of() { echo "${MED[$1]}"; }
+samples_json() { echo "[$(spread "$1" | tr ' ' ,)]"; }
 JSON=$(
-  printf '{"benchmark":"decryptfs","run_id":"%s",' "$RUN_ID"
-  printf '"host":{"kernel":"%s","cpus":%s,"fs_type":"%s","device":"%s","loadavg_1m_start":%s,"loadavg_1m_end":%s},' \
-    "$(uname -r)" "$(nproc)" "$FS_TYPE" "$FS_SOURCE" "$LOAD_START" "$LOAD_END"
-  printf '"params":{"size_mib":%s,"runtime_s":%s,"repeat":%s,"encrypt_runs":%s,"evict_interval_s":%s},' \
-    "$SIZE_MIB" "$RUNTIME_S" "$REPEAT" "$ENCRYPT_RUNS" "$EVICT_INTERVAL_S"
-  printf '"seq_read_mbps":%s,' "$(json3 mbps_of seq_)"
-  printf '"rand4k_1job_iops":%s,' "$(json3 iops_of rand1_)"
-  printf '"rand4k_4jobs_iops":%s,' "$(json3 iops_of rand4_)"
-  printf '"encrypt_mbps":%s,' "$ENC_MBPS"
-  printf '"decryptfs_peak_rss_mib":%s,' "$CCE_HWM_MIB"
-  printf '"checks":[%s,%s,%s,%s,%s],' \
-    "$(check seq_read_cce_over_gocryptfs "$RATIO_SEQ" ">=" "$TARGET_SEQ" "$V_SEQ")" \
-    "$(check rand4k_1job_cce_over_gocryptfs "$RATIO_RAND1" ">=" "$TARGET_RAND1" "$V_RAND1")" \
-    "$(check rand4k_4jobs_cce_over_gocryptfs "$RATIO_RAND4" ">=" "$TARGET_RAND4" "$V_RAND4")" \
-    "$(check encrypt_mbps "$ENC_MBPS" ">=" "$TARGET_ENCRYPT_MBPS" "$V_ENC")" \
-    "$(check decryptfs_peak_rss_mib "$CCE_HWM_MIB" "<=" "$TARGET_RSS_MIB" "$V_RSS")"
-  printf '"samples":{"seq_read_mbps":%s,"rand4k_1job_iops":%s,"rand4k_4jobs_iops":%s},' \
-    "$(json3 mbps_samples seq_)" "$(json3 iops_samples rand1_)" "$(json3 iops_samples rand4_)"
-  printf '"diagnostics":{'
-  printf '"disk_bytes_per_plaintext_byte_seq":%s,' "$(json3 seq_amp seq_)"
-  printf '"disk_kib_per_4k_read":{"rand1":%s,"rand4":%s},' "$(json3 rand_kib rand1_)" "$(json3 rand_kib rand4_)"
-  printf '"daemon_cpu_ms_per_mib_seq":%s,' "$(json2 cpu_ms_per_mib seq_)"
-  printf '"daemon_cpu_us_per_4k_read":{"rand1":%s,"rand4":%s},' "$(json2 cpu_us_per_read rand1_)" "$(json2 cpu_us_per_read rand4_)"
-  printf '"encrypt":{"mean_s":%s,"min_s":%s,"max_s":%s,"user_s":%s,"sys_s":%s,"peak_rss_mib":%s},' \
-    "$ENC_MEAN" "$ENC_MIN" "$ENC_MAX" "$ENC_USER" "$ENC_SYS" "$ENC_RSS_MIB"
-  printf '"gocryptfs_peak_rss_mib":%s,"decryptfs_threads":%s,' "$GC_HWM_MIB" "$CCE_THREADS"
-  printf '"fuse_read_ahead_kb":{"cce":%s,"gocryptfs":%s},"decryptfs_mount_options":"%s"}}' \
-    "$CCE_RA_KB" "$GC_RA_KB" "$CCE_MOUNT_OPTS"
+  printf '{"benchmark":"decryptfs","run_id":"%s","selected":[%s],' "$RUN_ID" "$(printf '"%s",' "${SELECTED[@]}" | sed 's/,$//')"
+  printf '"host":{"kernel":%s,"cpus":%s,"fs_type":%s,"device":%s,"loadavg_1m":{"start":%s,' \
+    "$(json_str "$(uname -r)")" "$(nproc)" "$(json_str "$FS_TYPE")" "$(json_str "$FS_SOURCE")" "$LOAD_START"
+  for m in "${MEASURED[@]}"; do printf '"%s":%s,' "$m" "${LOAD_AT[$m]}"; done
+  printf '"end":%s}},' "$LOAD_END"
+  printf '"params":{"quick":%s,"size_mib":%s,"runtime_s":%s,"repeat":%s,"encrypt_runs":%s,"small_files":%s,"small_bytes":%s,"small_seed":%s,"small_readers":%s,"evict_interval_s":%s},' \
+    "$( ((QUICK)) && echo true || echo false)" "$SIZE_MIB" "$RUNTIME_S" "$REPEAT" "$ENCRYPT_RUNS" "$SMALL_FILES" "$SMALL_BYTES" "$SMALL_SEED" "$SMALL_READERS" "$EVICT_INTERVAL_S"
+  printf '"binaries":{"bin_dir":%s,"cce_version":%s,"git_commit":%s,"git_dirty":%s,"cce_sha256_16":"%s","decryptfs_sha256_16":"%s"},' \
+    "$(json_str "$BIN_DIR")" "$(json_str "$CCE_VERSION")" "$(json_str "$GIT_COMMIT")" "$(num_or_null "$GIT_DIRTY")" "$CCE_SHA256" "$DECRYPTFS_SHA256"
+  printf '"dataset":{"format_version":%s,"block_size":%s,"header_of":%s},' "$FORMAT_VERSION" "$BLOCK_SIZE" "$(json_str "$HEADER_OF")"
+  if ((NEED_GC)); then
+    printf '"gocryptfs":{"version":%s,"options":%s,"feature_flags":%s,"mount_options":%s,"read_ahead_kb_as_mounted":%s,"read_ahead_kb_measured":[%s,%s],"peak_rss_mib":%s},' \
+      "$(json_str "$GC_VERSION")" "$(json_str "${GC_OPTS[*]} -passfile FILE")" "$(json_str "$GC_FLAGS")" "$(json_str "$GC_MOUNT_OPTS")" \
+      "$GC_RA_INITIAL" "$RA_DEFAULT_KB" "$RA_RAISED_KB" "$GC_HWM_MIB"
+  fi
+  if ((NEED_CCE_BIG || NEED_CCE_SMALL)); then
+    printf '"cce_decryptfs":{"options":"--key-file FILE --foreground","threads":%s,"read_ahead_kb":{"large_file":%s,"tree":%s},"peak_rss_mib":{"large_file":%s,"tree":%s},"mount_options":%s},' \
+      "$CCE_THREADS" "$CCE_RA_KB" "$CCE_SMALL_RA_KB" "$CCE_HWM_MIB" "$CCE_SMALL_HWM_MIB" "$(json_str "$CCE_MOUNT_OPTS")"
+  fi
+  printf '"results":{'
+  sep=''
+  for m in "${MEASURED[@]}"; do
+    printf '%s"%s":{"plain":%s,"cce":%s,"gocryptfs_ra128kb":%s,"gocryptfs_ra1mb":%s,"gocryptfs_best":%s,"gocryptfs_best_ra_kb":%s,"cce_over_gocryptfs":%s}' \
+      "$sep" "${JSON_NAME[$m]}" "${MED[${m}_plain]}" "${MED[${m}_cce]}" "${MED[${m}_gc128]}" "${MED[${m}_gc1024]}" \
+      "${GC_BEST[$m]}" "${GC_BEST_RA[$m]}" "${RATIO[$m]}"
+    sep=,
+  done
+  if ((ENC_TIMED)); then
+    printf '%s"encrypt_mbps":%s,"encrypt_small_tree_mbps":%s,"encrypt_small_tree_files_per_s":%s' "$sep" "$ENC_MBPS" "$ENC_SMALL_MBPS" "$ENC_SMALL_FPS"
+    sep=,
+  fi
+  if [[ -n $V_RSS ]]; then printf '%s"decryptfs_peak_rss_mib":%s' "$sep" "$RSS_MAX"; fi
+  printf '},"checks":['
+  sep=''
+  for m in "${MEASURED[@]}"; do
+    printf '%s%s' "$sep" "$(check "${CHECK_NAME[$m]}_cce_over_gocryptfs" "${RATIO[$m]}" ">=" "${TARGET[$m]}" "${VERDICT[$m]}")"
+    sep=,
+  done
+  if ((ENC_TIMED)); then printf '%s%s' "$sep" "$(check encrypt_mbps "$ENC_MBPS" ">=" "$TARGET_ENCRYPT_MBPS" "$V_ENC")"; sep=,; fi
+  if [[ -n $V_RSS ]]; then printf '%s%s' "$sep" "$(check decryptfs_peak_rss_mib "$RSS_MAX" "<=" "$TARGET_RSS_MIB" "$V_RSS")"; fi
+  printf '],"samples":{'
+  sep=''
+  for m in "${MEASURED[@]}"; do printf '%s"%s":%s' "$sep" "${JSON_NAME[$m]}" "$(json_targets samples_json "$m")"; sep=,; done
+  printf '},"diagnostics":{'
+  sep=''
+  for m in "${MEASURED[@]}"; do
+    case $m in
+      seq) printf '%s"seq":{"disk_bytes_per_plaintext_byte":%s,"daemon_cpu_ms_per_mib":%s}' "$sep" "$(json_targets per_byte_dev "$m")" "$(json_targets cpu_ms_per_mib "$m")" ;;
+      rand*) printf '%s"%s":{"disk_kib_per_4k_read":%s,"daemon_cpu_us_per_read":%s}' "$sep" "$m" "$(json_targets per_op_dev_kib "$m")" "$(json_targets cpu_us_per_op "$m")" ;;
+      small*) printf '%s"%s":{"disk_bytes_per_plaintext_byte":%s,"daemon_cpu_us_per_file":%s}' "$sep" "$m" "$(json_targets per_byte_dev "$m")" "$(json_targets cpu_us_per_op "$m")" ;;
+      walk) printf '%s"walk":{"disk_kib_per_entry":%s,"daemon_cpu_us_per_entry":%s}' "$sep" "$(json_targets per_op_dev_kib "$m")" "$(json_targets cpu_us_per_op "$m")" ;;
+    esac
+    sep=,
+  done
+  if ((ENC_TIMED)); then
+    printf '%s"encrypt":{"large_file":{"mean_s":%s,"min_s":%s,"max_s":%s,"user_s":%s,"sys_s":%s,"peak_rss_mib":%s},' \
+      "$sep" "${ENC[big_mean]}" "${ENC[big_min]}" "${ENC[big_max]}" "${ENC[big_user]}" "${ENC[big_sys]}" "${ENC[big_rss_mib]}"
+    printf '"small_tree":{"mean_s":%s,"min_s":%s,"max_s":%s,"user_s":%s,"sys_s":%s,"peak_rss_mib":%s}}' \
+      "${ENC[small_mean]}" "${ENC[small_min]}" "${ENC[small_max]}" "${ENC[small_user]}" "${ENC[small_sys]}" "${ENC[small_rss_mib]}"
+  fi
+  printf '}}'
 )
 echo "$JSON" >"$LOG_DIR/results.json"
 cp "$LOG_DIR/results.json" "$RESULTS_DIR/latest.json"

@@ -83,7 +83,9 @@ StatusOr<http::Client> Connect(const KbsEndpoint& plane) {
 
 StatusOr<KbsSession> AttestTee(const KbsEndpoint& plane, const std::string& credential,
                                QuoteProvider& quotes) {
-  ASSIGN_OR_RETURN(http::Client http, Connect(plane));
+  ASSIGN_OR_RETURN(http::Client connection, Connect(plane));
+  auto shared = std::make_shared<http::Client>(std::move(connection));
+  http::Client& http = *shared;
   ASSIGN_OR_RETURN(json auth,
                    PostJson(http, "kbs auth", "/kbs/v0/auth", {{"credential", credential}}));
   const std::string nonce = auth.value("nonce", "");
@@ -109,13 +111,19 @@ StatusOr<KbsSession> AttestTee(const KbsEndpoint& plane, const std::string& cred
   if (out.session.empty()) return Internal("kbs attest: the plane sent no session");
   // Kept for the output bundle's signature (PlaneAgentClient::SubmitOutput).
   out.tee_key = std::make_shared<crypto::EphemeralKey>(std::move(key));
+  out.connection = std::move(shared);
   return out;
 }
 
 StatusOr<DatasetKeys> ReleaseDatasetKeys(const KbsEndpoint& plane, const KbsSession& session,
                                          const std::vector<std::string>& datasets) {
   if (!session.tee_key) return FailedPrecondition("kbs resource: no TEE key in the session");
-  ASSIGN_OR_RETURN(http::Client http, Connect(plane));
+  std::shared_ptr<http::Client> connection = session.connection;
+  if (!connection) {
+    ASSIGN_OR_RETURN(http::Client fresh, Connect(plane));
+    connection = std::make_shared<http::Client>(std::move(fresh));
+  }
+  http::Client& http = *connection;
   DatasetKeys out;
   out.session = session.session;
   out.job_id = session.job_id;

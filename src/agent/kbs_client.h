@@ -17,6 +17,10 @@
 #include "crypto/crypto.h"
 #include "crypto/jwe.h"
 
+namespace cce::http {
+class Client;
+}
+
 namespace cce::agent {
 
 struct KbsEndpoint {
@@ -60,6 +64,10 @@ struct KbsSession {
   bool simulated_tee = false;
   std::string tcb_status;
   std::shared_ptr<crypto::EphemeralKey> tee_key;
+  // The TLS connection steps 1 and 2 used (kept alive): step 3 sends on it,
+  // so one boot's release costs the plane one TLS handshake, not two. If the
+  // plane closed it meanwhile, the client reconnects. Null: connect anew.
+  std::shared_ptr<http::Client> connection = {};
 };
 
 // Steps 1 and 2: credential -> nonce; quote over SHA-512(nonce || TEE key)

@@ -1,5 +1,7 @@
 #include "agent/sim_quote.h"
 
+#include <mutex>
+#include <optional>
 #include <utility>
 
 namespace cce::agent {
@@ -13,7 +15,17 @@ class SimulatedQuoteProvider : public QuoteProvider {
   bool simulated() const override { return true; }
 
   StatusOr<crypto::Bytes> GetQuote(const ReportData& report_data) override {
-    auto quote = attest::BuildSimulatedQuote(sim_dir_, report_data, td_);
+    const attest::SimulatedQuoter* quoter = nullptr;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!quoter_) {  // this provider's "boot": one attestation key from now on
+        auto created = attest::SimulatedQuoter::Create(sim_dir_);
+        if (!created.ok()) return created.status().WithContext("simulated quote provider");
+        quoter_.emplace(std::move(*created));
+      }
+      quoter = &*quoter_;
+    }
+    auto quote = quoter->Quote(report_data, td_);
     if (!quote.ok()) return quote.status().WithContext("simulated quote provider");
     return quote;
   }
@@ -21,6 +33,8 @@ class SimulatedQuoteProvider : public QuoteProvider {
  private:
   std::string sim_dir_;
   attest::SimulatedTd td_;
+  std::mutex mu_;
+  std::optional<attest::SimulatedQuoter> quoter_;
 };
 
 }  // namespace

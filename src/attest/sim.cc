@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -421,9 +422,18 @@ Status CreateSimulatedTee(const std::string& dir, int64_t now_unix, int64_t vali
   return Status::Ok();
 }
 
-StatusOr<Bytes> BuildSimulatedQuote(const std::string& sim_dir,
-                                    const std::array<uint8_t, 64>& report_data,
-                                    const SimulatedTd& td) {
+struct SimulatedQuoter::Impl {
+  crypto::EcdhPrivateKey attestation_key;
+  Bytes attestation_public;  // X || Y (64 bytes)
+  Bytes certification;       // type 6 data: QE report, its signature, auth data, PCK chain
+};
+
+SimulatedQuoter::SimulatedQuoter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SimulatedQuoter::SimulatedQuoter(SimulatedQuoter&&) noexcept = default;
+SimulatedQuoter& SimulatedQuoter::operator=(SimulatedQuoter&&) noexcept = default;
+SimulatedQuoter::~SimulatedQuoter() = default;
+
+StatusOr<SimulatedQuoter> SimulatedQuoter::Create(const std::string& sim_dir) {
   const std::string chain_path = sim_dir + "/" + std::string(kSimPckChainFile);
   auto chain_pem = ReadFile(chain_path, kMaxSimFileBytes);
   if (!chain_pem.ok()) return chain_pem.status().WithContext(chain_path);
@@ -437,37 +447,12 @@ StatusOr<Bytes> BuildSimulatedQuote(const std::string& sim_dir,
   if (!pck.ok()) return pck.status().WithContext(chain_path);
   ASSIGN_OR_RETURN(SecretBytes pck_key, ReadPckKey(sim_dir + "/" + std::string(kSimPckKeyFile)));
 
-  // Header and TD report: what the attestation key signs.
-  LittleEndianWriter q;
-  q.U16(kQuoteVersion4);
-  q.U16(kAttestationKeyEcdsaP256);
-  q.U32(kTeeTypeTdx);
-  q.U16(0);  // reserved in v4
-  q.U16(0);
-  q.Put(kIntelQeVendorId);  // the verifier requires Intel's QE vendor id
-  std::array<uint8_t, 20> user_data{};
-  std::copy(kUserDataMarker.begin(), kUserDataMarker.end(), user_data.begin());
-  q.Put(user_data);
-  q.Put(td.tee_tcb_svn);
-  q.Put(td.mr_seam);
-  q.Put(kModuleMrSigner);  // MRSIGNERSEAM
-  q.Zeros(8);              // SEAMATTRIBUTES
-  q.U64(td.td_attributes);
-  q.U64(td.xfam);
-  q.Put(td.mrtd);
-  q.Put(td.mr_config_id);
-  q.Put(td.mr_owner);
-  q.Put(td.mr_owner_config);
-  for (const Measurement& r : td.rtmr) q.Put(r);
-  q.Put(report_data);
-  if (q.size() != kHeaderSize + kTdReport10Size) return Internal("simulated quote: body size");
-
-  // A fresh attestation key per quote, as the real QE does per boot.
-  ASSIGN_OR_RETURN(crypto::EcP256KeyPair attestation_key, crypto::GenerateEcP256KeyPair());
-  const ByteSpan attestation_public = ByteSpan(attestation_key.public_key).subspan(1);  // X||Y
-  ASSIGN_OR_RETURN(Bytes quote_signature,
-                   crypto::SignEcdsaP256Sha256(attestation_key.private_key_pem, q.bytes(),
-                                               crypto::SignatureEncoding::kRawRS));
+  // One attestation key per "boot", as the real QE generates it.
+  ASSIGN_OR_RETURN(crypto::EcdhPrivateKey attestation_key,
+                   crypto::EcdhPrivateKey::Generate(crypto::EcdhCurve::kP256));
+  ASSIGN_OR_RETURN(Bytes attestation_point, attestation_key.PublicKey());
+  if (attestation_point.size() != 65) return Internal("simulated quote: attestation key size");
+  Bytes attestation_public(attestation_point.begin() + 1, attestation_point.end());  // X||Y
 
   // QE authentication data as Intel's QE writes it: 32 bytes 0..31.
   Bytes qe_auth(32);
@@ -509,18 +494,59 @@ StatusOr<Bytes> BuildSimulatedQuote(const std::string& sim_dir,
   cert.U32(pem_size);
   cert.Put(pem);
 
+  auto impl = std::make_unique<Impl>(
+      Impl{std::move(attestation_key), std::move(attestation_public), std::move(cert.bytes())});
+  return SimulatedQuoter(std::move(impl));
+}
+
+StatusOr<Bytes> SimulatedQuoter::Quote(const std::array<uint8_t, 64>& report_data,
+                                       const SimulatedTd& td) const {
+  // Header and TD report: what the attestation key signs.
+  LittleEndianWriter q;
+  q.U16(kQuoteVersion4);
+  q.U16(kAttestationKeyEcdsaP256);
+  q.U32(kTeeTypeTdx);
+  q.U16(0);  // reserved in v4
+  q.U16(0);
+  q.Put(kIntelQeVendorId);  // the verifier requires Intel's QE vendor id
+  std::array<uint8_t, 20> user_data{};
+  std::copy(kUserDataMarker.begin(), kUserDataMarker.end(), user_data.begin());
+  q.Put(user_data);
+  q.Put(td.tee_tcb_svn);
+  q.Put(td.mr_seam);
+  q.Put(kModuleMrSigner);  // MRSIGNERSEAM
+  q.Zeros(8);              // SEAMATTRIBUTES
+  q.U64(td.td_attributes);
+  q.U64(td.xfam);
+  q.Put(td.mrtd);
+  q.Put(td.mr_config_id);
+  q.Put(td.mr_owner);
+  q.Put(td.mr_owner_config);
+  for (const Measurement& r : td.rtmr) q.Put(r);
+  q.Put(report_data);
+  if (q.size() != kHeaderSize + kTdReport10Size) return Internal("simulated quote: body size");
+  ASSIGN_OR_RETURN(auto quote_signature, crypto::EcdsaP256SignSha256(impl_->attestation_key,
+                                                                     q.bytes()));
+
   LittleEndianWriter sig;
   sig.Put(quote_signature);
-  sig.Put(attestation_public);
+  sig.Put(impl_->attestation_public);
   sig.U16(kCertDataQeReport);
-  ASSIGN_OR_RETURN(uint32_t cert_size, Size32(cert.size(), "certification data"));
+  ASSIGN_OR_RETURN(uint32_t cert_size, Size32(impl_->certification.size(), "certification data"));
   sig.U32(cert_size);
-  sig.Put(cert.bytes());
+  sig.Put(impl_->certification);
 
   ASSIGN_OR_RETURN(uint32_t sig_size, Size32(sig.size(), "signature data"));
   q.U32(sig_size);
   q.Put(sig.bytes());
   return std::move(q.bytes());
+}
+
+StatusOr<Bytes> BuildSimulatedQuote(const std::string& sim_dir,
+                                    const std::array<uint8_t, 64>& report_data,
+                                    const SimulatedTd& td) {
+  ASSIGN_OR_RETURN(SimulatedQuoter quoter, SimulatedQuoter::Create(sim_dir));
+  return quoter.Quote(report_data, td);
 }
 
 }  // namespace cce::attest

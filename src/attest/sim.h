@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -77,8 +78,34 @@ struct SimulatedTd {
 // key in `sim_dir`, QE auth data, and the PCK chain (type 5, PEM + one NUL).
 // Errors: the directory's files missing or malformed (naming the file), or
 // pck.key readable by group or others (kPermissionDenied).
+//
+// Each call reads the directory and uses a fresh attestation key: a quote per
+// "boot". SimulatedQuoter below is the same per boot, for many quotes.
 StatusOr<crypto::Bytes> BuildSimulatedQuote(const std::string& sim_dir,
                                             const std::array<uint8_t, 64>& report_data,
                                             const SimulatedTd& td = {});
+
+// One simulated platform boot: the PCK chain and key in `sim_dir` read and
+// checked once (the errors of BuildSimulatedQuote), one attestation key
+// generated (as the real QE does per boot) and the QE report certifying it
+// signed by the PCK key once. Quote() then costs one ECDSA P-256 signature and
+// gives the same layout as BuildSimulatedQuote; every quote of one quoter
+// carries the same attestation key and QE report. Quote() is const and safe to
+// call from several threads.
+class SimulatedQuoter {
+ public:
+  static StatusOr<SimulatedQuoter> Create(const std::string& sim_dir);
+  SimulatedQuoter(SimulatedQuoter&&) noexcept;
+  SimulatedQuoter& operator=(SimulatedQuoter&&) noexcept;
+  ~SimulatedQuoter();
+
+  StatusOr<crypto::Bytes> Quote(const std::array<uint8_t, 64>& report_data,
+                                const SimulatedTd& td = {}) const;
+
+ private:
+  struct Impl;
+  explicit SimulatedQuoter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace cce::attest

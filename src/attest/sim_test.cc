@@ -343,5 +343,32 @@ TEST_F(SimulatedTee, PckKeyReadableByOthersOrMissingIsAnError) {
   EXPECT_FALSE(BuildSimulatedQuote(tmp_.path() + "/none", Rd(1), {}).ok());
 }
 
+// One quoter is one boot: its quotes share the attestation key and the QE
+// report (signed once), differ in what the TD reports, and each verifies as
+// a BuildSimulatedQuote quote does; another quoter is another boot.
+TEST_F(SimulatedTee, QuoterQuotesShareOneBootsAttestationKeyAndVerify) {
+  const SimulatedQuoter quoter = Must(SimulatedQuoter::Create(dir_));
+  const Bytes a = Must(quoter.Quote(Rd(1)));
+  const Bytes b = Must(quoter.Quote(Rd(2)));
+  const attest::Quote qa = Must(ParseQuote(a));
+  const attest::Quote qb = Must(ParseQuote(b));
+  EXPECT_EQ(qa.attestation_key, qb.attestation_key);
+  EXPECT_EQ(qa.qe_report_signature, qb.qe_report_signature);
+  EXPECT_EQ(qa.body.report_data, Rd(1));
+  EXPECT_EQ(qb.body.report_data, Rd(2));
+  EXPECT_EQ(a.size(), Quote(Rd(1)).size());  // the same layout
+  for (const auto& [quote, rd] : {std::pair{a, Rd(1)}, std::pair{b, Rd(2)}}) {
+    auto v = Must(Verify(quote, AllowSimulated(), kNow + 60, rd));
+    EXPECT_TRUE(v.accepted);
+    EXPECT_TRUE(v.dcap.simulated);
+  }
+  // Bound to its report data: quote a does not pass for b's.
+  auto wrong = Verify(a, AllowSimulated(), kNow + 60, Rd(2));
+  EXPECT_TRUE(!wrong.ok() || !wrong->accepted);
+  const SimulatedQuoter reboot = Must(SimulatedQuoter::Create(dir_));
+  EXPECT_NE(Must(ParseQuote(Must(reboot.Quote(Rd(1))))).attestation_key, qa.attestation_key);
+  EXPECT_FALSE(SimulatedQuoter::Create(tmp_.path() + "/none").ok());
+}
+
 }  // namespace
 }  // namespace cce::attest

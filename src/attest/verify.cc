@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
+#include "attest/p256_key.h"
 #include "attest/time_util.h"
 
 namespace cce::attest {
@@ -35,6 +37,7 @@ constexpr std::string_view kIntelSgxRootCaPem =
     "-----END CERTIFICATE-----\n";
 
 constexpr size_t kPckChainLength = 3;  // PCK leaf, PCK Platform/Processor CA, root
+constexpr size_t kPckChainCacheEntries = 256;
 
 std::string Quoted(std::string_view s) {
   return "'" + std::string(s) + "'";
@@ -165,6 +168,68 @@ Status CheckOk(const StatusOr<bool>& r, const std::string& what) {
   return Status::Ok();
 }
 
+// What VerifyDcap derives from a PCK chain's bytes alone, none of which
+// depends on time, anchors or collateral: the parsed certificates, whether
+// the PEM is canonical, the leaf's SGX extension and its imported key.
+struct ParsedPckChain {
+  std::vector<Certificate> chain;
+  bool canonical = false;
+  Status extensions_status;  // of ParsePckExtensions(chain[0])
+  PckExtensions extensions;
+  std::shared_ptr<const P256PublicKey> leaf_key;  // null: the leaf has no (valid) P-256 key
+};
+
+// Parsed chains by the SHA-256 of their exact PEM bytes: a platform's chain
+// is byte for byte the same in every quote it makes. Bounded (starts over
+// when full), thread-safe; parse failures are not kept.
+StatusOr<std::shared_ptr<const ParsedPckChain>> ParsePckChainEntry(std::string_view pem,
+                                                                   const crypto::Sha256Digest& id) {
+  static std::mutex mu;
+  static std::map<crypto::Sha256Digest, std::shared_ptr<const ParsedPckChain>>* cache =
+      new std::map<crypto::Sha256Digest, std::shared_ptr<const ParsedPckChain>>();
+  {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = cache->find(id);
+    if (it != cache->end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(std::vector<Certificate> certs, crypto::ParseCertificatesPem(pem));
+  auto parsed = std::make_shared<ParsedPckChain>();
+  parsed->chain = std::move(certs);
+  std::string canonical;
+  for (const Certificate& cert : parsed->chain) canonical += CanonicalPem(cert.der());
+  parsed->canonical = canonical == pem;
+  if (!parsed->chain.empty()) {
+    const Certificate& leaf = parsed->chain.front();
+    auto ext = ParsePckExtensions(leaf.der());
+    parsed->extensions_status = ext.status();
+    if (ext.ok()) parsed->extensions = *ext;
+    if (leaf.ec_p256_public_key().has_value()) {
+      auto key = P256PublicKey::Import(*leaf.ec_p256_public_key());
+      if (key.ok()) parsed->leaf_key = *key;
+    }
+  }
+  std::lock_guard<std::mutex> l(mu);
+  if (cache->size() >= kPckChainCacheEntries) cache->clear();  // bounded; refilled by use
+  cache->emplace(id, parsed);
+  return std::shared_ptr<const ParsedPckChain>(std::move(parsed));
+}
+
+// SHA-256 over the collateral's CRLs (root, then PCK if any), each preceded
+// by its length: what a verified PCK chain's revocation check depended on.
+crypto::Sha256Digest CrlFingerprint(const Collateral& c) {
+  crypto::Sha256Hasher h;
+  for (const auto* list : {&c.root_ca_crl, &c.pck_crl}) {
+    for (const crypto::Crl& crl : *list) {
+      const uint64_t n = crl.der().size();
+      uint8_t len[8];
+      for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
+      h.Update(crypto::ByteSpan(len, sizeof len));
+      h.Update(crl.der());
+    }
+  }
+  return h.Finish();
+}
+
 }  // namespace
 
 const Certificate& PinnedIntelRoot() {
@@ -240,21 +305,9 @@ StatusOr<CollateralCheck> VerifyCollateral(const Collateral& c, const TrustAncho
 
 StatusOr<std::shared_ptr<const std::vector<Certificate>>> ParsePckChainCached(
     std::string_view pem) {
-  static std::mutex mu;
-  static std::unordered_map<std::string, std::shared_ptr<const std::vector<Certificate>>> cache;
-  constexpr size_t kMaxEntries = 256;
-  const std::string key(pem);
-  {
-    std::lock_guard<std::mutex> l(mu);
-    auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-  }
-  ASSIGN_OR_RETURN(std::vector<Certificate> parsed, crypto::ParseCertificatesPem(pem));
-  auto chain = std::make_shared<const std::vector<Certificate>>(std::move(parsed));
-  std::lock_guard<std::mutex> l(mu);
-  if (cache.size() >= kMaxEntries) cache.clear();  // bounded; refilled by use
-  cache.emplace(key, chain);
-  return chain;
+  ASSIGN_OR_RETURN(std::shared_ptr<const ParsedPckChain> parsed,
+                   ParsePckChainEntry(pem, crypto::Sha256(crypto::AsBytes(pem))));
+  return std::shared_ptr<const std::vector<Certificate>>(parsed, &parsed->chain);
 }
 
 StatusOr<CheckedCollateral> CheckCollateralForReuse(const Collateral& c,
@@ -262,6 +315,7 @@ StatusOr<CheckedCollateral> CheckCollateralForReuse(const Collateral& c,
   CheckedCollateral out;
   ASSIGN_OR_RETURN(out.check, VerifyCollateral(c, anchors, now));
   out.checked_at = now;
+  out.crl_sha256 = CrlFingerprint(c);
   out.valid_until = out.check.earliest_expiry_unix;
   for (const auto* chain : {&c.tcb_info_issuer_chain, &c.qe_identity_issuer_chain}) {
     for (const Certificate& cert : *chain) {
@@ -288,16 +342,16 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   // bytes, so any other form is refused rather than interpreted.
   std::string_view pem = q.pck_chain_pem;
   if (!pem.empty() && pem.back() == '\0') pem.remove_suffix(1);
-  auto parsed_chain = ParsePckChainCached(pem);
+  const crypto::Sha256Digest chain_id = crypto::Sha256(crypto::AsBytes(pem));
+  auto parsed_chain = ParsePckChainEntry(pem, chain_id);
   if (!parsed_chain.ok()) return parsed_chain.status().WithContext("quote: PCK certificate chain");
-  const std::vector<Certificate>& chain = **parsed_chain;
+  const ParsedPckChain& parsed = **parsed_chain;
+  const std::vector<Certificate>& chain = parsed.chain;
   if (chain.size() != kPckChainLength) {
     return PermissionDenied("quote: PCK certificate chain has " + std::to_string(chain.size()) +
                             " certificates (want leaf, PCK CA, root)");
   }
-  std::string canonical;
-  for (const Certificate& cert : chain) canonical += CanonicalPem(cert.der());
-  if (canonical != pem) {
+  if (!parsed.canonical) {
     return InvalidArgument("quote: PCK certificate chain is not in canonical PEM form");
   }
   ASSIGN_OR_RETURN(Anchor anchor, SelectAnchor(chain, anchors, "quote: PCK certificate chain"));
@@ -315,13 +369,20 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
     return PermissionDenied("quote: PCK issuer " + Quoted(pck_ca.subject()) +
                             " is not an SGX PCK Platform or Processor CA");
   }
-  auto ext = ParsePckExtensions(leaf.der());
-  if (!ext.ok()) return ext.status().WithContext("quote: PCK leaf");
-  v.pck = *ext;
+  if (!parsed.extensions_status.ok()) {
+    return parsed.extensions_status.WithContext("quote: PCK leaf");
+  }
+  v.pck = parsed.extensions;
+
+  // A checked collateral stands inside its window, and only for the CRLs it
+  // was checked with (a caller passing other collateral gets a full check).
+  const bool reuse = checked != nullptr && checked->checked_at <= now &&
+                     now < checked->valid_until &&
+                     CrlFingerprint(collateral) == checked->crl_sha256;
 
   // Collateral first: it must be valid now and chain to the same anchor.
   CollateralCheck cc;
-  if (checked != nullptr && checked->checked_at <= now && now < checked->valid_until) {
+  if (reuse) {
     cc = checked->check;
   } else {
     ASSIGN_OR_RETURN(cc, VerifyCollateral(collateral, anchors, now));
@@ -344,8 +405,6 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
       !collateral.pck_crl.empty() && collateral.pck_crl.front().issuer() == leaf.issuer();
   // With a checked collateral, a chain verified against the same CRLs earlier
   // stands until one of its certificates or CRLs lapses.
-  const bool reuse = checked != nullptr && checked->checked_at <= now && now < checked->valid_until;
-  const crypto::Sha256Digest chain_id = crypto::Sha256(crypto::AsBytes(pem));
   bool chain_ok = false;
   if (reuse) {
     std::lock_guard<std::mutex> l(checked->pck_chains->mu);
@@ -370,7 +429,9 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
                               anchor.root->not_after(), root_crl.next_update()});
     if (have_pck_crl) until = std::min(until, collateral.pck_crl.front().next_update());
     std::lock_guard<std::mutex> l(checked->pck_chains->mu);
-    if (checked->pck_chains->entries.size() >= 4096) checked->pck_chains->entries.clear();
+    if (checked->pck_chains->entries.size() >= VerifiedPckChains::kMaxEntries) {
+      checked->pck_chains->entries.clear();  // bounded; refilled by use
+    }
     checked->pck_chains->entries[chain_id] = {now, until, have_pck_crl};
   }
   if (have_pck_crl) {
@@ -385,13 +446,11 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   }
 
   // QE report: signed by the PCK leaf, and bound to the attestation key.
-  if (!leaf.ec_p256_public_key().has_value()) {
+  if (parsed.leaf_key == nullptr) {
     return PermissionDenied("quote: PCK leaf has no P-256 key");
   }
-  RETURN_IF_ERROR(CheckOk(
-      crypto::VerifyEcdsaP256Sha256(*leaf.ec_p256_public_key(), q.qe_report.raw,
-                                    q.qe_report_signature, crypto::SignatureEncoding::kRawRS),
-      "quote: QE report signature (PCK leaf key)"));
+  RETURN_IF_ERROR(CheckOk(parsed.leaf_key->VerifyRawRs(q.qe_report.raw, q.qe_report_signature),
+                          "quote: QE report signature (PCK leaf key)"));
   Bytes binding(q.attestation_key.begin(), q.attestation_key.end());
   binding.insert(binding.end(), q.qe_auth_data.begin(), q.qe_auth_data.end());
   const crypto::Sha256Digest expected = crypto::Sha256(binding);
@@ -405,10 +464,16 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   }
 
   // The quote signature over header || body with the attestation key.
-  Bytes key(1, 0x04);
-  key.insert(key.end(), q.attestation_key.begin(), q.attestation_key.end());
-  RETURN_IF_ERROR(CheckOk(crypto::VerifyEcdsaP256Sha256(key, q.signed_region, q.signature,
-                                                        crypto::SignatureEncoding::kRawRS),
+  std::array<uint8_t, 65> point{};
+  point[0] = 0x04;
+  static_assert(sizeof(q.attestation_key) == 64);
+  std::copy(q.attestation_key.begin(), q.attestation_key.end(), point.begin() + 1);
+  auto attestation_key = P256PublicKey::ImportCached(point);
+  if (!attestation_key.ok()) {
+    return PermissionDenied("quote: signature over header and TD report (attestation key): " +
+                            attestation_key.status().message());
+  }
+  RETURN_IF_ERROR(CheckOk((*attestation_key)->VerifyRawRs(q.signed_region, q.signature),
                           "quote: signature over header and TD report (attestation key)"));
 
   // Identity and TCB.

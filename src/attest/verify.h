@@ -88,7 +88,8 @@ struct VerifiedPckChains {
     int64_t until = 0;
     bool pck_crl_checked = false;
   };
-  std::mutex mu;  // guards entries
+  static constexpr size_t kMaxEntries = 4096;  // then it starts over
+  std::mutex mu;                               // guards entries
   std::map<crypto::Sha256Digest, Entry> entries;
 };
 
@@ -96,6 +97,9 @@ struct CheckedCollateral {
   CollateralCheck check;
   int64_t checked_at = 0;
   int64_t valid_until = 0;
+  // SHA-256 over the CRLs it was checked with: VerifyDcap reuses nothing
+  // (neither the check nor a verified chain) for a collateral whose CRLs differ.
+  crypto::Sha256Digest crl_sha256{};
   std::shared_ptr<VerifiedPckChains> pck_chains = std::make_shared<VerifiedPckChains>();
 };
 StatusOr<CheckedCollateral> CheckCollateralForReuse(const Collateral& collateral,

@@ -133,6 +133,53 @@ TEST(VerifyDcap, AVerifiedPckChainIsReusedWithTheSameVerdictAndNotes) {
   }
 }
 
+TEST(VerifyDcap, NothingCheckedIsReusedForACollateralWithOtherCrls) {
+  // A chain verified (and kept) under one PCK CRL is not served for a
+  // collateral carrying another one: here Intel's PCK CRL of February 2026,
+  // not yet valid on 2025-07-02, so a real check refuses what the kept
+  // verdict would have accepted.
+  const Collateral c = Load(testing::kDcapCollateral);
+  const Bytes q = ReadBytes(testing::kDcapQuote);
+  const CheckedCollateral checked =
+      Must(CheckCollateralForReuse(c, IntelTrustAnchors(), T("2025-07-01T00:00:00Z")));
+  EXPECT_TRUE(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-02T00:00:00Z"), &checked).ok());
+  EXPECT_EQ(checked.pck_chains->entries.size(), 1u);
+  Collateral other = c;
+  other.pck_crl = Load(testing::kDcapOutdatedCollateral).pck_crl;
+  ASSERT_EQ(other.pck_crl.size(), 1u);
+  ASSERT_NE(other.pck_crl.front().der(), c.pck_crl.front().der());
+  auto r = VerifyDcap(q, other, IntelTrustAnchors(), T("2025-07-02T00:00:00Z"), &checked);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Contains(r.status().message(), "pck_crl")) << r.status().ToString();
+  // The same CRL bytes in a freshly loaded collateral: reused again.
+  EXPECT_TRUE(VerifyDcap(q, Load(testing::kDcapCollateral), IntelTrustAnchors(),
+                         T("2025-07-02T00:00:00Z"), &checked)
+                  .ok());
+}
+
+TEST(VerifyDcap, AKeptChainEntryIsNotServedOutsideItsWindow) {
+  // A kept chain stands from when it was verified until the earliest notAfter
+  // / nextUpdate of what it was checked with (here the PCK CRL's). Shorten a
+  // kept entry's window: inside it the entry is served (not renewed); past it
+  // the chain is verified again and the entry renewed with the real window.
+  const Collateral c = Load(testing::kDcapCollateral);
+  const Bytes q = ReadBytes(testing::kDcapQuote);
+  const CheckedCollateral checked =
+      Must(CheckCollateralForReuse(c, IntelTrustAnchors(), T("2025-07-01T00:00:00Z")));
+  EXPECT_TRUE(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-02T00:00:00Z"), &checked).ok());
+  ASSERT_EQ(checked.pck_chains->entries.size(), 1u);
+  auto& entry = checked.pck_chains->entries.begin()->second;
+  EXPECT_EQ(entry.from, T("2025-07-02T00:00:00Z"));
+  EXPECT_EQ(entry.until, T("2025-07-19T10:00:35Z"));
+  entry.until = T("2025-07-03T00:00:00Z");
+  EXPECT_TRUE(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-02T12:00:00Z"), &checked).ok());
+  EXPECT_EQ(entry.from, T("2025-07-02T00:00:00Z"));  // served
+  EXPECT_TRUE(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-03T00:00:00Z"), &checked).ok());
+  EXPECT_EQ(entry.from, T("2025-07-03T00:00:00Z"));  // verified again
+  EXPECT_EQ(entry.until, T("2025-07-19T10:00:35Z"));
+}
+
 TEST(VerifyDcap, RejectsTheSameQuoteOutsideTheCollateralWindow) {
   const Collateral c = Load(testing::kDcapCollateral);
   const Bytes q = ReadBytes(testing::kDcapQuote);

@@ -156,7 +156,6 @@ int DatasetEncrypt(const Args& args) {
                "removed by the next run on the same DST_DIR.",
                {kKeyFlag,
                 kThreadsFlag,
-                {"segment-exponent", "N", "segment size 2^N bytes, 12..24 (default 16 = 64 KiB)"},
                 {"dataset-id", "ID", "dataset id recorded in the manifest (default: random)"},
                 {"dataset-version", "N", "dataset version recorded in the manifest (default 1)"},
                 kOutputFlag});
@@ -167,14 +166,11 @@ int DatasetEncrypt(const Args& args) {
   if (!json_out.ok()) return Fail(json_out.status());
   format::EncryptOptions o;
   auto threads = f->GetUint("threads", 1, 256);
-  auto exponent =
-      f->GetUint("segment-exponent", format::kMinSegmentExponent, format::kMaxSegmentExponent);
   auto version = f->GetUint("dataset-version", 1, UINT64_MAX);
-  for (const auto* st : {&threads, &exponent, &version}) {
+  for (const auto* st : {&threads, &version}) {
     if (!st->ok()) return Fail(st->status());
   }
   if (*threads) o.threads = static_cast<unsigned>(**threads);
-  if (*exponent) o.segment_exponent = static_cast<uint8_t>(**exponent);
   if (*version) o.dataset_version = **version;
   o.dataset_id = f->Get("dataset-id").value_or("");
   auto key = LoadKey(*f);

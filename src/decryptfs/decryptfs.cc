@@ -1,7 +1,7 @@
 // DecryptFS over libfuse3's low-level API. The tree is immutable while
 // mounted, so the kernel may cache entries, attributes and file pages for as
 // long as it likes; all the work is in read(), which goes through the
-// SegmentReader (authenticate every covered segment or fail with EIO).
+// BlockReader (authenticate every covered block or fail with EIO).
 #define FUSE_USE_VERSION 312
 
 #include "decryptfs/decryptfs.h"
@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -34,7 +36,6 @@
 #include "base/fd.h"
 #include "decryptfs/file_reader.h"
 #include "decryptfs/inode_table.h"
-#include "decryptfs/segment_cache.h"
 
 namespace cce::decryptfs {
 namespace {
@@ -176,7 +177,7 @@ class DecryptFs {
   void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
   void GetAttr(fuse_req_t req, fuse_ino_t ino);
   void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-  void Read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi);
+  void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
   void Release(fuse_req_t req, fuse_file_info* fi);
   void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus);
@@ -187,6 +188,15 @@ class DecryptFs {
   struct FileHandle {
     std::shared_ptr<OpenFile> file;
   };
+  // Per-file keys by inode, bounded (each key is a page of locked memory).
+  static constexpr size_t kKeyCacheEntries = 1024;
+  // Lower files kept open by inode when the kernel sends no OPEN (bounded:
+  // the oldest is dropped, closing once its last read is done). At most
+  // this many, and at most half the open-file limit (see Serve).
+  static constexpr size_t kMaxInodeFiles = 1024;
+  size_t max_inode_files_ = 16;
+  // The open lower file of a regular file's inode, opened on first use.
+  StatusOr<std::shared_ptr<OpenFile>> InodeFile(const Inode& n);
 
   struct stat Stat(const Inode& n) const;
   fuse_entry_param Entry(const Inode& n) const;
@@ -203,10 +213,9 @@ class DecryptFs {
   const uid_t uid_;
   const gid_t gid_;
 
-  // Created once the server runs in its final process (locked memory is not
-  // inherited across fork), destroyed after the session loop ends.
-  std::unique_ptr<SegmentCache> cache_;
-  std::unique_ptr<SegmentReader> reader_;
+  // Derived file keys (locked memory, so created in the final process;
+  // wiped when cleared after the session loop ends).
+  KeyCache keys_{kKeyCacheEntries};
 
   std::mutex handles_mu_;
   // Every open file handle, so that handles the kernel never released (files
@@ -214,6 +223,16 @@ class DecryptFs {
   // by handles_mu_; read() uses its handle without the lock, which is safe as
   // the kernel releases a handle only after its last read has completed.
   std::unordered_map<const FileHandle*, std::unique_ptr<FileHandle>> handles_;
+
+  // Whether the kernel agreed to send no OPEN/RELEASE (and OPENDIR/
+  // RELEASEDIR): files are then read through InodeFile, not handles.
+  std::atomic<bool> no_open_{false};
+  std::atomic<bool> no_opendir_{false};
+  std::mutex inode_files_mu_;
+  // Indexed by inode number; guarded by inode_files_mu_, as is the FIFO of
+  // inodes with an open file (eviction order).
+  std::vector<std::shared_ptr<OpenFile>> inode_files_;
+  std::deque<uint64_t> inode_files_order_;
 
   std::mutex log_mu_;
   // Failure lines already logged (bounded: once full, lines are logged
@@ -277,6 +296,18 @@ void DecryptFs::Init(fuse_conn_info* conn) {
   conn->congestion_threshold = 48;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  // The small-file path: no OPEN/RELEASE round trips per file (nor
+  // OPENDIR/RELEASEDIR per directory). The kernel then opens with
+  // keep_cache (and cache_dir) by default; reads name the inode and are
+  // served from a lower file kept open per inode.
+  if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+    conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+    no_open_ = true;
+  }
+  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+    conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+    no_opendir_ = true;
+  }
   // Data never changes: no page-cache invalidation on attribute refresh.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // Not FUSE_CAP_SPLICE_WRITE: it only saves a copy when replying from a file
@@ -334,8 +365,14 @@ void DecryptFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, EROFS);
     return;
   }
+  if (no_open_) {
+    // ENOSYS tells the kernel to open this and every later file without
+    // asking us (with keep_cache); reads then come with fh 0.
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   auto file = OpenFile::Open(options_.dataset_dir, *n->entry, key_, n->ino, segment_size_,
-                             options_.direct_lower_io);
+                             options_.direct_lower_io, &keys_);
   if (!file.ok()) {
     LogFailureOnce("open: " + file.status().message());
     fuse_reply_err(req, EIO);
@@ -357,32 +394,70 @@ void DecryptFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
 }
 
-void DecryptFs::Read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi) {
+StatusOr<std::shared_ptr<OpenFile>> DecryptFs::InodeFile(const Inode& n) {
+  {
+    std::lock_guard<std::mutex> lock(inode_files_mu_);
+    if (n.ino < inode_files_.size() && inode_files_[n.ino]) return inode_files_[n.ino];
+  }
+  // Opened outside the lock (open(2) may wait for the disk); a racing
+  // reader of the same inode may open it too, and the first one is kept.
+  ASSIGN_OR_RETURN(std::shared_ptr<OpenFile> file,
+                   OpenFile::Open(options_.dataset_dir, *n.entry, key_, n.ino, segment_size_,
+                                  options_.direct_lower_io, &keys_));
+  std::shared_ptr<OpenFile> dropped;  // closed outside the lock
+  std::lock_guard<std::mutex> lock(inode_files_mu_);
+  if (inode_files_.size() <= n.ino) inode_files_.resize(table_.size() + 1);
+  if (inode_files_[n.ino]) return inode_files_[n.ino];
+  if (inode_files_order_.size() >= max_inode_files_) {
+    dropped = std::move(inode_files_[inode_files_order_.front()]);
+    inode_files_order_.pop_front();
+  }
+  inode_files_[n.ino] = file;
+  inode_files_order_.push_back(n.ino);
+  return file;
+}
+
+void DecryptFs::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   if (off < 0) {
     fuse_reply_err(req, EINVAL);
     return;
   }
-  // fh is FUSE's 64-bit cookie for the handle Open stored in it.
-  const auto* handle =
-      reinterpret_cast<const FileHandle*>(fi->fh);  // NOLINT(performance-no-int-to-ptr)
-  ReadReply reply;
-  Status s = reader_->Read(handle->file, static_cast<uint64_t>(off), size, &reply);
-  if (!s.ok()) {
+  std::shared_ptr<OpenFile> file;
+  if (fi->fh != 0) {
+    // fh is FUSE's 64-bit cookie for the handle Open stored in it.
+    file = reinterpret_cast<const FileHandle*>(fi->fh)->file;  // NOLINT(performance-no-int-to-ptr)
+  } else {
+    // No OPEN was sent (FUSE_CAP_NO_OPEN_SUPPORT): the inode's lower file.
+    const Inode* n = table_.Get(ino);
+    if (n == nullptr || n->is_dir) {
+      fuse_reply_err(req, n == nullptr ? ENOENT : EISDIR);
+      return;
+    }
+    auto f = InodeFile(*n);
+    if (!f.ok()) {
+      LogFailureOnce("open: " + f.status().message());
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    file = std::move(*f);
+  }
+  auto data = BlockReader::Read(*file, static_cast<uint64_t>(off), size);
+  if (!data.ok()) {
     // Never wrong bytes and never a short read (the kernel would take it
     // for end of file): the whole request fails.
-    LogFailureOnce("read: " + s.message());
+    LogFailureOnce("read: " + data.status().message());
     fuse_reply_err(req, EIO);
     return;
   }
-  if (reply.iov().empty()) {
-    fuse_reply_buf(req, nullptr, 0);
-    return;
-  }
-  // Straight from the (pinned) decrypted segments into the kernel.
-  fuse_reply_iov(req, reply.iov().data(), static_cast<int>(reply.iov().size()));
+  // Straight from this thread's plaintext buffer into the kernel.
+  fuse_reply_buf(req, reinterpret_cast<const char*>(data->data()), data->size());
 }
 
 void DecryptFs::Release(fuse_req_t req, fuse_file_info* fi) {
+  if (fi->fh == 0) {  // not ours (no OPEN was answered)
+    fuse_reply_err(req, 0);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(handles_mu_);
     handles_.erase(
@@ -403,6 +478,12 @@ void DecryptFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   if ((fi->flags & O_ACCMODE) != O_RDONLY) {
     fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (no_opendir_) {
+    // As for files: no OPENDIR/RELEASEDIR from now on; the kernel caches
+    // listings by default then.
+    fuse_reply_err(req, ENOSYS);
     return;
   }
   fi->cache_readdir = 1;  // the kernel may keep the listing
@@ -491,8 +572,8 @@ fuse_lowlevel_ops MakeOps() {
   ops.open = [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Guard(req, "open", [&] { Fs(req)->Open(req, ino, fi); });
   };
-  ops.read = [](fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-    Guard(req, "read", [&] { Fs(req)->Read(req, size, off, fi); });
+  ops.read = [](fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    Guard(req, "read", [&] { Fs(req)->Read(req, ino, size, off, fi); });
   };
   ops.release = [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     Guard(req, "release", [&] { Fs(req)->Release(req, fi); });
@@ -574,8 +655,13 @@ void DecryptFs::LogFailureOnce(const std::string& line) {
 }
 
 void DecryptFs::CloseAllFiles() {
-  std::lock_guard<std::mutex> lock(handles_mu_);
-  handles_.clear();
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    handles_.clear();
+  }
+  std::lock_guard<std::mutex> lock(inode_files_mu_);
+  inode_files_.clear();
+  inode_files_order_.clear();
 }
 
 Status DecryptFs::Serve() {
@@ -608,14 +694,18 @@ Status DecryptFs::Serve() {
     key_ = std::move(relocked);
   }
 
-  cache_ = std::make_unique<SegmentCache>(options_.cache_bytes, segment_size_ + format::kTagSize);
-  ReaderOptions ro;
-  ro.readahead_segments = static_cast<uint32_t>(options_.readahead_bytes / segment_size_);
-  ro.readahead_job_segments = std::max<uint32_t>(1, kMaxRead / segment_size_);
-  // Read-ahead threads mostly wait for the disk: more of them than CPUs
-  // keeps more reads in flight (measured: 4 beats 1 and 2 on 2 CPUs).
-  ro.readahead_threads = 4;
-  reader_ = std::make_unique<SegmentReader>(cache_.get(), ro);
+  // Lower files stay open per inode: raise the soft open-file limit to the
+  // hard one (commonly 1024 -> 524288) and use at most half of it.
+  struct rlimit nofile {};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur < nofile.rlim_max) {
+      struct rlimit raised = nofile;
+      raised.rlim_cur = nofile.rlim_max;
+      if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
+    }
+    max_inode_files_ =
+        static_cast<size_t>(std::clamp<rlim_t>(nofile.rlim_cur / 2, 16, kMaxInodeFiles));
+  }
 
   if (fuse_set_signal_handlers(se.get()) != 0) return Internal("cannot install signal handlers");
   SignalHandlerGuard signals(se.get());
@@ -651,13 +741,12 @@ Status DecryptFs::Serve() {
   fuse_loop_cfg_set_idle_threads(config.get(), options_.threads);
   int rc = fuse_session_loop_mt(se.get(), config.get());
 
-  // Unmount first (nothing new arrives), then stop read-ahead, close what
-  // the kernel left open, and drop the cache; key_ is wiped by its owner.
+  // Unmount first (nothing new arrives), then close what the kernel left
+  // open and wipe the cached file keys; key_ is wiped by its owner. The
+  // worker threads' plaintext buffers were wiped when they exited.
   mount.Unmount();
-  reader_->Shutdown();
   CloseAllFiles();
-  reader_.reset();
-  cache_.reset();
+  keys_.Clear();
   // rc > 0: stopped by a signal; 0: unmounted from outside. Both are clean.
   if (rc < 0) return ErrnoStatus("FUSE session", -rc);
   return Status::Ok();

@@ -31,10 +31,7 @@ struct MountOptions {
   // 0600) if set; otherwise stderr in the foreground and syslog once detached
   // (a detached server keeps none of the caller's stdin/stdout/stderr).
   std::string log_file;
-  size_t cache_bytes = size_t{32} << 20;  // decrypted-segment cache
-  unsigned threads = 16;                  // FUSE worker threads (maximum)
-  // Decrypt this many bytes ahead of a sequential reader (0: off).
-  size_t readahead_bytes = size_t{4} << 20;
+  unsigned threads = 16;  // FUSE worker threads (maximum)
   // Kernel read-ahead for the mount (the FUSE default is 128 KiB; larger
   // means fewer, bigger requests). 0 leaves the kernel default.
   unsigned kernel_readahead_kib = 1024;

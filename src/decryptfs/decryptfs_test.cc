@@ -429,7 +429,7 @@ TEST_F(DecryptFsTest, RandomPreadsMatchPlaintext) {
 }
 
 TEST_F(DecryptFsTest, EightConcurrentReadersSeeCorrectBytes) {
-  auto p = Mount({"--cache-mib", "1"});  // a small cache: eviction under contention
+  auto p = Mount();
   ASSERT_TRUE(p->WaitMounted()) << p->result().err;
   const std::string& big = plain_["big.bin"];
   std::atomic<int> failures{0};

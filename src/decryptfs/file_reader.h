@@ -1,195 +1,128 @@
-// SegmentReader: turns a plaintext byte range of one open dataset file into
-// authenticated plaintext, through the SegmentCache, with asynchronous
-// read-ahead for sequential streams. Independent of FUSE so it can be tested
-// directly. Private to DecryptFS.
+// BlockReader: turns a plaintext byte range of one open dataset file into
+// authenticated plaintext. One lower read (pread) covers the whole run of
+// 4 KiB blocks a request touches; the run is authenticated and decrypted
+// into a per-thread buffer and handed to the caller. No plaintext cache of
+// our own: the kernel page cache above us keeps decrypted pages (keep_cache;
+// the view is immutable). Independent of FUSE so it can be tested directly.
+// Private to DecryptFS.
 #pragma once
 
-#include <sys/uio.h>
-
-#include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
-#include <thread>
-#include <vector>
+#include <unordered_map>
 
+#include "base/fd.h"
 #include "base/status.h"
-#include "decryptfs/segment_cache.h"
 #include "format/format.h"
 
 namespace cce::decryptfs {
 
-// One opened ciphertext object. Immutable after Open except for the
-// read-pattern hints, which are relaxed atomics (a heuristic, never a
-// correctness input). Shared by the FUSE file handle and queued read-ahead.
+// Per-file ciphers (HKDF-derived file keys in locked, wiped memory) by
+// inode, so reopening a file skips the key derivation. Bounded: at most
+// `capacity` entries; inserting into a full cache drops an arbitrary entry.
+// A cipher is only ever inserted after its header matched the manifest.
+// Thread-safe.
+class KeyCache {
+ public:
+  explicit KeyCache(size_t capacity) : capacity_(capacity) {}
+  std::shared_ptr<const format::FileCipher> Get(uint64_t ino);
+  void Put(uint64_t ino, std::shared_ptr<const format::FileCipher> cipher);
+  void Clear();
+  size_t size();
+
+  struct Stats {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+  };
+  Stats stats();
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<const format::FileCipher>> map_;  // guarded by mu_
+  Stats stats_;                                                                  // guarded by mu_
+};
+
+// One opened ciphertext object. Open does no I/O beyond open(2) and fstat:
+// the object's length must be exactly what the manifest's size implies. The
+// 68-byte header is checked against the manifest (digest, kind, key id,
+// size, block size) on the first read of each handle, from the same lower
+// read as the blocks when that read starts at block 0 (a whole-file read),
+// else by a separate read; no block is decrypted before that check.
 class OpenFile {
  public:
-  // Opens the object of a file entry (format::OpenObject checks its header
-  // against the manifest) and requires the dataset's segment size. An empty
-  // file's single (empty) segment is authenticated here, since no read ever
-  // reaches it.
-  //
-  // With direct_io the lower file is read with O_DIRECT where its file
-  // system allows: straight into our buffers, no second (ciphertext) copy in
-  // the page cache and no copy out of it. The plaintext is what the kernel
-  // caches, above us.
+  // `entry` and `key` must outlive the OpenFile (the inode table and the
+  // server own them). With direct_io the lower file is read with O_DIRECT
+  // where its file system allows: straight into our buffers, no ciphertext
+  // copy in the page cache. An empty file's header and its single (empty)
+  // block are authenticated here, since no read ever reaches it.
   static StatusOr<std::shared_ptr<OpenFile>> Open(const std::string& dataset_dir,
                                                   const format::ManifestEntry& entry,
                                                   const format::DatasetKey& key, uint64_t ino,
-                                                  uint32_t segment_size, bool direct_io);
+                                                  uint32_t block_size, bool direct_io,
+                                                  KeyCache* keys);
 
   uint64_t ino() const { return ino_; }
   const std::string& path() const { return path_; }
-  const format::FileCipher& cipher() const { return object_.cipher; }
-  const format::Geometry& geometry() const { return object_.cipher.geometry(); }
-  int fd() const { return object_.fd.get(); }
+  const format::Geometry& geometry() const { return geometry_; }
+  int fd() const { return fd_.get(); }
   // Whether reads of the lower file bypass the page cache (O_DIRECT).
   bool direct() const { return direct_.load(std::memory_order_relaxed); }
   // Falls back to buffered reads (a file system that accepted O_DIRECT at
   // open but refuses our reads).
   void DisableDirect() const;
 
+  // The cipher once the header has been checked on this handle, else null.
+  std::shared_ptr<const format::FileCipher> cipher() const;
+  // Checks header bytes read from the object against the manifest entry and
+  // remembers the file's cipher (from the key cache, else derived).
+  Status AcceptHeader(std::span<const uint8_t> header);
+
  private:
-  friend class SegmentReader;
-  OpenFile(uint64_t ino, std::string path, format::OpenedObject object)
-      : ino_(ino), path_(std::move(path)), object_(std::move(object)) {}
+  OpenFile(uint64_t ino, std::string path, const format::ManifestEntry& entry,
+           const format::DatasetKey& key, format::Geometry g, UniqueFd fd, KeyCache* keys)
+      : ino_(ino),
+        path_(std::move(path)),
+        entry_(entry),
+        key_(key),
+        geometry_(g),
+        fd_(std::move(fd)),
+        keys_(keys) {}
 
   const uint64_t ino_;
   const std::string path_;  // "'a/b.csv' (objects/<id>)", for messages
-  const format::OpenedObject object_;
+  const format::ManifestEntry& entry_;
+  const format::DatasetKey& key_;
+  const format::Geometry geometry_;  // from the manifest; the header must agree
+  const UniqueFd fd_;
+  KeyCache* const keys_;
   mutable std::atomic<bool> direct_{false};  // a property of the lower fd, not of the data
 
-  // Read-pattern hints (see SegmentReader::NoteRead).
-  std::atomic<uint64_t> next_segment_{0};   // one past the last segment read
-  std::atomic<uint32_t> streak_{0};         // consecutive sequential reads
-  std::atomic<uint64_t> readahead_end_{0};  // segments below this were queued
+  mutable std::mutex mu_;
+  std::shared_ptr<const format::FileCipher> cipher_;  // guarded by mu_; set once
 };
 
-// The plaintext of one read: iovecs into pinned cache segments (or, when the
-// cache is full, into buffers owned here). Valid until destroyed; wipes any
-// buffer it owns.
-class ReadReply {
+class BlockReader {
  public:
-  ReadReply() = default;
-  ~ReadReply();
-  ReadReply(const ReadReply&) = delete;
-  ReadReply& operator=(const ReadReply&) = delete;
+  // Reads plaintext [offset, offset + size) clipped to the file. Either
+  // every covered block authenticates and the returned span holds exactly
+  // those bytes (in a buffer of the calling thread, valid until its next
+  // Read), or the status (kDataLoss, kIo) names the file and block and
+  // nothing is returned. Thread-safe.
+  static StatusOr<std::span<const uint8_t>> Read(OpenFile& file, uint64_t offset, size_t size);
 
-  std::span<const iovec> iov() const { return iov_; }
-  size_t size() const { return size_; }
+  // Reads [offset, offset + size) of the lower object; the span points into
+  // the calling thread's read buffer. Short only at end of file.
+  static StatusOr<std::span<const uint8_t>> ReadLower(const OpenFile& file, uint64_t offset,
+                                                      size_t size);
 
- private:
-  friend class SegmentReader;
-  std::vector<iovec> iov_;
-  size_t size_ = 0;
-  std::vector<SegmentCache::Pin> pins_;
-  std::vector<std::vector<uint8_t>> overflow_;  // segments the cache had no room for
-};
-
-// A bounded set of aligned buffers for O_DIRECT reads of the ciphertext,
-// shared by all reading threads: at most `max_buffers` exist, each grown to
-// the largest run read with it (about max_read), so their memory is bounded
-// however many threads read. A thread holds one only for one read.
-class DirectReadBuffers {
- public:
-  explicit DirectReadBuffers(size_t max_buffers) : max_buffers_(std::max<size_t>(1, max_buffers)) {}
-  ~DirectReadBuffers();
-  DirectReadBuffers(const DirectReadBuffers&) = delete;
-  DirectReadBuffers& operator=(const DirectReadBuffers&) = delete;
-
-  class Lease {
-   public:
-    Lease(Lease&& o) noexcept : owner_(o.owner_), data_(o.data_), size_(o.size_) {
-      o.owner_ = nullptr;
-    }
-    Lease& operator=(Lease&&) = delete;
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    ~Lease();
-    uint8_t* data() const { return data_; }  // nullptr if out of memory
-
-   private:
-    friend class DirectReadBuffers;
-    Lease(DirectReadBuffers* owner, uint8_t* data, size_t size)
-        : owner_(owner), data_(data), size_(size) {}
-    DirectReadBuffers* owner_;
-    uint8_t* data_;
-    size_t size_;
-  };
-
-  // A buffer of at least `size` bytes, aligned for O_DIRECT; waits while
-  // all buffers are in use.
-  Lease Acquire(size_t size);
-
- private:
-  struct Buffer {
-    uint8_t* data = nullptr;
-    size_t size = 0;
-  };
-  void Return(uint8_t* data, size_t size);
-
-  const size_t max_buffers_;
-  std::mutex mu_;
-  std::condition_variable available_;
-  std::vector<Buffer> idle_;  // guarded by mu_
-  size_t leased_ = 0;         // guarded by mu_
-};
-
-struct ReaderOptions {
-  // Sequential streams: after two reads in a row, keep this many segments
-  // decrypted ahead of the reader (0 disables read-ahead).
-  uint32_t readahead_segments = 32;
-  // Read-ahead jobs cover at most this many segments each.
-  uint32_t readahead_job_segments = 16;
-  unsigned readahead_threads = 4;
-  // Queued read-ahead jobs beyond this are dropped.
-  size_t readahead_queue = 16;
-  // O_DIRECT read buffers (about max_read each) shared by all threads.
-  size_t direct_buffers = 6;
-};
-
-class SegmentReader {
- public:
-  SegmentReader(SegmentCache* cache, ReaderOptions options);
-  ~SegmentReader();  // stops and joins the read-ahead threads
-  SegmentReader(const SegmentReader&) = delete;
-  SegmentReader& operator=(const SegmentReader&) = delete;
-
-  // Reads plaintext [offset, offset + size) clipped to the file. Either every
-  // covered segment authenticates and `reply` holds exactly those bytes, or
-  // the status (kDataLoss, kIo) names the file and segment and `reply` holds
-  // nothing. Thread-safe.
-  Status Read(const std::shared_ptr<OpenFile>& file, uint64_t offset, size_t size,
-              ReadReply* reply);
-
-  // Stops read-ahead and drops queued jobs (and their file references).
-  void Shutdown();
-
- private:
-  struct Job {
-    std::shared_ptr<OpenFile> file;
-    uint64_t first = 0;
-    uint64_t count = 0;
-  };
-
-  void NoteRead(const std::shared_ptr<OpenFile>& file, uint64_t first, uint64_t last);
-  void Worker();
-  void RunJob(const Job& job);
-
-  SegmentCache* const cache_;
-  const ReaderOptions options_;
-  DirectReadBuffers direct_buffers_;
-
-  std::mutex mu_;
-  std::condition_variable work_;
-  std::deque<Job> queue_;             // guarded by mu_; at most options_.readahead_queue jobs
-  bool stopping_ = false;             // guarded by mu_
-  std::vector<std::thread> workers_;  // started in the constructor, joined in Shutdown
+  // Wipes and frees the calling thread's buffers (they are also wiped when
+  // the thread exits).
+  static void ReleaseThreadBuffers();
 };
 
 }  // namespace cce::decryptfs

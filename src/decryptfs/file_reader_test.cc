@@ -9,14 +9,14 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <vector>
 
 namespace cce::decryptfs {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uint8_t kExponent = 12;  // 4 KiB segments: many segments from small files
-constexpr uint32_t kSeg = 1u << kExponent;
+constexpr uint32_t kSeg = format::kBlockSize;  // 4 KiB blocks
 
 class TempDir {
  public:
@@ -51,13 +51,11 @@ void FlipByte(const std::string& path, uint64_t offset) {
   f.write(&c, 1);
 }
 
-std::string Gather(const ReadReply& r) {
-  std::string out;
-  for (const iovec& v : r.iov()) out.append(static_cast<const char*>(v.iov_base), v.iov_len);
-  return out;
+void CopyFile(const std::string& from, const std::string& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
 }
 
-class SegmentReaderTest : public ::testing::Test {
+class BlockReaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto key = format::DatasetKey::Generate();
@@ -71,13 +69,14 @@ class SegmentReaderTest : public ::testing::Test {
                                                      {"seg-1", kSeg - 1},
                                                      {"seg", kSeg},
                                                      {"seg+1", kSeg + 1},
+                                                     {"twin-a", 5 * kSeg + 7},
+                                                     {"twin-b", 5 * kSeg + 7},
                                                      {"big", 37 * kSeg + 123}}) {
-      plain_[name] = RandomBytes(size, static_cast<unsigned>(size) + 7);
+      plain_[name] = RandomBytes(size, static_cast<unsigned>(size + name.size()));
       std::ofstream(src + "/" + name, std::ios::binary) << plain_[name];
     }
     enc_ = dir_.path() + "/enc";
     format::EncryptOptions eo;
-    eo.segment_exponent = kExponent;
     eo.threads = 2;
     auto s = format::EncryptDataset(src, enc_, *key_, eo);
     ASSERT_TRUE(s.ok()) << s.status().message();
@@ -92,9 +91,12 @@ class SegmentReaderTest : public ::testing::Test {
     }
     throw std::runtime_error("no entry " + name);
   }
+  std::string Object(const std::string& name) { return format::ObjectPath(enc_, Entry(name).id); }
 
-  StatusOr<std::shared_ptr<OpenFile>> Open(const std::string& name, bool direct = true) {
-    return OpenFile::Open(enc_, Entry(name), *key_, Index(name), kSeg, direct);
+  StatusOr<std::shared_ptr<OpenFile>> Open(const std::string& name, bool direct = true,
+                                           KeyCache* keys = nullptr) {
+    return OpenFile::Open(enc_, Entry(name), *key_, Index(name), kSeg, direct,
+                          keys != nullptr ? keys : &keys_);
   }
   uint64_t Index(const std::string& name) {
     uint64_t i = 2;
@@ -105,12 +107,9 @@ class SegmentReaderTest : public ::testing::Test {
     return 0;
   }
 
-  StatusOr<std::string> Read(SegmentReader& r, const std::shared_ptr<OpenFile>& f, uint64_t off,
-                             size_t len) {
-    ReadReply reply;
-    RETURN_IF_ERROR(r.Read(f, off, len, &reply));
-    EXPECT_EQ(reply.size(), Gather(reply).size());
-    return Gather(reply);
+  static StatusOr<std::string> Read(OpenFile& f, uint64_t off, size_t len) {
+    ASSIGN_OR_RETURN(std::span<const uint8_t> got, BlockReader::Read(f, off, len));
+    return std::string(reinterpret_cast<const char*>(got.data()), got.size());
   }
 
   TempDir dir_;
@@ -118,29 +117,30 @@ class SegmentReaderTest : public ::testing::Test {
   std::string enc_;
   format::Manifest manifest_;
   std::map<std::string, std::string> plain_;
+  KeyCache keys_{64};
 };
 
-TEST_F(SegmentReaderTest, RandomRangesMatchPlaintextWithAndWithoutCache) {
+TEST_F(BlockReaderTest, RandomRangesMatchPlaintextDirectAndBuffered) {
   for (bool direct : {true, false}) {
-    for (size_t cache_bytes : {size_t{0}, size_t{3} * (kSeg + 16), size_t{1} << 20}) {
-      SCOPED_TRACE("cache bytes " + std::to_string(cache_bytes) +
-                   (direct ? " O_DIRECT" : " buffered"));
-      SegmentCache cache(cache_bytes, kSeg + format::kTagSize, 4);
-      SegmentReader reader(&cache, ReaderOptions{});
-      std::mt19937_64 rng(cache_bytes);
-      for (const auto& [name, data] : plain_) {
+    SCOPED_TRACE(direct ? "O_DIRECT" : "buffered");
+    std::mt19937_64 rng(direct ? 1 : 2);
+    for (const auto& [name, data] : plain_) {
+      // A fresh handle per file and the first read anywhere: both header
+      // paths (with block 0, and a read of its own) are exercised.
+      for (int first_at_zero = 0; first_at_zero < 2; ++first_at_zero) {
         auto f = Open(name, direct);
         ASSERT_TRUE(f.ok()) << f.status().message();
         EXPECT_EQ((*f)->direct(), direct) << "/tmp should allow O_DIRECT";
         for (int i = 0; i < 200; ++i) {
           uint64_t off = data.empty() ? 0 : rng() % (data.size() + 10);
+          if (i == 0 && first_at_zero == 1) off = 0;
           size_t len = rng() % 4 == 0 ? rng() % (6 * kSeg) : rng() % 300 + 1;
-          auto got = Read(reader, *f, off, len);
+          auto got = Read(**f, off, len);
           ASSERT_TRUE(got.ok()) << got.status().message();
           std::string want = off >= data.size() ? "" : data.substr(off, len);
           ASSERT_EQ(*got, want) << name << " off " << off << " len " << len;
         }
-        auto whole = Read(reader, *f, 0, data.size() + 1);
+        auto whole = Read(**f, 0, data.size() + 1);
         ASSERT_TRUE(whole.ok());
         EXPECT_EQ(*whole, data) << name;
       }
@@ -148,101 +148,165 @@ TEST_F(SegmentReaderTest, RandomRangesMatchPlaintextWithAndWithoutCache) {
   }
 }
 
-TEST_F(SegmentReaderTest, SmallReadsWithinASegmentHitTheCache) {
-  SegmentCache cache(1 << 20, kSeg + format::kTagSize, 4);
-  ReaderOptions ro;
-  ro.readahead_segments = 0;
-  SegmentReader reader(&cache, ro);
-  auto f = Open("big");
-  ASSERT_TRUE(f.ok());
-  for (uint64_t off = 5 * kSeg; off < 6 * kSeg; off += 512)
-    ASSERT_TRUE(Read(reader, *f, off, 512).ok());
-  EXPECT_EQ(cache.stats().hits, kSeg / 512 - 1);
-}
-
-TEST_F(SegmentReaderTest, SequentialReaderGetsSegmentsDecryptedAhead) {
-  SegmentCache cache(1 << 20, kSeg + format::kTagSize, 4);
-  ReaderOptions ro;
-  ro.readahead_segments = 8;
-  ro.readahead_job_segments = 4;
-  SegmentReader reader(&cache, ro);
-  auto f = Open("big");
-  ASSERT_TRUE(f.ok());
-  std::string got;
-  for (uint64_t off = 0; off < plain_["big"].size(); off += kSeg) {
-    auto part = Read(reader, *f, off, kSeg);
-    ASSERT_TRUE(part.ok()) << part.status().message();
-    got += *part;
-    // Give read-ahead a moment so that later reads find their segments.
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  EXPECT_EQ(got, plain_["big"]);
-  EXPECT_GT(cache.stats().hits + cache.stats().waits, 10u);
-}
-
-TEST_F(SegmentReaderTest, TamperedSegmentFailsOnlyReadsThatCoverIt) {
+TEST_F(BlockReaderTest, TamperedBlockFailsOnlyReadsThatCoverIt) {
   const format::ManifestEntry& e = Entry("big");
   format::Geometry g{kSeg, e.size};
-  FlipByte(format::ObjectPath(enc_, e.id), g.SegmentOffset(7) + 100);
+  FlipByte(Object("big"), g.SegmentOffset(7) + 100);
   for (bool direct : {true, false}) {
     SCOPED_TRACE(direct ? "O_DIRECT" : "buffered");
-    SegmentCache cache(1 << 20, kSeg + format::kTagSize, 4);
-    SegmentReader reader(&cache, ReaderOptions{});
     auto f = Open("big", direct);
     ASSERT_TRUE(f.ok());
-    for (int attempt = 0; attempt < 2; ++attempt) {  // the failure is not cached
-      auto bad = Read(reader, *f, 7 * kSeg + 10, 20);
+    for (int attempt = 0; attempt < 2; ++attempt) {  // the failure is not remembered
+      auto bad = Read(**f, 7 * kSeg + 10, 20);
       ASSERT_FALSE(bad.ok());
       EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
       EXPECT_NE(bad.status().message().find("'big'"), std::string::npos) << bad.status().message();
       EXPECT_NE(bad.status().message().find("segment 7"), std::string::npos)
           << bad.status().message();
     }
-    // A read spanning the bad segment fails as a whole.
-    EXPECT_FALSE(Read(reader, *f, 5 * kSeg, 4 * kSeg).ok());
-    // Its neighbours still read correctly.
-    auto before = Read(reader, *f, 0, 7 * kSeg);
+    // A read spanning the bad block fails as a whole.
+    EXPECT_FALSE(Read(**f, 5 * kSeg, 4 * kSeg).ok());
+    EXPECT_FALSE(Read(**f, 7 * kSeg - 1, 2).ok());
+    // Its neighbours still read correctly, up to the byte next to it.
+    auto before = Read(**f, 0, 7 * kSeg);
     ASSERT_TRUE(before.ok()) << before.status().message();
     EXPECT_EQ(*before, plain_["big"].substr(0, 7 * kSeg));
-    auto after = Read(reader, *f, 8 * kSeg, 1 << 20);
+    auto after = Read(**f, 8 * kSeg, 1 << 20);
     ASSERT_TRUE(after.ok()) << after.status().message();
     EXPECT_EQ(*after, plain_["big"].substr(8 * kSeg));
   }
 }
 
-TEST_F(SegmentReaderTest, TruncatedLowerObjectIsDataLossNotShortRead) {
-  // Opened while intact, truncated afterwards.
+TEST_F(BlockReaderTest, TamperedTagFailsItsBlock) {
+  format::Geometry g{kSeg, Entry("big").size};
+  FlipByte(Object("big"), g.SegmentOffset(3) + kSeg + 5);  // inside block 3's tag
+  auto f = Open("big");
+  ASSERT_TRUE(f.ok());
+  auto bad = Read(**f, 3 * kSeg, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("segment 3"), std::string::npos) << bad.status().message();
+  EXPECT_TRUE(Read(**f, 4 * kSeg, kSeg).ok());
+}
+
+TEST_F(BlockReaderTest, TamperedHeaderFailsTheFirstReadWhereverItStarts) {
+  FlipByte(Object("big"), 40);  // inside the salt
+  for (bool direct : {true, false}) {
+    for (uint64_t off : {uint64_t{0}, uint64_t{9} * kSeg + 3}) {
+      SCOPED_TRACE(std::string(direct ? "O_DIRECT" : "buffered") + " at " + std::to_string(off));
+      auto f = Open("big", direct);
+      ASSERT_TRUE(f.ok()) << "open does no I/O beyond open(2) and fstat";
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        auto got = Read(**f, off, 100);
+        ASSERT_FALSE(got.ok());
+        EXPECT_EQ(got.status().code(), StatusCode::kDataLoss);
+        EXPECT_NE(got.status().message().find("header digest differs"), std::string::npos)
+            << got.status().message();
+      }
+    }
+  }
+}
+
+TEST_F(BlockReaderTest, CachedKeyDoesNotSkipTheHeaderCheckOfANewHandle) {
+  auto first = Open("big");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(Read(**first, kSeg, 10).ok());
+  ASSERT_EQ(keys_.size(), 1u);
+  FlipByte(Object("big"), 40);
+  auto again = Open("big");
+  ASSERT_TRUE(again.ok());
+  auto got = Read(**again, 0, 10);
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.status().message().find("header digest differs"), std::string::npos)
+      << got.status().message();
+}
+
+TEST_F(BlockReaderTest, ReopeningUsesTheCachedKey) {
+  for (int i = 0; i < 3; ++i) {
+    auto f = Open("twin-a");
+    ASSERT_TRUE(f.ok());
+    auto got = Read(**f, 0, 1 << 20);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_EQ(*got, plain_["twin-a"]);
+  }
+  EXPECT_EQ(keys_.stats().misses, 1u);
+  EXPECT_EQ(keys_.stats().hits, 2u);
+  KeyCache tiny(1);
+  ASSERT_TRUE(Read(**Open("twin-a", true, &tiny), 0, 1).ok());
+  ASSERT_TRUE(Read(**Open("twin-b", true, &tiny), 0, 1).ok());
+  EXPECT_EQ(tiny.size(), 1u) << "bounded";
+}
+
+TEST_F(BlockReaderTest, SwappedObjectsFailEvenWithTheKeyCached) {
+  // Warm the key cache for both, then swap their objects (same size, same
+  // dataset key): each path now holds the other's authentic ciphertext.
+  for (const char* name : {"twin-a", "twin-b"}) {
+    auto f = Open(name);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(Read(**f, 0, kSeg).ok());
+  }
+  std::string a = Object("twin-a"), b = Object("twin-b"), t = dir_.path() + "/t";
+  CopyFile(a, t);
+  CopyFile(b, a);
+  CopyFile(t, b);
+  for (const char* name : {"twin-a", "twin-b"}) {
+    for (uint64_t off : {uint64_t{0}, uint64_t{2} * kSeg}) {
+      auto f = Open(name);
+      ASSERT_TRUE(f.ok());
+      auto got = Read(**f, off, 10);
+      ASSERT_FALSE(got.ok()) << name;
+      EXPECT_EQ(got.status().code(), StatusCode::kDataLoss);
+      EXPECT_NE(got.status().message().find("header digest differs"), std::string::npos)
+          << got.status().message();
+    }
+  }
+}
+
+TEST_F(BlockReaderTest, TruncatedOrExtendedObjectFailsOpen) {
+  const std::string obj = Object("big");
+  const auto size = fs::file_size(obj);
+  fs::resize_file(obj, size - 1);
+  auto f = Open("big");
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(f.status().message().find("truncated or extended"), std::string::npos)
+      << f.status().message();
+  fs::resize_file(obj, size + 1);
+  EXPECT_FALSE(Open("big").ok());
+}
+
+TEST_F(BlockReaderTest, TruncatedAfterOpenIsDataLossNotShortRead) {
   auto direct = Open("big", true);
   auto buffered = Open("big", false);
   ASSERT_TRUE(direct.ok() && buffered.ok());
-  const format::ManifestEntry& e = Entry("big");
-  format::Geometry g{kSeg, e.size};
-  fs::resize_file(format::ObjectPath(enc_, e.id), g.SegmentOffset(30) + 5);
-  for (const auto* f : {&*direct, &*buffered}) {
-    SegmentCache cache(1 << 20, kSeg + format::kTagSize, 4);
-    SegmentReader reader(&cache, ReaderOptions{});
-    auto tail = Read(reader, *f, 29 * kSeg, 3 * kSeg);
+  ASSERT_TRUE(Read(**direct, 0, 1).ok());  // header checked
+  format::Geometry g{kSeg, Entry("big").size};
+  fs::resize_file(Object("big"), g.SegmentOffset(30) + 5);
+  for (auto* f : {&*direct, &*buffered}) {
+    auto tail = Read(**f, 29 * kSeg, 3 * kSeg);
     ASSERT_FALSE(tail.ok());
+    EXPECT_EQ(tail.status().code(), StatusCode::kDataLoss);
     EXPECT_NE(tail.status().message().find("segment 30"), std::string::npos)
         << tail.status().message();
-    auto head = Read(reader, *f, 0, 2 * kSeg);
+    auto head = Read(**f, 0, 2 * kSeg);
     ASSERT_TRUE(head.ok());
     EXPECT_EQ(*head, plain_["big"].substr(0, 2 * kSeg));
   }
 }
 
-TEST_F(SegmentReaderTest, EmptyFileTagIsCheckedAtOpen) {
+TEST_F(BlockReaderTest, EmptyFileHeaderAndTagAreCheckedAtOpen) {
   ASSERT_TRUE(Open("empty").ok());
-  const format::ManifestEntry& e = Entry("empty");
-  FlipByte(format::ObjectPath(enc_, e.id), format::kHeaderSize + 3);
+  FlipByte(Object("empty"), format::kHeaderSize + 3);
   auto f = Open("empty");
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.status().code(), StatusCode::kDataLoss);
+  FlipByte(Object("empty"), format::kHeaderSize + 3);
+  FlipByte(Object("empty"), 40);
+  f = Open("empty");
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("header digest differs"), std::string::npos);
 }
 
-TEST_F(SegmentReaderTest, ConcurrentReadersShareTheCacheCorrectly) {
-  SegmentCache cache(16 * (kSeg + format::kTagSize), kSeg + format::kTagSize, 4);
-  SegmentReader reader(&cache, ReaderOptions{});
+TEST_F(BlockReaderTest, ConcurrentReadersOfOneHandle) {
   auto f = Open("big");
   ASSERT_TRUE(f.ok());
   const std::string& data = plain_["big"];
@@ -254,10 +318,10 @@ TEST_F(SegmentReaderTest, ConcurrentReadersShareTheCacheCorrectly) {
       for (int i = 0; i < 300; ++i) {
         uint64_t off = t % 2 == 0 ? (i * kSeg / 2) % data.size() : rng() % data.size();
         size_t len = rng() % (3 * kSeg) + 1;
-        ReadReply reply;
-        Status s = reader.Read(*f, off, len, &reply);
-        if (!s.ok() || Gather(reply) != data.substr(off, len)) ++bad;
+        auto got = Read(**f, off, len);
+        if (!got.ok() || *got != data.substr(off, len)) ++bad;
       }
+      BlockReader::ReleaseThreadBuffers();
     });
   }
   for (auto& th : threads) th.join();

@@ -1,6 +1,8 @@
 // Whole-dataset operations: encrypt a tree, verify and decrypt a dataset.
-// Work is split into chunks of segments (about 1 MiB each) that a small pool
-// of threads seals or opens in parallel, so one large file uses every core.
+// Encryption runs through the reader -> encrypt/write pipeline of
+// pipeline.cc. Verify and decrypt split the work into chunks of segments
+// (about 1 MiB each) that a small pool of threads opens in parallel, so one
+// large file uses every core.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -22,6 +24,7 @@
 
 #include "format/format.h"
 #include "format/internal.h"
+#include "format/pipeline.h"
 
 namespace cce::format {
 namespace {
@@ -306,85 +309,7 @@ Status FailuresToStatus(const RunResult& r, std::string_view verb) {
   return {code, m};
 }
 
-// ---- Encryption ----
-
-class EncryptTask : public FileTask {
- public:
-  EncryptTask(std::string src, std::string obj, std::string rel, uint64_t size,
-              const DatasetKey& key, uint8_t exponent, ManifestEntry* entry)
-      : src_(std::move(src)),
-        obj_(std::move(obj)),
-        rel_(std::move(rel)),
-        size_(size),
-        key_(key),
-        exponent_(exponent),
-        entry_(entry),
-        geometry_{uint32_t{1} << exponent, size} {}
-
-  uint64_t SegmentCount() const override { return geometry_.SegmentCount(); }
-  uint32_t SegmentSize() const override { return geometry_.segment_size; }
-  std::string Name() const override { return rel_; }
-
-  Status Open() override {
-    in_.reset(::open(src_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!in_.valid()) return ErrnoStatus(src_, errno);
-    struct stat st {};
-    if (::fstat(in_.get(), &st) != 0) return ErrnoStatus(src_, errno);
-    if (static_cast<uint64_t>(st.st_size) != size_) {
-      return FailedPrecondition(src_ + ": changed size while encrypting");
-    }
-    ::posix_fadvise(in_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-    ASSIGN_OR_RETURN(FileCipher c, FileCipher::ForWriting(key_, FileKind::kData, size_, exponent_));
-    cipher_ = std::make_unique<FileCipher>(std::move(c));
-    out_.reset(::open(obj_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!out_.valid()) return ErrnoStatus(obj_, errno);
-    RETURN_IF_ERROR(PwriteFull(out_.get(), cipher_->header_bytes(), 0));
-    if (::ftruncate(out_.get(), static_cast<off_t>(geometry_.CiphertextSize())) != 0) {
-      return ErrnoStatus(obj_, errno);
-    }
-    entry_->header_sha256 = cipher_->header_digest();
-    return Status::Ok();
-  }
-
-  Status Process(uint64_t first, uint64_t count, std::vector<uint8_t>& plain,
-                 std::vector<uint8_t>& sealed) override {
-    const Geometry& g = geometry_;
-    uint64_t start = first * g.segment_size;
-    uint64_t end = std::min(size_, (first + count) * g.segment_size);
-    plain.resize(end - start);
-    ASSIGN_OR_RETURN(size_t got, PreadFull(in_.get(), plain, start));
-    if (got != plain.size()) return FailedPrecondition(src_ + ": shrank while encrypting");
-    sealed.resize(plain.size() + count * kTagSize);
-    ASSIGN_OR_RETURN(SegmentCrypter crypter, cipher_->NewCrypter());
-    size_t in_off = 0, out_off = 0;
-    for (uint64_t i = first; i < first + count; ++i) {
-      size_t n = g.PlainSegmentSize(i);
-      RETURN_IF_ERROR(
-          crypter.Seal(i, {plain.data() + in_off, n}, {sealed.data() + out_off, n + kTagSize}));
-      in_off += n;
-      out_off += n + kTagSize;
-    }
-    Status s = PwriteFull(out_.get(), sealed, g.SegmentOffset(first));
-    return s.ok() ? s : s.WithContext(obj_);
-  }
-
-  Status Close() override {
-    in_.reset();
-    out_.reset();
-    cipher_.reset();
-    return Status::Ok();
-  }
-
- private:
-  std::string src_, obj_, rel_;
-  uint64_t size_;
-  const DatasetKey& key_;
-  uint8_t exponent_;
-  ManifestEntry* entry_;
-  Geometry geometry_;
-  UniqueFd in_, out_;
-  std::unique_ptr<FileCipher> cipher_;
-};
+// ---- Encryption (the pipeline is in pipeline.cc) ----
 
 // Lists src as sorted manifest entries (directories and regular files only).
 StatusOr<std::vector<ManifestEntry>> ScanTree(const std::string& src) {
@@ -430,11 +355,8 @@ Status WriteSealedFile(const std::string& path, const DatasetKey& key, FileKind 
   std::vector<uint8_t> out(g.CiphertextSize());
   std::copy(c.header_bytes().begin(), c.header_bytes().end(), out.begin());
   auto* in = reinterpret_cast<const uint8_t*>(plaintext.data());
-  for (uint64_t i = 0; i < g.SegmentCount(); ++i) {
-    size_t n = g.PlainSegmentSize(i);
-    RETURN_IF_ERROR(c.SealSegment(i, {in + i * g.segment_size, n},
-                                  {out.data() + g.SegmentOffset(i), n + kTagSize}));
-  }
+  RETURN_IF_ERROR(c.SealRun(0, g.SegmentCount(), {in, plaintext.size()},
+                            std::span<uint8_t>(out).subspan(kHeaderSize)));
   return WriteFull(fd.get(), out);
 }
 
@@ -448,7 +370,8 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
   if (options.segment_exponent < kMinSegmentExponent ||
       options.segment_exponent > kMaxSegmentExponent) {
     return InvalidArgument("segment size exponent " + std::to_string(options.segment_exponent) +
-                           ": expected 12..24");
+                           ": expected " + std::to_string(kMinSegmentExponent) +
+                           " (format v2 has 4 KiB blocks only)");
   }
   ASSIGN_OR_RETURN(std::vector<ManifestEntry> entries, ScanTree(src));
   ASSIGN_OR_RETURN(StagingDir staging, StagingDir::Create(dst));
@@ -456,7 +379,8 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
   if (::mkdir(objects.c_str(), 0755) != 0) return ErrnoStatus(objects, errno);
 
   Summary summary;
-  std::vector<std::unique_ptr<FileTask>> tasks;
+  std::vector<SealJob> jobs;
+  std::vector<ManifestEntry*> job_entries;
   for (ManifestEntry& e : entries) {
     if (e.type == ManifestEntry::Type::kDirectory) {
       ++summary.directories;
@@ -465,15 +389,20 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
     e.id = RandomHexId();
     ++summary.files;
     summary.plaintext_bytes += e.size;
-    tasks.push_back(std::make_unique<EncryptTask>(src + "/" + e.path, objects + "/" + e.id, e.path,
-                                                  e.size, key, options.segment_exponent, &e));
+    jobs.push_back({src + "/" + e.path, objects + "/" + e.id, e.size, {}});
+    job_entries.push_back(&e);
     summary.ciphertext_bytes +=
         Geometry{uint32_t{1} << options.segment_exponent, e.size}.CiphertextSize();
   }
-  RunResult r = RunTasks(tasks, ThreadCount(options.threads), /*stop_on_error=*/true,
-                         options.progress, summary.plaintext_bytes, options.cancel);
+  SealOptions so;
+  so.threads = ThreadCount(options.threads);
+  so.segment_exponent = options.segment_exponent;
+  so.progress = options.progress;
+  so.cancel = options.cancel;
+  Status sealed = SealFiles(jobs, key, so);
   if (IsCancelled(options.cancel)) return Cancelled("encrypt");
-  RETURN_IF_ERROR(FailuresToStatus(r, "encrypt"));
+  if (!sealed.ok()) return Status(sealed.code(), "encrypt failed for 1 file\n  " + sealed.message());
+  for (size_t i = 0; i < jobs.size(); ++i) job_entries[i]->header_sha256 = jobs[i].header_sha256;
 
   Manifest m;
   m.dataset_id = options.dataset_id.empty() ? RandomHexId() : options.dataset_id;
@@ -613,21 +542,11 @@ class ReadTask : public FileTask {
     sealed.resize(plain_end - plain_start + count * kTagSize);
     plain.resize(plain_end - plain_start);
     ASSIGN_OR_RETURN(size_t got, PreadFull(in_.get(), sealed, g.SegmentOffset(first)));
-    ASSIGN_OR_RETURN(SegmentCrypter crypter, cipher_->NewCrypter());
-    size_t in_off = 0, out_off = 0;
-    for (uint64_t i = first; i < first + count; ++i) {
-      size_t n = g.PlainSegmentSize(i);
-      if (in_off + n + kTagSize > got) {
-        return DataLoss(Where() + ": segment " + std::to_string(i) + ": truncated");
-      }
-      Status s =
-          crypter.Open(i, {sealed.data() + in_off, n + kTagSize}, {plain.data() + out_off, n});
-      if (!s.ok()) return s.WithContext(Where());
-      in_off += n + kTagSize;
-      out_off += n;
-    }
+    // One call authenticates the whole run (a short read is a truncated file).
+    Status s = cipher_->OpenRun(first, count, {sealed.data(), got}, plain);
+    if (!s.ok()) return s.WithContext(Where());
     if (out_.valid()) {
-      Status s = PwriteFull(out_.get(), plain, plain_start);
+      s = PwriteFull(out_.get(), plain, plain_start);
       if (!s.ok()) return s.WithContext(out_path_);
     }
     return Status::Ok();

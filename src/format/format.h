@@ -1,6 +1,6 @@
 // format: the encrypted dataset format (docs/format.md is the spec).
 // One plaintext file becomes one ciphertext file: a 68-byte header, then
-// fixed-size AES-256-GCM segments under a per-file key derived with HKDF from
+// 4 KiB AES-256-GCM segments (blocks) under a per-file key derived with HKDF from
 // the dataset key, the random salt and the whole header. A dataset is a
 // directory of such files named by random ids plus an encrypted manifest.
 #pragma once
@@ -23,16 +23,21 @@ namespace cce::format {
 using crypto::ByteSpan;
 
 inline constexpr std::array<uint8_t, 8> kMagic = {'C', 'C', 'E', '4', 'D', 'S', 'F', '\n'};
-inline constexpr uint8_t kVersion = 1;
+inline constexpr uint8_t kVersion = 2;
 inline constexpr uint8_t kAlgAes256GcmHkdfSha256 = 1;
 inline constexpr size_t kHeaderSize = 68;
 inline constexpr size_t kKeySize = 32;
 inline constexpr size_t kKeyIdSize = 16;
 inline constexpr size_t kSaltSize = 32;
 inline constexpr size_t kTagSize = 16;
-inline constexpr uint8_t kMinSegmentExponent = 12;      // 4 KiB
-inline constexpr uint8_t kMaxSegmentExponent = 24;      // 16 MiB
-inline constexpr uint8_t kDefaultSegmentExponent = 16;  // 64 KiB
+// Format v2 has one segment (block) size: 4 KiB. The exponent parameters and
+// constants below stay for source compatibility; anything but 12 is refused.
+inline constexpr uint8_t kBlockExponent = 12;
+inline constexpr uint32_t kBlockSize = uint32_t{1} << kBlockExponent;  // plaintext per block
+inline constexpr size_t kSealedBlockSize = kBlockSize + kTagSize;  // a full block on disk
+inline constexpr uint8_t kMinSegmentExponent = kBlockExponent;
+inline constexpr uint8_t kMaxSegmentExponent = kBlockExponent;
+inline constexpr uint8_t kDefaultSegmentExponent = kBlockExponent;
 
 // Names inside an encrypted dataset directory.
 inline constexpr char kManifestName[] = "manifest.cce";
@@ -72,7 +77,8 @@ struct FileHeader {
   uint64_t plaintext_size = 0;
 
   std::array<uint8_t, kHeaderSize> Serialize() const;
-  // Errors name the byte offset and field ("header byte 8: version 7, expected 1").
+  // Errors (kDataLoss) name the byte offset and field ("header byte 8: version
+  // 7, expected 2"); a version 1 header says that v1 was dropped and how to fix it.
   static StatusOr<FileHeader> Parse(ByteSpan bytes);
 };
 
@@ -99,13 +105,24 @@ struct Geometry {
   uint64_t CiphertextSize() const {
     return kHeaderSize + plaintext_size + SegmentCount() * kTagSize;
   }
+  // Plaintext and sealed bytes of the run of segments [first, first + count),
+  // which must lie within [0, SegmentCount()). The sealed bytes of a run are
+  // contiguous in the file from SegmentOffset(first).
+  uint64_t RunPlainSize(uint64_t first, uint64_t count) const {
+    if (count == 0) return 0;
+    uint64_t start = first * segment_size;
+    uint64_t end = (first + count) * segment_size;
+    return (end < plaintext_size ? end : plaintext_size) - start;
+  }
+  uint64_t RunSealedSize(uint64_t first, uint64_t count) const {
+    return RunPlainSize(first, count) + count * kTagSize;
+  }
 };
 
 class FileCipher;
 
-// One keyed AES-GCM context for a run of segments of one file: saves the key
-// schedule per segment (measured +67% per 4 KiB segment without it). Not
-// thread-safe; cheap to create, so make one per thread per run.
+// Kept for existing callers: per-segment Seal/Open on the same path as
+// FileCipher::SealRun/OpenRun (one segment each). New code uses the run API.
 class SegmentCrypter {
  public:
   // Same contracts as FileCipher::SealSegment / OpenSegment.
@@ -114,15 +131,15 @@ class SegmentCrypter {
 
  private:
   friend class FileCipher;
-  SegmentCrypter(const FileCipher& cipher, crypto::Aes256Gcm gcm)
-      : cipher_(&cipher), gcm_(std::move(gcm)) {}
+  explicit SegmentCrypter(const FileCipher& cipher) : cipher_(&cipher) {}
   const FileCipher* cipher_;
-  crypto::Aes256Gcm gcm_;
 };
 
-// Per-file segment sealing/opening. Immutable after creation and thread-safe:
-// each SealSegment/OpenSegment call keys its own context; loops over many
-// segments use NewCrypter() instead.
+// Per-file segment sealing/opening. Immutable after creation and thread-safe.
+// The AES-GCM work runs on one OpenSSL cipher context per thread
+// (thread_local, freed and so wiped at thread exit), keyed once per file key
+// per thread: a thread that works on one file at a time pays the key schedule
+// once per file and only an IV reset per segment.
 class FileCipher {
  public:
   // Reader side: parses and binds the header, checks kind and key id.
@@ -141,13 +158,40 @@ class FileCipher {
   crypto::Sha256Digest header_digest() const { return crypto::Sha256(header_bytes_); }
   const Geometry& geometry() const { return geometry_; }
 
+  // ---- Runs of consecutive segments (the fast path) ----
+  // Authenticates and decrypts segments [first, first + count) from `sealed`,
+  // the ciphertext exactly as it lies in the file from
+  // geometry().SegmentOffset(first) (what one pread of that range returns),
+  // into `out`, the run's contiguous plaintext (its first byte is plaintext
+  // offset first * segment_size).
+  //   out.size() must equal geometry().RunPlainSize(first, count) and
+  //   sealed.size() should equal geometry().RunSealedSize(first, count).
+  //   out may be disjoint from sealed or start at sealed.data() (in place);
+  //   no other overlap.
+  // Errors: kDataLoss naming the segment ("segment 7: authentication failed")
+  // when a tag does not verify, when sealed is short (a truncated file: names
+  // the first incomplete segment) or when the run goes beyond the last
+  // segment; kInvalidArgument for a wrong out size, a sealed buffer longer than
+  // the run, or a bad overlap; kInternal if OpenSSL fails. On any error, no
+  // plaintext of the run is left: out (and, in place, all of sealed) is zeroed.
+  Status OpenRun(uint64_t first, uint64_t count, ByteSpan sealed, std::span<uint8_t> out) const;
+  // Seals segments [first, first + count) from `plaintext` (the run's
+  // contiguous plaintext, RunPlainSize bytes) into `out` (RunSealedSize bytes,
+  // laid out as in the file from SegmentOffset(first), ready for one pwrite).
+  // out must not overlap plaintext. Errors: kInvalidArgument for sizes or a
+  // run beyond the last segment (nothing is written then); kInternal if
+  // OpenSSL fails (out is zeroed).
+  Status SealRun(uint64_t first, uint64_t count, ByteSpan plaintext,
+                 std::span<uint8_t> out) const;
+
+  // One segment: the run API with count 1.
   // plaintext.size() must equal geometry().PlainSegmentSize(index);
   // out holds plaintext.size() + kTagSize bytes.
   Status SealSegment(uint64_t index, ByteSpan plaintext, std::span<uint8_t> out) const;
   // sealed.size() must equal PlainSegmentSize(index) + kTagSize. On failure
   // out is zeroed and the status (kDataLoss) names the segment.
   Status OpenSegment(uint64_t index, ByteSpan sealed, std::span<uint8_t> out) const;
-  // A context keyed once for a run of Seal/Open calls on this file. Must not
+  // Kept for existing callers (no per-object context any more). Must not
   // outlive this FileCipher.
   StatusOr<SegmentCrypter> NewCrypter() const;
 
@@ -158,6 +202,9 @@ class FileCipher {
   std::array<uint8_t, kHeaderSize> header_bytes_{};
   Geometry geometry_;
   std::shared_ptr<crypto::SecretBytes> file_key_;
+  // Process-unique id of file_key_ (shared by copies): which key a thread's
+  // cipher context holds.
+  uint64_t key_serial_ = 0;
 };
 
 // The 12-byte nonce of segment `index`: u64 big-endian index, three zero
@@ -207,7 +254,7 @@ using ProgressFn = std::function<void(const Progress&)>;
 
 struct EncryptOptions {
   unsigned threads = 0;  // 0: hardware concurrency
-  uint8_t segment_exponent = kDefaultSegmentExponent;
+  uint8_t segment_exponent = kDefaultSegmentExponent;  // only 12 (format v2)
   std::string dataset_id;  // empty: random
   uint64_t dataset_version = 1;
   ProgressFn progress;  // called from one thread at a time, rate-limited by the caller

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -212,9 +213,9 @@ StatusOr<Manifest> Manifest::FromJson(std::string_view text) {
   }
   ASSIGN_OR_RETURN(m.dataset_version, f.Unsigned("dataset_version"));
   ASSIGN_OR_RETURN(uint64_t seg, f.Unsigned("segment_size"));
-  if (seg < (1u << kMinSegmentExponent) || seg > (1u << kMaxSegmentExponent) ||
-      (seg & (seg - 1)) != 0) {
-    return DataLoss("manifest.segment_size: expected a power of two in 4096..16777216");
+  if (seg != kBlockSize) {
+    return DataLoss("manifest.segment_size: " + std::to_string(seg) +
+                    ", expected 4096 (the only segment size in format v2)");
   }
   m.segment_size = static_cast<uint32_t>(seg);
   ASSIGN_OR_RETURN(m.created_at, f.String("created_at"));
@@ -266,15 +267,18 @@ StatusOr<std::string> ReadSealedFile(int fd, const DatasetKey& key, FileKind kin
                     std::to_string(g.CiphertextSize()) + " (truncated or extended)");
   }
   std::string plain(g.plaintext_size, '\0');
-  std::vector<uint8_t> sealed(g.segment_size + kTagSize);
-  ASSIGN_OR_RETURN(SegmentCrypter crypter, cipher->NewCrypter());
-  for (uint64_t i = 0; i < g.SegmentCount(); ++i) {
-    size_t n = g.PlainSegmentSize(i);
-    std::span<uint8_t> s(sealed.data(), n + kTagSize);
-    ASSIGN_OR_RETURN(size_t r, PreadFull(fd, s, g.SegmentOffset(i)));
-    if (r != s.size()) return DataLoss(what + ": segment " + std::to_string(i) + ": truncated");
-    auto* out = reinterpret_cast<uint8_t*>(plain.data()) + i * g.segment_size;
-    Status st2 = crypter.Open(i, s, {out, n});
+  // Runs of up to 256 segments (1 MiB): one pread and one OpenRun each.
+  constexpr uint64_t kRun = 256;
+  const uint64_t segments = g.SegmentCount();
+  std::vector<uint8_t> sealed(static_cast<size_t>(g.RunSealedSize(0, std::min(kRun, segments))));
+  for (uint64_t first = 0; first < segments; first += kRun) {
+    const uint64_t count = std::min(kRun, segments - first);
+    std::span<uint8_t> s(sealed.data(), static_cast<size_t>(g.RunSealedSize(first, count)));
+    ASSIGN_OR_RETURN(size_t r, PreadFull(fd, s, g.SegmentOffset(first)));
+    auto* out = reinterpret_cast<uint8_t*>(plain.data()) + first * g.segment_size;
+    // A short read (the file shrank) is named as a truncated segment.
+    Status st2 = cipher->OpenRun(first, count, s.first(r),
+                                 {out, static_cast<size_t>(g.RunPlainSize(first, count))});
     if (!st2.ok()) return st2.WithContext(what);
   }
   return plain;

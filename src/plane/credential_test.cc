@@ -82,5 +82,46 @@ TEST(KbsSession, RoundTripsAndIsNotInterchangeableWithACredential) {
   EXPECT_FALSE(VerifyJobCredential(*token, key->PublicKey(), 1100).ok());
 }
 
+// The verified-token cache skips only the signature check: a cached token
+// still gets its time window checked, a changed token or another plane key
+// is verified afresh (and fails), and the cache stays bounded.
+TEST(VerifiedTokenCache, SkipsOnlyTheSignatureAndStaysBounded) {
+  ClearVerifiedTokenCacheForTest();
+  auto key = crypto::Ed25519PrivateKey::Generate();
+  auto other = crypto::Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(key.ok() && other.ok());
+  auto token = SignJobCredential(Claims(), *key);  // signing remembers it
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(VerifiedTokenCacheSizeForTest(), 1u);
+  ASSERT_TRUE(VerifyJobCredential(*token, key->PublicKey(), 1500).ok());
+  EXPECT_EQ(VerifiedTokenCacheSizeForTest(), 1u);  // a hit adds nothing
+  // Cached, yet outside its window: refused.
+  EXPECT_EQ(VerifyJobCredential(*token, key->PublicKey(), 2000).status().message(),
+            "credential: expired");
+  // Cached under `key`: presented for another plane key, verified and refused.
+  EXPECT_EQ(VerifyJobCredential(*token, other->PublicKey(), 1500).status().message(),
+            "credential: signature does not verify");
+  // Tampered after it was cached: a different entry, verified, refused.
+  std::string t = *token;
+  t[20] = t[20] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(VerifyJobCredential(t, key->PublicKey(), 1500).ok());
+  // A credential token never passes as a session, cached or not.
+  EXPECT_FALSE(VerifyKbsSession(*token, key->PublicKey(), 1500).ok());
+  // A token verified by another process's signature (not signed here) is
+  // remembered after its first successful check.
+  ClearVerifiedTokenCacheForTest();
+  ASSERT_TRUE(VerifyJobCredential(*token, key->PublicKey(), 1500).ok());
+  EXPECT_EQ(VerifiedTokenCacheSizeForTest(), 1u);
+  // Bounded: emptied when full, never above the limit.
+  JobCredentialClaims c = Claims();
+  for (size_t i = 0; i < VerifiedTokenCacheLimitForTest() + 10; ++i) {
+    c.job_id = "job-" + std::to_string(i);
+    ASSERT_TRUE(SignJobCredential(c, *key).ok());
+    EXPECT_LE(VerifiedTokenCacheSizeForTest(), VerifiedTokenCacheLimitForTest());
+  }
+  EXPECT_LT(VerifiedTokenCacheSizeForTest(), VerifiedTokenCacheLimitForTest());
+  ClearVerifiedTokenCacheForTest();
+}
+
 }  // namespace
 }  // namespace cce::plane

@@ -240,10 +240,11 @@ TEST_F(OutputDownloadTest, ReorderedSegmentsNeverArriveWhole) {
   }
   const size_t wrapped = (static_cast<uint8_t>(raw[8]) << 8) | static_cast<uint8_t>(raw[9]);
   const size_t start = 10 + wrapped + format::kHeaderSize;
-  const size_t seg = (size_t{1} << 16) + format::kTagSize;
+  const size_t seg = format::kSealedBlockSize;  // 4 KiB segments (format v2)
+  const size_t at = 30 * 16;                     // the first segment after 30 * 64 KiB
   std::string swapped = raw;
-  swapped.replace(start + 30 * seg, seg, raw, start + 31 * seg, seg);
-  swapped.replace(start + 31 * seg, seg, raw, start + 30 * seg, seg);
+  swapped.replace(start + at * seg, seg, raw, start + (at + 1) * seg, seg);
+  swapped.replace(start + (at + 1) * seg, seg, raw, start + at * seg, seg);
   std::ofstream(SealedPath(id), std::ios::binary | std::ios::trunc) << swapped;
   Downloaded d = Download(id);
   EXPECT_FALSE(d.reply.has_value()) << "a response completed";

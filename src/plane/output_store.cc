@@ -23,7 +23,10 @@ namespace {
 constexpr std::array<uint8_t, 8> kOutputMagic = {'C', 'C', 'E', '4', 'O', 'U', 'T', '\n'};
 constexpr uint8_t kLegacyVersionByte = 0x01;
 constexpr size_t kMaxWrappedKeyBytes = 256;
-constexpr uint8_t kSegmentExponent = 16;  // 64 KiB: the most plaintext held at once
+constexpr uint8_t kSegmentExponent = 12;  // format v2: 4 KiB segments
+// Segments are sealed, written, read and authenticated in runs of this many
+// (64 KiB of plaintext: the most held at once, one write or pread per run).
+constexpr uint64_t kRunSegments = 16;
 constexpr size_t kMaxGetBytes = size_t{1} << 31;
 
 std::string Context(const std::string& job_id) {
@@ -42,32 +45,30 @@ Status CheckJobId(const std::string& job_id) {
 struct OutputReader::Impl {
   std::string job_id;
   UniqueFd fd;
-  std::unique_ptr<format::FileCipher> cipher;  // the crypter points into it
-  std::optional<format::SegmentCrypter> crypter;
+  std::unique_ptr<format::FileCipher> cipher;
   uint64_t base = 0;  // where the dataset-format file starts
   uint64_t next = 0;  // the next segment to read
   bool done = false;
-  bool pending = false;  // `plain` holds the segment Open authenticated ahead
+  bool pending = false;  // `plain` holds the run Open authenticated ahead
   size_t pending_size = 0;
   crypto::SecretBytes plain;
   crypto::Bytes sealed;
   crypto::Sha256Hasher hash;
   std::string expected_digest;
 
-  StatusOr<size_t> ReadSegment() {
+  // Reads and authenticates the next run of segments into `plain`.
+  StatusOr<size_t> ReadRun() {
     const format::Geometry& g = cipher->geometry();
-    const uint64_t index = next;
-    const size_t n = g.PlainSegmentSize(index);
-    std::span<uint8_t> in(sealed.data(), n + format::kTagSize);
-    ASSIGN_OR_RETURN(size_t got, PreadFull(fd.get(), in, base + g.SegmentOffset(index)));
-    if (got != in.size()) {
-      return DataLoss("output of " + job_id + ": segment " + std::to_string(index) +
-                      " is truncated");
-    }
-    Status opened = crypter->Open(index, in, plain.span().first(n));
+    const uint64_t first = next;
+    const uint64_t count = std::min(kRunSegments, g.SegmentCount() - first);
+    const auto n = static_cast<size_t>(g.RunPlainSize(first, count));
+    std::span<uint8_t> in(sealed.data(), static_cast<size_t>(g.RunSealedSize(first, count)));
+    ASSIGN_OR_RETURN(size_t got, PreadFull(fd.get(), in, base + g.SegmentOffset(first)));
+    // A short read leaves `in` short: OpenRun names the truncated segment.
+    Status opened = cipher->OpenRun(first, count, in.first(got), plain.span().first(n));
     if (!opened.ok()) return DataLoss("output of " + job_id + ": " + opened.message());
     hash.Update(plain.span().first(n));
-    ++next;
+    next += count;
     if (next == g.SegmentCount()) {
       done = true;
       if (!expected_digest.empty() && "sha256:" + crypto::ToHex(hash.Finish()) != expected_digest) {
@@ -94,7 +95,7 @@ StatusOr<crypto::ByteSpan> OutputReader::Next() {
     return crypto::ByteSpan(r.plain.data(), r.pending_size);
   }
   if (r.done) return crypto::ByteSpan();
-  ASSIGN_OR_RETURN(size_t n, r.ReadSegment());
+  ASSIGN_OR_RETURN(size_t n, r.ReadRun());
   return crypto::ByteSpan(r.plain.data(), n);
 }
 
@@ -113,12 +114,11 @@ struct OutputWriter::Impl {
   std::string path;  // where Finish renames the file to
   std::string tmp;   // the file being written; removed unless Finish succeeded
   UniqueFd fd;
-  std::unique_ptr<format::FileCipher> cipher;  // the crypter points into it
-  std::optional<format::SegmentCrypter> crypter;
-  crypto::SecretBytes plain;  // the segment being filled (wiped when destroyed)
+  std::unique_ptr<format::FileCipher> cipher;
+  crypto::SecretBytes plain;  // the run being filled (wiped when destroyed)
   crypto::Bytes sealed;
   size_t filled = 0;     // bytes of `plain` in use
-  uint64_t segment = 0;  // index of the segment being filled
+  uint64_t segment = 0;  // index of the first segment of the run being filled
   uint64_t written = 0;  // plaintext bytes accepted so far
   crypto::Sha256Hasher hash;
   Status dead;  // the first error; every later call returns it
@@ -135,15 +135,22 @@ struct OutputWriter::Impl {
     }
   }
 
-  // Seals and writes the current segment (full, or the last one).
-  Status FlushSegment() {
+  // Segments in the run starting at `segment` (kRunSegments, or the rest).
+  uint64_t RunCount() const {
+    return std::min(kRunSegments, cipher->geometry().SegmentCount() - segment);
+  }
+
+  // Seals and writes the current run (full, or the last one).
+  Status FlushRun() {
+    const uint64_t count = RunCount();
+    const format::Geometry& g = cipher->geometry();
     std::span<uint8_t> p = plain.span().first(filled);
     hash.Update(p);
-    std::span<uint8_t> out(sealed.data(), filled + format::kTagSize);
-    RETURN_IF_ERROR(crypter->Seal(segment, p, out));
+    std::span<uint8_t> out(sealed.data(), static_cast<size_t>(g.RunSealedSize(segment, count)));
+    RETURN_IF_ERROR(cipher->SealRun(segment, count, p, out));
     RETURN_IF_ERROR(WriteFull(fd.get(), out));
     OPENSSL_cleanse(plain.data(), filled);
-    ++segment;
+    segment += count;
     filled = 0;
     return Status::Ok();
   }
@@ -155,16 +162,17 @@ struct OutputWriter::Impl {
                              std::to_string(g.plaintext_size) + " bytes");
     }
     while (!piece.empty()) {
-      const size_t want = g.PlainSegmentSize(segment) - filled;
-      const size_t k = std::min(want, piece.size());
+      const uint64_t count = RunCount();
+      const auto run = static_cast<size_t>(g.RunPlainSize(segment, count));
+      const size_t k = std::min(run - filled, piece.size());
       std::copy_n(piece.begin(), k, plain.data() + filled);
       filled += k;
       written += k;
       piece = piece.subspan(k);
-      // A full segment is sealed at once, except the last one, which Finish
+      // A full run is sealed at once, except the last one, which Finish
       // seals (so an empty output still gets its one empty final segment).
-      if (filled == g.PlainSegmentSize(segment) && segment + 1 < g.SegmentCount()) {
-        RETURN_IF_ERROR(FlushSegment());
+      if (filled == run && segment + count < g.SegmentCount()) {
+        RETURN_IF_ERROR(FlushRun());
       }
     }
     return Status::Ok();
@@ -176,7 +184,7 @@ struct OutputWriter::Impl {
       return InvalidArgument("output of " + job_id + ": " + std::to_string(written) +
                              " bytes received, " + std::to_string(g.plaintext_size) + " announced");
     }
-    RETURN_IF_ERROR(FlushSegment());
+    RETURN_IF_ERROR(FlushRun());
     const std::string digest = "sha256:" + crypto::ToHex(hash.Finish());
     if (!expected_digest.empty() && digest != expected_digest) {
       return InvalidArgument("output of " + job_id + ": the bytes received hash to " + digest +
@@ -235,8 +243,6 @@ StatusOr<std::unique_ptr<OutputWriter>> OutputStore::Create(const std::string& j
       format::FileCipher cipher,
       format::FileCipher::ForWriting(key, format::FileKind::kData, size, kSegmentExponent));
   w->cipher = std::make_unique<format::FileCipher>(std::move(cipher));
-  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, w->cipher->NewCrypter());
-  w->crypter.emplace(std::move(crypter));
 
   crypto::Bytes prefix(kOutputMagic.begin(), kOutputMagic.end());
   prefix.push_back(static_cast<uint8_t>(wrapped.size() >> 8));
@@ -251,8 +257,8 @@ StatusOr<std::unique_ptr<OutputWriter>> OutputStore::Create(const std::string& j
   if (!w->fd.valid()) return ErrnoStatus(tmp, errno);
   w->tmp = tmp;  // from here on, the Impl removes it unless Finish succeeds
   const format::Geometry& g = w->cipher->geometry();
-  w->plain = crypto::SecretBytes(g.segment_size);
-  w->sealed.resize(g.segment_size + format::kTagSize);
+  w->plain = crypto::SecretBytes(kRunSegments * g.segment_size);
+  w->sealed.resize(kRunSegments * (g.segment_size + format::kTagSize));
   RETURN_IF_ERROR(WriteFull(w->fd.get(), prefix));
   return std::unique_ptr<OutputWriter>(new OutputWriter(std::move(w)));
 }
@@ -260,8 +266,8 @@ StatusOr<std::unique_ptr<OutputWriter>> OutputStore::Create(const std::string& j
 StatusOr<OutputStore::Stored> OutputStore::Put(const std::string& job_id, uint64_t size,
                                                const Source& source) {
   ASSIGN_OR_RETURN(std::unique_ptr<OutputWriter> writer, Create(job_id, size));
-  // Pulled a segment at a time into one locked buffer, wiped on the way out.
-  constexpr size_t kPiece = size_t{1} << kSegmentExponent;
+  // Pulled a run at a time into one locked buffer, wiped on the way out.
+  constexpr size_t kPiece = kRunSegments << kSegmentExponent;
   crypto::SecretBytes piece(static_cast<size_t>(std::min<uint64_t>(size, kPiece)));
   uint64_t left = size;
   while (left > 0) {
@@ -320,8 +326,6 @@ StatusOr<std::unique_ptr<OutputReader>> OutputStore::Open(const std::string& job
       format::FileKind::kData);
   if (!cipher.ok()) return DataLoss(what + ": " + cipher.status().message());
   impl->cipher = std::make_unique<format::FileCipher>(std::move(cipher).value());
-  ASSIGN_OR_RETURN(format::SegmentCrypter crypter, impl->cipher->NewCrypter());
-  impl->crypter.emplace(std::move(crypter));
   impl->base = lead.size() + wrapped_size;
   const format::Geometry& g = impl->cipher->geometry();
   struct stat st {};
@@ -331,11 +335,11 @@ StatusOr<std::unique_ptr<OutputReader>> OutputStore::Open(const std::string& job
     return DataLoss(what + ": sealed file is " + std::to_string(st.st_size) + " bytes, expected " +
                     std::to_string(expected_size) + " (truncated or extended)");
   }
-  impl->plain = crypto::SecretBytes(g.segment_size);
-  impl->sealed.resize(g.segment_size + format::kTagSize);
-  // The first segment is authenticated now, so a damaged small output is an
+  impl->plain = crypto::SecretBytes(kRunSegments * g.segment_size);
+  impl->sealed.resize(kRunSegments * (g.segment_size + format::kTagSize));
+  // The first run is authenticated now, so a damaged small output is an
   // error before a response has started.
-  ASSIGN_OR_RETURN(impl->pending_size, impl->ReadSegment());
+  ASSIGN_OR_RETURN(impl->pending_size, impl->ReadRun());
   impl->pending = true;
   return std::unique_ptr<OutputReader>(new OutputReader(std::move(impl)));
 }

@@ -5,7 +5,7 @@
 // file is written to DATA_DIR/outputs/<job id>.sealed via a temporary file,
 // fsync and rename: a crash leaves either no file or the whole one. Plaintext
 // never touches the disk, and neither a write nor a read holds more than a
-// segment of it in memory (docs/plane.md, "Job outputs").
+// run of 16 segments (64 KiB) of it in memory (docs/plane.md, "Job outputs").
 #pragma once
 
 #include <cstdint>
@@ -22,10 +22,10 @@
 
 namespace cce::plane {
 
-// Reads one stored output front to back, a segment at a time: every segment
-// is authenticated before any of its bytes are returned, and the last one
-// carries the final-segment flag, so a truncated, extended or reordered file
-// is kDataLoss. When an expected digest is given, the last segment is only
+// Reads one stored output front to back, a run of up to 16 segments (64 KiB)
+// at a time: every segment is authenticated before any of its bytes are
+// returned, and the last one carries the final-segment flag, so a truncated,
+// extended or reordered file is kDataLoss. When an expected digest is given, the last segment is only
 // returned once the SHA-256 of the whole plaintext matches it.
 class OutputReader {
  public:
@@ -34,7 +34,7 @@ class OutputReader {
   OutputReader& operator=(const OutputReader&) = delete;
 
   uint64_t size() const;  // plaintext bytes, authenticated by the file header
-  // The next segment's plaintext, valid until the next call (the buffer is
+  // The next run's plaintext, valid until the next call (the buffer is
   // wiped when it is reused or the reader is destroyed); empty at the end.
   StatusOr<crypto::ByteSpan> Next();
 
@@ -53,8 +53,8 @@ struct StoredOutput {
 };
 
 // Seals one output pushed to it piece by piece (an upload as it arrives):
-// pieces are gathered into one segment, which is sealed and written as soon
-// as it is full, so no more than a segment of plaintext is ever held. The
+// pieces are gathered into a run of 16 segments (64 KiB), which is sealed and
+// written as soon as it is full, so no more than that is ever held. The
 // plaintext size is fixed at Create because the sealed file's header
 // authenticates it. Destroyed without a successful Finish, the partial file
 // is removed: nothing is left behind.

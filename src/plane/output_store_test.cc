@@ -16,7 +16,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kSegment = 64 * 1024;  // the store's segment size
+constexpr size_t kBlock = 4096;         // the format's segment size (format v2)
+constexpr size_t kSegment = 64 * 1024;  // the store's run of 16 segments, read at once
 constexpr char kJob[] = "job-0123456789abcdef";
 
 std::string Pattern(size_t n, uint8_t seed = 0) {
@@ -79,7 +80,8 @@ class OutputStoreTest : public ::testing::Test {
 };
 
 TEST_F(OutputStoreTest, RoundTripsAcrossSegmentBoundariesWithTheDigestOfThePlaintext) {
-  for (size_t n : {size_t{0}, size_t{1}, kSegment - 1, kSegment, 3 * kSegment + 7}) {
+  for (size_t n : {size_t{0}, size_t{1}, kBlock - 1, kBlock, kBlock + 1, kSegment - 1, kSegment,
+                   3 * kSegment + 7}) {
     std::string data = Pattern(n);
     size_t at = 0;
     auto stored = store_->Put(kJob, n, [&](std::span<uint8_t> out) {
@@ -132,7 +134,7 @@ TEST_F(OutputStoreTest, SwappedOrAlteredSegmentsAreDataLossNamingTheSegment) {
   ASSERT_TRUE(store_->Put(kJob, crypto::AsBytes(data)).ok());
   const std::string raw = ReadRaw(kJob);
   const size_t start = SegmentsStart(raw);
-  const size_t seg = kSegment + format::kTagSize;
+  const size_t seg = kBlock + format::kTagSize;
   std::string swapped = raw;
   std::copy_n(raw.begin() + static_cast<std::ptrdiff_t>(start + seg), seg,
               swapped.begin() + static_cast<std::ptrdiff_t>(start + 2 * seg));

@@ -86,8 +86,7 @@ TEST(DatasetInterrupt, SigtermDuringDecryptRemovesPartialPlaintext) {
   TempDir t;
   MakeSparseTree(t / "src", uint64_t{320} << 20);
   ASSERT_EQ(Cce({"key", "generate", "--out", t / "k"}).exit_code, 0);
-  auto enc = Cce(
-      {"dataset", "encrypt", "--key", t / "k", "--segment-exponent", "12", t / "src", t / "enc"});
+  auto enc = Cce({"dataset", "encrypt", "--key", t / "k", t / "src", t / "enc"});
   ASSERT_EQ(enc.exit_code, 0) << enc.err;
   // 4 KiB segments and one thread: the slowest decrypt, so it is still running.
   BackgroundProcess p({BinPath("cce"), "dataset", "decrypt", "--key", t / "k", "--threads", "1",

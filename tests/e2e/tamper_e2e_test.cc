@@ -19,7 +19,7 @@ namespace cce::e2e {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr uint64_t kSeg = 4096;  // the datasets here use --segment-exponent 12
+constexpr uint64_t kSeg = 4096;  // format v2: 4 KiB segments
 constexpr uint64_t kSealed = kSeg + 16;
 
 uint64_t SegOff(uint64_t i) {
@@ -81,8 +81,8 @@ class TamperMatrix : public ::testing::Test {
     ASSERT_EQ(RunCommand({BinPath("cce"), "key", "generate", "--out", key_}).exit_code, 0);
     ASSERT_EQ(RunCommand({BinPath("cce"), "key", "generate", "--out", other_key_}).exit_code, 0);
     for (const char* name : {"old", "base"}) {  // "old": an earlier encryption, for rollback
-      auto r = RunCommand({BinPath("cce"), "dataset", "encrypt", "--key", key_,
-                           "--segment-exponent", "12", tmp_ / "src", tmp_ / name});
+      auto r = RunCommand(
+          {BinPath("cce"), "dataset", "encrypt", "--key", key_, tmp_ / "src", tmp_ / name});
       ASSERT_EQ(r.exit_code, 0) << r.err;
     }
     auto key = format::DatasetKey::LoadFile(key_);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Regenerates the fuzz seed corpora in this folder (see README.md).
 
-    tests/data/fuzz/make_seeds.py BUILD_DIR
+    tests/data/fuzz/make_seeds.py BUILD_DIR [CORPUS...]
 
+With CORPUS names (e.g. format_fuzz), only those folders are rewritten.
 BUILD_DIR is an ordinary build with `cce` (bin/cce) and `jwe_tool`
 (tests/jwe_tool) built. Datasets and JWEs are made by the project's own
 tools; image archives follow tests/e2e/plane_fixture.cc's WriteOciLayout
@@ -67,7 +68,7 @@ def format_seeds(build, tmp):
         f.write("cce4long-dataset-key-v1 " + DATASET_KEY.hex() + "\n")
     dst = os.path.join(tmp, "dataset")
     subprocess.run([os.path.join(build, "bin", "cce"), "dataset", "encrypt", "--key", key_file,
-                    "--segment-exponent", "12", "--dataset-id", "0123456789abcdef0123456789abcdef",
+                    "--dataset-id", "0123456789abcdef0123456789abcdef",
                     src, dst], check=True, stdout=subprocess.DEVNULL)
     sealed = open(os.path.join(dst, "manifest.cce"), "rb").read()
     write(os.path.join(out, "manifest.cce"), sealed)
@@ -450,21 +451,29 @@ def wallet_message_seeds():
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.exit("usage: make_seeds.py BUILD_DIR")
+    if len(argv) < 2:
+        sys.exit("usage: make_seeds.py BUILD_DIR [CORPUS...]")
     build = os.path.abspath(argv[1])
     with tempfile.TemporaryDirectory() as tmp:
-        format_seeds(build, tmp)
-        jwe_seeds(build)
-        image_seeds(tmp)
-        http_seeds()
-        proxy_seeds()
-        unpack_seeds()
-        ecdsa_seeds()
-        bundle_tar_seeds()
-        sample_tar_seeds()
-        cookie_seeds()
-        wallet_message_seeds()
+        makers = {
+            "format_fuzz": lambda: format_seeds(build, tmp),
+            "jwe_fuzz": lambda: jwe_seeds(build),
+            "image_fuzz": lambda: image_seeds(tmp),
+            "request_parse_fuzz": http_seeds,
+            "http_proxy_fuzz": proxy_seeds,
+            "unpack_fuzz": unpack_seeds,
+            "ecdsa_fuzz": ecdsa_seeds,
+            "bundle_tar_fuzz": bundle_tar_seeds,
+            "sample_tar_fuzz": sample_tar_seeds,
+            "plane_cookie_fuzz": cookie_seeds,
+            "cli_wallet_message_fuzz": wallet_message_seeds,
+        }
+        wanted = argv[2:] or list(makers)
+        for name in wanted:
+            if name not in makers:
+                sys.exit(f"make_seeds.py: unknown corpus {name!r}; known: {', '.join(makers)}")
+        for name in wanted:
+            makers[name]()
 
 
 if __name__ == "__main__":

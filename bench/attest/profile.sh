@@ -1,0 +1,43 @@
+#!/bin/bash
+# Profiles the plane's side of key releases: runs attest_bench and records
+# `perf` (Debian: linux-perf) on the plane's process only, only during the
+# measured window (attest_bench prints "releasing (plane pid N)" to stderr
+# just before it). Then prints the inclusive shares of the key-release path.
+#
+#   bench/attest/profile.sh [--bin-dir DIR] [--releases N] [--out FILE]
+set -euo pipefail
+bin_dir=build/bin
+releases=600
+out=/tmp/attest-plane.perf.data
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bin-dir) bin_dir=$2; shift 2 ;;
+    --releases) releases=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "profile.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+command -v perf >/dev/null || { echo "profile.sh: perf not found (apt-get install linux-perf)" >&2; exit 1; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+"$bin_dir/attest_bench" --releases "$releases" --clients 8 >"$log" 2>&1 &
+bench=$!
+pid=
+for _ in $(seq 1 1200); do
+  pid=$(grep -o "plane pid [0-9]*" "$log" | awk '{print $3}' || true)
+  [ -n "$pid" ] && break
+  kill -0 "$bench" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$pid" ] || { cat "$log" >&2; echo "profile.sh: the bench never reached its window" >&2; exit 1; }
+perf record -F 1999 --call-graph dwarf,16384 -o "$out" -p "$pid" >/dev/null 2>&1 &
+rec=$!
+status=0
+wait "$bench" || status=$?
+kill -INT "$rec" 2>/dev/null || true
+wait "$rec" || true
+grep -vE '^\{"event"' "$log" | grep -v '^$' || true
+perf report -i "$out" --children --sort sym -g none --percentage relative 2>/dev/null |
+  grep -E 'KeyBroker::|SqliteStore::WriterLoop|JweEncrypt|BeginHandshake|CheckCoverage|RentalRowIsSigned|Ed25519Verify|FromJwk|VerifyQuote|VerifyJobCredential|VerifyKbsSession|do_fsync|Logger::Log|AuditLog::Record' |
+  cut -c1-120
+exit "$status"
