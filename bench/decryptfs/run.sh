@@ -576,6 +576,24 @@ encrypt_dataset() {
 
 declare -A ENC=() # <big|small>_<mean|min|max|user|sys|rss_mib> of the timed encrypt runs
 
+# copy_baseline SRC_DIR DST: the disk's ceiling for what encrypt does (read
+# the source cold, write as many bytes, syncfs), timed the same way:
+# ENCRYPT_RUNS cold runs of `cp -r` + `sync -f` under hyperfine. Sets
+# ENC[copy_mean].
+copy_baseline() {
+  local src=$1 dst=$2 log=$LOG_DIR/copy-baseline
+  if ! hyperfine --style basic --runs "$ENCRYPT_RUNS" --command-name "cp + syncfs" \
+    --prepare "rm -rf $(printf '%q' "$dst") && sync && echo 3 > /proc/sys/vm/drop_caches" \
+    --export-csv "$log.csv" \
+    "cp -r --reflink=never $(printf '%q' "$src") $(printf '%q' "$dst") && sync -f $(printf '%q' "$dst")" \
+    >"$log.txt" 2>&1; then
+    tail -n 20 "$log.txt" >&2
+    die "copy baseline failed (log: $log.txt)"
+  fi
+  ENC[copy_mean]="$(calc "$(awk -F, 'NR == 2 { print $(NF-6) }' "$log.csv")" 3)"
+  rm -rf "$dst"
+}
+
 # ---- setup ----
 
 mkdir -p "$LOG_DIR"
@@ -631,6 +649,10 @@ sel encrypt && ENC_TIMED=1
 if ((NEED_BIG)); then
   if ((ENC_TIMED)); then progress "cce dataset encrypt ${SIZE_LABEL} file, $ENCRYPT_RUNS cold run(s) (hyperfine)"; fi
   ((ENC_TIMED || NEED_CCE_BIG)) && encrypt_dataset big "$PLAIN_DIR" "$CCE_ENC" "$ENC_TIMED"
+  if ((ENC_TIMED)); then
+    progress "baseline: cp + syncfs of the ${SIZE_LABEL} file, $ENCRYPT_RUNS cold run(s) (hyperfine)"
+    copy_baseline "$PLAIN_DIR" "$DATA_DIR/copy-baseline"
+  fi
 fi
 if ((NEED_SMALL)); then
   if ((ENC_TIMED)); then progress "cce dataset encrypt $SMALL_FILES small files, $ENCRYPT_RUNS cold run(s) (hyperfine)"; fi
@@ -789,7 +811,10 @@ if ((ENC_TIMED)); then
   V_ENC=$(verdict "$ENC_MBPS" ">=" "$TARGET_ENCRYPT_MBPS")
   ENC_SMALL_MBPS=$(calc "$SMALL_BYTES / ${ENC[small_mean]} / 1000000" 1)
   ENC_SMALL_FPS=$(calc "$SMALL_FILES / ${ENC[small_mean]}" 0)
-  echo "encrypt ${SIZE_LABEL} file: $ENC_MBPS MB/s (target >= $TARGET_ENCRYPT_MBPS) $V_ENC"
+  COPY_MBPS=$(calc "$SIZE_BYTES / ${ENC[copy_mean]} / 1000000" 1)
+  ENC_OVER_COPY=$(calc "$ENC_MBPS / $COPY_MBPS" 2)
+  echo "encrypt ${SIZE_LABEL} file: $ENC_MBPS MB/s (target >= $TARGET_ENCRYPT_MBPS) $V_ENC;" \
+    "cp + syncfs of the same file $COPY_MBPS MB/s (the disk's ceiling), encrypt/copy = $ENC_OVER_COPY"
   echo "encrypt small-file tree ($SMALL_FILES files, $SMALL_MIB_LABEL MiB): $ENC_SMALL_MBPS MB/s, $ENC_SMALL_FPS files/s (no target)"
 fi
 RSS_MAX=$(max_of "${CCE_HWM_MIB/null/0}" "${CCE_SMALL_HWM_MIB/null/0}")
@@ -900,7 +925,7 @@ JSON=$(
     sep=,
   done
   if ((ENC_TIMED)); then
-    printf '%s"encrypt_mbps":%s,"encrypt_small_tree_mbps":%s,"encrypt_small_tree_files_per_s":%s' "$sep" "$ENC_MBPS" "$ENC_SMALL_MBPS" "$ENC_SMALL_FPS"
+    printf '%s"encrypt_mbps":%s,"copy_syncfs_mbps":%s,"encrypt_over_copy":%s,"encrypt_small_tree_mbps":%s,"encrypt_small_tree_files_per_s":%s' "$sep" "$ENC_MBPS" "$COPY_MBPS" "$ENC_OVER_COPY" "$ENC_SMALL_MBPS" "$ENC_SMALL_FPS"
     sep=,
   fi
   if [[ -n $V_RSS ]]; then printf '%s"decryptfs_peak_rss_mib":%s' "$sep" "$RSS_MAX"; fi

@@ -28,7 +28,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
+#include <string>
+#include <unordered_set>
 #include <utility>
 
 #include "crypto/openssl_util.h"
@@ -517,6 +520,76 @@ bool Ed25519Verify(ByteSpan public_key, ByteSpan message, ByteSpan signature) {
                                    message.size()) == 1;
   if (!ok) ERR_clear_error();
   return ok;
+}
+
+namespace {
+
+// The set behind Ed25519VerifyMemoized (see crypto.h).
+class Ed25519Memo {
+ public:
+  static Ed25519Memo& Get() {
+    static Ed25519Memo* memo = new Ed25519Memo;  // never destroyed: any thread may use it
+    return *memo;
+  }
+  static std::string Key(ByteSpan public_key, ByteSpan message, ByteSpan signature) {
+    Sha256Hasher h;
+    h.Update(public_key);
+    h.Update(signature);
+    h.Update(message);
+    const Sha256Digest d = h.Finish();
+    return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+  }
+  bool Contains(const std::string& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    return set_.count(key) != 0;
+  }
+  void Insert(std::string key) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (set_.size() >= kEd25519MemoEntries) set_.clear();
+    set_.insert(std::move(key));
+  }
+  size_t Size() {
+    std::lock_guard<std::mutex> l(mu_);
+    return set_.size();
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> l(mu_);
+    set_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_set<std::string> set_;
+};
+
+}  // namespace
+
+bool Ed25519VerifyMemoized(ByteSpan public_key, ByteSpan message, ByteSpan signature) {
+  if (public_key.size() != Ed25519PrivateKey::kPublicKeySize ||
+      signature.size() != Ed25519PrivateKey::kSignatureSize) {
+    return false;
+  }
+  std::string key = Ed25519Memo::Key(public_key, message, signature);
+  if (Ed25519Memo::Get().Contains(key)) return true;
+  if (!Ed25519Verify(public_key, message, signature)) return false;
+  Ed25519Memo::Get().Insert(std::move(key));
+  return true;
+}
+
+StatusOr<std::array<uint8_t, Ed25519PrivateKey::kSignatureSize>> Ed25519PrivateKey::SignRemembered(
+    ByteSpan message) const {
+  ASSIGN_OR_RETURN(auto sig, Sign(message));
+  const auto public_key = PublicKey();
+  Ed25519Memo::Get().Insert(Ed25519Memo::Key(public_key, message, sig));
+  return sig;
+}
+
+size_t Ed25519MemoSizeForTest() {
+  return Ed25519Memo::Get().Size();
+}
+
+void Ed25519MemoClearForTest() {
+  Ed25519Memo::Get().Clear();
 }
 
 // ---- ECDH --------------------------------------------------------------------

@@ -157,6 +157,9 @@ class Ed25519PrivateKey {
   std::array<uint8_t, kPublicKeySize> PublicKey() const;
   StatusOr<SecretBytes> Seed() const;
   StatusOr<std::array<uint8_t, kSignatureSize>> Sign(ByteSpan message) const;
+  // Sign, and remember the signature as Ed25519VerifyMemoized does one that
+  // verified, so this process never spends a verification on it.
+  StatusOr<std::array<uint8_t, kSignatureSize>> SignRemembered(ByteSpan message) const;
 
  private:
   struct Impl;
@@ -165,6 +168,17 @@ class Ed25519PrivateKey {
 };
 // Returns true only for a valid signature by public_key over message.
 bool Ed25519Verify(ByteSpan public_key, ByteSpan message, ByteSpan signature);
+// Ed25519Verify for hot paths that check the same signature again and again
+// (a token at every request, a rental row at every key release). Remembers
+// the signatures that verified (and those SignRemembered made) in a
+// process-wide set of SHA-256(public key || signature || message), at most
+// kEd25519MemoEntries (emptied when full). Verification is a pure function of
+// the three inputs, so a hit answers exactly as a fresh check; a failure is
+// never remembered. Thread-safe.
+inline constexpr size_t kEd25519MemoEntries = 4096;
+bool Ed25519VerifyMemoized(ByteSpan public_key, ByteSpan message, ByteSpan signature);
+size_t Ed25519MemoSizeForTest();
+void Ed25519MemoClearForTest();
 
 // Ephemeral-static ECDH. Public keys: X25519 raw 32 bytes; P-256 uncompressed
 // SEC1 point (65 bytes, 0x04||X||Y).

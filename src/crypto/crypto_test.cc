@@ -605,6 +605,51 @@ TEST(Ed25519, VerifyRejectsModifiedMessage) {
   EXPECT_FALSE(Ed25519Verify(H(v.public_key), {}, H(v.signature)));
 }
 
+// The memo answers exactly as Ed25519Verify: a remembered signature passes,
+// and changing the key, the message or the signature is a different entry,
+// verified afresh and refused. Failures are never remembered; the set stays
+// bounded; SignRemembered remembers only its own key's signature.
+TEST(Ed25519Memo, AnswersAsVerifyAndStaysBounded) {
+  Ed25519MemoClearForTest();
+  const Ed25519Vector& v = kEd25519Vectors[2];
+  const Bytes pk = H(v.public_key), msg = H(v.message), sig = H(v.signature);
+  EXPECT_TRUE(Ed25519VerifyMemoized(pk, msg, sig));
+  EXPECT_EQ(Ed25519MemoSizeForTest(), 1u);
+  EXPECT_TRUE(Ed25519VerifyMemoized(pk, msg, sig));
+  EXPECT_EQ(Ed25519MemoSizeForTest(), 1u);  // a hit adds nothing
+  Bytes other_pk = H(kEd25519Vectors[1].public_key);
+  EXPECT_FALSE(Ed25519VerifyMemoized(other_pk, msg, sig));
+  EXPECT_FALSE(Ed25519VerifyMemoized(pk, H("af83"), sig));
+  EXPECT_FALSE(Ed25519VerifyMemoized(pk, {}, sig));
+  for (size_t i : {size_t{0}, size_t{63}}) {
+    Bytes bad = sig;
+    bad[i] ^= 0x01;
+    EXPECT_FALSE(Ed25519VerifyMemoized(pk, msg, bad)) << "byte " << i;
+    EXPECT_FALSE(Ed25519VerifyMemoized(pk, msg, bad)) << "byte " << i << ", again";
+  }
+  EXPECT_FALSE(Ed25519VerifyMemoized(pk, msg, Bytes(sig.begin(), sig.end() - 1)));
+  EXPECT_EQ(Ed25519MemoSizeForTest(), 1u);  // no failure was remembered
+
+  auto key = Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  const Bytes m = {1, 2, 3};
+  auto own = key->SignRemembered(m);
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(Ed25519MemoSizeForTest(), 2u);
+  EXPECT_TRUE(Ed25519VerifyMemoized(key->PublicKey(), m, *own));
+  EXPECT_TRUE(Ed25519Verify(key->PublicKey(), m, *own));  // a real signature
+  EXPECT_FALSE(Ed25519VerifyMemoized(pk, m, *own));       // not under another key
+  EXPECT_EQ(Ed25519MemoSizeForTest(), 2u);
+
+  for (size_t i = 0; i < kEd25519MemoEntries + 10; ++i) {
+    const Bytes mi = {static_cast<uint8_t>(i), static_cast<uint8_t>(i >> 8)};
+    ASSERT_TRUE(key->SignRemembered(mi).ok());
+    ASSERT_LE(Ed25519MemoSizeForTest(), kEd25519MemoEntries);
+  }
+  Ed25519MemoClearForTest();
+  EXPECT_EQ(Ed25519MemoSizeForTest(), 0u);
+}
+
 TEST(Ed25519, VerifyRejectsModifiedSignature) {
   const Ed25519Vector& v = kEd25519Vectors[2];
   for (size_t i : {size_t{0}, size_t{31}, size_t{32}, size_t{63}}) {

@@ -166,9 +166,12 @@ Status ValidateP256Point(ByteSpan point) {
                           "P-256: (x, y) is not a point on the curve");
   }
   PkeyPtr pkey(raw);
-  // Full public key check (range, on curve, not infinity, order n) as well.
+  // Range, on curve, not infinity. Not the order check (n·Q = O) of
+  // EVP_PKEY_public_check: P-256 has cofactor 1, so every curve point but
+  // infinity has order n, and that scalar multiplication was ~7% of the
+  // plane's CPU per key release (bench/attest/README.md).
   PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
     return OpensslFailure(StatusCode::kInvalidArgument, "P-256: public key check failed");
   }
   return Status::Ok();

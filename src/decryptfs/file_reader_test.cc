@@ -11,28 +11,14 @@
 #include <thread>
 #include <vector>
 
+#include "base/temp_dir_testing.h"
+
 namespace cce::decryptfs {
 namespace {
 
 namespace fs = std::filesystem;
 
 constexpr uint32_t kSeg = format::kBlockSize;  // 4 KiB blocks
-
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "cce-reader-test-XXXXXX").string();
-    path_ = ::mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string RandomBytes(size_t n, unsigned seed) {
   std::mt19937_64 rng(seed);
@@ -112,7 +98,7 @@ class BlockReaderTest : public ::testing::Test {
     return std::string(reinterpret_cast<const char*>(got.data()), got.size());
   }
 
-  TempDir dir_;
+  cce::testing::TempDir dir_{"reader-test"};
   std::unique_ptr<format::DatasetKey> key_;
   std::string enc_;
   format::Manifest manifest_;

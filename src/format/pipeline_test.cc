@@ -12,6 +12,8 @@
 #include <map>
 #include <random>
 
+#include "base/temp_dir_testing.h"
+
 namespace cce::format {
 namespace {
 
@@ -23,22 +25,13 @@ DatasetKey TestKey() {
   return std::move(DatasetKey::FromBytes(k).value());
 }
 
-class TempDir {
+// The test's directory, with src/ (plaintext) and obj/ (sealed objects).
+class TempDir : public cce::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cce-pipeline-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-    fs::create_directories(path_ + "/src");
-    fs::create_directories(path_ + "/obj");
+  TempDir() : cce::testing::TempDir("pipeline-test") {
+    fs::create_directories(path() + "/src");
+    fs::create_directories(path() + "/obj");
   }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 std::string RandomData(std::mt19937_64& rng, size_t n) {

@@ -1,8 +1,6 @@
 #include "plane/credential.h"
 
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <unordered_set>
 
 #include "crypto/jwe.h"
 
@@ -15,60 +13,15 @@ using nlohmann::json;
 constexpr std::string_view kPrefix = "cce-cred-v1.";
 constexpr std::string_view kSessionPrefix = "cce-kbs-v1.";
 
-// Tokens whose Ed25519 signature verified (or that this process signed), by
-// SHA-256(public key || token): a key release verifies the same credential at
-// /auth and /attest and the session it issued at /resource, each costing an
-// Ed25519 verification (~0.2 ms here). A hit skips only the signature check,
-// which is a pure function of (key, token); claims and time windows are
-// checked every time. Bounded: emptied when it reaches kMaxVerifiedTokens. A
-// different plane key never hits (the key is in the hash).
-constexpr size_t kMaxVerifiedTokens = 4096;
-
-class VerifiedTokens {
- public:
-  static VerifiedTokens& Get() {
-    static VerifiedTokens* cache = new VerifiedTokens;  // never destroyed: used by any thread
-    return *cache;
-  }
-  static std::string Key(crypto::ByteSpan public_key, std::string_view token) {
-    crypto::Sha256Hasher h;
-    h.Update(public_key);
-    h.Update(crypto::AsBytes(token));
-    const crypto::Sha256Digest d = h.Finish();
-    return std::string(reinterpret_cast<const char*>(d.data()), d.size());
-  }
-  bool Contains(const std::string& key) {
-    std::lock_guard<std::mutex> l(mu_);
-    return set_.count(key) != 0;
-  }
-  void Insert(std::string key) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (set_.size() >= kMaxVerifiedTokens) set_.clear();
-    set_.insert(std::move(key));
-  }
-  size_t Size() {
-    std::lock_guard<std::mutex> l(mu_);
-    return set_.size();
-  }
-  void Clear() {
-    std::lock_guard<std::mutex> l(mu_);
-    set_.clear();
-  }
-
- private:
-  std::mutex mu_;
-  std::unordered_set<std::string> set_;
-};
-
 // PREFIX base64url(payload) "." base64url(Ed25519 over PREFIX base64url(payload)).
 StatusOr<std::string> SignToken(std::string_view prefix, const json& payload,
                                 const crypto::Ed25519PrivateKey& key) {
   std::string text = payload.dump();
   std::string signed_part = std::string(prefix) + Base64UrlEncode(crypto::AsBytes(text));
-  ASSIGN_OR_RETURN(auto sig, key.Sign(crypto::AsBytes(signed_part)));
-  std::string token = signed_part + "." + Base64UrlEncode(sig);
-  VerifiedTokens::Get().Insert(VerifiedTokens::Key(key.PublicKey(), token));
-  return token;
+  // Remembered: /auth, /attest and /resource of a release check tokens this
+  // plane signed; only claims and times are then checked again.
+  ASSIGN_OR_RETURN(auto sig, key.SignRemembered(crypto::AsBytes(signed_part)));
+  return signed_part + "." + Base64UrlEncode(sig);
 }
 
 // Checks prefix and signature; returns the payload object. Errors are
@@ -83,13 +36,9 @@ StatusOr<json> VerifyToken(std::string_view prefix, std::string_view what, std::
   size_t dot = token.rfind('.');
   if (dot <= prefix.size()) return PermissionDenied(w + ": missing signature");
   std::string_view signed_part = token.substr(0, dot);
-  std::string cache_key = VerifiedTokens::Key(public_key, token);
-  if (!VerifiedTokens::Get().Contains(cache_key)) {
-    auto sig = Base64UrlDecode(token.substr(dot + 1));
-    if (!sig.ok() || !crypto::Ed25519Verify(public_key, crypto::AsBytes(signed_part), *sig)) {
-      return PermissionDenied(w + ": signature does not verify");
-    }
-    VerifiedTokens::Get().Insert(std::move(cache_key));
+  auto sig = Base64UrlDecode(token.substr(dot + 1));
+  if (!sig.ok() || !crypto::Ed25519VerifyMemoized(public_key, crypto::AsBytes(signed_part), *sig)) {
+    return PermissionDenied(w + ": signature does not verify");
   }
   auto payload = Base64UrlDecode(signed_part.substr(prefix.size()));
   if (!payload.ok()) return PermissionDenied(w + ": " + payload.status().message());
@@ -99,16 +48,6 @@ StatusOr<json> VerifyToken(std::string_view prefix, std::string_view what, std::
 }
 
 }  // namespace
-
-size_t VerifiedTokenCacheSizeForTest() {
-  return VerifiedTokens::Get().Size();
-}
-size_t VerifiedTokenCacheLimitForTest() {
-  return kMaxVerifiedTokens;
-}
-void ClearVerifiedTokenCacheForTest() {
-  VerifiedTokens::Get().Clear();
-}
 
 StatusOr<std::string> SignJobCredential(const JobCredentialClaims& c,
                                         const crypto::Ed25519PrivateKey& key) {

@@ -65,13 +65,9 @@ StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token,
                                             crypto::ByteSpan plane_public_key, int64_t now,
                                             SessionUse use = SessionUse::kKeyRelease);
 
-// Both Verify functions remember, by SHA-256(public key || token), tokens
-// whose signature verified or that Sign* produced in this process (at most
-// VerifiedTokenCacheLimitForTest() entries; the set is emptied when full), and
-// skip only the Ed25519 check for them: format, claims and time are checked
-// on every call. For tests:
-size_t VerifiedTokenCacheSizeForTest();
-size_t VerifiedTokenCacheLimitForTest();
-void ClearVerifiedTokenCacheForTest();
+// Both Verify functions check signatures with crypto::Ed25519VerifyMemoized
+// and Sign* signs with SignRemembered: a token signed or verified before in
+// this process skips only the Ed25519 check; format, claims and time are
+// checked on every call.
 
 }  // namespace cce::plane

@@ -85,16 +85,16 @@ TEST(KbsSession, RoundTripsAndIsNotInterchangeableWithACredential) {
 // The verified-token cache skips only the signature check: a cached token
 // still gets its time window checked, a changed token or another plane key
 // is verified afresh (and fails), and the cache stays bounded.
-TEST(VerifiedTokenCache, SkipsOnlyTheSignatureAndStaysBounded) {
-  ClearVerifiedTokenCacheForTest();
+TEST(Ed25519Memo, TokensSkipOnlyTheSignatureAndTheMemoStaysBounded) {
+  crypto::Ed25519MemoClearForTest();
   auto key = crypto::Ed25519PrivateKey::Generate();
   auto other = crypto::Ed25519PrivateKey::Generate();
   ASSERT_TRUE(key.ok() && other.ok());
   auto token = SignJobCredential(Claims(), *key);  // signing remembers it
   ASSERT_TRUE(token.ok());
-  EXPECT_EQ(VerifiedTokenCacheSizeForTest(), 1u);
+  EXPECT_EQ(crypto::Ed25519MemoSizeForTest(), 1u);
   ASSERT_TRUE(VerifyJobCredential(*token, key->PublicKey(), 1500).ok());
-  EXPECT_EQ(VerifiedTokenCacheSizeForTest(), 1u);  // a hit adds nothing
+  EXPECT_EQ(crypto::Ed25519MemoSizeForTest(), 1u);  // a hit adds nothing
   // Cached, yet outside its window: refused.
   EXPECT_EQ(VerifyJobCredential(*token, key->PublicKey(), 2000).status().message(),
             "credential: expired");
@@ -109,18 +109,18 @@ TEST(VerifiedTokenCache, SkipsOnlyTheSignatureAndStaysBounded) {
   EXPECT_FALSE(VerifyKbsSession(*token, key->PublicKey(), 1500).ok());
   // A token verified by another process's signature (not signed here) is
   // remembered after its first successful check.
-  ClearVerifiedTokenCacheForTest();
+  crypto::Ed25519MemoClearForTest();
   ASSERT_TRUE(VerifyJobCredential(*token, key->PublicKey(), 1500).ok());
-  EXPECT_EQ(VerifiedTokenCacheSizeForTest(), 1u);
+  EXPECT_EQ(crypto::Ed25519MemoSizeForTest(), 1u);
   // Bounded: emptied when full, never above the limit.
   JobCredentialClaims c = Claims();
-  for (size_t i = 0; i < VerifiedTokenCacheLimitForTest() + 10; ++i) {
+  for (size_t i = 0; i < crypto::kEd25519MemoEntries + 10; ++i) {
     c.job_id = "job-" + std::to_string(i);
     ASSERT_TRUE(SignJobCredential(c, *key).ok());
-    EXPECT_LE(VerifiedTokenCacheSizeForTest(), VerifiedTokenCacheLimitForTest());
+    EXPECT_LE(crypto::Ed25519MemoSizeForTest(), crypto::kEd25519MemoEntries);
   }
-  EXPECT_LT(VerifiedTokenCacheSizeForTest(), VerifiedTokenCacheLimitForTest());
-  ClearVerifiedTokenCacheForTest();
+  EXPECT_LT(crypto::Ed25519MemoSizeForTest(), crypto::kEd25519MemoEntries);
+  crypto::Ed25519MemoClearForTest();
 }
 
 }  // namespace

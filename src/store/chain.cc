@@ -132,8 +132,8 @@ Bytes RentalCheckpointMessage(int64_t seq, const Sha256Digest& hash, int64_t at)
 
 bool RentalRowIsSigned(const Rental& rental, ByteSpan plane_public_key) {
   return RentalHash(rental.prev_hash, rental) == rental.hash &&
-         crypto::Ed25519Verify(plane_public_key, RentalSignatureMessage(rental.hash),
-                               rental.signature);
+         crypto::Ed25519VerifyMemoized(plane_public_key, RentalSignatureMessage(rental.hash),
+                                       rental.signature);
 }
 
 Bytes WalletLinkSignatureMessage(const WalletLink& link) {
@@ -157,12 +157,13 @@ Bytes ChainRentalSignatureMessage(const ChainRental& r) {
 }
 
 bool WalletLinkIsSigned(const WalletLink& link, ByteSpan plane_public_key) {
-  return crypto::Ed25519Verify(plane_public_key, WalletLinkSignatureMessage(link), link.signature);
+  return crypto::Ed25519VerifyMemoized(plane_public_key, WalletLinkSignatureMessage(link),
+                                       link.signature);
 }
 
 bool ChainRentalIsSigned(const ChainRental& rental, ByteSpan plane_public_key) {
-  return crypto::Ed25519Verify(plane_public_key, ChainRentalSignatureMessage(rental),
-                               rental.signature);
+  return crypto::Ed25519VerifyMemoized(plane_public_key, ChainRentalSignatureMessage(rental),
+                                       rental.signature);
 }
 
 // ---- Verifiers ---------------------------------------------------------------

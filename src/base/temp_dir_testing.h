@@ -1,0 +1,38 @@
+// Tests only: a fresh directory under the system temp directory, removed
+// with everything in it when the object goes out of scope. Header-only, so
+// any test can use it without a link dependency.
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace cce::testing {
+
+class TempDir {
+ public:
+  // `prefix` names the test in the directory name ("cce-<prefix>-XXXXXX").
+  explicit TempDir(std::string_view prefix) {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / ("cce-" + std::string(prefix) + "-XXXXXX"))
+            .string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp " + tmpl + " failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace cce::testing
