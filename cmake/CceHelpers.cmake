@@ -31,12 +31,15 @@ endif()
 # clang (the fuzz build), with a ccache launcher (ccache does not cache a file
 # built with a PCH unless told to be sloppy, and it already makes rebuilds
 # cheap) and with -DCCE_PCH=OFF: it is for cold builds like CI's.
-if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND NOT CMAKE_CXX_COMPILER_LAUNCHER MATCHES "ccache")
-  set(_cce_pch_default ON)
-else()
-  set(_cce_pch_default OFF)
+#
+# OFF by default: in a fresh-clone `make test` gcc 12 raised a false
+# -Warray-bounds (an error under -Werror) in src/attest/test_util.h that it
+# does not raise without the PCH. Turn it on with -DCCE_PCH=ON only after a
+# whole-tree build with it is clean.
+option(CCE_PCH "Precompiled header for the tests (gcc builds)" OFF)
+if(CCE_PCH AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  set(CCE_PCH OFF)
 endif()
-option(CCE_PCH "Precompiled header for the tests (gcc builds)" ${_cce_pch_default})
 set(CCE_PCH_TEST_HEADERS <gtest/gtest.h> <nlohmann/json.hpp> <algorithm> <array>
     <chrono> <cstddef> <cstdint> <cstring> <filesystem> <fstream> <functional> <map>
     <memory> <optional> <set> <span> <sstream> <string> <string_view> <thread>
