@@ -16,6 +16,7 @@
 
 #include "attest/attest.h"
 #include "attest/test_util.h"
+#include "base/temp_dir_testing.h"
 
 namespace cce::attest {
 namespace {
@@ -26,26 +27,6 @@ using testing::Must;
 
 constexpr int64_t kNow = 1'750'000'000;  // 2025-06-15T15:06:40Z, injected
 constexpr int64_t kValidity = 30 * 86400;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/attest_sim_XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p == nullptr ? "/nonexistent" : p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -102,7 +83,7 @@ class SimulatedTee : public ::testing::Test {
     return VerifyQuote(quote, *collateral_, policy, at, crypto::ByteSpan(expected), anchors_);
   }
 
-  TempDir tmp_;
+  ::cce::testing::TempDir tmp_{"attest-sim"};
   std::string dir_;
   std::optional<Collateral> collateral_;
   TrustAnchors anchors_ = IntelTrustAnchors();
