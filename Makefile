@@ -28,8 +28,10 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
   python3-nbclient python3-nbformat python3-ipykernel
 # Explore sessions' local backend (docs/explore/local.md): Debian's Jupyter Notebook server.
 DEB_PACKAGES += python3-notebook python3-jupyter-server
+# The diagrams (`make diagrams`, docs/img/*.dot): Graphviz and the one font they name.
+DEB_PACKAGES += graphviz fonts-dejavu-core
 
-.PHONY: all deps build test fuzz-smoke demo bench bench-plane fuzz lint format asan tsan ubsan clean help
+.PHONY: all deps node-deps build test fuzz-smoke demo bench bench-plane fuzz lint format asan tsan ubsan clean help
 
 all: build
 
@@ -49,6 +51,7 @@ help:
 	@echo "               the ethereum index against the embedded ledger)"
 	@echo "make fuzz   - libFuzzer targets (clang + ASan), FUZZ_SECONDS each (default 600)"
 	@echo "make lint   - clang-format check and clang-tidy"
+	@echo "make diagrams - render docs/img/*.dot (Graphviz) to the committed SVGs beside them"
 	@echo "make asan | tsan | ubsan - sanitizer builds running the test suite"
 
 deps:
@@ -61,10 +64,19 @@ deps:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: all Debian packages present"; fi
+
+# The npm packages (package.json) only the targets that run node need: the
+# tests (jose, ethers, anvil, solc, playwright-core), the demo (playwright-core
+# drives chromium through the Explore notebook, step 10) and the ledger
+# benchmark (anvil). `make`/`make build` never runs npm. `npm ci` runs only
+# when node_modules is missing or older than package-lock.json (npm ci writes
+# node_modules/.package-lock.json last).
+node-deps: deps
 	@if [ -f package.json ]; then \
 	  command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }; \
-	  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then npm ci --no-audit --no-fund; fi; \
+	  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	    npm ci --no-audit --no-fund; else echo "node-deps: node_modules is current"; fi; \
 	fi
 
 $(BUILD_DIR)/build.ninja:
@@ -73,7 +85,7 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: build node-deps
 	@bg=; if [ "$(FUZZ_OVERLAP)" = 1 ] && command -v clang++ >/dev/null; then \
 	  mkdir -p build-fuzz; echo "test: building the fuzz targets at idle priority (build-fuzz/overlap.log)"; \
 	  JOBS=$(JOBS) chrt --idle 0 ./scripts/fuzz.sh --build-only >build-fuzz/overlap.log 2>&1 & bg=$$!; \
@@ -88,10 +100,10 @@ test: build
 fuzz-smoke: deps
 	JOBS=$(JOBS) ./scripts/fuzz-smoke.sh
 
-demo: build
+demo: build node-deps
 	./scripts/demo.sh $(BUILD_DIR)/bin
 
-bench: build
+bench: build node-deps
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
 	$(BUILD_DIR)/bin/attest_bench --releases 1000 --clients 8
@@ -120,14 +132,22 @@ define sanitizer_build
 	cd build-$(1) && ctest --output-on-failure --timeout 1800 $(CTEST_ARGS)
 endef
 
-asan: deps
+asan: deps node-deps
 	$(call sanitizer_build,asan,address)
 
-tsan: deps
+tsan: deps node-deps
 	$(call sanitizer_build,tsan,thread)
 
-ubsan: deps
+ubsan: deps node-deps
 	$(call sanitizer_build,ubsan,undefined)
+
+# The diagrams in docs/: every docs/img/*.dot rendered to the .svg beside it,
+# which is committed; CTest diagrams_current fails when one is stale.
+.PHONY: diagrams
+diagrams: deps
+	@for f in docs/img/*.dot; do \
+	  echo "dot -Tsvg $$f -o $${f%.dot}.svg"; dot -Tsvg "$$f" -o "$${f%.dot}.svg" || exit 1; \
+	done
 
 # The python-data base image of script jobs (docs/explore/script-jobs.md):
 # Debian's python3.11, numpy and pandas as an OCI layout, offline from

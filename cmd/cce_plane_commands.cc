@@ -211,16 +211,48 @@ int UserAdd(const Args& args) {
   if (!f) return exit;
   auto dir = f->Get("data-dir");
   if (!dir) return Fail(InvalidArgument("--data-dir DIR is required"));
-  auto role = store::ParseRole(f->Get("role").value_or(""));
+  if (!f->Get("role")) {
+    return Fail(InvalidArgument(
+        "--role ROLE is required: provider (registers datasets), consumer (rents them and "
+        "runs jobs), reviewer (decides held outputs) or operator (runs the plane)"));
+  }
+  auto role = store::ParseRole(*f->Get("role"));
   if (!role.ok()) return Fail(role.status().WithContext("--role"));
   SystemClock clock;
   auto token = plane::AddUser(*dir, f->positional()[0], *role, clock);
   if (!token.ok()) return Fail(token.status());
   if (f->Get("output") == "json") {
-    std::cout << nlohmann::json{{"token", *token}}.dump() << "\n";
+    std::cout << nlohmann::json{{"user", f->positional()[0]},
+                                {"role", std::string(store::RoleName(*role))},
+                                {"token", *token}}
+                     .dump()
+              << "\n";
   } else {
     std::cout << *token << "\n";
   }
+  return kExitOk;
+}
+
+// `cce-plane job credential`: plane::IssueJobCredential, for a developer's
+// `cce-agent attest --simulate` (docs/agent.md, "By hand"). The credential
+// goes to stdout only (pipe it; never a file or argv).
+int JobCredential(const Args& args) {
+  FlagParser p("cce-plane job credential --data-dir DIR JOB",
+               "Issues a single-use Job Credential for JOB, a job waiting in PROVISIONING on a\n"
+               "plane whose provisioner is `none`, and prints it on stdout (audited as\n"
+               "credential.issue). Works while the server runs. Pipe it straight into the agent,\n"
+               "e.g. `cce-plane job credential --data-dir plane $JOB | cce-agent attest\n"
+               "--simulate ... --credential-file -`: it is a secret until it is used.",
+               {kDataDir});
+  int exit = 0;
+  auto f = Parse(p, args, 1, &exit);
+  if (!f) return exit;
+  auto dir = f->Get("data-dir");
+  if (!dir) return Fail(InvalidArgument("--data-dir DIR is required"));
+  SystemClock clock;
+  auto token = plane::IssueJobCredential(*dir, f->positional()[0], clock);
+  if (!token.ok()) return Fail(token.status());
+  std::cout << *token << "\n";
   return kExitOk;
 }
 
@@ -704,6 +736,9 @@ const cli::CommandTable& PlaneCommandTable() {
                Init},
               {{"serve"}, "serve the HTTPS API", Serve},
               {{"user", "add"}, "add a user and print their API token", UserAdd},
+              {{"job", "credential"},
+               "print a new Job Credential for a PROVISIONING job (provisioner none)",
+               JobCredential},
               {{"collateral", "import"},
                "add TDX verification collateral to the key broker's cache",
                CollateralImport},
@@ -720,7 +755,7 @@ const cli::CommandTable& PlaneCommandTable() {
       .footer =
           "Run `cce-plane COMMAND --help` for options. Exit codes: 0 ok, 1 failure,\n"
           "2 bad usage or input, 3 authentication failed (docs/cli.md).\n",
-      .version = "",  // no --version
+      .version = "0.1.0",  // as `cce --version` (CMakeLists.txt's project version)
   };
   return kTable;
 }

@@ -2,7 +2,9 @@
 // directory is made; against a real anvil (npm @foundry-rs/anvil, on a free
 // loopback port, started and stopped here) it deploys the contract and
 // writes plane.yaml's ledger section; with the node down the plane is made
-// on the embedded ledger and the operator token is still printed.
+// on the embedded ledger and the operator token is still printed. Also: the
+// messages of init, user add and serve name the cause and the fix (a missing
+// parent directory, a missing --role, a port in use).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -145,6 +147,67 @@ TEST_F(PlaneInitLedgerTest, ANodeDownLeavesTheEmbeddedLedgerAndPrintsTheToken) {
   auto c = plane::LoadConfig(dir);
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->ledger_backend, "embedded");
+}
+
+// cce-plane ARGS in this process, stderr captured (its error messages).
+PlaneRun RunPlaneErrors(const std::vector<std::string>& args) {
+  std::ostringstream captured;
+  std::streambuf* saved = std::cerr.rdbuf(captured.rdbuf());
+  PlaneRun r = RunPlane(args);
+  std::cerr.rdbuf(saved);
+  r.out = captured.str();
+  return r;
+}
+
+TEST_F(PlaneInitLedgerTest, MessagesNameTheCauseAndTheFix) {
+  PlaneRun missing = RunPlaneErrors({"init", "--data-dir", "/nonexistent-cce/a/b"});
+  EXPECT_EQ(missing.exit, 2);
+  EXPECT_NE(missing.out.find("the parent directory /nonexistent-cce/a does not exist; create it "
+                             "first (mkdir -p /nonexistent-cce/a)"),
+            std::string::npos)
+      << missing.out;
+  PlaneRun listen = RunPlaneErrors({"init", "--data-dir", tmp_ + "/p", "--listen", "8443"});
+  EXPECT_EQ(listen.exit, 2);
+  EXPECT_NE(listen.out.find("--listen 8443: expected ADDR:PORT"), std::string::npos) << listen.out;
+  EXPECT_FALSE(fs::exists(tmp_ + "/p"));
+
+  const std::string dir = tmp_ + "/plane";
+  ASSERT_EQ(RunPlane({"init", "--data-dir", dir, "--listen", "127.0.0.1:0"}).exit, 0);
+  PlaneRun no_role = RunPlaneErrors({"user", "add", "--data-dir", dir, "bob"});
+  EXPECT_EQ(no_role.exit, 2);
+  for (const char* role : {"provider", "consumer", "reviewer", "operator"}) {
+    EXPECT_NE(no_role.out.find(role), std::string::npos) << no_role.out;
+  }
+  EXPECT_NE(no_role.out.find("--role ROLE is required"), std::string::npos) << no_role.out;
+  PlaneRun not_a_plane = RunPlaneErrors({"serve", "--data-dir", tmp_});
+  EXPECT_EQ(not_a_plane.exit, 2);
+  EXPECT_NE(not_a_plane.out.find("is not a plane's data directory"), std::string::npos)
+      << not_a_plane.out;
+}
+
+TEST_F(PlaneInitLedgerTest, ServeSaysWhyItCannotListen) {
+  const std::string dir = tmp_ + "/plane";
+  ASSERT_EQ(RunPlane({"init", "--data-dir", dir, "--listen", "127.0.0.1:0"}).exit, 0);
+  // A socket holding a loopback port, as another program would.
+  UniqueFd busy(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(busy.valid());
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(busy.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(busy.get(), 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(busy.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string listen = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  PlaneRun r = RunPlaneErrors({"serve", "--data-dir", dir, "--listen", listen});
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_NE(r.out.find("cannot listen on " + listen + ": the address is already in use"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("--listen ADDR:PORT"), std::string::npos) << r.out;
+  PlaneRun bad = RunPlaneErrors({"serve", "--data-dir", dir, "--listen", "localhost"});
+  EXPECT_EQ(bad.exit, 2);
+  EXPECT_NE(bad.out.find("--listen localhost: expected ADDR:PORT"), std::string::npos) << bad.out;
 }
 
 }  // namespace

@@ -35,7 +35,9 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*" >&2; "$@"; }
+# Prints the command as a user types it (build/bin on PATH: `cce ...`, not
+# /abs/path/build/bin/cce), then runs it. What is shown is what ran.
+run() { local shown=("$@"); shown[0]=${shown[0]#"$BIN/"}; printf '$ %s\n' "${shown[*]}" >&2; "$@"; }
 # shellcheck source=lib/local-plane.sh
 . "$ROOT/scripts/lib/local-plane.sh"
 die() { echo "demo: FAILED: $*" >&2; [ -f "$WORK/plane.log" ] && tail -n 40 "$WORK/plane.log" >&2; exit 1; }
@@ -53,27 +55,34 @@ plane_yaml_hook() {
 }
 local_plane_start || die "the plane did not start"
 echo "plane up at $URL (log: plane.log)"
-PROVIDER=$(local_plane_user hospital provider)
-CONSUMER=$(local_plane_user analyst consumer)
-echo "users: hospital (provider), analyst (consumer)"
+# `user add` prints the new user's token alone: captured, never shown.
+printf '$ PROVIDER=$(cce-plane user add --data-dir %s --role provider hospital)\n' "$DATA" >&2
+PROVIDER=$("$BIN/cce-plane" user add --data-dir "$DATA" --role provider hospital)
+printf '$ CONSUMER=$(cce-plane user add --data-dir %s --role consumer analyst)\n' "$DATA" >&2
+CONSUMER=$("$BIN/cce-plane" user add --data-dir "$DATA" --role consumer analyst)
 
 step "2. Provider: a synthetic claims dataset (deterministic), encrypted and registered"
 SRC="$WORK/claims"
 mkdir -p "$SRC/2026"
 claims_csv 20000 > "$SRC/2026/claims.csv"
 run head -n 3 "$SRC/2026/claims.csv"
+# --token - reads the token from stdin: it stays out of argv and the shell history.
+printf '$ cce login --plane %s --token - --ca %s <<< "$PROVIDER"\n' "$URL" "$CA" >&2
+"$BIN/cce" login --plane "$URL" --token - --ca "$CA" <<< "$PROVIDER"
+printf '$ export CCE_TOKEN="$PROVIDER"   # CCE_TOKEN overrides the saved token: how the demo switches users\n' >&2
 export CCE_TOKEN="$PROVIDER"
-printf '$ cce login --plane %s --token <hospital token> --ca %s\n' "$URL" "$CA" >&2
-"$BIN/cce" login --plane "$URL" --token "$PROVIDER" --ca "$CA" > /dev/null
 provider_register hospital-claims "$SRC"
 
 step "3. Consumer: rent the dataset, push the algorithm image, submit the job"
+printf '$ export CCE_TOKEN="$CONSUMER"\n' >&2
 export CCE_TOKEN="$CONSUMER"
+run "$BIN/cce" dataset list
 run "$BIN/cce" rent hospital-claims --days 1
 example_image
 run "$BIN/cce" image push "$CACHE/claims-stats-oci"
 run cat "$ROOT/examples/job.yaml"
-JOB=$("$BIN/cce" job submit -f "$ROOT/examples/job.yaml" --output json | json_field id)
+printf '$ JOB=$(cce job submit -f %s)\n' "$ROOT/examples/job.yaml" >&2
+JOB=$("$BIN/cce" job submit -f "$ROOT/examples/job.yaml")
 echo "job $JOB submitted"
 
 step "4. The plane provisions a sandboxed VM stand-in; the agent attests, mounts, runs, submits"
@@ -98,7 +107,8 @@ run head -n 5 "$WORK/out/x/files/summary.csv"
 
 step "6. A leaking algorithm: the same image, but it copies the dataset to /output"
 run cat "$ROOT/examples/leaky-job.yaml"
-LEAK=$("$BIN/cce" job submit -f "$ROOT/examples/leaky-job.yaml" --output json | json_field id)
+printf '$ LEAK=$(cce job submit -f %s)\n' "$ROOT/examples/leaky-job.yaml" >&2
+LEAK=$("$BIN/cce" job submit -f "$ROOT/examples/leaky-job.yaml")
 run "$BIN/cce" job status "$LEAK" --watch --interval 1 || die "job $LEAK did not finish"
 STATE=$("$BIN/cce" job status "$LEAK" --output json | json_field state)
 [ "$STATE" = HELD ] || die "the leaking job $LEAK ended $STATE, expected HELD"
@@ -106,11 +116,13 @@ echo "HELD: the consumer sees the verdict but not the findings, and cannot downl
 if "$BIN/cce" job download "$LEAK" --out "$WORK/leak" 2>"$WORK/download.err"; then
   die "a HELD output was downloadable"
 fi
-printf '$ cce job download %s   (refused)\n' "$LEAK"
+printf '$ cce job download %s --out %s   (refused)\n' "$LEAK" "$WORK/leak"
 cat "$WORK/download.err"
 
 step "7. Reviewer: the queue, the findings with their locations, a decision"
-REVIEWER=$(local_plane_user compliance reviewer)
+printf '$ REVIEWER=$(cce-plane user add --data-dir %s --role reviewer compliance)\n' "$DATA" >&2
+REVIEWER=$("$BIN/cce-plane" user add --data-dir "$DATA" --role reviewer compliance)
+printf '$ export CCE_TOKEN="$REVIEWER"\n' >&2
 export CCE_TOKEN="$REVIEWER"
 run "$BIN/cce" review list
 run "$BIN/cce" review show "$LEAK" | head -n 16
@@ -143,7 +155,7 @@ cp "$ROOT/examples/sample-policy.yaml" "$WORK/sample-policy.yaml"
 run "$BIN/cce" dataset sample "$SRC" --policy "$WORK/sample-policy.yaml" --out "$WORK/sample"
 run "$BIN/cce" dataset publish-sample hospital-claims "$WORK/sample"
 export CCE_TOKEN="$CONSUMER"
-printf '$ cce explore start --datasets hospital-claims --idle-timeout 30m\n' >&2
+printf '$ cce explore start --datasets hospital-claims --idle-timeout 30m --output json > %s\n' "$WORK/session.json" >&2
 "$BIN/cce" explore start --datasets hospital-claims --idle-timeout 30m --output json > "$WORK/session.json" ||
   die "explore start failed"
 SESSION=$(json_field id < "$WORK/session.json")

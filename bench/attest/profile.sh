@@ -38,6 +38,6 @@ kill -INT "$rec" 2>/dev/null || true
 wait "$rec" || true
 grep -vE '^\{"event"' "$log" | grep -v '^$' || true
 perf report -i "$out" --children --sort sym -g none --percentage relative 2>/dev/null |
-  grep -E 'KeyBroker::|SqliteStore::WriterLoop|JweEncrypt|BeginHandshake|CheckCoverage|RentalRowIsSigned|Ed25519Verify|FromJwk|VerifyQuote|VerifyJobCredential|VerifyKbsSession|do_fsync|Logger::Log|AuditLog::Record' |
+  grep -E 'KeyBroker::|KbsNonceTable::|SqliteStore::WriterLoop|JweEncrypt|DeriveSharedSecret|EcdhPrivateKey::Generate|BeginHandshake|CheckCoverage|RentalRowIsSigned|Ed25519Verify|FromJwk|VerifyQuote|VerifyJobCredential|VerifyKbsSession|do_fsync|finish_task_switch|Logger::Log|AuditLog::Record' |
   cut -c1-120
 exit "$status"

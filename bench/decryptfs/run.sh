@@ -46,7 +46,11 @@ FUSE read-ahead) and the plain disk: a large file sequentially and at
 random (4 KiB, 1 and 4 jobs), a tree of small files (4-64 KiB) read whole
 by 1 and $SMALL_READERS readers, and a metadata walk of that tree; plus
 'cce dataset encrypt' throughput (the large file and the tree) and
-cce-decryptfs peak RSS. Runs as root. A default run takes about 10 minutes.
+cce-decryptfs peak RSS. The random reads also run on decryptfs_floor
+(fuse_floor.cc), a libfuse server with cce-decryptfs's settings and disk
+reads but no decryption, and on the same server doing no I/O: the most a
+FUSE file system reading these bytes gets here. Runs as root. A default
+run takes about 11 minutes.
 
 Options:
   --quick            a look in about 2 minutes: --size-mib 256 --runtime 4
@@ -186,7 +190,8 @@ readonly SMALL_LIST=$DATA_DIR/small-files.list
 readonly CCE_KEY=$DATA_DIR/cce.key CCE_ENC=$DATA_DIR/cce-enc CCE_MNT=$DATA_DIR/cce-mnt
 readonly CCE_SMALL_ENC=$DATA_DIR/cce-small-enc CCE_SMALL_MNT=$DATA_DIR/cce-small-mnt
 readonly GC_PASS=$DATA_DIR/gocryptfs.pass GC_CIPHER=$DATA_DIR/gc-cipher GC_MNT=$DATA_DIR/gc-mnt
-readonly ALL_MOUNTS=("$CCE_MNT" "$CCE_SMALL_MNT" "$GC_MNT")
+readonly FLOOR_MNT=$DATA_DIR/floor-mnt ZEROS_MNT=$DATA_DIR/zeros-mnt
+readonly ALL_MOUNTS=("$CCE_MNT" "$CCE_SMALL_MNT" "$GC_MNT" "$FLOOR_MNT" "$ZEROS_MNT")
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 readonly RUN_ID RESULTS_DIR=$WORK_DIR/results
 readonly LOG_DIR=$RESULTS_DIR/$RUN_ID
@@ -373,7 +378,14 @@ readonly CLK_TCK
 # read-ahead (one mount; its read_ahead_kb is set before each of its runs and
 # is read by the kernel when a file is opened).
 readonly TARGETS=(plain cce gc128 gc1024)
-declare -A TARGET_NAME=([plain]=plain [cce]=cce [gc128]="gocryptfs@128KiB" [gc1024]="gocryptfs@1MiB")
+# Random reads also run on two bench-only libfuse servers (decryptfs_floor,
+# fuse_floor.cc) with cce-decryptfs's FUSE settings: "floor" does cce's
+# O_DIRECT reads of the same ciphertext object and no decryption, "zeros"
+# does no I/O (the FUSE round trip alone). What floor reaches is the most
+# any libfuse server reading these bytes gets on this machine.
+readonly RAND_TARGETS=(plain cce gc128 gc1024 floor zeros)
+declare -A TARGET_NAME=([plain]=plain [cce]=cce [gc128]="gocryptfs@128KiB" [gc1024]="gocryptfs@1MiB"
+  [floor]="floor(libfuse+disk, no crypto)" [zeros]="zeros(libfuse only)")
 
 prepare_target() {
   case $1 in
@@ -387,6 +399,8 @@ big_file_of() {
     plain) echo "$PLAIN_FILE" ;;
     cce) echo "$CCE_MNT/$DATA_NAME" ;;
     gc*) echo "$GC_MNT/$DATA_NAME" ;;
+    floor) echo "$FLOOR_MNT/data.bin" ;;
+    zeros) echo "$ZEROS_MNT/data.bin" ;;
   esac
 }
 small_root_of() {
@@ -401,6 +415,8 @@ daemon_pid_of() { # target measure
     plain) echo "" ;;
     cce) if [[ $2 == small* || $2 == walk ]]; then echo "$CCE_SMALL_PID"; else echo "$CCE_PID"; fi ;;
     gc*) echo "$GC_PID" ;;
+    floor) echo "$FLOOR_PID" ;;
+    zeros) echo "$ZEROS_PID" ;;
   esac
 }
 # What a target's random reads must not find in the page cache: the file read
@@ -411,13 +427,17 @@ evict_list() {
     plain) echo "$PLAIN_FILE" ;;
     cce) echo "$CCE_MNT/$DATA_NAME"; find "$CCE_ENC" -type f ;;
     gc*) echo "$GC_MNT/$DATA_NAME"; find "$GC_CIPHER" -maxdepth 1 -type f ;;
+    floor) echo "$FLOOR_MNT/data.bin"; echo "$FLOOR_OBJECT" ;;
+    zeros) echo "$ZEROS_MNT/data.bin" ;;
   esac
 }
 # Round r starts at target (r-1) mod 4, so that no target always runs first
 # (right after setup) or right after the same other target.
-round_order() {
-  local r=$1 i n=${#TARGETS[@]}
-  for ((i = 0; i < n; i++)); do echo "${TARGETS[(i + r - 1) % n]}"; done
+round_order() { # round target...
+  local r=$1 i
+  shift
+  local list=("$@") n=$#
+  for ((i = 0; i < n; i++)); do echo "${list[(i + r - 1) % n]}"; done
 }
 
 # ---- measurement bookkeeping ----
@@ -517,10 +537,11 @@ rand_args() { # jobs
 
 # Runs one read measurement for REPEAT rounds over all targets.
 run_rounds() { # measure label
-  local m=$1 label=$2 round t key pid
+  local m=$1 label=$2 round t key pid targets=("${TARGETS[@]}")
+  [[ $m == rand* && -n $FLOOR_PID ]] && targets=("${RAND_TARGETS[@]}")
   LOAD_AT[$m]=$(loadavg_1m)
   for ((round = 1; round <= REPEAT; round++)); do
-    for t in $(round_order "$round"); do
+    for t in $(round_order "$round" "${targets[@]}"); do
       progress "$label on ${TARGET_NAME[$t]} (round $round/$REPEAT)"
       prepare_target "$t"
       key=${m}_$t
@@ -601,7 +622,7 @@ for mnt in "${ALL_MOUNTS[@]}"; do # left over from a run that was SIGKILLed
   if is_mounted "$mnt"; then fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt"; fi
 done
 rm -rf --one-file-system "$DATA_DIR"
-mkdir -p "$PLAIN_DIR" "$PLAIN_SMALL" "$CCE_MNT" "$CCE_SMALL_MNT" "$GC_CIPHER" "$GC_MNT"
+mkdir -p "$PLAIN_DIR" "$PLAIN_SMALL" "$CCE_MNT" "$CCE_SMALL_MNT" "$GC_CIPHER" "$GC_MNT" "$FLOOR_MNT" "$ZEROS_MNT"
 
 LOAD_START=$(loadavg_1m)
 if awk -v l="$LOAD_START" 'BEGIN { exit !(l > 0.5) }'; then
@@ -722,6 +743,29 @@ if ((NEED_CCE_SMALL)); then
   CCE_MOUNT_OPTS=${CCE_MOUNT_OPTS:-$(findmnt -n -o OPTIONS --mountpoint "$CCE_SMALL_MNT" | tr -d '\042\134' || echo "?")}
 fi
 
+# The floor servers, for the random reads (see RAND_TARGETS).
+FLOOR_PID='' ZEROS_PID='' FLOOR_OBJECT='' FLOOR_SKIPPED=''
+if sel rand1 || sel rand4; then
+  FLOOR=$BIN_DIR/decryptfs_floor
+  objects=()
+  [[ -d $CCE_ENC/objects ]] && mapfile -t objects < <(find "$CCE_ENC/objects" -type f)
+  if [[ ! -x $FLOOR ]]; then
+    FLOOR_SKIPPED="$FLOOR not found (make build builds it from bench/decryptfs/fuse_floor.cc)"
+  elif ((${#objects[@]} != 1)); then
+    FLOOR_SKIPPED="expected one ciphertext object under $CCE_ENC/objects, found ${#objects[@]}"
+  fi
+fi
+if [[ -n $FLOOR_SKIPPED ]]; then
+  echo "run.sh: warning: the floor servers are not measured: $FLOOR_SKIPPED" >&2
+elif sel rand1 || sel rand4; then
+  FLOOR_OBJECT=${objects[0]}
+  progress "mounting the floor servers (decryptfs_floor: libfuse + disk, and libfuse alone)"
+  start_fuse "$FLOOR_MNT" "$LOG_DIR/floor.log" "$FLOOR" --mode disk --backing "$FLOOR_OBJECT" --size "$SIZE_BYTES" "$FLOOR_MNT"
+  FLOOR_PID=$FUSE_PID
+  start_fuse "$ZEROS_MNT" "$LOG_DIR/zeros.log" "$FLOOR" --mode zeros --size "$SIZE_BYTES" "$ZEROS_MNT"
+  ZEROS_PID=$FUSE_PID
+fi
+
 # ---- measurements ----
 
 sel seq && run_rounds seq "fio seq read ${SIZE_LABEL} bs=1M"
@@ -748,6 +792,10 @@ if ((NEED_CCE_SMALL)); then
     die "gocryptfs's view of the small-file tree differs from the plaintext (log: $LOG_DIR/diff-gocryptfs.txt)"
 fi
 ((NEED_GC)) && GC_HWM_MIB=$(calc "$(vm_hwm_kib "$GC_PID") / 1024" 1)
+for mnt in "$FLOOR_MNT" "$ZEROS_MNT"; do
+  [[ -n ${MOUNT_PID[$mnt]:-} ]] || continue
+  stop_fuse "$mnt" || echo "run.sh: warning: decryptfs_floor at $mnt did not exit cleanly" >&2
+done
 CCE_EXIT=0
 for mnt in "$CCE_MNT" "$CCE_SMALL_MNT"; do
   [[ -n ${MOUNT_PID[$mnt]:-} ]] || continue
@@ -805,6 +853,23 @@ for m in "${MEASURED[@]}"; do
     "cce/gocryptfs(best, $(ra_label "${GC_BEST_RA[$m]}")) = ${RATIO[$m]} (target >= ${TARGET[$m]}$keep) ${VERDICT[$m]}"
 done
 
+# The floor: what the random-read targets ask of any libfuse server here.
+declare -A FLOOR_RATIO=() ZEROS_RATIO=() CCE_OVER_FLOOR=()
+[[ -n $FLOOR_SKIPPED ]] && echo "random-read floor: not measured: $FLOOR_SKIPPED"
+for m in "${MEASURED[@]}"; do
+  [[ $m == rand* && -n ${MED[${m}_floor]:-} ]] || continue
+  FLOOR_RATIO[$m]=$(ratio "${MED[${m}_floor]}" "${GC_BEST[$m]}")
+  ZEROS_RATIO[$m]=$(ratio "${MED[${m}_zeros]}" "${GC_BEST[$m]}")
+  CCE_OVER_FLOOR[$m]=$(ratio "${MED[${m}_cce]}" "${MED[${m}_floor]}")
+  note="above the target"
+  if [[ $(verdict "${FLOOR_RATIO[$m]}" ">=" "${TARGET[$m]}") != PASS ]]; then
+    note="BELOW the target: no libfuse server doing these reads reaches it on this machine"
+  fi
+  echo "${LABEL[$m]} floor: libfuse + the same O_DIRECT reads, no decryption $(fmt_m "${MED[${m}_floor]}" "$m") ${UNIT[$m]}" \
+    "= ${FLOOR_RATIO[$m]}x gocryptfs(best) ($note); libfuse alone (zeros) $(fmt_m "${MED[${m}_zeros]}" "$m") ${UNIT[$m]}" \
+    "= ${ZEROS_RATIO[$m]}x; cce/floor = ${CCE_OVER_FLOOR[$m]}"
+done
+
 V_ENC='' V_RSS=''
 if ((ENC_TIMED)); then
   ENC_MBPS=$(calc "$SIZE_BYTES / ${ENC[big_mean]} / 1000000" 1)
@@ -840,8 +905,9 @@ cpu_ms_per_mib() {
 }
 # "<what>: plain A, cce B, gocryptfs@128KiB C, gocryptfs@1MiB D" of FN applied to <measure>_<target>
 line4() { # label fn measure [unit]
-  local out="$1:" t sep=' '
-  for t in "${TARGETS[@]}"; do
+  local out="$1:" t sep=' ' targets=("${TARGETS[@]}")
+  [[ $3 == rand* && -n ${SAMPLES[${3}_floor]:-} ]] && targets=("${RAND_TARGETS[@]}")
+  for t in "${targets[@]}"; do
     out+="$sep${TARGET_NAME[$t]} $($2 "${3}_$t")${4:-}"
     sep=', '
   done
@@ -861,7 +927,9 @@ for m in "${MEASURED[@]}"; do
       echo "    $(line_daemons "daemon CPU" cpu_ms_per_mib "$m" "ms/MiB")" ;;
     rand*)
       echo "    $(line4 "disk KiB read per 4 KiB read" per_op_dev_kib "$m")"
-      echo "    $(line_daemons "daemon CPU per 4 KiB read" cpu_us_per_op "$m" us)" ;;
+      echo "    $(line_daemons "daemon CPU per 4 KiB read" cpu_us_per_op "$m" us)"
+      [[ -n ${SAMPLES[${m}_floor]:-} ]] &&
+        echo "    floor daemon CPU per 4 KiB read: floor $(cpu_us_per_op "${m}_floor") us, zeros $(cpu_us_per_op "${m}_zeros") us" ;;
     small*)
       echo "    $(line4 "disk bytes read per plaintext byte" per_byte_dev "$m")"
       echo "    $(line_daemons "daemon CPU per file" cpu_us_per_op "$m" us)" ;;
@@ -923,6 +991,10 @@ JSON=$(
       "$sep" "${JSON_NAME[$m]}" "${MED[${m}_plain]}" "${MED[${m}_cce]}" "${MED[${m}_gc128]}" "${MED[${m}_gc1024]}" \
       "${GC_BEST[$m]}" "${GC_BEST_RA[$m]}" "${RATIO[$m]}"
     sep=,
+    if [[ -n ${FLOOR_RATIO[$m]:-} ]]; then
+      printf ',"%s_floor":{"floor":%s,"zeros":%s,"floor_over_gocryptfs":%s,"zeros_over_gocryptfs":%s,"cce_over_floor":%s}' \
+        "${JSON_NAME[$m]}" "${MED[${m}_floor]}" "${MED[${m}_zeros]}" "${FLOOR_RATIO[$m]}" "${ZEROS_RATIO[$m]}" "${CCE_OVER_FLOOR[$m]}"
+    fi
   done
   if ((ENC_TIMED)); then
     printf '%s"encrypt_mbps":%s,"copy_syncfs_mbps":%s,"encrypt_over_copy":%s,"encrypt_small_tree_mbps":%s,"encrypt_small_tree_files_per_s":%s' "$sep" "$ENC_MBPS" "$COPY_MBPS" "$ENC_OVER_COPY" "$ENC_SMALL_MBPS" "$ENC_SMALL_FPS"

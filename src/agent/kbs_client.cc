@@ -104,6 +104,14 @@ StatusOr<KbsSession> AttestTee(const KbsEndpoint& plane, const std::string& cred
   KbsSession out;
   out.session = attested.value("session", "");
   out.job_id = auth.value("job", "");
+  out.nonce = nonce;
+  // Display only: a missing or odd value is 0, never an exception.
+  auto int_of = [](const json& j, const char* member) -> int64_t {
+    auto it = j.find(member);
+    return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
+  out.nonce_expires_at = int_of(auth, "expires_at");
+  out.expires_at = int_of(attested, "expires_at");
   out.simulated_tee = attested.value("simulated_tee", false);
   if (attested.contains("tcb_status") && attested["tcb_status"].is_string()) {
     out.tcb_status = attested["tcb_status"].get<std::string>();

@@ -64,6 +64,12 @@ struct KbsSession {
   bool simulated_tee = false;
   std::string tcb_status;
   std::shared_ptr<crypto::EphemeralKey> tee_key;
+  // What steps 1 and 2 exchanged, for a developer's display (`cce-agent
+  // attest`): none of it is secret. The nonce (base64url) and its expiry,
+  // and the session's key-release expiry (unix seconds).
+  std::string nonce = {};
+  int64_t nonce_expires_at = 0;
+  int64_t expires_at = 0;
   // The TLS connection steps 1 and 2 used (kept alive): step 3 sends on it,
   // so one boot's release costs the plane one TLS handshake, not two. If the
   // plane closed it meanwhile, the client reconnects. Null: connect anew.

@@ -1,5 +1,6 @@
 #include "api/wire.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <set>
@@ -7,6 +8,22 @@
 
 namespace cce::api {
 namespace {
+
+// "a string", "an integer", "null", ...: what a request sent where something else
+// belongs. Only the type, never the value (which may be a secret).
+std::string JsonTypeName(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    case json::value_t::number_float: return "a number with a fraction";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "another type";
+  }
+}
 
 // Reads the fields of one JSON object into a wire type. The first error
 // sticks and later reads do nothing, so a decoder is a flat list of reads
@@ -16,7 +33,7 @@ class FieldReader {
  public:
   FieldReader(const json& j, Decode mode, std::string_view where)
       : j_(j.is_object() ? &j : nullptr), mode_(mode), where_(where) {
-    if (j_ == nullptr) status_ = InvalidArgument(where_ + ": expected an object");
+    if (j_ == nullptr) status_ = InvalidArgument(where_ + ": expected an object" + Got(j));
   }
 
   void String(const char* name, std::string* out) { Scalar(name, Find(name, true), kString, out); }
@@ -50,13 +67,14 @@ class FieldReader {
     const json* v = Find(name, true);
     if (v == nullptr) return;
     if (!v->is_array()) {
-      status_ = InvalidArgument(Path(name) + ": expected an array");
+      status_ = InvalidArgument(Path(name) + ": expected an array" + Got(*v));
       return;
     }
     out->clear();
     for (size_t i = 0; i < v->size(); ++i) {
       if (!(*v)[i].is_string()) {
-        status_ = InvalidArgument(Path(name) + "[" + std::to_string(i) + "]: expected a string");
+        status_ = InvalidArgument(Path(name) + "[" + std::to_string(i) + "]: expected a string" +
+                                  Got((*v)[i]));
         return;
       }
       out->push_back((*v)[i].get<std::string>());
@@ -91,7 +109,7 @@ class FieldReader {
     const json* v = Find(name, true);
     if (v == nullptr) return;
     if (!v->is_array()) {
-      status_ = InvalidArgument(Path(name) + ": expected an array");
+      status_ = InvalidArgument(Path(name) + ": expected an array" + Got(*v));
       return;
     }
     out->clear();
@@ -115,7 +133,10 @@ class FieldReader {
   Status Finish() const {
     if (mode_ == Decode::kStrict && j_ != nullptr) {
       for (const auto& [key, value] : j_->items()) {
-        if (known_.count(key) == 0) return InvalidArgument(where_ + "." + key + ": unknown field");
+        if (known_.count(key) != 0) continue;
+        std::string allowed;
+        for (const std::string& k : known_) allowed += (allowed.empty() ? "" : ", ") + k;
+        return InvalidArgument(where_ + "." + key + ": unknown field (allowed: " + allowed + ")");
       }
     }
     return status_;
@@ -129,6 +150,16 @@ class FieldReader {
 
   std::string Path(const char* name) const { return where_ + "." + name; }
 
+  // A request's error also says what it got: its JSON type, never its value.
+  std::string Got(const json& v) const {
+    if (mode_ != Decode::kStrict) return "";
+    if (v.is_number_unsigned() &&
+        v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return ", got one larger than " + std::to_string(std::numeric_limits<int64_t>::max());
+    }
+    return ", got " + JsonTypeName(v);
+  }
+
   void Keep(Status s) {
     if (status_.ok()) status_ = std::move(s);
   }
@@ -140,7 +171,11 @@ class FieldReader {
     if (j_ == nullptr || !status_.ok()) return nullptr;
     auto it = j_->find(name);
     if (it == j_->end()) {
-      if (required) status_ = InvalidArgument(Path(name) + ": required");
+      if (required) {
+        status_ = InvalidArgument(Path(name) + (mode_ == Decode::kStrict
+                                                    ? ": required field is missing"
+                                                    : ": required"));
+      }
       return nullptr;
     }
     return &*it;
@@ -173,7 +208,7 @@ class FieldReader {
         break;
     }
     if (expected != nullptr) {
-      status_ = InvalidArgument(Path(name) + ": expected " + expected);
+      status_ = InvalidArgument(Path(name) + ": expected " + expected + Got(*v));
       return false;
     }
     *out = v->get<T>();
@@ -218,6 +253,35 @@ void ReadJob(FieldReader& r, Job* out) {
 }
 
 }  // namespace
+
+Status JsonSyntaxError(std::string_view text, std::string_view where) {
+  const std::string w(where);
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    return InvalidArgument(w + ": empty; expected a JSON object");
+  }
+  size_t byte = text.size();
+  try {
+    const json parsed = json::parse(text);  // throws at the error's byte
+    static_cast<void>(parsed);
+  } catch (const json::parse_error& e) {
+    byte = e.byte > 0 ? e.byte - 1 : 0;  // e.byte counts from 1
+  } catch (const std::exception&) {
+  }
+  byte = std::min(byte, text.size());
+  size_t line = 1;
+  size_t column = 1;
+  for (size_t i = 0; i < byte; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return InvalidArgument(w + ": not valid JSON: syntax error at line " + std::to_string(line) +
+                         ", column " + std::to_string(column) + " (byte " +
+                         std::to_string(byte) + "); expected a JSON object");
+}
 
 // ---- Error -------------------------------------------------------------------
 
@@ -1070,10 +1134,10 @@ json ToJson(const StartExploreRequest& v) {
 }
 Status FromJson(const json& j, StartExploreRequest* out, Decode mode, std::string_view where) {
   FieldReader r(j, mode, where);
-  if (j.is_object() && j.contains("datasets")) {
-    out->datasets.emplace();
-    r.StringArray("datasets", &*out->datasets);
-  }
+  // Read through OptionalStringArray so "datasets" is a known field even when absent.
+  std::vector<std::string> datasets;
+  r.OptionalStringArray("datasets", &datasets);
+  if (j.is_object() && j.contains("datasets")) out->datasets = std::move(datasets);
   r.OptionalInt("idle_timeout_seconds", &out->idle_timeout_seconds);
   return r.Finish();
 }

@@ -134,6 +134,10 @@ struct TaggedImage {  // PUT /api/v1/images/{name}/tags/{tag}
 };
 
 // ---- Jobs --------------------------------------------------------------------
+// POST /api/v1/jobs: the spec's file name as the user gave it, for the plane's messages
+// ("job.yaml:3:9: spec.image: ..."); optional, at most 255 printable ASCII characters;
+// without it the plane calls the spec "spec".
+inline constexpr std::string_view kJobSpecNameHeader = "X-Cce-Spec-Name";
 struct Job {
   std::string id;
   std::string name;
@@ -563,11 +567,16 @@ CCE_API_WIRE_TYPE(Wallet)
 CCE_API_WIRE_TYPE(WalletList)
 #undef CCE_API_WIRE_TYPE
 
-// Parses `text` as JSON and decodes it; "<where>: not valid JSON" otherwise.
+// Where JSON text stops parsing, for a message: "<where>: empty; expected a JSON
+// object" or "<where>: not valid JSON: syntax error at line 1, column 9 (byte 8)". It
+// names the position, never the bytes (a request may hold a key).
+Status JsonSyntaxError(std::string_view text, std::string_view where);
+
+// Parses `text` as JSON and decodes it; JsonSyntaxError otherwise.
 template <typename T>
 StatusOr<T> Parse(std::string_view text, Decode mode, std::string_view where) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidArgument(std::string(where) + ": not valid JSON");
+  if (j.is_discarded()) return JsonSyntaxError(text, where);
   T out;
   Status s = FromJson(j, &out, mode, where);
   if (!s.ok()) return s;

@@ -356,7 +356,7 @@ TEST(Wire, ReviewFieldsAreTypedAndOptionalOnesMayBeAbsent) {
             "response.approvals[1]: expected a string");
   EXPECT_EQ(DecodeError<ReviewDecisionRequest>(json{{"reason", "x"}, {"approve", true}},
                                                Decode::kStrict, "body"),
-            "body.approve: unknown field");
+            "body.approve: unknown field (allowed: reason)");
 }
 
 TEST(Wire, OutputSigningInputIsDomainSeparated) {
@@ -461,7 +461,7 @@ TEST(Wire, RequestDefaultsApplyWhenOptionalFieldsAreAbsent) {
 TEST(Wire, StrictRefusesUnknownFieldsLenientIgnoresThem) {
   const json body = {{"name", "carol"}, {"role", "consumer"}, {"admin", true}};
   EXPECT_EQ(DecodeError<CreateUserRequest>(body, Decode::kStrict, "body"),
-            "body.admin: unknown field");
+            "body.admin: unknown field (allowed: name, role)");
   CreateUserRequest lenient;
   ASSERT_TRUE(FromJson(body, &lenient, Decode::kLenient, "body").ok());
   EXPECT_EQ(lenient.name, "carol");
@@ -472,33 +472,37 @@ TEST(Wire, StrictRefusesUnknownFieldsLenientIgnoresThem) {
   detail["history"][1]["actor"] = "plane";
   detail["output"]["gate_findings"] = json::array();
   EXPECT_EQ(DecodeError<JobDetail>(detail, Decode::kStrict),
-            "response.history[1].actor: unknown field");
+            "response.history[1].actor: unknown field (allowed: at, from, reason, seq, to)");
   JobDetail out;
   EXPECT_TRUE(FromJson(detail, &out, Decode::kLenient, "response").ok());
 
   json wrapped = ToJson(SampleError());
   wrapped["error"]["details"] = json::object();
-  EXPECT_EQ(DecodeError<Error>(wrapped, Decode::kStrict), "response.error.details: unknown field");
+  EXPECT_EQ(DecodeError<Error>(wrapped, Decode::kStrict),
+            "response.error.details: unknown field (allowed: code, message)");
 
   // A flattened type knows both its own and its base's fields, and no more.
   json created = ToJson(SampleCreatedUser());
   CreatedUser cu;
   EXPECT_TRUE(FromJson(created, &cu, Decode::kStrict, "response").ok());
   created["password"] = "x";
-  EXPECT_EQ(DecodeError<CreatedUser>(created, Decode::kStrict), "response.password: unknown field");
+  EXPECT_EQ(DecodeError<CreatedUser>(created, Decode::kStrict),
+            "response.password: unknown field (allowed: created_at, disabled, id, name, role, "
+            "token)");
 }
 
 TEST(Wire, StrictNamesAnUnknownFieldBeforeABadValue) {
   // The order the plane's handlers have always answered in.
   const json body = {{"dataset", 5}, {"days", 7}, {"extra", 1}};
-  EXPECT_EQ(DecodeError<RentRequest>(body, Decode::kStrict, "body"), "body.extra: unknown field");
+  EXPECT_EQ(DecodeError<RentRequest>(body, Decode::kStrict, "body"),
+            "body.extra: unknown field (allowed: dataset, days)");
   EXPECT_EQ(DecodeError<RentRequest>(body, Decode::kLenient, "body"),
             "body.dataset: expected a string");
 }
 
 TEST(Wire, MissingRequiredFieldsAreNamed) {
   EXPECT_EQ(DecodeError<RentRequest>(json{{"dataset", "claims"}}, Decode::kStrict, "body"),
-            "body.days: required");
+            "body.days: required field is missing");
   EXPECT_EQ(DecodeError<RentRequest>(json{{"days", 3}}, Decode::kLenient, "body"),
             "body.dataset: required");
   json job = ToJson(SampleJob());
@@ -571,7 +575,7 @@ TEST(Wire, ErrorsNeverQuoteTheValue) {
                      {"location", "s3://b/c"},
                      {"key", {"cce4long-dataset-key-v1 SECRET0011"}}};
   std::string m = DecodeError<RegisterDatasetRequest>(body, Decode::kStrict, "body");
-  EXPECT_EQ(m, "body.key: expected a string");
+  EXPECT_EQ(m, "body.key: expected a string, got an array");
   EXPECT_EQ(m.find("SECRET"), std::string::npos);
 }
 
@@ -579,7 +583,44 @@ TEST(Wire, ParseNamesTextThatIsNotJson) {
   auto r = Parse<Job>("{\"id\": ", Decode::kLenient, "response");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(r.status().message(), "response: not valid JSON");
+  EXPECT_EQ(r.status().message(),
+            "response: not valid JSON: syntax error at line 1, column 8 (byte 7); expected a "
+            "JSON object");
+}
+
+TEST(Wire, ParseNamesWhereJsonStopsButNotTheBytes) {
+  auto r = Parse<RentRequest>("{\"dataset\": \"claims\",\n \"days\": SECRET7}", Decode::kStrict,
+                              "body");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "body: not valid JSON: syntax error at line 2, column 10 (byte 31); expected a JSON "
+            "object");
+  for (std::string_view empty : {"", " \n"}) {
+    auto e = Parse<RentRequest>(empty, Decode::kStrict, "body");
+    ASSERT_FALSE(e.ok());
+    EXPECT_EQ(e.status().message(), "body: empty; expected a JSON object");
+  }
+}
+
+TEST(Wire, StrictErrorsSayWhatTypeTheyGot) {
+  EXPECT_EQ(DecodeError<RentRequest>(json{{"dataset", "claims"}, {"days", "7"}}, Decode::kStrict,
+                                     "body"),
+            "body.days: expected an integer, got a string");
+  EXPECT_EQ(DecodeError<RentRequest>(json{{"dataset", "claims"}, {"days", 1.5}}, Decode::kStrict,
+                                     "body"),
+            "body.days: expected an integer, got a number with a fraction");
+  EXPECT_EQ(DecodeError<RentRequest>(json{{"dataset", nullptr}, {"days", 1}}, Decode::kStrict,
+                                     "body"),
+            "body.dataset: expected a string, got null");
+  EXPECT_EQ(DecodeError<RentRequest>(json{{"dataset", "c"}, {"days", UINT64_MAX}},
+                                     Decode::kStrict, "body"),
+            "body.days: expected an integer, got one larger than 9223372036854775807");
+  EXPECT_EQ(DecodeError<RentRequest>(json::array({1}), Decode::kStrict, "body"),
+            "body: expected an object, got an array");
+  // Responses (the plane's fault, not the user's) keep the short form.
+  EXPECT_EQ(DecodeError<RentRequest>(json{{"dataset", "claims"}, {"days", "7"}},
+                                     Decode::kLenient, "response"),
+            "response.days: expected an integer");
 }
 
 TEST(Wire, IntegersKeepTheirFullRange) {
@@ -850,7 +891,8 @@ TEST(Wire, ExploreSessionRoundTripsAndNamesABadField) {
   EXPECT_EQ(*parsed->idle_timeout_seconds, 60);
   auto unknown = Parse<StartExploreRequest>(R"({"image":"x"})", Decode::kStrict, "body");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.status().message(), "body.image: unknown field");
+  EXPECT_EQ(unknown.status().message(),
+            "body.image: unknown field (allowed: datasets, idle_timeout_seconds)");
   (void)none;
 }
 
@@ -908,7 +950,8 @@ TEST(WireSchema, ScriptJobTypesMatchTheOpenApiDocument) {
       R"({"base":"b","script":{"name":"a.py","content_base64":"","mode":1},"datasets":[]})",
       Decode::kStrict, "body");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.status().message(), "body.script.mode: unknown field");
+  EXPECT_EQ(unknown.status().message(),
+            "body.script.mode: unknown field (allowed: content_base64, name)");
 }
 }  // namespace
 }  // namespace cce::api

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "attest/test_util.h"
+#include "base/temp_dir_testing.h"
 
 namespace cce::attest {
 namespace {
@@ -27,23 +28,12 @@ std::string LoadError(const std::string& path) {
   return c.ok() ? "" : c.status().message();
 }
 
-class TempDir {
+// A temporary directory to load collateral from.
+class CollateralDir : public ::cce::testing::TempDir {
  public:
-  TempDir() {
-    char tmpl[] = "/tmp/attest_collateral_XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p == nullptr ? "/nonexistent" : p;
-  }
-  ~TempDir() {
-    const std::string cmd = "rm -rf '" + path_ + "'";
-    EXPECT_EQ(std::system(cmd.c_str()), 0);  // NOLINT(cert-env33-c): test cleanup
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
+  CollateralDir() : ::cce::testing::TempDir("attest-collateral") {}
   void Write(const std::string& name, const std::string& data) const {
-    std::ofstream out(path_ + "/" + name, std::ios::binary);
+    std::ofstream out(path() + "/" + name, std::ios::binary);
     out << data;
   }
   // A copy of a collateral set from tests/data/tdx.
@@ -58,9 +48,6 @@ class TempDir {
       Write(name, ss.str());
     }
   }
-
- private:
-  std::string path_;
 };
 
 TEST(Collateral, LoadsDcapQvlJsonFile) {
@@ -202,7 +189,7 @@ TEST(Collateral, DcapQvlJsonErrors) {
 }
 
 TEST(Collateral, PcsDirectoryRejectsUnknownFilesAndMissingOnes) {
-  TempDir dir;
+  CollateralDir dir;
   dir.CopySet(testing::kGo2023Collateral);
   ASSERT_TRUE(Collateral::LoadDir(dir.path()).ok());
   dir.Write("pck-crl.der", "x");  // a typo must not silently drop the CRL
@@ -215,7 +202,7 @@ TEST(Collateral, PcsDirectoryRejectsUnknownFilesAndMissingOnes) {
 }
 
 TEST(Collateral, DirectoryWithCollateralJsonIsDcapQvl) {
-  TempDir dir;
+  CollateralDir dir;
   dir.Write("collateral.json", ReadText(testing::kDcapCollateral));
   const Collateral c = Must(Collateral::LoadDir(dir.path()));
   EXPECT_EQ(ToHex(c.tcb_info.fmspc), "b0c06f000000");

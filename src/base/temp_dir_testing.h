@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -19,7 +21,10 @@ class TempDir {
     std::string tmpl =
         (std::filesystem::temp_directory_path() / ("cce-" + std::string(prefix) + "-XXXXXX"))
             .string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp " + tmpl + " failed");
+    // gtest reports an exception from a test body or fixture as that test's failure.
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      throw std::runtime_error("TempDir: mkdtemp " + tmpl + ": " + std::strerror(errno));
+    }
     path_ = tmpl;
   }
   ~TempDir() {

@@ -19,7 +19,8 @@ constexpr size_t kMaxQuoteBytes = size_t{1} << 20;
 
 int Rejected(bool json_out, const std::string& why) {
   if (json_out) {
-    std::cout << json{{"accepted", false}, {"reasons", {why}}}.dump() << "\n";
+    // The same keys as an evaluated quote's verdict (VerificationToJson).
+    std::cout << json{{"verdict", "rejected"}, {"reasons", {why}}}.dump() << "\n";
   } else {
     std::cout << "REJECTED\n  - " << why << "\n";
   }
@@ -82,7 +83,8 @@ int AttestVerify(const Args& args) {
     return Rejected(*json_out, v.status().message());
   }
   if (*json_out) {
-    std::cout << attest::VerificationToJson(*v) << "\n";
+    // One line: VerificationToJson indents, --output json is JSON Lines.
+    std::cout << json::parse(attest::VerificationToJson(*v)).dump() << "\n";
   } else {
     json j = json::parse(attest::VerificationToJson(*v));
     std::cout << (v->accepted ? "ACCEPTED" : "REJECTED") << "\n";

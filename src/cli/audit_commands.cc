@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
+#include "cli/table.h"
 #include "crypto/crypto.h"
 #include "store/store.h"
 
@@ -257,12 +258,19 @@ int AuditList(const Args& args) {
         ASSIGN_OR_RETURN(json r, c.Get(path));
         ASSIGN_OR_RETURN(api::AuditList list, DecodeResponse<api::AuditList>(r, "GET " + path));
         if (!json_out) {
+          Table t({"SEQ", "TIME", "DECISION", "ACTOR", "ACTION", "OBJECT", "DETAILS"});
           for (const api::AuditEntry& e : list.entries) {
-            std::cout << e.seq << "\t" << FormatTime(e.at) << "\t" << e.decision << "\t" << e.actor
-                      << "\t" << e.action << "\t" << e.object << "\t" << e.details.dump() << "\n";
+            t.AddRow({std::to_string(e.seq), FormatTime(e.at), e.decision, e.actor, e.action,
+                      e.object, e.details.dump()});
           }
+          std::cout << t.Render();
         }
-        return r;
+        if (list.next_after) {
+          NoteNextPage("entries", "cce audit list --after " + std::to_string(*list.next_after) +
+                                      (f.Get("job") ? " --job " + *f.Get("job") : "") +
+                                      (limit ? " --limit " + std::to_string(*limit) : ""));
+        }
+        return ListItems(r, "entries");
       });
 }
 

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -64,6 +66,18 @@ json SummaryJson(const format::Summary& s) {
           {"ciphertext_bytes", s.ciphertext_bytes}};
 }
 
+// A destination path's directory must exist: said before any work starts,
+// naming the directory and how to make it.
+Status ParentExists(const std::string& what, const std::string& path) {
+  if (path.empty()) return InvalidArgument(what + ": expected a path, got an empty string");
+  std::string parent = std::filesystem::path(path).parent_path().string();
+  if (parent.empty()) parent = ".";
+  std::error_code ec;
+  if (std::filesystem::is_directory(parent, ec)) return Status::Ok();
+  return NotFound(path + ": the directory '" + parent +
+                  "' does not exist (create it first: mkdir -p " + parent + ")");
+}
+
 // ---- cce key generate ----
 
 int KeyGenerate(const Args& args) {
@@ -78,12 +92,18 @@ int KeyGenerate(const Args& args) {
   if (!json_out.ok()) return Fail(json_out.status());
   auto out = f->Get("out");
   if (!out) return Fail(InvalidArgument("--out FILE is required"));
+  if (Status s = ParentExists("--out", *out); !s.ok()) return Fail(s);
   auto key = format::DatasetKey::Generate();
   if (!key.ok()) return Fail(key.status());
   UniqueFd fd(::open(out->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) {
     if (errno == EEXIST)
       return Fail(AlreadyExists(*out + ": already exists; refusing to overwrite"));
+    if (errno == ENOENT) {
+      const std::string parent = std::filesystem::path(*out).parent_path().string();
+      return Fail(NotFound(*out + ": the directory '" + parent +
+                           "' does not exist (create it first: mkdir -p " + parent + ")"));
+    }
     return Fail(ErrnoStatus(*out, errno));
   }
   crypto::SecretBytes text = key->EncodeKeyFile();
@@ -172,6 +192,7 @@ int DatasetEncrypt(const Args& args) {
   }
   if (*threads) o.threads = static_cast<unsigned>(**threads);
   if (*version) o.dataset_version = **version;
+  if (Status s = ParentExists("DST_DIR", f->positional()[1]); !s.ok()) return Fail(s);
   o.dataset_id = f->Get("dataset-id").value_or("");
   auto key = LoadKey(*f);
   if (!key.ok()) return Fail(key.status());
@@ -186,19 +207,22 @@ int DatasetEncrypt(const Args& args) {
   o.cancel = interrupt.flag();
   auto summary = format::EncryptDataset(f->positional()[0], f->positional()[1], *key, o);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  bar.Finish();  // messages and the summary start their own line
   if (!summary.ok()) {
     if (int code = InterruptScope::ExitCode("encrypt")) return code;
     return Fail(summary.status());
   }
   if (*json_out) {
     json j = SummaryJson(*summary);
-    j["seconds"] = secs;
+    j["seconds"] = std::round(secs * 1000) / 1000;
     j["destination"] = f->positional()[1];
     std::cout << j.dump() << "\n";
   } else {
     std::cout << "encrypted " << summary->files << " files, " << summary->directories
-              << " directories, " << HumanBytes(summary->plaintext_bytes) << " in " << secs
-              << " s into " << f->positional()[1] << " (dataset " << summary->dataset_id
+              << " directories, " << HumanBytes(summary->plaintext_bytes) << " in "
+              << HumanDuration(secs) << " ("
+              << HumanRate(secs > 0 ? static_cast<double>(summary->plaintext_bytes) / secs : 0)
+              << ") into " << f->positional()[1] << " (dataset " << summary->dataset_id
               << " version " << summary->dataset_version << ")\n";
   }
   return kExitOk;
@@ -235,6 +259,9 @@ int DatasetRead(const Args& args, bool decrypt) {
   if (*threads) o.threads = static_cast<unsigned>(**threads);
   if (*min_version) o.min_dataset_version = **min_version;
   if (auto id = f->Get("expect-dataset-id")) o.expect_dataset_id = *id;
+  if (decrypt) {
+    if (Status s = ParentExists("DST_DIR", f->positional()[1]); !s.ok()) return Fail(s);
+  }
   auto key = LoadKey(*f);
   if (!key.ok()) return Fail(key.status());
   ProgressBar bar(decrypt ? "decrypt" : "verify");
@@ -248,11 +275,10 @@ int DatasetRead(const Args& args, bool decrypt) {
   o.cancel = interrupt.flag();
   auto summary = decrypt ? format::DecryptDataset(src, f->positional()[1], *key, o)
                          : format::VerifyDataset(src, *key, o);
+  bar.Finish();  // messages and the summary start their own line
   if (!summary.ok()) {
     if (int code = InterruptScope::ExitCode(decrypt ? "decrypt" : "verify", decrypt)) return code;
-    if (*json_out) {
-      std::cout << json{{"ok", false}, {"error", summary.status().message()}}.dump() << "\n";
-    }
+    // With --output json, Fail prints {"error": {...}} on stdout too.
     return Fail(summary.status());
   }
   if (*json_out) {

@@ -1,6 +1,7 @@
 #include "cli/command_table.h"
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 namespace cce::cli {
 namespace {
@@ -30,13 +31,51 @@ std::string CommandListing(const CommandTable& table, const std::string& group) 
   return h;
 }
 
+namespace {
+bool g_json_errors = false;
+
+// `--output json` among a verb's arguments (before "--"), for a parser that
+// declares `--output FORMAT` (not, e.g., `cce sandbox run --output DIR`).
+bool AsksForJson(const FlagParser& parser, const Args& args) {
+  if (!parser.Declares("output", "FORMAT")) return false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--") return false;
+    if (args[i] == "--output=json") return true;
+    if (args[i] == "--output" && i + 1 < args.size() && args[i + 1] == "json") return true;
+  }
+  return false;
+}
+}  // namespace
+
+void SetJsonErrors(bool on) {
+  g_json_errors = on;
+}
+
+bool JsonErrors() {
+  return g_json_errors;
+}
+
+std::string ErrorJson(const Status& status, int exit_code) {
+  std::string code(StatusCodeName(status.code()));
+  if (code == "i/o error") code = "io";
+  for (char& c : code) {
+    if (c == ' ') c = '_';
+  }
+  return nlohmann::json{
+      {"error", {{"code", code}, {"message", status.message()}, {"exit", exit_code}}}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 int ReportError(std::string_view program, const Status& status) {
+  const int exit_code = ExitCodeFor(status);
   std::cerr << program << ": error: " << status.message() << "\n";
-  return ExitCodeFor(status);
+  if (g_json_errors) std::cout << ErrorJson(status, exit_code) << "\n" << std::flush;
+  return exit_code;
 }
 
 std::optional<ParsedFlags> ParseArgs(std::string_view program, const FlagParser& parser,
                                      const Args& args, size_t positional, int* exit) {
+  if (AsksForJson(parser, args)) SetJsonErrors(true);
   auto parsed = parser.Parse(args);
   if (!parsed.ok()) {
     *exit = ReportError(program, parsed.status());
@@ -48,9 +87,25 @@ std::optional<ParsedFlags> ParseArgs(std::string_view program, const FlagParser&
     return std::nullopt;
   }
   if (positional != kAnyArgCount && parsed->positional().size() != positional) {
+    // Name the first surplus argument: `cce job submit job.yaml` shows what was
+    // taken for an argument, and the usage line shows what was expected.
+    const auto& got = parsed->positional();
+    std::string extra;
+    if (got.size() > positional) {
+      const std::string word = got[positional].substr(0, 80);
+      extra = ": unexpected '" + word + "'";
+      // `cce job submit job.yaml`: the file belongs to -f.
+      const FlagSpec* file = parser.Declared("file");
+      if (file != nullptr && !parsed->Has("file")) {
+        extra += "; did you mean " +
+                 (file->short_name != 0 ? "-" + std::string(1, file->short_name) : "--file") +
+                 " " + word + "?";
+      }
+    }
     *exit = ReportError(
         program, InvalidArgument("expected " + std::to_string(positional) + " argument(s), got " +
-                                 std::to_string(parsed->positional().size()) + " (try --help)"));
+                                 std::to_string(got.size()) + extra +
+                                 " (usage: " + parser.usage() + ")"));
     return std::nullopt;
   }
   return std::move(*parsed);
@@ -75,6 +130,11 @@ int RunCommand(const CommandTable& table, const Args& args) {
   if (group_known && args.size() >= 2 && IsHelp(args[1])) {
     std::cout << CommandListing(table, args[0]);
     return kExitOk;
+  }
+  // A bare group ("cce dataset"): its commands, as a bare PROG lists all.
+  if (group_known && args.size() == 1) {
+    std::cout << CommandListing(table, args[0]);
+    return kExitUsage;
   }
   std::string named = group_known && args.size() >= 2 ? args[0] + " " + args[1] : args[0];
   (void)ReportError(table.program, InvalidArgument("unknown command '" + named + "'"));

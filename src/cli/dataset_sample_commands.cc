@@ -49,7 +49,10 @@ int DatasetSample(const Args& args) {
     std::cerr << "cce: error: " << report.status().message() << "\n";
     // Only an OS failure is a runtime failure; anything about the policy, the
     // data or the secret file is bad input.
-    return code == StatusCode::kIo || code == StatusCode::kInternal ? kExitFailure : kExitUsage;
+    const int exit_code =
+        code == StatusCode::kIo || code == StatusCode::kInternal ? kExitFailure : kExitUsage;
+    if (JsonErrors()) std::cout << ErrorJson(report.status(), exit_code) << "\n";
+    return exit_code;
   }
   const nlohmann::json j = explore::ReportToJson(*report);
   if (auto file = f->Get("report")) {
@@ -57,8 +60,7 @@ int DatasetSample(const Args& args) {
     Status s =
         WriteFileAtomic(*file, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, 0644);
     if (!s.ok()) {
-      std::cerr << "cce: error: --report " << *file << ": " << s.message() << "\n";
-      return kExitFailure;
+      return ReportError("cce", s.WithContext("--report " + *file));
     }
   }
   if (f->Get("output").value_or("text") == "json") {

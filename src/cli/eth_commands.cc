@@ -18,6 +18,7 @@
 #include "base/fd.h"
 #include "cli/cli.h"
 #include "cli/plane_verb.h"
+#include "cli/table.h"
 #include "cli/wallet_message.h"
 #include "eth/eip191.h"
 #include "eth/eth.h"
@@ -313,12 +314,13 @@ int WalletList(const Args& args) {
         ASSIGN_OR_RETURN(api::WalletList list,
                          DecodeResponse<api::WalletList>(r, "GET /api/v1/wallet"));
         if (!json_out) {
-          std::cout << "ADDRESS\tUSER\tLINKED\n";
+          Table t({"ADDRESS", "USER", "LINKED"});
           for (const api::Wallet& w : list.wallets) {
-            std::cout << w.address << "\t" << w.user << "\t" << FormatTime(w.linked_at) << "\n";
+            t.AddRow({w.address, w.user, FormatTime(w.linked_at)});
           }
+          std::cout << t.Render();
         }
-        return r;
+        return ListItems(r, "wallets");
       });
 }
 
@@ -481,14 +483,14 @@ StatusOr<json> EthereumRent(const ParsedFlags& f, PlaneClient& c, const api::Led
 }
 
 void PrintEthereumRentals(const api::RentalList& list) {
-  std::cout << "DATASET\tCONSUMER\tSTART .. END\tTX\tBLOCK\tPAYER\n";
+  Table t({"DATASET", "CONSUMER", "START", "END", "TX", "BLOCK", "PAYER"});
   for (const api::Rental& x : list.rentals) {
     std::string payer = x.payer.value_or("-");
     if (auto a = eth::ParseAddress(payer, "payer"); a.ok()) payer = a->Checksummed();
-    std::cout << x.dataset << "\t" << x.consumer << "\t" << FormatTime(x.start) << " .. "
-              << FormatTime(x.end) << "\t" << x.tx_hash.value_or("-") << "\t"
-              << (x.block ? std::to_string(*x.block) : "-") << "\t" << payer << "\n";
+    t.AddRow({x.dataset, x.consumer, FormatTime(x.start), FormatTime(x.end),
+              x.tx_hash.value_or("-"), x.block ? std::to_string(*x.block) : "-", payer});
   }
+  std::cout << t.Render();
 }
 
 }  // namespace cce::cli

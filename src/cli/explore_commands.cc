@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
+#include "cli/table.h"
 
 extern char** environ;
 
@@ -64,15 +65,14 @@ std::vector<std::string> SplitComma(const std::string& s) {
   return out;
 }
 
-void PrintSession(const api::ExploreSession& x) {
-  std::cout << x.id << "\t" << x.state << "\t";
+void AddSession(Table& t, const api::ExploreSession& x) {
+  std::string datasets;
   for (size_t i = 0; i < x.datasets.size(); ++i) {
-    std::cout << (i ? "," : "") << x.datasets[i].name << "@v" << x.datasets[i].sample_version;
+    datasets += (i ? "," : "") + x.datasets[i].name + "@v" +
+                std::to_string(x.datasets[i].sample_version);
   }
-  std::cout << "\tidle timeout " << x.idle_timeout_seconds / 60 << " min\tcreated "
-            << FormatTime(x.created_at);
-  if (!x.stop_reason.empty()) std::cout << "\t(" << x.stop_reason << ")";
-  std::cout << "\n";
+  t.AddRow({x.id, x.state, datasets, std::to_string(x.idle_timeout_seconds / 60) + " min",
+            FormatTime(x.created_at), x.stop_reason});
 }
 
 // A one-time login URL for session `id`.
@@ -146,9 +146,11 @@ int List(const Args& args) {
     ASSIGN_OR_RETURN(api::ExploreSessionList list,
                      DecodeResponse<api::ExploreSessionList>(r, "GET /api/v1/explore/sessions"));
     if (f.Get("output") != "json") {
-      for (const auto& x : list.sessions) PrintSession(x);
+      Table t({"ID", "STATE", "DATASETS", "IDLE-TIMEOUT", "CREATED", "STOP-REASON"});
+      for (const auto& x : list.sessions) AddSession(t, x);
+      std::cout << t.Render();
     }
-    return r;
+    return ListItems(r, "sessions");
   });
 }
 

@@ -32,8 +32,16 @@ StatusOr<std::optional<uint64_t>> ParsedFlags::GetUint(const std::string& name, 
   uint64_t out = 0;
   auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
   if (ec != std::errc() || p != v->data() + v->size() || out < min || out > max) {
-    return InvalidArgument("--" + name + ": '" + *v + "': expected an integer in " +
-                           std::to_string(min) + ".." + std::to_string(max));
+    const std::string range = std::to_string(min) + ".." + std::to_string(max);
+    const std::string shown = "--" + name + ": '" + v->substr(0, 40) + "': ";
+    if (v->starts_with("-")) {
+      return InvalidArgument(shown + "must not be negative (expected an integer in " + range + ")");
+    }
+    if (ec == std::errc() && p == v->data() + v->size() && out == 0) {
+      return InvalidArgument(shown + "must be at least " + std::to_string(min) +
+                             " (expected an integer in " + range + ")");
+    }
+    return InvalidArgument(shown + "expected an integer in " + range);
   }
   return std::optional<uint64_t>(out);
 }
@@ -119,6 +127,11 @@ std::string FlagParser::Help() const {
     h += left + f.help + "\n";
   }
   return h;
+}
+
+bool FlagParser::Declares(const std::string& name, const std::string& value_name) const {
+  const FlagSpec* f = FindLong(name);
+  return f != nullptr && f->value_name == value_name;
 }
 
 }  // namespace cce::cli

@@ -48,6 +48,13 @@ class FlagParser {
   // Always knows --help (-h). Errors are kInvalidArgument naming the flag.
   StatusOr<ParsedFlags> Parse(const std::vector<std::string>& args) const;
   std::string Help() const;
+  // The usage line given to the constructor ("cce job status ID [options]").
+  const std::string& usage() const { return usage_; }
+  // The declared flag spelled --name, or nullptr.
+  const FlagSpec* Declared(const std::string& name) const { return FindLong(name); }
+  // Whether the parser has flag --NAME taking a value called value_name
+  // ("output", "FORMAT").
+  bool Declares(const std::string& name, const std::string& value_name) const;
 
  private:
   const FlagSpec* FindLong(const std::string& name) const;

@@ -55,6 +55,21 @@ TEST(FlagParser, UintRangeErrorsNameTheFlag) {
   EXPECT_NE(v.status().message().find("--threads"), std::string::npos);
 }
 
+TEST(FlagParser, UintSaysNegativeAndTooSmallInWords) {
+  FlagParser p("t", "t", {{"limit", "N", "n"}});
+  auto message = [&](const std::string& v) {
+    auto f = p.Parse({"--limit", v});
+    EXPECT_TRUE(f.ok());
+    auto r = f->GetUint("limit", 1, 10000);
+    return r.ok() ? std::string("ok") : r.status().message();
+  };
+  EXPECT_EQ(message("-5"), "--limit: '-5': must not be negative (expected an integer in 1..10000)");
+  EXPECT_EQ(message("0"), "--limit: '0': must be at least 1 (expected an integer in 1..10000)");
+  EXPECT_EQ(message("10001"), "--limit: '10001': expected an integer in 1..10000");
+  EXPECT_EQ(message("ten"), "--limit: 'ten': expected an integer in 1..10000");
+  EXPECT_EQ(message("7"), "ok");
+}
+
 TEST(FlagParser, ShortOnlyFlagsHaveNoLongSpelling) {
   FlagParser p("t [-o OPTS]", "t",
                {{"mount-options", "OPTS", "mount options", true, 'o', /*short_only=*/true}});
@@ -162,7 +177,11 @@ TEST_F(CommandTableTest, UnknownCommandsAreUsageErrorsThatListTheCommands) {
   EXPECT_EQ(verb.exit, 2);
   EXPECT_NE(verb.err.find("unknown command 'user frob'"), std::string::npos) << verb.err;
   EXPECT_NE(verb.err.find("Usage: prog user COMMAND"), std::string::npos) << verb.err;
-  EXPECT_EQ(Run({"user"}).exit, 2);
+  Captured bare = Run({"user"});  // a bare group: its commands, as a bare prog lists all
+  EXPECT_EQ(bare.exit, 2);
+  EXPECT_NE(bare.out.find("Usage: prog user COMMAND [options]"), std::string::npos) << bare.out;
+  EXPECT_NE(bare.out.find("user remove"), std::string::npos) << bare.out;
+  EXPECT_TRUE(bare.err.empty()) << bare.err;
   EXPECT_EQ(Run({"--version"}).exit, 2);  // only a table with a version knows --version
   EXPECT_TRUE(ran_.empty());
   table_.version = "1.2.3";
@@ -207,6 +226,20 @@ TEST(ParseArgs, HelpBadFlagsAndArgumentCounts) {
   EXPECT_EQ(count.exit, 2);
   EXPECT_NE(count.err.find("prog: error: expected 1 argument(s), got 2"), std::string::npos)
       << count.err;
+
+  EXPECT_NE(count.err.find("unexpected 'b' (usage: prog verb --key FILE A)"), std::string::npos)
+      << count.err;
+
+  // A file given as an argument to a verb that takes it with -f.
+  FlagParser submit("prog submit -f FILE", "Submits.", {{"file", "FILE", "spec", false, 'f'}});
+  Captured spec = Capture([&] {
+    f = ParseArgs("prog", submit, {"job.yaml"}, 0, &exit);
+    return exit;
+  });
+  EXPECT_EQ(spec.exit, 2);
+  EXPECT_EQ(spec.err,
+            "prog: error: expected 0 argument(s), got 1: unexpected 'job.yaml'; did you mean -f "
+            "job.yaml? (usage: prog submit -f FILE)\n");
 
   Captured any = Capture([&] {
     f = ParseArgs("prog", p, {"a", "b", "c"}, kAnyArgCount, &exit);

@@ -70,6 +70,7 @@ int GateScan(const Args& args) {
     // Bad input is exit 2 whatever its code: a gate that cannot read its
     // input has no verdict.
     std::cerr << "cce: error: " << code.status().message() << "\n";
+    if (JsonErrors()) std::cout << ErrorJson(code.status(), 2) << "\n";
     return 2;
   }
   return *code;

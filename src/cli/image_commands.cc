@@ -2,6 +2,7 @@
 // container image (OCI layout directory, oci-archive or docker-archive) to
 // the plane's content-addressed image store, list and remove the tags there.
 // docs/images.md.
+#include <cctype>
 #include <ctime>
 #include <iostream>
 
@@ -11,6 +12,7 @@
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
 #include "cli/progress.h"
+#include "cli/table.h"
 #include "image/image.h"
 
 namespace cce::cli {
@@ -29,29 +31,123 @@ std::pair<std::string, std::string> SplitNameTag(const std::string& ref) {
   return {ref.substr(0, colon), ref.substr(colon + 1)};
 }
 
+// A name for the example in Destination's message: PATH's last component as
+// one OCI name component (lower case, runs of other characters as one '-'),
+// or "app" when nothing of it is left.
+std::string ExampleName(const std::string& path) {
+  std::string base = path;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
+  for (const char* ext : {".tar.gz", ".tgz", ".tar.zst", ".tar"}) {
+    const std::string e(ext);
+    if (base.size() > e.size() && base.compare(base.size() - e.size(), e.size(), e) == 0) {
+      base.resize(base.size() - e.size());
+      break;
+    }
+  }
+  std::string out;
+  for (char c : base) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      out += c;
+    } else if (!out.empty() && out.back() != '-') {
+      out += '-';
+    }
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "app" : out;
+}
+
+// NAME and TAG as the plane takes them (docs/cli.md, `cce image push`),
+// checked here so a typo is named before anything is uploaded.
+Status CheckNameTag(const std::string& name, const std::string& tag) {
+  auto component_ok = [](std::string_view c) {
+    if (c.empty() || !std::isalnum(static_cast<unsigned char>(c.front())) ||
+        !std::isalnum(static_cast<unsigned char>(c.back()))) {
+      return false;
+    }
+    for (size_t i = 0; i < c.size(); ++i) {
+      const char ch = c[i];
+      const bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+      const bool sep = ch == '.' || ch == '_' || ch == '-';
+      if (!alnum && !sep) return false;
+      if (sep && i > 0 &&
+          !((c[i - 1] >= 'a' && c[i - 1] <= 'z') || (c[i - 1] >= '0' && c[i - 1] <= '9'))) {
+        return false;  // one separator between alphanumerics ("a__b" is not allowed)
+      }
+    }
+    return true;
+  };
+  bool name_ok = !name.empty() && name.size() <= 255;
+  for (size_t at = 0; name_ok && at <= name.size();) {
+    size_t slash = name.find('/', at);
+    if (slash == std::string::npos) slash = name.size();
+    name_ok = component_ok(std::string_view(name).substr(at, slash - at));
+    at = slash + 1;
+  }
+  if (!name_ok) {
+    return InvalidArgument("image name '" + name.substr(0, 64) +
+                           "': expected lower-case path components [a-z0-9]+(?:[._-][a-z0-9]+)* "
+                           "joined by single '/' (e.g. team/stats)");
+  }
+  bool tag_ok = !tag.empty() && tag.size() <= 128 &&
+                (std::isalnum(static_cast<unsigned char>(tag[0])) || tag[0] == '_');
+  for (char ch : tag) {
+    tag_ok = tag_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' ||
+                        ch == '-');
+  }
+  if (!tag_ok) {
+    return InvalidArgument("image tag '" + tag.substr(0, 64) + "' of " + name.substr(0, 64) +
+                           ": expected [A-Za-z0-9_][A-Za-z0-9._-]{0,127} (e.g. 1.0)");
+  }
+  return Status::Ok();
+}
+
 // Where the pushed image is tagged: --name, else the image's first repo tag.
 // An OCI ref.name without '/' or ':' is a bare tag ("1.0") and names no
-// repository, so it is not used.
+// repository, so it is not used. An image without a name (an OCI index
+// without org.opencontainers.image.ref.name, as `skopeo copy ... oci:DIR`
+// writes it without a tag) needs --name: the message gives its digest and a
+// command to copy.
 StatusOr<std::pair<std::string, std::string>> Destination(const ParsedFlags& f,
                                                           const image::LocalImage& img) {
-  if (auto name = f.Get("name")) return SplitNameTag(*name);
+  if (auto name = f.Get("name")) {
+    auto dest = SplitNameTag(*name);
+    RETURN_IF_ERROR(CheckNameTag(dest.first, dest.second));
+    return dest;
+  }
+  std::string bare_tag;
   for (const std::string& t : img.repo_tags) {
     if (img.format != image::ImageFormat::kDockerArchive &&
         t.find_first_of("/:") == std::string::npos) {
+      if (bare_tag.empty()) bare_tag = t;
       continue;
     }
     return SplitNameTag(t);
   }
-  return InvalidArgument(img.source_path +
-                         ": the image names no repository and tag: pass --name NAME:TAG");
+  std::string why;
+  if (img.format == image::ImageFormat::kDockerArchive) {
+    why = "its manifest.json has no RepoTags";
+  } else if (!bare_tag.empty()) {
+    why = "its index.json names only the tag '" + bare_tag + "', no repository";
+  } else {
+    why = "its index.json has no org.opencontainers.image.ref.name annotation";
+  }
+  const std::string example =
+      ExampleName(img.source_path) + ":" + (bare_tag.empty() ? "1.0" : bare_tag);
+  return InvalidArgument(img.source_path + ": the image " + img.manifest.digest.str() +
+                         " has no name to push it under (" + why +
+                         "): give it one with --name NAME[:TAG], for example\n  cce image push " +
+                         img.source_path + " --name " + example);
 }
 
 int ImagePush(const Args& args) {
   FlagParser p("cce image push PATH [--name NAME:TAG] [--output json]",
                "Uploads a container image (OCI layout directory, oci-archive or\n"
                "docker-archive tar) to the plane. Every blob's digest is checked here and\n"
-               "again by the plane; blobs the plane already has are skipped. Prints the\n"
-               "image digest, which a job spec can pin.",
+               "again by the plane; blobs the plane already has are skipped. Prints\n"
+               "NAME:TAG -> DIGEST; a job spec can name either. An image without a name\n"
+               "(no org.opencontainers.image.ref.name in its index) needs --name.",
                {{"name", "NAME:TAG",
                  "repository and tag on the plane (default: the image's own tag; TAG defaults "
                  "to latest)"},
@@ -107,7 +203,7 @@ int ImagePush(const Args& args) {
         ASSIGN_OR_RETURN(json r, c.Put(tag_path, img.manifest_json, img.manifest.media_type));
         ASSIGN_OR_RETURN(api::TaggedImage tagged,
                          DecodeResponse<api::TaggedImage>(r, "PUT " + tag_path));
-        if (!json_out) std::cout << tagged.digest << "\n";
+        if (!json_out) std::cout << name << ":" << tag << " -> " << tagged.digest << "\n";
         r["uploaded_bytes"] = uploaded;
         r["skipped_blobs"] = skipped;
         return r;
@@ -123,12 +219,14 @@ int ImageList(const Args& args) {
                      ASSIGN_OR_RETURN(api::ImageList list,
                                       DecodeResponse<api::ImageList>(r, "GET /api/v1/images"));
                      if (!json_out) {
+                       Table t({"NAME:TAG", "DIGEST", "OWNER", "PUSHED"});
                        for (const api::Image& i : list.images) {
-                         std::cout << i.name << ":" << i.tag << "\t" << i.digest << "\t" << i.owner
-                                   << "\t" << FormatTime(i.created_at) << "\n";
+                         t.AddRow({i.name + ":" + i.tag, i.digest, i.owner,
+                                   FormatTime(i.created_at)});
                        }
+                       std::cout << t.Render();
                      }
-                     return r;
+                     return ListItems(r, "images");
                    });
 }
 
@@ -142,7 +240,17 @@ int ImageRemove(const Args& args) {
   return WithPlane(p, args, 1,
                    [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
                      auto [name, tag] = SplitNameTag(f.positional()[0]);
-                     const std::string path = "/api/v1/images/" + name + "/tags/" + tag;
+                     RETURN_IF_ERROR(CheckNameTag(name, tag));
+                     std::string encoded;  // each of NAME's components, percent-encoded
+                     for (size_t at = 0; at <= name.size();) {
+                       size_t slash = name.find('/', at);
+                       if (slash == std::string::npos) slash = name.size();
+                       encoded += (at == 0 ? "" : "/") +
+                                  PathSegment(std::string_view(name).substr(at, slash - at));
+                       at = slash + 1;
+                     }
+                     const std::string path =
+                         "/api/v1/images/" + encoded + "/tags/" + PathSegment(tag);
                      ASSIGN_OR_RETURN(json r, c.Delete(path));
                      ASSIGN_OR_RETURN(api::TaggedImage removed,
                                       DecodeResponse<api::TaggedImage>(r, "DELETE " + path));

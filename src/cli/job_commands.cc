@@ -1,10 +1,12 @@
-// `cce job submit|bases|status|list|cancel|download`: Privacy Mode jobs on the
+// `cce job submit|validate|bases|status|list|cancel|download`: Privacy Mode jobs on the
 // plane (docs/cli.md, docs/api.yaml).
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -17,8 +19,10 @@
 #include "cli/command.h"
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
+#include "cli/table.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
+#include "jobspec/jobspec.h"
 #include "store/job_state.h"
 
 namespace cce::cli {
@@ -35,8 +39,35 @@ bool IsEndState(const std::string& state) {
   return s.ok() && store::IsFinalState(*s);
 }
 
+// "SUBMITTED, AUTHORIZED, ..." for messages about a state flag.
+std::string JobStateNames() {
+  std::string out;
+  for (store::JobState st : store::kAllJobStates) {
+    out += (out.empty() ? "" : ", ") + std::string(store::JobStateName(st));
+  }
+  return out;
+}
+
+// --until / --state: a state name as the plane spells it.
+Status CheckStateFlag(const std::string& flag, const std::string& value) {
+  if (store::ParseJobState(value).ok()) return Status::Ok();
+  std::string upper = value.substr(0, 40);
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  const std::string hint =
+      store::ParseJobState(upper).ok() ? "states are upper case: " + upper + "; " : "";
+  return InvalidArgument("--" + flag + ": unknown state '" + value.substr(0, 40) + "' (" + hint +
+                         "expected one of " + JobStateNames() + ")");
+}
+
 StatusOr<std::string> ReadSpec(const std::string& path) {
   if (path == "-") return ReadAll(STDIN_FILENO, kMaxSpecBytes, "job spec on stdin");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    return InvalidArgument(path + ": no such file (-f names the job spec, YAML or JSON)");
+  }
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return InvalidArgument(path + ": is a directory, not a job spec file");
+  }
   return ReadFile(path, kMaxSpecBytes);
 }
 
@@ -59,6 +90,31 @@ Status RefuseKeyFile(std::string_view spec, const std::string& file) {
   return InvalidArgument(file + ": this is a " +
                          (cce_key ? std::string("cce4long key file") : "PEM private key") +
                          ", not a job spec; refusing to send it (nothing was sent)");
+}
+
+// The name a spec's messages give it: the file as the user named it, "stdin" for '-'.
+std::string SpecSourceName(const std::string& file) {
+  return file == "-" ? std::string("stdin") : file;
+}
+
+// Reads FILE (or stdin), refuses a key file, and checks the spec against every rule of
+// docs/jobspec.md, offline: kInvalidArgument listing each error as FILE:LINE:COL: FIELD:
+// MESSAGE. `text` gets the bytes read.
+StatusOr<JobSpec> CheckSpecFile(const std::string& file, std::string* text) {
+  ASSIGN_OR_RETURN(*text, ReadSpec(file));
+  RETURN_IF_ERROR(RefuseKeyFile(*text, file));
+  return ParseJobSpec(*text, SpecSourceName(file));
+}
+
+// The spec's name for the plane's messages (X-Cce-Spec-Name, docs/api.yaml): sent only when
+// it is short printable ASCII; otherwise the plane calls it "spec".
+std::vector<std::pair<std::string, std::string>> SpecNameHeader(const std::string& file) {
+  const std::string name = SpecSourceName(file);
+  const bool printable =
+      !name.empty() && name.size() <= 255 &&
+      std::all_of(name.begin(), name.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+  if (!printable) return {};
+  return {{std::string(api::kJobSpecNameHeader), name}};
 }
 
 // The script-job flags, only with --script.
@@ -201,8 +257,9 @@ int JobSubmit(const Args& args) {
           for (const std::string& flag : kScriptOnlyFlags) {
             if (f.Has(flag)) return InvalidArgument("--" + flag + " is only for --script FILE");
           }
-          ASSIGN_OR_RETURN(body, ReadSpec(*file));
-          RETURN_IF_ERROR(RefuseKeyFile(body, *file));
+          // Checked here first, so the messages name the file as the user gave it and an
+          // invalid spec never leaves this machine.
+          RETURN_IF_ERROR(CheckSpecFile(*file, &body).status());
           if (file->ends_with(".yaml") || file->ends_with(".yml"))
             content_type = "application/yaml";
         } else {
@@ -214,6 +271,20 @@ int JobSubmit(const Args& args) {
         std::string key;
         if (auto k = f.Get("idempotency-key")) {
           key = *k;
+          if (key.empty() || key.size() > 128) {
+            return InvalidArgument("--idempotency-key: " + std::to_string(key.size()) +
+                                   " characters; expected 1..128");
+          }
+          for (size_t i = 0; i < key.size(); ++i) {
+            const auto ch = static_cast<unsigned char>(key[i]);
+            if (ch <= 0x20 || ch >= 0x7f) {
+              return InvalidArgument(
+                  "--idempotency-key: " +
+                  std::string(ch == ' ' ? "a space" : "a control or non-ASCII byte") +
+                  " at character " + std::to_string(i + 1) +
+                  "; expected printable characters without spaces (e.g. cohort-2026-11)");
+            }
+          }
         } else {
           std::array<uint8_t, 16> b{};
           RETURN_IF_ERROR(crypto::RandomBytes(b));
@@ -222,15 +293,71 @@ int JobSubmit(const Args& args) {
         StatusOr<json> r = Status(StatusCode::kUnavailable, "not sent");
         for (int attempt = 0; attempt < 4; ++attempt) {
           if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));
-          r = c.PostRaw(path, body, content_type, {{"Idempotency-Key", key}});
+          std::vector<std::pair<std::string, std::string>> headers;
+          if (file) headers = SpecNameHeader(*file);
+          headers.push_back({"Idempotency-Key", key});
+          r = c.PostRaw(path, body, content_type, headers);
           if (r.ok() || r.status().code() != StatusCode::kUnavailable) break;
         }
+        // The plane's refusals of a spec already start with its name (X-Cce-Spec-Name).
+        if (!r.ok() && file && r.status().message().starts_with("plane: ")) return r.status();
         if (!r.ok()) return r.status().WithContext(source);
         ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(*r, "POST " + path));
         if (!json_out) std::cout << job.id << "\n";
         (*r)["idempotency_key"] = key;
         return r;
       });
+}
+
+// Offline: no login, no plane. The plane's own limits, the datasets, your rentals and the
+// image are checked only when the job is submitted.
+int JobValidate(const Args& args) {
+  FlagParser p("cce job validate -f FILE [--output json]",
+               "Checks a job spec (docs/jobspec.md) on this machine, without a plane or a\n"
+               "login. Prints \"FILE: valid\" and exits 0, or lists every error found, one\n"
+               "per line as FILE:LINE:COLUMN: FIELD: MESSAGE, and exits 2. The plane's limits,\n"
+               "the datasets, your rentals and the image are checked at `cce job submit`.\n"
+               "FILE '-' reads the spec from stdin.",
+               {{"file", "FILE", "job spec, YAML or JSON", false, 'f'}, kOutputFlag});
+  int exit = 0;
+  auto f = ParseOrExit(p, args, 0, &exit);
+  if (!f) return exit;
+  auto json_out = JsonOutput(*f);
+  if (!json_out.ok()) return Fail(json_out.status());
+  auto file = f->Get("file");
+  if (!file) return Fail(InvalidArgument("-f FILE is required: the job spec to check"));
+  const std::string source = SpecSourceName(*file);
+  std::string text;
+  StatusOr<JobSpec> spec = CheckSpecFile(*file, &text);
+  if (!spec.ok()) {
+    if (*json_out && spec.status().code() == StatusCode::kInvalidArgument) {
+      // The result of the check, not a failure to run it: the errors, one per entry.
+      json errors = json::array();
+      std::string_view rest = spec.status().message();
+      while (!rest.empty()) {
+        const size_t nl = rest.find('\n');
+        errors.push_back(std::string(rest.substr(0, nl)));
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      }
+      std::cout << json{{"file", source}, {"valid", false}, {"errors", errors}}.dump(
+                       -1, ' ', false, json::error_handler_t::replace)
+                << "\n";
+      std::cerr << "cce: error: " << spec.status().message() << "\n";
+      return ExitCodeFor(spec.status());
+    }
+    return Fail(spec.status());
+  }
+  if (*json_out) {
+    std::cout << json{{"file", source},
+                      {"valid", true},
+                      {"name", spec->name},
+                      {"spec", json::parse(JobSpecToJson(*spec))}}
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
+              << "\n";
+  } else {
+    std::cout << source << ": valid\n";
+  }
+  return kExitOk;
 }
 
 int JobBases(const Args& args) {
@@ -243,14 +370,16 @@ int JobBases(const Args& args) {
         ASSIGN_OR_RETURN(api::BaseList list,
                          DecodeResponse<api::BaseList>(r, "GET /api/v1/explore/bases"));
         if (!json_out) {
-          if (list.bases.empty()) std::cout << "no base images configured\n";
+          Table t({"NAME", "IMAGE", "COMMAND"});
           for (const auto& b : list.bases) {
             std::string cmd;
             for (const auto& a : b.command) cmd += (cmd.empty() ? "" : " ") + a;
-            std::cout << b.name << "  " << b.image << "  " << cmd << "\n";
+            t.AddRow({b.name, b.image, cmd});
           }
+          std::cout << t.Render();
+          if (list.bases.empty()) std::cerr << "cce: this plane has no base images configured\n";
         }
-        return r;
+        return ListItems(r, "bases");
       });
 }
 
@@ -299,19 +428,22 @@ int JobStatus(const Args& args) {
   int exit_code = kExitOk;
   int rc = WithPlane(
       p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
-        const std::string path = "/api/v1/jobs/" + f.positional()[0];
+        // The flags first: none is ignored, and none costs a request.
+        for (const char* flag : {"until", "interval"}) {
+          if (f.Has(flag) && !f.Has("watch")) {
+            return InvalidArgument(std::string("--") + flag + " is only for --watch (add --watch)");
+          }
+        }
+        ASSIGN_OR_RETURN(auto interval, f.GetUint("interval", 1, 3600));
+        const std::string until = f.Get("until").value_or("");
+        if (!until.empty()) RETURN_IF_ERROR(CheckStateFlag("until", until));
+        const std::string path = "/api/v1/jobs/" + PathSegment(f.positional()[0]);
         const std::string request = "GET " + path;
         ASSIGN_OR_RETURN(json j, c.Get(path));
         ASSIGN_OR_RETURN(api::JobDetail job, DecodeResponse<api::JobDetail>(j, request));
         if (!f.Has("watch")) {
           if (!json_out) PrintJob(job, true);
           return j;
-        }
-        ASSIGN_OR_RETURN(auto interval, f.GetUint("interval", 1, 3600));
-        const std::string until = f.Get("until").value_or("");
-        if (!until.empty() && !store::ParseJobState(until).ok()) {
-          return InvalidArgument("--until: unknown state '" + until +
-                                 "' (expected e.g. PROVISIONING, HELD, RELEASED)");
         }
         size_t printed = 0;
         for (;;) {
@@ -352,7 +484,10 @@ int JobList(const Args& args) {
         auto add = [&query](const std::string& k, const std::string& v) {
           query += (query.empty() ? "?" : "&") + k + "=" + http::UrlEncode(v);
         };
-        if (auto s = f.Get("state")) add("state", *s);
+        if (auto s = f.Get("state")) {
+          RETURN_IF_ERROR(CheckStateFlag("state", *s));
+          add("state", *s);
+        }
         ASSIGN_OR_RETURN(auto limit, f.GetUint("limit", 1, 10000));
         ASSIGN_OR_RETURN(auto offset, f.GetUint("offset", 0, uint64_t{1} << 62));
         if (limit) add("limit", std::to_string(*limit));
@@ -361,12 +496,18 @@ int JobList(const Args& args) {
         ASSIGN_OR_RETURN(json r, c.Get(path));
         ASSIGN_OR_RETURN(api::JobList list, DecodeResponse<api::JobList>(r, "GET " + path));
         if (!json_out) {
+          Table t({"ID", "STATE", "CONSUMER", "NAME", "CREATED"});
           for (const api::Job& j : list.jobs) {
-            std::cout << j.id << "\t" << j.state << "\t" << j.consumer << "\t" << j.name << "\t"
-                      << FormatTime(j.created_at) << "\n";
+            t.AddRow({j.id, j.state, j.consumer, j.name, FormatTime(j.created_at)});
           }
+          std::cout << t.Render();
         }
-        return r;
+        if (list.next_offset) {
+          NoteNextPage("jobs", "cce job list --offset " + std::to_string(*list.next_offset) +
+                                   (f.Get("state") ? " --state " + *f.Get("state") : "") +
+                                   (limit ? " --limit " + std::to_string(*limit) : ""));
+        }
+        return ListItems(r, "jobs");
       });
 }
 
@@ -376,7 +517,8 @@ int JobCancel(const Args& args) {
                {kOutputFlag});
   return WithPlane(p, args, 1,
                    [&](const ParsedFlags& f, PlaneClient& c, bool json_out) -> StatusOr<json> {
-                     const std::string path = "/api/v1/jobs/" + f.positional()[0] + "/cancel";
+                     const std::string path =
+                         "/api/v1/jobs/" + PathSegment(f.positional()[0]) + "/cancel";
                      ASSIGN_OR_RETURN(json r, c.Post(path, json()));
                      ASSIGN_OR_RETURN(api::Job job, DecodeResponse<api::Job>(r, "POST " + path));
                      if (!json_out) std::cout << job.id << " CANCELLED\n";
@@ -388,7 +530,7 @@ int JobCancel(const Args& args) {
 // checking its SHA-256 against the digest the plane recorded when the agent
 // submitted it; nothing is left behind on any error.
 StatusOr<json> Download(PlaneClient& c, const std::string& id, const std::string& dir) {
-  const std::string job_path = "/api/v1/jobs/" + id;
+  const std::string job_path = "/api/v1/jobs/" + PathSegment(id);
   ASSIGN_OR_RETURN(json response, c.Get(job_path));
   ASSIGN_OR_RETURN(api::JobDetail job, DecodeResponse<api::JobDetail>(response, "GET " + job_path));
   // The plane decides (and audits) whether the output may leave; the digest
@@ -412,7 +554,7 @@ StatusOr<json> Download(PlaneClient& c, const std::string& id, const std::string
   int64_t size = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   Status s = c.Download(
-      "/api/v1/jobs/" + id + "/output",
+      job_path + "/output",
       [&](std::span<const uint8_t> piece) {
         hash.Update(piece);
         size += static_cast<int64_t>(piece.size());
@@ -460,6 +602,7 @@ int JobDownload(const Args& args) {
 std::vector<Command> JobCommands() {
   return {
       {{"job", "submit"}, "submit a Privacy Mode job", JobSubmit},
+      {{"job", "validate"}, "check a job spec offline (no plane, no login)", JobValidate},
       {{"job", "bases"}, "list the base images of script jobs", JobBases},
       {{"job", "status"}, "show (or --watch) a job", JobStatus},
       {{"job", "list"}, "list jobs", JobList},

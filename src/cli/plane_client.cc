@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -164,10 +165,18 @@ PlaneClient::~PlaneClient() = default;
 
 StatusOr<PlaneClient> PlaneClient::Connect(const ClientConfig& config) {
   if (config.plane_url.rfind("https://", 0) != 0) {
-    return InvalidArgument("plane URL '" + config.plane_url + "': expected https://HOST:PORT");
+    return InvalidArgument("plane URL '" + config.plane_url.substr(0, 80) +
+                           "': expected https://HOST:PORT (the plane serves HTTPS only)");
   }
   if (!fs::exists(config.ca_file)) {
-    return InvalidArgument("CA file '" + config.ca_file + "' does not exist");
+    return InvalidArgument("CA file '" + config.ca_file +
+                           "' does not exist (expected the plane's CA certificate, "
+                           "DATA_DIR/tls/ca.crt on the plane's host; check --ca or CCE_CA_FILE)");
+  }
+  if (fs::is_directory(config.ca_file)) {
+    return InvalidArgument("CA file '" + config.ca_file +
+                           "' is a directory; expected the plane's CA certificate file "
+                           "(DATA_DIR/tls/ca.crt; check --ca or CCE_CA_FILE)");
   }
   http::ClientOptions options;
   options.base_url = config.plane_url;
@@ -226,42 +235,113 @@ StatusCode CodeFor(int status, const json& body) {
   }
 }
 
-Status ErrorFor(int status, const std::string& body_text) {
+// A path segment as the user typed it: %XX decoded, at most 64 bytes,
+// control bytes as '?'.
+std::string Shown(std::string_view segment) {
+  std::string out;
+  for (size_t i = 0; i < segment.size() && out.size() < 64; ++i) {
+    char c = segment[i];
+    if (c == '%' && i + 2 < segment.size() &&
+        std::isxdigit(static_cast<unsigned char>(segment[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(segment[i + 2]))) {
+      c = static_cast<char>(std::stoi(std::string(segment.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    }
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string PathSegment(std::string_view s) {
+  std::string out = http::UrlEncode(s);
+  // "." and ".." would be removed from the path (RFC 3986 dot segments).
+  if (out == "." || out == "..") out = out == "." ? "%2E" : "%2E%2E";
+  return out;
+}
+
+std::string NotFoundMessage(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  std::vector<std::string_view> seg;  // "/api/v1/jobs/x" -> api, v1, jobs, x
+  for (size_t start = 1; start <= path.size();) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    seg.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  if (seg.size() < 4 || seg[0] != "api" || seg[1] != "v1") return "";
+  const std::string id = Shown(seg[3]);
+  if (seg[2] == "jobs") {
+    return "no job '" + id + "' (job ids look like job-90fbd0285e3cbbb4; see `cce job list`)";
+  }
+  if (seg[2] == "datasets" || (seg[2] == "ledger" && seg.size() >= 5 && seg[3] == "datasets")) {
+    const std::string name = seg[2] == "ledger" ? Shown(seg[4]) : id;
+    return "no dataset '" + name + "' (see `cce dataset list`)";
+  }
+  if (seg[2] == "reviews") {
+    return "no output held for review for job '" + id + "' (see `cce review list`)";
+  }
+  if (seg[2] == "explore" && seg[3] == "sessions" && seg.size() >= 5) {
+    return "no Explore session '" + Shown(seg[4]) + "' (see `cce explore list`)";
+  }
+  if (seg[2] == "images" && seg[3] != "blobs") {
+    // /api/v1/images/NAME.../tags/TAG
+    std::string name;
+    for (size_t i = 3; i < seg.size(); ++i) {
+      if (seg[i] == "tags" && i + 1 < seg.size()) {
+        return "no image '" + name + ":" + Shown(seg[i + 1]) + "' of yours (see `cce image list`)";
+      }
+      name += (name.empty() ? "" : "/") + Shown(seg[i]);
+    }
+  }
+  return "";
+}
+
+namespace {
+
+// `target` is the request's path: a 404 the plane's router gave ("GET
+// /api/v1/jobs/nonsense: no such resource") is reworded as the object that
+// does not exist ("no job 'nonsense' ..."), exit code unchanged.
+Status ErrorFor(int status, const std::string& body_text, const std::string& target) {
   json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
   std::string message = "HTTP " + std::to_string(status);
   if (!body.is_discarded() && body.contains("error") && body["error"].is_object()) {
     message = body["error"].value("message", message);
   }
+  if (status == 404 && (message.ends_with("no such resource") || message.starts_with("HTTP "))) {
+    if (std::string named = NotFoundMessage(target); !named.empty()) message = named;
+  }
   return {CodeFor(status, body.is_discarded() ? json() : body), "plane: " + message};
 }
 
-StatusOr<json> Decode(const StatusOr<http::ClientResponse>& r) {
+StatusOr<json> Decode(const StatusOr<http::ClientResponse>& r, const std::string& target) {
   if (!r.ok()) return r.status();
   if (r->status >= 200 && r->status < 300) {
     json body = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return Internal("plane sent a response that is not JSON");
     return body;
   }
-  return ErrorFor(r->status, r->body);
+  return ErrorFor(r->status, r->body, target);
 }
 
 }  // namespace
 
 StatusOr<json> PlaneClient::Get(const std::string& path) {
-  return Decode(impl_->Send(Request("GET", path)));
+  return Decode(impl_->Send(Request("GET", path)), path);
 }
 
 StatusOr<json> PlaneClient::Post(const std::string& path, const json& body) {
-  return Decode(impl_->Send(WithBody("POST", path, body.dump(), "application/json")));
+  return Decode(impl_->Send(WithBody("POST", path, body.dump(), "application/json")), path);
 }
 
 StatusOr<json> PlaneClient::Put(const std::string& path, const std::string& body,
                                 const std::string& content_type) {
-  return Decode(impl_->Send(WithBody("PUT", path, body, content_type)));
+  return Decode(impl_->Send(WithBody("PUT", path, body, content_type)), path);
 }
 
 StatusOr<json> PlaneClient::Delete(const std::string& path) {
-  return Decode(impl_->Send(Request("DELETE", path)));
+  return Decode(impl_->Send(Request("DELETE", path)), path);
 }
 
 StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader& read,
@@ -269,7 +349,7 @@ StatusOr<json> PlaneClient::PutStream(const std::string& path, const BodyReader&
   http::ClientRequest r = Request("PUT", path);
   r.headers.push_back({"Content-Type", content_type});
   r.body_reader = read;  // its error aborts the upload and is what Send returns
-  return Decode(impl_->Send(std::move(r)));
+  return Decode(impl_->Send(std::move(r)), path);
 }
 
 StatusOr<json> PlaneClient::PostRaw(
@@ -277,7 +357,7 @@ StatusOr<json> PlaneClient::PostRaw(
     const std::vector<std::pair<std::string, std::string>>& headers) {
   http::ClientRequest r = WithBody("POST", path, body, content_type);
   for (const auto& [k, v] : headers) r.headers.push_back({k, v});
-  return Decode(impl_->Send(std::move(r)));
+  return Decode(impl_->Send(std::move(r)), path);
 }
 
 Status PlaneClient::Download(const std::string& path, const BodySink& sink,
@@ -293,7 +373,7 @@ Status PlaneClient::Download(const std::string& path, const BodySink& sink,
     }
   }
   if (response.status < 200 || response.status >= 300) {
-    return ErrorFor(response.status, response.body);
+    return ErrorFor(response.status, response.body, path);
   }
   return Status::Ok();
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,15 @@ Status SaveClientConfig(const ClientConfig& config);
 // Records `trust` for `plane_url` in the config file (atomic, 0600), leaving
 // everything else in the file as it is (never writes environment values).
 Status SavePlaneTrust(const std::string& plane_url, const PlaneTrust& trust);
+
+// For a 404 on `target` ("/api/v1/jobs/nonsense"): the object that does not
+// exist, as the user named it, and where to look ("no job 'nonsense' (...;
+// see `cce job list`)"); "" for a path that names no object.
+std::string NotFoundMessage(std::string_view target);
+
+// A user's id or name as one path segment of a request: percent-encoded, so
+// "a b", "x/y" or ".." reach the plane as a name it can say it does not know.
+std::string PathSegment(std::string_view s);
 
 class PlaneClient {
  public:

@@ -14,6 +14,7 @@
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
 #include "cli/sample_commands.h"
+#include "cli/table.h"
 #include "format/format.h"
 
 namespace cce::cli {
@@ -48,6 +49,12 @@ int Login(const Args& args) {
   auto client = PlaneClient::Connect(c);
   if (!client.ok()) return Fail(client.status());
   auto response = client->Get("/api/v1/whoami");
+  if (!response.ok() && response.status().code() == StatusCode::kUnauthenticated) {
+    return Fail(Status(StatusCode::kUnauthenticated,
+                       response.status().message() +
+                           " (check --token: `cce-plane init` prints the operator's token, "
+                           "`cce-plane user add` a user's)"));
+  }
   if (!response.ok()) return Fail(response.status());
   auto me = DecodeResponse<api::User>(*response, "GET /api/v1/whoami");
   if (!me.ok()) return Fail(me.status());
@@ -70,6 +77,28 @@ void PrintDataset(const api::Dataset& d) {
             << " per day, up to " << d.max_days << " days\n  key id: " << d.key_id << "\n";
 }
 
+// --price as the plane takes it (a decimal such as 10 or 2.50), checked
+// before the key file is read or anything is sent.
+Status CheckPrice(const std::string& price) {
+  const std::string shown = "--price: '" + price.substr(0, 32) + "': ";
+  const std::string expected = "a price per day such as 10 or 2.50";
+  if (price.starts_with("-"))
+    return InvalidArgument(shown + "must not be negative (" + expected + ")");
+  const size_t dot = price.find('.');
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 18 && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  const bool ok = dot == std::string::npos
+                      ? digits(price)
+                      : digits(std::string_view(price).substr(0, dot)) &&
+                            digits(std::string_view(price).substr(dot + 1));
+  if (!ok) {
+    return InvalidArgument(shown + "expected " + expected +
+                           " (digits, an optional '.', no currency sign)");
+  }
+  return Status::Ok();
+}
+
 int DatasetRegister(const Args& args) {
   FlagParser p(
       "cce dataset register NAME --key KEYFILE --location URI [options]",
@@ -88,6 +117,8 @@ int DatasetRegister(const Args& args) {
     if (!key_path) return InvalidArgument("--key KEYFILE is required");
     auto location = f.Get("location");
     if (!location) return InvalidArgument("--location URI is required");
+    if (auto pr = f.Get("price")) RETURN_IF_ERROR(CheckPrice(*pr));
+    RETURN_IF_ERROR(f.GetUint("max-days", 1, 3650).status());
     // Validates the key file locally first, so errors name the file.
     ASSIGN_OR_RETURN(format::DatasetKey key, format::DatasetKey::LoadFile(*key_path));
     crypto::SecretBytes key_text = key.EncodeKeyFile();
@@ -138,12 +169,13 @@ int DatasetList(const Args& args) {
     ASSIGN_OR_RETURN(api::DatasetList list,
                      DecodeResponse<api::DatasetList>(r, "GET /api/v1/datasets"));
     if (f.Get("output") != "json") {
+      Table t({"NAME", "OWNER", "PRICE/DAY", "MAX-DAYS", "DESCRIPTION"});
       for (const api::Dataset& d : list.datasets) {
-        std::cout << d.name << "\t" << d.owner << "\t" << d.price << "/day\t" << d.description
-                  << "\n";
+        t.AddRow({d.name, d.owner, d.price, std::to_string(d.max_days), d.description});
       }
+      std::cout << t.Render();
     }
-    return r;
+    return ListItems(r, "datasets");
   });
 }
 
@@ -151,7 +183,7 @@ int DatasetShow(const Args& args) {
   FlagParser p("cce dataset show NAME [--output json]", "Shows one dataset of the catalog.",
                {kOutputFlag});
   return WithPlane(p, args, 1, [&](const ParsedFlags& f, PlaneClient& c, bool) -> StatusOr<json> {
-    const std::string path = "/api/v1/datasets/" + f.positional()[0];
+    const std::string path = "/api/v1/datasets/" + PathSegment(f.positional()[0]);
     ASSIGN_OR_RETURN(json r, c.Get(path));
     ASSIGN_OR_RETURN(api::Dataset d, DecodeResponse<api::Dataset>(r, "GET " + path));
     if (f.Get("output") != "json") PrintDataset(d);
@@ -211,14 +243,15 @@ int Rentals(const Args& args) {
       ASSIGN_OR_RETURN(api::LedgerInfo ledger, GetLedgerInfo(c));
       if (ledger.backend == "ethereum") {
         PrintEthereumRentals(list);
-        return r;
+        return ListItems(r, "rentals");
       }
+      Table t({"DATASET", "CONSUMER", "START", "END"});
       for (const api::Rental& x : list.rentals) {
-        std::cout << x.dataset << "\t" << x.consumer << "\t" << FormatTime(x.start) << " .. "
-                  << FormatTime(x.end) << "\n";
+        t.AddRow({x.dataset, x.consumer, FormatTime(x.start), FormatTime(x.end)});
       }
+      std::cout << t.Render();
     }
-    return r;
+    return ListItems(r, "rentals");
   });
 }
 

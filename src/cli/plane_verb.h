@@ -20,6 +20,8 @@ using PlaneBody =
 
 // Parses flags (with `positional` arguments), loads the client config,
 // connects, runs `body`, prints its JSON when asked; returns the exit code.
+// The JSON printed: an object as one line; an array (a list command's
+// items) as JSON Lines, one line per element, nothing for an empty list.
 int WithPlane(const FlagParser& p, const Args& args, size_t positional, const PlaneBody& body);
 
 // Decodes the plane's answer to `request` ("GET /api/v1/jobs/job-1") into its
@@ -39,5 +41,14 @@ StatusOr<T> DecodeResponse(const nlohmann::json& response, std::string_view requ
 
 // "2026-11-26 01:25:11Z" (UTC).
 std::string FormatTime(int64_t unix);
+
+// A list response's items for --output json (JSON Lines): r[key], or an
+// empty array when the plane sent none.
+nlohmann::json ListItems(const nlohmann::json& r, const char* key);
+
+// A list command's page was full: tells on stderr how to ask for the next
+// one ("cce: more jobs may follow: cce job list --offset 1000"), in text and
+// JSON mode alike (the JSON Lines stay items only).
+void NoteNextPage(const std::string& what, const std::string& next_command);
 
 }  // namespace cce::cli

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli.h"
+#include "cli/plane_client.h"
 
 namespace cce::cli {
 namespace {
@@ -47,6 +48,30 @@ TEST(DecodeResponse, DriftNamesTheRequestAndTheFieldAndExitsOne) {
   EXPECT_EQ(d.status().message(),
             "the plane's response to GET /api/v1/jobs/job-90fbd0285e3cbbb4: "
             "response.history[0].to: required");
+}
+
+// A 404 from the plane's router names the object the user asked for.
+TEST(NotFoundMessage, NamesTheObjectAsTyped) {
+  EXPECT_EQ(NotFoundMessage("/api/v1/jobs/nonsense"),
+            "no job 'nonsense' (job ids look like job-90fbd0285e3cbbb4; see `cce job list`)");
+  EXPECT_EQ(NotFoundMessage("/api/v1/jobs/..%2Fx/cancel").substr(0, 14), "no job '../x' ");
+  EXPECT_EQ(NotFoundMessage("/api/v1/datasets/a%20b"), "no dataset 'a b' (see `cce dataset list`)");
+  EXPECT_EQ(NotFoundMessage("/api/v1/images/team/stats/tags/1.0"),
+            "no image 'team/stats:1.0' of yours (see `cce image list`)");
+  EXPECT_EQ(NotFoundMessage("/api/v1/reviews/x?y=1"),
+            "no output held for review for job 'x' (see `cce review list`)");
+  EXPECT_EQ(NotFoundMessage("/api/v1/explore/sessions/xs-1"),
+            "no Explore session 'xs-1' (see `cce explore list`)");
+  EXPECT_EQ(NotFoundMessage("/api/v1/jobs/%1b%5b2J").substr(0, 13), "no job '?[2J'");
+  EXPECT_EQ(NotFoundMessage("/api/v1/whoami"), "");
+  EXPECT_EQ(NotFoundMessage("/other"), "");
+}
+
+TEST(PathSegment, EncodesSeparatorsAndDotSegments) {
+  EXPECT_EQ(PathSegment("job-1"), "job-1");
+  EXPECT_EQ(PathSegment("a b/c"), "a%20b%2Fc");
+  EXPECT_EQ(PathSegment(".."), "%2E%2E");
+  EXPECT_EQ(PathSegment("."), "%2E");
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "cli/command.h"
 #include "cli/plane_client.h"
 #include "cli/plane_verb.h"
+#include "cli/table.h"
 #include "crypto/crypto.h"
 
 namespace cce::cli {
@@ -69,13 +70,26 @@ Status NeedJobId(const std::string& id) {
 }
 
 void PrintSummaries(const api::ReviewList& list) {
+  Table t({"JOB", "STATE", "CONSUMER", "SCORE", "FINDINGS", "SUBMITTED", "APPROVALS"});
   for (const api::ReviewSummary& r : list.reviews) {
     std::string approvals;
     for (const auto& a : r.approvals) approvals += (approvals.empty() ? "" : ",") + a;
-    std::cout << r.job << "\t" << r.state << "\t" << r.consumer << "\tscore " << Score(r.score)
-              << "\t" << r.findings << " finding(s)\t" << FormatTime(r.submitted_at) << "\t"
-              << (approvals.empty() ? "-" : approvals) << "\n";
+    t.AddRow({r.job, r.state, r.consumer, Score(r.score), std::to_string(r.findings),
+              FormatTime(r.submitted_at), approvals});
   }
+  std::cout << t.Render();
+}
+
+// A table's lines indented by two spaces (under a "findings:" heading).
+std::string Indented(const Table& t) {
+  std::string out;
+  const std::string text = t.Render();
+  for (size_t start = 0; start < text.size();) {
+    const size_t end = text.find('\n', start);
+    out += "  " + text.substr(start, end - start + 1);
+    start = end + 1;
+  }
+  return out;
 }
 
 int ReviewList(const Args& args) {
@@ -99,7 +113,7 @@ int ReviewList(const Args& args) {
                        for (auto& r : done["reviews"]) held["reviews"].push_back(std::move(r));
                      }
                      if (!json_out) PrintSummaries(list);
-                     return held;
+                     return ListItems(held, "reviews");
                    });
 }
 
@@ -109,16 +123,18 @@ void PrintDetail(const api::ReviewDetail& d) {
             << "gate:     " << d.verdict << ", score " << Score(d.score) << ", "
             << d.findings.size() << " finding(s)\n"
             << "policy:   " << d.required_approvals << " approval(s) by distinct reviewers\n";
-  std::cout << "findings:\n  DETECTOR\tFILE\tLOCATION\tSCORE\tMESSAGE\n";
+  // Table cells show control bytes as '?', as Printable does.
+  Table findings({"DETECTOR", "FILE", "LOCATION", "SCORE", "MESSAGE"});
   for (const api::ReviewFinding& x : d.findings) {
-    std::cout << "  " << Printable(x.detector) << "\t" << Printable(x.file) << "\t"
-              << Printable(x.location) << "\t" << Score(x.score) << (x.hard ? " (hard)" : "")
-              << "\t" << Printable(x.message) << "\n";
+    findings.AddRow({x.detector, x.file, x.location, Score(x.score) + (x.hard ? " (hard)" : ""),
+                     x.message});
   }
-  std::cout << "files:\n";
+  std::cout << "findings:\n" << Indented(findings);
+  Table files({"PATH", "SIZE"});
   for (const api::ReviewFile& x : d.files) {
-    std::cout << "  " << Printable(x.path) << "\t" << x.size << " bytes\n";
+    files.AddRow({x.path, std::to_string(x.size) + " bytes"});
   }
+  std::cout << "files:\n" << Indented(files);
   std::cout << "decisions:\n";
   if (d.decisions.empty()) std::cout << "  (none)\n";
   for (const api::ReviewDecisionEntry& x : d.decisions) {

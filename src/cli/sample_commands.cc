@@ -13,6 +13,7 @@
 #include "cli/dir_tar_stream.h"
 #include "cli/plane_verb.h"
 #include "cli/progress.h"
+#include "cli/table.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
 
@@ -69,8 +70,13 @@ void PrintInfo(const api::SampleInfo& s, bool files) {
             << " files, " << HumanBytes(static_cast<uint64_t>(s.total_bytes)) << ", published "
             << FormatTime(s.published_at) << "\n";
   if (!files) return;
-  for (const api::SampleFile& f : s.files) {
-    std::cout << "  " << f.path << "\t" << f.size << "\t" << f.sha256 << "\n";
+  Table t({"PATH", "BYTES", "SHA256"});
+  for (const api::SampleFile& f : s.files) t.AddRow({f.path, std::to_string(f.size), f.sha256});
+  const std::string text = t.Render();
+  for (size_t start = 0; start < text.size();) {
+    const size_t end = text.find('\n', start);
+    std::cout << "  " << text.substr(start, end - start + 1);
+    start = end + 1;
   }
 }
 

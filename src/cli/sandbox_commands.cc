@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "base/fd.h"
 #include "cli/cli.h"
 #include "cli/command.h"
+#include "cli/progress.h"
 #include "executor/policy.h"
 #include "executor/sandbox.h"
 
@@ -83,11 +85,17 @@ StatusOr<std::pair<std::string, std::string>> SplitPair(const std::string& v,
 
 StatusOr<std::string> Absolute(const std::string& path, const std::string& flag) {
   if (path.empty()) return InvalidArgument(flag + ": empty path");
-  if (path[0] == '/') return path;
-  char* cwd = getcwd(nullptr, 0);
-  if (cwd == nullptr) return ErrnoStatus(flag + ": getcwd", errno);
-  std::string abs = std::string(cwd) + "/" + path;
-  free(cwd);
+  std::string abs = path;
+  if (path[0] != '/') {
+    char* cwd = getcwd(nullptr, 0);
+    if (cwd == nullptr) return ErrnoStatus(flag + ": getcwd", errno);
+    abs = std::string(cwd) + "/" + path;
+    free(cwd);
+  }
+  // `--data claims=./claims` (README.md): the run spec takes only normal
+  // absolute paths, so '.', '..' and doubled or trailing '/' go here.
+  abs = std::filesystem::path(abs).lexically_normal().string();
+  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
   return abs;
 }
 
@@ -265,7 +273,8 @@ int SandboxRun(const Args& args) {
     if (json_out) {
       std::cout << ResultJson(*result, req.output_dir).dump() << "\n";
     } else {
-      std::cout << "sandbox: " << Outcome(*result) << " after " << result->seconds << " s; "
+      std::cout << "sandbox: " << Outcome(*result) << " after " << HumanDuration(result->seconds)
+                << "; "
                 << result->output.files.size() << " file(s), " << result->output.total_bytes
                 << " bytes in " << req.output_dir << "/files";
       if (!result->output.skipped.empty()) {

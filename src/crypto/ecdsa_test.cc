@@ -13,6 +13,7 @@
 #include <fstream>
 #include <string>
 
+#include "base/temp_dir_testing.h"
 #include "crypto/crypto.h"
 #include "crypto/jwe.h"
 
@@ -117,19 +118,7 @@ TEST(EcdsaP256, EphemeralKeyAndJwkPublicKeyWrapTheSamePair) {
 
 // ---- interop with python3-cryptography (an independent implementation) ----
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ecdsa_test.XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_, ec_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  std::error_code ec_;
-};
+using ::cce::testing::TempDir;
 
 // Runs python3 with `script`; returns its stdout (trimmed) and exit code.
 std::pair<std::string, int> Python(const TempDir& dir, const std::string& script) {
@@ -158,7 +147,7 @@ except ImportError as e:
 )";
 
 TEST(EcdsaP256, PythonCryptographyVerifiesOurSignatures) {
-  TempDir dir;
+  TempDir dir("ecdsa-test");
   auto key = EcdhPrivateKey::Generate(EcdhCurve::kP256);
   ASSERT_TRUE(key.ok());
   const std::string m = "cce-output-bundle-v1\njob-x\nsha256:abc";
@@ -184,7 +173,7 @@ TEST(EcdsaP256, PythonCryptographyVerifiesOurSignatures) {
 }
 
 TEST(EcdsaP256, WeVerifyPythonCryptographySignatures) {
-  TempDir dir;
+  TempDir dir("ecdsa-test");
   const std::string m = "cce-output-bundle-v1\njob-y\nsha256:def";
   const std::string script = std::string(kPyPrelude) +
                              "k = ec.generate_private_key(ec.SECP256R1())\n"

@@ -37,6 +37,7 @@ using internal::ParamBldPtr;
 using internal::ParamsPtr;
 using internal::PkeyCtxPtr;
 using internal::PkeyPtr;
+using internal::P256PublicFromPoint;
 using internal::Sz;
 using Json = nlohmann::json;
 
@@ -146,35 +147,13 @@ Status ValidateP256Point(ByteSpan point) {
                            "-byte uncompressed point (0x04||X||Y), got " + Sz(point.size()) +
                            " bytes");
   }
-  ParamBldPtr bld(OSSL_PARAM_BLD_new());
-  if (!bld ||
-      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, SN_X9_62_prime256v1,
-                                      0) != 1 ||
-      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
-                                       point.size()) != 1) {
-    return OpensslInternal("P-256: building public key parameters");
-  }
-  ParamsPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
-  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1) {
-    return OpensslInternal("P-256: EVP_PKEY_fromdata_init");
-  }
-  EVP_PKEY* raw = nullptr;
-  // The import decodes the point: coordinates must be < p and on the curve.
-  if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return OpensslFailure(StatusCode::kInvalidArgument,
-                          "P-256: (x, y) is not a point on the curve");
-  }
-  PkeyPtr pkey(raw);
   // Range, on curve, not infinity. Not the order check (n·Q = O) of
   // EVP_PKEY_public_check: P-256 has cofactor 1, so every curve point but
   // infinity has order n, and that scalar multiplication was ~7% of the
   // plane's CPU per key release (bench/attest/README.md).
-  PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
-  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
-    return OpensslFailure(StatusCode::kInvalidArgument, "P-256: public key check failed");
-  }
-  return Status::Ok();
+  return P256PublicFromPoint(point.data(), point.size(),
+                             "P-256: (x, y) is not a point on the curve")
+      .status();
 }
 
 // Low-order X25519 points give the all-zero shared secret for every private

@@ -3,7 +3,9 @@
 
 #include "crypto/openssl_util.h"
 
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/obj_mac.h>
 
 namespace cce::crypto::internal {
 
@@ -25,6 +27,37 @@ Status OpensslFailure(StatusCode code, std::string_view what) {
   m += ": ";
   m += DrainOpensslErrors();
   return {code, std::move(m)};
+}
+
+const EVP_PKEY* P256Params() {
+  static EVP_PKEY* const params = [] {
+    EVP_PKEY* out = nullptr;
+    PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+    if (!ctx || EVP_PKEY_paramgen_init(ctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_group_name(ctx.get(), SN_X9_62_prime256v1) != 1 ||
+        EVP_PKEY_paramgen(ctx.get(), &out) != 1) {
+      ERR_clear_error();
+      return static_cast<EVP_PKEY*>(nullptr);
+    }
+    return out;
+  }();
+  return params;
+}
+
+StatusOr<PkeyPtr> P256PublicFromPoint(const uint8_t* point, size_t size, std::string_view what) {
+  const EVP_PKEY* params = P256Params();
+  if (params == nullptr) return OpensslInternal("P-256: making the domain parameters");
+  PkeyPtr key(EVP_PKEY_dup(const_cast<EVP_PKEY*>(params)));
+  if (!key) return OpensslInternal("P-256: EVP_PKEY_dup");
+  // The decode refuses coordinates >= p and points off the curve.
+  if (EVP_PKEY_set1_encoded_public_key(key.get(), point, size) != 1) {
+    return OpensslFailure(StatusCode::kInvalidArgument, what);
+  }
+  PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  if (!check || EVP_PKEY_public_check_quick(check.get()) != 1) {
+    return OpensslFailure(StatusCode::kInvalidArgument, what);
+  }
+  return key;
 }
 
 }  // namespace cce::crypto::internal

@@ -6,6 +6,7 @@
 #include <openssl/param_build.h>
 #include <openssl/params.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +41,19 @@ inline Status OpensslInternal(std::string_view what) {
 inline Status OpensslInvalid(std::string_view what) {
   return OpensslFailure(StatusCode::kInvalidArgument, what);
 }
+// A P-256 key holding only the domain parameters, made once per process and
+// never modified (so threads share it): copying its group is much cheaper
+// than building the group from its name, which OpenSSL 3.0 does for every
+// EVP_PKEY_fromdata and every keygen by group name. Null if OpenSSL failed.
+const EVP_PKEY* P256Params();
+
+// A P-256 public key from its 65-byte uncompressed encoding 0x04||X||Y:
+// coordinates < p and the point on the curve (the decode), not infinity
+// (EVP_PKEY_public_check_quick). No order check: P-256 has cofactor 1, so
+// every curve point but infinity has order n. kInvalidArgument starting
+// with `what` when refused; the caller checks the length and 0x04 first.
+StatusOr<PkeyPtr> P256PublicFromPoint(const uint8_t* point, size_t size, std::string_view what);
+
 inline std::string Sz(size_t n) {
   return std::to_string(n);
 }

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/temp_dir_testing.h"
 #include "format/format.h"
 
 namespace cce {
@@ -35,7 +36,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 const std::string kBinary = std::string(CCE_BIN_DIR) + "/cce-decryptfs";
-constexpr uint32_t kSeg = 1u << format::kDefaultSegmentExponent;
+constexpr uint32_t kSeg = format::kBlockSize;
 
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -83,22 +84,7 @@ bool IsMounted(const std::string& mountpoint) {
   return false;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = "/tmp/cce-decryptfs-test-XXXXXX";
-    if (::mkdtemp(t.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::cce::testing::TempDir;
 
 // Reads a whole file through the mount; returns errno of the first failure.
 int ReadErrno(const std::string& path, std::string* out) {
@@ -343,7 +329,7 @@ class DecryptFsTest : public ::testing::Test {
     return std::make_unique<DecryptFsProcess>(std::move(a));
   }
 
-  TempDir tmp_;
+  TempDir tmp_{"decryptfs-test"};
   std::optional<format::DatasetKey> key_;
   std::string plain_dir_, enc_, mnt_;
   format::Manifest manifest_;
@@ -834,7 +820,7 @@ TEST_F(DecryptFsSafetyTest, KilledServerErrorNamesTheRecovery) {
 }
 
 TEST(DecryptFsCli, UsageErrorsExitTwoAndNameTheFlag) {
-  TempDir tmp;
+  TempDir tmp("decryptfs-test");
   std::string err = tmp.path() + "/err";
   std::string out;
   Result help = RunToExit({"--help"}, err, &out);

@@ -15,7 +15,9 @@ using format::kHeaderSize;
 using format::kTagSize;
 
 // O_DIRECT wants offsets, lengths and buffers aligned to the device's logical
-// block size; 4 KiB covers every common device.
+// block size. Buffers are always aligned to 4 KiB (covers every common device);
+// offsets and lengths to the file's own alignment (statx STATX_DIOALIGN, often
+// 512), else to 4 KiB.
 constexpr size_t kDirectAlign = 4096;
 // Buffers grow in steps of this much (and never shrink while the thread lives).
 constexpr size_t kGrowStep = size_t{64} << 10;
@@ -76,8 +78,9 @@ StatusOr<size_t> PreadAll(const OpenFile& f, uint8_t* buf, size_t size, uint64_t
 // O_DIRECT: reads the aligned superset of [offset, offset + size) into the
 // thread's buffer. kUnavailable if the file system refused the O_DIRECT read.
 StatusOr<std::span<const uint8_t>> ReadDirect(const OpenFile& f, uint64_t offset, size_t size) {
-  const uint64_t begin = offset & ~uint64_t{kDirectAlign - 1};
-  const uint64_t end = RoundUp(static_cast<size_t>(offset + size), kDirectAlign);
+  const size_t align = f.direct_align();
+  const uint64_t begin = offset & ~uint64_t{align - 1};
+  const uint64_t end = RoundUp(static_cast<size_t>(offset + size), align);
   const auto span = static_cast<size_t>(end - begin);
   const auto want = static_cast<size_t>(offset + size - begin);
   uint8_t* buf = t_buffers.Sealed(span);
@@ -86,7 +89,7 @@ StatusOr<std::span<const uint8_t>> ReadDirect(const OpenFile& f, uint64_t offset
   while (got < want) {
     // After a short read, continue from the aligned offset below it (O_DIRECT
     // needs one); no progress means end of file.
-    const size_t at = got & ~(kDirectAlign - 1);
+    const size_t at = got & ~(align - 1);
     ssize_t n = ::pread(f.fd(), buf + at, span - at, static_cast<off_t>(begin + at));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -170,16 +173,30 @@ StatusOr<std::shared_ptr<OpenFile>> OpenFile::Open(const std::string& dataset_di
   // The length rule, from the manifest's size (the header, checked on the
   // first read, must agree with it).
   const format::Geometry g{block_size, entry.size};
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(path, errno);
-  if (!S_ISREG(st.st_mode)) return DataLoss(path + ": not a regular file");
-  if (static_cast<uint64_t>(st.st_size) != g.CiphertextSize()) {
-    return DataLoss(path + ": " + std::to_string(st.st_size) + " bytes, expected " +
+  struct statx st {};
+  const unsigned mask = STATX_TYPE | STATX_SIZE | (direct ? STATX_DIOALIGN : 0u);
+  if (::statx(fd.get(), "", AT_EMPTY_PATH, mask, &st) != 0) return ErrnoStatus(path, errno);
+  if ((st.stx_mask & (STATX_TYPE | STATX_SIZE)) != (STATX_TYPE | STATX_SIZE)) {
+    return Internal(path + ": statx returned no type or size");
+  }
+  if (!S_ISREG(st.stx_mode)) return DataLoss(path + ": not a regular file");
+  if (st.stx_size != g.CiphertextSize()) {
+    return DataLoss(path + ": " + std::to_string(st.stx_size) + " bytes, expected " +
                     std::to_string(g.CiphertextSize()) + " (truncated or extended)");
   }
   std::shared_ptr<OpenFile> file(
       new OpenFile(ino, std::move(path), entry, key, g, std::move(fd), keys));
   file->direct_.store(direct, std::memory_order_relaxed);
+  // O_DIRECT reads align to what the kernel reports for this file (statx
+  // STATX_DIOALIGN: 512 on most disks) rather than 4 KiB, so a random 4 KiB
+  // read (4,112 sealed bytes) reads 4.5 KiB instead of 8. Offsets into our
+  // 4 KiB-aligned buffer move in the same steps, so they must satisfy the
+  // memory alignment too: the larger of the two, if a power of two up to
+  // 4 KiB; otherwise (older kernels, no report) 4 KiB.
+  if (direct && (st.stx_mask & STATX_DIOALIGN) != 0 && st.stx_dio_offset_align != 0) {
+    const size_t align = std::max<size_t>(st.stx_dio_offset_align, st.stx_dio_mem_align);
+    if (align <= kDirectAlign && (align & (align - 1)) == 0) file->direct_align_ = align;
+  }
   if (g.plaintext_size == 0) {
     // Header and the empty final block's tag, in one read.
     auto sealed = BlockReader::ReadLower(*file, 0, kHeaderSize + kTagSize);

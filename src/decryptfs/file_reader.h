@@ -47,7 +47,7 @@ class KeyCache {
   Stats stats_;                                                                  // guarded by mu_
 };
 
-// One opened ciphertext object. Open does no I/O beyond open(2) and fstat:
+// One opened ciphertext object. Open does no I/O beyond open(2) and statx:
 // the object's length must be exactly what the manifest's size implies. The
 // 68-byte header is checked against the manifest (digest, kind, key id,
 // size, block size) on the first read of each handle, from the same lower
@@ -72,6 +72,8 @@ class OpenFile {
   int fd() const { return fd_.get(); }
   // Whether reads of the lower file bypass the page cache (O_DIRECT).
   bool direct() const { return direct_.load(std::memory_order_relaxed); }
+  // Offset and length alignment of O_DIRECT reads of the lower file.
+  size_t direct_align() const { return direct_align_; }
   // Falls back to buffered reads (a file system that accepted O_DIRECT at
   // open but refuses our reads).
   void DisableDirect() const;
@@ -101,6 +103,7 @@ class OpenFile {
   const UniqueFd fd_;
   KeyCache* const keys_;
   mutable std::atomic<bool> direct_{false};  // a property of the lower fd, not of the data
+  size_t direct_align_ = 4096;               // set once by Open
 
   mutable std::mutex mu_;
   std::shared_ptr<const format::FileCipher> cipher_;  // guarded by mu_; set once

@@ -11,6 +11,7 @@
 
 #include "base/fd.h"
 #include "base/subprocess.h"
+#include "base/temp_dir_testing.h"
 #include "executor/policy.h"
 
 namespace cce::executor {
@@ -18,26 +19,12 @@ namespace {
 
 constexpr const char* kParser = "/usr/sbin/apparmor_parser";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "cce-apparmor-XXXXXX";
-    path_ = mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::cce::testing::TempDir;
 
 // Compiles `profile` with apparmor_parser without loading it into a kernel
 // (-Q --skip-kernel-load, -K no cache): exit 0 means it is valid policy.
 RunResult Compile(const std::string& profile) {
-  TempDir dir;
+  TempDir dir("apparmor-test");
   EXPECT_FALSE(dir.path().empty());
   std::string file = dir.path() + "/profile";
   EXPECT_TRUE(WriteNewFile(file,
@@ -134,7 +121,7 @@ TEST(DetectMacLayer, ReadsTheLsmList) {
   EXPECT_EQ(MacLayerFromLsmList("capability,notlandlock"), MacLayer::kNone);
   EXPECT_EQ(DetectMacLayer("/nonexistent/lsm"), MacLayer::kUnknown);
 
-  TempDir dir;
+  TempDir dir("apparmor-test");
   std::string file = dir.path() + "/lsm";
   std::string text = "lockdown,capability,landlock,bpf";
   ASSERT_TRUE(WriteNewFile(file,

@@ -94,7 +94,7 @@ class Sandbox {
   const UnpackStats& stats() const { return stats_; }
 
  private:
-  TempDir dir_;
+  TempDir dir_{"image-unpack-test"};
   UniqueFd root_;
   UnpackStats stats_;
 };
@@ -623,7 +623,7 @@ class UnpackImageTest : public ::testing::Test {
   }
   bool RootfsEmpty() const { return fs::is_empty(rootfs()); }
 
-  TempDir dir_;
+  TempDir dir_{"image-unpack-test"};
 };
 
 TEST_F(UnpackImageTest, UnpacksAnOciLayoutAndReturnsItsConfig) {

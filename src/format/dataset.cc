@@ -347,8 +347,8 @@ StatusOr<std::vector<ManifestEntry>> ScanTree(const std::string& src) {
 }
 
 Status WriteSealedFile(const std::string& path, const DatasetKey& key, FileKind kind,
-                       std::string_view plaintext, uint8_t exponent) {
-  ASSIGN_OR_RETURN(FileCipher c, FileCipher::ForWriting(key, kind, plaintext.size(), exponent));
+                       std::string_view plaintext) {
+  ASSIGN_OR_RETURN(FileCipher c, FileCipher::ForWriting(key, kind, plaintext.size()));
   const Geometry& g = c.geometry();
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd.valid()) return ErrnoStatus(path, errno);
@@ -367,12 +367,6 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
   struct stat st {};
   if (::stat(src.c_str(), &st) != 0) return ErrnoStatus(src, errno);
   if (!S_ISDIR(st.st_mode)) return InvalidArgument(src + ": not a directory");
-  if (options.segment_exponent < kMinSegmentExponent ||
-      options.segment_exponent > kMaxSegmentExponent) {
-    return InvalidArgument("segment size exponent " + std::to_string(options.segment_exponent) +
-                           ": expected " + std::to_string(kMinSegmentExponent) +
-                           " (format v2 has 4 KiB blocks only)");
-  }
   ASSIGN_OR_RETURN(std::vector<ManifestEntry> entries, ScanTree(src));
   ASSIGN_OR_RETURN(StagingDir staging, StagingDir::Create(dst));
   std::string objects = staging.path() + "/" + kObjectsDir;
@@ -391,12 +385,10 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
     summary.plaintext_bytes += e.size;
     jobs.push_back({src + "/" + e.path, objects + "/" + e.id, e.size, {}});
     job_entries.push_back(&e);
-    summary.ciphertext_bytes +=
-        Geometry{uint32_t{1} << options.segment_exponent, e.size}.CiphertextSize();
+    summary.ciphertext_bytes += Geometry{kBlockSize, e.size}.CiphertextSize();
   }
   SealOptions so;
   so.threads = ThreadCount(options.threads);
-  so.segment_exponent = options.segment_exponent;
   so.progress = options.progress;
   so.cancel = options.cancel;
   Status sealed = SealFiles(jobs, key, so);
@@ -407,15 +399,15 @@ StatusOr<Summary> EncryptDataset(const std::string& src, const std::string& dst,
   Manifest m;
   m.dataset_id = options.dataset_id.empty() ? RandomHexId() : options.dataset_id;
   m.dataset_version = options.dataset_version;
-  m.segment_size = uint32_t{1} << options.segment_exponent;
+  m.segment_size = kBlockSize;
   m.created_at = NowRfc3339();
   m.entries = std::move(entries);
   std::string json = m.ToJson();
   // Validate what we are about to seal with the same parser readers use.
   RETURN_IF_ERROR(Manifest::FromJson(json).status().WithContext("internal: manifest"));
   // The manifest is written last: a staging dir without it never verifies.
-  RETURN_IF_ERROR(WriteSealedFile(staging.path() + "/" + kManifestName, key, FileKind::kManifest,
-                                  json, options.segment_exponent));
+  RETURN_IF_ERROR(
+      WriteSealedFile(staging.path() + "/" + kManifestName, key, FileKind::kManifest, json));
   RETURN_IF_ERROR(staging.Commit(0755));
   summary.ciphertext_bytes += Geometry{m.segment_size, json.size()}.CiphertextSize();
   summary.dataset_id = m.dataset_id;

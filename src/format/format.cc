@@ -228,7 +228,7 @@ std::array<uint8_t, kHeaderSize> FileHeader::Serialize() const {
   std::memcpy(b.data(), kMagic.data(), kMagic.size());
   b[8] = kVersion;
   b[9] = kAlgAes256GcmHkdfSha256;
-  b[10] = segment_exponent;
+  b[10] = kBlockExponent;
   b[11] = static_cast<uint8_t>(kind);
   std::memcpy(b.data() + 12, key_id.data(), kKeyIdSize);
   std::memcpy(b.data() + 28, salt.data(), kSaltSize);
@@ -266,7 +266,6 @@ StatusOr<FileHeader> FileHeader::Parse(ByteSpan b) {
                     ", expected 1 (data) or 2 (manifest)");
   }
   FileHeader h;
-  h.segment_exponent = b[10];
   h.kind = static_cast<FileKind>(b[11]);
   std::memcpy(h.key_id.data(), b.data() + 12, kKeyIdSize);
   std::memcpy(h.salt.data(), b.data() + 28, kSaltSize);
@@ -319,22 +318,16 @@ StatusOr<FileCipher> FileCipher::ForReading(const DatasetKey& key, ByteSpan head
 }
 
 StatusOr<FileCipher> FileCipher::ForWriting(const DatasetKey& key, FileKind kind,
-                                            uint64_t plaintext_size, uint8_t segment_exponent) {
+                                            uint64_t plaintext_size) {
   std::array<uint8_t, kSaltSize> salt{};
   RETURN_IF_ERROR(crypto::RandomBytes(salt));
-  return ForWritingWithSalt(key, kind, plaintext_size, segment_exponent, salt);
+  return ForWritingWithSalt(key, kind, plaintext_size, salt);
 }
 
 StatusOr<FileCipher> FileCipher::ForWritingWithSalt(const DatasetKey& key, FileKind kind,
-                                                    uint64_t plaintext_size,
-                                                    uint8_t segment_exponent, ByteSpan salt) {
-  if (segment_exponent != kBlockExponent) {
-    return InvalidArgument("segment size exponent " + std::to_string(segment_exponent) +
-                           ": expected 12 (4 KiB, the only size in format v2)");
-  }
+                                                    uint64_t plaintext_size, ByteSpan salt) {
   if (salt.size() != kSaltSize) return InvalidArgument("salt: expected 32 bytes");
   FileHeader h;
-  h.segment_exponent = segment_exponent;
   h.kind = kind;
   h.key_id = key.id();
   std::memcpy(h.salt.data(), salt.data(), kSaltSize);

@@ -30,14 +30,11 @@ inline constexpr size_t kKeySize = 32;
 inline constexpr size_t kKeyIdSize = 16;
 inline constexpr size_t kSaltSize = 32;
 inline constexpr size_t kTagSize = 16;
-// Format v2 has one segment (block) size: 4 KiB. The exponent parameters and
-// constants below stay for source compatibility; anything but 12 is refused.
+// Format v2 has one segment (block) size: 4 KiB. Header byte 10 still holds
+// its exponent (12, checked by FileHeader::Parse); nothing else chooses it.
 inline constexpr uint8_t kBlockExponent = 12;
 inline constexpr uint32_t kBlockSize = uint32_t{1} << kBlockExponent;  // plaintext per block
 inline constexpr size_t kSealedBlockSize = kBlockSize + kTagSize;  // a full block on disk
-inline constexpr uint8_t kMinSegmentExponent = kBlockExponent;
-inline constexpr uint8_t kMaxSegmentExponent = kBlockExponent;
-inline constexpr uint8_t kDefaultSegmentExponent = kBlockExponent;
 
 // Names inside an encrypted dataset directory.
 inline constexpr char kManifestName[] = "manifest.cce";
@@ -69,8 +66,9 @@ class DatasetKey {
   KeyId id_{};
 };
 
+// Byte 10 (the block size exponent) is always kBlockExponent: Serialize
+// writes it, Parse refuses any other value.
 struct FileHeader {
-  uint8_t segment_exponent = kDefaultSegmentExponent;
   FileKind kind = FileKind::kData;
   KeyId key_id{};
   std::array<uint8_t, kSaltSize> salt{};
@@ -88,9 +86,7 @@ struct Geometry {
   uint32_t segment_size = 0;
   uint64_t plaintext_size = 0;
 
-  static Geometry For(const FileHeader& h) {
-    return {uint32_t{1} << h.segment_exponent, h.plaintext_size};
-  }
+  static Geometry For(const FileHeader& h) { return {kBlockSize, h.plaintext_size}; }
   uint64_t SegmentCount() const {
     return plaintext_size == 0 ? 1 : (plaintext_size + segment_size - 1) / segment_size;
   }
@@ -147,11 +143,10 @@ class FileCipher {
                                          FileKind expected_kind);
   // Writer side: fresh random salt.
   static StatusOr<FileCipher> ForWriting(const DatasetKey& key, FileKind kind,
-                                         uint64_t plaintext_size, uint8_t segment_exponent);
+                                         uint64_t plaintext_size);
   // Deterministic writer for test vectors only (fixed salt).
   static StatusOr<FileCipher> ForWritingWithSalt(const DatasetKey& key, FileKind kind,
-                                                 uint64_t plaintext_size, uint8_t segment_exponent,
-                                                 ByteSpan salt);
+                                                 uint64_t plaintext_size, ByteSpan salt);
 
   const FileHeader& header() const { return header_; }
   const std::array<uint8_t, kHeaderSize>& header_bytes() const { return header_bytes_; }
@@ -253,8 +248,7 @@ struct Progress {
 using ProgressFn = std::function<void(const Progress&)>;
 
 struct EncryptOptions {
-  unsigned threads = 0;  // 0: hardware concurrency
-  uint8_t segment_exponent = kDefaultSegmentExponent;  // only 12 (format v2)
+  unsigned threads = 0;    // 0: hardware concurrency
   std::string dataset_id;  // empty: random
   uint64_t dataset_version = 1;
   ProgressFn progress;  // called from one thread at a time, rate-limited by the caller

@@ -15,6 +15,8 @@
 #include <random>
 #include <thread>
 
+#include "base/temp_dir_testing.h"
+
 namespace cce::format {
 namespace {
 
@@ -26,21 +28,7 @@ DatasetKey TestKey(uint8_t base = 0) {
   return std::move(DatasetKey::FromBytes(k).value());
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cce-format-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::cce::testing::TempDir;
 
 void WriteFile(const fs::path& p, const std::string& data) {
   fs::create_directories(p.parent_path());
@@ -60,7 +48,6 @@ std::string RandomData(std::mt19937_64& rng, size_t n) {
 
 TEST(FileHeader, RoundTripsAndNamesTheBadByte) {
   FileHeader h;
-  h.segment_exponent = 12;
   h.kind = FileKind::kManifest;
   h.key_id.fill(7);
   h.salt.fill(9);
@@ -68,8 +55,8 @@ TEST(FileHeader, RoundTripsAndNamesTheBadByte) {
   auto bytes = h.Serialize();
   auto parsed = FileHeader::Parse(bytes);
   ASSERT_TRUE(parsed.ok());
-  EXPECT_EQ(parsed->segment_exponent, 12);
-  EXPECT_EQ(bytes[8], 2);  // format version 2
+  EXPECT_EQ(bytes[8], 2);    // format version 2
+  EXPECT_EQ(bytes[10], 12);  // block size exponent: 4 KiB, the only one
   EXPECT_EQ(parsed->kind, FileKind::kManifest);
   EXPECT_EQ(parsed->plaintext_size, 123456789u);
   EXPECT_EQ(parsed->salt, h.salt);
@@ -119,7 +106,7 @@ TEST(DatasetKey, KeyFileRoundTripAndErrors) {
 
 TEST(FileCipher, SegmentsDetectReorderTruncationAndWrongFile) {
   DatasetKey key = TestKey();
-  auto w = FileCipher::ForWriting(key, FileKind::kData, 10000, 12);
+  auto w = FileCipher::ForWriting(key, FileKind::kData, 10000);
   ASSERT_TRUE(w.ok());
   ASSERT_EQ(w->geometry().SegmentCount(), 3u);
   std::vector<std::vector<uint8_t>> sealed;
@@ -142,7 +129,7 @@ TEST(FileCipher, SegmentsDetectReorderTruncationAndWrongFile) {
   ASSERT_TRUE(shorter.ok());
   EXPECT_FALSE(shorter->OpenSegment(1, sealed[1], out).ok());
   // Another file's cipher (other salt) rejects this file's segment.
-  auto other = FileCipher::ForWriting(key, FileKind::kData, 10000, 12);
+  auto other = FileCipher::ForWriting(key, FileKind::kData, 10000);
   ASSERT_TRUE(other.ok());
   auto other_r = FileCipher::ForReading(key, other->header_bytes(), FileKind::kData);
   EXPECT_FALSE(other_r->OpenSegment(0, sealed[0], out).ok());
@@ -153,16 +140,11 @@ TEST(FileCipher, SegmentsDetectReorderTruncationAndWrongFile) {
   EXPECT_NE(wrong.status().message().find("wrong key"), std::string::npos);
 }
 
-TEST(FileCipher, OnlyTheFourKiBSegmentSizeIsWritten) {
-  for (uint8_t exponent : {uint8_t{11}, uint8_t{13}, uint8_t{16}, uint8_t{24}}) {
-    auto w = FileCipher::ForWriting(TestKey(), FileKind::kData, 10, exponent);
-    ASSERT_FALSE(w.ok());
-    EXPECT_EQ(w.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(w.status().message().find("expected 12"), std::string::npos) << w.status().message();
-  }
-  auto w = FileCipher::ForWriting(TestKey(), FileKind::kData, 10, kDefaultSegmentExponent);
+TEST(FileCipher, WritesFourKiBSegments) {
+  auto w = FileCipher::ForWriting(TestKey(), FileKind::kData, 10);
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(w->geometry().segment_size, 4096u);
+  EXPECT_EQ(w->header_bytes()[10], kBlockExponent);
 }
 
 // ---- The run API ----
@@ -202,7 +184,7 @@ TEST(RunApi, SealsAndOpensLikeSegmentBySegment) {
   for (uint64_t size : {uint64_t{0}, uint64_t{1}, uint64_t{4095}, uint64_t{4096}, uint64_t{4097},
                         uint64_t{5 * 4096 + 7}, uint64_t{300 * 4096}}) {
     SCOPED_TRACE(size);
-    auto w = FileCipher::ForWriting(TestKey(), FileKind::kData, size, 12);
+    auto w = FileCipher::ForWriting(TestKey(), FileKind::kData, size);
     ASSERT_TRUE(w.ok());
     const Geometry& g = w->geometry();
     SealedFile f = SealBySegment(*w, rng);
@@ -241,7 +223,7 @@ TEST(RunApi, SealsAndOpensLikeSegmentBySegment) {
 TEST(RunApi, TamperedRunsAreDataLossNamingTheSegmentAndLeaveNoPlaintext) {
   std::mt19937_64 rng(5);
   const uint64_t size = 6 * 4096 + 100;  // 7 segments
-  auto w = FileCipher::ForWriting(TestKey(), FileKind::kData, size, 12);
+  auto w = FileCipher::ForWriting(TestKey(), FileKind::kData, size);
   ASSERT_TRUE(w.ok());
   const Geometry& g = w->geometry();
   SealedFile f = SealBySegment(*w, rng);
@@ -294,7 +276,7 @@ TEST(RunApi, TamperedRunsAreDataLossNamingTheSegmentAndLeaveNoPlaintext) {
     EXPECT_EQ(cut->OpenRun(2, 1, whole.subspan(2 * seg, seg), out).code(), StatusCode::kDataLoss);
   }
   // A segment spliced in from another file of the same key and size.
-  auto other = FileCipher::ForWriting(TestKey(), FileKind::kData, size, 12);
+  auto other = FileCipher::ForWriting(TestKey(), FileKind::kData, size);
   ASSERT_TRUE(other.ok());
   SealedFile of = SealBySegment(*other, rng);
   t.assign(whole.begin(), whole.end());
@@ -338,7 +320,7 @@ TEST(RunApi, ThePerThreadContextAlwaysHoldsTheRightFileKey) {
   std::vector<FileCipher> writers;
   std::vector<SealedFile> files;
   for (uint8_t k = 0; k < 4; ++k) {
-    auto w = FileCipher::ForWriting(TestKey(k % 2), FileKind::kData, size, 12);
+    auto w = FileCipher::ForWriting(TestKey(k % 2), FileKind::kData, size);
     ASSERT_TRUE(w.ok());
     files.push_back(SealBySegment(*w, rng));
     writers.push_back(std::move(*w));
@@ -433,53 +415,37 @@ std::vector<TreeFile> InterestingTree(size_t seg) {
 
 TEST(Dataset, RoundTripsInterestingTrees) {
   std::mt19937_64 rng(42);
-  for (uint8_t exponent : {uint8_t{12}}) {
-    TempDir t;
-    size_t seg = size_t{1} << exponent;
-    std::map<std::string, std::string> want;
-    for (const auto& f : InterestingTree(seg)) {
-      want[f.path] = RandomData(rng, f.size);
-      WriteFile(fs::path(t.path()) / "src" / f.path, want[f.path]);
-    }
-    fs::create_directories(fs::path(t.path()) / "src/empty-dir");
-    DatasetKey key = TestKey();
-    EncryptOptions o;
-    o.segment_exponent = exponent;
-    o.threads = 3;
-    auto s = EncryptDataset(t.path() + "/src", t.path() + "/enc", key, o);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    EXPECT_EQ(s->files, want.size());
-    // No plaintext name appears in the encrypted tree.
-    for (const auto& e : fs::recursive_directory_iterator(t.path() + "/enc")) {
-      std::string name = e.path().filename().string();
-      EXPECT_TRUE(name == kManifestName || name == kObjectsDir || name.size() == 32) << name;
-    }
-    auto v = VerifyDataset(t.path() + "/enc", key, {});
-    ASSERT_TRUE(v.ok()) << v.status().message();
-    auto d = DecryptDataset(t.path() + "/enc", t.path() + "/out", key, {});
-    ASSERT_TRUE(d.ok()) << d.status().message();
-    for (const auto& [path, data] : want) {
-      EXPECT_EQ(ReadWhole(fs::path(t.path()) / "out" / path), data) << path;
-    }
-    EXPECT_TRUE(fs::is_directory(fs::path(t.path()) / "out/empty-dir"));
+  TempDir t("format-test");
+  size_t seg = kBlockSize;
+  std::map<std::string, std::string> want;
+  for (const auto& f : InterestingTree(seg)) {
+    want[f.path] = RandomData(rng, f.size);
+    WriteFile(fs::path(t.path()) / "src" / f.path, want[f.path]);
   }
-}
-
-TEST(Dataset, RefusesSegmentSizesOtherThanFourKiB) {
-  TempDir t;
-  WriteFile(fs::path(t.path()) / "src/a", "x");
+  fs::create_directories(fs::path(t.path()) / "src/empty-dir");
+  DatasetKey key = TestKey();
   EncryptOptions o;
-  o.segment_exponent = 16;
-  auto s = EncryptDataset(t.path() + "/src", t.path() + "/enc", TestKey(), o);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(s.status().message().find("segment size exponent 16"), std::string::npos)
-      << s.status().message();
-  EXPECT_FALSE(fs::exists(fs::path(t.path()) / "enc"));
+  o.threads = 3;
+  auto s = EncryptDataset(t.path() + "/src", t.path() + "/enc", key, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->files, want.size());
+  // No plaintext name appears in the encrypted tree.
+  for (const auto& e : fs::recursive_directory_iterator(t.path() + "/enc")) {
+    std::string name = e.path().filename().string();
+    EXPECT_TRUE(name == kManifestName || name == kObjectsDir || name.size() == 32) << name;
+  }
+  auto v = VerifyDataset(t.path() + "/enc", key, {});
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  auto d = DecryptDataset(t.path() + "/enc", t.path() + "/out", key, {});
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  for (const auto& [path, data] : want) {
+    EXPECT_EQ(ReadWhole(fs::path(t.path()) / "out" / path), data) << path;
+  }
+  EXPECT_TRUE(fs::is_directory(fs::path(t.path()) / "out/empty-dir"));
 }
 
 TEST(Dataset, RefusesToOverwriteAndLeavesNothingOnFailure) {
-  TempDir t;
+  TempDir t("format-test");
   WriteFile(fs::path(t.path()) / "src/a", "hello");
   DatasetKey key = TestKey();
   ASSERT_TRUE(EncryptDataset(t.path() + "/src", t.path() + "/enc", key, {}).ok());
@@ -510,7 +476,7 @@ size_t CountNamed(const std::string& dir, const std::string& prefix) {
 }
 
 TEST(Dataset, CancelledRunRemovesItsStagingDirectory) {
-  TempDir t;
+  TempDir t("format-test");
   std::mt19937_64 rng(7);
   WriteFile(fs::path(t.path()) / "src/a.bin", RandomData(rng, 3 << 20));
   DatasetKey key = TestKey();
@@ -537,7 +503,7 @@ TEST(Dataset, CancelledRunRemovesItsStagingDirectory) {
 // A killed run's staging directory (marker present, lock gone) is removed by
 // the next run on the same destination; others are left alone.
 TEST(Dataset, NextRunRemovesStagingDirectoryOfAKilledRun) {
-  TempDir t;
+  TempDir t("format-test");
   WriteFile(fs::path(t.path()) / "src/a", "x");
   const fs::path dead = fs::path(t.path()) / ".enc.partial-00112233aabb";
   WriteFile(dead / kPartialMarkerName, "");
@@ -554,7 +520,7 @@ TEST(Dataset, NextRunRemovesStagingDirectoryOfAKilledRun) {
 }
 
 TEST(Dataset, RejectsRollbackOfWholeDatasetWhenVersionIsExpected) {
-  TempDir t;
+  TempDir t("format-test");
   WriteFile(fs::path(t.path()) / "src/a", "v1");
   DatasetKey key = TestKey();
   EncryptOptions o;
@@ -590,8 +556,9 @@ TEST(FormatVectors, MatchTheIndependentReference) {
     auto plain = crypto::FromHex(v["plaintext_hex"].get<std::string>()).value();
     auto want = crypto::FromHex(v["ciphertext_hex"].get<std::string>()).value();
     auto kind = static_cast<FileKind>(v["kind"].get<int>());
-    auto w = FileCipher::ForWritingWithSalt(*key, kind, plain.size(),
-                                            v["segment_exponent"].get<uint8_t>(), salt);
+    // The vectors name the header's byte 10; format v2 has only 12 (4 KiB).
+    ASSERT_EQ(v["segment_exponent"].get<int>(), kBlockExponent);
+    auto w = FileCipher::ForWritingWithSalt(*key, kind, plain.size(), salt);
     ASSERT_TRUE(w.ok());
     const Geometry& g = w->geometry();
     std::vector<uint8_t> got(w->header_bytes().begin(), w->header_bytes().end());

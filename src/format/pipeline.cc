@@ -58,9 +58,9 @@ struct Item {
 class Pipeline {
  public:
   Pipeline(std::vector<SealJob>& jobs, const DatasetKey& key, const SealOptions& o)
-      : jobs_(jobs), key_(key), o_(o), segment_size_(uint32_t{1} << o.segment_exponent) {
+      : jobs_(jobs), key_(key), o_(o) {
     pread_ = o.pread ? o.pread : PreadFn(::pread);
-    capacity_ = std::max<size_t>(kSealIoBytes, segment_size_);
+    capacity_ = std::max<size_t>(kSealIoBytes, kBlockSize);
   }
 
   Status Run() {
@@ -109,8 +109,8 @@ class Pipeline {
 
  private:
   uint64_t PieceCount(uint64_t size) const {
-    uint64_t segments = Geometry{segment_size_, size}.SegmentCount();
-    uint64_t per = capacity_ / segment_size_;
+    uint64_t segments = Geometry{kBlockSize, size}.SegmentCount();
+    uint64_t per = capacity_ / kBlockSize;
     return (segments + per - 1) / per;
   }
 
@@ -229,13 +229,12 @@ class Pipeline {
                                 std::to_string(st.st_size) + " bytes, listed with " +
                                 std::to_string(job.size));
     }
-    ASSIGN_OR_RETURN(FileCipher c,
-                     FileCipher::ForWriting(key_, FileKind::kData, job.size, o_.segment_exponent));
+    ASSIGN_OR_RETURN(FileCipher c, FileCipher::ForWriting(key_, FileKind::kData, job.size));
     job.header_sha256 = c.header_digest();
     f.cipher.emplace(std::move(c));
     const Geometry& g = f.cipher->geometry();
     const uint64_t segments = g.SegmentCount();
-    const uint64_t per = capacity_ / segment_size_;
+    const uint64_t per = capacity_ / kBlockSize;
     f.pieces_left = (segments + per - 1) / per;
     for (uint64_t first = 0; first < segments; first += per) {
       if (Stopping()) return Status::Ok();  // a failure is recorded, or the run was cancelled
@@ -248,7 +247,7 @@ class Pipeline {
       }
       if (item == nullptr) item = Acquire();
       if (item == nullptr) return Status::Ok();  // stopping: the failure is recorded already
-      uint64_t offset = first * segment_size_;
+      uint64_t offset = first * kBlockSize;
       RETURN_IF_ERROR(ReadRun(in.get(), job, item->plain.data() + item->used, length, offset));
       item->pieces.push_back({&f, first, count, item->used, length});
       item->used += length;
@@ -343,7 +342,6 @@ class Pipeline {
   std::vector<SealJob>& jobs_;
   const DatasetKey& key_;
   const SealOptions& o_;
-  const uint32_t segment_size_;
   size_t capacity_ = 0;
   PreadFn pread_;
   std::vector<std::unique_ptr<FileState>> files_;
@@ -365,11 +363,6 @@ class Pipeline {
 }  // namespace
 
 Status SealFiles(std::vector<SealJob>& jobs, const DatasetKey& key, const SealOptions& options) {
-  if (options.segment_exponent < kMinSegmentExponent ||
-      options.segment_exponent > kMaxSegmentExponent) {
-    return InvalidArgument("segment size exponent " + std::to_string(options.segment_exponent) +
-                           ": expected " + std::to_string(kMinSegmentExponent));
-  }
   Pipeline p(jobs, key, options);
   return p.Run();
 }

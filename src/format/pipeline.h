@@ -33,8 +33,7 @@ using PreadFn = std::function<ssize_t(int fd, void* buf, size_t count, off_t off
 
 struct SealOptions {
   unsigned threads = 2;  // encrypt workers (at least 1); the reader is one more thread
-  uint8_t segment_exponent = kDefaultSegmentExponent;
-  ProgressFn progress;  // polled from the calling thread about every 100 ms
+  ProgressFn progress;   // polled from the calling thread about every 100 ms
   const std::atomic<bool>* cancel = nullptr;
   PreadFn pread;  // empty: ::pread
 };

@@ -88,6 +88,16 @@ Status CheckCaFile(const std::string& path) {
   }
   auto text = ReadAll(fd.get(), kMaxCaFileBytes, "CA file " + path);
   if (!text.ok()) return InvalidArgument(text.status().message() + " (check --ca)");
+  // A key named by mistake (the plane's tls/ca.key or server.key beside
+  // ca.crt, a cce4long key file): say so, never quote it.
+  const bool pem_key = text->find("PRIVATE KEY-----") != std::string::npos;
+  if (text->find("-----BEGIN CERTIFICATE-----") == std::string::npos &&
+      (pem_key || text->starts_with("cce4long-"))) {
+    return InvalidArgument("CA file " + path + ": this is a " +
+                           (pem_key ? std::string("private key") : "cce4long key file") +
+                           ", not a certificate (the plane's CA certificate is "
+                           "DATA_DIR/tls/ca.crt; check --ca)");
+  }
   std::unique_ptr<BIO, BioDeleter> bio(
       BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
   if (!bio) return Internal("BIO_new_mem_buf failed");

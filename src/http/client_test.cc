@@ -519,13 +519,23 @@ TEST_F(HttpClient, CaFileThatIsNotACertificateIsNamed) {
             "CA file " + path +
                 ": holds no PEM certificate (expected -----BEGIN CERTIFICATE-----; check --ca)");
 
-  // A PEM private key is PEM, but still no certificate.
+  // A PEM private key (the plane's tls/ca.key beside ca.crt) is named as a key.
   const std::string key = (*dir_ / "server.key").string();
   auto k = Client::Create(Options("https://127.0.0.1:1", key));
   ASSERT_FALSE(k.ok());
-  EXPECT_NE(k.status().message().find("CA file " + key + ": holds no PEM certificate"),
+  EXPECT_EQ(k.status().message(),
+            "CA file " + key +
+                ": this is a private key, not a certificate (the plane's CA certificate is "
+                "DATA_DIR/tls/ca.crt; check --ca)");
+  // So is a cce4long key file.
+  const std::string dataset_key = (*dir_ / "claims.key").string();
+  std::ofstream(dataset_key) << "cce4long-dataset-key-v1 " << std::string(64, 'a') << "\n";
+  auto d = Client::Create(Options("https://127.0.0.1:1", dataset_key));
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find(": this is a cce4long key file, not a certificate"),
             std::string::npos)
-      << k.status().message();
+      << d.status().message();
+  EXPECT_EQ(d.status().message().find("aaaaaaaa"), std::string::npos);  // never quoted
 }
 
 TEST_F(HttpClient, CaFileThatIsMissingIsNamed) {

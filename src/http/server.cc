@@ -1290,10 +1290,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (r.route.method == "GET") allowed += ", HEAD";
       }
     }
+    // The request's path is never echoed (server_test): a client knows what it asked for.
     if (allowed.empty()) {
       Respond(ErrorResponse(404, "not_found", "no such resource"));
     } else {
-      Response r = ErrorResponse(405, "method_not_allowed", "method not allowed for this resource");
+      Response r = ErrorResponse(
+          405, "method_not_allowed",
+          "method not allowed for this resource (allowed: " + allowed + ")");
       r.headers.push_back({"Allow", allowed});
       Respond(std::move(r));
     }

@@ -60,7 +60,7 @@ TEST(Digest, ParsesOnlyLowerCaseSha256) {
 }
 
 TEST(BlobStore, PutThenHasSizeOpenVerify) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path() + "/store");
   ASSERT_TRUE(store.ok()) << store.status().message();
   std::string data = RandomData(3 << 20, 1);  // several copy chunks
@@ -89,7 +89,7 @@ TEST(BlobStore, PutThenHasSizeOpenVerify) {
 }
 
 TEST(BlobStore, WrongExpectedDigestLeavesNothingBehind) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   std::string data = RandomData(100000, 2);
@@ -107,7 +107,7 @@ TEST(BlobStore, WrongExpectedDigestLeavesNothingBehind) {
 }
 
 TEST(BlobStore, OverLimitLeavesNothingBehind) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   std::string data = RandomData(5000, 3);
@@ -121,7 +121,7 @@ TEST(BlobStore, OverLimitLeavesNothingBehind) {
 }
 
 TEST(BlobStore, PutFromFdAndIdempotentRePut) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   std::string data = RandomData(70000, 4);
@@ -140,7 +140,7 @@ TEST(BlobStore, PutFromFdAndIdempotentRePut) {
 }
 
 TEST(BlobStore, ConcurrentPutsOfTheSameBlob) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   std::string data = RandomData(2 << 20, 5);
@@ -178,7 +178,7 @@ TEST(BlobStore, ConcurrentPutsOfTheSameBlob) {
 }
 
 TEST(BlobStore, VerifyDetectsAChangedFile) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   std::string data = RandomData(10000, 6);
@@ -201,7 +201,7 @@ TEST(BlobStore, VerifyDetectsAChangedFile) {
 }
 
 TEST(BlobStore, PutRequiresAnExpectedDigest) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   EXPECT_EQ(store->PutBytes("x", Digest()).status().code(), StatusCode::kInvalidArgument);
@@ -211,7 +211,7 @@ TEST(BlobStore, PutRequiresAnExpectedDigest) {
 // An upload (the plane's O_TMPFILE body under ROOT/tmp) becomes the blob
 // itself: the same inode, so the store never holds a second copy of it.
 TEST(BlobStore, AdoptLinksAnAnonymousUploadInsteadOfCopyingIt) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   const std::string data = RandomData(3 << 20, 7);
@@ -238,7 +238,7 @@ TEST(BlobStore, AdoptLinksAnAnonymousUploadInsteadOfCopyingIt) {
 }
 
 TEST(BlobStore, AdoptOfWrongBytesOrAFileWithANameKeepsItsPromises) {
-  TempDir dir;
+  TempDir dir("blob-store-test");
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
   const std::string data = RandomData(4096, 8);

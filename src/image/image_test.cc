@@ -262,7 +262,7 @@ std::string FlipByte(std::string s, size_t at) {
 // Reading each format
 
 TEST(ReadLocalImage, ReadsAnOciLayoutDirectory) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage();
   WriteLayout(dir.path(), img.Blobs(), SimpleIndex(img, "1.0"));
   auto got = ReadLocalImage(dir.path());
@@ -274,7 +274,7 @@ TEST(ReadLocalImage, ReadsAnOciLayoutDirectory) {
 }
 
 TEST(ReadLocalImage, ReadsAnOciArchivePlainAndGzipped) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 2});
   for (bool gzip : {false, true}) {
     std::string path = dir.path() + (gzip ? "/img.tar.gz" : "/img.tar");
@@ -288,7 +288,7 @@ TEST(ReadLocalImage, ReadsAnOciArchivePlainAndGzipped) {
 }
 
 TEST(ReadLocalImage, ArchiveMemberNamesMayStartWithDotSlash) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 3});
   std::vector<TarMember> members = LayoutMembers(img.Blobs(), SimpleIndex(img));
   for (TarMember& m : members) m.name = "./" + m.name;
@@ -315,7 +315,7 @@ std::string ExpectedConvertedManifest(const TestImage& img, const std::string& l
 }
 
 TEST(ReadLocalImage, ConvertsALegacyDockerArchive) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 4});
   std::string path = dir.path() + "/docker.tar";
   WriteFile(path, MakeTar(DockerLegacyMembers(img)));
@@ -333,7 +333,7 @@ TEST(ReadLocalImage, ConvertsALegacyDockerArchive) {
 }
 
 TEST(ReadLocalImage, ReadsADockerArchiveWithBlobsLayout) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 5});
   std::string path = dir.path() + "/docker25.tar";
   WriteFile(path, MakeTar(DockerBlobsMembers(img)));
@@ -367,7 +367,7 @@ TEST(ReadLocalImage, ReadsADockerArchiveWithBlobsLayout) {
 }
 
 TEST(ReadLocalImage, DockerConversionIsDeterministic) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 6, .layer_count = 3});
   // Same image, different member order, tags and v1 ids: same manifest.
   std::vector<TarMember> a = DockerLegacyMembers(img, "a:1");
@@ -387,7 +387,7 @@ TEST(ReadLocalImage, DockerConversionIsDeterministic) {
 
 TEST(ReadLocalImage, DockerArchiveFollowsSymlinkedLayers) {
   // skopeo and docker write a layer once and link duplicates to it.
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 7, .layer_count = 1});
   std::string layer_hex = Hex(img.layers[0]);
   std::vector<TarMember> m = {
@@ -408,7 +408,7 @@ TEST(ReadLocalImage, DockerArchiveFollowsSymlinkedLayers) {
 }
 
 TEST(ReadLocalImage, ArchiveHardlinksResolveToTheirTarget) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 34});
   std::vector<TarMember> m = LayoutMembers(img.Blobs(), SimpleIndex(img));
   for (TarMember& member : m) {
@@ -428,7 +428,7 @@ TEST(ReadLocalImage, ArchiveHardlinksResolveToTheirTarget) {
 }
 
 TEST(ReadLocalImage, LargeLayersStreamAndLargeConfigsAreRefused) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 35, .layer_count = 1});
   // Re-make the layer bigger than the in-memory threshold.
   std::string big = MakeTar({File("blob.bin", RandomData((5 << 20) + 123, 35))});
@@ -460,7 +460,7 @@ TEST(ReadLocalImage, LargeLayersStreamAndLargeConfigsAreRefused) {
 }
 
 TEST(ReadLocalImage, DockerArchiveWithGzipLayersKeepsTheirMediaType) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 8, .gzip_layers = true});
   std::string path = dir.path() + "/gz.tar";
   WriteFile(path, MakeTar(DockerLegacyMembers(img)));
@@ -471,7 +471,7 @@ TEST(ReadLocalImage, DockerArchiveWithGzipLayersKeepsTheirMediaType) {
 }
 
 TEST(ReadLocalImage, DockerArchiveWithSeveralImagesNeedsATag) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage a = MakeImage({.seed = 9});
   TestImage b = MakeImage({.seed = 10});
   std::vector<TarMember> ma = DockerLegacyMembers(a, "a:1");
@@ -520,7 +520,7 @@ TEST(ReadLocalImage, FlippedByteInAnyOciBlobNamesTheBlobAndBothDigests) {
     blobs[Hex(original)] = flipped;
     std::string needles_blob = "blobs/sha256/" + Hex(original);
 
-    TempDir dir;
+    TempDir dir("image-test");
     WriteLayout(dir.path() + "/layout", blobs, SimpleIndex(img));
     ExpectError(ReadLocalImage(dir.path() + "/layout"), StatusCode::kDataLoss,
                 {needles_blob, std::string("(") + c.role + ")", Digest::Of(original).str(),
@@ -533,7 +533,7 @@ TEST(ReadLocalImage, FlippedByteInAnyOciBlobNamesTheBlobAndBothDigests) {
 }
 
 TEST(ReadLocalImage, FlippedByteInADockerLayerOrConfig) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 12});
   // Layer: its digest no longer matches the config's diff_id.
   std::vector<TarMember> m = DockerLegacyMembers(img);
@@ -558,7 +558,7 @@ TEST(ReadLocalImage, FlippedByteInADockerLayerOrConfig) {
 }
 
 TEST(ReadLocalImage, FlippedByteInANewerDockerArchiveBlob) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 13});
   std::vector<TarMember> m = DockerBlobsMembers(img);
   std::string flipped = FlipByte(img.layers[0], 100);
@@ -574,7 +574,7 @@ TEST(ReadLocalImage, FlippedByteInANewerDockerArchiveBlob) {
 }
 
 TEST(ReadLocalImage, SizeMismatchIsAnError) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 14, .layer0_size_delta = 1});
   WriteLayout(dir.path(), img.Blobs(), SimpleIndex(img));
   ExpectError(ReadLocalImage(dir.path()), StatusCode::kDataLoss,
@@ -595,7 +595,7 @@ TEST(ReadLocalImage, MissingBlobIsAnError) {
   for (const std::string& missing : {img.layers[1], img.config, img.manifest}) {
     auto blobs = img.Blobs();
     blobs.erase(Hex(missing));
-    TempDir dir;
+    TempDir dir("image-test");
     WriteLayout(dir.path() + "/l", blobs, SimpleIndex(img));
     ExpectError(ReadLocalImage(dir.path() + "/l"), StatusCode::kNotFound,
                 {"blobs/sha256/" + Hex(missing), "missing"});
@@ -604,7 +604,7 @@ TEST(ReadLocalImage, MissingBlobIsAnError) {
                 {"blobs/sha256/" + Hex(missing), "missing"});
   }
   // docker-archive: a layer named in manifest.json that is not there.
-  TempDir dir;
+  TempDir dir("image-test");
   std::vector<TarMember> m;
   for (const TarMember& member : DockerLegacyMembers(img)) {
     if (member.data != img.layers[0]) m.push_back(member);
@@ -615,7 +615,7 @@ TEST(ReadLocalImage, MissingBlobIsAnError) {
 }
 
 TEST(ReadLocalImage, UncompressedLayerMustMatchItsDiffId) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 16, .wrong_diff_id = true});
   WriteLayout(dir.path(), img.Blobs(), SimpleIndex(img));
   ExpectError(ReadLocalImage(dir.path()), StatusCode::kDataLoss,
@@ -626,7 +626,7 @@ TEST(ReadLocalImage, UncompressedLayerMustMatchItsDiffId) {
 // Platform selection
 
 TEST(ReadLocalImage, WrongPlatformIsRejected) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage arm = MakeImage({.arch = "arm64", .seed = 17});
   WriteLayout(dir.path() + "/declared", arm.Blobs(),
               IndexJson({{arm.ManifestDescriptor(), "linux/arm64", ""}}));
@@ -647,7 +647,7 @@ TEST(ReadLocalImage, WrongPlatformIsRejected) {
 }
 
 TEST(ReadLocalImage, MultiPlatformIndexChoosesAmd64) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage amd = MakeImage({.seed = 19});
   TestImage arm = MakeImage({.arch = "arm64", .seed = 20});
   // Only the amd64 image's blobs are present: the others are never touched.
@@ -681,7 +681,7 @@ TEST(ReadLocalImage, MultiPlatformIndexChoosesAmd64) {
 }
 
 TEST(ReadLocalImage, SeveralAmd64ImagesAreAmbiguousUnlessNamed) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage a = MakeImage({.seed = 21});
   TestImage b = MakeImage({.seed = 22});
   auto blobs = a.Blobs();
@@ -705,7 +705,7 @@ TEST(ReadLocalImage, SeveralAmd64ImagesAreAmbiguousUnlessNamed) {
 // Hostile archives and documents
 
 TEST(ReadLocalImage, PathTraversalInAnArchiveIsRejected) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 23});
   struct Case {
     TarMember evil;
@@ -736,7 +736,7 @@ TEST(ReadLocalImage, PathTraversalInAnArchiveIsRejected) {
 }
 
 TEST(ReadLocalImage, DuplicateArchiveMembersAreRejected) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 24});
   std::vector<TarMember> m = LayoutMembers(img.Blobs(), SimpleIndex(img));
   m.push_back(File("./index.json", SimpleIndex(img)));
@@ -757,7 +757,7 @@ void WriteLayoutWithManifest(const std::string& dir, const TestImage& img,
 }
 
 TEST(ReadLocalImage, RejectsUnsupportedDocuments) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 25});
   json base = json::parse(img.manifest);
   struct Case {
@@ -837,7 +837,7 @@ TEST(ReadLocalImage, RejectsUnsupportedDocuments) {
 }
 
 TEST(ReadLocalImage, ZstdLayersAreAcceptedAsStoredBlobs) {
-  TempDir dir;
+  TempDir dir("image-test");
   // Content is not checked here (only digests): the executor refuses zstd.
   TestImage img = MakeImage({.seed = 26, .layer_media_type = kOciLayerTarZstd});
   WriteLayout(dir.path(), img.Blobs(), SimpleIndex(img));
@@ -850,7 +850,7 @@ TEST(ReadLocalImage, ZstdLayersAreAcceptedAsStoredBlobs) {
 }
 
 TEST(ReadLocalImage, DockerSchema2ManifestIsAccepted) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 27, .gzip_layers = true});
   json m = json::parse(img.manifest);
   m["mediaType"] = kDockerManifest;
@@ -866,7 +866,7 @@ TEST(ReadLocalImage, DockerSchema2ManifestIsAccepted) {
 }
 
 TEST(ReadLocalImage, ImageSizeLimitIsEnforced) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 28});
   WriteLayout(dir.path(), img.Blobs(), SimpleIndex(img));
   WriteFile(dir.path() + "/d.tar", MakeTar(DockerLegacyMembers(img)));
@@ -887,7 +887,7 @@ TEST(ReadLocalImage, ImageSizeLimitIsEnforced) {
 // Streaming blobs out, and the server side
 
 TEST(ForEachBlob, DetectsABlobChangedAfterReading) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 29});
   WriteLayout(dir.path(), img.Blobs(), SimpleIndex(img));
   auto got = ReadLocalImage(dir.path());
@@ -899,7 +899,7 @@ TEST(ForEachBlob, DetectsABlobChangedAfterReading) {
 }
 
 TEST(ForEachBlob, VisitorErrorsStopTheWalk) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 30});
   WriteFile(dir.path() + "/d.tar", MakeTar(DockerLegacyMembers(img)));
   auto got = ReadLocalImage(dir.path() + "/d.tar");
@@ -916,7 +916,7 @@ TEST(ForEachBlob, VisitorErrorsStopTheWalk) {
 // The `cce image push` path end to end: read, upload every blob into a
 // BlobStore (which re-hashes), validate the manifest there.
 TEST(ValidateStoredManifest, AcceptsAPushedImageFromEveryFormat) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 31});
   WriteLayout(dir.path() + "/layout", img.Blobs(), SimpleIndex(img));
   WriteFile(dir.path() + "/oci.tar", MakeTar(LayoutMembers(img.Blobs(), SimpleIndex(img))));
@@ -942,7 +942,7 @@ TEST(ValidateStoredManifest, AcceptsAPushedImageFromEveryFormat) {
 }
 
 TEST(ValidateStoredManifest, RejectsMissingBlobsWrongSizesAndWrongPlatforms) {
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 32});
   auto store = BlobStore::Create(dir.path());
   ASSERT_TRUE(store.ok());
@@ -994,7 +994,7 @@ CommandResult RunCommand(const std::string& command) {
 TEST(Interop, SkopeoConvertsOurLayoutAndWeReadItBack) {
   // `make deps` installs skopeo; its absence is a failure, never a silent skip.
   ASSERT_EQ(RunCommand("command -v skopeo").status, 0) << "skopeo is not installed";
-  TempDir dir;
+  TempDir dir("image-test");
   TestImage img = MakeImage({.seed = 33});
   WriteLayout(dir.path() + "/layout", img.Blobs(), SimpleIndex(img, "latest"));
   std::string skopeo = "skopeo --insecure-policy --tmpdir " + dir.path() + " copy --quiet ";

@@ -25,20 +25,6 @@ la_ssize_t AppendToString(archive*, void* client, const void* buf, size_t n) {
 
 }  // namespace
 
-TempDir::TempDir(std::string_view prefix) {
-  std::string tmpl = (fs::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    // gtest reports an exception from a test body or fixture as that test's failure.
-    throw std::runtime_error("TempDir: mkdtemp " + tmpl + ": " + std::strerror(errno));
-  }
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 void WriteFile(const fs::path& p, const std::string& data) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary | std::ios::trunc) << data;

@@ -16,23 +16,13 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/temp_dir_testing.h"
 
 namespace cce::image::testing {
 
 // A fresh directory under $TMPDIR, removed with everything in it on
-// destruction. Throws std::runtime_error (naming the path and errno) if the
-// directory cannot be made, which gtest reports as the test's failure.
-class TempDir {
- public:
-  explicit TempDir(std::string_view prefix = "cce-test");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// destruction (base/temp_dir_testing.h; the prefix names the test).
+using TempDir = ::cce::testing::TempDir;
 
 // Writes `data` to `p` (truncating), creating missing parent directories.
 void WriteFile(const std::filesystem::path& p, const std::string& data);

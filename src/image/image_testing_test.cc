@@ -146,7 +146,7 @@ TEST(Gzip, IsAGzipStreamOfTheBytes) {
 TEST(TempDir, IsRemovedWithItsContents) {
   std::string path;
   {
-    TempDir dir("cce-image-testing");
+    TempDir dir("image-testing");
     path = dir.path();
     WriteFile(std::filesystem::path(path) / "a/b/c", "x");
     EXPECT_TRUE(std::filesystem::is_regular_file(std::filesystem::path(path) / "a/b/c"));

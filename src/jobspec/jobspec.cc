@@ -576,6 +576,24 @@ class TreeBuilder final : public YAML::EventHandler {
   size_t nodes_ = 0;
 };
 
+// Where a tab sits in the indentation of `line` (1-based) of `text`, if one does. yaml-cpp
+// stops on such a line with "illegal tab when looking for indentation" or "illegal map
+// value", neither of which says what to do. (Tabs are fine elsewhere: between a key and
+// its value, or in the flow context of a JSON file, where yaml-cpp accepts them.)
+std::optional<Pos> TabInIndentation(std::string_view text, int line) {
+  if (line < 1) return std::nullopt;
+  size_t start = 0;
+  for (int l = 1; l < line; ++l) {
+    start = text.find('\n', start);
+    if (start == std::string_view::npos) return std::nullopt;
+    ++start;
+  }
+  for (size_t i = start; i < text.size() && (text[i] == ' ' || text[i] == '\t'); ++i) {
+    if (text[i] == '\t') return Pos{line, static_cast<int>(i - start) + 1};
+  }
+  return std::nullopt;
+}
+
 // The one place yaml-cpp runs: its exceptions (and ours, thrown from the builder at a
 // limit) become a diagnostic with the position yaml-cpp reported.
 std::optional<SpecNode> BuildTree(std::string_view text, Diagnostics& diags) {
@@ -586,7 +604,14 @@ std::optional<SpecNode> BuildTree(std::string_view text, Diagnostics& diags) {
     while (parser.HandleNextDocument(builder)) {
     }
   } catch (const YAML::Exception& e) {
-    diags.Add(ToPos(e.mark), "", "invalid YAML: " + Printable(e.msg));
+    const Pos at = ToPos(e.mark);
+    if (std::optional<Pos> tab = TabInIndentation(text, at.line)) {
+      diags.Add(*tab, "",
+                "invalid YAML: tab at " + PosText(*tab) +
+                    "; YAML indents with spaces (replace the tab with spaces)");
+    } else {
+      diags.Add(at, "", "invalid YAML: " + Printable(e.msg));
+    }
     return std::nullopt;
   } catch (const std::exception& e) {
     diags.Add({}, "", "cannot parse the job spec: " + Printable(e.what()));

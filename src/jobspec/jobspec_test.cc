@@ -271,6 +271,62 @@ TEST(ParseJobSpec, RejectsSyntaxErrorsWithPosition) {
             "job.yaml:3:1: invalid YAML: end of sequence flow not found");
 }
 
+TEST(ParseJobSpec, NamesATabInTheIndentation) {
+  // yaml-cpp's own words ("illegal map value", "illegal tab when looking for indentation")
+  // do not say what to do.
+  EXPECT_EQ(ErrorsFor(Replace("  image: stats:1.2", "\timage: stats:1.2")),
+            "job.yaml:6:1: invalid YAML: tab at 6:1; YAML indents with spaces (replace the tab "
+            "with spaces)");
+  EXPECT_EQ(ErrorsFor(Replace("  command: [run]", "  \tcommand: [run]")),
+            "job.yaml:7:3: invalid YAML: tab at 7:3; YAML indents with spaces (replace the tab "
+            "with spaces)");
+  EXPECT_EQ(ErrorsFor(Replace("    - name: claims", "  \t- name: claims"), "examples/x.yaml"),
+            "examples/x.yaml:9:3: invalid YAML: tab at 9:3; YAML indents with spaces (replace "
+            "the tab with spaces)");
+  EXPECT_EQ(ErrorsFor(ReadTestFile("invalid-tab-indent.yaml")),
+            "job.yaml:7:1: invalid YAML: tab at 7:1; YAML indents with spaces (replace the tab "
+            "with spaces)");
+  EXPECT_EQ(ErrorsFor("\tapiVersion: cce4long/v1\n"),
+            "job.yaml:1:1: invalid YAML: tab at 1:1; YAML indents with spaces (replace the tab "
+            "with spaces)");
+}
+
+TEST(ParseJobSpec, AcceptsTabsOutsideTheIndentation) {
+  // Between a key and its value, and anywhere in JSON's flow syntax, a tab is whitespace.
+  MustParse(Replace("kind: PrivacyJob", "kind:\tPrivacyJob"));
+  MustParse(
+      "{\n\t\"apiVersion\": \"cce4long/v1\",\n\t\"kind\": \"PrivacyJob\",\n"
+      "\t\"metadata\": {\"name\": \"job\"},\n\t\"spec\": {\n\t\t\"image\": \"stats:1.2\",\n"
+      "\t\t\"command\": [\"run\"],\n\t\t\"datasets\": [\n\t\t\t{\"name\": \"claims\", "
+      "\"mountPath\": \"/data/claims\"}\n\t\t]\n\t}\n}\n",
+      "job.json");
+}
+
+TEST(ParseJobSpec, PointsAtTheOffendingValueWithItsFieldPath) {
+  // LINE:COL is the value's first character, in block and in flow style.
+  EXPECT_EQ(ErrorsFor(Replace("  image: stats:1.2", "  image: 42")),
+            "job.yaml:6:10: spec.image: expected an image reference, got integer 42 (quote it "
+            "if you meant a string)");
+  EXPECT_EQ(ErrorsFor(Replace("  name: job", "  name: Job_1")),
+            "job.yaml:4:9: metadata.name: \"Job_1\" is not a valid name: expected "
+            "[a-z0-9][a-z0-9-]{0,62}");
+  EXPECT_EQ(ErrorsFor(Replace("  command: [run]", "  command: [run, 7]")),
+            "job.yaml:7:18: spec.command[1]: expected a string, got integer 7 (quote it if you "
+            "meant a string)");
+  EXPECT_EQ(ErrorsFor(Replace("      mountPath: /data/claims", "      mountPath: /tmp/x")),
+            "job.yaml:10:18: spec.datasets[0].mountPath: \"/tmp/x\" is not allowed: /tmp is "
+            "reserved");
+  // A missing field points at the map that lacks it.
+  EXPECT_EQ(ErrorsFor(Replace("      mountPath: /data/claims", "")),
+            "job.yaml:9:7: spec.datasets[0].mountPath: required field is missing");
+  // JSON on one line: columns count from the line's start.
+  EXPECT_EQ(ErrorsFor("{\"apiVersion\": \"cce4long/v1\", \"kind\": \"Job\", \"metadata\": "
+                      "{\"name\": \"j\"}, \"spec\": {\"image\": \"x\", \"command\": [\"r\"], "
+                      "\"datasets\": [{\"name\": \"c\", \"mountPath\": \"/c\"}]}}",
+                      "job.json"),
+            "job.json:1:39: kind: expected \"PrivacyJob\", got string \"Job\"");
+}
+
 TEST(ParseJobSpec, RejectsSecondDocument) {
   EXPECT_EQ(ErrorsFor(ReadTestFile("invalid-two-documents.yaml")),
             "job.yaml:9:1: invalid YAML: a second YAML document starts here; a job spec is one");

@@ -28,6 +28,7 @@
 #include "attest/policy.h"
 #include "attest/time_util.h"
 #include "base/fd.h"
+#include "base/temp_dir_testing.h"
 #include "crypto/x509.h"
 #include "http/server.h"
 
@@ -84,25 +85,12 @@ std::string UrlEncode(std::string_view s) {
   return out;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "pcs-test-XXXXXX").string();
-    EXPECT_NE(::mkdtemp(t.data()), nullptr);
-    path_ = t;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+using ::cce::testing::TempDir;
 
- private:
-  std::string path_;
-};
+// NAME inside the directory.
+std::string Sub(const TempDir& dir, const std::string& name) {
+  return dir.path() + "/" + name;
+}
 
 std::vector<std::string> Names(const std::string& dir) {
   std::vector<std::string> out;
@@ -125,8 +113,8 @@ TestPki MintPki(const TempDir& dir, const std::string& name) {
       Must(crypto::CreateCertificateAuthority(name + " test CA", now - 3600, 2));
   const crypto::IssuedCertificate server = Must(
       crypto::IssueServerCertificate(ca, "127.0.0.1", {"localhost"}, {"127.0.0.1"}, now - 3600, 2));
-  TestPki pki{dir.Sub(name + "-ca.pem"), dir.Sub(name + "-server.pem"),
-              dir.Sub(name + "-server.key")};
+  TestPki pki{Sub(dir, name + "-ca.pem"), Sub(dir, name + "-server.pem"),
+              Sub(dir, name + "-server.key")};
   EXPECT_TRUE(WriteFileAtomic(pki.ca_file, crypto::AsBytes(ca.cert_pem), 0644).ok());
   EXPECT_TRUE(WriteFileAtomic(pki.cert_file, crypto::AsBytes(server.cert_pem), 0644).ok());
   EXPECT_TRUE(WriteFileAtomic(pki.key_file, server.key_pem.span(), 0600).ok());
@@ -469,10 +457,10 @@ const std::vector<std::string> kAllFiles = {"pck_crl.der",
 
 class PcsClient : public ::testing::Test {
  protected:
-  TempDir tmp_;
+  TempDir tmp_{"pcs-test"};
   TestPki pki_ = MintPki(tmp_, "pcs");
-  TempDir out_parent_;  // only out_dir (or nothing) may ever appear here
-  std::string out_ = out_parent_.Sub("collateral");
+  TempDir out_parent_{"pcs-test-out"};  // only out_dir (or nothing) may ever appear here
+  std::string out_ = Sub(out_parent_, "collateral");
 };
 
 TEST_F(PcsClient, FetchesRealCollateralFromPcsAndTheQuoteVerifiesWithIt) {
@@ -811,7 +799,7 @@ TEST_F(PcsClient, ExistingOutDirIsRefusedBeforeAnyRequest) {
   EXPECT_TRUE(pcs.seen().empty());
   EXPECT_TRUE(Names(out_).empty());
 
-  const auto r2 = FetchTdxCollateral(PcsAt(pcs, pki_), kDcapFmspc, out_parent_.Sub("no/such/dir"));
+  const auto r2 = FetchTdxCollateral(PcsAt(pcs, pki_), kDcapFmspc, Sub(out_parent_, "no/such/dir"));
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.status().code(), StatusCode::kNotFound);
 }

@@ -23,6 +23,14 @@ bool IsDatasetName(const std::string& n) {
   return n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
 }
 
+// A user's value quoted for a message: at most 32 characters, printable ASCII
+// only (anything else as '?').
+std::string SafePrefix(std::string_view v) {
+  std::string out = "'";
+  for (char c : v.substr(0, 32)) out += (c >= 0x20 && c < 0x7f && c != '\'') ? c : '?';
+  return out + (v.size() > 32 ? "'..." : "'");
+}
+
 bool IsPrice(const std::string& p) {
   size_t dot = p.find('.');
   auto digits = [](std::string_view s) {
@@ -76,16 +84,25 @@ StatusOr<api::Dataset> Catalog::Register(const Caller& caller,
   store::Dataset d;
   d.name = request.name;
   if (!IsDatasetName(d.name)) {
-    return InvalidArgument("body.name: expected [a-z0-9][a-z0-9-]{0,62}");
+    return InvalidArgument(
+        "body.name: expected a dataset name matching [a-z0-9][a-z0-9-]{0,62}" +
+        std::string(d.name.empty() ? ", got an empty string" : ", got " + SafePrefix(d.name)));
   }
   d.location = request.location;
   RETURN_IF_ERROR(RefuseControlCharacters(d.location, "body.location"));
   d.description = request.description;
   d.price = request.price;
-  if (!IsPrice(d.price)) return InvalidArgument("body.price: expected a decimal number");
+  if (!IsPrice(d.price)) {
+    return InvalidArgument(
+        "body.price: " +
+        std::string(d.price.starts_with("-") ? "must not be negative; " : "") +
+        "expected a decimal number of at most 18 digits before and after the point, such as "
+        "\"10\" or \"2.50\" (the price per day)");
+  }
   d.max_days = request.max_days.value_or(30);
   if (d.max_days < 1 || d.max_days > 3650) {
-    return InvalidArgument("body.max_days: expected an integer in 1..3650");
+    return InvalidArgument("body.max_days: expected an integer in 1..3650, got " +
+                           std::to_string(d.max_days));
   }
   auto key = format::DatasetKey::ParseKeyFile(request.key, "body.key");
   if (!key.ok()) return key.status();
@@ -195,7 +212,9 @@ StatusOr<api::Rental> Rentals::Rent(const Caller& caller, const api::RentRequest
     return d.status();
   }
   if (request.days < 1 || request.days > d->max_days) {
-    return InvalidArgument("body.days: expected an integer in 1.." + std::to_string(d->max_days));
+    return InvalidArgument("body.days: expected an integer in 1.." + std::to_string(d->max_days) +
+                           " (the longest rental of '" + request.dataset + "'), got " +
+                           std::to_string(request.days));
   }
   const int64_t now = d_.clock.NowUnix();
   ASSIGN_OR_RETURN(

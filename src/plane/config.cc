@@ -1,9 +1,12 @@
 #include "plane/config.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -237,8 +240,26 @@ Status CheckLedger(const std::string& file, const PlaneConfig& c) {
 
 StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
   PlaneConfig c;
+  // Absolute, so the paths resolved against it (the agent socket, which must
+  // be absolute, and those handed to agents) do not depend on the cwd:
+  // `cce-plane serve --data-dir plane` works as README.md shows.
   c.data_dir = data_dir;
+  if (!data_dir.empty() && data_dir.front() != '/') {
+    std::error_code ec;
+    std::filesystem::path abs = std::filesystem::absolute(data_dir, ec);
+    if (!ec) c.data_dir = abs.lexically_normal().string();
+  }
   std::string file = data_dir + "/plane.yaml";
+  if (::access(file.c_str(), F_OK) != 0 && errno == ENOENT) {
+    std::error_code ec;
+    if (data_dir.empty()) return InvalidArgument("--data-dir DIR is required");
+    if (!std::filesystem::is_directory(data_dir, ec)) {
+      return NotFound(data_dir + ": no such directory; create a plane's data directory with "
+                                 "`cce-plane init --data-dir " + data_dir + "`");
+    }
+    return NotFound(data_dir + " is not a plane's data directory (it has no plane.yaml); "
+                               "`cce-plane init --data-dir DIR` creates one");
+  }
   ASSIGN_OR_RETURN(std::string text, ReadFile(file, size_t{1} << 20));
   YAML::Node root;
   try {

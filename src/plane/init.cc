@@ -5,16 +5,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <algorithm>
+#include <array>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "attest/sim.h"
 #include "base/fd.h"
 #include "crypto/x509.h"
 #include "plane/attestation.h"
+#include "plane/credential.h"
 #include "plane/config.h"
 #include "plane/keys.h"
 #include "plane/master_key.h"
 #include "plane/plane.h"
+#include "plane/services.h"
 #include "store/sqlite_store.h"
 
 namespace cce::plane {
@@ -123,8 +129,38 @@ crypto::Sha256Digest HashApiToken(std::string_view token) {
 StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
   if (options.data_dir.empty()) return InvalidArgument("--data-dir DIR is required");
   std::error_code ec;
-  fs::path dir = fs::absolute(options.data_dir, ec);
+  fs::path dir = fs::absolute(options.data_dir, ec).lexically_normal();
   if (ec) return InvalidArgument(options.data_dir + ": " + ec.message());
+  if (!dir.has_filename()) dir = dir.parent_path();  // "plane/" names "plane"
+  if (dir == dir.root_path()) {
+    return InvalidArgument("--data-dir " + options.data_dir +
+                           ": expected a new directory, not the file system's root");
+  }
+  {
+    // Checked before anything is created: a typo in --listen leaves nothing behind.
+    std::string host;
+    int port = 0;
+    if (!ParseListen(options.listen, &host, &port).ok()) {
+      return InvalidArgument("--listen " + options.listen +
+                             ": expected ADDR:PORT with a port 0..65535, e.g. 127.0.0.1:8443, "
+                             "0.0.0.0:8443 or [::1]:8443");
+    }
+  }
+  const fs::path parent = dir.parent_path();
+  if (!fs::is_directory(parent, ec)) {
+    if (fs::exists(parent, ec)) {
+      return InvalidArgument("--data-dir " + options.data_dir + ": " + parent.string() +
+                             " is not a directory");
+    }
+    return NotFound("--data-dir " + options.data_dir + ": the parent directory " +
+                    parent.string() + " does not exist; create it first (mkdir -p " +
+                    parent.string() + ") or choose another place");
+  }
+  if (::access(parent.c_str(), W_OK | X_OK) != 0) {
+    return Status(StatusCode::kIo, "--data-dir " + options.data_dir + ": cannot create " +
+                                       dir.filename().string() + " in " + parent.string() +
+                                       " (" + std::strerror(errno) + ")");
+  }
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec)) {
       return AlreadyExists(dir.string() +
@@ -214,11 +250,7 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock) {
 
 StatusOr<std::string> AddUser(const std::string& data_dir, const std::string& name,
                               store::Role role, const Clock& clock) {
-  if (name.empty() || name.size() > 64 ||
-      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos) {
-    return InvalidArgument("user name '" + name +
-                           "': expected 1..64 characters from a-z, 0-9, '-', '_', '.'");
-  }
+  RETURN_IF_ERROR(CheckUserName(name, "user name"));
   ASSIGN_OR_RETURN(PlaneConfig c, LoadConfig(data_dir));
   ASSIGN_OR_RETURN(auto db, OpenStore(c));
   ASSIGN_OR_RETURN(std::string token, NewApiToken());
@@ -231,6 +263,58 @@ StatusOr<std::string> AddUser(const std::string& data_dir, const std::string& na
       u, Audit(u.created_at, "cce-plane user add", "user.add", "user:" + name,
                std::string(R"({"role":")") + std::string(store::RoleName(role)) + "\"}"));
   if (!created.ok()) return created.status();
+  return token;
+}
+
+StatusOr<std::string> IssueJobCredential(const std::string& data_dir, const std::string& job_id,
+                                         const Clock& clock) {
+  ASSIGN_OR_RETURN(PlaneConfig c, LoadConfig(data_dir));
+  if (c.provisioner_backend != "none") {
+    return FailedPrecondition("the plane's provisioner is '" + c.provisioner_backend +
+                              "', which hands each job's credential to its own agent; a "
+                              "credential is issued by hand only with provisioner.backend: none");
+  }
+  ASSIGN_OR_RETURN(auto db, OpenStore(c));
+  auto job = db->GetJob(job_id);
+  if (!job.ok()) {
+    if (job.status().code() == StatusCode::kNotFound) {
+      return NotFound("no job '" + job_id + "' (see `cce job list`)");
+    }
+    return job.status();
+  }
+  if (job->state != store::JobState::kProvisioning) {
+    return FailedPrecondition("job " + job_id + " is " +
+                              std::string(store::JobStateName(job->state)) +
+                              ", not PROVISIONING: a credential is issued only for a job waiting "
+                              "for its agent");
+  }
+  ASSIGN_OR_RETURN(store::User consumer, db->GetUser(job->consumer_id));
+  ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key, LoadSigningKey(c.Path(c.signing_key_file)));
+  std::array<uint8_t, 16> id{};
+  RETURN_IF_ERROR(crypto::RandomBytes(id));
+  JobCredentialClaims claims;
+  claims.credential_id = "cred-" + crypto::ToHex(id);
+  claims.job_id = job->id;
+  claims.consumer = consumer.name;
+  claims.datasets = job->datasets;
+  claims.image_digest = job->image_digest;
+  claims.issued_at = clock.NowUnix();
+  claims.expires_at = std::min(claims.issued_at + c.credential_ttl_seconds, job->deadline);
+  if (claims.expires_at <= claims.issued_at) {
+    return FailedPrecondition("job " + job_id + " is past its deadline");
+  }
+  ASSIGN_OR_RETURN(std::string token, SignJobCredential(claims, key));
+  store::JobCredential row;
+  row.id = claims.credential_id;
+  row.job_id = job->id;
+  row.issued_at = claims.issued_at;
+  row.expires_at = claims.expires_at;
+  RETURN_IF_ERROR(db->IssueCredential(
+      row, Audit(claims.issued_at, "cce-plane job credential", "credential.issue", "job:" + job->id,
+                 nlohmann::json{{"credential", claims.credential_id},
+                                {"expires_at", claims.expires_at},
+                                {"by", "operator, by hand (provisioner none)"}}
+                     .dump())));
   return token;
 }
 

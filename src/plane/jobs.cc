@@ -3,6 +3,8 @@
 // image) and records the job idempotently; reads, output downloads and
 // cancellation are scoped to the job's consumer (operators and reviewers see
 // every job but download none).
+#include <algorithm>
+
 #include "image/blob_store.h"
 #include "plane/services.h"
 
@@ -40,20 +42,41 @@ api::Job JobToWire(const store::Job& j, Users& users) {
 }
 
 StatusOr<Jobs::Submitted> Jobs::Submit(const Caller& caller, const std::string& spec_text,
-                                       const std::string& idempotency_key) {
-  if (idempotency_key.size() > 128 ||
-      idempotency_key.find_first_of("\r\n\t ") != std::string::npos) {
-    return InvalidArgument("Idempotency-Key: expected at most 128 printable characters");
+                                       const std::string& idempotency_key,
+                                       const std::string& spec_name) {
+  if (idempotency_key.size() > 128) {
+    return InvalidArgument("Idempotency-Key: " + std::to_string(idempotency_key.size()) +
+                           " characters; expected at most 128");
   }
-  ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpec(spec_text, "job spec"));
-  RETURN_IF_ERROR(ValidateAgainstLimits(spec, d_.job_limits, "job spec"));
+  if (size_t at = idempotency_key.find_first_of("\r\n\t "); at != std::string::npos) {
+    return InvalidArgument(std::string("Idempotency-Key: a ") +
+                           (idempotency_key[at] == ' ' ? "space" : "tab or line break") +
+                           " at character " + std::to_string(at + 1) +
+                           "; expected at most 128 printable characters without spaces");
+  }
+  const bool name_ok =
+      spec_name.size() <= 255 && std::all_of(spec_name.begin(), spec_name.end(), [](char c) {
+        return c >= 0x20 && c < 0x7f;
+      });
+  if (!name_ok) {
+    return InvalidArgument(std::string(api::kJobSpecNameHeader) +
+                           ": expected the spec's file name, at most 255 printable ASCII "
+                           "characters");
+  }
+  const std::string source = spec_name.empty() ? std::string("spec") : spec_name;
+  if (spec_text.empty()) {
+    return InvalidArgument(source + ": the body is empty; expected a job spec (YAML or JSON, "
+                                    "docs/jobspec.md)");
+  }
+  ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpec(spec_text, source));
+  RETURN_IF_ERROR(ValidateAgainstLimits(spec, d_.job_limits, source));
   const int64_t now = d_.clock.NowUnix();
   const int64_t until = now + spec.resources.timeout_seconds;
   std::vector<std::string> datasets;
   for (const auto& d : spec.datasets) datasets.push_back(d.name);
   for (size_t i = 0; i < datasets.size(); ++i) {
     const std::string& name = datasets[i];
-    const std::string field = "job spec: spec.datasets[" + std::to_string(i) + "].name";
+    const std::string field = source + ": spec.datasets[" + std::to_string(i) + "].name";
     Status covered = rentals_.CheckCoverage(caller.user.id, {name}, now, until);
     if (covered.code() == StatusCode::kNotFound) {
       return InvalidArgument(field + ": unknown dataset '" + name + "'");
@@ -70,7 +93,7 @@ StatusOr<Jobs::Submitted> Jobs::Submit(const Caller& caller, const std::string& 
   }
   // Only the caller's own or a public image, and only a manifest digest.
   ASSIGN_OR_RETURN(std::string digest,
-                   images_.ResolveForJob(caller, spec.image, "job spec: spec.image"));
+                   images_.ResolveForJob(caller, spec.image, source + ": spec.image"));
   store::Job job;
   job.id = NewJobId();
   job.consumer_id = caller.user.id;

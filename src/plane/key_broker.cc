@@ -44,11 +44,33 @@ crypto::Bytes DatasetPin(const store::Dataset& ds) {
 
 }  // namespace
 
+std::optional<crypto::JwkPublicKey> KeyBroker::TeeKey(const std::string& jwk) {
+  std::lock_guard<std::mutex> lock(tee_keys_mu_);
+  auto it = tee_keys_.find(jwk);
+  if (it == tee_keys_.end()) return std::nullopt;
+  return it->second;
+}
+
+void KeyBroker::RememberTeeKey(const std::string& jwk, const crypto::JwkPublicKey& key) {
+  std::lock_guard<std::mutex> lock(tee_keys_mu_);
+  if (tee_keys_.count(jwk) != 0) return;
+  if (tee_keys_order_.size() < kMaxTeeKeys) {
+    tee_keys_order_.push_back(jwk);
+  } else {
+    tee_keys_.erase(tee_keys_order_[tee_keys_next_]);
+    tee_keys_order_[tee_keys_next_] = jwk;
+    tee_keys_next_ = (tee_keys_next_ + 1) % kMaxTeeKeys;
+  }
+  tee_keys_.emplace(jwk, key);
+}
+
 // The credential's signature and window, then its store row: issued by us
 // for this job, not used yet; and the job waiting in PROVISIONING. Once the
-// signature verifies, *job_id names the job (so refusals are audited on it).
+// signature verifies, *job_id names the job (so refusals are audited on it);
+// on success *job_out (when given) is the job as read.
 static StatusOr<JobCredentialClaims> CheckCredential(ServiceDeps& d, const std::string& token,
-                                                     std::string* job_id) {
+                                                     std::string* job_id,
+                                                     store::Job* job_out = nullptr) {
   ASSIGN_OR_RETURN(JobCredentialClaims c,
                    VerifyJobCredential(token, d.plane_public_key, d.clock.NowUnix()));
   *job_id = c.job_id;
@@ -62,6 +84,7 @@ static StatusOr<JobCredentialClaims> CheckCredential(ServiceDeps& d, const std::
     return PermissionDenied("job " + job.id + " is " + std::string(JobStateName(job.state)) +
                             ", not PROVISIONING");
   }
+  if (job_out != nullptr) *job_out = std::move(job);
   return c;
 }
 
@@ -72,16 +95,16 @@ StatusOr<api::KbsAuthResponse> KeyBroker::Auth(const std::string& remote_addr,
   if (!c.ok()) return audit_.Deny(Tee(remote_addr), "kbs.auth", JobObject(claimed_job), c.status());
   std::array<uint8_t, kNonceBytes> raw{};
   RETURN_IF_ERROR(crypto::RandomBytes(raw));
-  store::KbsNonce n;
+  KbsNonceEntry n;
   n.nonce = crypto::Base64UrlEncode(raw);
   n.job_id = c->job_id;
   n.credential_id = c->credential_id;
   n.issued_at = d_.clock.NowUnix();
   n.expires_at = n.issued_at + d_.kbs_nonce_ttl_seconds;
-  Status issued = d_.db.IssueNonce(
-      n, d_.kbs_max_nonces_per_credential,
-      audit_.Record(Tee(remote_addr), "kbs.auth", JobObject(c->job_id), AuditDecision::kAllow,
-                    {{"credential", c->credential_id}, {"expires_at", n.expires_at}}));
+  // In memory only, and no audit record for an issued nonce: it grants
+  // nothing until a kbs.attest (always audited, allow or deny) spends it
+  // (docs/attestation.md §11, "Nonces live in memory"). Refusals are audited.
+  Status issued = nonces_.Issue(n, d_.kbs_max_nonces_per_credential);
   if (issued.code() == StatusCode::kResourceExhausted) {
     return audit_.Deny(Tee(remote_addr), "kbs.auth", JobObject(c->job_id), issued);
   }
@@ -93,7 +116,8 @@ StatusOr<api::KbsAttestResponse> KeyBroker::Attest(const std::string& remote_add
                                                    const api::KbsAttestRequest& request) {
   const std::string actor = Tee(remote_addr);
   std::string claimed_job;
-  auto c = CheckCredential(d_, request.credential, &claimed_job);
+  store::Job job;
+  auto c = CheckCredential(d_, request.credential, &claimed_job, &job);
   if (!c.ok()) return audit_.Deny(actor, "kbs.attest", JobObject(claimed_job), c.status());
   const std::string job_id = c->job_id;
   const std::string object = JobObject(job_id);
@@ -107,11 +131,12 @@ StatusOr<api::KbsAttestResponse> KeyBroker::Attest(const std::string& remote_add
   }
   if (!quote.ok()) return deny(InvalidArgument("body.quote: expected base64url (no padding)"));
   // The nonce is spent now, whatever follows: a refused quote cannot be
-  // retried with it.
-  auto consumed =
-      d_.db.ConsumeNonce(request.nonce, job_id, d_.clock.NowUnix(),
-                         audit_.Record(actor, "kbs.nonce_use", object, AuditDecision::kInfo));
-  if (!consumed.ok()) return deny(PermissionDenied("nonce: " + consumed.status().message()));
+  // retried with it. Every path from here ends in a kbs.attest record.
+  auto consumed = nonces_.Consume(request.nonce, job_id, d_.clock.NowUnix());
+  if (!consumed.ok()) {
+    const std::string& m = consumed.status().message();
+    return deny(PermissionDenied(m.starts_with("nonce") ? m : "nonce: " + m));
+  }
   if (consumed->credential_id != c->credential_id) {
     return deny(PermissionDenied("nonce: issued to another credential"));
   }
@@ -127,7 +152,9 @@ StatusOr<api::KbsAttestResponse> KeyBroker::Attest(const std::string& remote_add
                        PermissionDenied("quote rejected by the attestation policy: " + reasons),
                        {{"reason", "policy"}, {"verification", verdict}});
   }
-  ASSIGN_OR_RETURN(store::Job job, d_.db.GetJob(job_id));
+  // The job as CheckCredential read it: its consumer and deadline never
+  // change, and AcceptAttestation below re-checks its state in the same
+  // transaction that moves it.
   const int64_t now = d_.clock.NowUnix();
   Status rentals =
       rentals_.CheckCoverage(job.consumer_id, c->datasets, now, std::max(now + 1, job.deadline));
@@ -136,6 +163,7 @@ StatusOr<api::KbsAttestResponse> KeyBroker::Attest(const std::string& remote_add
   }
   store::AuditRecord a = audit_.Record(actor, "kbs.attest", object, AuditDecision::kAllow,
                                        {{"credential", c->credential_id},
+                                        {"nonce_issued_at", consumed->issued_at},
                                         {"simulated_tee", simulated},
                                         {"tee_key", tee_key->Thumbprint()},
                                         {"verification", verdict}});
@@ -154,6 +182,7 @@ StatusOr<api::KbsAttestResponse> KeyBroker::Attest(const std::string& remote_add
   s.expires_at = std::min(a.at + d_.kbs_session_ttl_seconds, c->expires_at);
   s.simulated_tee = simulated;
   ASSIGN_OR_RETURN(std::string session, SignKbsSession(s, d_.signing_key));
+  RememberTeeKey(s.tee_public_jwk, *tee_key);
   if (simulated) {
     d_.log.Warn("kbs.simulated_tee",
                 {{"job", job_id}, {"message", "SIMULATED TEE attested: not a real TDX VM"}});
@@ -193,7 +222,14 @@ StatusOr<std::string> KeyBroker::ReleaseKey(const std::string& remote_addr,
     return deny(PermissionDenied("rental: " + rentals.message() + " (the job's deadline)"));
   }
   ASSIGN_OR_RETURN(store::Dataset ds, d_.db.GetDatasetByName(dataset));
-  ASSIGN_OR_RETURN(crypto::JwkPublicKey to, crypto::JwkPublicKey::FromJwk(s->tee_public_jwk));
+  // The key this session's attest checked (the session is the plane's
+  // signed word that it carries exactly this JWK); parsed again on a miss.
+  std::optional<crypto::JwkPublicKey> cached = TeeKey(s->tee_public_jwk);
+  if (!cached) {
+    ASSIGN_OR_RETURN(crypto::JwkPublicKey parsed, crypto::JwkPublicKey::FromJwk(s->tee_public_jwk));
+    cached.emplace(std::move(parsed));
+  }
+  const crypto::JwkPublicKey& to = *cached;
   // The release is recorded before the key is unsealed: a release the audit
   // log cannot hold does not happen.
   RETURN_IF_ERROR(audit_.Append(audit_.Record(actor, "key.release", object, AuditDecision::kAllow,

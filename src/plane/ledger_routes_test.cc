@@ -180,7 +180,8 @@ TEST_F(LedgerRoutesTest, LedgerAndWalletRoutes) {
                          json{{"address", address}, {"user", "pat"}}.dump(), "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 400);
-  EXPECT_EQ(json::parse(unknown->body)["error"]["message"], "body.user: unknown field");
+  EXPECT_EQ(json::parse(unknown->body)["error"]["message"],
+            "body.user: unknown field (allowed: address)");
   auto ch = c->Post("/api/v1/wallet/challenge", BearerAuth(carol),
                     json{{"address", address}}.dump(), "application/json");
   ASSERT_TRUE(ch);

@@ -23,7 +23,6 @@ namespace {
 constexpr std::array<uint8_t, 8> kOutputMagic = {'C', 'C', 'E', '4', 'O', 'U', 'T', '\n'};
 constexpr uint8_t kLegacyVersionByte = 0x01;
 constexpr size_t kMaxWrappedKeyBytes = 256;
-constexpr uint8_t kSegmentExponent = 12;  // format v2: 4 KiB segments
 // Segments are sealed, written, read and authenticated in runs of this many
 // (64 KiB of plaintext: the most held at once, one write or pread per run).
 constexpr uint64_t kRunSegments = 16;
@@ -239,9 +238,8 @@ StatusOr<std::unique_ptr<OutputWriter>> OutputStore::Create(const std::string& j
   w->dir = dir_;
   w->job_id = job_id;
   w->path = PathFor(job_id);
-  ASSIGN_OR_RETURN(
-      format::FileCipher cipher,
-      format::FileCipher::ForWriting(key, format::FileKind::kData, size, kSegmentExponent));
+  ASSIGN_OR_RETURN(format::FileCipher cipher,
+                   format::FileCipher::ForWriting(key, format::FileKind::kData, size));
   w->cipher = std::make_unique<format::FileCipher>(std::move(cipher));
 
   crypto::Bytes prefix(kOutputMagic.begin(), kOutputMagic.end());
@@ -267,7 +265,7 @@ StatusOr<OutputStore::Stored> OutputStore::Put(const std::string& job_id, uint64
                                                const Source& source) {
   ASSIGN_OR_RETURN(std::unique_ptr<OutputWriter> writer, Create(job_id, size));
   // Pulled a run at a time into one locked buffer, wiped on the way out.
-  constexpr size_t kPiece = kRunSegments << kSegmentExponent;
+  constexpr size_t kPiece = kRunSegments * format::kBlockSize;
   crypto::SecretBytes piece(static_cast<size_t>(std::min<uint64_t>(size, kPiece)));
   uint64_t left = size;
   while (left > 0) {

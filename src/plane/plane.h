@@ -48,6 +48,19 @@ StatusOr<InitResult> InitPlane(const InitOptions& options, const Clock& clock);
 StatusOr<std::string> AddUser(const std::string& data_dir, const std::string& name,
                               store::Role role, const Clock& clock);
 
+// `cce-plane job credential` (docs/agent.md, "By hand"): for a job waiting in
+// PROVISIONING on a plane whose provisioner is `none` (so no VM holds a
+// credential for it), issues and records a fresh single-use Job Credential,
+// audited as `credential.issue` by the operator, valid until the job's
+// deadline at most (credential_ttl_seconds), and returns it. The key broker
+// treats it like the engine's: it is used once, and attesting moves the job
+// PROVISIONING -> ATTESTED by compare-and-set, so at most one agent gets the
+// keys. Errors: kNotFound (no such job), kFailedPrecondition (the job is not
+// in PROVISIONING, or the provisioner is not `none`: its own agent has the
+// credential), plus config, key and store errors.
+StatusOr<std::string> IssueJobCredential(const std::string& data_dir, const std::string& job_id,
+                                         const Clock& clock);
+
 // API tokens: "cce_" + 64 hex digits from 32 random bytes. Only SHA-256 of a
 // token is stored.
 StatusOr<std::string> NewApiToken();

@@ -632,7 +632,8 @@ std::vector<http::Route> PlaneRoutes(Services& s, Metrics& metrics,
          [&s](const Caller& c, http::Request& req) -> StatusOr<http::Response> {
            ASSIGN_OR_RETURN(
                auto out,
-               s.jobs.Submit(c, req.body, req.HeaderValue("Idempotency-Key").value_or("")));
+               s.jobs.Submit(c, req.body, req.HeaderValue("Idempotency-Key").value_or(""),
+                             req.HeaderValue(api::kJobSpecNameHeader).value_or("")));
            return Encode(out.created ? 201 : 200, out.job);
          });
   // Script jobs (docs/explore/script-jobs.md): the body carries the script

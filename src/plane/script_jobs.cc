@@ -236,7 +236,7 @@ StatusOr<Jobs::Submitted> ScriptJobs::Submit(const Caller& caller,
   const bool tag_existed = d_.db.GetImage(caller.user.id, image_name, image_tag).ok();
   RETURN_IF_ERROR(images_.Tag(caller, image_name, image_tag, derived.manifest).status());
 
-  auto submitted = jobs_.Submit(caller, spec_text, idempotency_key);
+  auto submitted = jobs_.Submit(caller, spec_text, idempotency_key, "script job spec");
   if (!submitted.ok()) {
     // A refused job leaves no image of its own behind (the blobs go with
     // the next collection).

@@ -43,6 +43,35 @@ namespace cce::plane {
 
 namespace {
 
+// "cannot listen on ADDR:PORT: <the OS's reason in words>; <what to do>". The
+// server's status ends with the OS's text ("listen on H:P: bind: Address
+// already in use"); the common causes get their own sentence.
+Status ListenError(const std::string& listen, int port, const Status& error) {
+  const std::string& m = error.message();
+  auto has = [&m](std::string_view text) { return m.find(text) != std::string::npos; };
+  std::string why;
+  if (has("Address already in use")) {
+    why = "the address is already in use (another cce-plane, or another program, listens "
+          "there: stop it, or choose another address with --listen ADDR:PORT or plane.yaml's "
+          "listen)";
+  } else if (has("Permission denied") || has("Operation not permitted")) {
+    why = "permission denied" +
+          std::string(port > 0 && port < 1024
+                          ? " (a port below 1024 needs root or CAP_NET_BIND_SERVICE: choose "
+                            "a port of 1024 or more with --listen ADDR:PORT)"
+                          : " (choose another address with --listen ADDR:PORT)");
+  } else if (has("Cannot assign requested address")) {
+    why = "no network interface of this machine has that address (choose one it has, e.g. "
+          "--listen 127.0.0.1:" +
+          std::to_string(port) + ")";
+  } else {
+    const size_t colon = m.rfind(": ");
+    why = (colon == std::string::npos ? m : m.substr(colon + 2)) +
+          " (choose another address with --listen ADDR:PORT)";
+  }
+  return Unavailable("cannot listen on " + listen + ": " + why);
+}
+
 // provisioner.backend: local. The agent checks the plane's certificate for
 // "localhost" over the Unix socket (docs/provisioners.md), so the
 // certificate must carry that name.
@@ -277,7 +306,12 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
   if (!options.listen_override.empty()) config.listen = options.listen_override;
   std::string host;
   int port = 0;
-  RETURN_IF_ERROR(ParseListen(config.listen, &host, &port));
+  if (Status listen_ok = ParseListen(config.listen, &host, &port); !listen_ok.ok()) {
+    if (options.listen_override.empty()) return listen_ok;
+    return InvalidArgument("--listen " + options.listen_override +
+                           ": expected ADDR:PORT with a port 0..65535, e.g. 127.0.0.1:8443, "
+                           "0.0.0.0:8443 or [::1]:8443");
+  }
   Logger log(config.log_format == "json", Logger::ParseLevel(config.log_level));
   // Every connection is a descriptor: the soft limit (often 1,024) would cap
   // the plane far below limits.max_connections.
@@ -419,10 +453,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
                    http::Server::Create(std::move(ho), std::move(routes)));
   server_ptr = server.get();
   auto bound = server->Listen(host, port);
-  if (!bound.ok()) {
-    return Unavailable("cannot listen on " + config.listen + ": " + bound.status().message() +
-                       " (choose another with --listen ADDR:PORT)");
-  }
+  if (!bound.ok()) return ListenError(config.listen, port, bound.status());
   if (local) {  // the local provisioner's agents reach the plane only here
     Status unix_listening = server->ListenUnix(config.Path(config.agent_socket), 0600);
     if (!unix_listening.ok()) {

@@ -24,6 +24,7 @@
 #include "base/fd.h"
 #include "base/status.h"
 #include "crypto/crypto.h"
+#include "crypto/jwe.h"
 #include "eth/eth.h"
 #include "explore/backend.h"
 #include "image/blob_store.h"
@@ -32,6 +33,7 @@
 #include "plane/attestation.h"
 #include "plane/config.h"
 #include "plane/credential.h"
+#include "plane/kbs_nonces.h"
 #include "plane/log.h"
 #include "plane/master_key.h"
 #include "plane/output_gate.h"
@@ -157,6 +159,9 @@ struct ServiceDeps {
   int64_t max_concurrent_downloads = 8;  // output downloads streaming at once (Jobs)
   // Key broker: unused, unexpired nonces one credential may hold at once.
   int64_t kbs_max_nonces_per_credential = 8;
+  // Key broker: unused nonces the plane holds at once, over all credentials
+  // (in memory; about 300 bytes each).
+  int64_t kbs_max_nonces = 16384;
   // Catalog: file:// locations must lie under one of these (absolute,
   // normalized by LoadConfig); empty refuses every file:// location.
   std::vector<std::string> dataset_allowed_roots = {};
@@ -184,6 +189,10 @@ struct ServiceDeps {
   // Set on an ethereum plane (ledger.backend ethereum); nullopt: embedded.
   std::optional<EthereumSettings> ethereum = std::nullopt;
 };
+
+// A user's name, from `cce-plane user add` or POST /api/v1/users: 1..64
+// characters from a-z, 0-9, '-', '_', '.'. kInvalidArgument naming `field`.
+Status CheckUserName(const std::string& name, std::string_view field);
 
 // Users and authentication.
 class Users {
@@ -406,9 +415,13 @@ class Jobs {
     bool created = false;  // false: an idempotent replay
   };
   // Checks the spec, its limits, the rentals for the whole timeout and the
-  // image, pins the digest and records the job.
+  // image, pins the digest and records the job. Messages about the spec start
+  // with spec_name (the client's X-Cce-Spec-Name: "job.yaml:3:9: spec.image:
+  // ..."), or "spec" when it is empty; a name that is not 1..255 printable
+  // ASCII characters is kInvalidArgument.
   StatusOr<Submitted> Submit(const Caller& caller, const std::string& spec_text,
-                             const std::string& idempotency_key);
+                             const std::string& idempotency_key,
+                             const std::string& spec_name = "");
   struct ListRequest {
     std::optional<std::string> state;
     int64_t limit = 1000;
@@ -599,6 +612,18 @@ class KeyBroker {
   AuditLog& audit_;
   Rentals& rentals_;
   FailureLimiter limiter_;
+  // Issued nonces, in memory only: a restart forgets them (fails closed).
+  KbsNonceTable nonces_{static_cast<size_t>(std::max<int64_t>(1, d_.kbs_max_nonces))};
+  // TEE keys checked at /attest, by the canonical JWK their session carries
+  // (exact text), so /resource does not parse and check the point again.
+  // A miss parses as before. At most kMaxTeeKeys, the oldest dropped first.
+  static constexpr size_t kMaxTeeKeys = 4096;
+  std::optional<crypto::JwkPublicKey> TeeKey(const std::string& jwk);
+  void RememberTeeKey(const std::string& jwk, const crypto::JwkPublicKey& key);
+  std::mutex tee_keys_mu_;  // guards the two below
+  std::map<std::string, crypto::JwkPublicKey> tee_keys_;
+  std::vector<std::string> tee_keys_order_;  // a ring of kMaxTeeKeys: insertion order
+  size_t tee_keys_next_ = 0;
 };
 
 // The job's agent, inside the attested TEE (docs/attestation.md, "Agent

@@ -83,7 +83,7 @@ StatusOr<Caller> Users::Authenticate(std::string_view authorization, const std::
   const int64_t now = d_.clock.NowUnix();
   std::string why;
   if (authorization.substr(0, kBearer.size()) != kBearer) {
-    why = "missing bearer token";
+    why = "missing bearer token (send the header Authorization: Bearer TOKEN)";
   } else {
     const std::string_view token = authorization.substr(kBearer.size());
     // An Explore session's SDK token: the owner, scoped to the session
@@ -99,7 +99,9 @@ StatusOr<Caller> Users::Authenticate(std::string_view authorization, const std::
     // no lock-out of users behind the same address as an attacker.
     if (user.ok() && !user->disabled) return Caller{*user};
     if (!user.ok() && user.status().code() != StatusCode::kNotFound) return user.status();
-    why = user.ok() ? "user disabled" : "unknown token";
+    why = user.ok() ? "user disabled"
+                    : "unknown token (not one this plane issued: check CCE_TOKEN or `cce "
+                      "login`; `cce-plane user add` issues tokens)";
   }
   const std::string actor = "remote:" + remote_addr;
   switch (limiter_.Check(remote_addr, now)) {
@@ -124,8 +126,14 @@ Status Users::Authorize(const Caller& caller, const std::vector<Role>& roles,
     return Status::Ok();
   }
   const std::string role(store::RoleName(caller.user.role));
+  std::string allowed;
+  for (size_t i = 0; i < roles.size(); ++i) {
+    allowed += (i == 0 ? "" : i + 1 == roles.size() ? " or " : ", ") +
+               std::string(store::RoleName(roles[i]));
+  }
   return audit_.Deny(caller.actor(), "authz", request_line,
-                     PermissionDenied("role '" + role + "' may not " + request_line),
+                     PermissionDenied("role '" + role + "' may not " + request_line +
+                                      " (only " + allowed + " may)"),
                      {{"role", role}, {"reason", "role"}});
 }
 
@@ -136,9 +144,25 @@ StatusOr<api::UserList> Users::List() {
   return out;
 }
 
+Status CheckUserName(const std::string& name, std::string_view field) {
+  if (!name.empty() && name.size() <= 64 &&
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") == std::string::npos) {
+    return Status::Ok();
+  }
+  std::string shown;
+  for (char c : std::string_view(name).substr(0, 64)) {
+    shown += (c >= 0x20 && c < 0x7f && c != '\'') ? c : '?';
+  }
+  return InvalidArgument(std::string(field) + " '" + shown + (name.size() > 64 ? "...'" : "'") +
+                         ": expected 1..64 characters from a-z, 0-9, '-', '_', '.'");
+}
+
 StatusOr<api::CreatedUser> Users::Create(const Caller& caller,
                                          const api::CreateUserRequest& request) {
-  ASSIGN_OR_RETURN(Role role, store::ParseRole(request.role));
+  RETURN_IF_ERROR(CheckUserName(request.name, "body.name:"));
+  auto parsed_role = store::ParseRole(request.role);
+  if (!parsed_role.ok()) return parsed_role.status().WithContext("body.role");
+  const Role role = *parsed_role;
   ASSIGN_OR_RETURN(std::string token, NewApiToken());
   store::User u;
   u.name = request.name;

@@ -17,6 +17,19 @@ namespace {
 
 using nlohmann::json;
 
+// `--output json` of a list command: JSON Lines, one object per item.
+std::vector<json> JsonLines(const std::string& out) {
+  std::vector<json> items;
+  size_t start = 0;
+  while (start < out.size()) {
+    const size_t end = out.find('\n', start);
+    items.push_back(json::parse(out.substr(start, end - start)));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return items;
+}
+
 TEST(ImageCli, ConsumerPushesAnOciLayoutAndASecondPushUploadsNothing) {
   PlaneFixture plane;
   ASSERT_TRUE(plane.up());
@@ -44,7 +57,7 @@ TEST(ImageCli, ConsumerPushesAnOciLayoutAndASecondPushUploadsNothing) {
   // Same image again under another name: every blob is already there.
   auto again = Cce({"image", "push", t / "app-oci", "--name", "team/tool:stable"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_EQ(again.out, digest + "\n");
+  EXPECT_EQ(again.out, "team/tool:stable -> " + digest + "\n");
   auto again_json = Cce({"image", "push", t / "app-oci", "--output", "json"});
   ASSERT_EQ(again_json.exit_code, 0) << again_json.err;
   json aj = json::parse(again_json.out);
@@ -53,7 +66,7 @@ TEST(ImageCli, ConsumerPushesAnOciLayoutAndASecondPushUploadsNothing) {
 
   auto list = Cce({"image", "list", "--output", "json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
-  json images = json::parse(list.out)["images"];
+  std::vector<json> images = JsonLines(list.out);
   ASSERT_EQ(images.size(), 2u);
   for (const auto& i : images) {
     EXPECT_EQ(i["name"], "team/tool");
@@ -62,7 +75,38 @@ TEST(ImageCli, ConsumerPushesAnOciLayoutAndASecondPushUploadsNothing) {
   }
   auto text = Cce({"image", "list"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  EXPECT_NE(text.out.find("team/tool:stable\t" + digest), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.rfind("NAME:TAG  ", 0), 0u) << text.out;  // a header row first
+  EXPECT_NE(text.out.find("team/tool:stable  " + digest), std::string::npos) << text.out;
+
+  // A layout whose index names no image (skopeo copy ... oci:DIR without a
+  // tag): refused before anything is sent, with its digest and a command to
+  // copy; with --name it is pushed and the line says where it went.
+  std::filesystem::copy(t / "app-oci", t / "My_Tool.OCI", std::filesystem::copy_options::recursive);
+  json index = json::parse(ReadFile(t / "My_Tool.OCI/index.json"));
+  index["manifests"][0].erase("annotations");
+  WriteFile(t / "My_Tool.OCI/index.json", index.dump());
+  auto unnamed = Cce({"image", "push", t / "My_Tool.OCI"});
+  EXPECT_EQ(unnamed.exit_code, 2) << unnamed.err;
+  for (const std::string& want :
+       {digest + " has no name", std::string("no org.opencontainers.image.ref.name"),
+        std::string("--name NAME[:TAG]"),
+        "cce image push " + (t / "My_Tool.OCI") + " --name my-tool-oci:1.0"}) {
+    EXPECT_NE(unnamed.err.find(want), std::string::npos) << want << "\n" << unnamed.err;
+  }
+  // A bare tag (skopeo copy ... oci:DIR:v2) names no repository either; the
+  // example keeps the tag.
+  index["manifests"][0]["annotations"] = {{"org.opencontainers.image.ref.name", "v2"}};
+  WriteFile(t / "My_Tool.OCI/index.json", index.dump());
+  auto bare = Cce({"image", "push", t / "My_Tool.OCI"});
+  EXPECT_EQ(bare.exit_code, 2) << bare.err;
+  EXPECT_NE(bare.err.find("names only the tag 'v2', no repository"), std::string::npos)
+      << bare.err;
+  EXPECT_NE(bare.err.find("--name my-tool-oci:v2"), std::string::npos) << bare.err;
+  auto named = Cce({"image", "push", t / "My_Tool.OCI", "--name", "team/anon"});
+  ASSERT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_EQ(named.out, "team/anon:latest -> " + digest + "\n");
+  auto removed = Cce({"image", "rm", "team/anon:latest"});
+  EXPECT_EQ(removed.exit_code, 0) << removed.err;
 
   // An unreadable image fails before anything is sent, naming the path.
   auto missing = Cce({"image", "push", t / "nope"});

@@ -3,9 +3,12 @@
 // 128+signal), and the leftover of a SIGKILLed run is removed by the next run
 // on the same destination (docs/format.md §7).
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -134,6 +137,58 @@ TEST(DatasetInterrupt, NextRunRemovesLeftoverOfKilledRun) {
   EXPECT_EQ(ReadFile(t / "plain/a.txt"), "hello\n");
   EXPECT_FALSE(fs::exists(t / "plain/.cce-partial"));
   EXPECT_TRUE(fs::exists(live)) << "only runs on the same destination are cleaned";
+}
+
+// On a terminal the progress line shows an ETA; Ctrl-C ends that line before
+// the "interrupted" message (which starts its own line), and the exit status
+// is 130. The run is on a pseudo-terminal, as a user's shell would give it.
+TEST(DatasetInterrupt, ProgressLineOnATerminalEndsBeforeTheInterruptMessage) {
+  TempDir t;
+  MakeSparseTree(t / "src", uint64_t{3} << 30);
+  ASSERT_EQ(Cce({"key", "generate", "--out", t / "k"}).exit_code, 0);
+  const std::string cce = BinPath("cce"), key = t / "k", src = t / "src", dst = t / "enc";
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(cce.c_str(), cce.c_str(), "dataset", "encrypt", "--key", key.c_str(), "--threads", "1",
+            src.c_str(), dst.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string out;
+  bool interrupted = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    pollfd p{master, POLLIN, 0};
+    if (std::chrono::steady_clock::now() > deadline) break;
+    if (::poll(&p, 1, 200) > 0) {
+      char buf[4096];
+      const ssize_t n = ::read(master, buf, sizeof buf);
+      if (n <= 0) break;  // EIO: the child closed the terminal
+      out.append(buf, static_cast<size_t>(n));
+    }
+    // The bar has been drawn with a rate and an estimate: interrupt.
+    const size_t eta = out.rfind("ETA ");
+    if (!interrupted && eta != std::string::npos && out.compare(eta, 5, "ETA ?") != 0) {
+      ASSERT_EQ(::kill(pid, SIGINT), 0);
+      interrupted = true;
+    }
+  }
+  int status = 0;
+  if (!interrupted) ::kill(pid, SIGKILL);
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ::close(master);
+  ASSERT_TRUE(interrupted) << "no progress line with an ETA on the terminal: " << out;
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << out;
+  EXPECT_NE(out.find("encrypt ["), std::string::npos) << out;
+  EXPECT_NE(out.find(" files  "), std::string::npos) << out;
+  const size_t msg = out.find("cce: encrypt interrupted");
+  ASSERT_NE(msg, std::string::npos) << out;
+  ASSERT_GT(msg, 0u);
+  EXPECT_EQ(out[msg - 1], '\n') << "the message does not start its own line: " << out;
+  EXPECT_TRUE(out.ends_with("\n")) << out;
+  EXPECT_FALSE(fs::exists(dst));
 }
 
 }  // namespace

@@ -20,6 +20,19 @@ namespace {
 
 using nlohmann::json;
 
+// `--output json` of a list command: JSON Lines, one object per item.
+std::vector<json> JsonLines(const std::string& out) {
+  std::vector<json> items;
+  size_t start = 0;
+  while (start < out.size()) {
+    const size_t end = out.find('\n', start);
+    items.push_back(json::parse(out.substr(start, end - start)));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return items;
+}
+
 TEST(PlaneCli, ProviderRegistersConsumerRentsAllOverTls) {
   PlaneFixture plane;
   ASSERT_TRUE(plane.up());
@@ -55,9 +68,9 @@ TEST(PlaneCli, ProviderRegistersConsumerRentsAllOverTls) {
   ASSERT_EQ(Cce({"login", "--plane", url, "--token", carol, "--ca", ca}).exit_code, 0);
   auto list = Cce({"dataset", "list", "--output", "json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
-  json lj = json::parse(list.out);
-  ASSERT_EQ(lj["datasets"].size(), 1u);
-  EXPECT_EQ(lj["datasets"][0]["price"], "2.5");
+  std::vector<json> lj = JsonLines(list.out);
+  ASSERT_EQ(lj.size(), 1u);
+  EXPECT_EQ(lj[0]["price"], "2.5");
   auto show = Cce({"dataset", "show", "claims"});
   EXPECT_NE(show.out.find("synthetic claims"), std::string::npos);
   auto too_long = Cce({"rent", "claims", "--days", "15"});
@@ -68,7 +81,7 @@ TEST(PlaneCli, ProviderRegistersConsumerRentsAllOverTls) {
   json rj = json::parse(rent.out);
   EXPECT_EQ(rj["end"].get<int64_t>() - rj["start"].get<int64_t>(), 3 * 86400);
   auto rentals = Cce({"rentals", "--output", "json"});
-  EXPECT_EQ(json::parse(rentals.out)["rentals"].size(), 1u);
+  EXPECT_EQ(JsonLines(rentals.out).size(), 1u);
   // A consumer may not register datasets: refused by the plane, exit 3.
   auto refused = Cce({"dataset", "register", "mine", "--key", t / "claims.key", "--location",
                       "file://" + (t / "claims.enc")});
@@ -112,7 +125,8 @@ TEST(PlaneCli, JobFromSubmitToHeldAndTheAuditLogVerifies) {
   WriteOciLayout(t, t / "app-oci", "team/stats:1.0");
   auto push = Cce({"image", "push", t / "app-oci"});
   ASSERT_EQ(push.exit_code, 0) << push.err;
-  const std::string digest = push.out.substr(0, push.out.size() - 1);
+  ASSERT_EQ(push.out.rfind("team/stats:1.0 -> ", 0), 0u) << push.out;  // NAME:TAG -> DIGEST
+  const std::string digest = push.out.substr(18, push.out.size() - 19);
   WriteFile(t / "job.yaml",
             "apiVersion: cce4long/v1\nkind: PrivacyJob\nmetadata: {name: cohort-stats}\n"
             "spec:\n  image: team/stats:1.0\n  command: [python3, /app/run.py]\n"
@@ -144,7 +158,7 @@ TEST(PlaneCli, JobFromSubmitToHeldAndTheAuditLogVerifies) {
   auto text = Cce({"job", "status", id});
   EXPECT_NE(text.out.find("state:    HELD"), std::string::npos) << text.out;
   auto list = Cce({"job", "list", "--output", "json"});
-  EXPECT_EQ(json::parse(list.out)["jobs"].size(), 1u);
+  EXPECT_EQ(JsonLines(list.out).size(), 1u);
   auto dl = Cce({"job", "download", id, "--out", t / "out"});
   EXPECT_EQ(dl.exit_code, 1) << dl.err;  // not RELEASED: refused, nothing written
   EXPECT_NE(dl.err.find("only once RELEASED"), std::string::npos) << dl.err;
@@ -167,7 +181,7 @@ TEST(PlaneCli, JobFromSubmitToHeldAndTheAuditLogVerifies) {
   auto trail = Cce({"audit", "list", "--job", id, "--output", "json"});
   ASSERT_EQ(trail.exit_code, 0) << trail.err;
   std::vector<std::string> actions;
-  const json entries = json::parse(trail.out)["entries"];
+  const std::vector<json> entries = JsonLines(trail.out);
   for (const auto& e : entries) actions.push_back(e["action"]);
   for (const char* a : {"job.submit", "job.authorize", "credential.issue", "job.provision",
                         "gate.verdict", "job.gate", "output.download", "job.cancel"}) {

@@ -189,8 +189,8 @@ for _ in $(seq 1 90); do
   "$BIN/cce" explore list --output json > "$WORK/list.json"
   if /usr/bin/python3 - "$A" "$WORK/list.json" <<'EOF'
 import json, sys
-doc = json.load(open(sys.argv[2]))
-for s in doc.get("sessions", []):
+# JSON Lines: one session per line (docs/cli.md, "Output").
+for s in (json.loads(line) for line in open(sys.argv[2]) if line.strip()):
     if s["id"] == sys.argv[1] and s["state"] == "STOPPED":
         print("A stopped:", s.get("stop_reason"))
         sys.exit(0 if "idle" in (s.get("stop_reason") or "") else 2)
@@ -202,8 +202,8 @@ done
 [ -n "$culled" ] || { cat "$WORK/list.json"; die "A was not culled within 180 s"; }
 BSTATE=$(/usr/bin/python3 -c '
 import json, sys
-doc = json.load(open(sys.argv[2]))
-print([s["state"] for s in doc["sessions"] if s["id"] == sys.argv[1]][0])' "$B" "$WORK/list.json")
+sessions = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]  # JSON Lines
+print([s["state"] for s in sessions if s["id"] == sys.argv[1]][0])' "$B" "$WORK/list.json")
 [ "$BSTATE" = RUNNING ] || die "the busy session B is $BSTATE, expected RUNNING"
 runc --root /run/cce/explore/runc state "$A" > /dev/null 2>&1 && die "A's container is still there"
 

@@ -14,7 +14,7 @@
 // Also checked: the browser never sees the Jupyter token (no request it
 // makes carries one, no page embeds one) and every request stays on the
 // plane's origin.
-// Needs node_modules/playwright-core (make deps) and /usr/bin/chromium: a
+// Needs node_modules/playwright-core (make node-deps) and /usr/bin/chromium: a
 // missing one is a failure, never a skip.
 
 import { createHash, X509Certificate } from 'node:crypto';
@@ -55,7 +55,7 @@ async function main() {
     'usage: node notebook.mjs SOURCE_DIR CA_FILE LOGIN_URL EXPECT CELL...');
   check(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (Makefile DEB_PACKAGES)`);
   const pw = path.join(SOURCE, 'node_modules', 'playwright-core', 'index.mjs');
-  check(fs.existsSync(pw), `${pw} is missing: run make deps (npm ci)`);
+  check(fs.existsSync(pw), `${pw} is missing: run make node-deps (npm ci)`);
   const { chromium } = await import(pathToFileURL(pw).href);
 
   const origin = new URL(LOGIN_URL).origin;
