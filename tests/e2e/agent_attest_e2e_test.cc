@@ -47,18 +47,6 @@ std::string Sha256OfHex(const std::string& hex) {
   return crypto::ToHex(crypto::Sha256(raw));
 }
 
-std::vector<json> JsonLines(const std::string& out) {
-  std::vector<json> lines;
-  size_t start = 0;
-  while (start < out.size()) {
-    size_t end = out.find('\n', start);
-    if (end == std::string::npos) end = out.size();
-    if (end > start) lines.push_back(json::parse(out.substr(start, end - start), nullptr, false));
-    start = end + 1;
-  }
-  return lines;
-}
-
 const json* Step(const std::vector<json>& lines, const std::string& step) {
   for (const json& j : lines) {
     if (j.is_object() && j.value("step", "") == step) return &j;

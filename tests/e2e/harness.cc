@@ -161,4 +161,18 @@ DecryptFsMount::~DecryptFsMount() {
   }
 }
 
+std::vector<nlohmann::json> JsonLines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  size_t start = 0;
+  while (start < out.size()) {
+    size_t end = out.find('\n', start);
+    if (end == std::string::npos) end = out.size();
+    if (end > start) {
+      lines.push_back(nlohmann::json::parse(out.substr(start, end - start), nullptr, false));
+    }
+    start = end + 1;
+  }
+  return lines;
+}
+
 }  // namespace cce::e2e

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
+
+// `--output json` output (docs/cli.md "Output": JSON Lines): one value per
+// non-empty line; a line that is not JSON is a discarded value
+// (is_discarded()), so a test's checks of it fail instead of throwing.
+std::vector<nlohmann::json> JsonLines(const std::string& out);
 
 // Runs argv (argv[0] is a path) with stdin from `input`, waits, captures output.
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = "");

@@ -17,19 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-// `--output json` of a list command: JSON Lines, one object per item.
-std::vector<json> JsonLines(const std::string& out) {
-  std::vector<json> items;
-  size_t start = 0;
-  while (start < out.size()) {
-    const size_t end = out.find('\n', start);
-    items.push_back(json::parse(out.substr(start, end - start)));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return items;
-}
-
 TEST(ImageCli, ConsumerPushesAnOciLayoutAndASecondPushUploadsNothing) {
   PlaneFixture plane;
   ASSERT_TRUE(plane.up());
