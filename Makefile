@@ -106,7 +106,7 @@ demo: build node-deps
 bench: build node-deps
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
-	$(BUILD_DIR)/bin/attest_bench --releases 1000 --clients 8
+	$(BUILD_DIR)/bin/attest_bench --releases 3000 --clients 8 --rounds 3
 	$(BUILD_DIR)/bin/ledger_bench
 	./bench/job/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/gate/run.sh --bin-dir $(BUILD_DIR)/bin

@@ -189,15 +189,26 @@ Status Run(const cli::ParsedFlags& f, const EventLog& log) {
   return Status::Ok();
 }
 
+// Flag --NAME, "json" or "text" (`fallback` when absent): true for json.
+// Errors: kInvalidArgument "--NAME: expected FALLBACK or OTHER, got 'VALUE'".
+StatusOr<bool> JsonOrText(const cli::ParsedFlags& flags, const std::string& name,
+                          const std::string& fallback) {
+  const std::string format = flags.Get(name).value_or(fallback);
+  if (format != "json" && format != "text") {
+    const std::string other = fallback == "json" ? "text" : "json";
+    return InvalidArgument("--" + name + ": expected " + fallback + " or " + other + ", got '" +
+                           format + "'");
+  }
+  return format == "json";
+}
+
 int RunVerb(const cli::Args& args) {
   int exit = 0;
   auto flags = cli::ParseArgs(kProgram, RunParser(), args, 0, &exit);
   if (!flags) return exit;
-  const std::string format = flags->Get("log-format").value_or("json");
-  if (format != "json" && format != "text") {
-    return cli::ReportError(kProgram, InvalidArgument("--log-format: expected json or text"));
-  }
-  EventLog log(format == "json");
+  auto json_log = JsonOrText(*flags, "log-format", "json");
+  if (!json_log.ok()) return cli::ReportError(kProgram, json_log.status());
+  EventLog log(*json_log);
   Status s = Run(*flags, log);
   if (s.ok()) return kExitOk;
   log.Emit("error", "failed", {{"error", s.ToString()}});
@@ -487,12 +498,9 @@ int AttestVerb(const cli::Args& args) {
   int exit = 0;
   auto flags = cli::ParseArgs(kProgram, AttestParser(), args, 0, &exit);
   if (!flags) return exit;
-  const std::string format = flags->Get("output").value_or("text");
-  if (format != "json" && format != "text") {
-    return cli::ReportError(kProgram,
-                            InvalidArgument("--output: expected text or json, got '" + format + "'"));
-  }
-  StepPrinter out(format == "json");
+  auto json_output = JsonOrText(*flags, "output", "text");
+  if (!json_output.ok()) return cli::ReportError(kProgram, json_output.status());
+  StepPrinter out(*json_output);
   Status s = Attest(*flags, out);
   if (s.ok()) return kExitOk;
   // With --output json, ReportError also prints the error as one JSON object

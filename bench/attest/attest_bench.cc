@@ -8,10 +8,13 @@
 // machine. Baseline measured in the same run: quote verification alone (no
 // HTTP, no database).
 //
-//   attest_bench [--releases N] [--clients C]
+//   attest_bench [--releases N] [--clients C] [--rounds R]
 //
-// Prints releases/s, p50/p99, plane and client CPU ms per release, each
-// against its target (PASS/MISS), and one JSON line.
+// The releases are measured in R rounds (default 3) of N/R each; each round
+// is printed, and the verdicts use the medians, since one round on a shared
+// VM moves by 10-15 %. Prints releases/s, p50/p99, plane and client CPU ms
+// per release (and the plane's context switches per release), each against
+// its target (PASS/MISS), and one JSON line.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -58,6 +61,14 @@ double CpuSeconds(int who) {
   ::getrusage(who, &ru);
   return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// Voluntary context switches so far (waits: a thread blocked on a lock,
+// a condition, a socket or a disk; involuntary ones measure the load).
+long ContextSwitches(int who) {
+  rusage ru{};
+  ::getrusage(who, &ru);
+  return ru.ru_nvcsw;
 }
 
 bool WriteLine(int fd, const std::string& line) {
@@ -113,7 +124,8 @@ int RunPlane(const std::string& data_dir, int in, int out) {
       if (n <= 0 || c == 'q') break;
       if (c == 'c') {
         char buf[64];
-        std::snprintf(buf, sizeof(buf), "cpu %.6f", CpuSeconds(RUSAGE_SELF));
+        std::snprintf(buf, sizeof(buf), "cpu %.6f %ld", CpuSeconds(RUSAGE_SELF),
+                      ContextSwitches(RUSAGE_SELF));
         std::lock_guard<std::mutex> l(out_mu);
         WriteLine(out, buf);
       }
@@ -165,11 +177,18 @@ class PlaneLink {
     std::lock_guard<std::mutex> l(mu_);
     return lines_[kind].size();
   }
-  // The plane's CPU seconds so far (its own getrusage), or -1.
-  double PlaneCpu() {
-    if (to_ < 0 || ::write(to_, "c", 1) != 1) return -1;
+  // The plane's CPU seconds and context switches so far (its own
+  // getrusage); cpu -1 when it did not answer.
+  struct Usage {
+    double cpu = -1;
+    long switches = 0;
+  };
+  Usage PlaneUsage() {
+    Usage u;
+    if (to_ < 0 || ::write(to_, "c", 1) != 1) return u;
     auto v = Next("cpu");
-    return v ? std::atof(v->c_str()) : -1;
+    if (v && std::sscanf(v->c_str(), "%lf %ld", &u.cpu, &u.switches) != 2) u.cpu = -1;
+    return u;
   }
 
  private:
@@ -220,25 +239,28 @@ double Pct(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   size_t releases = 1000;
   int clients = 8;
+  int rounds = 3;
   bool keep_alive = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::cout << "Usage: attest_bench [--releases N] [--clients C] [--no-keep-alive]\n\n"
-                   "Full key releases/s (auth + attest + resource) against an in-process\n"
-                   "cce-plane over TLS, simulated TEE, cached collateral; baseline: quote\n"
-                   "verification alone in the same run.\n";
+      std::cout
+          << "Usage: attest_bench [--releases N] [--clients C] [--rounds R] [--no-keep-alive]\n\n"
+             "Full key releases/s (auth + attest + resource) against an in-process\n"
+             "cce-plane over TLS, simulated TEE, cached collateral; baseline: quote\n"
+             "verification alone in the same run.\n";
       return 0;
     }
     if (a == "--no-keep-alive") {  // A/B only: what the agent did before KbsSession::connection
       keep_alive = false;
       continue;
     }
-    if ((a == "--releases" || a == "--clients") && i + 1 < argc) {
+    if ((a == "--releases" || a == "--clients" || a == "--rounds") && i + 1 < argc) {
       long v = std::strtol(argv[++i], nullptr, 10);
       if (v <= 0) return Fail(a + ": expected a positive integer");
       if (a == "--releases") releases = static_cast<size_t>(v);
       if (a == "--clients") clients = static_cast<int>(v);
+      if (a == "--rounds") rounds = static_cast<int>(v);
     } else {
       return Fail("unknown argument '" + a + "' (try --help)");
     }
@@ -275,41 +297,45 @@ int main(int argc, char** argv) {
   const std::string sim_dir = init->data_dir + "/attestation/sim";
 
   // Baseline: quote verification alone, same collateral, same policy.
-  double verify_per_s = 0;
-  {
-    auto collateral = cce::attest::Collateral::LoadDir(sim_dir + "/collateral");
-    auto root = cce::crypto::ParseCertificatesPem(*cce::ReadFile(sim_dir + "/root.crt", 1 << 20));
-    if (!collateral.ok() || !root.ok()) return Fail("cannot load the simulated collateral");
-    cce::attest::TrustAnchors anchors = cce::attest::IntelTrustAnchors();
-    anchors.simulation_roots.push_back((*root)[0]);
-    cce::attest::Policy policy;
-    policy.allow_simulated = true;
-    // As the plane verifies: collateral checked once (CheckCollateralForReuse),
-    // then each quote against it. Distinct quotes from one simulated boot.
-    auto checked = cce::attest::CheckCollateralForReuse(*collateral, anchors, clock.NowUnix());
-    if (!checked.ok()) {
-      return Fail("cannot check the simulated collateral: " + checked.status().message());
-    }
-    auto quoter = cce::attest::SimulatedQuoter::Create(sim_dir);
-    if (!quoter.ok()) return Fail(quoter.status().message());
-    const int n = 300;
-    std::vector<std::array<uint8_t, 64>> rds(16);
-    std::vector<cce::crypto::Bytes> quotes;
-    for (size_t i = 0; i < rds.size(); ++i) {
-      rds[i].fill(static_cast<uint8_t>(i));
-      auto q = quoter->Quote(rds[i]);
-      if (!q.ok()) return Fail(q.status().message());
-      quotes.push_back(std::move(*q));
-    }
-    const double c0 = CpuSeconds(RUSAGE_THREAD);  // CPU, not wall: the machine is shared
-    for (int i = 0; i < n; ++i) {
-      const size_t k = static_cast<size_t>(i) % quotes.size();
-      auto v = cce::attest::VerifyQuote(quotes[k], *collateral, policy, clock.NowUnix(),
-                                        cce::crypto::ByteSpan(rds[k]), anchors, &*checked);
-      if (!v.ok() || !v->accepted) return Fail("baseline verification failed");
-    }
-    verify_per_s = n / std::max(1e-9, CpuSeconds(RUSAGE_THREAD) - c0);
+  // Quote verification alone, as the plane verifies: collateral checked
+  // once (CheckCollateralForReuse), then each quote against it; distinct
+  // quotes from one simulated boot. The baseline, and each round's gauge of
+  // how fast this (shared, virtual) machine runs just then.
+  auto collateral = cce::attest::Collateral::LoadDir(sim_dir + "/collateral");
+  auto root = cce::crypto::ParseCertificatesPem(*cce::ReadFile(sim_dir + "/root.crt", 1 << 20));
+  if (!collateral.ok() || !root.ok()) return Fail("cannot load the simulated collateral");
+  cce::attest::TrustAnchors anchors = cce::attest::IntelTrustAnchors();
+  anchors.simulation_roots.push_back((*root)[0]);
+  cce::attest::Policy policy;
+  policy.allow_simulated = true;
+  auto checked = cce::attest::CheckCollateralForReuse(*collateral, anchors, clock.NowUnix());
+  if (!checked.ok()) {
+    return Fail("cannot check the simulated collateral: " + checked.status().message());
   }
+  auto quoter = cce::attest::SimulatedQuoter::Create(sim_dir);
+  if (!quoter.ok()) return Fail(quoter.status().message());
+  std::vector<std::array<uint8_t, 64>> rds(16);
+  std::vector<cce::crypto::Bytes> baseline_quotes;
+  for (size_t i = 0; i < rds.size(); ++i) {
+    rds[i].fill(static_cast<uint8_t>(i));
+    auto q = quoter->Quote(rds[i]);
+    if (!q.ok()) return Fail(q.status().message());
+    baseline_quotes.push_back(std::move(*q));
+  }
+  // Verifications per CPU second of this thread (CPU, not wall: the machine
+  // is shared), or -1 when one fails.
+  auto verify_rate = [&](int n) -> double {
+    const double c0 = CpuSeconds(RUSAGE_THREAD);
+    for (int i = 0; i < n; ++i) {
+      const size_t k = static_cast<size_t>(i) % baseline_quotes.size();
+      auto v = cce::attest::VerifyQuote(baseline_quotes[k], *collateral, policy, clock.NowUnix(),
+                                        cce::crypto::ByteSpan(rds[k]), anchors, &*checked);
+      if (!v.ok() || !v->accepted) return -1;
+    }
+    return n / std::max(1e-9, CpuSeconds(RUSAGE_THREAD) - c0);
+  };
+  const double verify_per_s = verify_rate(300);
+  if (verify_per_s < 0) return Fail("baseline verification failed");
 
   // The plane runs in a child process forked here, before any thread
   // exists: its CPU is its own getrusage(RUSAGE_SELF) (every plane thread:
@@ -421,54 +447,85 @@ int main(int argc, char** argv) {
   // it runs. A release is one fresh VM boot: a new TLS connection (no session
   // resumption: a new VM has no ticket), kept alive across that boot's three
   // requests as the agent does (KbsSession::connection), a new ephemeral key.
-  std::atomic<size_t> next{0};
-  std::atomic<size_t> errors{0};
-  std::mutex lat_mu;
-  std::vector<double> latencies;
   const std::string expected = cce::crypto::ToHex(key->bytes());
   const cce::agent::KbsEndpoint endpoint{"https://127.0.0.1:" + std::to_string(port),
                                          init->ca_file};
+  if (static_cast<size_t>(rounds) > creds.size()) rounds = static_cast<int>(creds.size());
   double load1[3] = {0, 0, 0};
   if (::getloadavg(load1, 3) < 0) load1[0] = -1;
   std::cerr << "attest_bench: releasing (plane pid " << plane_pid << ")\n";  // for perf -p
-  const double plane_cpu0 = plane.PlaneCpu();
-  const double client_cpu0 = CpuSeconds(RUSAGE_SELF);  // this process: only the clients now
-  auto t0 = Clock::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < clients; ++t) {
-    threads.emplace_back([&] {
-      auto quotes = cce::agent::MakeSimulatedQuoteProvider(sim_dir);
-      std::vector<double> mine;
-      for (size_t i = next++; i < creds.size(); i = next++) {
-        auto s = Clock::now();
-        auto got = [&]() -> cce::StatusOr<cce::agent::DatasetKeys> {
-          ASSIGN_OR_RETURN(auto session, cce::agent::AttestTee(endpoint, creds[i], *quotes));
-          if (!keep_alive) session.connection = nullptr;  // A/B: a second TLS connection
-          return cce::agent::ReleaseDatasetKeys(endpoint, session, {"claims"});
-        }();
-        mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-        if (!got.ok() || cce::crypto::ToHex(got->keys.at("claims").span()) != expected) {
-          if (errors++ == 0 && !got.ok())
-            std::cerr << "first error: " << got.status().message() << "\n";
+  struct Round {
+    double per_s = 0, plane_ms = 0, client_ms = 0, switches = 0;
+    double gauge = 0;          // quote verifications per CPU second, just before the round
+    double plane_in_verifications = 0;  // plane CPU per release / CPU per verification
+  };
+  std::vector<Round> results;
+  std::vector<double> latencies;
+  std::atomic<size_t> errors{0};
+  for (int round = 0; round < rounds; ++round) {
+    const size_t lo = creds.size() * static_cast<size_t>(round) / static_cast<size_t>(rounds);
+    const size_t hi = creds.size() * static_cast<size_t>(round + 1) / static_cast<size_t>(rounds);
+    std::atomic<size_t> next{lo};
+    std::mutex lat_mu;
+    const double gauge = verify_rate(400);  // this round's machine speed
+    if (gauge < 0) {
+      stop_server();
+      return Fail("baseline verification failed");
+    }
+    const auto plane0 = plane.PlaneUsage();
+    const double client_cpu0 = CpuSeconds(RUSAGE_SELF);  // this process: only the clients now
+    auto t0 = Clock::now();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t) {
+      threads.emplace_back([&] {
+        auto quotes = cce::agent::MakeSimulatedQuoteProvider(sim_dir);
+        std::vector<double> mine;
+        for (size_t i = next++; i < hi; i = next++) {
+          auto s = Clock::now();
+          auto got = [&]() -> cce::StatusOr<cce::agent::DatasetKeys> {
+            ASSIGN_OR_RETURN(auto session, cce::agent::AttestTee(endpoint, creds[i], *quotes));
+            if (!keep_alive) session.connection = nullptr;  // A/B: a second TLS connection
+            return cce::agent::ReleaseDatasetKeys(endpoint, session, {"claims"});
+          }();
+          mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+          if (!got.ok() || cce::crypto::ToHex(got->keys.at("claims").span()) != expected) {
+            if (errors++ == 0 && !got.ok())
+              std::cerr << "first error: " << got.status().message() << "\n";
+          }
         }
-      }
-      std::lock_guard<std::mutex> l(lat_mu);
-      latencies.insert(latencies.end(), mine.begin(), mine.end());
-    });
+        std::lock_guard<std::mutex> l(lat_mu);
+        latencies.insert(latencies.end(), mine.begin(), mine.end());
+      });
+    }
+    for (auto& th : threads) th.join();
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double client_cpu = CpuSeconds(RUSAGE_SELF) - client_cpu0;
+    const auto plane1 = plane.PlaneUsage();
+    if (plane0.cpu < 0 || plane1.cpu < 0) {
+      stop_server();
+      return Fail("the plane did not report its CPU time");
+    }
+    const double n = static_cast<double>(hi - lo);
+    const double plane_ms = 1000 * (plane1.cpu - plane0.cpu) / n;
+    results.push_back({n / secs, plane_ms, 1000 * client_cpu / n,
+                       static_cast<double>(plane1.switches - plane0.switches) / n, gauge,
+                       plane_ms * gauge / 1000});
   }
-  for (auto& th : threads) th.join();
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  const double client_cpu = CpuSeconds(RUSAGE_SELF) - client_cpu0;
-  const double plane_cpu1 = plane.PlaneCpu();
   double load2[3] = {0, 0, 0};
   if (::getloadavg(load2, 3) < 0) load2[0] = -1;
   stop_server();
-  if (plane_cpu0 < 0 || plane_cpu1 < 0) return Fail("the plane did not report its CPU time");
 
-  const double n = static_cast<double>(creds.size());
-  const double per_s = n / secs;
-  const double plane_ms = 1000 * (plane_cpu1 - plane_cpu0) / n;
-  const double client_ms = 1000 * client_cpu / n;
+  auto median = [&](double Round::*field) {
+    std::vector<double> v;
+    for (const Round& r : results) v.push_back(r.*field);
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  const double per_s = median(&Round::per_s);
+  const double plane_ms = median(&Round::plane_ms);
+  const double client_ms = median(&Round::client_ms);
+  const double switches = median(&Round::switches);
+  const double plane_in_verifications = median(&Round::plane_in_verifications);
   const unsigned cores = std::thread::hardware_concurrency();
   const double p50 = Pct(latencies, 0.5);
   const double p99 = Pct(latencies, 0.99);
@@ -476,20 +533,35 @@ int main(int argc, char** argv) {
   constexpr double kTargetPlaneMs = 2.0;
   auto verdict = [](bool met) { return met ? "PASS" : "MISS"; };
   std::printf(
-      "attest_bench: %zu full key releases (auth + attest + resource), %d clients, "
+      "attest_bench: %zu full key releases (auth + attest + resource) in %d rounds, %d clients, "
       "simulated TEE, TLS, %u cores; load average %.2f before, %.2f after\n",
-      creds.size(), clients, cores, load1[0], load2[0]);
+      creds.size(), rounds, clients, cores, load1[0], load2[0]);
   if (!keep_alive) std::printf("  --no-keep-alive: a second TLS connection for the resource step\n");
   std::printf("  models: each release = one fresh VM boot (new TLS connection, no resumption,\n"
               "          kept alive for its 3 requests); each client = one host (attestation key\n"
               "          per host boot, PCK key parsed once); plane in its own process\n");
+  for (size_t r = 0; r < results.size(); ++r) {
+    std::printf(
+        "  round %zu: %.1f releases/s, plane %.3f ms CPU (= %.1f quote verifications at this "
+        "round's %.0f/s) and %.1f voluntary switches per release, clients %.3f ms\n",
+        r + 1, results[r].per_s, results[r].plane_ms, results[r].plane_in_verifications,
+        results[r].gauge, results[r].switches, results[r].client_ms);
+  }
+  std::printf("  medians of the rounds:\n");
   std::printf("  releases/s                %8.1f   target >= %.0f   %s   (errors: %zu)\n", per_s,
               kTargetPerS, verdict(per_s >= kTargetPerS), errors.load());
-  std::printf("  latency ms                p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50,
+  std::printf("  latency ms (all rounds)   p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50,
               Pct(latencies, 0.9), p99, Pct(latencies, 1.0));
   std::printf("  plane CPU ms/release      %8.3f   target <= %.1f   %s   (its own rusage, all "
               "its threads)\n",
               plane_ms, kTargetPlaneMs, verdict(plane_ms <= kTargetPlaneMs));
+  std::printf("  plane CPU / verification  %8.1f   (plane CPU per release over the CPU of one\n"
+              "                                      quote verification measured just before each\n"
+              "                                      round: compares runs made while the VM ran at\n"
+              "                                      other speeds)\n",
+              plane_in_verifications);
+  std::printf("  plane voluntary switches  %8.1f   per release (thread hand-offs and waits)\n",
+              switches);
   std::printf("  client CPU ms/release     %8.3f   (quote, ECDH, TLS, JWE; not the plane's)\n",
               client_ms);
   std::printf("  plane-only capacity at that cost: %.0f releases/s on %u cores\n",
@@ -498,6 +570,9 @@ int main(int argc, char** argv) {
               verify_per_s, 1000.0 / verify_per_s);
   json out = {{"bench", "attest"},
               {"releases", creds.size()},
+              {"rounds", rounds},
+              {"plane_context_switches_per_release", switches},
+              {"plane_cpu_in_quote_verifications", plane_in_verifications},
               {"clients", clients},
               {"cores", cores},
               {"errors", errors.load()},

@@ -449,8 +449,30 @@ StatusOr<DcapVerification> VerifyDcap(ByteSpan quote_bytes, const Collateral& co
   if (parsed.leaf_key == nullptr) {
     return PermissionDenied("quote: PCK leaf has no P-256 key");
   }
-  RETURN_IF_ERROR(CheckOk(parsed.leaf_key->VerifyRawRs(q.qe_report.raw, q.qe_report_signature),
-                          "quote: QE report signature (PCK leaf key)"));
+  // With a checked collateral, the same report and signature already
+  // verified with this chain's leaf key stand as long as the chain does
+  // (VerifiedPckChains::qe_reports); anything else is verified.
+  crypto::Sha256Digest qe_id{};
+  bool qe_known = false;
+  if (reuse) {
+    crypto::Sha256Hasher h;
+    h.Update(chain_id);
+    h.Update(q.qe_report.raw);
+    h.Update(q.qe_report_signature);
+    qe_id = h.Finish();
+    std::lock_guard<std::mutex> l(checked->pck_chains->mu);
+    qe_known = checked->pck_chains->qe_reports.count(qe_id) != 0;
+  }
+  if (!qe_known) {
+    RETURN_IF_ERROR(CheckOk(parsed.leaf_key->VerifyRawRs(q.qe_report.raw, q.qe_report_signature),
+                            "quote: QE report signature (PCK leaf key)"));
+    if (reuse) {
+      std::lock_guard<std::mutex> l(checked->pck_chains->mu);
+      auto& kept = checked->pck_chains->qe_reports;
+      if (kept.size() >= VerifiedPckChains::kMaxEntries) kept.clear();  // bounded
+      kept.insert(qe_id);
+    }
+  }
   Bytes binding(q.attestation_key.begin(), q.attestation_key.end());
   binding.insert(binding.end(), q.qe_auth_data.begin(), q.qe_auth_data.end());
   const crypto::Sha256Digest expected = crypto::Sha256(binding);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,8 +90,15 @@ struct VerifiedPckChains {
     bool pck_crl_checked = false;
   };
   static constexpr size_t kMaxEntries = 4096;  // then it starts over
-  std::mutex mu;                               // guards entries
+  std::mutex mu;                               // guards entries and qe_reports
   std::map<crypto::Sha256Digest, Entry> entries;
+  // QE report signatures that verified with the leaf key of a chain in
+  // `entries`: SHA-256(chain id || QE report || signature). A host's QE
+  // signs its report once per attestation key (per boot), so every quote
+  // from that host carries the same report and signature; only the exact
+  // bytes are served, and only after their chain verified (or its kept
+  // entry stood) in the same call.
+  std::set<crypto::Sha256Digest> qe_reports;
 };
 
 struct CheckedCollateral {

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "attest/test_util.h"
 
 namespace cce::attest {
@@ -131,6 +133,32 @@ TEST(VerifyDcap, AVerifiedPckChainIsReusedWithTheSameVerdictAndNotes) {
     for (const auto& n : v.notes) noted = noted || Contains(n, "was NOT checked");
     EXPECT_TRUE(noted);
   }
+}
+
+// A QE report signature verified once is kept for the same chain, report
+// and signature only: a quote whose QE report signature differs by one bit
+// is refused although the genuine one from the same chain is kept.
+TEST(VerifyDcap, AKeptQeReportSignatureServesOnlyItsExactBytes) {
+  const Collateral c = Load(testing::kDcapCollateral);
+  const Bytes q = ReadBytes(testing::kDcapQuote);
+  const CheckedCollateral checked =
+      Must(CheckCollateralForReuse(c, IntelTrustAnchors(), T("2025-07-01T00:00:00Z")));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(VerifyDcap(q, c, IntelTrustAnchors(), T("2025-07-02T00:00:00Z"), &checked).ok());
+    EXPECT_EQ(checked.pck_chains->qe_reports.size(), 1u);
+  }
+  const Quote parsed = Must(ParseQuote(q));
+  const auto& sig = parsed.qe_report_signature;
+  auto at = std::search(q.begin(), q.end(), sig.begin(), sig.end());
+  ASSERT_NE(at, q.end());
+  for (size_t byte : {size_t{0}, size_t{63}}) {
+    Bytes bad = q;
+    bad[static_cast<size_t>(at - q.begin()) + byte] ^= 0x01;
+    auto r = VerifyDcap(bad, c, IntelTrustAnchors(), T("2025-07-02T00:00:00Z"), &checked);
+    ASSERT_FALSE(r.ok()) << "QE report signature byte " << byte;
+    EXPECT_TRUE(Contains(r.status().message(), "QE report signature")) << r.status().ToString();
+  }
+  EXPECT_EQ(checked.pck_chains->qe_reports.size(), 1u);  // no failure was kept
 }
 
 TEST(VerifyDcap, NothingCheckedIsReusedForACollateralWithOtherCrls) {

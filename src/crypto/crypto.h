@@ -24,10 +24,10 @@ inline ByteSpan AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-// Key material. The buffer is mlock'd (best effort: a failed mlock is counted
-// in MlockFailures() but not fatal, as RLIMIT_MEMLOCK may be small), excluded
-// from core dumps, and wiped with OPENSSL_cleanse on destruction. Not
-// copyable; there is deliberately no operator<< or ToString.
+// Key material, mlock'd (best effort: failures counted in MlockFailures(), as RLIMIT_MEMLOCK
+// may be small), kept out of core dumps, wiped with OPENSSL_cleanse on destruction. Up to 64
+// bytes: a slot in one locked region shared by small secrets (no system call each); larger:
+// pages of their own. Not copyable; there is deliberately no operator<< or ToString.
 class SecretBytes {
  public:
   SecretBytes() = default;

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <string>
@@ -64,6 +65,46 @@ TEST(SecretBytes, NewBufferIsZeroFilledAndWritable) {
     std::memset(s.data(), 0xa5, s.size());
     EXPECT_EQ(s.data()[size - 1], 0xa5);
   }
+}
+
+// Small secrets share the locked region; a freed slot is wiped at once
+// (its memory stays mapped, so the test can look), and a large secret has
+// pages of its own.
+TEST(SecretBytes, SmallSecretsTakeWipedSlotsOfOneLockedRegion) {
+  std::vector<SecretBytes> live;
+  for (int i = 0; i < 300; ++i) {
+    SecretBytes s(i % 2 ? 32 : 64);
+    for (uint8_t b : s.span()) ASSERT_EQ(b, 0) << "secret " << i << " is not zero-filled";
+    std::memset(s.data(), 0xa5, s.size());
+    live.push_back(std::move(s));
+  }
+  std::vector<const uint8_t*> ptrs;
+  for (const auto& s : live) ptrs.push_back(s.data());
+  std::sort(ptrs.begin(), ptrs.end());
+  EXPECT_EQ(std::adjacent_find(ptrs.begin(), ptrs.end()), ptrs.end())
+      << "a slot was handed out twice";
+  for (size_t i = 1; i < ptrs.size(); ++i) ASSERT_GE(ptrs[i] - ptrs[i - 1], 64);
+  EXPECT_LT(ptrs.back() - ptrs.front(), 4 * 1024 * 1024);
+
+  const uint8_t* freed = live[7].data();
+  live.erase(live.begin() + 7);
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(freed[i], 0) << "byte " << i << " of a freed slot";
+
+  SecretBytes big(65);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.data()) % 4096, 0u);
+  for (uint8_t b : big.span()) ASSERT_EQ(b, 0);
+}
+
+// Past the region's 65,536 slots, small secrets still work (own pages).
+TEST(SecretBytes, SmallSecretsBeyondTheRegionGetPagesOfTheirOwn) {
+  std::vector<SecretBytes> live;
+  live.reserve(65536 + 16);
+  for (int i = 0; i < 65536 + 16; ++i) {
+    live.emplace_back(16);
+    ASSERT_EQ(live.back().data()[15], 0);
+    live.back().data()[0] = static_cast<uint8_t>(i);
+  }
+  for (int i = 0; i < 65536 + 16; ++i) ASSERT_EQ(live[i].data()[0], static_cast<uint8_t>(i));
 }
 
 TEST(SecretBytes, CopyOfCopiesBytes) {

@@ -168,6 +168,20 @@ TEST(Base64Url, RejectsPaddingBadCharactersBadLengthAndNonCanonical) {
   auto bad = Base64UrlDecode("ab=c");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("offset 2"), std::string::npos) << bad.status().ToString();
+  // Every position of a bad byte, in a full group or in the tail, is named.
+  const std::string good = Base64UrlEncode(AsBytes("confidential data, 26 bytes"));
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (char c : {'=', '+', '\0', '\xff'}) {
+      std::string t = good;
+      t[i] = c;
+      auto r = Base64UrlDecode(t);
+      ASSERT_FALSE(r.ok()) << i;
+      EXPECT_NE(r.status().message().find("at offset " + std::to_string(i)), std::string::npos)
+          << r.status().ToString();
+    }
+  }
+  EXPECT_FALSE(Base64UrlDecode("QWxpY2V").ok());  // 3 in the tail: unused bits set
+  EXPECT_EQ(Str(B64("QWxpY2VB")), "AliceA");
 }
 
 // ---- known answers ----------------------------------------------------------------

@@ -215,6 +215,12 @@ StatusOr<SslCtxPtr> MakeTlsContext(const std::string& cert_file, const std::stri
   // Resumption works through stateless tickets; a server-side session cache
   // would be memory a flood of handshakes could fill.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  // TLS 1.3 sends tickets after every full handshake (OpenSSL: two). Most
+  // of the plane's peers never resume (a job's VM connects once per boot;
+  // each CLI run is a new process), and each ticket is a session copy, an
+  // encryption and a MAC on the handshake's critical path: one is enough
+  // for the clients that do resume (browsers, a long-lived agent).
+  SSL_CTX_set_num_tickets(c, 1);
   SSL_CTX_set_default_passwd_cb(c, RefusePassphrase);
   if (SSL_CTX_use_certificate_chain_file(c, cert_file.c_str()) != 1) {
     return InvalidArgument("tls_cert_chain_file '" + cert_file + "': " + TakeOpenSslErrors());
@@ -1264,11 +1270,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
 
-    if (route_->route.admit || route_->route.body == BodyPolicy::kToSink) {
+    admitted_quickly_ = route_->route.admit && AdmittedQuickly();
+    if (route_->route.body == BodyPolicy::kToSink || (route_->route.admit && !admitted_quickly_)) {
       Offload(&Connection::RunAdmit);
     } else {
       StartBody();
     }
+  }
+
+  // Route::admit_quick on this I/O thread: true only when it admitted the
+  // request (admit is then not run); an exception counts as "ask admit".
+  bool AdmittedQuickly() noexcept {
+    if (!route_->route.admit_quick) return false;
+    try {
+      return route_->route.admit_quick(req_);
+    } catch (const std::exception& e) {
+      server_.Event("handler.exception", e.what());
+    } catch (...) {
+      server_.Event("handler.exception", "non-standard exception");
+    }
+    return false;
   }
 
   // Picks the route for req_ (filling captures) or answers 404/405.
@@ -1328,7 +1349,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void RunAdmit() {
     std::optional<Response> verdict;
     try {
-      if (route_->route.admit) verdict = route_->route.admit(req_);
+      if (route_->route.admit && !admitted_quickly_) verdict = route_->route.admit(req_);
       if (!verdict) OpenUploadSink();
     } catch (const std::exception& e) {
       server_.Event("handler.exception", e.what());
@@ -2233,6 +2254,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     segments_[1] = std::string();
     header_done_at_ = Clock::time_point();
     head_ = body_announced_ = body_complete_ = expect_continue_ = keep_alive_ = false;
+    admitted_quickly_ = false;
     force_close_ = false;
     status_ = 0;
   }
@@ -2308,6 +2330,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool body_announced_ = false;
   bool body_complete_ = false;
   bool expect_continue_ = false;
+  bool admitted_quickly_ = false;  // this request: Route::admit_quick said yes
   bool keep_alive_ = false;
   bool force_close_ = false;
   int status_ = 0;

@@ -2,7 +2,8 @@
 // (Boost.Beast + Asio + OpenSSL) built to stay up under hostile clients:
 // every limit is enforced before bytes are buffered, every phase of every
 // connection has a deadline, and connections are capped per address and in
-// total. Routes run on a bounded worker pool, never on the I/O threads.
+// total. Routes run on a bounded worker pool, never on the I/O threads
+// (but for Route::admit_quick, an in-memory check that must not block).
 // The server knows nothing of the plane: it routes bytes to callbacks.
 #pragma once
 
@@ -144,6 +145,15 @@ struct Route {
   // worker pool): a response here (401, 403, 429) is sent instead, and the
   // unread body is not read (the connection is closed if one was announced).
   std::function<std::optional<Response>(const Request&)> admit;
+  // Optional fast path for admit: runs on the connection's I/O thread, so it
+  // must not block (no store, no network, no disk; an in-memory check under
+  // a short lock is fine) and should take microseconds. true admits the
+  // request without running admit, which saves the two thread hand-offs
+  // (I/O thread -> worker -> I/O thread) admit costs; false runs admit on
+  // the worker pool as usual, which then decides. So a route's decision is
+  // always admit's: admit_quick may only say "admit" where admit would.
+  // open_sink (kToSink) still runs on the worker pool. Not for proxy routes.
+  std::function<bool(const Request&)> admit_quick;
   // kToSink only (required): runs on the worker pool after admit accepted
   // the request and before a single body byte is read. An error is put in
   // Request::body_status and handle runs at once (the body is not read).

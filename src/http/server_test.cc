@@ -1201,6 +1201,52 @@ TEST(HttpServer, ContinueIsSentOnlyAfterAdmitPasses) {
   EXPECT_EQ(handles, 1);
 }
 
+// admit_quick runs on the I/O thread; true skips admit, false leaves the
+// decision to admit (so a refusal still comes from admit).
+TEST(HttpServer, QuickAdmitSkipsAdmitOnlyWhenItSaysYes) {
+  std::atomic<int> admits{0}, handles{0}, quick_calls{0};
+  std::mutex mu;
+  std::thread::id quick_thread, handle_thread;
+  Route r = GuardedRoute(&admits, &handles);
+  auto inner = r.handle;
+  r.handle = [&, inner](Request& req) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      handle_thread = std::this_thread::get_id();
+    }
+    return inner(req);
+  };
+  r.admit_quick = [&](const Request& req) {
+    ++quick_calls;
+    std::lock_guard<std::mutex> l(mu);
+    quick_thread = std::this_thread::get_id();
+    return req.HeaderValue("x-quick") == "yes";
+  };
+  TestServer ts({r});
+  TlsClient c(ts.port());
+  auto quick = c.Call(Post("/guarded", "abc", "X-Quick: yes\r\n"));
+  ASSERT_TRUE(quick);
+  EXPECT_EQ(quick->status, 200);
+  EXPECT_EQ(quick->body, "stored 3");
+  EXPECT_EQ(admits, 0);
+  EXPECT_EQ(quick_calls, 1);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_NE(quick_thread, handle_thread);  // the I/O thread, not a worker
+  }
+  auto asked = c.Call(Post("/guarded", "abcd", "Authorization: Bearer good\r\n"));
+  ASSERT_TRUE(asked);
+  EXPECT_EQ(asked->status, 200);
+  EXPECT_EQ(admits, 1);
+  TlsClient bad(ts.port());
+  auto refused = bad.Call(Post("/guarded", "abcd", "X-Quick: no\r\n"));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_EQ(admits, 2);
+  EXPECT_EQ(quick_calls, 3);
+  EXPECT_EQ(handles, 2);
+}
+
 // --- Threads and queueing -----------------------------------------------------------
 
 // A gate handlers wait at until the test opens it.

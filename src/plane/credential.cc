@@ -1,5 +1,7 @@
 #include "plane/credential.h"
 
+#include <algorithm>
+#include <array>
 #include <nlohmann/json.hpp>
 
 #include "crypto/jwe.h"
@@ -55,6 +57,39 @@ StatusOr<std::string> SignJobCredential(const JobCredentialClaims& c,
                   {"datasets", c.datasets},  {"image", c.image_digest}, {"iat", c.issued_at},
                   {"exp", c.expires_at},     {"sim", c.simulated_tee}};
   return SignToken(kPrefix, payload, key);
+}
+
+StatusOr<MintedCredential> MintJobCredential(const store::Job& job,
+                                             const std::string& consumer_name, int64_t now,
+                                             int64_t ttl_seconds, CredentialExpiry expiry,
+                                             const crypto::Ed25519PrivateKey& key) {
+  if (ttl_seconds <= 0) {
+    return InvalidArgument("credential ttl_seconds is " + std::to_string(ttl_seconds) +
+                           ": must be positive");
+  }
+  std::array<uint8_t, 16> id{};
+  RETURN_IF_ERROR(crypto::RandomBytes(id));
+  MintedCredential m;
+  JobCredentialClaims& c = m.claims;
+  c.credential_id = "cred-" + crypto::ToHex(id);
+  c.job_id = job.id;
+  c.consumer = consumer_name;
+  c.datasets = job.datasets;
+  c.image_digest = job.image_digest;
+  c.issued_at = now;
+  c.expires_at = now + ttl_seconds;
+  if (expiry == CredentialExpiry::kTtlWithinDeadline) {
+    c.expires_at = std::min(c.expires_at, job.deadline);
+    if (c.expires_at <= c.issued_at) {
+      return FailedPrecondition("job " + job.id + " is past its deadline");
+    }
+  }
+  ASSIGN_OR_RETURN(m.token, SignJobCredential(c, key));
+  m.row.id = c.credential_id;
+  m.row.job_id = c.job_id;
+  m.row.issued_at = c.issued_at;
+  m.row.expires_at = c.expires_at;
+  return m;
 }
 
 StatusOr<JobCredentialClaims> VerifyJobCredential(std::string_view token,

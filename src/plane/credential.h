@@ -13,6 +13,7 @@
 
 #include "base/status.h"
 #include "crypto/crypto.h"
+#include "store/store.h"
 
 namespace cce::plane {
 
@@ -35,6 +36,35 @@ StatusOr<std::string> SignJobCredential(const JobCredentialClaims& claims,
 // fails closed with the reason. Does not check single use (the store does).
 StatusOr<JobCredentialClaims> VerifyJobCredential(std::string_view token,
                                                   crypto::ByteSpan plane_public_key, int64_t now);
+
+// How a minted credential's expiry is set.
+enum class CredentialExpiry {
+  // now + ttl_seconds (the engine's: it fails a job past its deadline itself).
+  kTtl,
+  // min(now + ttl_seconds, job.deadline): a credential issued by hand never
+  // outlives its job (`cce-plane job credential`).
+  kTtlWithinDeadline,
+};
+
+// A freshly minted credential: its claims, the signed token, and the store
+// row recording it (same id, job and times as the claims).
+struct MintedCredential {
+  JobCredentialClaims claims;
+  std::string token;
+  store::JobCredential row;
+};
+
+// Mints `job`'s Job Credential for its consumer `consumer_name`: a random id
+// ("cred-" + 32 hex), the job's datasets and pinned image digest, issued at
+// `now`, expiring as `expiry` says, signed with `key`. Stores nothing: the
+// caller records `row` (with its own audit record) and hands out `token`.
+// Errors: kInvalidArgument (ttl_seconds <= 0), kFailedPrecondition
+// ("job ID is past its deadline": with kTtlWithinDeadline, now >= job.deadline),
+// plus crypto::RandomBytes's and SignJobCredential's.
+StatusOr<MintedCredential> MintJobCredential(const store::Job& job,
+                                             const std::string& consumer_name, int64_t now,
+                                             int64_t ttl_seconds, CredentialExpiry expiry,
+                                             const crypto::Ed25519PrivateKey& key);
 
 // Key broker sessions: what POST /kbs/v0/attest returns once a quote is
 // accepted. Bound to the job, its credential, its datasets and the TEE's

@@ -31,6 +31,80 @@ TEST(JobCredential, RoundTripsWithinItsWindowOnly) {
             "credential: not valid yet");
 }
 
+store::Job MintableJob() {
+  store::Job job;
+  job.id = "job-0123456789abcdef";
+  job.consumer_id = 7;
+  job.datasets = {"claims", "labs"};
+  job.image_digest = "sha256:" + std::string(64, 'b');
+  job.deadline = 5000;
+  return job;
+}
+
+// What both issuers (the engine, `cce-plane job credential`) mint: claims
+// from the job, a row that agrees with them, a token that verifies to them.
+TEST(MintJobCredential, ClaimsRowAndTokenAgree) {
+  auto key = crypto::Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  const store::Job job = MintableJob();
+  auto m = MintJobCredential(job, "carol", 1000, 600, CredentialExpiry::kTtl, *key);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(m->claims.credential_id.size(), 5u + 32u);
+  EXPECT_EQ(m->claims.credential_id.rfind("cred-", 0), 0u);
+  EXPECT_EQ(m->claims.credential_id.find_first_not_of("0123456789abcdef", 5), std::string::npos);
+  EXPECT_EQ(m->claims.job_id, job.id);
+  EXPECT_EQ(m->claims.consumer, "carol");
+  EXPECT_EQ(m->claims.datasets, job.datasets);
+  EXPECT_EQ(m->claims.image_digest, job.image_digest);
+  EXPECT_EQ(m->claims.issued_at, 1000);
+  EXPECT_EQ(m->claims.expires_at, 1600);
+  EXPECT_FALSE(m->claims.simulated_tee);
+  const store::JobCredential want_row{m->claims.credential_id, job.id, 1000, 1600, std::nullopt};
+  EXPECT_EQ(m->row, want_row);
+  auto back = VerifyJobCredential(m->token, key->PublicKey(), 1000);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, m->claims);
+  // Ids are random: a second credential for the same job is another one.
+  auto again = MintJobCredential(job, "carol", 1000, 600, CredentialExpiry::kTtl, *key);
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->claims.credential_id, m->claims.credential_id);
+  // kTtl does not look at the deadline (the engine fails overdue jobs itself).
+  auto late = MintJobCredential(job, "carol", 4900, 600, CredentialExpiry::kTtl, *key);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(late->claims.expires_at, 5500);
+  EXPECT_EQ(MintJobCredential(job, "carol", 1000, 0, CredentialExpiry::kTtl, *key).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(MintJobCredential, WithinDeadlineClampsAndRefusesAPastDeadline) {
+  auto key = crypto::Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(key.ok());
+  const store::Job job = MintableJob();  // deadline 5000
+  // Far from the deadline: the ttl decides.
+  auto early =
+      MintJobCredential(job, "carol", 1000, 600, CredentialExpiry::kTtlWithinDeadline, *key);
+  ASSERT_TRUE(early.ok()) << early.status().message();
+  EXPECT_EQ(early->claims.expires_at, 1600);
+  // Near it: clamped to the deadline, in the claims, the row and the token.
+  auto near =
+      MintJobCredential(job, "carol", 4900, 600, CredentialExpiry::kTtlWithinDeadline, *key);
+  ASSERT_TRUE(near.ok()) << near.status().message();
+  EXPECT_EQ(near->claims.expires_at, 5000);
+  EXPECT_EQ(near->row.expires_at, 5000);
+  auto back = VerifyJobCredential(near->token, key->PublicKey(), 4999);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->expires_at, 5000);
+  EXPECT_EQ(VerifyJobCredential(near->token, key->PublicKey(), 5000).status().message(),
+            "credential: expired");
+  // At or past the deadline: refused, nothing minted.
+  for (int64_t now : {int64_t{5000}, int64_t{6000}}) {
+    auto past =
+        MintJobCredential(job, "carol", now, 600, CredentialExpiry::kTtlWithinDeadline, *key);
+    EXPECT_EQ(past.status().code(), StatusCode::kFailedPrecondition) << now;
+    EXPECT_EQ(past.status().message(), "job job-0123456789abcdef is past its deadline") << now;
+  }
+}
+
 TEST(JobCredential, RejectsForgeriesAndTampering) {
   auto key = crypto::Ed25519PrivateKey::Generate();
   auto other = crypto::Ed25519PrivateKey::Generate();

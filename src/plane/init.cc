@@ -290,32 +290,18 @@ StatusOr<std::string> IssueJobCredential(const std::string& data_dir, const std:
   }
   ASSIGN_OR_RETURN(store::User consumer, db->GetUser(job->consumer_id));
   ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key, LoadSigningKey(c.Path(c.signing_key_file)));
-  std::array<uint8_t, 16> id{};
-  RETURN_IF_ERROR(crypto::RandomBytes(id));
-  JobCredentialClaims claims;
-  claims.credential_id = "cred-" + crypto::ToHex(id);
-  claims.job_id = job->id;
-  claims.consumer = consumer.name;
-  claims.datasets = job->datasets;
-  claims.image_digest = job->image_digest;
-  claims.issued_at = clock.NowUnix();
-  claims.expires_at = std::min(claims.issued_at + c.credential_ttl_seconds, job->deadline);
-  if (claims.expires_at <= claims.issued_at) {
-    return FailedPrecondition("job " + job_id + " is past its deadline");
-  }
-  ASSIGN_OR_RETURN(std::string token, SignJobCredential(claims, key));
-  store::JobCredential row;
-  row.id = claims.credential_id;
-  row.job_id = job->id;
-  row.issued_at = claims.issued_at;
-  row.expires_at = claims.expires_at;
+  ASSIGN_OR_RETURN(MintedCredential minted,
+                   MintJobCredential(*job, consumer.name, clock.NowUnix(), c.credential_ttl_seconds,
+                                     CredentialExpiry::kTtlWithinDeadline, key));
+  const JobCredentialClaims& claims = minted.claims;
   RETURN_IF_ERROR(db->IssueCredential(
-      row, Audit(claims.issued_at, "cce-plane job credential", "credential.issue", "job:" + job->id,
-                 nlohmann::json{{"credential", claims.credential_id},
-                                {"expires_at", claims.expires_at},
-                                {"by", "operator, by hand (provisioner none)"}}
-                     .dump())));
-  return token;
+      minted.row,
+      Audit(claims.issued_at, "cce-plane job credential", "credential.issue", "job:" + job->id,
+            nlohmann::json{{"credential", claims.credential_id},
+                           {"expires_at", claims.expires_at},
+                           {"by", "operator, by hand (provisioner none)"}}
+                .dump())));
+  return std::move(minted.token);
 }
 
 }  // namespace cce::plane

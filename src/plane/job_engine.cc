@@ -15,12 +15,6 @@ namespace {
 using nlohmann::json;
 using store::JobState;
 
-std::string RandomHex(size_t bytes) {
-  std::vector<uint8_t> b(bytes);
-  if (!crypto::RandomBytes(b).ok()) std::abort();  // no CSPRNG: never guess ids
-  return crypto::ToHex(b);
-}
-
 }  // namespace
 
 StatusOr<GateDecision> FailClosedGate::Score(const store::Output&) {
@@ -295,31 +289,22 @@ Status JobEngine::Authorize(const store::Job& job) {
 // transition, then (only then) ask the provisioner for a VM.
 Status JobEngine::IssueAndProvision(const store::Job& job) {
   ASSIGN_OR_RETURN(store::User consumer, deps_.db->GetUser(job.consumer_id));
-  JobCredentialClaims c;
-  c.credential_id = "cred-" + RandomHex(16);
-  c.job_id = job.id;
-  c.consumer = consumer.name;
-  c.datasets = job.datasets;
-  c.image_digest = job.image_digest;
-  c.issued_at = deps_.clock->NowUnix();
-  c.expires_at = c.issued_at + deps_.credential_ttl_seconds;
-  ASSIGN_OR_RETURN(std::string token, SignJobCredential(c, *deps_.signing_key));
-  store::JobCredential row;
-  row.id = c.credential_id;
-  row.job_id = job.id;
-  row.issued_at = c.issued_at;
-  row.expires_at = c.expires_at;
+  ASSIGN_OR_RETURN(
+      MintedCredential minted,
+      MintJobCredential(job, consumer.name, deps_.clock->NowUnix(), deps_.credential_ttl_seconds,
+                        CredentialExpiry::kTtl, *deps_.signing_key));
+  const JobCredentialClaims& c = minted.claims;
   ASSIGN_OR_RETURN(
       store::Job provisioning,
       deps_.db->IssueCredentialAndProvision(
-          row,
+          minted.row,
           "credential " + c.credential_id + " issued; provisioner '" + deps_.provisioner->name() +
               "'",
           Audit("credential.issue", job.id, store::AuditDecision::kAllow,
                 json{{"credential", c.credential_id}, {"expires_at", c.expires_at}}.dump()),
           Audit("job.provision", job.id, store::AuditDecision::kAllow,
                 json{{"provisioner", deps_.provisioner->name()}}.dump())));
-  Status s = deps_.provisioner->Provision(provisioning, token);
+  Status s = deps_.provisioner->Provision(provisioning, minted.token);
   if (!s.ok()) {
     auto cur = deps_.db->GetJob(job.id);
     if (cur.ok() && cur->state == JobState::kProvisioning) {

@@ -312,7 +312,7 @@ TEST_F(PlaneTest, BadRequestsGetJsonErrors) {
   EXPECT_EQ(role->status, 400);
   auto big = c.Post("/api/v1/users", BearerAuth(init_.token), std::string(2 << 20, 'x'),
                     "application/json");
-  ASSERT_TRUE(big);
+  ASSERT_TRUE(big) << c.error().ToString();
   EXPECT_EQ(big->status, 413);
   auto missing = c.Get("/api/v1/nope", BearerAuth(init_.token));
   ASSERT_TRUE(missing);
@@ -837,6 +837,26 @@ TEST_F(PlaneTest, FailedAuthenticationsAreRateLimitedPerAddress) {
   }
   EXPECT_EQ(denials, FailureLimiter::kMaxFailures);  // the flood did not fill the log
   EXPECT_EQ(limits, 1);
+}
+
+// Admits (the HTTP front's quick admit for key broker routes) answers as
+// Check would and takes nothing away: the first refusal is still Check's.
+TEST(FailureLimiterTest, AdmitsAgreesWithCheckAndChangesNothing) {
+  FailureLimiter l;
+  EXPECT_TRUE(l.Admits("10.0.0.1", 100));
+  for (int i = 0; i < FailureLimiter::kMaxFailures; ++i) {
+    EXPECT_TRUE(l.Admits("10.0.0.1", 100)) << i;
+    l.RecordFailure("10.0.0.1", 100);
+  }
+  EXPECT_FALSE(l.Admits("10.0.0.1", 100));
+  EXPECT_FALSE(l.Admits("10.0.0.1", 101));
+  EXPECT_EQ(l.Check("10.0.0.1", 101), FailureLimiter::Admission::kFirstRefusal);
+  EXPECT_EQ(l.Check("10.0.0.1", 101), FailureLimiter::Admission::kRefusal);
+  EXPECT_FALSE(l.Admits("10.0.0.1", 101));
+  EXPECT_TRUE(l.Admits("10.0.0.2", 101));
+  EXPECT_TRUE(l.Admits("10.0.0.1", 100 + FailureLimiter::kWindowSeconds));
+  EXPECT_EQ(l.Check("10.0.0.1", 100 + FailureLimiter::kWindowSeconds),
+            FailureLimiter::Admission::kAdmit);
 }
 
 TEST_F(PlaneTest, AuditVerifyNamesTheFirstTamperedEntry) {

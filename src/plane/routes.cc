@@ -319,6 +319,11 @@ class RouteBuilder {
       return ErrorResponse(
           ResourceExhausted("too many failed key broker requests from this address"));
     };
+    // The common case (an address under its failure budget) is decided on
+    // the I/O thread; a refusal, which may be audited, on the worker pool.
+    r.admit_quick = [s](const http::Request& req) {
+      return s->key_broker.limiter().Admits(req.remote_addr, s->clock().NowUnix());
+    };
     r.handle = [s, handler](http::Request& req) {
       auto res = handler(req);
       if (res.ok()) return std::move(*res);

@@ -89,6 +89,10 @@ class FailureLimiter {
   static constexpr int64_t kWindowSeconds = 60;
   enum class Admission { kAdmit, kFirstRefusal, kRefusal };
   Admission Check(const std::string& addr, int64_t now);
+  // Whether Check would admit `addr` now, changing nothing: an in-memory
+  // look under the lock, cheap enough for the HTTP front's I/O thread
+  // (http::Route::admit_quick). false: ask Check, which decides.
+  bool Admits(const std::string& addr, int64_t now);
   void RecordFailure(const std::string& addr, int64_t now);
 
  private:

@@ -59,6 +59,13 @@ FailureLimiter::Admission FailureLimiter::Check(const std::string& addr, int64_t
   return Admission::kFirstRefusal;
 }
 
+bool FailureLimiter::Admits(const std::string& addr, int64_t now) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = entries_.find(addr);
+  return it == entries_.end() || now - it->second.window_start >= kWindowSeconds ||
+         it->second.failures < kMaxFailures;
+}
+
 void FailureLimiter::RecordFailure(const std::string& addr, int64_t now) {
   std::lock_guard<std::mutex> l(mu_);
   if (entries_.size() >= kMaxAddresses && entries_.count(addr) == 0) entries_.clear();

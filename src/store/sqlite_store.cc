@@ -451,9 +451,10 @@ Status SqliteStore::Init() {
 
   // Replacing the WAL hook turns off SQLite's auto-checkpoint, which would
   // copy pages and fsync the database file inside some batch's COMMIT: the
-  // hook only notes that a checkpoint is due; WriterLoop runs it between
-  // batches. Being the only writer here, that checkpoint completes and the
-  // next transaction restarts the WAL from its beginning, bounding its size.
+  // hook only notes that a checkpoint is due; the batch's leader runs it
+  // after handing out the batch's results. Being the only writer here, that
+  // checkpoint completes and the next transaction restarts the WAL from its
+  // beginning, bounding its size.
   sqlite3_wal_hook(
       writer_->raw(),
       [](void* self, sqlite3*, const char*, int frames) -> int {
@@ -468,18 +469,17 @@ Status SqliteStore::Init() {
     free_readers_.push_back(reader.get());
     readers_.push_back(std::move(reader));
   }
-  writer_thread_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
 }
 
 SqliteStore::~SqliteStore() {
   {
-    std::lock_guard<std::mutex> lock(write_mu_);
+    std::unique_lock<std::mutex> lock(write_mu_);
     stopping_ = true;
+    space_cv_.notify_all();
+    // Ops already queued are committed by their callers; none is left behind.
+    idle_cv_.wait(lock, [&] { return !leading_ && queue_.empty(); });
   }
-  writer_cv_.notify_all();
-  space_cv_.notify_all();
-  if (writer_thread_.joinable()) writer_thread_.join();
   readers_.clear();
   writer_.reset();  // the last connection checkpoints the WAL
 }
@@ -498,46 +498,51 @@ Status SqliteStore::Write(const TxnFn& fn) {
   space_cv_.wait(lock, [&] { return stopping_ || queue_.size() < options_.max_queue; });
   if (stopping_) return {StatusCode::kUnavailable, "store: closing"};
   queue_.push_back(&op);
-  writer_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return op.done; });
+  while (!op.done) {
+    if (leading_ || queue_.front() != &op) {
+      op.cv.wait(lock);
+      continue;
+    }
+    // Lead: commit the queue's head (this op first) in one transaction.
+    leading_ = true;
+    const size_t n = std::min(queue_.size(), options_.max_batch);
+    batch_.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    space_cv_.notify_all();
+    lock.unlock();
+    ApplyBatch(batch_);
+    lock.lock();
+    for (WriteOp* o : batch_) {
+      o->done = true;
+      // Under the lock: a waiter cannot return (ending its op, cv and all)
+      // before this notify is over.
+      if (o != &op) o->cv.notify_one();
+    }
+    ++stats_.transactions;
+    stats_.mutations += batch_.size();
+    if (checkpoint_due_) {
+      lock.unlock();
+      CheckpointIfDue();  // still the leader: the writer connection is ours
+      lock.lock();
+    }
+    leading_ = false;
+    if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next leader
+    idle_cv_.notify_all();
+  }
   return op.result;
 }
 
-void SqliteStore::WriterLoop() {
-  std::vector<WriteOp*> batch;
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(write_mu_);
-      writer_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and every queued op is done
-      const size_t n = std::min(queue_.size(), options_.max_batch);
-      batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    }
-    space_cv_.notify_all();
-    ApplyBatch(batch);
-    {
-      std::lock_guard<std::mutex> lock(write_mu_);
-      for (WriteOp* op : batch) op->done = true;
-      ++stats_.transactions;
-      stats_.mutations += batch.size();
-    }
-    done_cv_.notify_all();
-    if (checkpoint_due_) {
-      checkpoint_due_ = false;
-      // PASSIVE never waits for readers; a failure (busy, I/O) leaves the
-      // frames in the WAL, where they are just as durable, for next time.
-      int wal_frames = 0;
-      int copied = 0;
-      sqlite3_wal_checkpoint_v2(writer_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
-                                &copied);
-    }
-  }
+void SqliteStore::CheckpointIfDue() {
+  if (!checkpoint_due_) return;
+  checkpoint_due_ = false;
+  // PASSIVE never waits for readers; a failure (busy, I/O) leaves the
+  // frames in the WAL, where they are just as durable, for next time.
+  int wal_frames = 0;
+  int copied = 0;
+  sqlite3_wal_checkpoint_v2(writer_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
+                            &copied);
 }
 
-// One transaction for the whole batch, one SAVEPOINT per mutation, one
-// commit (one fsync) for all. Results are only handed out after COMMIT, so
-// no caller sees success for a write that is not durable.
 void SqliteStore::ApplyBatch(std::span<WriteOp* const> batch) {
   Connection& c = *writer_;
   auto fail_all = [&](const Status& why) {

@@ -1,7 +1,8 @@
 // The SQLite backend of Store: one database file in WAL mode with
 // synchronous=FULL (an acknowledged write survives kill -9 and power loss),
 // foreign keys on, numbered schema migrations applied at Open, group commit
-// on one writer thread and a pool of read-only connections.
+// on one writer connection (led by whichever caller finds it free: no
+// writer thread) and a pool of read-only connections.
 //
 // Another process may open the same file at the same time (`cce-plane user
 // add` while the server runs): writers serialize on SQLite's lock, waiting up
@@ -37,9 +38,9 @@ struct SqliteStoreOptions {
   size_t max_queue = 4096;  // pending mutations beyond this block their callers
   int read_connections = 4;
   int busy_timeout_ms = 5000;
-  // WAL frames (pages) after which the writer thread checkpoints the WAL
+  // WAL frames (pages) after which the batch's leader checkpoints the WAL
   // into the database file, between batches (after waking the batch's
-  // callers, so no caller's commit includes it).
+  // other callers, so no other caller's commit includes it).
   int checkpoint_frames = 1000;
   // Where every signed checkpoint (audit and rental chains) is also appended,
   // outside the database (AppendCheckpointFile); empty: nowhere.
@@ -180,6 +181,9 @@ class SqliteStore final : public Store {
     const TxnFn* fn = nullptr;
     Status result;
     bool done = false;
+    // Notified (under write_mu_) when done, or when this op is first in the
+    // queue and no one leads: its caller then commits the next batch.
+    std::condition_variable cv;
   };
 
   explicit SqliteStore(SqliteStoreOptions options);
@@ -190,26 +194,29 @@ class SqliteStore final : public Store {
   StatusOr<T> ReadValue(const std::function<StatusOr<T>(sqlite::Connection&)>& f);
   template <typename T>
   StatusOr<T> WriteValue(const std::function<StatusOr<T>(sqlite::Connection&)>& f);
-  void WriterLoop();
   void ApplyBatch(std::span<WriteOp* const> batch);
+  void CheckpointIfDue();
 
   const SqliteStoreOptions options_;
 
-  // Owned by writer_thread_ once Open returns.
+  // Group commit without a writer thread: a caller of Write that finds no
+  // batch being committed leads, committing every queued op (its own among
+  // them, up to max_batch) on its own thread; the others wait on their op's
+  // cv. An uncontended write thus costs no thread hand-off at all.
+  // writer_, batch_ and checkpoint_due_ belong to the leader of the moment.
   std::unique_ptr<sqlite::Connection> writer_;
-  std::thread writer_thread_;
+  std::vector<WriteOp*> batch_;
+  bool checkpoint_due_ = false;  // set by the writer's WAL hook
 
   mutable std::mutex write_mu_;
-  std::condition_variable writer_cv_;  // work queued, or stopping
-  std::condition_variable space_cv_;   // queue_ has room
-  std::condition_variable done_cv_;    // some WriteOp::done became true
-  std::deque<WriteOp*> queue_;         // guarded by write_mu_
-  bool stopping_ = false;              // guarded by write_mu_
-  SqliteWriterStats stats_;            // guarded by write_mu_
-  // WriteOp::result/done of queued ops: written by the writer thread, read by
-  // the caller once done (done is guarded by write_mu_).
-
-  bool checkpoint_due_ = false;  // writer thread only (set by its WAL hook)
+  std::condition_variable space_cv_;  // queue_ has room
+  std::condition_variable idle_cv_;   // leading_ became false (the destructor waits)
+  std::deque<WriteOp*> queue_;        // guarded by write_mu_
+  bool leading_ = false;              // guarded by write_mu_: a batch is being committed
+  bool stopping_ = false;             // guarded by write_mu_
+  SqliteWriterStats stats_;           // guarded by write_mu_
+  // WriteOp::result of queued ops: written by the leader, read by the
+  // caller once done (done is guarded by write_mu_).
 
   std::vector<std::unique_ptr<sqlite::Connection>> readers_;  // fixed after Open
   std::mutex read_mu_;

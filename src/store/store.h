@@ -421,8 +421,8 @@ struct RentalFilter {
 };
 
 // Signs a rental record's chain position. Called inside the write
-// transaction (on the store's writer thread, so keep it fast and never call
-// back into the store) twice: with RentalSignatureMessage(hash) for the row
+// transaction (on the thread leading the commit, so keep it fast and never
+// call back into the store) twice: with RentalSignatureMessage(hash) for the row
 // and RentalCheckpointMessage(seq, hash, created_at) for the chain's signed
 // checkpoint; returns the signature bytes.
 using RentalSigner = std::function<StatusOr<Bytes>(ByteSpan message)>;
