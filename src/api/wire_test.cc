@@ -261,7 +261,7 @@ AgentOutputReceipt SampleAgentReceipt() {
           .digest = "sha256:0b6c"};
 }
 KbsAttestResponse SampleKbsAttestResponse() {
-  return {.session = "cce-kbs-v1.eyJq.hR3",
+  return {.session = "cce-kbs-v2.eyJq.hR3",
           .expires_at = 1795657772,
           .simulated_tee = true,
           .tcb_status = "UpToDate"};

@@ -306,7 +306,7 @@ TEST_F(AgentApiTest, RepeatedFailuresFromOneAddressAreRateLimited) {
   auto c = plane_->Client();
   int limited = 0;
   for (int i = 0; i < 25; ++i) {
-    auto r = c->Post("/api/v1/agent/report", BearerAuth("cce-kbs-v1.bogus.bogus"),
+    auto r = c->Post("/api/v1/agent/report", BearerAuth("cce-kbs-v2.bogus.bogus"),
                      R"({"state":"RUNNING"})", "application/json");
     ASSERT_TRUE(r);
     if (r->status == 429) ++limited;

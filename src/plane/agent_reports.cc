@@ -59,7 +59,7 @@ StatusOr<AgentReports::AgentSession> AgentReports::CheckSession(std::string_view
   }
   // The session's expires_at bounds key release only; agent calls are bound
   // by the job's deadline instead (checked below).
-  auto claims = VerifyKbsSession(authorization.substr(kBearer.size()), d_.plane_public_key,
+  auto claims = VerifyKbsSession(authorization.substr(kBearer.size()), session_mac_,
                                  d_.clock.NowUnix(), SessionUse::kAgent);
   if (!claims.ok()) return Unauthenticated(claims.status().message());
   *job_id = claims->job_id;

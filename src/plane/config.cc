@@ -331,6 +331,7 @@ StatusOr<PlaneConfig> LoadConfig(const std::string& data_dir) {
     r.Int("nonce_ttl_seconds", &c.kbs_nonce_ttl_seconds, 5, 3600);
     r.Int("session_ttl_seconds", &c.kbs_session_ttl_seconds, 10, 86400);
     r.Int("max_nonces_per_credential", &c.kbs_max_nonces_per_credential, 1, 1000);
+    r.Int("max_nonces", &c.kbs_max_nonces, 16, 1'000'000);
     return r.Read(n);
   });
   top.Map("datasets", [&](const YAML::Node& n) {
@@ -634,6 +635,9 @@ std::string RenderConfig(const PlaneConfig& c) {
          "  max_nonces_per_credential: " +
          std::to_string(c.kbs_max_nonces_per_credential) +
          "  # unused, unexpired nonces one credential may hold\n"
+         "  max_nonces: " +
+         std::to_string(c.kbs_max_nonces) +
+         "  # all unused nonces held at once (in memory, ~300 bytes each)\n"
          "# Registered datasets. A file:// location must lie under one of these\n"
          "# directories (relative to the data directory unless absolute; [] refuses\n"
          "# every file:// location). Symlinks and '..' below a root are refused.\n"

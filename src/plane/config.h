@@ -75,6 +75,8 @@ struct PlaneConfig {
   int64_t kbs_session_ttl_seconds = 300;
   // Unused, unexpired nonces one job credential may hold at once.
   int64_t kbs_max_nonces_per_credential = 8;
+  // Unused nonces the plane holds at once over all credentials (memory).
+  int64_t kbs_max_nonces = 16384;
   // The only directories under which a file:// dataset location may lie
   // (absolute, or relative to data_dir; resolved by LoadConfig). Empty:
   // file:// locations are refused.

@@ -132,6 +132,25 @@ TEST_F(LedgerConfigTest, ErrorsNameTheField) {
 }
 
 // What `cce-plane init` writes loads back, with or without the ethereum section.
+// attestation.max_nonces: the key broker's bound on nonces held in memory.
+TEST_F(LedgerConfigTest, ReadsAndBoundsTheKeyBrokersNonceTable) {
+  auto d = Load("listen: 127.0.0.1:1\n");
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->kbs_max_nonces, 16384);
+  auto c = Load("attestation:\n  max_nonces: 100\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->kbs_max_nonces, 100);
+  EXPECT_NE(Error("attestation:\n  max_nonces: 15\n")
+                .find("attestation.max_nonces: expected an integer in 16..1000000"),
+            std::string::npos);
+  PlaneConfig rendered;
+  rendered.kbs_max_nonces = 4096;
+  std::ofstream(dir_ + "/plane.yaml") << RenderConfig(rendered);
+  auto back = LoadConfig(dir_);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->kbs_max_nonces, 4096);
+}
+
 TEST_F(LedgerConfigTest, RenderedConfigLoadsBack) {
   PlaneConfig embedded;
   std::ofstream(dir_ + "/plane.yaml") << RenderConfig(embedded);

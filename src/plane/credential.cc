@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "crypto/jwe.h"
@@ -13,7 +15,8 @@ using crypto::Base64UrlDecode;
 using crypto::Base64UrlEncode;
 using nlohmann::json;
 constexpr std::string_view kPrefix = "cce-cred-v1.";
-constexpr std::string_view kSessionPrefix = "cce-kbs-v1.";
+constexpr std::string_view kSessionPrefix = "cce-kbs-v2.";
+constexpr std::string_view kSessionMacInfo = "cce4long kbs session mac v1";
 
 // PREFIX base64url(payload) "." base64url(Ed25519 over PREFIX base64url(payload)).
 StatusOr<std::string> SignToken(std::string_view prefix, const json& payload,
@@ -26,10 +29,10 @@ StatusOr<std::string> SignToken(std::string_view prefix, const json& payload,
   return signed_part + "." + Base64UrlEncode(sig);
 }
 
-// Checks prefix and signature; returns the payload object. Errors are
-// kPermissionDenied naming `what`.
+// Checks prefix and signature (by `public_key`, or with `mac` when given);
+// returns the payload object. Errors are kPermissionDenied naming `what`.
 StatusOr<json> VerifyToken(std::string_view prefix, std::string_view what, std::string_view token,
-                           crypto::ByteSpan public_key) {
+                           crypto::ByteSpan public_key, const crypto::HmacSha256* mac = nullptr) {
   const std::string w(what);
   if (token.size() > 16384 || token.substr(0, prefix.size()) != prefix) {
     return PermissionDenied(w + ": not a " + std::string(prefix.substr(0, prefix.size() - 1)) +
@@ -39,9 +42,12 @@ StatusOr<json> VerifyToken(std::string_view prefix, std::string_view what, std::
   if (dot <= prefix.size()) return PermissionDenied(w + ": missing signature");
   std::string_view signed_part = token.substr(0, dot);
   auto sig = Base64UrlDecode(token.substr(dot + 1));
-  if (!sig.ok() || !crypto::Ed25519VerifyMemoized(public_key, crypto::AsBytes(signed_part), *sig)) {
-    return PermissionDenied(w + ": signature does not verify");
-  }
+  const bool ok =
+      sig.ok() && (mac != nullptr
+                       ? crypto::ConstantTimeEquals(mac->Mac(crypto::AsBytes(signed_part)), *sig)
+                       : crypto::Ed25519VerifyMemoized(public_key, crypto::AsBytes(signed_part),
+                                                       *sig));
+  if (!ok) return PermissionDenied(w + ": signature does not verify");
   auto payload = Base64UrlDecode(signed_part.substr(prefix.size()));
   if (!payload.ok()) return PermissionDenied(w + ": " + payload.status().message());
   json j = json::parse(payload->begin(), payload->end(), nullptr, false);
@@ -114,19 +120,36 @@ StatusOr<JobCredentialClaims> VerifyJobCredential(std::string_view token,
   return c;
 }
 
-StatusOr<std::string> SignKbsSession(const KbsSessionClaims& c,
-                                     const crypto::Ed25519PrivateKey& key) {
+crypto::HmacSha256 KbsSessionMac(const crypto::Ed25519PrivateKey& signing_key) {
+  auto seed = signing_key.Seed();
+  crypto::SecretBytes key(32);
+  if (!seed.ok() ||
+      !crypto::HkdfSha256(seed->span(), {}, crypto::AsBytes(kSessionMacInfo), key.span()).ok()) {
+    std::fprintf(stderr, "cce: fatal: deriving the KBS session key failed\n");
+    std::abort();
+  }
+  auto mac = crypto::HmacSha256::Create(key.span());
+  if (!mac.ok()) {
+    std::fprintf(stderr, "cce: fatal: keying the KBS session MAC failed\n");
+    std::abort();
+  }
+  return std::move(*mac);
+}
+
+StatusOr<std::string> SignKbsSession(const KbsSessionClaims& c, const crypto::HmacSha256& mac) {
   json payload = {{"job", c.job_id},        {"cred", c.credential_id},
                   {"datasets", c.datasets}, {"tee_key", c.tee_public_jwk},
                   {"iat", c.issued_at},     {"exp", c.expires_at},
                   {"sim", c.simulated_tee}};
-  return SignToken(kSessionPrefix, payload, key);
+  std::string signed_part =
+      std::string(kSessionPrefix) + Base64UrlEncode(crypto::AsBytes(payload.dump()));
+  const crypto::Sha256Digest tag = mac.Mac(crypto::AsBytes(signed_part));
+  return signed_part + "." + Base64UrlEncode(tag);
 }
 
-StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token,
-                                            crypto::ByteSpan plane_public_key, int64_t now,
-                                            SessionUse use) {
-  ASSIGN_OR_RETURN(json j, VerifyToken(kSessionPrefix, "session", token, plane_public_key));
+StatusOr<KbsSessionClaims> VerifyKbsSession(std::string_view token, const crypto::HmacSha256& mac,
+                                            int64_t now, SessionUse use) {
+  ASSIGN_OR_RETURN(json j, VerifyToken(kSessionPrefix, "session", token, {}, &mac));
   KbsSessionClaims c;
   try {
     if (j.size() != 7) throw std::runtime_error("shape");

@@ -136,23 +136,33 @@ TEST(KbsSession, RoundTripsAndIsNotInterchangeableWithACredential) {
   c.issued_at = 1000;
   c.expires_at = 1300;
   c.simulated_tee = true;
-  auto token = SignKbsSession(c, *key);
+  const crypto::HmacSha256 mac = KbsSessionMac(*key);
+  auto token = SignKbsSession(c, mac);
   ASSERT_TRUE(token.ok());
-  auto back = VerifyKbsSession(*token, key->PublicKey(), 1299);
+  EXPECT_EQ(token->rfind("cce-kbs-v2.", 0), 0u);
+  auto back = VerifyKbsSession(*token, mac, 1299);
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(*back, c);
-  EXPECT_EQ(VerifyKbsSession(*token, key->PublicKey(), 1300).status().message(),
-            "session: expired");
+  EXPECT_EQ(VerifyKbsSession(*token, mac, 1300).status().message(), "session: expired");
+  // The MAC key is derived from the signing key: the same key after a
+  // restart checks it; any other plane's key does not.
+  auto again = crypto::Ed25519PrivateKey::FromSeed(key->Seed()->span());
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(VerifyKbsSession(*token, KbsSessionMac(*again), 1100).ok());
+  auto other = crypto::Ed25519PrivateKey::Generate();
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(VerifyKbsSession(*token, KbsSessionMac(*other), 1100).status().message(),
+            "session: signature does not verify");
   for (size_t i = 11; i < token->size(); i += 5) {
     std::string t = *token;
     t[i] = t[i] == 'A' ? 'B' : 'A';
-    EXPECT_FALSE(VerifyKbsSession(t, key->PublicKey(), 1100).ok()) << i;
+    EXPECT_FALSE(VerifyKbsSession(t, mac, 1100).ok()) << i;
   }
   // A credential is not a session and a session is not a credential, even
-  // though the plane signs both with the same key.
+  // though both are made from the same key.
   auto cred = SignJobCredential(Claims(), *key);
   ASSERT_TRUE(cred.ok());
-  EXPECT_FALSE(VerifyKbsSession(*cred, key->PublicKey(), 1500).ok());
+  EXPECT_FALSE(VerifyKbsSession(*cred, mac, 1500).ok());
   EXPECT_FALSE(VerifyJobCredential(*token, key->PublicKey(), 1100).ok());
 }
 
@@ -180,7 +190,7 @@ TEST(Ed25519Memo, TokensSkipOnlyTheSignatureAndTheMemoStaysBounded) {
   t[20] = t[20] == 'A' ? 'B' : 'A';
   EXPECT_FALSE(VerifyJobCredential(t, key->PublicKey(), 1500).ok());
   // A credential token never passes as a session, cached or not.
-  EXPECT_FALSE(VerifyKbsSession(*token, key->PublicKey(), 1500).ok());
+  EXPECT_FALSE(VerifyKbsSession(*token, KbsSessionMac(*key), 1500).ok());
   // A token verified by another process's signature (not signed here) is
   // remembered after its first successful check.
   crypto::Ed25519MemoClearForTest();

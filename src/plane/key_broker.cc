@@ -181,7 +181,7 @@ StatusOr<api::KbsAttestResponse> KeyBroker::Attest(const std::string& remote_add
   s.issued_at = a.at;
   s.expires_at = std::min(a.at + d_.kbs_session_ttl_seconds, c->expires_at);
   s.simulated_tee = simulated;
-  ASSIGN_OR_RETURN(std::string session, SignKbsSession(s, d_.signing_key));
+  ASSIGN_OR_RETURN(std::string session, SignKbsSession(s, session_mac_));
   RememberTeeKey(s.tee_public_jwk, *tee_key);
   if (simulated) {
     d_.log.Warn("kbs.simulated_tee",
@@ -201,7 +201,7 @@ StatusOr<std::string> KeyBroker::ReleaseKey(const std::string& remote_addr,
     return audit_.Deny(actor, "key.release", JobObject(""),
                        PermissionDenied("session: missing Authorization: Bearer <session>"));
   }
-  auto s = VerifyKbsSession(authorization.substr(kBearer.size()), d_.plane_public_key,
+  auto s = VerifyKbsSession(authorization.substr(kBearer.size()), session_mac_,
                             d_.clock.NowUnix());
   if (!s.ok()) return audit_.Deny(actor, "key.release", JobObject(""), s.status());
   const std::string object = JobObject(s->job_id);

@@ -379,6 +379,7 @@ Status ServeWith(const ServeOptions& options, const Clock& clock, Gate* gate_ove
       .checkpoint_file = so.checkpoint_file,
       .max_concurrent_downloads = config.max_concurrent_downloads,
       .kbs_max_nonces_per_credential = config.kbs_max_nonces_per_credential,
+      .kbs_max_nonces = config.kbs_max_nonces,
       .dataset_allowed_roots = config.dataset_allowed_roots,
       .dataset_max_manifest_bytes = config.dataset_max_manifest_bytes,
       .image_quota_bytes = config.image_quota_bytes,

@@ -615,6 +615,7 @@ class KeyBroker {
   ServiceDeps& d_;
   AuditLog& audit_;
   Rentals& rentals_;
+  const crypto::HmacSha256 session_mac_ = KbsSessionMac(d_.signing_key);  // makes sessions
   FailureLimiter limiter_;
   // Issued nonces, in memory only: a restart forgets them (fails closed).
   KbsNonceTable nonces_{static_cast<size_t>(std::max<int64_t>(1, d_.kbs_max_nonces))};
@@ -637,7 +638,7 @@ class KeyBroker {
 // decision audited on "job:<id>" by actor "tee:<addr>"; a decision whose
 // audit record cannot be written is refused.
 //
-// Session rule (one function, VerifyAgentSession): the plane's signature
+// Session rule (one function, VerifyAgentSession): the plane's MAC
 // holds, the job exists, the session's credential is the one that attested
 // the job, the job is in one of the states the call allows, and now < the
 // job's deadline. The session's own expires_at (kbs_session_ttl_seconds)
@@ -744,6 +745,7 @@ class AgentReports {
   ServiceDeps& d_;
   AuditLog& audit_;
   Users& users_;
+  const crypto::HmacSha256 session_mac_ = KbsSessionMac(d_.signing_key);  // checks sessions
   std::mutex finish_mu_;  // one FinishOutput at a time: check, publish, record
 };
 

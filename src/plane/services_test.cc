@@ -108,7 +108,7 @@ class ServicesTest : public ::testing::Test {
     s.tee_public_jwk = tee_key_->PublicJwk();
     s.issued_at = job.created_at;
     s.expires_at = job.created_at + 300;
-    return "Bearer " + Must(SignKbsSession(s, *signing_key_), "session");
+    return "Bearer " + Must(SignKbsSession(s, KbsSessionMac(*signing_key_)), "session");
   }
 
   SystemClock clock_;
@@ -153,7 +153,7 @@ TEST_F(ServicesTest, RefusalsStandEvenWhenTheirAuditRecordCannotBeWritten) {
   auto r = services_->key_broker.ReleaseKey("10.0.0.1", session, "labs");  // not in the session
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
-  auto forged = services_->key_broker.ReleaseKey("10.0.0.1", "Bearer cce-kbs-v1.x.y", "claims");
+  auto forged = services_->key_broker.ReleaseKey("10.0.0.1", "Bearer cce-kbs-v2.x.y", "claims");
   EXPECT_FALSE(forged.ok());
 }
 
