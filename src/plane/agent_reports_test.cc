@@ -247,7 +247,8 @@ TEST_F(AgentReportsTest, OutputOnlyWhileRunning) {
 
 TEST_F(AgentReportsTest, RefusesSessionsNotSignedByThePlaneOrMissing) {
   Attested a = Running("job-00000000000000b5");
-  auto claims = Must(VerifyKbsSession(a.session, KbsSessionMac(world_->signing_key()), clock_.NowUnix()), "claims");
+  const crypto::HmacSha256 mac = KbsSessionMac(world_->signing_key());
+  auto claims = Must(VerifyKbsSession(a.session, mac, clock_.NowUnix()), "claims");
   auto other = Must(crypto::Ed25519PrivateKey::Generate(), "other key");
   const std::string forged = Must(SignKbsSession(claims, KbsSessionMac(other)), "forge");
   auto r = agent_->ImageManifest(kAddr, "Bearer " + forged);
@@ -268,9 +269,10 @@ TEST_F(AgentReportsTest, RefusesASessionWhoseCredentialDidNotAttestTheJob) {
   Attested b = Running("job-00000000000000b7");
   // Plane-signed claims naming job a with job b's credential (what a plane
   // bug or a confused deputy might mint): the credential did not attest a.
-  auto claims = Must(VerifyKbsSession(a.session, KbsSessionMac(world_->signing_key()), clock_.NowUnix()), "claims");
+  const crypto::HmacSha256 mac = KbsSessionMac(world_->signing_key());
+  auto claims = Must(VerifyKbsSession(a.session, mac, clock_.NowUnix()), "claims");
   claims.credential_id = b.credential_id;
-  const std::string mixed = Must(SignKbsSession(claims, KbsSessionMac(world_->signing_key())), "sign");
+  const std::string mixed = Must(SignKbsSession(claims, mac), "sign");
   const std::string bundle = Bundle(10);
   auto r = agent_->BeginOutput(kAddr, "Bearer " + mixed, Headers(a, bundle));
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
@@ -279,7 +281,7 @@ TEST_F(AgentReportsTest, RefusesASessionWhoseCredentialDidNotAttestTheJob) {
   // And a session naming a job that does not exist.
   claims.job_id = "job-00000000000000ff";
   claims.credential_id = a.credential_id;
-  const std::string ghost = Must(SignKbsSession(claims, KbsSessionMac(world_->signing_key())), "sign");
+  const std::string ghost = Must(SignKbsSession(claims, mac), "sign");
   EXPECT_EQ(agent_->ImageManifest(kAddr, "Bearer " + ghost).status().code(),
             StatusCode::kPermissionDenied);
   // Job b's own session acts on job b only: its output is b's.

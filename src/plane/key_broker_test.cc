@@ -161,9 +161,10 @@ TEST_F(KeyBrokerTest, NoKeyAfterTheRentalLapsed) {
   std::string session = Session(p, key);
   clock_.offset += 86400 + 1;
   // Re-sign the session for the new time, so only the rental is stale.
-  auto claims = Must(VerifyKbsSession(session, KbsSessionMac(*signing_key_), clock_.NowUnix() - 86401), "session");
+  const crypto::HmacSha256 mac = KbsSessionMac(*signing_key_);
+  auto claims = Must(VerifyKbsSession(session, mac, clock_.NowUnix() - 86401), "session");
   claims.expires_at = clock_.NowUnix() + 300;
-  session = Must(SignKbsSession(claims, KbsSessionMac(*signing_key_)), "sign session");
+  session = Must(SignKbsSession(claims, mac), "sign session");
   ASSERT_EQ(Must(db_->GetJob(p.job_id), "job").state, JobState::kAttested);
   auto r = Release(session);
   ASSERT_FALSE(r.ok());
@@ -178,8 +179,9 @@ TEST_F(KeyBrokerTest, SessionsMustBePresentUnexpiredAndOurs) {
   auto none = services_->key_broker.ReleaseKey("127.0.0.1", session, "claims");  // no "Bearer "
   ASSERT_FALSE(none.ok());
   EXPECT_TRUE(MessageContains(none.status(), "Bearer")) << none.status().message();
-  // Signed by another key: refused.
-  auto claims = Must(VerifyKbsSession(session, KbsSessionMac(*signing_key_), clock_.NowUnix()), "session");
+  // Made with another plane's key: refused.
+  auto claims =
+      Must(VerifyKbsSession(session, KbsSessionMac(*signing_key_), clock_.NowUnix()), "session");
   auto other = Must(crypto::Ed25519PrivateKey::Generate(), "key");
   auto forged = Release(Must(SignKbsSession(claims, KbsSessionMac(other)), "sign"));
   ASSERT_FALSE(forged.ok());
