@@ -6,13 +6,18 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <utility>
 
@@ -77,15 +82,76 @@ std::string OpenSslReason() {
   return reason != nullptr ? reason : "unknown error";
 }
 
-// Checked when the Client is made so that a wrong --ca fails at once with a
-// message about the file, not later as a TLS error about the server. Parsed
-// the way OpenSSL loads CAINFO (PEM_X509_INFO_read_bio).
-Status CheckCaFile(const std::string& path) {
+struct X509StoreDeleter {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+using TrustedCas = std::shared_ptr<X509_STORE>;
+
+// Which version of a CA file a parse came from: a rewrite in place changes
+// the size, mtime or ctime; a replacement by rename changes the inode.
+struct FileVersion {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{};
+  timespec ctime{};
+  bool operator==(const FileVersion& o) const {
+    return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+           mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec &&
+           ctime.tv_nsec == o.ctime.tv_nsec;
+  }
+};
+
+// The certificates of a CA file, parsed once per version of the file and
+// shared by every Client of the process. Without it each new connection
+// parsed the file twice (the check below, then libcurl's CAINFO load), a
+// fifth of a simulated agent's CPU per key release (docs/performance.md).
+class TrustedCasCache {
+ public:
+  // The parsed file, or nullptr when `path` at `version` is not cached.
+  TrustedCas Find(const std::string& path, const FileVersion& version) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = entries_.find(path);
+    return it != entries_.end() && it->second.version == version ? it->second.cas : nullptr;
+  }
+  void Put(const std::string& path, const FileVersion& version, TrustedCas cas) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (entries_.size() >= kMaxEntries && entries_.find(path) == entries_.end()) {
+      entries_.erase(entries_.begin());  // a process names a handful of CA files
+    }
+    entries_[path] = Entry{version, std::move(cas)};
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 16;
+  struct Entry {
+    FileVersion version;
+    TrustedCas cas;
+  };
+  std::mutex mu_;
+  std::map<std::string, Entry> entries_;
+};
+
+TrustedCasCache& CasCache() {
+  static auto* cache = new TrustedCasCache();  // never destroyed: Clients may outlive main
+  return *cache;
+}
+
+// The certificates of the CA file `path`, checked when the Client is made so
+// that a wrong --ca fails at once with a message about the file, not later
+// as a TLS error about the server. Parsed as OpenSSL parses CAINFO
+// (PEM_X509_INFO_read_bio); each connection's TLS context then shares the
+// one store (UseTrustedCas) instead of loading the file again.
+StatusOr<TrustedCas> LoadTrustedCas(const std::string& path) {
   const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     return InvalidArgument("CA file " + path + ": cannot open it: " + std::strerror(errno) +
                            " (check --ca)");
   }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("CA file " + path + ": fstat", errno);
+  const FileVersion version{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+  if (TrustedCas cached = CasCache().Find(path, version)) return cached;
   auto text = ReadAll(fd.get(), kMaxCaFileBytes, "CA file " + path);
   if (!text.ok()) return InvalidArgument(text.status().message() + " (check --ca)");
   // A key named by mistake (the plane's tls/ca.key or server.key beside
@@ -108,16 +174,41 @@ Status CheckCaFile(const std::string& path) {
     return InvalidArgument("CA file " + path + ": not a PEM certificate file (" + OpenSslReason() +
                            "; check --ca)");
   }
+  TrustedCas store(X509_STORE_new(), X509StoreDeleter());
+  if (!store) return Internal("X509_STORE_new failed");
   int certificates = 0;
   for (int i = 0; i < sk_X509_INFO_num(infos.get()); ++i) {
-    if (sk_X509_INFO_value(infos.get(), i)->x509 != nullptr) ++certificates;
+    const X509_INFO* info = sk_X509_INFO_value(infos.get(), i);
+    // As OpenSSL's own CAINFO load: certificates and CRLs (the latter used
+    // only if CRL checks are asked for, which they are not).
+    if (info->x509 != nullptr) {
+      if (X509_STORE_add_cert(store.get(), info->x509) != 1) {
+        return InvalidArgument("CA file " + path + ": certificate " +
+                               std::to_string(certificates + 1) + " cannot be trusted (" +
+                               OpenSslReason() + "; check --ca)");
+      }
+      ++certificates;
+    }
+    if (info->crl != nullptr && X509_STORE_add_crl(store.get(), info->crl) != 1) {
+      return InvalidArgument("CA file " + path + ": a CRL cannot be loaded (" + OpenSslReason() +
+                             "; check --ca)");
+    }
   }
   if (certificates == 0) {
     return InvalidArgument("CA file " + path +
                            ": holds no PEM certificate (expected -----BEGIN CERTIFICATE-----; "
                            "check --ca)");
   }
-  return Status::Ok();
+  CasCache().Put(path, version, store);
+  return store;
+}
+
+// CURLOPT_SSL_CTX_FUNCTION: the connection's TLS context trusts exactly the
+// CA file's certificates (CAINFO and CAPATH are unset, so libcurl loads
+// nothing itself; peer and host checks stay libcurl's).
+CURLcode UseTrustedCas(CURL* /*handle*/, void* ssl_ctx, void* store) {
+  SSL_CTX_set1_cert_store(static_cast<SSL_CTX*>(ssl_ctx), static_cast<X509_STORE*>(store));
+  return CURLE_OK;
 }
 
 // What one Send hands to libcurl's callbacks.
@@ -261,6 +352,7 @@ struct Client::Impl {
   ClientOptions options;
   std::string url_for_messages;  // base_url with any credentials redacted
   std::string protocols;         // CURLOPT_PROTOCOLS_STR
+  TrustedCas cas;  // from options.ca_file; null: the system store
   curl::Easy handle;
   char error_buffer[CURL_ERROR_SIZE] = {};
 
@@ -287,7 +379,10 @@ StatusOr<Client> Client::Create(ClientOptions options) {
     return InvalidArgument("URL '" + Printable(RedactUrl(options.base_url), 200) +
                            "': expected https://HOST:PORT");
   }
-  if (!options.ca_file.empty()) RETURN_IF_ERROR(CheckCaFile(options.ca_file));
+  TrustedCas cas;
+  if (!options.ca_file.empty()) {
+    ASSIGN_OR_RETURN(cas, LoadTrustedCas(options.ca_file));
+  }
   if (!options.unix_socket_path.empty() &&
       (options.unix_socket_path.front() != '/' || HasControlChar(options.unix_socket_path))) {
     return InvalidArgument("Unix socket path '" + Printable(options.unix_socket_path, 200) +
@@ -297,6 +392,7 @@ StatusOr<Client> Client::Create(ClientOptions options) {
   impl->url_for_messages = RedactUrl(options.base_url);
   impl->protocols = https ? "https" : "http";
   impl->options = std::move(options);
+  impl->cas = std::move(cas);
   impl->handle.reset(curl_easy_init());
   if (!impl->handle) return Internal("curl_easy_init failed");
   return Client(std::move(impl));
@@ -326,9 +422,11 @@ Status Client::Impl::Configure(const std::string& url, const ClientRequest& req,
   set(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, Long{1}));
   set(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, Long{2}));
   set(curl_easy_setopt(h, CURLOPT_SSLVERSION, Long{CURL_SSLVERSION_TLSv1_2}));
-  if (!options.ca_file.empty()) {
-    set(curl_easy_setopt(h, CURLOPT_CAINFO, options.ca_file.c_str()));
-    set(curl_easy_setopt(h, CURLOPT_CAPATH, nullptr));  // only the given file is trusted
+  if (cas) {  // only the given file is trusted
+    set(curl_easy_setopt(h, CURLOPT_CAINFO, nullptr));
+    set(curl_easy_setopt(h, CURLOPT_CAPATH, nullptr));
+    set(curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, &UseTrustedCas));
+    set(curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, cas.get()));
   }
   if (!options.unix_socket_path.empty()) {
     set(curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, options.unix_socket_path.c_str()));
@@ -419,7 +517,7 @@ Status Client::Impl::TransportError(CURLcode rc) const {
       return Unavailable(where + "the server's TLS certificate is not trusted by " + trust_store +
                          " (wrong --ca?): " + detail);
     case CURLE_SSL_CACERT_BADFILE:
-      // CheckCaFile passed at Create: the file changed or OpenSSL refused it.
+      // Only for the system store: a CA file is loaded at Create.
       return InvalidArgument(trust_store +
                              ": cannot be loaded as PEM certificates (check --ca): " + detail);
     case CURLE_SSL_CONNECT_ERROR:

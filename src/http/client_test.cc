@@ -509,6 +509,41 @@ TEST_F(HttpClient, UntrustedServerCertificateNamesTheCaFile) {
   EXPECT_EQ(m.find("s3cret"), std::string::npos);
 }
 
+// The CA file is parsed once per version and shared by later Clients; a
+// rewritten or replaced file is read again, so trust follows the file.
+TEST_F(HttpClient, CaFileChangedIsReadAgain) {
+  if (server_ == nullptr || server_->port() == 0) GTEST_SKIP() << "no server";
+  const std::string ca = (*dir_ / "changing-ca.pem").string();
+  const auto contents = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  const std::string server_ca = contents(*dir_ / "server.pem");
+  const std::string other_ca = contents(*dir_ / "other.pem");
+  const auto get = [&] {
+    auto c = Client::Create(Options(BaseUrl(), ca));
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    if (!c.ok()) return Status(c.status());
+    auto r = c->Send(Req("GET", "/echo"));
+    return r.ok() ? Status::Ok() : r.status();
+  };
+  std::ofstream(ca, std::ios::trunc) << server_ca;
+  ASSERT_TRUE(get().ok());
+  ASSERT_TRUE(get().ok());  // the kept parse trusts the same CA
+
+  // Rewritten in place (same inode): no longer trusted.
+  std::ofstream(ca, std::ios::trunc) << other_ca;
+  Status s = get();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("is not trusted by CA file " + ca), std::string::npos) << s.message();
+
+  // Replaced by rename: trusted again.
+  const std::string next = ca + ".next";
+  std::ofstream(next, std::ios::trunc) << server_ca;
+  fs::rename(next, ca);
+  EXPECT_TRUE(get().ok());
+}
+
 TEST_F(HttpClient, CaFileThatIsNotACertificateIsNamed) {
   const std::string path = (*dir_ / "not-a-cert.pem").string();
   std::ofstream(path) << "hello, I am not a certificate\n";
