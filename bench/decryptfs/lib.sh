@@ -113,3 +113,32 @@ header_info() {
   ((b[10] >= 9 && b[10] <= 30)) || { echo "$file: byte 10 (block exponent) is ${b[10]}, outside 9..30" >&2; return 1; }
   echo "${b[8]} $((1 << b[10]))"
 }
+
+# perf_split: reads `perf report -q --stdio --sort dso,sym` lines
+# ("  33.24%  [kernel.kallsyms]  [k] iowrite16") on stdin and prints where a
+# FUSE daemon's CPU went, as percentages of its samples, in this order:
+#   kick    kernel: the virtio doorbell write that starts a disk read (in a VM
+#           a trap to the hypervisor: iowrite16, vp_notify, virtqueue_notify)
+#   sched   kernel: finish_task_switch (a thread woken: the FUSE request
+#           handed over, the disk read completed)
+#   kernel  the rest of the kernel (FUSE device, block layer, file system)
+#   crypto  OpenSSL's libcrypto (decryption and authentication)
+#   fuse    libfuse
+#   libc    glibc (allocation, locks, the syscall stubs)
+#   own     everything else: the daemon's own code, libstdc++
+perf_split() {
+  awk '
+    /^#/ || NF < 4 { next }
+    {
+      p = $1; sub(/%$/, "", p); dso = $2; sym = $4
+      if (dso ~ /kernel/) {
+        if (sym ~ /^(iowrite16|vp_notify|virtqueue_notify)/) kick += p
+        else if (sym ~ /^finish_task_switch/) sched += p
+        else kernel += p
+      } else if (dso ~ /^libcrypto/) crypto += p
+      else if (dso ~ /^libfuse/) fuse += p
+      else if (dso ~ /^libc[.-]/) libc += p
+      else own += p
+    }
+    END { printf "%.1f %.1f %.1f %.1f %.1f %.1f %.1f\n", kick, sched, kernel, crypto, fuse, libc, own }'
+}

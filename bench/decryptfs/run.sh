@@ -18,6 +18,7 @@ source "$SCRIPT_DIR/lib.sh"
 # Options; empty means "not given" (the defaults depend on --quick).
 OPT_SIZE_MIB='' OPT_RUNTIME='' OPT_REPEAT='' OPT_ENCRYPT_RUNS='' OPT_SMALL_FILES=''
 QUICK=0
+PROFILE=1
 ONLY=all
 BIN_DIR=$REPO_ROOT/build/bin
 WORK_DIR=/var/tmp/cce-bench-decryptfs
@@ -65,6 +66,11 @@ Options:
                      turns within a round; the median is reported (default 3)
   --encrypt-runs N   cold runs of each 'cce dataset encrypt' (default 3)
   --small-files N    files in the small-file tree (default 5000)
+  --no-profile       skip "where the time goes": after the measured rounds,
+                     one more random-read run on cce and on the floor, and one
+                     more small-file pass on cce, each under 'perf record' on
+                     its daemon (not counted in any figure; needs perf:
+                     apt-get install -y linux-perf)
   --bin-dir DIR      where cce and cce-decryptfs are (default build/bin)
   --work-dir DIR     scratch and results; must be on a real disk, not tmpfs
                      (default $WORK_DIR)
@@ -88,6 +94,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --help | -h) usage; exit 0 ;;
     --quick) QUICK=1; shift ;;
+    --no-profile) PROFILE=0; shift ;;
     --only) need_value "$@"; ONLY=$2; shift 2 ;;
     --only=*) ONLY=${1#*=}; shift ;;
     --size-mib) need_value "$@"; OPT_SIZE_MIB=$2; shift 2 ;;
@@ -775,6 +782,67 @@ sel small && run_rounds small1 "small files, 1 reader"
 sel small && run_rounds small4 "small files, $SMALL_READERS readers"
 sel walk && run_rounds walk "metadata walk"
 
+# ---- where the time goes ----
+# After the measured rounds, one more run of a measurement on one target
+# with `perf record` on its daemon, counted in no figure: the daemon's CPU
+# per operation (its own /proc ticks over the run) split by perf_split
+# (lib.sh). Random reads: cce and the floor; small files: cce.
+declare -A PROF=() # "<measure>_<target>" -> "cpu_us_per_op kick sched kernel crypto fuse libc own"
+PROFILE_NOTE=''
+profile_one() { # measure target
+  local m=$1 t=$2 pid data ops=0 c0 c1 rec out line
+  pid=$(daemon_pid_of "$t" "$m")
+  [[ -n $pid ]] || return 0
+  progress "profiling the daemon: ${LABEL_OF[$m]} on ${TARGET_NAME[$t]} (perf, not counted)"
+  data=$LOG_DIR/perf-${m}_$t.data
+  prepare_target "$t"
+  drop_caches
+  if [[ $m == rand1 ]]; then
+    mapfile -t EVICT_FILES < <(evict_list "$t")
+    start_evictor "${EVICT_FILES[@]}"
+  fi
+  perf record -F 1999 -p "$pid" -o "$data" >/dev/null 2>"$data.err" &
+  rec=$!
+  sleep 0.5 # perf has attached
+  c0=$(cpu_ticks "$pid")
+  case $m in
+    rand1)
+      out=$LOG_DIR/perf-${m}_$t.fio
+      # shellcheck disable=SC2046 # word splitting of the fio options is intended
+      if fio --name="prof-$t" --readonly --ioengine=psync --invalidate=1 --size="$SIZE_BYTES" \
+        --output-format=terse --terse-version=3 $(rand_args 1) --filename="$(big_file_of "$t")" >"$out" 2>"$out.err"; then
+        line=$(grep '^3;' "$out" | tail -n 1)
+        IFS=';' read -r -a f <<<"$line"
+        ops=$((f[5] / 4))
+      fi ;;
+    small1)
+      if (cd "$(small_root_of "$t")" && xargs -0 -n "$SMALL_BATCH" cat -- <"$SMALL_LIST" >/dev/null) 2>/dev/null; then
+        ops=$SMALL_FILES
+      fi ;;
+  esac
+  c1=$(cpu_ticks "$pid")
+  kill -INT "$rec" 2>/dev/null || true
+  wait "$rec" 2>/dev/null || true
+  stop_evictor
+  if ((ops == 0)) || [[ ! -s $data ]]; then
+    echo "run.sh: warning: the profile of ${LABEL_OF[$m]} on $t failed (logs: $data.err)" >&2
+    return 0
+  fi
+  PROF[${m}_$t]="$(calc "($c1 - $c0) * 1000000 / $CLK_TCK / $ops" 1) $(perf report -i "$data" -q --stdio --sort dso,sym 2>/dev/null | perf_split)"
+}
+declare -A LABEL_OF=([rand1]="rand 4k 1 job" [small1]="small files, 1 reader")
+if ((PROFILE)); then
+  if ! command -v perf >/dev/null; then
+    PROFILE_NOTE="not profiled: perf not found (apt-get install -y linux-perf)"
+  else
+    if sel rand1; then
+      profile_one rand1 cce
+      [[ -n $FLOOR_PID ]] && profile_one rand1 floor
+    fi
+    sel small && profile_one small1 cce
+  fi
+fi
+
 progress "peak RSS, verifying the plaintext views, unmounting"
 CCE_HWM_MIB=null CCE_THREADS=null CCE_SMALL_HWM_MIB=null GC_HWM_MIB=null
 if ((NEED_CCE_BIG)); then
@@ -881,6 +949,33 @@ for m in "${MEASURED[@]}"; do
     "= ${FLOOR_RATIO[$m]}x gocryptfs(best) ($note); libfuse alone (zeros) $(fmt_m "${MED[${m}_zeros]}" "$m") ${UNIT[$m]}" \
     "= ${ZEROS_RATIO[$m]}x; cce/floor = ${CCE_OVER_FLOOR[$m]}"
 done
+
+# Where the daemon's CPU goes (the profile runs above), and what of it is
+# cce's own: the kernel's part is the FUSE round trip and the disk read that
+# any FUSE file system reading these bytes pays (the floor shows how much).
+share_of() { calc "$1 * $2 / 100" 1; } # cpu pct
+prof_line() { # key unit
+  local cpu kick sched kern crypto fuse libc own
+  read -r cpu kick sched kern crypto fuse libc own <<<"${PROF[$1]}"
+  share() { share_of "$cpu" "$1"; }
+  echo "$cpu us of daemon CPU per $2 = disk kick (VM exit) $(share "$kick"), thread wake-ups $(share "$sched")," \
+    "rest of the kernel $(share "$kern"), OpenSSL $(share "$crypto"), libfuse $(share "$fuse"), libc $(share "$libc"), own code $(share "$own")"
+}
+if ((PROFILE)) && [[ -n $PROFILE_NOTE ]]; then echo "where the time goes: $PROFILE_NOTE"; fi
+if [[ -n ${PROF[rand1_cce]:-} ]]; then
+  echo "where the time goes, ${LABEL[rand1]} (perf on the daemon, one more run):"
+  echo "  cce: $(prof_line rand1_cce read); $(calc "1000000 / ${MED[rand1_cce]}" 1) us per read end to end (1 / IOPS)"
+  if [[ -n ${PROF[rand1_floor]:-} ]]; then
+    echo "  floor (same reads, no crypto): $(prof_line rand1_floor read)"
+    read -r c_cpu _ <<<"${PROF[rand1_cce]}"
+    read -r f_cpu _ <<<"${PROF[rand1_floor]}"
+    echo "  cce's cost above the floor: $(calc "$c_cpu - $f_cpu" 1) us of CPU per read; the rest is the FUSE round trip and the disk read, which the floor pays too"
+  fi
+fi
+if [[ -n ${PROF[small1_cce]:-} ]]; then
+  echo "where the time goes, ${LABEL[small1]} (perf on the daemon, one more pass):"
+  echo "  cce: $(prof_line small1_cce file); $(calc "1000000 * $SMALL_BYTES / (${MED[small1_cce]} * 1048576 * $SMALL_FILES)" 0) us per file end to end"
+fi
 
 V_ENC='' V_RSS=''
 if ((ENC_TIMED)); then
@@ -1041,6 +1136,16 @@ JSON=$(
     printf '"small_tree":{"mean_s":%s,"min_s":%s,"max_s":%s,"user_s":%s,"sys_s":%s,"peak_rss_mib":%s}}' \
       "${ENC[small_mean]}" "${ENC[small_min]}" "${ENC[small_max]}" "${ENC[small_user]}" "${ENC[small_sys]}" "${ENC[small_rss_mib]}"
   fi
+  # The profile runs: daemon CPU per operation and its split in percent.
+  printf '},"profile":{'
+  sep=''
+  for key in rand1_cce rand1_floor small1_cce; do
+    [[ -n ${PROF[$key]:-} ]] || continue
+    read -r cpu kick sched kern crypto fuse libc own <<<"${PROF[$key]}"
+    printf '%s"%s":{"daemon_cpu_us_per_op":%s,"pct":{"disk_kick":%s,"wakeups":%s,"kernel_other":%s,"openssl":%s,"libfuse":%s,"libc":%s,"own":%s}}' \
+      "$sep" "$key" "$cpu" "$kick" "$sched" "$kern" "$crypto" "$fuse" "$libc" "$own"
+    sep=,
+  done
   printf '}}'
 )
 echo "$JSON" >"$LOG_DIR/results.json"

@@ -56,8 +56,6 @@ using internal::P256Params;
 using internal::P256PublicFromPoint;
 
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Free<EVP_CIPHER_CTX_free>>;
-using KdfPtr = std::unique_ptr<EVP_KDF, Free<EVP_KDF_free>>;
-using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, Free<EVP_KDF_CTX_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Free<BN_clear_free>>;
 using BnCtxPtr = std::unique_ptr<BN_CTX, Free<BN_CTX_free>>;
 using EcGroupPtr = std::unique_ptr<EC_GROUP, Free<EC_GROUP_free>>;
@@ -321,13 +319,13 @@ std::array<uint8_t, N> Digest(const EVP_MD* md, ByteSpan data, const char* name)
 }  // namespace
 
 Sha256Digest Sha256(ByteSpan data) {
-  return Digest<32>(EVP_sha256(), data, "SHA-256");
+  return Digest<32>(internal::Sha256Md(), data, "SHA-256");
 }
 Sha384Digest Sha384(ByteSpan data) {
-  return Digest<48>(EVP_sha384(), data, "SHA-384");
+  return Digest<48>(internal::Sha384Md(), data, "SHA-384");
 }
 Sha512Digest Sha512(ByteSpan data) {
-  return Digest<64>(EVP_sha512(), data, "SHA-512");
+  return Digest<64>(internal::Sha512Md(), data, "SHA-512");
 }
 
 struct Sha256Hasher::Impl {
@@ -336,7 +334,7 @@ struct Sha256Hasher::Impl {
 
 Sha256Hasher::Sha256Hasher() : impl_(std::make_unique<Impl>()) {
   impl_->ctx.reset(EVP_MD_CTX_new());
-  if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx.get(), EVP_sha256(), nullptr) != 1) {
+  if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx.get(), internal::Sha256Md(), nullptr) != 1) {
     Fatal("SHA-256 init");
   }
 }
@@ -353,7 +351,7 @@ Sha256Digest Sha256Hasher::Finish() {
   Sha256Digest out{};
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(impl_->ctx.get(), out.data(), &len) != 1 || len != out.size() ||
-      EVP_DigestInit_ex(impl_->ctx.get(), EVP_sha256(), nullptr) != 1) {
+      EVP_DigestInit_ex(impl_->ctx.get(), internal::Sha256Md(), nullptr) != 1) {
     Fatal("SHA-256 final");
   }
   return out;
@@ -361,43 +359,7 @@ Sha256Digest Sha256Hasher::Finish() {
 
 // ---- HKDF --------------------------------------------------------------------
 
-Status HkdfSha256(ByteSpan ikm, ByteSpan salt, ByteSpan info, std::span<uint8_t> out) {
-  constexpr size_t kMaxOut = size_t{255} * 32;  // RFC 5869 section 2.3: L <= 255*HashLen
-  if (out.empty()) return InvalidArgument("HKDF-SHA256: output length must be at least 1 byte");
-  if (out.size() > kMaxOut) {
-    return InvalidArgument("HKDF-SHA256: output length " + Sz(out.size()) +
-                           " exceeds the RFC 5869 limit of " + Sz(kMaxOut) + " bytes");
-  }
-  KdfPtr kdf(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr));
-  if (!kdf) return OpensslInternal("HKDF-SHA256: EVP_KDF_fetch");
-  KdfCtxPtr kctx(EVP_KDF_CTX_new(kdf.get()));
-  if (!kctx) return OpensslInternal("HKDF-SHA256: EVP_KDF_CTX_new");
-
-  // OSSL_PARAM holds non-const pointers but OpenSSL only reads these.
-  char digest[] = "SHA256";
-  OSSL_PARAM params[5];
-  size_t n = 0;
-  params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0);
-  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-                                                  const_cast<uint8_t*>(Ptr(ikm)), ikm.size());
-  // An absent salt is HashLen zero bytes (RFC 5869 2.2), which is what OpenSSL
-  // does when the parameter is omitted.
-  if (!salt.empty()) {
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                    const_cast<uint8_t*>(salt.data()), salt.size());
-  }
-  if (!info.empty()) {
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-                                                    const_cast<uint8_t*>(info.data()), info.size());
-  }
-  params[n] = OSSL_PARAM_construct_end();
-
-  if (EVP_KDF_derive(kctx.get(), out.data(), out.size(), params) != 1) {
-    OPENSSL_cleanse(out.data(), out.size());
-    return OpensslInternal("HKDF-SHA256: derive");
-  }
-  return Status::Ok();
-}
+// HkdfSha256: hmac.cc (built on the keyed SHA-256 states of HmacSha256).
 
 // ---- AES-256-GCM -------------------------------------------------------------
 
@@ -422,7 +384,7 @@ StatusOr<Aes256Gcm> Aes256Gcm::Create(ByteSpan key) {
   impl->ctx.reset(EVP_CIPHER_CTX_new());
   if (!impl->ctx) return OpensslInternal("AES-256-GCM: EVP_CIPHER_CTX_new");
   EVP_CIPHER_CTX* ctx = impl->ctx.get();
-  if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+  if (EVP_EncryptInit_ex(ctx, internal::Aes256GcmCipher(), nullptr, nullptr, nullptr) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, static_cast<int>(kNonceSize), nullptr) !=
           1 ||
       EVP_EncryptInit_ex(ctx, nullptr, nullptr, key.data(), nullptr) != 1) {

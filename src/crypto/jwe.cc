@@ -1,5 +1,5 @@
 // JWE "ECDH-ES+A256KW" + "A256GCM" over OpenSSL 3 EVP: ECDH through
-// EcdhPrivateKey, Concat KDF through EVP_KDF "SSKDF", AES key wrap through
+// EcdhPrivateKey, Concat KDF as SHA-256 rounds (SSKDF), AES key wrap through
 // EVP_aes_256_wrap, content encryption through Aes256Gcm. Header JSON through
 // nlohmann/json, whose exceptions stop at the public functions below.
 #define OPENSSL_API_COMPAT 30000
@@ -9,7 +9,6 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
 
 #include <algorithm>
@@ -31,6 +30,7 @@ namespace cce::crypto {
 namespace {
 
 using internal::Free;
+using internal::MdCtxPtr;
 using internal::OpensslFailure;
 using internal::OpensslInternal;
 using internal::ParamBldPtr;
@@ -42,8 +42,6 @@ using internal::Sz;
 using Json = nlohmann::json;
 
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Free<EVP_CIPHER_CTX_free>>;
-using KdfPtr = std::unique_ptr<EVP_KDF, Free<EVP_KDF_free>>;
-using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, Free<EVP_KDF_CTX_free>>;
 
 constexpr size_t kCoordinateSize = 32;  // P-256 x/y and X25519 u
 constexpr size_t kP256PointSize = 1 + 2 * kCoordinateSize;
@@ -566,22 +564,32 @@ Status ConcatKdfSha256(ByteSpan z, std::string_view algorithm_id, ByteSpan apu, 
   put_field(apv);                    // PartyVInfo
   put_u32(out.size() * 8);           // SuppPubInfo: keydatalen in bits
 
-  KdfPtr kdf(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_SSKDF, nullptr));
-  if (!kdf) return OpensslInternal("Concat KDF: EVP_KDF_fetch(SSKDF)");
-  KdfCtxPtr kctx(EVP_KDF_CTX_new(kdf.get()));
-  if (!kctx) return OpensslInternal("Concat KDF: EVP_KDF_CTX_new");
-  // OSSL_PARAM holds non-const pointers but OpenSSL only reads these.
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, const_cast<uint8_t*>(Ptr(z)),
-                                        z.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, other_info.data(), other_info.size()),
-      OSSL_PARAM_construct_end(),
-  };
-  if (EVP_KDF_derive(kctx.get(), out.data(), out.size(), params) != 1) {
-    return OpensslInternal("Concat KDF: EVP_KDF_derive");
+  // NIST SP 800-56A's single-step KDF with SHA-256 (what OpenSSL's SSKDF
+  // computes): round i hashes counter i (32-bit big-endian) || Z ||
+  // OtherInfo. Hashed here with the process's fetched SHA-256: OpenSSL
+  // 3.0's SSKDF fetches the KDF and the digest by name on every call.
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx) return OpensslInternal("Concat KDF: EVP_MD_CTX_new");
+  std::array<uint8_t, 32> block{};
+  size_t done = 0;
+  for (uint32_t round = 1; done < out.size(); ++round) {
+    const uint8_t counter[4] = {static_cast<uint8_t>(round >> 24), static_cast<uint8_t>(round >> 16),
+                                static_cast<uint8_t>(round >> 8), static_cast<uint8_t>(round)};
+    unsigned int len = 0;
+    if (EVP_DigestInit_ex(ctx.get(), internal::Sha256Md(), nullptr) != 1 ||
+        EVP_DigestUpdate(ctx.get(), counter, sizeof counter) != 1 ||
+        EVP_DigestUpdate(ctx.get(), Ptr(z), z.size()) != 1 ||
+        EVP_DigestUpdate(ctx.get(), other_info.data(), other_info.size()) != 1 ||
+        EVP_DigestFinal_ex(ctx.get(), block.data(), &len) != 1 || len != block.size()) {
+      OPENSSL_cleanse(block.data(), block.size());
+      OPENSSL_cleanse(out.data(), out.size());
+      return OpensslInternal("Concat KDF: SHA-256");
+    }
+    const size_t n = std::min(block.size(), out.size() - done);
+    std::memcpy(out.data() + done, block.data(), n);
+    done += n;
   }
+  OPENSSL_cleanse(block.data(), block.size());
   return Status::Ok();
 }
 

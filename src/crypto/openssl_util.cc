@@ -29,6 +29,41 @@ Status OpensslFailure(StatusCode code, std::string_view what) {
   return {code, std::move(m)};
 }
 
+namespace {
+
+const EVP_MD* FetchOnce(const char* name, const EVP_MD* fallback) {
+  EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
+  if (md == nullptr) {
+    ERR_clear_error();
+    return fallback;
+  }
+  return md;
+}
+
+}  // namespace
+
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* const md = FetchOnce("SHA2-256", EVP_sha256());
+  return md;
+}
+const EVP_MD* Sha384Md() {
+  static const EVP_MD* const md = FetchOnce("SHA2-384", EVP_sha384());
+  return md;
+}
+const EVP_MD* Sha512Md() {
+  static const EVP_MD* const md = FetchOnce("SHA2-512", EVP_sha512());
+  return md;
+}
+
+const EVP_CIPHER* Aes256GcmCipher() {
+  static const EVP_CIPHER* const cipher = [] {
+    EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    if (c == nullptr) ERR_clear_error();
+    return c != nullptr ? static_cast<const EVP_CIPHER*>(c) : EVP_aes_256_gcm();
+  }();
+  return cipher;
+}
+
 const EVP_PKEY* P256Params() {
   static EVP_PKEY* const params = [] {
     EVP_PKEY* out = nullptr;

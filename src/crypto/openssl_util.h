@@ -41,6 +41,18 @@ inline Status OpensslInternal(std::string_view what) {
 inline Status OpensslInvalid(std::string_view what) {
   return OpensslFailure(StatusCode::kInvalidArgument, what);
 }
+// SHA-256, SHA-384 and SHA-512 fetched once per process and never freed.
+// OpenSSL 3.0 looks the implementation behind EVP_sha256() up again (a
+// locked search by name) on every digest, sign or verify it is given to;
+// a fetched EVP_MD skips that. Falls back to EVP_sha256() etc. if the fetch
+// fails, so never null.
+const EVP_MD* Sha256Md();
+const EVP_MD* Sha384Md();
+const EVP_MD* Sha512Md();
+// AES-256-GCM fetched once per process, for the same reason (every
+// EVP_EncryptInit_ex given EVP_aes_256_gcm() looks it up again).
+const EVP_CIPHER* Aes256GcmCipher();
+
 // A P-256 key holding only the domain parameters, made once per process and
 // never modified (so threads share it): copying its group is much cheaper
 // than building the group from its name, which OpenSSL 3.0 does for every

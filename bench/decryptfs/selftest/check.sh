@@ -113,6 +113,17 @@ expect_eq "max_of equal" "$(max_of 3 3)" 3
 expect_eq "vs_best, 1 MiB better" "$(vs_best 100 50 80)" "80 1024 1.25"
 expect_eq "vs_best, 128 KiB better" "$(vs_best 100 80 50)" "80 128 1.25"
 expect_eq "vs_best, tie" "$(vs_best 90 60 60)" "60 128 1.50"
+perf_sample='# comment line
+    33.24%  [kernel.kallsyms]   [k] iowrite16
+    20.00%  [kernel.kallsyms]   [k] finish_task_switch.isra.0
+    10.50%  [kernel.kallsyms]   [k] fuse_dev_do_read
+     6.00%  libcrypto.so.3      [.] CRYPTO_gcm128_decrypt
+     1.00%  libfuse3.so.3.14.0  [.] fuse_session_receive_buf
+     4.00%  libc.so.6           [.] malloc
+     2.00%  cce-decryptfs       [.] cce::decryptfs::BlockReader::Read
+     0.50%  libstdc++.so.6      [.] operator new'
+expect_eq "perf_split" "$(perf_split <<<"$perf_sample")" "33.2 20.0 10.5 6.0 1.0 4.0 2.5"
+expect_eq "perf_split, nothing" "$(perf_split </dev/null)" "0.0 0.0 0.0 0.0 0.0 0.0 0.0"
 expect_eq "vs_best, decimals" "$(vs_best 1726 1161.5 1161.4)" "1161.5 128 1.49"
 expect_eq "json_str" "$(json_str $'a"b\\c\nd')" '"a\"b\\c\nd"'
 
