@@ -6,17 +6,22 @@
 # just before it). Then prints the inclusive shares of that side's path.
 #
 #   bench/attest/profile.sh [--bin-dir DIR] [--releases N] [--out FILE] [--side plane|client]
+#                           [--brief]
+# --brief prints only the bench's summary lines (not its rounds) before the
+# shares: what `make bench` runs for both sides after attest_bench.
 set -euo pipefail
 bin_dir=build/bin
 releases=600
 out=
 side=plane
+brief=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin-dir) bin_dir=$2; shift 2 ;;
     --releases) releases=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --side) side=$2; shift 2 ;;
+    --brief) brief=1; shift ;;
     *) echo "profile.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +47,12 @@ status=0
 wait "$bench" || status=$?
 kill -INT "$rec" 2>/dev/null || true
 wait "$rec" || true
-grep -vE '^\{"event"' "$log" | grep -v '^$' || true
+if [ "$brief" = 1 ]; then
+  echo "profile.sh: where the ${side}'s CPU goes in key releases (perf record -p on the $side process during $releases releases; inclusive shares of its CPU samples; perf itself slows the run):"
+  grep -E '^  (releases/s|plane CPU ms|client CPU ms|this machine)' "$log" || true
+else
+  grep -vE '^\{"event"' "$log" | grep -v '^$' || true
+fi
 if [ "$side" = client ]; then
   # The agents' path: connect (TLS context, handshake, the server's
   # certificate parsed and verified), the quote, the JWE, libcurl itself.
@@ -52,6 +62,6 @@ if [ "$side" = client ]; then
   exit "$status"
 fi
 perf report -i "$out" --children --sort sym -g none --percentage relative 2>/dev/null |
-  grep -E 'KeyBroker::|KbsNonceTable::|SqliteStore::WriterLoop|JweEncrypt|DeriveSharedSecret|EcdhPrivateKey::Generate|BeginHandshake|CheckCoverage|RentalRowIsSigned|Ed25519Verify|FromJwk|VerifyQuote|VerifyJobCredential|VerifyKbsSession|do_fsync|finish_task_switch|Logger::Log|AuditLog::Record' |
+  grep -E 'KeyBroker::|KbsNonceTable::|SqliteStore::ApplyBatch|JweEncrypt|DeriveSharedSecret|EcdhPrivateKey::Generate|BeginHandshake|CheckCoverage|RentalRowIsSigned|Ed25519Verify|FromJwk|VerifyQuote|VerifyJobCredential|VerifyKbsSession|do_fsync|finish_task_switch|Logger::Log|AuditLog::Record' |
   cut -c1-120
 exit "$status"
