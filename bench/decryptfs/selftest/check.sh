@@ -243,6 +243,17 @@ if "$RUN" --quick --bin-dir "$SELFTEST_DIR" --work-dir "$WORK_DIR" --size-mib 32
     "  gocryptfs: gocryptfs " "  machine: "; do
     grep -qF -- "$line" "$TMP/all.out" && ok || fail "stdout lacks a line starting '$line'"
   done
+  # The profile runs (perf on the stand-in daemon): a split per read and per file.
+  if command -v perf >/dev/null; then
+    for line in "where the time goes, rand 4k 1 job" "where the time goes, small files" "us of daemon CPU per read = disk kick" \
+      "us of daemon CPU per file = disk kick"; do
+      grep -qF -- "$line" "$TMP/all.out" && ok || fail "stdout lacks the profile line '$line'"
+    done
+    python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); p=d["profile"]; sys.exit(0 if all(k in p and p[k]["daemon_cpu_us_per_op"] > 0 and sum(p[k]["pct"].values()) > 90 for k in ("rand1_cce", "small1_cce")) else 1)' "$TMP/all.out" &&
+      ok || fail "the JSON's profile lacks rand1_cce or small1_cce, or its shares do not add up"
+  else
+    grep -qF "where the time goes: not profiled: perf not found" "$TMP/all.out" && ok || fail "no note that perf is missing"
+  fi
 else
   tail -n 20 "$TMP/all.err" >&2
   fail "run.sh --quick with the stand-ins failed"
