@@ -33,8 +33,8 @@
 #include <iostream>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -456,7 +456,7 @@ int main(int argc, char** argv) {
   std::cerr << "attest_bench: releasing (plane pid " << plane_pid << ")\n";  // for perf -p
   struct Round {
     double per_s = 0, plane_ms = 0, client_ms = 0, switches = 0;
-    double gauge = 0;          // quote verifications per CPU second, just before the round
+    double gauge = 0;                   // quote verifications per CPU second, just before the round
     double plane_in_verifications = 0;  // plane CPU per release / CPU per verification
   };
   std::vector<Round> results;
@@ -536,10 +536,12 @@ int main(int argc, char** argv) {
       "attest_bench: %zu full key releases (auth + attest + resource) in %d rounds, %d clients, "
       "simulated TEE, TLS, %u cores; load average %.2f before, %.2f after\n",
       creds.size(), rounds, clients, cores, load1[0], load2[0]);
-  if (!keep_alive) std::printf("  --no-keep-alive: a second TLS connection for the resource step\n");
-  std::printf("  models: each release = one fresh VM boot (new TLS connection, no resumption,\n"
-              "          kept alive for its 3 requests); each client = one host (attestation key\n"
-              "          per host boot, PCK key parsed once); plane in its own process\n");
+  if (!keep_alive)
+    std::printf("  --no-keep-alive: a second TLS connection for the resource step\n");
+  std::printf(
+      "  models: each release = one fresh VM boot (new TLS connection, no resumption,\n"
+      "          kept alive for its 3 requests); each client = one host (attestation key\n"
+      "          per host boot, PCK key parsed once); plane in its own process\n");
   for (size_t r = 0; r < results.size(); ++r) {
     std::printf(
         "  round %zu: %.1f releases/s, plane %.3f ms CPU (= %.1f quote verifications at this "
@@ -552,14 +554,16 @@ int main(int argc, char** argv) {
               kTargetPerS, verdict(per_s >= kTargetPerS), errors.load());
   std::printf("  latency ms (all rounds)   p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50,
               Pct(latencies, 0.9), p99, Pct(latencies, 1.0));
-  std::printf("  plane CPU ms/release      %8.3f   target <= %.1f   %s   (its own rusage, all "
-              "its threads)\n",
-              plane_ms, kTargetPlaneMs, verdict(plane_ms <= kTargetPlaneMs));
-  std::printf("  plane CPU / verification  %8.1f   (plane CPU per release over the CPU of one\n"
-              "                                      quote verification measured just before each\n"
-              "                                      round: compares runs made while the VM ran at\n"
-              "                                      other speeds)\n",
-              plane_in_verifications);
+  std::printf(
+      "  plane CPU ms/release      %8.3f   target <= %.1f   %s   (its own rusage, all "
+      "its threads)\n",
+      plane_ms, kTargetPlaneMs, verdict(plane_ms <= kTargetPlaneMs));
+  std::printf(
+      "  plane CPU / verification  %8.1f   (plane CPU per release over the CPU of one\n"
+      "                                      quote verification measured just before each\n"
+      "                                      round: compares runs made while the VM ran at\n"
+      "                                      other speeds)\n",
+      plane_in_verifications);
   std::printf("  plane voluntary switches  %8.1f   per release (thread hand-offs and waits)\n",
               switches);
   std::printf("  client CPU ms/release     %8.3f   (quote, ECDH, TLS, JWE; not the plane's)\n",
@@ -571,19 +575,23 @@ int main(int argc, char** argv) {
       plane_ms + client_ms > 0 ? 1000.0 * cores / (plane_ms + client_ms) : 0.0;
   std::printf("  plane-only capacity at that cost: %.0f releases/s on %u cores\n", plane_only,
               cores);
-  std::printf("  this machine's bound: %u cores / (plane %.2f + clients %.2f ms) = %.0f releases/s"
-              " (%.0f %% of it reached)\n",
-              cores, plane_ms, client_ms, machine_bound,
-              machine_bound > 0 ? 100.0 * per_s / machine_bound : 0.0);
+  std::printf(
+      "  this machine's bound: %u cores / (plane %.2f + clients %.2f ms) = %.0f releases/s"
+      " (%.0f %% of it reached)\n",
+      cores, plane_ms, client_ms, machine_bound,
+      machine_bound > 0 ? 100.0 * per_s / machine_bound : 0.0);
   if (per_s < kTargetPerS && machine_bound < kTargetPerS) {
-    std::printf("  releases/s MISS: the bound itself is below %.0f. The simulated agents share the\n"
-                "  plane's %u cores and take %.0f %% of the CPU; the plane alone would serve %.0f/s\n"
-                "  (bench/attest/profile.sh --side client shows the agents' share: TLS handshake,\n"
-                "  certificate parsing, ECDH, quote signature)\n",
-                kTargetPerS, cores, 100.0 * client_ms / (plane_ms + client_ms), plane_only);
+    std::printf(
+        "  releases/s MISS: the bound itself is below %.0f. The simulated agents share the\n"
+        "  plane's %u cores and take %.0f %% of the CPU; the plane alone would serve %.0f/s\n"
+        "  (bench/attest/profile.sh --side client shows the agents' share: TLS handshake,\n"
+        "  certificate parsing, ECDH, quote signature)\n",
+        kTargetPerS, cores, 100.0 * client_ms / (plane_ms + client_ms), plane_only);
   }
-  std::printf("  baseline: quote verifications/s alone, checked collateral (1 thread, by CPU)  %.1f  (%.3f ms each)\n",
-              verify_per_s, 1000.0 / verify_per_s);
+  std::printf(
+      "  baseline: quote verifications/s alone, checked collateral (1 thread, by CPU)  %.1f  (%.3f "
+      "ms each)\n",
+      verify_per_s, 1000.0 / verify_per_s);
   json out = {{"bench", "attest"},
               {"releases", creds.size()},
               {"rounds", rounds},

@@ -47,13 +47,13 @@ using internal::Free;
 using internal::MdCtxPtr;
 using internal::OpensslFailure;
 using internal::OpensslInternal;
+using internal::P256Params;
+using internal::P256PublicFromPoint;
 using internal::ParamBldPtr;
 using internal::ParamsPtr;
 using internal::PkeyCtxPtr;
 using internal::PkeyPtr;
 using internal::Sz;
-using internal::P256Params;
-using internal::P256PublicFromPoint;
 
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Free<EVP_CIPHER_CTX_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Free<BN_clear_free>>;

@@ -6,9 +6,9 @@
 // fingerprint path). Create proves the states against OpenSSL's HMAC for the
 // key before any MAC is returned, so the two cannot disagree silently.
 // HkdfSha256 runs on the same keyed states: OpenSSL 3.0's HKDF fetches the
-// KDF, the MAC and the digest by name on every call (a third of a small
-// file's open in DecryptFS); its result is checked against OpenSSL's HKDF
-// once per process before any key is derived.
+// KDF, the MAC and the digest by name on every call (3.2 us against 0.5 us
+// per derivation here, paid for every file DecryptFS opens); its result is
+// checked against OpenSSL's HKDF once per process before any key is derived.
 #define OPENSSL_SUPPRESS_DEPRECATED  // SHA256_CTX: the keyed states are copied per message
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -81,7 +81,8 @@ Status KeyStates(ByteSpan key, uint8_t* block, SHA256_CTX states[2]) {
   for (int s = 0; s < 2; ++s) {
     // The pad is built in place: block ^ xor, then block restored.
     for (size_t i = 0; i < SHA256_CBLOCK; ++i) block[i] ^= xors[s];
-    const bool ok = SHA256_Init(&states[s]) == 1 && SHA256_Update(&states[s], block, SHA256_CBLOCK) == 1;
+    const bool ok =
+        SHA256_Init(&states[s]) == 1 && SHA256_Update(&states[s], block, SHA256_CBLOCK) == 1;
     for (size_t i = 0; i < SHA256_CBLOCK; ++i) block[i] ^= xors[s];
     if (!ok) return OpensslInternal("HMAC-SHA256: SHA-256 of the key block");
   }
@@ -136,8 +137,8 @@ Status OpensslHkdf(ByteSpan ikm, ByteSpan salt, ByteSpan info, std::span<uint8_t
 // Per-thread scratch for HkdfSha256 in locked memory (the keyed states and
 // the PRK are as secret as the input key), wiped after every use.
 struct HkdfScratch {
-  static constexpr size_t kBytes = 2 * sizeof(SHA256_CTX) + sizeof(SHA256_CTX) +
-                                   SHA256_CBLOCK + 2 * SHA256_DIGEST_LENGTH;
+  static constexpr size_t kBytes =
+      2 * sizeof(SHA256_CTX) + sizeof(SHA256_CTX) + SHA256_CBLOCK + 2 * SHA256_DIGEST_LENGTH;
   SecretBytes mem = SecretBytes(kBytes);
   SHA256_CTX* states() { return reinterpret_cast<SHA256_CTX*>(mem.data()); }
   SHA256_CTX* ctx() { return states() + 2; }
@@ -155,12 +156,12 @@ Status HkdfWithStates(ByteSpan ikm, ByteSpan salt, ByteSpan info, std::span<uint
   } wipe{scratch};
   static const uint8_t kZeroSalt[SHA256_DIGEST_LENGTH] = {};
   // Extract: PRK = HMAC(salt, IKM); an absent salt is HashLen zeros.
-  RETURN_IF_ERROR(KeyStates(salt.empty() ? ByteSpan(kZeroSalt) : salt, scratch.block(),
-                            scratch.states()));
+  RETURN_IF_ERROR(
+      KeyStates(salt.empty() ? ByteSpan(kZeroSalt) : salt, scratch.block(), scratch.states()));
   MacWith(scratch.states(), {ikm}, scratch.ctx(), scratch.prk());
   // Expand: T(i) = HMAC(PRK, T(i-1) || info || i).
-  RETURN_IF_ERROR(KeyStates(ByteSpan(scratch.prk(), SHA256_DIGEST_LENGTH), scratch.block(),
-                            scratch.states()));
+  RETURN_IF_ERROR(
+      KeyStates(ByteSpan(scratch.prk(), SHA256_DIGEST_LENGTH), scratch.block(), scratch.states()));
   size_t done = 0;
   for (uint8_t i = 1; done < out.size(); ++i) {
     const ByteSpan previous(scratch.t(), i == 1 ? 0 : SHA256_DIGEST_LENGTH);
@@ -227,8 +228,7 @@ StatusOr<HmacSha256> HmacSha256::Create(ByteSpan key) {
   auto impl = std::make_unique<Impl>();
   if (impl->states.size() != 2 * sizeof(SHA256_CTX)) return Internal("HMAC-SHA256: allocation");
   SecretBytes block(SHA256_CBLOCK);  // the key, hashed first if longer than a block (RFC 2104)
-  RETURN_IF_ERROR(KeyStates(key, block.data(),
-                            reinterpret_cast<SHA256_CTX*>(impl->states.data())));
+  RETURN_IF_ERROR(KeyStates(key, block.data(), reinterpret_cast<SHA256_CTX*>(impl->states.data())));
   HmacSha256 mac(std::move(impl));
   // The states must give OpenSSL's HMAC for this key (an empty message and
   // one longer than a block), or nothing is MACed with them.

@@ -33,11 +33,11 @@ using internal::Free;
 using internal::MdCtxPtr;
 using internal::OpensslFailure;
 using internal::OpensslInternal;
+using internal::P256PublicFromPoint;
 using internal::ParamBldPtr;
 using internal::ParamsPtr;
 using internal::PkeyCtxPtr;
 using internal::PkeyPtr;
-using internal::P256PublicFromPoint;
 using internal::Sz;
 using Json = nlohmann::json;
 
@@ -573,8 +573,9 @@ Status ConcatKdfSha256(ByteSpan z, std::string_view algorithm_id, ByteSpan apu, 
   std::array<uint8_t, 32> block{};
   size_t done = 0;
   for (uint32_t round = 1; done < out.size(); ++round) {
-    const uint8_t counter[4] = {static_cast<uint8_t>(round >> 24), static_cast<uint8_t>(round >> 16),
-                                static_cast<uint8_t>(round >> 8), static_cast<uint8_t>(round)};
+    const uint8_t counter[4] = {static_cast<uint8_t>(round >> 24),
+                                static_cast<uint8_t>(round >> 16), static_cast<uint8_t>(round >> 8),
+                                static_cast<uint8_t>(round)};
     unsigned int len = 0;
     if (EVP_DigestInit_ex(ctx.get(), internal::Sha256Md(), nullptr) != 1 ||
         EVP_DigestUpdate(ctx.get(), counter, sizeof counter) != 1 ||

@@ -352,7 +352,7 @@ struct Client::Impl {
   ClientOptions options;
   std::string url_for_messages;  // base_url with any credentials redacted
   std::string protocols;         // CURLOPT_PROTOCOLS_STR
-  TrustedCas cas;  // from options.ca_file; null: the system store
+  TrustedCas cas;                // from options.ca_file; null: the system store
   curl::Easy handle;
   char error_buffer[CURL_ERROR_SIZE] = {};
 
