@@ -12,7 +12,7 @@ CTEST_ARGS ?=
 DEBUG_INFO ?= lines
 # 1: `make test` builds the fuzz targets (build-fuzz/, SCHED_IDLE) while ctest
 # runs, then fuzz-smoke only runs them (docs/build.md). 0: one after the other.
-FUZZ_OVERLAP ?= 0
+FUZZ_OVERLAP ?= 1
 
 # Debian packages the build, tests, demo and benchmarks need.
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config git \
@@ -41,7 +41,7 @@ help:
 	@echo "               rejected by a reviewer, the audit trail, then DecryptFS tamper detection"
 	@echo "make test   - install deps, build, run every test (needs root and /dev/fuse), then"
 	@echo "               fuzz-smoke: every libFuzzer target on its seeds + FUZZ_SMOKE_SECONDS (5) each"
-	@echo "               (DEBUG_INFO=full for -g instead of -g1, FUZZ_OVERLAP=1: docs/build.md)"
+	@echo "               (DEBUG_INFO=full for -g instead of -g1, FUZZ_OVERLAP=0 to build the fuzz targets after ctest: docs/build.md)"
 	@echo "make bench  - DecryptFS benchmark against plain disk and gocryptfs, then bench-plane"
 	@echo "make bench-plane - cce-plane job submissions/s and latency over HTTPS (bench/plane)"
 	@echo "               (make bench also runs bench/attest: full key releases/s, and"
