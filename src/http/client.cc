@@ -176,6 +176,9 @@ StatusOr<TrustedCas> LoadTrustedCas(const std::string& path) {
   }
   TrustedCas store(X509_STORE_new(), X509StoreDeleter());
   if (!store) return Internal("X509_STORE_new failed");
+  // As libcurl sets on the store it loads CAINFO into (7.68 and later): a
+  // certificate in the file is an anchor even if it is not self-signed.
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
   int certificates = 0;
   for (int i = 0; i < sk_X509_INFO_num(infos.get()); ++i) {
     const X509_INFO* info = sk_X509_INFO_value(infos.get(), i);
