@@ -106,7 +106,7 @@ demo: build node-deps
 bench: build node-deps
 	./bench/decryptfs/run.sh --bin-dir $(BUILD_DIR)/bin
 	./bench/plane/run.sh --bin-dir $(BUILD_DIR)/bin --kill-check
-	$(BUILD_DIR)/bin/attest_bench --releases 3000 --clients 8 --rounds 3
+	$(BUILD_DIR)/bin/attest_bench --releases 3000 --clients 16 --rounds 3
 	./bench/attest/profile.sh --bin-dir $(BUILD_DIR)/bin --releases 1200 --side plane --brief
 	./bench/attest/profile.sh --bin-dir $(BUILD_DIR)/bin --releases 1200 --side client --brief
 	$(BUILD_DIR)/bin/ledger_bench
