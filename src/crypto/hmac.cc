@@ -250,16 +250,9 @@ Sha256Digest HmacSha256::Mac(ByteSpan msg) const {
 
 Sha256Digest HmacSha256::Mac(std::string_view a, std::string_view b) const {
   if (!impl_) Fatal("HMAC-SHA256 on a moved-from object");
-  SHA256_CTX ctx = *impl_->inner();
+  SHA256_CTX ctx;
   Sha256Digest out{};
-  if (SHA256_Update(&ctx, a.data(), a.size()) != 1 ||
-      SHA256_Update(&ctx, b.data(), b.size()) != 1 || SHA256_Final(out.data(), &ctx) != 1) {
-    Fatal("HMAC-SHA256 inner hash");
-  }
-  ctx = *impl_->outer();
-  if (SHA256_Update(&ctx, out.data(), out.size()) != 1 || SHA256_Final(out.data(), &ctx) != 1) {
-    Fatal("HMAC-SHA256 outer hash");
-  }
+  MacWith(impl_->inner(), {AsBytes(a), AsBytes(b)}, &ctx, out.data());  // inner, outer adjacent
   OPENSSL_cleanse(&ctx, sizeof ctx);
   return out;
 }
